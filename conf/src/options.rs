@@ -1,0 +1,237 @@
+//! Typed options. Server-wide keys live in [`ServerOptions`] (global block only);
+//! keys that may differ per request (lighttpd's "patchable" keys) are declared once in
+//! `request_options!`, which generates the owned [`RequestOptions`] (defaults), the
+//! per-block [`Patch`] (only what the block sets) and the borrowed [`View`] that a
+//! request builds by applying the patches of its true blocks: pointer copies, no
+//! allocation per request.
+
+use crate::model::Value;
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Conversion of a config [`Value`] into a typed option; the error is a message
+/// for the user (the caller adds file:line:column).
+pub trait FromValue: Sized {
+    fn from_value(v: &Value) -> Result<Self, String>;
+}
+
+/// lighttpd booleans: enable/enabled/true/1 and disable/disabled/false/0, any case;
+/// integers work as booleans.
+pub fn parse_bool(v: &Value) -> Result<bool, String> {
+    match v {
+        Value::Int(i) => Ok(*i != 0),
+        Value::Str(s) => match s.to_ascii_lowercase().as_str() {
+            "enable" | "enabled" | "true" | "1" => Ok(true),
+            "disable" | "disabled" | "false" | "0" => Ok(false),
+            _ => Err(format!("expected a boolean (enable/disable), got \"{s}\"")),
+        },
+        Value::Array(_) => Err("expected a boolean, got an array".into()),
+    }
+}
+
+impl FromValue for bool {
+    fn from_value(v: &Value) -> Result<Self, String> {
+        parse_bool(v)
+    }
+}
+
+impl FromValue for String {
+    fn from_value(v: &Value) -> Result<Self, String> {
+        match v {
+            Value::Str(s) => Ok(s.clone()),
+            Value::Int(i) => Ok(i.to_string()),
+            Value::Array(_) => Err("expected a string, got an array".into()),
+        }
+    }
+}
+
+macro_rules! int_from_value {
+    ($($t:ty),*) => {$(
+        impl FromValue for $t {
+            fn from_value(v: &Value) -> Result<Self, String> {
+                let n: i64 = match v {
+                    Value::Int(i) => *i,
+                    Value::Str(s) => s.trim().parse().map_err(|_| format!("expected an integer, got \"{s}\""))?,
+                    Value::Array(_) => return Err("expected an integer, got an array".into()),
+                };
+                <$t>::try_from(n).map_err(|_| format!("integer {n} out of range"))
+            }
+        }
+    )*};
+}
+int_from_value!(u16, u32, u64, i64, usize);
+
+/// A list of strings: `( "a", "b" )`; a single string is a list of one.
+impl FromValue for Vec<String> {
+    fn from_value(v: &Value) -> Result<Self, String> {
+        match v {
+            Value::Str(s) => Ok(vec![s.clone()]),
+            Value::Array(items) => items.iter().map(|(_, v)| String::from_value(v)).collect(),
+            Value::Int(_) => Err("expected a list of strings, got an integer".into()),
+        }
+    }
+}
+
+/// A `key => value` map of strings, in order.
+impl FromValue for Vec<(String, String)> {
+    fn from_value(v: &Value) -> Result<Self, String> {
+        match v {
+            Value::Array(items) => items
+                .iter()
+                .map(|(k, v)| match k {
+                    Some(k) => Ok((k.clone(), String::from_value(v)?)),
+                    None => Err("expected \"key\" => \"value\" elements".to_string()),
+                })
+                .collect(),
+            _ => Err("expected an array of \"key\" => \"value\"".into()),
+        }
+    }
+}
+
+/// Any value kept as written, for modules that interpret it themselves.
+impl FromValue for Value {
+    fn from_value(v: &Value) -> Result<Self, String> {
+        Ok(v.clone())
+    }
+}
+
+macro_rules! request_options {
+    ($( $(#[$m:meta])* $field:ident : $ty:ty = $key:literal, default $def:expr; )*) => {
+        /// Per-request options with their lighttpd defaults.
+        #[derive(Clone, Debug, Serialize, Deserialize)]
+        pub struct RequestOptions { $( $(#[$m])* pub $field: $ty, )* }
+
+        impl Default for RequestOptions {
+            fn default() -> Self { Self { $( $field: $def, )* } }
+        }
+
+        /// What one block sets; `None` = not set in that block.
+        #[derive(Clone, Debug, Default, Serialize, Deserialize)]
+        pub struct Patch { $( pub $field: Option<$ty>, )* }
+
+        /// The options in force for one request: references into the defaults and
+        /// the patches of the blocks that matched.
+        #[derive(Clone, Copy, Debug)]
+        pub struct View<'a> { $( pub $field: &'a $ty, )* }
+
+        impl RequestOptions {
+            pub fn view(&self) -> View<'_> { View { $( $field: &self.$field, )* } }
+        }
+
+        impl<'a> View<'a> {
+            /// lighttpd's config_patch_config: a later block wins.
+            #[inline]
+            pub fn apply(&mut self, p: &'a Patch) {
+                $( if let Some(v) = &p.$field { self.$field = v; } )*
+            }
+        }
+
+        impl Patch {
+            /// Set `key` from `v`. Ok(false): not a per-request key.
+            pub fn set(&mut self, key: &str, v: &Value) -> Result<bool, String> {
+                match key {
+                    $( $key => { self.$field = Some(<$ty as FromValue>::from_value(v)?); Ok(true) } )*
+                    _ => Ok(false),
+                }
+            }
+        }
+
+        /// Every per-request key wickd understands.
+        pub const REQUEST_KEYS: &[&str] = &[$($key),*];
+    };
+}
+
+// One line per key: field, type, lighttpd key, lighttpd's default.
+// Modules add their keys here.
+request_options! {
+    document_root: String = "server.document-root", default String::new();
+    server_tag: String = "server.tag", default concat!("wickd/", env!("CARGO_PKG_VERSION")).to_string();
+    server_name: String = "server.name", default String::new();
+    index_files: Vec<String> = "index-file.names", default vec!["index.html".into(), "index.htm".into()];
+    mimetypes: Vec<(String, String)> = "mimetype.assign", default Vec::new();
+    follow_symlink: bool = "server.follow-symlink", default true;
+    range_requests: bool = "server.range-requests", default true;
+    force_lowercase_filenames: bool = "server.force-lowercase-filenames", default false;
+    etags: bool = "static-file.etags", default true;
+    etag_use_inode: bool = "etag.use-inode", default true;
+    etag_use_mtime: bool = "etag.use-mtime", default true;
+    etag_use_size: bool = "etag.use-size", default true;
+    static_exclude_extensions: Vec<String> = "static-file.exclude-extensions", default Vec::new();
+    static_disable_pathinfo: bool = "static-file.disable-pathinfo", default false;
+    /// KiB; 0 = unlimited.
+    max_request_size: u64 = "server.max-request-size", default 0;
+    max_read_idle: u64 = "server.max-read-idle", default 60;
+    max_write_idle: u64 = "server.max-write-idle", default 360;
+    errorfile_prefix: String = "server.errorfile-prefix", default String::new();
+    error_handler: String = "server.error-handler", default String::new();
+    error_handler_404: String = "server.error-handler-404", default String::new();
+}
+
+/// Where a listener is bound.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ListenAddr {
+    Tcp(SocketAddr),
+    Unix(PathBuf),
+}
+
+/// One listening socket the master binds.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Listener {
+    pub addr: ListenAddr,
+    /// The `$SERVER["socket"]` text as written (`":8080"`, `"[::]:80"`, `"/run/x.sock"`),
+    /// or the server.bind/server.port pair for the global listener.
+    pub spec: String,
+    /// The `$SERVER["socket"] == ...` block that created it, if any.
+    pub block: Option<crate::model::BlockId>,
+}
+
+/// Server-wide options (global scope; socket-scope keys may also be set in
+/// `$SERVER["socket"]` blocks, see [`Listener`]).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ServerOptions {
+    pub port: u16,
+    pub bind: Option<String>,
+    /// 0 in lighttpd means "no workers"; wickd always runs at least one.
+    pub max_worker: u32,
+    pub modules: Vec<String>,
+    pub errorlog: Option<String>,
+    pub errorlog_use_syslog: bool,
+    pub max_connections: u32,
+    pub max_fds: u32,
+    pub listen_backlog: u32,
+    pub username: Option<String>,
+    pub groupname: Option<String>,
+    pub chroot: Option<String>,
+    pub pid_file: Option<String>,
+    pub max_keep_alive_requests: u32,
+    pub max_keep_alive_idle: u32,
+    pub max_request_field_size: u32,
+    pub graceful_shutdown_timeout: u32,
+    pub systemd_socket_activation: bool,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        Self {
+            port: 80,
+            bind: None,
+            max_worker: 0,
+            modules: Vec::new(),
+            errorlog: None,
+            errorlog_use_syslog: false,
+            max_connections: 0,
+            max_fds: 0,
+            listen_backlog: 1024,
+            username: None,
+            groupname: None,
+            chroot: None,
+            pid_file: None,
+            max_keep_alive_requests: 1000,
+            max_keep_alive_idle: 5,
+            max_request_field_size: 8192,
+            graceful_shutdown_timeout: 8,
+            systemd_socket_activation: false,
+        }
+    }
+}

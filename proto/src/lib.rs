@@ -1,0 +1,65 @@
+//! wick-proto: every message that crosses a wick process boundary, and the channel
+//! that carries them (postcard over SOCK_SEQPACKET, fds by SCM_RIGHTS).
+//!
+//! Reading this file tells what the processes can say to each other. postcard is
+//! positional: enums here are append-only, and [`PROTO_VERSION`] is checked in the
+//! first message of every channel.
+
+pub mod channel;
+
+pub use channel::Channel;
+
+use serde::{Deserialize, Serialize};
+
+/// Bumped on any incompatible change; checked in `Hello`.
+pub const PROTO_VERSION: u32 = 1;
+
+/// Environment variable that tells a re-executed wickd which role it plays
+/// (`worker`, `gateway-spawner`); its IPC socket is on fd [`ROLE_IPC_FD`].
+pub const ROLE_ENV: &str = "WICKD_ROLE";
+/// The fd number on which a child finds its channel to the master.
+pub const ROLE_IPC_FD: i32 = 3;
+
+/// Severity of a log line, as lighttpd's error log distinguishes them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Level {
+    Error,
+    Warning,
+    Info,
+    Debug,
+}
+
+/// Master → worker.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum ToWorker {
+    /// First message: protocol check and identity.
+    Hello { proto: u32, generation: u64, worker_id: u32 },
+    /// The whole evaluated config (sent in chunks by the channel when large).
+    Config(Box<wick_conf::Config>),
+    /// Listening sockets, in `Config::listeners` order; fds ride along with this message.
+    Listeners { count: u32 },
+    /// The error log fd (rides along), or none: then log lines go over the channel.
+    ErrorLog { has_fd: bool },
+    /// Everything sent: sandbox yourself, then start accepting.
+    Start,
+    /// Graceful stop: stop accepting, finish in-flight requests, answer the next
+    /// request on keep-alive connections with `Connection: close`, exit by the deadline.
+    Drain { timeout_ms: u64 },
+    /// Immediate stop.
+    Terminate,
+    /// A reopened error log fd (SIGHUP), riding along.
+    ReopenLog,
+}
+
+/// Worker → master.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum FromWorker {
+    /// Sandboxed and accepting.
+    Ready { pid: u32 },
+    /// A log line for the master to write (syslog, or before the log fd is set).
+    Log { level: Level, line: String },
+    /// Start-up failed; the reason is for the error log and for `wickd`'s exit message.
+    Failed { reason: String },
+    /// Drain finished, about to exit.
+    Drained,
+}
