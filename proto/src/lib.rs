@@ -6,6 +6,7 @@
 //! first message of every channel.
 
 pub mod channel;
+pub mod log;
 
 pub use channel::Channel;
 
