@@ -11,9 +11,12 @@ static UTC_OFFSET: AtomicI64 = AtomicI64::new(0);
 
 /// Read the local time zone offset once; call before chroot/Landlock.
 pub fn init_timezone() {
-    // SAFETY: tzset and localtime_r are called on a valid time_t and an owned tm.
+    extern "C" {
+        fn tzset();
+    }
+    // SAFETY: tzset takes no arguments; localtime_r gets a valid time_t and an owned tm.
     let off = unsafe {
-        libc::tzset();
+        tzset();
         let now = libc::time(std::ptr::null_mut());
         let mut tm: libc::tm = std::mem::zeroed();
         if libc::localtime_r(&now, &mut tm).is_null() {
