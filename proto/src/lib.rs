@@ -45,11 +45,21 @@ pub enum ToWorker {
     Start,
     /// Graceful stop: stop accepting, finish in-flight requests, answer the next
     /// request on keep-alive connections with `Connection: close`, exit by the deadline.
+    /// `timeout_ms == 0` means no deadline (lighttpd's graceful-shutdown-timeout 0).
+    /// The worker closes its copies of the listening fds at once: the master (and the
+    /// next generation, on reload) keeps them open, so no queued connection is lost.
     Drain { timeout_ms: u64 },
     /// Immediate stop.
     Terminate,
     /// A reopened error log fd (SIGHUP), riding along.
     ReopenLog,
+    /// `wickd -1` (inetd style), optional, before `Start`: serve the one connection
+    /// whose fd rides along (plus a separate write-side fd when `has_out`, for a pipe
+    /// pair as inetd passes on stdin/stdout), then exit. `Listeners { count: 0 }` is sent.
+    OneShot { has_out: bool },
+    /// `wickd -i SECS`, optional, before `Start`: send [`FromWorker::Active`] at most
+    /// once a second while the worker sees network activity (accept, read, write).
+    ReportActivity,
 }
 
 /// Worker → master.
@@ -63,4 +73,6 @@ pub enum FromWorker {
     Failed { reason: String },
     /// Drain finished, about to exit.
     Drained,
+    /// Network activity since the last report (only after `ToWorker::ReportActivity`).
+    Active,
 }
