@@ -1,11 +1,163 @@
-//! The worker's confinement, in DESIGN.md's layers: chroot, privilege drop,
-//! capabilities, no_new_privs, Landlock, seccomp.
+//! The worker's confinement, in DESIGN.md's layers: identity and fd limit, chroot,
+//! privilege drop, capabilities, no_new_privs, Landlock, seccomp — in the one order
+//! that works (see `enter_with`), and the report the worker logs.
+//!
+//! One file per layer: `plan` (what the config allows), `privdrop` (user, group,
+//! chroot, fd limit, parent death), `caps`, `landlock`, `seccomp` (the allowlist).
+
+mod caps;
+mod landlock;
+pub mod plan;
+mod privdrop;
+mod seccomp;
+
+pub use plan::{Plan, UserDir};
+
+use std::path::PathBuf;
 
 /// What `enter` did, one line each, for the error log.
 pub type SandboxReport = Vec<String>;
 
 /// Lock this process in. Called once, after the config arrived and before the first
 /// byte is read from the network.
-pub fn enter(_cfg: &wick_conf::Config) -> Result<SandboxReport, String> {
-    Ok(vec!["sandbox: not yet built".into()])
+pub fn enter(cfg: &wick_conf::Config) -> Result<SandboxReport, String> {
+    enter_with(&Plan::from_config(cfg))
+}
+
+/// Lock this process in according to `plan`. The calling process must have one
+/// thread: Landlock confines only the calling thread.
+///
+/// Order, and why:
+/// 1. everything that reads /etc or /proc: user, group, supplementary groups,
+///    userdir homes, the time zone, the parent pid, the thread count;
+/// 2. RLIMIT_NOFILE (root may raise the hard limit);
+/// 3. chroot (needs CAP_SYS_CHROOT; config paths are then inside it);
+/// 4. the Landlock ruleset, built as root so every root can be opened;
+/// 5. bounding set and securebits (need CAP_SETPCAP, so before the uid change);
+/// 6. setgroups, setresgid, setresuid;
+/// 7. the other capability sets, emptied and read back;
+/// 8. not dumpable; parent-death signal (setresuid cleared it) and a check that
+///    the master is still the parent;
+/// 9. Landlock restrict_self (also sets no_new_privs), status logged, canary;
+/// 10. seccomp, last: its allowlist then needs none of the calls above.
+pub fn enter_with(plan: &Plan) -> Result<SandboxReport, String> {
+    let mut report = SandboxReport::new();
+    let root = nix::unistd::geteuid().is_root();
+
+    // 1. Everything that reads /etc or /proc.
+    let parent = nix::unistd::getppid();
+    let threads = std::fs::read_dir("/proc/self/task")
+        .map(|d| d.count())
+        .unwrap_or(1);
+    if threads > 1 {
+        return Err(format!(
+            "sandbox: {threads} threads exist; Landlock would confine only this one"
+        ));
+    }
+    wick_proto::log::init_timezone();
+    let identity = if root {
+        privdrop::resolve(plan.username.as_deref(), plan.groupname.as_deref())?
+    } else {
+        None
+    };
+    let homes = match &plan.userdir {
+        Some(u) => userdir_homes(u),
+        None => Vec::new(),
+    };
+
+    // 2. File descriptor limit.
+    report.push(privdrop::limit_fds(plan.max_fds, root)?);
+
+    // 3. chroot.
+    if let (true, Some(dir)) = (root, &plan.chroot) {
+        privdrop::chroot(dir)?;
+        report.push(format!("chroot {}", dir.display()));
+    }
+
+    // 4. Landlock rules, while every root can still be opened.
+    let ruleset = landlock::prepare(plan, &homes, &mut report)?;
+
+    // 5-7. Privileges.
+    let bounding = caps::clear_bounding()?;
+    match &identity {
+        Some(id) => {
+            privdrop::become_user(id)?;
+            report.push(format!("user {}", id.name));
+        }
+        None if root => report.push(
+            "server.username not set: the worker keeps uid 0, without any capability".into(),
+        ),
+        None => report.push(format!(
+            "not started as root: no uid change{}; capabilities, no_new_privs, Landlock and seccomp still apply",
+            if plan.chroot.is_some() { " and no chroot" } else { "" }
+        )),
+    }
+    caps::clear_rest()?;
+    caps::verify_empty(bounding)?;
+    report.push(if bounding {
+        "capabilities: all sets empty".into()
+    } else {
+        "capabilities: empty (bounding set kept: no CAP_SETPCAP)".into()
+    });
+
+    // 8. Not dumpable (no core with request data, no ptrace by the same uid);
+    //    die with the master.
+    nix::sys::prctl::set_dumpable(false).map_err(|e| format!("PR_SET_DUMPABLE: {e}"))?;
+    privdrop::die_with_parent(parent)?;
+
+    // 9. Landlock.
+    let (line, enforced) = landlock::restrict(ruleset)?;
+    if enforced {
+        report.push(line);
+    } else {
+        report.push(format!(
+            "warning: {line}: Landlock unavailable, files and ports are not confined (other layers apply)"
+        ));
+        // Landlock did not set it: the kernel has no Landlock.
+        nix::sys::prctl::set_no_new_privs().map_err(|e| format!("PR_SET_NO_NEW_PRIVS: {e}"))?;
+    }
+
+    // 10. seccomp.
+    let rules = seccomp::rules(plan, std::process::id() as i32)?;
+    let allowed = rules.len();
+    seccomp::apply(&seccomp::compile(rules)?)?;
+    report.push(format!(
+        "seccomp: {allowed} syscalls allowed, anything else kills the worker"
+    ));
+    Ok(report)
+}
+
+/// `home/userdir.path` of every account (minus excluded, or only included ones),
+/// read from the passwd database before it is hidden.
+fn userdir_homes(u: &UserDir) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    // SAFETY: getpwent walks a static buffer; the worker has one thread here, and
+    // every field is copied out before the next call.
+    unsafe {
+        libc::setpwent();
+        loop {
+            let pw = libc::getpwent();
+            if pw.is_null() {
+                break;
+            }
+            let name = std::ffi::CStr::from_ptr((*pw).pw_name)
+                .to_string_lossy()
+                .into_owned();
+            let dir = std::ffi::CStr::from_ptr((*pw).pw_dir)
+                .to_string_lossy()
+                .into_owned();
+            if (*pw).pw_uid == 0
+                || u.exclude.contains(&name)
+                || (!u.include.is_empty() && !u.include.contains(&name))
+            {
+                continue;
+            }
+            let path = PathBuf::from(dir).join(&u.path);
+            if path.is_dir() {
+                out.push(path);
+            }
+        }
+        libc::endpwent();
+    }
+    out
 }
