@@ -1,0 +1,199 @@
+//! The error log the master owns: a file (opened here, handed to workers as an fd),
+//! syslog (only the master talks to it; workers send their lines over IPC), or
+//! stderr. Reopened on SIGHUP.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::PathBuf;
+use wick_conf::ServerOptions;
+use wick_proto::log::{format_line, now_unix, timestamp};
+use wick_proto::Level;
+
+type Syslog = syslog::Logger<syslog::LoggerBackend, syslog::Formatter3164>;
+
+/// Where lines go, derived from server.errorlog / server.errorlog-use-syslog.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Target {
+    Stderr,
+    File(PathBuf),
+    /// server.syslog-facility (default "daemon").
+    Syslog(String),
+}
+
+impl Target {
+    pub fn of(opts: &ServerOptions) -> Target {
+        if opts.errorlog_use_syslog {
+            Target::Syslog(
+                opts.syslog_facility
+                    .clone()
+                    .unwrap_or_else(|| "daemon".into()),
+            )
+        } else {
+            match opts.errorlog.as_deref() {
+                // Absolute, so that SIGHUP reopens the same file after chdir("/").
+                Some(p) if !p.is_empty() => {
+                    Target::File(std::path::absolute(p).unwrap_or_else(|_| PathBuf::from(p)))
+                }
+                _ => Target::Stderr,
+            }
+        }
+    }
+}
+
+enum Sink {
+    Stderr,
+    File(File),
+    /// None while syslog is unreachable; retried on the next line.
+    Syslog(Option<Box<Syslog>>, syslog::Facility),
+}
+
+pub struct ErrLog {
+    target: Target,
+    sink: Sink,
+}
+
+fn open_file(path: &PathBuf) -> io::Result<File> {
+    OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o644)
+        .custom_flags(libc::O_CLOEXEC)
+        .open(path)
+}
+
+fn facility(name: &str) -> syslog::Facility {
+    name.parse().unwrap_or(syslog::Facility::LOG_DAEMON)
+}
+
+fn open_syslog(facility: syslog::Facility) -> Option<Box<Syslog>> {
+    let fmt = syslog::Formatter3164 {
+        facility,
+        hostname: None,
+        process: "wickd".into(),
+        pid: std::process::id(),
+    };
+    syslog::unix(fmt).ok().map(Box::new)
+}
+
+impl ErrLog {
+    /// Until the configured log is open, lines go to stderr.
+    pub fn stderr() -> ErrLog {
+        ErrLog {
+            target: Target::Stderr,
+            sink: Sink::Stderr,
+        }
+    }
+
+    pub fn open(target: Target) -> io::Result<ErrLog> {
+        let sink = match &target {
+            Target::Stderr => Sink::Stderr,
+            Target::File(p) => Sink::File(open_file(p).map_err(|e| {
+                io::Error::new(
+                    e.kind(),
+                    format!("opening errorlog '{}' failed: {e}", p.display()),
+                )
+            })?),
+            Target::Syslog(f) => {
+                let f = facility(f);
+                Sink::Syslog(open_syslog(f), f)
+            }
+        };
+        Ok(ErrLog { target, sink })
+    }
+
+    pub fn target(&self) -> &Target {
+        &self.target
+    }
+
+    /// SIGHUP: open the path again (logrotate moved the old file away).
+    pub fn reopen(&mut self) -> io::Result<()> {
+        match &self.target {
+            Target::File(p) => self.sink = Sink::File(open_file(p)?),
+            Target::Syslog(f) => {
+                let f = facility(f);
+                self.sink = Sink::Syslog(open_syslog(f), f)
+            }
+            Target::Stderr => {}
+        }
+        Ok(())
+    }
+
+    /// The fd a worker writes its lines to; None for syslog (lines come over IPC).
+    pub fn worker_fd(&self) -> Option<OwnedFd> {
+        match &self.sink {
+            Sink::File(f) => f.as_fd().try_clone_to_owned().ok(),
+            Sink::Stderr => io::stderr().as_fd().try_clone_to_owned().ok(),
+            Sink::Syslog(..) => None,
+        }
+    }
+
+    /// One line from the master: `(source) message`, timestamped for files.
+    pub fn write(&mut self, level: Level, source: &str, msg: std::fmt::Arguments<'_>) {
+        match &mut self.sink {
+            Sink::Syslog(..) => self.syslog(level, &format!("({source}) {msg}")),
+            _ => self.raw(&format_line(source, msg)),
+        }
+    }
+
+    /// A line a child sent over IPC (it has no fd of its own for the log).
+    pub fn child_line(&mut self, level: Level, line: &str) {
+        let line = line.trim_end_matches('\n');
+        match &mut self.sink {
+            Sink::Syslog(..) => self.syslog(level, line),
+            _ => {
+                // Children send "(source) message"; add the timestamp unless present.
+                if line.as_bytes().first().is_some_and(u8::is_ascii_digit) {
+                    self.raw(&format!("{line}\n"))
+                } else {
+                    self.raw(&format!("{}: {line}\n", timestamp(now_unix())))
+                }
+            }
+        }
+    }
+
+    fn raw(&mut self, line: &str) {
+        // One write per line (O_APPEND); a failing log must not stop the server.
+        let _ = match &mut self.sink {
+            Sink::File(f) => f.write_all(line.as_bytes()),
+            _ => io::stderr().write_all(line.as_bytes()),
+        };
+    }
+
+    fn syslog(&mut self, level: Level, line: &str) {
+        let Sink::Syslog(slot, f) = &mut self.sink else {
+            return;
+        };
+        if slot.is_none() {
+            *slot = open_syslog(*f);
+        }
+        let Some(l) = slot else { return };
+        let r = match level {
+            Level::Error => l.err(line),
+            Level::Warning => l.warning(line),
+            Level::Info => l.info(line),
+            Level::Debug => l.debug(line),
+        };
+        if r.is_err() {
+            // syslogd went away: the crate does not reconnect, so we do next time.
+            *slot = None;
+        }
+    }
+}
+
+/// `elog!(log, "fmt", args)`: an error-log line with lighttpd's `(file.line)` source.
+#[macro_export]
+macro_rules! elog {
+    ($log:expr, $($arg:tt)*) => {
+        $log.write(
+            wick_proto::Level::Error,
+            &format!("{}.{}", $crate::errlog::basename(file!()), line!()),
+            format_args!($($arg)*),
+        )
+    };
+}
+
+pub fn basename(path: &'static str) -> &'static str {
+    path.rsplit('/').next().unwrap_or(path)
+}
