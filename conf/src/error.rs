@@ -15,9 +15,18 @@ pub struct ConfError {
 
 impl fmt::Display for ConfError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}: {}", self.loc.file, self.loc.line, self.loc.col, self.message)?;
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.loc.file, self.loc.line, self.loc.col, self.message
+        )?;
         if let Some(line) = &self.line_text {
-            write!(f, "\n  {line}\n  {:>width$}", "^", width = self.loc.col.max(1) as usize)?;
+            write!(
+                f,
+                "\n  {line}\n  {:>width$}",
+                "^",
+                width = self.loc.col.max(1) as usize
+            )?;
         }
         if let Some(h) = &self.hint {
             write!(f, "\n  hint: {h}")?;

@@ -25,6 +25,9 @@ pub enum Value {
 /// Index into [`Config::blocks`]; block 0 is the global scope.
 pub type BlockId = usize;
 
+/// Index into [`Config::listeners`]; 0 is server.bind/server.port.
+pub type ListenerIndex = usize;
+
 /// Condition field: `$HTTP["host"]`, `$SERVER["socket"]`, `$REQUEST_HEADER["X-Foo"]`, ...
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum CondField {

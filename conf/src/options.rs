@@ -149,7 +149,8 @@ request_options! {
     server_tag: String = "server.tag", default concat!("wickd/", env!("CARGO_PKG_VERSION")).to_string();
     server_name: String = "server.name", default String::new();
     index_files: Vec<String> = "index-file.names", default vec!["index.html".into(), "index.htm".into()];
-    mimetypes: Vec<(String, String)> = "mimetype.assign", default Vec::new();
+    /// Without any mimetype.assign: the built-in table (lighttpd 1.4.71+), see `mime`.
+    mimetypes: Vec<(String, String)> = "mimetype.assign", default crate::mime::default_mimetypes();
     follow_symlink: bool = "server.follow-symlink", default true;
     range_requests: bool = "server.range-requests", default true;
     force_lowercase_filenames: bool = "server.force-lowercase-filenames", default false;
@@ -166,6 +167,16 @@ request_options! {
     errorfile_prefix: String = "server.errorfile-prefix", default String::new();
     error_handler: String = "server.error-handler", default String::new();
     error_handler_404: String = "server.error-handler-404", default String::new();
+    // mod_cgi (cgi.user / cgi.group are wick's: run the block's scripts as that user)
+    cgi_assign: Vec<(String, String)> = "cgi.assign", default Vec::new();
+    cgi_execute_x_only: bool = "cgi.execute-x-only", default false;
+    cgi_x_sendfile: bool = "cgi.x-sendfile", default false;
+    cgi_x_sendfile_docroot: Vec<String> = "cgi.x-sendfile-docroot", default Vec::new();
+    cgi_local_redir: bool = "cgi.local-redir", default false;
+    cgi_upgrade: bool = "cgi.upgrade", default false;
+    cgi_limits: Value = "cgi.limits", default Value::Array(Vec::new());
+    cgi_user: String = "cgi.user", default String::new();
+    cgi_group: String = "cgi.group", default String::new();
 }
 
 /// Where a listener is bound.
@@ -184,6 +195,36 @@ pub struct Listener {
     pub spec: String,
     /// The `$SERVER["socket"] == ...` block that created it, if any.
     pub block: Option<crate::model::BlockId>,
+    /// Socket-scope options: the global values, overridden by that block's.
+    pub socket: SocketOptions,
+}
+
+/// Options lighttpd reads per listening socket (global scope or
+/// `$SERVER["socket"] == "..."`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SocketOptions {
+    /// server.listen-backlog
+    pub listen_backlog: u32,
+    /// server.use-ipv6: a ":port" listener binds `[::]` instead of 0.0.0.0.
+    pub use_ipv6: bool,
+    /// server.set-v6only
+    pub set_v6only: bool,
+    /// server.socket-perms (octal text, unix sockets), if set.
+    pub socket_perms: Option<String>,
+    /// ssl.engine
+    pub ssl_engine: bool,
+}
+
+impl Default for SocketOptions {
+    fn default() -> Self {
+        Self {
+            listen_backlog: 1024,
+            use_ipv6: false,
+            set_v6only: true,
+            socket_perms: None,
+            ssl_engine: false,
+        }
+    }
 }
 
 /// Server-wide options (global scope; socket-scope keys may also be set in
@@ -209,6 +250,28 @@ pub struct ServerOptions {
     pub max_request_field_size: u32,
     pub graceful_shutdown_timeout: u32,
     pub systemd_socket_activation: bool,
+    /// server.compat-module-load (default on): see [`ServerOptions::effective_modules`].
+    pub compat_module_load: bool,
+    /// server.upload-dirs
+    pub upload_dirs: Vec<String>,
+    /// server.syslog-facility
+    pub syslog_facility: Option<String>,
+    /// server.breakagelog
+    pub breakagelog: Option<String>,
+    /// server.feature-flags, as written.
+    pub feature_flags: Vec<(String, Value)>,
+    /// mod_dirlisting is enabled somewhere (dir-listing.activate / server.dir-listing):
+    /// compat-module-load then loads it.
+    pub dirlisting_used: bool,
+}
+
+impl ServerOptions {
+    /// The modules in force, in order: server.modules plus what lighttpd's
+    /// compat-module-load adds (mod_indexfile first, mod_dirlisting when used,
+    /// mod_staticfile last; mod_compress means mod_deflate).
+    pub fn effective_modules(&self) -> Vec<String> {
+        crate::keys::effective_modules(&self.modules, self.compat_module_load, self.dirlisting_used)
+    }
 }
 
 impl Default for ServerOptions {
@@ -232,6 +295,12 @@ impl Default for ServerOptions {
             max_request_field_size: 8192,
             graceful_shutdown_timeout: 8,
             systemd_socket_activation: false,
+            compat_module_load: true,
+            upload_dirs: Vec::new(),
+            syslog_facility: None,
+            breakagelog: None,
+            feature_flags: Vec::new(),
+            dirlisting_used: false,
         }
     }
 }

@@ -1,0 +1,560 @@
+//! Per-request evaluation of the condition blocks (lighttpd's config_check_cond and
+//! config_patch_config).
+//!
+//! A worker builds one [`Compiled`] per configuration (every regex compiled once) and
+//! one [`CondState`] per connection (reused for every request: no allocation per
+//! condition once warm). For each request it fills a [`Facts`] and calls
+//! [`Compiled::evaluate`], which decides every block in file order and returns the
+//! [`View`] of the options in force:
+//!
+//! - the defaults, then block 0 (global), then every true block in file order: a
+//!   later block wins;
+//! - a nested block can be true only when its parent is true;
+//! - an `else` branch only when the previous branch is definitely false;
+//! - `$HTTP["host"]` compares the lowercased host; `==`/`!=` ignore a `:port` on the
+//!   request side when the lengths differ;
+//! - `$HTTP["remoteip"] ==`/`!=` take CIDR blocks; a v4-mapped IPv6 peer counts as
+//!   its IPv4 address;
+//! - a header that is absent compares as the empty string.
+//!
+//! After an internal rewrite the worker calls `evaluate` again with the new facts:
+//! every result is recomputed.
+//!
+//! Regex captures of a true `=~` block are kept in the [`CondState`] for `%0`..`%9`
+//! substitution: [`CondState::capture`]. mod_rewrite and mod_redirect use the
+//! captures of the block that defined the winning value; [`Compiled::winning_block`]
+//! finds it.
+
+use crate::error::ConfError;
+use crate::model::{BlockId, CondField, CondOp, Config, ListenerIndex};
+use crate::options::{ListenAddr, Patch, RequestOptions, View};
+use regex::{CaptureLocations, Regex};
+use std::fmt::Write as _;
+use std::net::IpAddr;
+
+/// What the worker knows about one request. Strings are as received, except where
+/// noted; nothing here is copied.
+pub struct Facts<'r> {
+    /// The Host header (or absolute-URI authority) as sent: any case, maybe with
+    /// `:port`. Empty when absent.
+    pub host: &'r str,
+    /// The decoded, normalised path, without the query.
+    pub url_path: &'r str,
+    /// The query string without `?` (empty when none).
+    pub query: &'r str,
+    /// The peer address (for a unix-socket listener, pass 0.0.0.0).
+    pub remote_ip: IpAddr,
+    /// "http" or "https".
+    pub scheme: &'r str,
+    /// The request method as sent: "GET", "POST", ...
+    pub method: &'r str,
+    /// Index into [`Config::listeners`] of the socket the connection came in on.
+    pub listener: ListenerIndex,
+    /// Request header lookup by name (case-insensitive; the first value, or the
+    /// values joined as the worker stores them).
+    pub header: &'r dyn Fn(&str) -> Option<&'r str>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Res {
+    /// Not applicable: parent not true, or an earlier branch of the chain taken.
+    Skip,
+    False,
+    True,
+}
+
+enum Subject {
+    Host,
+    Url,
+    Query,
+    RemoteIp,
+    Scheme,
+    Method,
+    Header(String),
+    Socket,
+}
+
+enum Test {
+    /// A plain `else { }`.
+    Always,
+    Eq(String),
+    Prefix(String),
+    Suffix(String),
+    Regex(Regex),
+    /// `$HTTP["remoteip"] == "net/bits"` (bits None: the exact address).
+    Cidr(IpAddr, Option<u8>),
+    /// `$SERVER["socket"] ==`: the listener it names (None: no listener has it).
+    Socket(Option<ListenerIndex>),
+}
+
+struct CBlock {
+    parent: Option<BlockId>,
+    prev: Option<BlockId>,
+    subject: Subject,
+    test: Test,
+    /// `!=` and `!~`.
+    negate: bool,
+}
+
+/// The conditions of one configuration, ready to evaluate; owns a copy of the
+/// defaults and patches so that a [`View`] can borrow from it.
+pub struct Compiled {
+    defaults: RequestOptions,
+    patches: Vec<Patch>,
+    blocks: Vec<CBlock>,
+    /// Each listener's `$SERVER["socket"]` text, for regex/prefix/suffix tests.
+    specs: Vec<String>,
+}
+
+/// Per-connection scratch space: each block's result and regex captures.
+pub struct CondState {
+    res: Vec<Res>,
+    locs: Vec<Option<CaptureLocations>>,
+    /// The text each regex block matched against, when it matched.
+    subject: Vec<String>,
+    has_caps: Vec<bool>,
+    host: String,
+    ip: String,
+}
+
+/// The PCRE feature a pattern uses that the regex crate lacks, if any.
+fn pcre_only_feature(p: &str) -> Option<&'static str> {
+    const FEATURES: &[(&str, &str)] = &[
+        ("(?<=", "look-behind (?<=...)"),
+        ("(?<!", "negative look-behind (?<!...)"),
+        ("(?=", "look-ahead (?=...)"),
+        ("(?!", "negative look-ahead (?!...)"),
+        ("(?>", "atomic groups (?>...)"),
+        ("(?|", "branch reset groups (?|...)"),
+        ("(?(", "conditional groups (?(...)...)"),
+        ("(?R)", "recursion (?R)"),
+        ("\\k<", "named backreferences \\k<name>"),
+        ("\\k{", "named backreferences \\k{name}"),
+        ("\\k'", "named backreferences \\k'name'"),
+        ("\\g", "backreferences \\g"),
+        ("\\G", "the \\G anchor"),
+        ("\\K", "match reset \\K"),
+        ("\\Q", "quoting \\Q...\\E"),
+        ("(*", "backtracking verbs (*...)"),
+    ];
+    if let Some((_, f)) = FEATURES.iter().find(|(s, _)| p.contains(s)) {
+        return Some(f);
+    }
+    // Outside a character class: \1..\9 is a backreference, and a quantifier
+    // followed by '+' is possessive (the regex crate would read `a*+` as `(a*)+`,
+    // which matches differently: never a silent mismatch).
+    let b = p.as_bytes();
+    let (mut i, mut in_class) = (0, false);
+    while i < b.len() {
+        match b[i] {
+            b'\\' => {
+                if !in_class && b.get(i + 1).is_some_and(|c| (b'1'..=b'9').contains(c)) {
+                    return Some("backreferences \\1..\\9");
+                }
+                i += 1;
+            }
+            b'[' if !in_class => {
+                in_class = true;
+                // A ']' right after '[' or '[^' is a literal member.
+                if b.get(i + 1) == Some(&b'^') {
+                    i += 1;
+                }
+                if b.get(i + 1) == Some(&b']') {
+                    i += 1;
+                }
+            }
+            b']' => in_class = false,
+            // `(?+` is not a quantifier; `x?+` and `x++` are.
+            b'*' | b'+' | b'?' | b'}'
+                if !in_class
+                    && b.get(i + 1) == Some(&b'+')
+                    && !(b[i] == b'?' && i > 0 && b[i - 1] == b'(') =>
+            {
+                return Some("possessive quantifiers (*+, ++, ?+, {n}+)");
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
+/// Compile a condition regex, or explain why not (message, hint).
+pub fn compile_regex(pattern: &str) -> Result<Regex, (String, Option<String>)> {
+    if let Some(f) = pcre_only_feature(pattern) {
+        return Err((
+            format!("regex \"{pattern}\" uses {f}, a PCRE feature that wickd's regex engine does not support"),
+            Some("express the condition without it, for example with nested conditions or !~".into()),
+        ));
+    }
+    let re = Regex::new(pattern).map_err(|e| {
+        (
+            format!(
+                "invalid regex \"{pattern}\": {}",
+                first_line(&e.to_string())
+            ),
+            None,
+        )
+    })?;
+    if re.captures_len() > 10 {
+        return Err((
+            format!("Too many captures in regex \"{pattern}\" (at most 9)"),
+            Some("use (?:...) instead of (...) for groups you do not need as %1..%9".into()),
+        ));
+    }
+    Ok(re)
+}
+
+fn first_line(s: &str) -> String {
+    // regex errors are multi-line drawings; keep the last, descriptive line.
+    s.lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or(s)
+        .trim()
+        .to_string()
+}
+
+impl Compiled {
+    /// Compile every condition of `config`. Fails, naming the block's file:line, on a
+    /// regex the engine cannot express.
+    pub fn new(config: &Config) -> Result<Compiled, ConfError> {
+        let mut blocks = Vec::with_capacity(config.blocks.len());
+        for (id, b) in config.blocks.iter().enumerate() {
+            let (subject, test, negate) = match &b.cond {
+                None => (Subject::Url, Test::Always, false),
+                Some(c) => {
+                    let subject = match &c.field {
+                        CondField::Host => Subject::Host,
+                        CondField::Url => Subject::Url,
+                        CondField::QueryString => Subject::Query,
+                        CondField::RemoteIp => Subject::RemoteIp,
+                        CondField::Scheme => Subject::Scheme,
+                        CondField::RequestMethod => Subject::Method,
+                        CondField::RequestHeader(h) => Subject::Header(h.clone()),
+                        CondField::ServerSocket => Subject::Socket,
+                    };
+                    let negate = matches!(c.op, CondOp::Ne | CondOp::NotMatch);
+                    let err = |m: String, h: Option<String>| ConfError {
+                        loc: c.loc.clone(),
+                        message: m,
+                        line_text: None,
+                        hint: h,
+                    };
+                    let test = match c.op {
+                        CondOp::Match | CondOp::NotMatch => {
+                            Test::Regex(compile_regex(&c.pattern).map_err(|(m, h)| err(m, h))?)
+                        }
+                        CondOp::Prefix => Test::Prefix(c.pattern.clone()),
+                        CondOp::Suffix => Test::Suffix(c.pattern.clone()),
+                        CondOp::Eq | CondOp::Ne => match &c.field {
+                            CondField::RemoteIp if !c.pattern.starts_with('/') => {
+                                match crate::eval::parse_cidr(&c.pattern) {
+                                    Some((ip, bits)) => Test::Cidr(ip, bits),
+                                    None => {
+                                        return Err(err(
+                                            format!("invalid IP addr: {}", c.pattern),
+                                            None,
+                                        ))
+                                    }
+                                }
+                            }
+                            CondField::ServerSocket => {
+                                Test::Socket(socket_index(config, id, &c.pattern))
+                            }
+                            _ => Test::Eq(c.pattern.clone()),
+                        },
+                    };
+                    (subject, test, negate)
+                }
+            };
+            blocks.push(CBlock {
+                parent: b.parent,
+                prev: b.else_of,
+                subject,
+                test,
+                negate,
+            });
+        }
+        let mut patches = config.patches.clone();
+        patches.resize_with(config.blocks.len(), Patch::default);
+        Ok(Compiled {
+            defaults: RequestOptions::default(),
+            patches,
+            blocks,
+            specs: config.listeners.iter().map(|l| l.spec.clone()).collect(),
+        })
+    }
+
+    /// Number of blocks (block 0 is the global scope).
+    pub fn block_count(&self) -> usize {
+        self.blocks.len()
+    }
+
+    /// The built-in defaults, before any block.
+    pub fn defaults(&self) -> &RequestOptions {
+        &self.defaults
+    }
+
+    /// The patch of block `id`.
+    pub fn patch(&self, id: BlockId) -> &Patch {
+        &self.patches[id]
+    }
+
+    /// Decide every block for this request and return the options in force. `state`
+    /// then tells which blocks matched and holds their regex captures.
+    pub fn evaluate<'a>(&'a self, facts: &Facts, state: &mut CondState) -> View<'a> {
+        state.prepare(self.blocks.len());
+        let mut view = self.defaults.view();
+        view.apply(&self.patches[0]);
+        state.res[0] = Res::True;
+        for id in 1..self.blocks.len() {
+            let b = &self.blocks[id];
+            let r = if b
+                .parent
+                .is_some_and(|p| p != 0 && state.res[p] != Res::True)
+                || b.prev.is_some_and(|q| state.res[q] != Res::False)
+            {
+                Res::Skip
+            } else {
+                self.test(id, facts, state)
+            };
+            state.res[id] = r;
+            if r == Res::True {
+                view.apply(&self.patches[id]);
+            }
+        }
+        view
+    }
+
+    /// The last true block (in file order) whose patch satisfies `sets`, e.g.
+    /// `|p| p.url_rewrite.is_some()`: the block whose captures `%N` refers to.
+    /// 0 (global) when no conditional block sets it.
+    pub fn winning_block(&self, state: &CondState, sets: impl Fn(&Patch) -> bool) -> BlockId {
+        (1..self.blocks.len().min(state.res.len()))
+            .rev()
+            .find(|&id| state.res[id] == Res::True && sets(&self.patches[id]))
+            .unwrap_or(0)
+    }
+
+    fn test(&self, id: BlockId, f: &Facts, st: &mut CondState) -> Res {
+        let b = &self.blocks[id];
+        if let Test::Always = b.test {
+            return Res::True;
+        }
+        let CondState {
+            locs,
+            subject,
+            has_caps,
+            host,
+            ip,
+            ..
+        } = st;
+        let text: &str = match &b.subject {
+            Subject::Host => {
+                if host.is_empty() && !f.host.is_empty() {
+                    host.extend(f.host.chars().map(|c| c.to_ascii_lowercase()));
+                }
+                host
+            }
+            Subject::Url => f.url_path,
+            Subject::Query => f.query,
+            Subject::RemoteIp => {
+                if ip.is_empty() {
+                    let _ = write!(ip, "{}", canonical_ip(f.remote_ip));
+                }
+                ip
+            }
+            Subject::Scheme => f.scheme,
+            Subject::Method => f.method,
+            Subject::Header(h) => (f.header)(h).unwrap_or(""),
+            Subject::Socket => self.specs.get(f.listener).map(String::as_str).unwrap_or(""),
+        };
+        let hit = match &b.test {
+            Test::Always => true,
+            Test::Eq(p) => match b.subject {
+                Subject::Host if !p.starts_with('/') => host_eq(text, p),
+                _ => text == p,
+            },
+            Test::Prefix(p) => text.starts_with(p.as_str()),
+            Test::Suffix(p) => text.ends_with(p.as_str()),
+            Test::Cidr(net, bits) => in_net(canonical_ip(f.remote_ip), *net, *bits),
+            Test::Socket(idx) => *idx == Some(f.listener),
+            Test::Regex(re) => match locs[id].as_mut() {
+                Some(l) => {
+                    let m = re.captures_read(l, text).is_some();
+                    if m && !b.negate {
+                        subject[id].clear();
+                        subject[id].push_str(text);
+                        has_caps[id] = true;
+                    }
+                    m
+                }
+                None => re.is_match(text),
+            },
+        };
+        if hit != b.negate {
+            Res::True
+        } else {
+            Res::False
+        }
+    }
+}
+
+/// lighttpd's host `==`: equal, or equal up to a `:port` on either side when the
+/// lengths differ (case-insensitive; the pattern is lowercase).
+fn host_eq(host: &str, pat: &str) -> bool {
+    let (h, p) = (host.as_bytes(), pat.as_bytes());
+    if h.is_empty() || h.len() == p.len() {
+        return h.eq_ignore_ascii_case(p);
+    }
+    if h.len() > p.len() {
+        h[p.len()] == b':' && h.len() - p.len() <= 6 && h[..p.len()].eq_ignore_ascii_case(p)
+    } else {
+        p[h.len()] == b':' && h.eq_ignore_ascii_case(&p[..h.len()])
+    }
+}
+
+fn canonical_ip(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+        v4 => v4,
+    }
+}
+
+fn in_net(ip: IpAddr, net: IpAddr, bits: Option<u8>) -> bool {
+    let net = canonical_ip(net);
+    match (ip, net) {
+        (IpAddr::V4(a), IpAddr::V4(n)) => {
+            let b = u32::from(bits.unwrap_or(32).min(32));
+            let mask = if b == 0 { 0 } else { u32::MAX << (32 - b) };
+            u32::from(a) & mask == u32::from(n) & mask
+        }
+        (IpAddr::V6(a), IpAddr::V6(n)) => {
+            let b = u32::from(bits.unwrap_or(128).min(128));
+            let mask = if b == 0 { 0 } else { u128::MAX << (128 - b) };
+            u128::from(a) & mask == u128::from(n) & mask
+        }
+        _ => false,
+    }
+}
+
+/// The listener a `$SERVER["socket"] == "..."` / `!=` block names.
+fn socket_index(config: &Config, id: BlockId, pattern: &str) -> Option<ListenerIndex> {
+    if let Some(i) = config.listeners.iter().position(|l| l.block == Some(id)) {
+        return Some(i);
+    }
+    if let Some(i) = config.listeners.iter().position(|l| l.spec == pattern) {
+        return Some(i);
+    }
+    let addr: ListenAddr = crate::load::socket_addr(pattern, config.server.port, false).ok()?;
+    config.listeners.iter().position(|l| l.addr == addr)
+}
+
+impl CondState {
+    /// Scratch space sized for `compiled` (allocates once; reuse it per connection).
+    pub fn new(compiled: &Compiled) -> CondState {
+        let n = compiled.blocks.len();
+        CondState {
+            res: vec![Res::Skip; n],
+            locs: compiled
+                .blocks
+                .iter()
+                .map(|b| match &b.test {
+                    Test::Regex(re) if !b.negate => Some(re.capture_locations()),
+                    _ => None,
+                })
+                .collect(),
+            subject: vec![String::new(); n],
+            has_caps: vec![false; n],
+            host: String::new(),
+            ip: String::new(),
+        }
+    }
+
+    fn prepare(&mut self, n: usize) {
+        if self.res.len() < n {
+            self.res.resize(n, Res::Skip);
+            self.subject.resize(n, String::new());
+            self.has_caps.resize(n, false);
+            self.locs.resize_with(n, || None);
+        }
+        self.res.iter_mut().for_each(|r| *r = Res::Skip);
+        self.has_caps.iter_mut().for_each(|c| *c = false);
+        self.host.clear();
+        self.ip.clear();
+    }
+
+    /// Did block `id` apply to the last evaluated request?
+    pub fn is_true(&self, id: BlockId) -> bool {
+        self.res.get(id) == Some(&Res::True)
+    }
+
+    /// The blocks that applied, in file order (0 first).
+    pub fn matched(&self) -> impl Iterator<Item = BlockId> + '_ {
+        self.res
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| **r == Res::True)
+            .map(|(i, _)| i)
+    }
+
+    /// `%n` (0..=9) of block `id`: the text of capture group `n` of its `=~` regex
+    /// when the block matched; None when the block has no such capture.
+    pub fn capture(&self, id: BlockId, n: usize) -> Option<&str> {
+        if !self.has_caps.get(id).copied().unwrap_or(false) {
+            return None;
+        }
+        let (s, e) = self.locs.get(id)?.as_ref()?.get(n)?;
+        self.subject[id].get(s..e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    #[test]
+    fn host_port_rules() {
+        assert!(host_eq("example.org", "example.org"));
+        assert!(host_eq("example.org:8080", "example.org"));
+        assert!(host_eq("EXAMPLE.org:80", "example.org"));
+        assert!(!host_eq("example.org.evil", "example.org"));
+        assert!(!host_eq("example.org:1234567", "example.org"));
+        assert!(host_eq("example.org", "example.org:80"));
+        assert!(!host_eq("example.org:81", "example.org:80"));
+    }
+
+    #[test]
+    fn cidr_match() {
+        let n: IpAddr = "10.0.0.0"
+            .parse()
+            .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+        assert!(in_net("10.1.2.3".parse().unwrap_or(n), n, Some(8)));
+        assert!(!in_net("11.1.2.3".parse().unwrap_or(n), n, Some(8)));
+        let mapped: IpAddr = "::ffff:10.9.9.9".parse().unwrap_or(n);
+        assert!(in_net(canonical_ip(mapped), n, Some(8)));
+    }
+
+    #[test]
+    fn pcre_features_named() {
+        for (p, f) in [
+            ("^/(?!admin)", "look-ahead"),
+            ("(?<=x)y", "look-behind"),
+            ("(a)\\1", "backreferences"),
+            ("a*+", "possessive"),
+        ] {
+            let e = compile_regex(p).expect_err(p);
+            assert!(e.0.contains(f), "{p}: {}", e.0);
+            assert!(e.0.contains(p));
+        }
+        assert!(
+            compile_regex("^/a\\++$").is_ok(),
+            "an escaped + then + is not possessive"
+        );
+        assert!(compile_regex("[]+]+").is_ok());
+        assert!(compile_regex("(a)(b)(c)(d)(e)(f)(g)(h)(i)(j)").is_err());
+        assert!(compile_regex("^/(a|b)$").is_ok());
+    }
+}

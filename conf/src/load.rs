@@ -1,0 +1,362 @@
+//! From the evaluated blocks to the typed [`Config`]: server options, per-block
+//! patches, listeners, and the warnings lighttpd prints (unknown keys, keys set in
+//! the wrong scope).
+
+use crate::error::ConfError;
+use crate::eval::{read_source, suggest, Eval};
+use crate::keys::{self, Scope};
+use crate::lexer::Source;
+use crate::model::{Block, BlockId, CondField, CondOp, Config, Setting, Value};
+use crate::options::{FromValue, ListenAddr, Listener, Patch, ServerOptions, SocketOptions};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+
+/// Read, evaluate and type-check the configuration in `path` (lighttpd's `-f FILE`).
+/// Relative `include`s are taken from the directory of `path`.
+pub fn load_file(path: &Path) -> Result<Config, ConfError> {
+    let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let mut ev = Eval::new(base);
+    let src = read_source(path)?;
+    ev.parse_source(&src)?;
+    finish(ev, path.to_path_buf())
+}
+
+/// The same for a configuration given as text (`-f -` reads stdin): `name` is used in
+/// messages, `base_dir` resolves relative includes (empty: the current directory).
+pub fn load_str(text: &str, name: &str, base_dir: &Path) -> Result<Config, ConfError> {
+    let mut ev = Eval::new(base_dir.to_path_buf());
+    ev.parse_source(&Source {
+        name: name.to_string(),
+        text: text.to_string(),
+    })?;
+    finish(ev, PathBuf::from(name))
+}
+
+fn is_var(key: &str) -> bool {
+    key.len() >= 4 && key.as_bytes()[..4].eq_ignore_ascii_case(b"var.")
+}
+
+fn finish(ev: Eval, main_file: PathBuf) -> Result<Config, ConfError> {
+    let blocks: Vec<Block> = ev
+        .blocks
+        .iter()
+        .map(|b| Block {
+            parent: b.parent,
+            cond: b.cond.clone(),
+            else_of: b.else_of,
+            settings: b
+                .entries
+                .iter()
+                .filter(|e| !is_var(&e.key))
+                .map(|e| Setting {
+                    key: e.key.clone(),
+                    value: e.value.clone(),
+                    loc: e.loc.clone(),
+                })
+                .collect(),
+            loc: b.loc.clone(),
+        })
+        .collect();
+
+    let server = server_options(&ev, &blocks)?;
+    let effective = server.effective_modules();
+    let warnings = check_keys(&blocks, &effective);
+
+    let mut patches = Vec::with_capacity(blocks.len());
+    for b in &blocks {
+        let mut patch = Patch::default();
+        for s in &b.settings {
+            patch
+                .set(&s.key.to_ascii_lowercase(), &s.value)
+                .map_err(|m| ev.error_at(&s.loc, format!("{}: {m}", s.key), None))?;
+        }
+        patches.push(patch);
+    }
+
+    let listeners = listeners(&ev, &blocks, &server)?;
+    let config = Config {
+        main_file,
+        blocks,
+        server,
+        patches,
+        listeners,
+        warnings,
+    };
+    // Every regex must compile now: a bad one fails start-up (and -t), not a request.
+    crate::cond::Compiled::new(&config)
+        .map_err(|e| ev.error_at(&e.loc, e.message, e.hint.as_deref()))?;
+    Ok(config)
+}
+
+fn setting<'b>(b: &'b Block, key: &str) -> Option<&'b Setting> {
+    b.settings.iter().find(|s| s.key.eq_ignore_ascii_case(key))
+}
+
+fn typed<T: FromValue>(ev: &Eval, b: &Block, key: &str) -> Result<Option<T>, ConfError> {
+    match setting(b, key) {
+        None => Ok(None),
+        Some(s) => T::from_value(&s.value)
+            .map(Some)
+            .map_err(|m| ev.error_at(&s.loc, format!("{key}: {m}"), None)),
+    }
+}
+
+fn server_options(ev: &Eval, blocks: &[Block]) -> Result<ServerOptions, ConfError> {
+    let g = &blocks[0];
+    let mut o = ServerOptions::default();
+    macro_rules! set {
+        ($field:ident, $key:literal) => {
+            if let Some(v) = typed(ev, g, $key)? {
+                o.$field = v;
+            }
+        };
+        ($field:ident, $key:literal, opt) => {
+            if let Some(v) = typed(ev, g, $key)? {
+                o.$field = Some(v);
+            }
+        };
+    }
+    set!(port, "server.port");
+    set!(bind, "server.bind", opt);
+    set!(max_worker, "server.max-worker");
+    set!(modules, "server.modules");
+    set!(errorlog, "server.errorlog", opt);
+    set!(errorlog_use_syslog, "server.errorlog-use-syslog");
+    set!(max_connections, "server.max-connections");
+    set!(max_fds, "server.max-fds");
+    set!(listen_backlog, "server.listen-backlog");
+    set!(username, "server.username", opt);
+    set!(groupname, "server.groupname", opt);
+    set!(chroot, "server.chroot", opt);
+    set!(pid_file, "server.pid-file", opt);
+    set!(max_keep_alive_requests, "server.max-keep-alive-requests");
+    set!(max_keep_alive_idle, "server.max-keep-alive-idle");
+    set!(max_request_field_size, "server.max-request-field-size");
+    set!(
+        graceful_shutdown_timeout,
+        "server.graceful-shutdown-timeout"
+    );
+    set!(
+        systemd_socket_activation,
+        "server.systemd-socket-activation"
+    );
+    set!(compat_module_load, "server.compat-module-load");
+    set!(upload_dirs, "server.upload-dirs");
+    set!(syslog_facility, "server.syslog-facility", opt);
+    set!(breakagelog, "server.breakagelog", opt);
+    if let Some(s) = setting(g, "server.feature-flags") {
+        let Value::Array(items) = &s.value else {
+            return Err(ev.error_at(
+                &s.loc,
+                "server.feature-flags: expected a list of \"flag\" => value",
+                None,
+            ));
+        };
+        for (k, v) in items {
+            let Some(k) = k else {
+                return Err(ev.error_at(
+                    &s.loc,
+                    "server.feature-flags: expected \"flag\" => value elements",
+                    None,
+                ));
+            };
+            if k == "server.graceful-shutdown-timeout" {
+                o.graceful_shutdown_timeout = u32::from_value(v).map_err(|m| {
+                    ev.error_at(&s.loc, format!("server.feature-flags: {k}: {m}"), None)
+                })?;
+            }
+            o.feature_flags.push((k.clone(), v.clone()));
+        }
+    }
+    o.dirlisting_used = blocks.iter().any(|b| {
+        b.settings.iter().any(|s| {
+            (s.key.eq_ignore_ascii_case("dir-listing.activate")
+                || s.key.eq_ignore_ascii_case("server.dir-listing"))
+                && crate::options::parse_bool(&s.value).unwrap_or(false)
+        })
+    });
+    Ok(o)
+}
+
+/// lighttpd's start-up warnings about keys, in file order.
+fn check_keys(blocks: &[Block], effective: &[String]) -> Vec<String> {
+    let mut out = Vec::new();
+    for (id, b) in blocks.iter().enumerate() {
+        for s in &b.settings {
+            let key = s.key.as_str();
+            let Some((_, module, scope)) = keys::lookup(key) else {
+                if key.len() >= 12 && key.as_bytes()[..12].eq_ignore_ascii_case(b"dir-listing.") {
+                    continue;
+                }
+                let mut w = format!("WARNING: unknown config-key: {key} (ignored)");
+                if let Some(m) = suggest(key, keys::KEYS.iter().map(|k| k.0)) {
+                    w.push_str(&format!("; did you mean {m}?"));
+                }
+                out.push(w);
+                continue;
+            };
+            if !keys::module_loaded(module, effective) {
+                out.push(format!("WARNING: unknown config-key: {key} (ignored); {module} is not in server.modules"));
+                continue;
+            }
+            if id == 0 {
+                continue;
+            }
+            match scope {
+                Scope::Server => {
+                    out.push(format!(
+                        "DEPRECATED: do not set server options in conditionals, variable: {key}"
+                    ));
+                }
+                Scope::Socket => {
+                    let socket_eq = matches!(&b.cond, Some(c) if c.field == CondField::ServerSocket && c.op == CondOp::Eq);
+                    if !socket_eq {
+                        out.push(format!(
+                            "WARNING: {key} must be in global scope or $SERVER[\"socket\"] with '==', or else is ignored"
+                        ));
+                    }
+                }
+                Scope::Request => {}
+            }
+        }
+    }
+    out
+}
+
+/// Where `$SERVER["socket"]` text (or server.bind + server.port) listens:
+/// "/path" (unix), ":port", "host:port", "[v6]:port", "host" (default port).
+pub(crate) fn socket_addr(
+    spec: &str,
+    default_port: u16,
+    use_ipv6: bool,
+) -> Result<ListenAddr, String> {
+    if spec.starts_with('/') {
+        return Ok(ListenAddr::Unix(PathBuf::from(spec)));
+    }
+    let bad = || format!("invalid socket address \"{spec}\"");
+    let port_of = |p: &str| -> Result<u16, String> {
+        if p.is_empty() {
+            Ok(default_port)
+        } else {
+            p.parse::<u16>()
+                .map_err(|_| format!("invalid port in \"{spec}\""))
+        }
+    };
+    let (host, port): (&str, u16) = if let Some(rest) = spec.strip_prefix('[') {
+        let (h, tail) = rest.split_once(']').ok_or_else(bad)?;
+        let port = match tail {
+            "" => default_port,
+            t => port_of(t.strip_prefix(':').ok_or_else(bad)?)?,
+        };
+        (h, port)
+    } else if spec.matches(':').count() > 1 {
+        (spec, default_port) // a bare IPv6 address
+    } else if let Some((h, p)) = spec.rsplit_once(':') {
+        (h, port_of(p)?)
+    } else {
+        (spec, default_port)
+    };
+    let ip: Option<IpAddr> = if host.is_empty() {
+        Some(if use_ipv6 {
+            IpAddr::V6(Ipv6Addr::UNSPECIFIED)
+        } else {
+            IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+        })
+    } else {
+        host.parse().ok()
+    };
+    match ip {
+        Some(ip) => Ok(ListenAddr::Tcp(SocketAddr::new(ip, port))),
+        None => (host, port)
+            .to_socket_addrs()
+            .map_err(|e| format!("cannot resolve \"{host}\": {e}"))?
+            .next()
+            .map(ListenAddr::Tcp)
+            .ok_or_else(|| format!("\"{host}\" has no address")),
+    }
+}
+
+fn socket_options(ev: &Eval, b: &Block, base: &SocketOptions) -> Result<SocketOptions, ConfError> {
+    let mut o = base.clone();
+    if let Some(v) = typed(ev, b, "server.listen-backlog")? {
+        o.listen_backlog = v;
+    }
+    if let Some(v) = typed(ev, b, "server.use-ipv6")? {
+        o.use_ipv6 = v;
+    }
+    if let Some(v) = typed(ev, b, "server.set-v6only")? {
+        o.set_v6only = v;
+    }
+    if let Some(v) = typed::<String>(ev, b, "server.socket-perms")? {
+        o.socket_perms = Some(v);
+    }
+    if let Some(v) = typed(ev, b, "ssl.engine")? {
+        o.ssl_engine = v;
+    }
+    Ok(o)
+}
+
+fn listeners(
+    ev: &Eval,
+    blocks: &[Block],
+    server: &ServerOptions,
+) -> Result<Vec<Listener>, ConfError> {
+    let global = socket_options(ev, &blocks[0], &SocketOptions::default())?;
+    let (spec, addr) = match server.bind.as_deref() {
+        Some(b) if b.starts_with('/') => (b.to_string(), ListenAddr::Unix(PathBuf::from(b))),
+        bind => {
+            let host = bind.unwrap_or("");
+            let host_text = if host.contains(':') && !host.starts_with('[') {
+                format!("[{host}]")
+            } else {
+                host.to_string()
+            };
+            let spec = format!("{host_text}:{}", server.port);
+            let addr = socket_addr(&spec, server.port, global.use_ipv6).map_err(|m| {
+                let loc = setting(&blocks[0], "server.bind")
+                    .or(setting(&blocks[0], "server.port"))
+                    .map(|s| s.loc.clone());
+                match loc {
+                    Some(l) => ev.error_at(&l, m, None),
+                    None => ev.error_at(&Default::default(), m, None),
+                }
+            })?;
+            (spec, addr)
+        }
+    };
+    let mut out = vec![Listener {
+        addr,
+        spec,
+        block: None,
+        socket: global.clone(),
+    }];
+    for (id, b) in blocks.iter().enumerate() {
+        let Some(c) = &b.cond else { continue };
+        if c.field != CondField::ServerSocket || c.op != CondOp::Eq {
+            continue;
+        }
+        let socket = socket_options(ev, b, &global)?;
+        let addr = socket_addr(&c.pattern, server.port, socket.use_ipv6).map_err(|m| {
+            ev.error_at(
+                &c.loc,
+                m,
+                Some("write \":port\", \"ip:port\", \"[ipv6]:port\" or a unix socket path"),
+            )
+        })?;
+        match out.iter_mut().find(|l| l.addr == addr) {
+            Some(l) => {
+                if l.block.is_none() {
+                    l.block = Some(id as BlockId);
+                    l.socket = socket;
+                }
+            }
+            None => out.push(Listener {
+                addr,
+                spec: c.pattern.clone(),
+                block: Some(id),
+                socket,
+            }),
+        }
+    }
+    Ok(out)
+}
