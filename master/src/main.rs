@@ -6,6 +6,7 @@ mod config;
 mod daemon;
 mod errlog;
 mod listen;
+mod privileges;
 mod sdnotify;
 mod server;
 mod signals;
@@ -211,8 +212,11 @@ fn serve(
         }
     };
 
-    // Step 5: from here on the master keeps only what it still needs (privilege
-    // trimming of the master process belongs in this step).
+    // Step 5: from here on the master keeps only what it still needs (privileges.rs).
+    if let Err(e) = privileges::trim() {
+        cleanup_failed(&pidfile);
+        fail!("{e}");
+    }
 
     // Step 6: become a daemon; the parent waits until the workers are ready.
     let readiness = if foreground {
