@@ -1,0 +1,139 @@
+//! The master as a supervisor: process titles, a killed worker replaced, no
+//! worker outliving the master, SIGTERM and SIGINT stops.
+
+mod common;
+
+use common::{children_of, cmdline, Server};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use std::time::{Duration, Instant};
+
+const CONF: &str = r#"
+server.bind = "127.0.0.1"
+server.port = @PORT@
+server.document-root = "@DOCROOT@"
+server.errorlog = "@DIR@/error.log"
+server.max-worker = 2
+"#;
+
+fn start() -> Server {
+    Server::start_with(CONF, &[], |d| {
+        std::fs::write(d.join("www/index.html"), "hello from wick\n").expect("index");
+    })
+}
+
+/// Process state letter from /proc/PID/stat, None when the pid is gone.
+fn state(pid: u32) -> Option<char> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    s.rsplit_once(')')?.1.split_whitespace().next()?.chars().next()
+}
+
+fn alive(pid: u32) -> bool {
+    state(pid).is_some_and(|c| c != 'Z' && c != 'X')
+}
+
+fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let t = Instant::now();
+    while t.elapsed() < limit {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    f()
+}
+
+fn workers(s: &Server, n: usize) -> Vec<u32> {
+    let mut kids = Vec::new();
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            kids = children_of(s.pid());
+            kids.len() == n
+        }),
+        "expected {n} workers, have {kids:?}"
+    );
+    kids.sort_unstable();
+    kids
+}
+
+#[test]
+fn ps_shows_the_roles() {
+    let s = start();
+    assert!(cmdline(s.pid()).starts_with("wickd: master"), "{}", cmdline(s.pid()));
+    let mut titles: Vec<String> = workers(&s, 2).iter().map(|&p| cmdline(p)).collect();
+    titles.sort();
+    assert_eq!(titles, ["wickd: worker 1", "wickd: worker 2"]);
+    for p in std::iter::once(s.pid()).chain(children_of(s.pid())) {
+        let comm = std::fs::read_to_string(format!("/proc/{p}/comm")).unwrap_or_default();
+        assert_eq!(comm.trim(), "wickd", "comm of {p}");
+    }
+}
+
+#[test]
+fn killed_worker_is_replaced() {
+    let s = start();
+    let before = workers(&s, 2);
+    let victim = before[0];
+    kill(Pid::from_raw(victim as i32), Signal::SIGKILL).expect("kill worker");
+    let mut now = Vec::new();
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            now = children_of(s.pid());
+            now.len() == 2 && !now.contains(&victim)
+        }),
+        "worker not replaced: {now:?}"
+    );
+    let titles: Vec<String> = now.iter().map(|&p| cmdline(p)).collect();
+    assert!(titles.iter().all(|t| t.starts_with("wickd: worker ")), "{titles:?}");
+    for _ in 0..10 {
+        let r = s.get("/index.html");
+        assert_eq!(r.status, 200);
+        assert_eq!(r.text(), "hello from wick\n");
+    }
+    assert!(
+        wait_until(Duration::from_secs(5), || s.error_log().contains("killed by signal 9 (SIGKILL)")),
+        "death not logged: {}",
+        s.error_log()
+    );
+}
+
+#[test]
+fn no_worker_outlives_a_killed_master() {
+    let mut s = start();
+    let kids = workers(&s, 2);
+    let mut master = s.child.take().expect("master");
+    master.kill().expect("SIGKILL master");
+    master.wait().expect("reap master");
+    assert!(
+        wait_until(Duration::from_secs(5), || kids.iter().all(|&k| !alive(k))),
+        "workers still running after the master died: {:?}",
+        kids.iter().map(|&k| (k, state(k))).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn sigterm_stops_everything() {
+    let mut s = start();
+    let kids = workers(&s, 2);
+    s.signal(Signal::SIGTERM);
+    let st = s.wait_exit(Duration::from_secs(5)).expect("master exits on SIGTERM");
+    assert!(st.success(), "{st}");
+    assert!(wait_until(Duration::from_secs(3), || kids.iter().all(|&k| !alive(k))));
+    let log = std::fs::read_to_string(s.dir.path().join("error.log")).unwrap_or_default();
+    assert!(log.contains("server stopped by UID ="), "{log}");
+}
+
+#[test]
+fn sigint_stops_gracefully() {
+    let mut s = start();
+    let kids = workers(&s, 2);
+    assert_eq!(s.get("/index.html").status, 200);
+    s.signal(Signal::SIGINT);
+    let st = s.wait_exit(Duration::from_secs(10)).expect("master exits on SIGINT");
+    assert!(st.success(), "{st}");
+    assert!(wait_until(Duration::from_secs(3), || kids.iter().all(|&k| !alive(k))));
+    let log = std::fs::read_to_string(s.dir.path().join("error.log")).unwrap_or_default();
+    assert!(log.contains("graceful shutdown started"), "{log}");
+    // The listening socket is gone with the server.
+    assert!(std::net::TcpStream::connect(("127.0.0.1", s.port)).is_err());
+}
