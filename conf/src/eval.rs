@@ -58,6 +58,8 @@ pub(crate) struct Eval {
     depth: u32,
     /// Every text parsed, to quote lines in later errors.
     pub sources: Vec<Source>,
+    /// Warnings met while parsing (lighttpd-tolerated mistakes).
+    pub warnings: Vec<String>,
 }
 
 /// A token stream of one source.
@@ -241,8 +243,9 @@ fn http_field(tag: &str) -> Option<CondField> {
 /// A host name in a condition, as lighttpd normalises it: lowercase, no trailing dot.
 fn normalize_host(h: &str) -> Result<String, String> {
     let mut s = h.to_ascii_lowercase();
-    if s.is_empty() {
-        return Ok(s);
+    // lighttpd lets a pattern starting with '/' through unchanged.
+    if s.is_empty() || s.starts_with('/') {
+        return Ok(h.to_string());
     }
     let ok = s
         .bytes()
@@ -341,12 +344,14 @@ impl Eval {
             base_dir,
             depth: 0,
             sources: Vec::new(),
+            warnings: Vec::new(),
         }
     }
 
     /// Parse one whole source into the current block.
     pub fn parse_source(&mut self, src: &Source) -> Result<(), ConfError> {
-        let toks = tokenize(src)?;
+        let (toks, warnings) = tokenize(src)?;
+        self.warnings.extend(warnings);
         let mut p = P { src, toks, i: 0 };
         let r = self.metalines(&mut p, None);
         self.sources.push(src.clone());

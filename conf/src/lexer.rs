@@ -147,7 +147,10 @@ struct Lexer<'a> {
     line_start: usize,
     parens: u32,
     in_cond: bool,
+    /// A newline was skipped inside ( ) since the last token.
+    newline_in_list: bool,
     toks: Vec<Token>,
+    warnings: Vec<String>,
 }
 
 impl<'a> Lexer<'a> {
@@ -168,6 +171,7 @@ impl<'a> Lexer<'a> {
             line: self.line,
             col,
         });
+        self.newline_in_list = false;
     }
 
     fn prev(&self) -> Option<&Tok> {
@@ -195,7 +199,7 @@ impl<'a> Lexer<'a> {
         }
     }
 
-    fn run(mut self) -> Result<Vec<Token>, ConfError> {
+    fn run(mut self) -> Result<(Vec<Token>, Vec<String>), ConfError> {
         while self.pos < self.s.len() {
             let p = self.pos;
             let c = self.s[p];
@@ -218,6 +222,8 @@ impl<'a> Lexer<'a> {
                             line,
                             col,
                         });
+                    } else {
+                        self.newline_in_list = true;
                     }
                 }
                 b'#' => self.skip_comment(),
@@ -324,11 +330,25 @@ impl<'a> Lexer<'a> {
             line,
             col,
         });
-        Ok(self.toks)
+        Ok((self.toks, self.warnings))
     }
 
     fn string(&mut self, p: usize) -> Result<(), ConfError> {
         match self.prev() {
+            // lighttpd up to 1.4.6x took list elements on separate lines without a
+            // comma between them; keep taking them, with a warning.
+            Some(Tok::Str(_)) if self.parens > 0 && self.newline_in_list => {
+                let (line, col) = (self.line, self.col_at(p));
+                self.warnings.push(format!(
+                    "WARNING: {}:{line}:{col}: missing ',' between list elements (taken as if it were there)",
+                    self.src.name
+                ));
+                self.toks.push(Token {
+                    tok: Tok::Comma,
+                    line,
+                    col,
+                });
+            }
             Some(Tok::Str(_)) => {
                 return Err(self.err(
                     p,
@@ -373,6 +393,7 @@ impl<'a> Lexer<'a> {
             line,
             col,
         });
+        self.newline_in_list = false;
         Ok(())
     }
 
@@ -486,8 +507,8 @@ impl<'a> Lexer<'a> {
     }
 }
 
-/// Split `src` into tokens; the last token is always an end of line.
-pub fn tokenize(src: &Source) -> Result<Vec<Token>, ConfError> {
+/// Split `src` into tokens (the last is always an end of line), and warnings.
+pub fn tokenize(src: &Source) -> Result<(Vec<Token>, Vec<String>), ConfError> {
     Lexer {
         src,
         s: src.text.as_bytes(),
@@ -496,7 +517,9 @@ pub fn tokenize(src: &Source) -> Result<Vec<Token>, ConfError> {
         line_start: 0,
         parens: 0,
         in_cond: false,
+        newline_in_list: false,
         toks: Vec::new(),
+        warnings: Vec::new(),
     }
     .run()
 }
@@ -512,6 +535,7 @@ mod tests {
         };
         tokenize(&src)
             .expect("lex")
+            .0
             .into_iter()
             .map(|t| t.tok)
             .collect()
@@ -544,6 +568,22 @@ mod tests {
             .as_deref()
             .unwrap_or("")
             .contains("strings may be combined with '+'"));
+    }
+
+    #[test]
+    fn missing_comma_across_lines_is_a_warning() {
+        let src = Source {
+            name: "t".into(),
+            text: "a = (\"x\" => \"1\"\n \"y\" => \"2\")".into(),
+        };
+        let (t, w) = tokenize(&src).expect("lex");
+        assert_eq!(t.iter().filter(|t| t.tok == Tok::Comma).count(), 1);
+        assert_eq!(w.len(), 1);
+        assert!(w[0].contains("t:2:2"), "{w:?}");
+        assert!(
+            lex_err("a = (\"x\" \"y\")").hint.is_some(),
+            "same line: still an error"
+        );
     }
 
     #[test]

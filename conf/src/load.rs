@@ -60,7 +60,8 @@ fn finish(ev: Eval, main_file: PathBuf) -> Result<Config, ConfError> {
 
     let server = server_options(&ev, &blocks)?;
     let effective = server.effective_modules();
-    let warnings = check_keys(&blocks, &effective);
+    let mut warnings = ev.warnings.clone();
+    warnings.extend(check_keys(&blocks, &effective));
 
     let mut patches = Vec::with_capacity(blocks.len());
     for b in &blocks {
@@ -74,7 +75,7 @@ fn finish(ev: Eval, main_file: PathBuf) -> Result<Config, ConfError> {
     }
 
     let listeners = listeners(&ev, &blocks, &server)?;
-    let config = Config {
+    let mut config = Config {
         main_file,
         blocks,
         server,
@@ -82,9 +83,15 @@ fn finish(ev: Eval, main_file: PathBuf) -> Result<Config, ConfError> {
         listeners,
         warnings,
     };
-    // Every regex must compile now: a bad one fails start-up (and -t), not a request.
-    crate::cond::Compiled::new(&config)
-        .map_err(|e| ev.error_at(&e.loc, e.message, e.hint.as_deref()))?;
+    // A regex the engine cannot run fails start-up (the master compiles them with
+    // cond::Compiled::new before it starts anything); loading it only warns, so
+    // that `wickd -p` still prints a configuration lighttpd accepts.
+    if let Err(e) = crate::cond::Compiled::new(&config) {
+        config.warnings.push(format!(
+            "WARNING: {}:{}:{}: {}; wickd will not start with this configuration",
+            e.loc.file, e.loc.line, e.loc.col, e.message
+        ));
+    }
     Ok(config)
 }
 

@@ -1,6 +1,8 @@
 //! The normalised configuration `wickd -p` prints, in the style of lighttpd's
 //! config_print: every value after evaluation (variables, `+=`, includes resolved),
 //! blocks nested as in the file with their `# block N` number, else chains.
+//! Unlike lighttpd's, the output is itself a valid configuration (no `config { }`
+//! wrapper; `var.*` are already substituted), so `wickd -p` also flattens includes.
 
 use crate::lexer::op_str;
 use crate::model::{BlockId, Config, Value};
@@ -11,9 +13,37 @@ const INDENT: &str = "    ";
 /// The whole configuration as text that wickd (and lighttpd) can read back.
 pub fn normalized(config: &Config) -> String {
     let mut out = String::new();
-    print_block(config, 0, 0, &mut out);
-    out.push('\n');
+    let _ = writeln!(
+        out,
+        "# {} (normalised; block 0: global)",
+        config.main_file.display()
+    );
+    print_settings(config, 0, 0, &mut out);
+    print_children(config, 0, 0, &mut out);
     out
+}
+
+fn print_settings(config: &Config, id: BlockId, depth: usize, out: &mut String) {
+    let b = &config.blocks[id];
+    let width = b.settings.iter().map(|s| s.key.len()).max().unwrap_or(0);
+    for s in &b.settings {
+        indent(out, depth);
+        let _ = write!(out, "{:width$} = ", s.key);
+        print_value(&s.value, depth, out);
+        out.push('\n');
+    }
+}
+
+/// The first block of each chain under `id`, in file order.
+fn print_children(config: &Config, id: BlockId, depth: usize, out: &mut String) {
+    for (cid, c) in config.blocks.iter().enumerate() {
+        if cid != 0 && c.parent == Some(id) && c.else_of.is_none() {
+            out.push('\n');
+            indent(out, depth);
+            print_chain(config, cid, depth, out);
+            out.push('\n');
+        }
+    }
 }
 
 fn quote(s: &str) -> String {
@@ -71,43 +101,22 @@ fn header(config: &Config, id: BlockId) -> String {
 }
 
 fn print_block(config: &Config, id: BlockId, depth: usize, out: &mut String) {
-    let b = &config.blocks[id];
     let head = header(config, id);
-    if id == 0 {
-        out.push_str("config {\n");
-    } else {
-        if !head.is_empty() {
-            out.push_str(&head);
-            out.push(' ');
-        }
-        out.push_str("{\n");
-        indent(out, depth + 1);
-        let _ = writeln!(out, "# block {id}");
+    if !head.is_empty() {
+        out.push_str(&head);
+        out.push(' ');
     }
-    let width = b.settings.iter().map(|s| s.key.len()).max().unwrap_or(0);
-    for s in &b.settings {
-        indent(out, depth + 1);
-        let _ = write!(out, "{:width$} = ", s.key);
-        print_value(&s.value, depth + 1, out);
-        out.push('\n');
-    }
-    // Children: the first block of each chain, in file order.
-    for (cid, c) in config.blocks.iter().enumerate() {
-        if c.parent == Some(id) && c.else_of.is_none() && cid != 0 {
-            out.push('\n');
-            indent(out, depth + 1);
-            print_chain(config, cid, depth + 1, out);
-            out.push('\n');
-        }
-    }
+    out.push_str("{\n");
+    indent(out, depth + 1);
+    let _ = writeln!(out, "# block {id}");
+    print_settings(config, id, depth + 1, out);
+    print_children(config, id, depth + 1, out);
     indent(out, depth);
     out.push('}');
-    if id != 0 {
-        if head.is_empty() {
-            out.push_str(" # end of else");
-        } else {
-            let _ = write!(out, " # end of {head}");
-        }
+    if head.is_empty() {
+        out.push_str(" # end of else");
+    } else {
+        let _ = write!(out, " # end of {head}");
     }
 }
 
