@@ -102,9 +102,19 @@ pub fn limit_fds(max_fds: Option<u64>, root: bool) -> Result<String, String> {
         Some(n) => (n.min(hard), n.min(hard)),
         None => (soft.max(4096.min(hard)), hard),
     };
-    setrlimit(Resource::RLIMIT_NOFILE, new_soft, new_hard)
-        .map_err(|e| format!("setrlimit(RLIMIT_NOFILE, {new_soft}): {e}"))?;
-    Ok(format!("RLIMIT_NOFILE {new_soft}"))
+    match setrlimit(Resource::RLIMIT_NOFILE, new_soft, new_hard) {
+        Ok(()) => Ok(format!("RLIMIT_NOFILE {new_soft}")),
+        // Raising the hard limit needs CAP_SYS_RESOURCE, which a container may lack.
+        Err(nix::errno::Errno::EPERM) if new_hard > hard => {
+            setrlimit(Resource::RLIMIT_NOFILE, hard, hard)
+                .map_err(|e| format!("setrlimit(RLIMIT_NOFILE, {hard}): {e}"))?;
+            Ok(format!(
+                "warning: server.max-fds {new_soft} is above the hard limit {hard}, which this \
+                 process may not raise; RLIMIT_NOFILE {hard}"
+            ))
+        }
+        Err(e) => Err(format!("setrlimit(RLIMIT_NOFILE, {new_soft}): {e}")),
+    }
 }
 
 /// chroot(dir) and chdir("/"), as lighttpd does; config paths are then inside it.
