@@ -7,6 +7,7 @@
 
 pub mod channel;
 pub mod log;
+pub mod spawner;
 
 pub use channel::Channel;
 
