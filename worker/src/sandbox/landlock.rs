@@ -95,7 +95,7 @@ pub fn prepare(
     Ok(Prepared { ruleset, granted })
 }
 
-/// Files that start with one of the server.errorfile-prefix values
+/// Regular files that start with one of the server.errorfile-prefix values
 /// (`/srv/errors/status-` → `/srv/errors/status-404.html`, ...).
 fn prefixed_files(prefixes: &[PathBuf]) -> Vec<PathBuf> {
     let mut out = Vec::new();
@@ -109,7 +109,10 @@ fn prefixed_files(prefixes: &[PathBuf]) -> Vec<PathBuf> {
             continue;
         };
         for e in rd.flatten() {
-            if e.file_name().to_string_lossy().starts_with(stem) {
+            // Regular files only: a symlink here would make the rule cover its
+            // target, wherever that is.
+            let regular = e.file_type().map(|t| t.is_file()).unwrap_or(false);
+            if regular && e.file_name().to_string_lossy().starts_with(stem) {
                 out.push(Path::new(dir).join(e.file_name()));
             }
         }

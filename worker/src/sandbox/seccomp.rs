@@ -90,10 +90,11 @@ pub fn rules(plan: &Plan, pid: i32) -> Result<Rules, String> {
     allow(
         &mut r,
         &[
-            libc::SYS_openat, // documents, index files, error pages (Landlock checks the place)
+            libc::SYS_openat,  // documents, index files, error pages (Landlock checks the place)
+            libc::SYS_openat2, // documents beneath a document-root dirfd (RESOLVE_BENEATH)
             libc::SYS_newfstatat, // stat / lstat (follow-symlink) / fstat
-            libc::SYS_statx,  // std's metadata()
-            libc::SYS_fstat,  // glibc's fstat on some paths
+            libc::SYS_statx,   // std's metadata()
+            libc::SYS_fstat,   // glibc's fstat on some paths
             libc::SYS_getdents64, // directory listings
             libc::SYS_readlinkat, // follow-symlink = disable checks
             libc::SYS_faccessat, // std's Path::exists fallbacks
