@@ -76,8 +76,9 @@ pub fn drop_privileges(user: Option<&Identity>) -> Result<Vec<String>, String> {
             prctl::set_keepcaps(false).map_err(|e| format!("PR_SET_KEEPCAPS: {e}"))?;
             report.push(format!("running as {} ({}:{})", id.name, id.uid, id.gid));
         }
-        caps::set(None, CapSet::Permitted, &keep).map_err(|e| format!("permitted caps: {e}"))?;
+        // Effective first: it must stay a subset of permitted at every step.
         caps::set(None, CapSet::Effective, &keep).map_err(|e| format!("effective caps: {e}"))?;
+        caps::set(None, CapSet::Permitted, &keep).map_err(|e| format!("permitted caps: {e}"))?;
         report.push("capabilities: CAP_SETUID, CAP_SETGID, CAP_KILL".into());
     }
     caps::clear(None, CapSet::Inheritable).map_err(|e| format!("inheritable caps: {e}"))?;
