@@ -22,6 +22,8 @@ use std::path::{Path, PathBuf};
 const MAX_FILE: u64 = 32 * 1024 * 1024;
 /// Includes deeper than this are a loop.
 const MAX_DEPTH: u32 = 32;
+/// Lists and blocks nested deeper than this are refused (bounded recursion).
+const MAX_NESTING: u32 = 64;
 
 pub(crate) struct Entry {
     pub key: String,
@@ -60,6 +62,8 @@ pub(crate) struct Eval {
     pub sources: Vec<Source>,
     /// Warnings met while parsing (lighttpd-tolerated mistakes).
     pub warnings: Vec<String>,
+    /// Lists being parsed, one inside the other.
+    list_depth: u32,
 }
 
 /// A token stream of one source.
@@ -177,21 +181,32 @@ pub(crate) fn type_name(v: &Value) -> &'static str {
     }
 }
 
-/// Levenshtein distance, for "did you mean" hints.
+/// Edit distance with transpositions (optimal string alignment), for "did you
+/// mean" hints; ASCII case is ignored.
 pub(crate) fn distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut prev = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let cur = row[j + 1];
-            let sub = prev + usize::from(!ca.eq_ignore_ascii_case(cb));
-            row[j + 1] = sub.min(row[j] + 1).min(cur + 1);
-            prev = cur;
+    let a: Vec<char> = a.chars().map(|c| c.to_ascii_lowercase()).collect();
+    let b: Vec<char> = b.chars().map(|c| c.to_ascii_lowercase()).collect();
+    let w = b.len() + 1;
+    let mut d = vec![0usize; (a.len() + 1) * w];
+    for i in 0..=a.len() {
+        d[i * w] = i;
+    }
+    for (j, cell) in d.iter_mut().enumerate().take(w) {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut v = (d[(i - 1) * w + j] + 1)
+                .min(d[i * w + j - 1] + 1)
+                .min(d[(i - 1) * w + j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                v = v.min(d[(i - 2) * w + j - 2] + 1);
+            }
+            d[i * w + j] = v;
         }
     }
-    row[b.len()]
+    d[a.len() * w + b.len()]
 }
 
 /// The closest of `candidates` to `word`, if close enough to be a typo.
@@ -345,6 +360,7 @@ impl Eval {
             depth: 0,
             sources: Vec::new(),
             warnings: Vec::new(),
+            list_depth: 0,
         }
     }
 
@@ -596,6 +612,20 @@ impl Eval {
     }
 
     fn array(&mut self, p: &mut P) -> Result<Value, ConfError> {
+        if self.list_depth >= MAX_NESTING {
+            return Err(p.err(
+                p.i,
+                format!("lists nested more than {MAX_NESTING} deep"),
+                None,
+            ));
+        }
+        self.list_depth += 1;
+        let r = self.array_body(p);
+        self.list_depth -= 1;
+        r
+    }
+
+    fn array_body(&mut self, p: &mut P) -> Result<Value, ConfError> {
         p.bump(); // (
         let mut items: Vec<(Option<String>, Value)> = Vec::new();
         if p.peek() == Some(&Tok::RParen) {
@@ -683,6 +713,13 @@ impl Eval {
     }
 
     fn push_block(&mut self, p: &P, at: usize, id: usize) -> Result<(), ConfError> {
+        if self.stack.len() >= MAX_NESTING as usize {
+            return Err(p.err(
+                at,
+                format!("conditions nested more than {MAX_NESTING} deep"),
+                None,
+            ));
+        }
         if !self.stack.is_empty() && self.current == 0 {
             return Err(p.err(
                 at,

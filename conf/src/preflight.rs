@@ -78,7 +78,7 @@ pub fn check(config: &Config) -> Result<(), String> {
             }
         }
     }
-    for (id, b) in config.blocks.iter().enumerate() {
+    for b in &config.blocks {
         for st in &b.settings {
             let key = st.key.to_ascii_lowercase();
             let Value::Str(v) = &st.value else { continue };
@@ -93,7 +93,6 @@ pub fn check(config: &Config) -> Result<(), String> {
                 writable(Path::new(v))
                     .map_err(|e| format!("{at}{key} {v}: cannot be written: {e}"))?;
             }
-            let _ = id;
         }
     }
     if let Some(pid) = &s.pid_file {

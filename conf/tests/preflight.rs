@@ -1,0 +1,132 @@
+//! `wickd -tt` checks (preflight::check): each fails for its own reason and passes
+//! once the reason is gone.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use wick_conf::{load_str, preflight};
+
+fn tmpdir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("wick-conf-pre-{}-{tag}", std::process::id()));
+    let _ = fs::remove_dir_all(&d);
+    fs::create_dir_all(d.join("www")).expect("mkdir");
+    d
+}
+
+fn check(text: &str) -> Result<(), String> {
+    let cfg = load_str(text, "t.conf", Path::new("")).unwrap_or_else(|e| panic!("{e}"));
+    preflight::check(&cfg)
+}
+
+#[test]
+fn a_sound_configuration_passes() {
+    let d = tmpdir("ok");
+    let conf = format!(
+        "server.document-root = \"{0}/www\"\nserver.modules = (\"mod_access\", \"mod_compress\")\nserver.errorlog = \"{0}/error.log\"\nserver.username = \"root\"\nserver.groupname = \"root\"\n",
+        d.display()
+    );
+    assert_eq!(check(&conf), Ok(()));
+    assert!(!d.join("error.log").exists(), "-tt creates no file");
+    let _ = fs::remove_dir_all(&d);
+}
+
+#[test]
+fn document_root_must_be_set_and_exist() {
+    let e = check("server.port = 80\n").expect_err("no docroot");
+    assert!(e.contains("server.document-root is not set"), "{e}");
+    let d = tmpdir("docroot");
+    let e = check(&format!(
+        "server.document-root = \"{0}/www\"\n$HTTP[\"host\"] == \"x\" {{\n server.document-root = \"{0}/nope\"\n}}\n",
+        d.display()
+    ))
+    .expect_err("missing block docroot");
+    assert!(
+        e.contains("t.conf:3:") && e.contains("/nope: no such directory"),
+        "{e}"
+    );
+    let _ = fs::remove_dir_all(&d);
+}
+
+#[test]
+fn user_and_group_must_exist() {
+    let d = tmpdir("user");
+    let base = format!("server.document-root = \"{}/www\"\n", d.display());
+    let e = check(&format!("{base}server.username = \"wick-no-such-user\"\n")).expect_err("user");
+    assert!(e.contains("no such user \"wick-no-such-user\""), "{e}");
+    let e = check(&format!(
+        "{base}server.groupname = \"wick-no-such-group\"\n"
+    ))
+    .expect_err("group");
+    assert!(e.contains("no such group"), "{e}");
+    let _ = fs::remove_dir_all(&d);
+}
+
+#[test]
+fn modules_must_be_known() {
+    let d = tmpdir("mods");
+    let e = check(&format!(
+        "server.document-root = \"{}/www\"\nserver.modules = (\"mod_access\", \"mod_bogus\")\n",
+        d.display()
+    ))
+    .expect_err("bogus module");
+    assert!(e.contains("mod_bogus"), "{e}");
+    let _ = fs::remove_dir_all(&d);
+}
+
+#[test]
+fn files_to_read_must_be_readable_and_logs_writable() {
+    let d = tmpdir("files");
+    let base = format!("server.document-root = \"{}/www\"\n", d.display());
+    let e = check(&format!(
+        "{base}ssl.pemfile = \"{}/missing.pem\"\n",
+        d.display()
+    ))
+    .expect_err("pem");
+    assert!(
+        e.contains("ssl.pemfile") && e.contains("cannot be read"),
+        "{e}"
+    );
+    fs::write(d.join("cert.pem"), "x").expect("write");
+    assert_eq!(
+        check(&format!(
+            "{base}ssl.pemfile = \"{}/cert.pem\"\n",
+            d.display()
+        )),
+        Ok(())
+    );
+    let e = check(&format!(
+        "{base}server.errorlog = \"{}/no/dir/error.log\"\n",
+        d.display()
+    ))
+    .expect_err("log");
+    assert!(
+        e.contains("server.errorlog") && e.contains("cannot be written"),
+        "{e}"
+    );
+    assert_eq!(
+        check(&format!(
+            "{base}accesslog.filename = \"|/usr/bin/logger\"\n"
+        )),
+        Ok(()),
+        "pipes are skipped"
+    );
+    let _ = fs::remove_dir_all(&d);
+}
+
+#[test]
+fn chroot_must_exist_and_holds_the_document_root() {
+    let d = tmpdir("chroot");
+    let e = check(&format!(
+        "server.chroot = \"{}/nope\"\nserver.document-root = \"/www\"\n",
+        d.display()
+    ))
+    .expect_err("chroot");
+    assert!(e.contains("server.chroot"), "{e}");
+    assert_eq!(
+        check(&format!(
+            "server.chroot = \"{}\"\nserver.document-root = \"/www\"\n",
+            d.display()
+        )),
+        Ok(())
+    );
+    let _ = fs::remove_dir_all(&d);
+}
