@@ -79,6 +79,7 @@ pub fn start(plan: &Plan) -> io::Result<Started> {
                 libc::SIGTERM,
                 libc::SIGINT,
                 libc::SIGHUP,
+                libc::SIGUSR1,
             ] {
                 libc::signal(sig, libc::SIG_DFL);
             }

@@ -3,9 +3,11 @@
 //! the config.
 //!
 //! Life: the master fork+execs `wickd` with WICKD_ROLE=gateway-spawner and the channel
-//! on fd 3, sends Hello, Config, the error log fd and Start ([`ToSpawner`]); the spawner
-//! resolves the users the config names, confines itself ([`confine`]), answers Ready,
-//! then serves one channel per worker (passed by the master) in a poll loop:
+//! on fd 3 and speaks to it as to a worker ([`ToWorker`]: Hello, Config, the error log
+//! fd, Start; later Drain, Terminate, ReopenLog; answers are [`FromWorker`]); the
+//! spawner resolves the users the config names, confines itself ([`confine`]), answers
+//! Ready, then serves one channel per worker (each passed by the master with
+//! `ToWorker::SpawnerChannel`) in a poll loop:
 //! Run → [`policy`] → [`launch`] → pipes back; Finish/Signal → [`children`]; SIGCHLD
 //! (signalfd) → reap, tell the worker.
 
@@ -26,10 +28,8 @@ use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::time::{Duration, Instant};
 use wick_proto::log::ErrorLog;
-use wick_proto::spawner::{
-    CgiRequest, FromSpawner, FromWorkerToSpawner, SpawnerToWorker, ToSpawner,
-};
-use wick_proto::{Channel, Level, PROTO_VERSION};
+use wick_proto::spawner::{CgiRequest, FromWorkerToSpawner, SpawnerToWorker};
+use wick_proto::{Channel, FromWorker, Level, ToWorker, PROTO_VERSION};
 
 /// Environment variables of wickd's own that scripts get, as lighttpd passes them.
 const PASSTHROUGH: &[&str] = &["LD_PRELOAD", "LD_LIBRARY_PATH"];
@@ -46,7 +46,7 @@ impl Log {
             // Best effort: a full channel drops the line rather than stall the spawner.
             None => {
                 let _ = master.send(
-                    &FromSpawner::Log {
+                    &FromWorker::Log {
                         level,
                         line: line.to_string(),
                     },
@@ -85,7 +85,7 @@ pub fn run(mut master: Channel) -> i32 {
         Err(reason) => {
             log.write(&master, Level::Error, &format!("gateway-spawner: {reason}"));
             let _ = master.set_nonblocking(false);
-            let _ = master.send(&FromSpawner::Failed { reason }, &[]);
+            let _ = master.send(&FromWorker::Failed { reason }, &[]);
             return 1;
         }
     };
@@ -103,7 +103,7 @@ pub fn run(mut master: Channel) -> i32 {
         s.add_worker(id, fd);
     }
     if let Err(e) = s.master.send(
-        &FromSpawner::Ready {
+        &FromWorker::Ready {
             pid: std::process::id(),
         },
         &[],
@@ -125,40 +125,42 @@ fn start(master: &mut Channel, log: &mut Log) -> Result<Parts, String> {
     let mut hello = false;
     let mut pending_workers = Vec::new();
     loop {
-        let (msg, mut fds) = match master.recv::<ToSpawner>() {
+        let (msg, mut fds) = match master.recv::<ToWorker>() {
             Ok(Some(m)) => m,
             Ok(None) => return Err("master closed the channel during start-up".into()),
             Err(e) => return Err(format!("reading from master: {e}")),
         };
         match msg {
-            ToSpawner::Hello { proto, .. } => {
+            ToWorker::Hello { proto, .. } => {
                 if proto != PROTO_VERSION {
                     return Err(format!("protocol {proto}, expected {PROTO_VERSION}"));
                 }
                 hello = true;
             }
-            ToSpawner::Config(c) => config = Some(*c),
-            ToSpawner::ErrorLog { has_fd } => {
+            ToWorker::Config(c) => config = Some(*c),
+            ToWorker::ErrorLog { has_fd } => {
                 if has_fd {
                     if let Some(fd) = fds.pop() {
                         log.file = Some(ErrorLog::file(fd, "gateway-spawner"));
                     }
                 }
             }
-            ToSpawner::Worker { worker_id } => {
+            ToWorker::SpawnerChannel { worker_id } => {
                 if let Some(fd) = fds.pop() {
                     pending_workers.push((worker_id, fd));
                 }
             }
-            ToSpawner::Start => break,
-            ToSpawner::Terminate | ToSpawner::Drain { .. } => {
+            ToWorker::Start => break,
+            ToWorker::Terminate | ToWorker::Drain { .. } => {
                 return Err("stopped during start-up".into())
             }
-            ToSpawner::ReopenLog => {
+            ToWorker::ReopenLog => {
                 if let Some(fd) = fds.pop() {
                     log.file = Some(ErrorLog::file(fd, "gateway-spawner"));
                 }
             }
+            // Worker-only messages; their fds (if any) are closed.
+            ToWorker::Listeners { .. } | ToWorker::OneShot { .. } | ToWorker::ReportActivity => {}
         }
     }
     if !hello {
@@ -324,7 +326,7 @@ impl Spawner {
         if let Some(deadline) = self.drain {
             let no_workers = self.workers.iter().all(Option::is_none);
             if no_workers && self.children.is_empty() {
-                let _ = self.master.send(&FromSpawner::Drained, &[]);
+                let _ = self.master.send(&FromWorker::Drained, &[]);
                 return Some(0);
             }
             if deadline.is_some_and(|t| now >= t) && self.stop_at.is_none() {
@@ -334,7 +336,7 @@ impl Spawner {
                 );
                 self.children.kill_all(now);
                 self.stop_at = Some(now + children::GRACE * 2);
-                let _ = self.master.send(&FromSpawner::Drained, &[]);
+                let _ = self.master.send(&FromWorker::Drained, &[]);
             }
         }
         None
@@ -386,7 +388,7 @@ impl Spawner {
     /// Returns false when the master is gone.
     fn on_master(&mut self) -> bool {
         loop {
-            let (msg, mut fds) = match self.master.recv::<ToSpawner>() {
+            let (msg, mut fds) = match self.master.recv::<ToWorker>() {
                 Ok(Some(m)) => m,
                 Ok(None) => return false,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
@@ -396,21 +398,21 @@ impl Spawner {
                 }
             };
             match msg {
-                ToSpawner::Worker { worker_id } => match fds.pop() {
+                ToWorker::SpawnerChannel { worker_id } => match fds.pop() {
                     Some(fd) => self.add_worker(worker_id, fd),
                     None => self.log(Level::Error, "gateway-spawner: worker channel without fd"),
                 },
-                ToSpawner::Drain { timeout_ms } => {
+                ToWorker::Drain { timeout_ms } => {
                     let deadline = (timeout_ms > 0)
                         .then(|| Instant::now() + Duration::from_millis(timeout_ms));
                     self.drain = Some(deadline);
                 }
-                ToSpawner::Terminate => {
+                ToWorker::Terminate => {
                     let now = Instant::now();
                     self.children.kill_all(now);
                     self.stop_at = Some(now + children::GRACE * 2);
                 }
-                ToSpawner::ReopenLog => {
+                ToWorker::ReopenLog => {
                     if let Some(fd) = fds.pop() {
                         match &mut self.log.file {
                             Some(f) => f.set_fd(fd),
@@ -418,10 +420,7 @@ impl Spawner {
                         }
                     }
                 }
-                ToSpawner::Hello { .. }
-                | ToSpawner::Config(_)
-                | ToSpawner::ErrorLog { .. }
-                | ToSpawner::Start => {
+                _ => {
                     self.log(
                         Level::Warning,
                         "gateway-spawner: start-up message after start ignored",

@@ -11,10 +11,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 use wick_proto::spawner::{
-    CgiRequest, ExitStatus, FinishReason, FromSpawner, FromWorkerToSpawner, HttpVersion,
-    SpawnerToWorker, ToSpawner,
+    CgiRequest, ExitStatus, FinishReason, FromWorkerToSpawner, HttpVersion, SpawnerToWorker,
 };
-use wick_proto::{Channel, PROTO_VERSION};
+use wick_proto::{Channel, FromWorker, ToWorker, PROTO_VERSION};
 
 const ROLE: &str = "WICK_SPAWNER_ROLE";
 
@@ -133,21 +132,25 @@ fn start(extra_conf: &str) -> Harness {
         .expect("log");
     let log: OwnedFd = log.into();
     ours.send(
-        &ToSpawner::Hello {
+        &ToWorker::Hello {
             proto: PROTO_VERSION,
             generation: 1,
+            worker_id: 0,
         },
         &[],
     )
     .expect("hello");
-    ours.send(&ToSpawner::Config(Box::new(cfg)), &[])
+    ours.send(&ToWorker::Config(Box::new(cfg)), &[])
         .expect("config");
-    ours.send(&ToSpawner::ErrorLog { has_fd: true }, &[log.as_fd()])
+    ours.send(&ToWorker::ErrorLog { has_fd: true }, &[log.as_fd()])
         .expect("log");
-    ours.send(&ToSpawner::Start, &[]).expect("start");
+    ours.send(&ToWorker::Start, &[]).expect("start");
     let (spawner_end, worker) = Channel::pair().expect("pair");
-    ours.send(&ToSpawner::Worker { worker_id: 1 }, &[spawner_end.as_fd()])
-        .expect("worker");
+    ours.send(
+        &ToWorker::SpawnerChannel { worker_id: 1 },
+        &[spawner_end.as_fd()],
+    )
+    .expect("worker");
     drop(spawner_end);
     let mut h = Harness {
         child,
@@ -155,14 +158,8 @@ fn start(extra_conf: &str) -> Harness {
         worker,
         dir,
     };
-    match h
-        .master
-        .recv::<FromSpawner>()
-        .expect("recv")
-        .expect("msg")
-        .0
-    {
-        FromSpawner::Ready { .. } => {}
+    match h.master.recv::<FromWorker>().expect("recv").expect("msg").0 {
+        FromWorker::Ready { .. } => {}
         other => panic!("expected Ready, got {other:?}: {}", h.log()),
     }
     h
@@ -301,9 +298,7 @@ fn run_script_env_stdin_exit() {
         )
         .expect("finish");
     assert!(wait_gone(pid, Duration::from_secs(2)));
-    h.master
-        .send(&ToSpawner::Terminate, &[])
-        .expect("terminate");
+    h.master.send(&ToWorker::Terminate, &[]).expect("terminate");
     let t = Instant::now();
     while t.elapsed() < Duration::from_secs(5) {
         if let Ok(Some(st)) = h.child.try_wait() {

@@ -61,6 +61,12 @@ pub enum ToWorker {
     /// `wickd -i SECS`, optional, before `Start`: send [`FromWorker::Active`] at most
     /// once a second while the worker sees network activity (accept, read, write).
     ReportActivity,
+    /// One end of a worker ⇄ gateway-spawner socketpair rides along. To a worker (before
+    /// `Start`, or later when the spawner was restarted): its channel to the spawner,
+    /// replacing any earlier one. To the spawner: the channel of worker `worker_id`.
+    /// The spawner's control channel speaks this same enum (Hello, Config, ErrorLog,
+    /// Start, Drain, Terminate, ReopenLog) and answers with [`FromWorker`].
+    SpawnerChannel { worker_id: u32 },
 }
 
 /// Worker → master.

@@ -1,8 +1,9 @@
-//! What the master, the workers and the gateway-spawner say to each other about CGI.
+//! What the workers and the gateway-spawner say to each other about CGI.
 //!
-//! Channels: master ⇄ spawner (the spawner's fd 3, like a worker's), and one
-//! socketpair per worker, made by the master, one end to the worker ([`ToWorkerSpawner`]
-//! rides with it), the other to the spawner ([`ToSpawner::Worker`]).
+//! Channels: master ⇄ spawner is the spawner's fd 3 and speaks the children's control
+//! protocol ([`crate::ToWorker`] / [`crate::FromWorker`]); worker ⇄ spawner is one
+//! socketpair per worker, made by the master, one end to each side with
+//! [`crate::ToWorker::SpawnerChannel`], carrying the messages below.
 //!
 //! A worker's [`CgiRequest`] carries facts, not decisions: the spawner re-derives the
 //! document root, the script, the interpreter, the user and the environment from its own
@@ -10,52 +11,6 @@
 //! already allow. Enums here are append-only (postcard is positional).
 
 use serde::{Deserialize, Serialize};
-
-use crate::Level;
-
-/// Master → spawner.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub enum ToSpawner {
-    /// First message: protocol check and identity.
-    Hello { proto: u32, generation: u64 },
-    /// The whole evaluated config.
-    Config(Box<wick_conf::Config>),
-    /// The error log fd (rides along), or none: then log lines go over the channel.
-    ErrorLog { has_fd: bool },
-    /// Everything sent: resolve users, confine yourself, answer Ready.
-    Start,
-    /// The spawner's end of the socketpair to worker `worker_id` rides along. May come at
-    /// any time after Start (a worker respawned after a crash gets a new pair).
-    Worker { worker_id: u32 },
-    /// The generation is being retired: refuse new CGIs, let running ones finish (their
-    /// workers drain them), exit when no worker channel is left open or at the deadline
-    /// (`timeout_ms == 0`: no deadline), killing what is left.
-    Drain { timeout_ms: u64 },
-    /// Immediate stop: kill every CGI process group, exit.
-    Terminate,
-    /// A reopened error log fd (SIGHUP), riding along.
-    ReopenLog,
-}
-
-/// Spawner → master.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub enum FromSpawner {
-    /// Confined and ready for worker channels.
-    Ready { pid: u32 },
-    /// A log line for the master to write (when the spawner has no log fd).
-    Log { level: Level, line: String },
-    /// Start-up failed (bad cgi.user, sandbox error); the reason is for the error log.
-    Failed { reason: String },
-    /// Drain finished, about to exit.
-    Drained,
-}
-
-/// Master → worker, about the spawner: the worker's end of its spawner socketpair rides
-/// along. Sent before `ToWorker::Start` (and never when no module needs the spawner).
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct ToWorkerSpawner {
-    pub generation: u64,
-}
 
 /// HTTP version of the request, for SERVER_PROTOCOL.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
