@@ -5,4 +5,135 @@
 //! fd from the master; compile the config; [`sandbox::enter`]; tell the master Ready;
 //! serve.
 
+pub mod chunked;
+pub mod conn;
+pub mod date;
+pub mod errors;
+pub mod mime;
+pub mod path;
+pub mod request;
+pub mod response;
 pub mod sandbox;
+pub mod server;
+pub mod site;
+pub mod stat_cache;
+pub mod static_file;
+
+use server::{Logger, Server, Start};
+use wick_proto::{Channel, FromWorker, ToWorker, PROTO_VERSION};
+
+/// The worker's main: the start-up conversation with the master, the sandbox, then
+/// the event loop. Returns the process exit code.
+pub fn run(mut channel: Channel) -> i32 {
+    wick_proto::log::init_timezone();
+    // SAFETY: setting signal dispositions to SIG_IGN before any thread exists.
+    unsafe {
+        // Writes to a closed peer return EPIPE instead of killing us (sendfile and
+        // pipe writes cannot ask for MSG_NOSIGNAL).
+        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+        // A terminal's ^C or a stray HUP reaches the whole process group; the master
+        // decides what the workers do and tells them over the channel.
+        libc::signal(libc::SIGINT, libc::SIG_IGN);
+        libc::signal(libc::SIGHUP, libc::SIG_IGN);
+        libc::signal(libc::SIGUSR1, libc::SIG_IGN);
+    }
+    let fail = |ch: &Channel, reason: String| {
+        let _ = ch.send(&FromWorker::Failed { reason }, &[]);
+        1
+    };
+    let mut config = None;
+    let mut listeners = Vec::new();
+    let mut log = Logger::Channel;
+    let mut oneshot = None;
+    let mut report_activity = false;
+    loop {
+        let (msg, mut fds) = match channel.recv::<ToWorker>() {
+            Ok(Some(m)) => m,
+            Ok(None) => return 0,
+            Err(e) => {
+                return fail(
+                    &channel,
+                    format!("worker: reading the start-up messages: {e}"),
+                )
+            }
+        };
+        match msg {
+            ToWorker::Hello { proto, .. } => {
+                if proto != PROTO_VERSION {
+                    return fail(
+                        &channel,
+                        format!("worker: protocol {proto}, expected {PROTO_VERSION}"),
+                    );
+                }
+            }
+            ToWorker::Config(c) => config = Some(*c),
+            ToWorker::Listeners { count } => {
+                if fds.len() != count as usize {
+                    return fail(
+                        &channel,
+                        format!(
+                            "worker: {count} listeners announced, {} fds came",
+                            fds.len()
+                        ),
+                    );
+                }
+                listeners = fds;
+            }
+            ToWorker::ErrorLog { has_fd } => {
+                if has_fd {
+                    if let Some(fd) = fds.pop() {
+                        log = Logger::File(wick_proto::log::ErrorLog::file(fd, "worker"));
+                    }
+                }
+            }
+            ToWorker::OneShot { has_out } => {
+                let mut it = fds.into_iter();
+                let (Some(r), w) = (it.next(), it.next()) else {
+                    return fail(&channel, "worker: one-shot without its connection".into());
+                };
+                oneshot = Some((r, if has_out { w } else { None }));
+            }
+            ToWorker::ReportActivity => report_activity = true,
+            ToWorker::Start => break,
+            ToWorker::Drain { .. } | ToWorker::Terminate => return 0,
+            // ReopenLog before Start (the fd just given is fresh) and messages for
+            // modules this worker does not run yet.
+            _ => {}
+        }
+    }
+    let Some(config) = config else {
+        return fail(&channel, "worker: started without a configuration".into());
+    };
+    let site = match site::Site::new(config) {
+        Ok(s) => s,
+        Err(e) => return fail(&channel, format!("worker: {e}")),
+    };
+    // Everything that needs a syscall the sandbox forbids happens before it: the
+    // poller, the buffers.
+    let start = Start {
+        listeners,
+        log,
+        oneshot,
+        report_activity,
+    };
+    let mut server = match Server::new(site, channel, start) {
+        Ok(s) => s,
+        Err(e) => {
+            // The channel moved into the failed server; the master sees us exit.
+            eprintln!("wickd worker: {e}");
+            return 1;
+        }
+    };
+    let report = match sandbox::enter(&server.site().cfg) {
+        Ok(r) => r,
+        Err(e) => {
+            server.failed(format!("worker: sandbox: {e}"));
+            return 1;
+        }
+    };
+    for line in report {
+        server.log(format_args!("{line}"));
+    }
+    server.ready();
+    server.run()
+}

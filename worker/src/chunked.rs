@@ -1,0 +1,380 @@
+//! Incremental decoder of the chunked transfer coding (RFC 9112 7.1): strict chunk
+//! sizes and extensions, trailers parsed and dropped. Works on any split of the input.
+
+/// Longest chunk-size line (size, extensions) and longest trailer section accepted.
+const MAX_LINE: u32 = 4096;
+const MAX_TRAILERS: u32 = 8192;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    /// Reading hex digits of a chunk size; `digits` seen so far.
+    Size {
+        digits: u8,
+    },
+    /// After `;`: whitespace before an extension name.
+    ExtPreName,
+    ExtName,
+    /// After an extension name: optional whitespace, then `=` or `;` or CR.
+    ExtPostName,
+    ExtPreValue,
+    ExtToken,
+    ExtQuoted,
+    ExtQuotedEscape,
+    /// After the extension value: whitespace, `;` or CR.
+    ExtPostValue,
+    /// Whitespace after the size, before `;` (BWS).
+    SizeBws,
+    SizeLf,
+    Data,
+    DataCr,
+    DataLf,
+    /// Start of a trailer line (or the final CRLF).
+    TrailerStart,
+    TrailerName,
+    TrailerValue,
+    TrailerLf,
+    FinalLf,
+    Done,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChunkError;
+
+#[derive(Clone, Debug)]
+pub struct Decoder {
+    state: State,
+    /// Bytes left in the current chunk (Data) or the size being read (Size).
+    remaining: u64,
+    line: u32,
+    trailers: u32,
+    /// Decoded body bytes so far.
+    pub total: u64,
+}
+
+impl Default for Decoder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[inline]
+fn is_tchar(c: u8) -> bool {
+    matches!(
+        c,
+        b'!' | b'#'
+            | b'$'
+            | b'%'
+            | b'&'
+            | b'\''
+            | b'*'
+            | b'+'
+            | b'-'
+            | b'.'
+            | b'^'
+            | b'_'
+            | b'`'
+            | b'|'
+            | b'~'
+    ) || c.is_ascii_alphanumeric()
+}
+
+#[inline]
+fn is_qdtext(c: u8) -> bool {
+    c == b'\t'
+        || c == b' '
+        || c == 0x21
+        || (0x23..=0x5b).contains(&c)
+        || (0x5d..=0x7e).contains(&c)
+        || c >= 0x80
+}
+
+impl Decoder {
+    pub fn new() -> Decoder {
+        Decoder {
+            state: State::Size { digits: 0 },
+            remaining: 0,
+            line: 0,
+            trailers: 0,
+            total: 0,
+        }
+    }
+
+    pub fn is_done(&self) -> bool {
+        self.state == State::Done
+    }
+
+    /// Decode from `input`, passing body bytes to `out`. Returns how many input bytes
+    /// were consumed: all of them, or fewer when the body ended (the rest belongs to
+    /// the next request).
+    pub fn decode(
+        &mut self,
+        input: &[u8],
+        mut out: impl FnMut(&[u8]),
+    ) -> Result<usize, ChunkError> {
+        let mut i = 0;
+        while i < input.len() {
+            let c = input[i];
+            match self.state {
+                State::Data => {
+                    let n = (input.len() - i)
+                        .min(usize::try_from(self.remaining).unwrap_or(usize::MAX));
+                    out(&input[i..i + n]);
+                    self.remaining -= n as u64;
+                    self.total += n as u64;
+                    i += n;
+                    if self.remaining == 0 {
+                        self.state = State::DataCr;
+                    }
+                    continue;
+                }
+                State::Done => return Ok(i),
+                _ => {}
+            }
+            self.step(c)?;
+            i += 1;
+            if self.state == State::Done {
+                return Ok(i);
+            }
+        }
+        Ok(i)
+    }
+
+    fn line_byte(&mut self) -> Result<(), ChunkError> {
+        self.line += 1;
+        if self.line > MAX_LINE {
+            return Err(ChunkError);
+        }
+        Ok(())
+    }
+
+    fn end_size_line(&mut self) {
+        self.line = 0;
+        self.state = State::SizeLf;
+    }
+
+    fn step(&mut self, c: u8) -> Result<(), ChunkError> {
+        use State::*;
+        match self.state {
+            Size { digits } => {
+                self.line_byte()?;
+                if let Some(d) = (c as char).to_digit(16) {
+                    if digits >= 15 {
+                        return Err(ChunkError); // > 2^60: no real body is that large
+                    }
+                    self.remaining = (self.remaining << 4) | u64::from(d);
+                    self.state = Size { digits: digits + 1 };
+                } else if digits == 0 {
+                    return Err(ChunkError);
+                } else {
+                    match c {
+                        b';' => self.state = ExtPreName,
+                        b' ' | b'\t' => self.state = SizeBws,
+                        b'\r' => self.end_size_line(),
+                        _ => return Err(ChunkError),
+                    }
+                }
+            }
+            SizeBws => {
+                self.line_byte()?;
+                match c {
+                    b' ' | b'\t' => {}
+                    b';' => self.state = ExtPreName,
+                    _ => return Err(ChunkError),
+                }
+            }
+            ExtPreName => {
+                self.line_byte()?;
+                match c {
+                    b' ' | b'\t' => {}
+                    c if is_tchar(c) => self.state = ExtName,
+                    _ => return Err(ChunkError),
+                }
+            }
+            ExtName => {
+                self.line_byte()?;
+                match c {
+                    c if is_tchar(c) => {}
+                    b' ' | b'\t' => self.state = ExtPostName,
+                    b'=' => self.state = ExtPreValue,
+                    b';' => self.state = ExtPreName,
+                    b'\r' => self.end_size_line(),
+                    _ => return Err(ChunkError),
+                }
+            }
+            ExtPostName => {
+                self.line_byte()?;
+                match c {
+                    b' ' | b'\t' => {}
+                    b'=' => self.state = ExtPreValue,
+                    b';' => self.state = ExtPreName,
+                    b'\r' => self.end_size_line(),
+                    _ => return Err(ChunkError),
+                }
+            }
+            ExtPreValue => {
+                self.line_byte()?;
+                match c {
+                    b' ' | b'\t' => {}
+                    b'"' => self.state = ExtQuoted,
+                    c if is_tchar(c) => self.state = ExtToken,
+                    _ => return Err(ChunkError),
+                }
+            }
+            ExtToken => {
+                self.line_byte()?;
+                match c {
+                    c if is_tchar(c) => {}
+                    b' ' | b'\t' => self.state = ExtPostValue,
+                    b';' => self.state = ExtPreName,
+                    b'\r' => self.end_size_line(),
+                    _ => return Err(ChunkError),
+                }
+            }
+            ExtQuoted => {
+                self.line_byte()?;
+                match c {
+                    b'"' => self.state = ExtPostValue,
+                    b'\\' => self.state = ExtQuotedEscape,
+                    c if is_qdtext(c) => {}
+                    _ => return Err(ChunkError),
+                }
+            }
+            ExtQuotedEscape => {
+                self.line_byte()?;
+                if c == b'\t' || (0x20..=0x7e).contains(&c) || c >= 0x80 {
+                    self.state = ExtQuoted;
+                } else {
+                    return Err(ChunkError);
+                }
+            }
+            ExtPostValue => {
+                self.line_byte()?;
+                match c {
+                    b' ' | b'\t' => {}
+                    b';' => self.state = ExtPreName,
+                    b'\r' => self.end_size_line(),
+                    _ => return Err(ChunkError),
+                }
+            }
+            SizeLf => {
+                if c != b'\n' {
+                    return Err(ChunkError);
+                }
+                self.state = if self.remaining == 0 {
+                    TrailerStart
+                } else {
+                    Data
+                };
+            }
+            DataCr => {
+                if c != b'\r' {
+                    return Err(ChunkError);
+                }
+                self.state = DataLf;
+            }
+            DataLf => {
+                if c != b'\n' {
+                    return Err(ChunkError);
+                }
+                self.remaining = 0;
+                self.state = Size { digits: 0 };
+            }
+            TrailerStart => {
+                self.trailer_byte()?;
+                match c {
+                    b'\r' => self.state = FinalLf,
+                    c if is_tchar(c) => self.state = TrailerName,
+                    _ => return Err(ChunkError),
+                }
+            }
+            TrailerName => {
+                self.trailer_byte()?;
+                match c {
+                    c if is_tchar(c) => {}
+                    b':' => self.state = TrailerValue,
+                    _ => return Err(ChunkError),
+                }
+            }
+            TrailerValue => {
+                self.trailer_byte()?;
+                match c {
+                    b'\r' => self.state = TrailerLf,
+                    b'\t' | b' '..=b'~' => {}
+                    c if c >= 0x80 => {}
+                    _ => return Err(ChunkError),
+                }
+            }
+            TrailerLf => {
+                self.trailer_byte()?;
+                if c != b'\n' {
+                    return Err(ChunkError);
+                }
+                self.state = TrailerStart;
+            }
+            FinalLf => {
+                if c != b'\n' {
+                    return Err(ChunkError);
+                }
+                self.state = Done;
+            }
+            Data | Done => {}
+        }
+        Ok(())
+    }
+
+    fn trailer_byte(&mut self) -> Result<(), ChunkError> {
+        self.trailers += 1;
+        if self.trailers > MAX_TRAILERS {
+            return Err(ChunkError);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(input: &[u8], split: usize) -> Result<(Vec<u8>, usize), ChunkError> {
+        let mut d = Decoder::new();
+        let mut body = Vec::new();
+        let mut used = 0;
+        for part in input.chunks(split.max(1)) {
+            let n = d.decode(part, |b| body.extend_from_slice(b))?;
+            used += n;
+            if d.is_done() {
+                return Ok((body, used));
+            }
+        }
+        Ok((body, usize::MAX))
+    }
+
+    #[test]
+    fn decodes_on_any_split() {
+        let input = b"5\r\nhello\r\n6;a=b;c=\"x\\\"y\"\r\n world\r\n0\r\nX-T: 1\r\n\r\nNEXT";
+        for split in 1..input.len() {
+            let (body, used) = run(input, split).expect("valid");
+            assert_eq!(body, b"hello world");
+            assert_eq!(used, input.len() - 4, "split {split}");
+        }
+    }
+
+    #[test]
+    fn rejects() {
+        let bad: &[&[u8]] = &[
+            b"zz\r\nhello\r\n0\r\n\r\n",
+            b"-5\r\nhello\r\n0\r\n\r\n",
+            b"0x5\r\nhello\r\n0\r\n\r\n",
+            b"5 \r\nhello\r\n0\r\n\r\n",
+            b"5;\x01\r\nhello\r\n0\r\n\r\n",
+            b"5\r\nhelloXX0\r\n\r\n",
+            b"5\nhello\r\n0\r\n\r\n",
+            b"ffffffffffffffffff\r\n",
+            b"\r\n",
+            b"5\r\nhello\r\n0\r\nX T: 1\r\n\r\n",
+        ];
+        for b in bad {
+            assert!(run(b, 1000).is_err(), "{}", String::from_utf8_lossy(b));
+        }
+    }
+}

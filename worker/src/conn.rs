@@ -1,0 +1,593 @@
+//! One client connection: lighttpd's state machine (read head → read body →
+//! handle → write → keep-alive or close), pipelining in order, lingering close.
+//!
+//! An idle connection holds no heap: bytes are read into the worker's shared
+//! buffer, and a connection gets its own [`State`] only while a request is partial,
+//! a body is being read, or a response waits for the socket.
+
+use crate::chunked::Decoder;
+use crate::request::{self, BodyKind, Head, ParseError, Version};
+use crate::response::Out;
+use crate::server::Ctx;
+use crate::static_file::{self, Env, Req};
+use std::io;
+use std::net::IpAddr;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use wick_conf::cond::Facts;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Waiting for (the rest of) a request head.
+    Head,
+    /// Reading (and discarding) a request body; the response is held until done.
+    Body,
+    /// Writing a response the socket did not take at once.
+    Write,
+    /// Response sent, write side shut: reading until the client closes.
+    Linger,
+}
+
+#[derive(Debug)]
+pub enum BodyState {
+    Length(u64),
+    Chunked(Decoder),
+}
+
+/// What a connection owns only while it is busy.
+#[derive(Debug, Default)]
+pub struct State {
+    /// Received bytes not yet consumed (a partial head, pipelined requests).
+    pub input: Vec<u8>,
+    /// How far `input` was already searched for the end of the head.
+    pub scanned: usize,
+    pub body: Option<BodyState>,
+    /// Largest body accepted for the current request (bytes; 0 = no limit).
+    pub body_limit: u64,
+    /// The response to send once the body is read.
+    pub held: Option<Out>,
+    /// A response being written.
+    pub out: Option<Out>,
+}
+
+pub const CLOSE_AFTER: u8 = 1;
+/// The last read emptied the socket's receive queue.
+pub const DRAINED: u8 = 2;
+/// Input was thrown away (or a body left unread): close with lingering.
+pub const DIRTY: u8 = 4;
+
+pub struct Conn {
+    pub fd: OwnedFd,
+    /// Write side: the socket itself, or a separate fd (`wickd -1` on a pipe pair).
+    pub wfd: RawFd,
+    pub peer: IpAddr,
+    pub listener: u16,
+    pub phase: Phase,
+    /// Interest registered with the poller (bit 0 read, bit 1 write).
+    pub registered: u8,
+    pub flags: u8,
+    pub is_socket: bool,
+    pub requests: u32,
+    /// Monotonic second of the last progress (timeouts).
+    pub since: u64,
+    pub st: Option<Box<State>>,
+}
+
+pub enum Next {
+    Keep,
+    Close,
+    /// More to do, but other connections get their turn first.
+    Again,
+}
+
+/// Largest response backlog built from pipelined requests before writing.
+const OUT_HIGH: usize = 256 * 1024;
+/// Bytes a lingering connection may still send us.
+const LINGER_MAX: usize = 1 << 20;
+
+impl Conn {
+    pub fn new(fd: OwnedFd, peer: IpAddr, listener: u16, is_socket: bool, now: u64) -> Conn {
+        let wfd = fd.as_raw_fd();
+        Conn {
+            fd,
+            wfd,
+            peer,
+            listener,
+            phase: Phase::Head,
+            registered: 0,
+            flags: 0,
+            is_socket,
+            requests: 0,
+            since: now,
+            st: None,
+        }
+    }
+
+    /// Interest derived from the state (never toggled by hand).
+    pub fn interest(&self) -> u8 {
+        match self.phase {
+            Phase::Write => 2,
+            _ => 1,
+        }
+    }
+
+    fn state(&mut self) -> &mut State {
+        self.st.get_or_insert_with(Default::default)
+    }
+
+    /// Drop the busy-state box once it holds nothing.
+    fn tidy(&mut self) {
+        if let Some(st) = &self.st {
+            if st.input.is_empty() && st.body.is_none() && st.held.is_none() && st.out.is_none() {
+                self.st = None;
+            }
+        }
+    }
+
+    /// Idle between requests (may be closed on drain or keep-alive timeout).
+    pub fn is_idle(&self) -> bool {
+        self.phase == Phase::Head && self.st.as_ref().map_or(true, |s| s.input.is_empty())
+    }
+
+    /// The timeout (seconds) that applies now.
+    pub fn timeout(&self, ctx: &Ctx) -> u64 {
+        match self.phase {
+            Phase::Head if self.is_idle() && self.requests > 0 => ctx.site.keep_alive_idle,
+            Phase::Head | Phase::Body => ctx.site.read_idle,
+            Phase::Write => ctx.site.write_idle,
+            Phase::Linger => crate::site::LINGER_SECS,
+        }
+    }
+
+    /// Make progress after a readiness event (or right after accept).
+    pub fn drive(&mut self, ctx: &mut Ctx) -> Next {
+        let mut rounds = 0;
+        loop {
+            rounds += 1;
+            if rounds > 64 {
+                // Fairness: come back on the next loop turn.
+                return Next::Again;
+            }
+            match self.phase {
+                Phase::Write => {
+                    let Some(out) = self.st.as_mut().and_then(|s| s.out.as_mut()) else {
+                        self.phase = Phase::Head;
+                        continue;
+                    };
+                    match out.flush(self.wfd, self.is_socket) {
+                        Ok(true) => {
+                            self.since = ctx.clock.mono;
+                            if let Some(st) = self.st.as_mut() {
+                                st.out = None;
+                            }
+                            if let Some(n) = self.after_write() {
+                                return n;
+                            }
+                        }
+                        Ok(false) => return Next::Keep,
+                        Err(_) => return Next::Close,
+                    }
+                }
+                Phase::Linger => return self.linger(ctx),
+                Phase::Head | Phase::Body => {
+                    // Buffered input first (pipelined requests, the rest of a body).
+                    if self
+                        .st
+                        .as_ref()
+                        .is_some_and(|s| !s.input.is_empty() && s.scanned < s.input.len())
+                    {
+                        let Some(st) = self.st.as_mut() else { continue };
+                        let input = std::mem::take(&mut st.input);
+                        let used = self.feed(ctx, &input, true);
+                        if let Some(st) = self.st.as_mut() {
+                            if used < input.len() && st.input.is_empty() {
+                                let mut input = input;
+                                input.drain(..used);
+                                st.input = input;
+                                if self.flags & CLOSE_AFTER != 0 {
+                                    self.flags |= DIRTY;
+                                    st.input.clear();
+                                    st.scanned = 0;
+                                }
+                            }
+                        }
+                        if let Some(n) = self.flush(ctx) {
+                            return n;
+                        }
+                        continue;
+                    }
+                    if self.flags & CLOSE_AFTER != 0 && self.phase == Phase::Head {
+                        // Answered and closing: nothing more to read as a request.
+                        return self.close_now(ctx);
+                    }
+                    let mut rbuf = std::mem::take(&mut ctx.rbuf);
+                    let r = read(self.fd.as_raw_fd(), &mut rbuf);
+                    let n = match r {
+                        Ok(0) => {
+                            ctx.rbuf = rbuf;
+                            return Next::Close;
+                        }
+                        Ok(n) => n,
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                            ctx.rbuf = rbuf;
+                            return Next::Keep;
+                        }
+                        Err(_) => {
+                            ctx.rbuf = rbuf;
+                            return Next::Close;
+                        }
+                    };
+                    ctx.activity = true;
+                    self.since = ctx.clock.mono;
+                    if n < rbuf.len() {
+                        self.flags |= DRAINED;
+                    } else {
+                        self.flags &= !DRAINED;
+                    }
+                    let has_input = self.st.as_ref().is_some_and(|s| !s.input.is_empty());
+                    if has_input {
+                        // Append to the partial request and go round again.
+                        if let Some(st) = self.st.as_mut() {
+                            st.input.extend_from_slice(&rbuf[..n]);
+                        }
+                        ctx.rbuf = rbuf;
+                        continue;
+                    }
+                    let used = self.feed(ctx, &rbuf[..n], false);
+                    if used < n && self.flags & CLOSE_AFTER == 0 {
+                        let st = self.state();
+                        st.input.extend_from_slice(&rbuf[used..n]);
+                    } else if used < n {
+                        self.flags |= DIRTY;
+                    }
+                    ctx.rbuf = rbuf;
+                    if let Some(n) = self.flush(ctx) {
+                        return n;
+                    }
+                    if self.flags & DRAINED != 0
+                        && !self.has_unprocessed()
+                        && self.phase != Phase::Write
+                    {
+                        // The socket is empty: wait for the next edge.
+                        self.tidy();
+                        if self.flags & CLOSE_AFTER != 0 && self.phase == Phase::Head {
+                            return self.close_now(ctx);
+                        }
+                        return Next::Keep;
+                    }
+                }
+            }
+        }
+    }
+
+    fn has_unprocessed(&self) -> bool {
+        self.st
+            .as_ref()
+            .is_some_and(|s| !s.input.is_empty() && s.scanned < s.input.len())
+    }
+
+    /// A response finished writing: continue with the next request, or close.
+    fn after_write(&mut self) -> Option<Next> {
+        if self.st.as_ref().is_some_and(|s| s.body.is_some()) {
+            self.phase = Phase::Body;
+            return None;
+        }
+        self.phase = Phase::Head;
+        self.tidy();
+        None
+    }
+
+    /// Send what the worker's output buffer holds for this connection.
+    fn flush(&mut self, ctx: &mut Ctx) -> Option<Next> {
+        if ctx.out.is_empty() {
+            ctx.out.clear();
+            return None;
+        }
+        match ctx.out.flush(self.wfd, self.is_socket) {
+            Ok(true) => {
+                ctx.out.clear();
+                None
+            }
+            Ok(false) => {
+                let rest = ctx.out.take_rest();
+                let st = self.state();
+                st.out = Some(rest);
+                self.phase = Phase::Write;
+                None
+            }
+            Err(_) => {
+                ctx.out.clear();
+                Some(Next::Close)
+            }
+        }
+    }
+
+    /// Close after a complete response: at once when the client has nothing more in
+    /// flight, else half-close and read until it closes (lingering close).
+    fn close_now(&mut self, ctx: &mut Ctx) -> Next {
+        if self.flags & DIRTY == 0 && self.flags & DRAINED != 0 || !self.is_socket {
+            return Next::Close;
+        }
+        // SAFETY: shutdown on our own socket fd.
+        unsafe { libc::shutdown(self.fd.as_raw_fd(), libc::SHUT_WR) };
+        self.phase = Phase::Linger;
+        self.since = ctx.clock.mono;
+        if let Some(st) = self.st.as_mut() {
+            st.input = Vec::new();
+            st.body = None;
+            st.held = None;
+        }
+        self.linger(ctx)
+    }
+
+    fn linger(&mut self, ctx: &mut Ctx) -> Next {
+        let mut total = 0;
+        loop {
+            match read(self.fd.as_raw_fd(), &mut ctx.rbuf) {
+                Ok(0) => return Next::Close,
+                Ok(n) => {
+                    total += n;
+                    if total > LINGER_MAX {
+                        return Next::Close;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Next::Keep,
+                Err(_) => return Next::Close,
+            }
+        }
+    }
+
+    /// Consume requests (and bodies) from `data`; responses go to `ctx.out`.
+    /// Returns how many bytes were used. `from_input`: `data` is this connection's
+    /// own buffer (so `scanned` applies).
+    fn feed(&mut self, ctx: &mut Ctx, data: &[u8], from_input: bool) -> usize {
+        let mut off = 0;
+        while off < data.len() {
+            if self.flags & CLOSE_AFTER != 0 && self.phase == Phase::Head {
+                return off;
+            }
+            match self.phase {
+                Phase::Body => {
+                    match self.consume_body(ctx, &data[off..]) {
+                        Ok((used, done)) => {
+                            off += used;
+                            if !done {
+                                return off;
+                            }
+                        }
+                        Err(status) => {
+                            // Bad chunked body or too large: drop the held response.
+                            if let Some(st) = self.st.as_mut() {
+                                st.held = None;
+                                st.body = None;
+                            }
+                            self.phase = Phase::Head;
+                            ctx.error_response(Version::Http11, status);
+                            self.flags |= CLOSE_AFTER | DIRTY;
+                            return data.len();
+                        }
+                    }
+                }
+                Phase::Head => {
+                    if ctx.out.buf.len() > OUT_HIGH {
+                        return off;
+                    }
+                    let d = &data[off..];
+                    let skip = request::leading_crlf(d);
+                    if skip > 0 {
+                        off += skip;
+                        continue;
+                    }
+                    let mut scanned = if from_input {
+                        self.st.as_ref().map_or(0, |s| s.scanned)
+                    } else {
+                        0
+                    };
+                    scanned = scanned.saturating_sub(off).min(d.len());
+                    let mut new_scanned = 0;
+                    match request::find_end(d, scanned, ctx.site.field_limit, &mut new_scanned) {
+                        Ok(None) => {
+                            if from_input || new_scanned > 0 {
+                                let st = self.state();
+                                st.scanned = new_scanned;
+                            }
+                            return off;
+                        }
+                        Err(e) => {
+                            self.parse_error(ctx, e);
+                            return data.len();
+                        }
+                        Ok(Some(n)) => {
+                            if let Some(st) = self.st.as_mut() {
+                                st.scanned = 0;
+                            }
+                            let head_bytes = &d[..n];
+                            let mut fields = std::mem::take(&mut ctx.fields);
+                            let parsed = request::parse(head_bytes, &mut fields);
+                            let r = match parsed {
+                                Ok(head) => {
+                                    off += n;
+                                    let rest_empty = off == data.len();
+                                    self.request(ctx, head_bytes, &head, &fields, rest_empty);
+                                    None
+                                }
+                                Err(e) => Some(e),
+                            };
+                            ctx.fields = fields;
+                            if let Some(e) = r {
+                                self.parse_error(ctx, e);
+                                return data.len();
+                            }
+                        }
+                    }
+                }
+                Phase::Write | Phase::Linger => return off,
+            }
+        }
+        off
+    }
+
+    fn parse_error(&mut self, ctx: &mut Ctx, e: ParseError) {
+        ctx.error_response(e.version, e.status);
+        self.flags |= CLOSE_AFTER | DIRTY;
+        self.requests += 1;
+    }
+
+    /// Body bytes: (used, finished).
+    fn consume_body(&mut self, ctx: &mut Ctx, d: &[u8]) -> Result<(usize, bool), u16> {
+        let Some(st) = self.st.as_mut() else {
+            return Ok((0, true));
+        };
+        let (used, done) = match st.body.as_mut() {
+            None => (0, true),
+            Some(BodyState::Length(rem)) => {
+                let n = (*rem).min(d.len() as u64) as usize;
+                *rem -= n as u64;
+                (n, *rem == 0)
+            }
+            Some(BodyState::Chunked(dec)) => {
+                let n = dec.decode(d, |_| {}).map_err(|_| 400u16)?;
+                if st.body_limit > 0 && dec.total > st.body_limit {
+                    return Err(413);
+                }
+                (n, dec.is_done())
+            }
+        };
+        if done {
+            st.body = None;
+            if let Some(held) = st.held.take() {
+                ctx.out.append(&held);
+            }
+            self.phase = Phase::Head;
+        }
+        Ok((used, done))
+    }
+
+    /// One parsed request: decide keep-alive, run the handler, set up the body.
+    fn request(
+        &mut self,
+        ctx: &mut Ctx,
+        buf: &[u8],
+        head: &Head,
+        fields: &[request::Field],
+        rest_empty: bool,
+    ) {
+        self.requests += 1;
+        let keep_alive = head.keep_alive
+            && !ctx.draining
+            && ctx.site.keep_alive_enabled()
+            && self.requests < ctx.site.keep_alive_requests;
+
+        let (raw_path, query) = crate::path::split_target(head.path.of(buf));
+        let mut path = std::mem::take(&mut ctx.path);
+        let status = if raw_path == b"*" {
+            path.clear();
+            path.push(b'*');
+            Ok(())
+        } else {
+            crate::path::decode_normalize(raw_path, &mut path)
+        };
+        if let Err(s) = status {
+            ctx.path = path;
+            ctx.error_response(head.version, s);
+            self.flags |= CLOSE_AFTER | DIRTY;
+            return;
+        }
+
+        let Ctx {
+            site,
+            cond,
+            out,
+            clock,
+            cache,
+            pages,
+            roots,
+            scratch,
+            etag,
+            ..
+        } = ctx;
+        let host = head.host.map(|h| h.of(buf)).unwrap_or(b"");
+        let path_s = String::from_utf8_lossy(&path);
+        let query_s = String::from_utf8_lossy(query);
+        let host_s = String::from_utf8_lossy(host);
+        let method_s = std::str::from_utf8(head.method_span.of(buf)).unwrap_or("");
+        let lookup = |name: &str| -> Option<&str> {
+            request::header(buf, fields, name.as_bytes()).and_then(|v| std::str::from_utf8(v).ok())
+        };
+        let facts = Facts {
+            host: &host_s,
+            url_path: &path_s,
+            query: &query_s,
+            remote_ip: self.peer,
+            scheme: "http",
+            method: method_s,
+            listener: self.listener as usize,
+            header: &lookup,
+        };
+        let view = site.view(&facts, cond);
+
+        // Body: refuse an oversized one before reading it (413), else read it after
+        // the handler ran and send the response once it is in.
+        let limit = view.max_request_size.saturating_mul(1024);
+        if let BodyKind::Length(n) = head.body {
+            if limit > 0 && n > limit {
+                ctx.path = path;
+                ctx.error_response(head.version, 413);
+                self.flags |= CLOSE_AFTER | DIRTY;
+                return;
+            }
+        }
+        if !keep_alive {
+            self.flags |= CLOSE_AFTER;
+        }
+        let has_body = head.body != BodyKind::None;
+        if has_body && rest_empty && head.expect_continue && head.version == Version::Http11 {
+            out.put(b"HTTP/1.1 100 Continue\r\n\r\n");
+        }
+        let mark = out.mark();
+        let req = Req {
+            buf,
+            head,
+            path: &path,
+            raw_path,
+            query,
+            keep_alive,
+        };
+        let mut env = Env {
+            out,
+            cache,
+            clock,
+            pages,
+            roots,
+            scratch,
+            etag,
+        };
+        static_file::handle(&req, &view, &mut env);
+        if has_body {
+            let held = out.split_off(mark);
+            let st = self.state();
+            st.held = Some(held);
+            st.body_limit = limit;
+            st.body = Some(match head.body {
+                BodyKind::Length(n) => BodyState::Length(n),
+                _ => BodyState::Chunked(Decoder::new()),
+            });
+            self.phase = Phase::Body;
+        }
+        ctx.path = path;
+    }
+}
+
+/// read(2) into `buf`.
+pub fn read(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        // SAFETY: buf is valid and writable for its length.
+        let r = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+        if r >= 0 {
+            return Ok(r as usize);
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}

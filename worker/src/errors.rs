@@ -1,0 +1,83 @@
+//! Status lines and the small HTML bodies of error responses, built once per worker.
+
+/// Reason phrase of `status` (RFC 9110).
+pub fn reason(status: u16) -> &'static str {
+    match status {
+        100 => "Continue",
+        200 => "OK",
+        204 => "No Content",
+        206 => "Partial Content",
+        301 => "Moved Permanently",
+        302 => "Found",
+        304 => "Not Modified",
+        400 => "Bad Request",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        411 => "Length Required",
+        412 => "Precondition Failed",
+        413 => "Content Too Large",
+        414 => "URI Too Long",
+        416 => "Range Not Satisfiable",
+        417 => "Expectation Failed",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        501 => "Not Implemented",
+        503 => "Service Unavailable",
+        505 => "HTTP Version Not Supported",
+        _ => "Unknown",
+    }
+}
+
+/// The built-in error page for `status`: a few lines of HTML.
+pub fn page(status: u16) -> String {
+    let r = reason(status);
+    format!(
+        "<!DOCTYPE html>\n<html>\n<head><title>{status} {r}</title></head>\n\
+         <body><h1>{status} {r}</h1></body>\n</html>\n"
+    )
+}
+
+/// Error pages preformatted per status, so an error costs no formatting.
+pub struct Pages {
+    pages: Vec<(u16, Box<[u8]>)>,
+}
+
+const STATUSES: &[u16] = &[
+    400, 403, 404, 405, 408, 411, 412, 413, 414, 416, 417, 431, 500, 501, 503, 505,
+];
+
+impl Default for Pages {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Pages {
+    pub fn new() -> Pages {
+        Pages {
+            pages: STATUSES
+                .iter()
+                .map(|&s| (s, page(s).into_bytes().into_boxed_slice()))
+                .collect(),
+        }
+    }
+
+    pub fn get(&self, status: u16) -> &[u8] {
+        match self.pages.iter().find(|(s, _)| *s == status) {
+            Some((_, p)) => p,
+            None => &self.pages[0].1,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn pages() {
+        let p = super::Pages::new();
+        assert!(String::from_utf8_lossy(p.get(404)).contains("<title>404 Not Found</title>"));
+        assert!(String::from_utf8_lossy(p.get(431)).contains("431 Request Header Fields Too Large"));
+    }
+}

@@ -1,0 +1,228 @@
+//! Response bytes on their way out: header and small bodies in one buffer, file
+//! bodies as (fd, offset, length) chunks at positions in it; written with write or
+//! send(MSG_MORE) and sendfile, so headers and a small file leave in one syscall.
+
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::rc::Rc;
+
+#[derive(Clone, Debug)]
+pub struct FileChunk {
+    pub fd: Rc<OwnedFd>,
+    pub off: u64,
+    pub len: u64,
+}
+
+/// Queued output. `files[i].0` is the position in `buf` where the file's bytes go.
+#[derive(Debug, Default)]
+pub struct Out {
+    pub buf: Vec<u8>,
+    pub files: Vec<(usize, FileChunk)>,
+    /// Bytes of `buf` already written.
+    pub pos: usize,
+    /// Files already written (index into `files`).
+    pub file_idx: usize,
+}
+
+impl Out {
+    pub fn is_empty(&self) -> bool {
+        self.pos >= self.buf.len() && self.file_idx >= self.files.len()
+    }
+
+    pub fn clear(&mut self) {
+        self.buf.clear();
+        self.files.clear();
+        self.pos = 0;
+        self.file_idx = 0;
+        if self.buf.capacity() > 1 << 20 {
+            self.buf.shrink_to(64 << 10);
+        }
+    }
+
+    #[inline]
+    pub fn put(&mut self, b: &[u8]) {
+        self.buf.extend_from_slice(b);
+    }
+
+    pub fn put_u64(&mut self, mut v: u64) {
+        let mut tmp = [0u8; 20];
+        let mut i = tmp.len();
+        loop {
+            i -= 1;
+            tmp[i] = b'0' + (v % 10) as u8;
+            v /= 10;
+            if v == 0 {
+                break;
+            }
+        }
+        self.buf.extend_from_slice(&tmp[i..]);
+    }
+
+    pub fn header(&mut self, name: &[u8], value: &[u8]) {
+        self.buf.reserve(name.len() + value.len() + 4);
+        self.put(name);
+        self.put(b": ");
+        self.put(value);
+        self.put(b"\r\n");
+    }
+
+    pub fn file(&mut self, fd: Rc<OwnedFd>, off: u64, len: u64) {
+        if len > 0 {
+            self.files
+                .push((self.buf.len(), FileChunk { fd, off, len }));
+        }
+    }
+
+    /// Total bytes still to send.
+    pub fn remaining(&self) -> u64 {
+        let mem = (self.buf.len() - self.pos.min(self.buf.len())) as u64;
+        mem + self.files[self.file_idx..]
+            .iter()
+            .map(|(_, f)| f.len)
+            .sum::<u64>()
+    }
+
+    /// Move everything from `mark` on (a buffer position and file count taken before
+    /// a response was appended) into a new Out.
+    pub fn split_off(&mut self, mark: (usize, usize)) -> Out {
+        let buf = self.buf.split_off(mark.0);
+        let files = self
+            .files
+            .split_off(mark.1)
+            .into_iter()
+            .map(|(at, f)| (at - mark.0, f))
+            .collect();
+        Out {
+            buf,
+            files,
+            pos: 0,
+            file_idx: 0,
+        }
+    }
+
+    pub fn mark(&self) -> (usize, usize) {
+        (self.buf.len(), self.files.len())
+    }
+
+    /// Append another queue (its unsent part).
+    pub fn append(&mut self, other: &Out) {
+        let base = self.buf.len();
+        let start = other.pos;
+        self.buf
+            .extend_from_slice(&other.buf[start.min(other.buf.len())..]);
+        for (at, f) in &other.files[other.file_idx..] {
+            self.files
+                .push((base + at.saturating_sub(start), f.clone()));
+        }
+    }
+
+    /// The unsent part as a compact, owned queue (for a connection that must wait).
+    pub fn take_rest(&mut self) -> Out {
+        let mut o = Out::default();
+        o.append(self);
+        self.clear();
+        o
+    }
+
+    /// Write as much as the socket takes. Ok(true): all sent. Ok(false): would block.
+    /// Err: the peer is gone, or a file shrank under us (the promised length cannot
+    /// be kept: the connection must close).
+    pub fn flush(&mut self, fd: RawFd, is_socket: bool) -> io::Result<bool> {
+        loop {
+            let next_file = self.files.get(self.file_idx);
+            let mem_end = next_file.map(|(at, _)| *at).unwrap_or(self.buf.len());
+            if self.pos < mem_end {
+                let more = next_file.is_some() && is_socket;
+                match write_some(fd, &self.buf[self.pos..mem_end], more, is_socket) {
+                    Ok(n) => self.pos += n,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                    Err(e) => return Err(e),
+                }
+                continue;
+            }
+            let Some((_, f)) = self.files.get_mut(self.file_idx) else {
+                return Ok(true);
+            };
+            match sendfile(fd, f) {
+                Ok(0) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "file shrank while sending",
+                    ))
+                }
+                Ok(n) => {
+                    f.off += n as u64;
+                    f.len -= n as u64;
+                    if f.len == 0 {
+                        self.file_idx += 1;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+fn write_some(fd: RawFd, b: &[u8], more: bool, is_socket: bool) -> io::Result<usize> {
+    loop {
+        // SAFETY: b is a valid readable slice for its length; fd is owned by the caller.
+        let r = unsafe {
+            if is_socket {
+                let flags = libc::MSG_NOSIGNAL | if more { libc::MSG_MORE } else { 0 };
+                libc::send(fd, b.as_ptr().cast(), b.len(), flags)
+            } else {
+                libc::write(fd, b.as_ptr().cast(), b.len())
+            }
+        };
+        if r >= 0 {
+            return Ok(r as usize);
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
+fn sendfile(fd: RawFd, f: &FileChunk) -> io::Result<usize> {
+    let mut off = f.off as libc::off_t;
+    let n = f.len.min(1 << 30) as usize;
+    loop {
+        // SAFETY: both fds are open; off is a valid off_t the kernel updates.
+        let r = unsafe { libc::sendfile(fd, f.fd.as_raw_fd(), &mut off, n) };
+        if r >= 0 {
+            return Ok(r as usize);
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_and_append_keep_file_positions() {
+        let (r, _w) = nix::unistd::pipe().expect("pipe");
+        let fd = Rc::new(r);
+        let mut o = Out::default();
+        o.put(b"AAA");
+        let m = o.mark();
+        o.put(b"BB");
+        o.file(fd.clone(), 0, 5);
+        o.put(b"C");
+        let tail = o.split_off(m);
+        assert_eq!(o.buf, b"AAA");
+        assert_eq!(tail.buf, b"BBC");
+        assert_eq!(tail.files[0].0, 2);
+        let mut o2 = Out::default();
+        o2.put(b"XY");
+        o2.append(&tail);
+        assert_eq!(o2.files[0].0, 4);
+        assert_eq!(o2.remaining(), 2 + 3 + 5);
+    }
+}

@@ -1,0 +1,590 @@
+//! The worker's event loop: one mio poll over the shared listening sockets
+//! (EPOLLEXCLUSIVE, so one connection wakes one worker), the master's channel and
+//! the connections; once-a-second maintenance (timeouts, drain, activity).
+
+use crate::conn::{Conn, Next};
+use crate::date::Clock;
+use crate::errors::Pages;
+use crate::request::{Field, Version};
+use crate::response::Out;
+use crate::site::Site;
+use crate::stat_cache::StatCache;
+use crate::static_file::{self, Roots};
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token};
+use slab::Slab;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::time::Duration;
+use wick_conf::cond::CondState;
+use wick_proto::{Channel, FromWorker, ToWorker};
+
+const CHANNEL: Token = Token(usize::MAX - 1);
+const LISTENER_BASE: usize = 1 << 40;
+/// Shared read buffer size.
+const RBUF: usize = 64 * 1024;
+/// Accepts in a row after which a listener is re-armed, so that the kernel's
+/// exclusive wake-up moves on to the other workers (nginx does the same).
+const REARM_EVERY: u32 = 16;
+/// Accepts per wake-up, so a burst does not starve the connections we hold.
+const ACCEPT_BATCH: usize = 32;
+
+/// Everything a connection's state machine uses, apart from the connection itself.
+pub struct Ctx {
+    pub site: Site,
+    /// server.tag of the global scope (for errors answered before a request has a view).
+    pub tag: String,
+    pub cond: CondState,
+    pub clock: Clock,
+    pub rbuf: Vec<u8>,
+    pub out: Out,
+    pub fields: Vec<Field>,
+    pub path: Vec<u8>,
+    pub scratch: Vec<u8>,
+    pub etag: Vec<u8>,
+    pub cache: StatCache,
+    pub roots: Roots,
+    pub pages: Pages,
+    pub draining: bool,
+    pub activity: bool,
+}
+
+impl Ctx {
+    /// A built-in error page that closes the connection (parse errors, 413).
+    pub fn error_response(&mut self, version: Version, status: u16) {
+        static_file::simple_error(
+            &mut self.out,
+            &self.clock,
+            &self.pages,
+            &self.tag,
+            version,
+            status,
+            false,
+            false,
+            &[],
+        );
+    }
+}
+
+/// Where the worker's own log lines go.
+pub enum Logger {
+    File(wick_proto::log::ErrorLog),
+    /// Over the channel, for the master to write (syslog, stderr).
+    Channel,
+}
+
+struct Listener {
+    fd: OwnedFd,
+    armed: bool,
+    accepts: u32,
+}
+
+pub struct Server {
+    poll: Poll,
+    ctx: Ctx,
+    conns: Slab<Conn>,
+    listeners: Vec<Listener>,
+    channel: Channel,
+    log: Logger,
+    /// Connections to drive again without waiting for an event.
+    again: Vec<usize>,
+    /// Accepting paused until this monotonic second (EMFILE), or for max-connections.
+    paused_until: u64,
+    drain_deadline: Option<u64>,
+    oneshot: bool,
+    report_activity: bool,
+    last_tick: u64,
+}
+
+/// What the start-up conversation delivered besides the config.
+pub struct Start {
+    pub listeners: Vec<OwnedFd>,
+    pub log: Logger,
+    /// `wickd -1`: the connection (and a separate write side).
+    pub oneshot: Option<(OwnedFd, Option<OwnedFd>)>,
+    pub report_activity: bool,
+}
+
+impl Server {
+    pub fn new(site: Site, channel: Channel, start: Start) -> io::Result<Server> {
+        let poll = Poll::new()?;
+        let tag = {
+            let c = &site.compiled;
+            let mut v = c.defaults().view();
+            v.apply(c.patch(0));
+            v.server_tag.clone()
+        };
+        let cond = CondState::new(&site.compiled);
+        let ctx = Ctx {
+            site,
+            tag,
+            cond,
+            clock: Clock::new(),
+            rbuf: vec![0u8; RBUF],
+            out: Out::default(),
+            fields: Vec::with_capacity(32),
+            path: Vec::with_capacity(256),
+            scratch: Vec::with_capacity(256),
+            etag: Vec::with_capacity(16),
+            cache: StatCache::new(),
+            roots: Roots::default(),
+            pages: Pages::new(),
+            draining: false,
+            activity: false,
+        };
+        channel.set_nonblocking(true)?;
+        poll.registry().register(
+            &mut SourceFd(&channel.as_raw_fd()),
+            CHANNEL,
+            Interest::READABLE,
+        )?;
+        let mut s = Server {
+            poll,
+            ctx,
+            conns: Slab::new(),
+            listeners: start
+                .listeners
+                .into_iter()
+                .map(|fd| Listener {
+                    fd,
+                    armed: false,
+                    accepts: 0,
+                })
+                .collect(),
+            channel,
+            log: start.log,
+            again: Vec::new(),
+            paused_until: 0,
+            drain_deadline: None,
+            oneshot: false,
+            report_activity: start.report_activity,
+            last_tick: 0,
+        };
+        for l in &s.listeners {
+            set_nonblocking(l.fd.as_raw_fd());
+        }
+        if let Some((fd, out)) = start.oneshot {
+            s.oneshot = true;
+            s.add_oneshot(fd, out)?;
+        } else {
+            s.arm_listeners(true);
+        }
+        s.last_tick = s.ctx.clock.mono;
+        Ok(s)
+    }
+
+    pub fn site(&self) -> &Site {
+        &self.ctx.site
+    }
+
+    /// Start-up failed: tell the master why.
+    pub fn failed(&mut self, reason: String) {
+        let _ = self.channel.set_nonblocking(false);
+        let _ = self.channel.send(&FromWorker::Failed { reason }, &[]);
+    }
+
+    /// Tell the master we are sandboxed and accepting.
+    pub fn ready(&mut self) {
+        let _ = self.channel.send(
+            &FromWorker::Ready {
+                pid: std::process::id(),
+            },
+            &[],
+        );
+    }
+
+    pub fn log(&mut self, msg: std::fmt::Arguments<'_>) {
+        match &mut self.log {
+            Logger::File(l) => l.write(msg),
+            Logger::Channel => {
+                let line = msg.to_string();
+                let _ = self.channel.send(
+                    &FromWorker::Log {
+                        level: wick_proto::Level::Error,
+                        line,
+                    },
+                    &[],
+                );
+            }
+        }
+    }
+
+    fn add_oneshot(&mut self, fd: OwnedFd, out: Option<OwnedFd>) -> io::Result<()> {
+        set_nonblocking(fd.as_raw_fd());
+        let is_socket = out.is_none() && is_socket(fd.as_raw_fd());
+        let now = self.ctx.clock.mono;
+        let mut conn = Conn::new(fd, crate::site::unspecified(), 0, is_socket, now);
+        let entry = self.conns.vacant_entry();
+        let key = entry.key();
+        let reg = self.poll.registry();
+        reg.register(
+            &mut SourceFd(&conn.fd.as_raw_fd()),
+            Token(key),
+            Interest::READABLE,
+        )?;
+        if let Some(w) = &out {
+            set_nonblocking(w.as_raw_fd());
+            conn.wfd = w.as_raw_fd();
+            reg.register(
+                &mut SourceFd(&w.as_raw_fd()),
+                Token(key),
+                Interest::WRITABLE,
+            )?;
+            // Both directions stay registered; the write fd lives as long as the worker.
+            std::mem::forget(out);
+        } else {
+            reg.reregister(
+                &mut SourceFd(&conn.fd.as_raw_fd()),
+                Token(key),
+                Interest::READABLE | Interest::WRITABLE,
+            )?;
+        }
+        conn.registered = 3;
+        entry.insert(conn);
+        self.again.push(key);
+        Ok(())
+    }
+
+    /// Register (or drop) the listeners with EPOLLEXCLUSIVE; mio cannot set it.
+    fn arm_listeners(&mut self, on: bool) {
+        let ep = self.poll.as_raw_fd();
+        for (i, l) in self.listeners.iter_mut().enumerate() {
+            if l.armed == on {
+                continue;
+            }
+            let r = if on {
+                epoll_add_exclusive(ep, l.fd.as_raw_fd(), LISTENER_BASE + i)
+            } else {
+                epoll_del(ep, l.fd.as_raw_fd())
+            };
+            if r.is_ok() {
+                l.armed = on;
+            }
+        }
+    }
+
+    /// Serve until drained, terminated, or the master goes away. Returns the exit code.
+    pub fn run(&mut self) -> i32 {
+        let mut events = Events::with_capacity(512);
+        loop {
+            let timeout = if self.again.is_empty() {
+                Duration::from_millis(1000)
+            } else {
+                Duration::ZERO
+            };
+            if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
+                if e.kind() != io::ErrorKind::Interrupted {
+                    self.log(format_args!("poll: {e}"));
+                    return 1;
+                }
+            }
+            self.ctx.clock.tick();
+            for ev in events.iter() {
+                let t = ev.token();
+                if t == CHANNEL {
+                    if let Some(code) = self.channel_event() {
+                        return code;
+                    }
+                } else if t.0 >= LISTENER_BASE {
+                    self.accept(t.0 - LISTENER_BASE);
+                } else {
+                    self.drive(t.0);
+                }
+            }
+            if !self.again.is_empty() {
+                let again = std::mem::take(&mut self.again);
+                for key in again {
+                    self.drive(key);
+                }
+            }
+            if self.ctx.clock.mono != self.last_tick {
+                self.last_tick = self.ctx.clock.mono;
+                if let Some(code) = self.tick() {
+                    return code;
+                }
+            }
+            if !self.ctx.draining && !self.oneshot {
+                let room = self.conns.len() < self.ctx.site.max_conns;
+                let want = room && self.ctx.clock.mono >= self.paused_until;
+                self.arm_listeners(want);
+            }
+            if self.finished() {
+                return 0;
+            }
+        }
+    }
+
+    fn finished(&mut self) -> bool {
+        if self.oneshot && self.conns.is_empty() {
+            return true;
+        }
+        if self.ctx.draining && self.conns.is_empty() {
+            let _ = self.channel.send(&FromWorker::Drained, &[]);
+            return true;
+        }
+        false
+    }
+
+    /// Once a second: timeouts, drain deadline, activity report.
+    fn tick(&mut self) -> Option<i32> {
+        let now = self.ctx.clock.mono;
+        let mut expired = Vec::new();
+        for (key, c) in self.conns.iter() {
+            let limit = c.timeout(&self.ctx);
+            if now.saturating_sub(c.since) >= limit {
+                expired.push(key);
+            } else if self.ctx.draining && c.is_idle() && c.requests > 0 {
+                expired.push(key);
+            }
+        }
+        for key in expired {
+            self.close(key);
+        }
+        if let Some(d) = self.drain_deadline {
+            if now >= d {
+                let _ = self.channel.send(&FromWorker::Drained, &[]);
+                return Some(0);
+            }
+        }
+        if self.report_activity && self.ctx.activity {
+            self.ctx.activity = false;
+            let _ = self.channel.send(&FromWorker::Active, &[]);
+        }
+        None
+    }
+
+    fn channel_event(&mut self) -> Option<i32> {
+        loop {
+            match self.channel.recv::<ToWorker>() {
+                Ok(Some((msg, mut fds))) => match msg {
+                    ToWorker::Drain { timeout_ms } => self.start_drain(timeout_ms),
+                    ToWorker::Terminate => return Some(0),
+                    ToWorker::ReopenLog => {
+                        if let Some(fd) = fds.pop() {
+                            match &mut self.log {
+                                Logger::File(l) => l.set_fd(fd),
+                                Logger::Channel => {
+                                    self.log =
+                                        Logger::File(wick_proto::log::ErrorLog::file(fd, "worker"))
+                                }
+                            }
+                        }
+                    }
+                    other => self.log(format_args!(
+                        "unexpected message from the master: {other:?}"
+                    )),
+                },
+                Ok(None) => return Some(0),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return None,
+                Err(e) => {
+                    self.log(format_args!("channel: {e}"));
+                    return Some(1);
+                }
+            }
+        }
+    }
+
+    fn start_drain(&mut self, timeout_ms: u64) {
+        if self.ctx.draining {
+            return;
+        }
+        self.ctx.draining = true;
+        self.arm_listeners(false);
+        // The master keeps the listening sockets; ours go, so nothing more queues here.
+        self.listeners.clear();
+        self.drain_deadline = if timeout_ms == 0 {
+            None
+        } else {
+            Some(self.ctx.clock.mono + timeout_ms.div_ceil(1000).max(1))
+        };
+        let idle: Vec<usize> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.is_idle() && c.requests > 0)
+            .map(|(k, _)| k)
+            .collect();
+        for key in idle {
+            self.close(key);
+        }
+    }
+
+    fn accept(&mut self, i: usize) {
+        for _ in 0..ACCEPT_BATCH {
+            if self.conns.len() >= self.ctx.site.max_conns {
+                // Excess connections wait in the kernel queue.
+                self.arm_listeners(false);
+                return;
+            }
+            let Some(l) = self.listeners.get_mut(i) else {
+                return;
+            };
+            match accept4(l.fd.as_raw_fd()) {
+                Ok((fd, peer)) => {
+                    l.accepts += 1;
+                    if l.accepts >= REARM_EVERY {
+                        l.accepts = 0;
+                        let ep = self.poll.as_raw_fd();
+                        let lfd = l.fd.as_raw_fd();
+                        if epoll_del(ep, lfd).is_ok()
+                            && epoll_add_exclusive(ep, lfd, LISTENER_BASE + i).is_err()
+                        {
+                            l.armed = false;
+                        }
+                    }
+                    self.ctx.activity = true;
+                    self.add_conn(fd, peer, i as u16);
+                }
+                Err(e) => match e.raw_os_error() {
+                    Some(libc::EAGAIN) => return,
+                    Some(libc::EINTR) | Some(libc::ECONNABORTED) | Some(libc::EPROTO) => continue,
+                    Some(libc::EMFILE) | Some(libc::ENFILE) | Some(libc::ENOBUFS)
+                    | Some(libc::ENOMEM) => {
+                        self.log(format_args!("accept: {e}; not accepting for a second"));
+                        self.paused_until = self.ctx.clock.mono + 1;
+                        self.arm_listeners(false);
+                        return;
+                    }
+                    _ => {
+                        self.log(format_args!("accept: {e}"));
+                        return;
+                    }
+                },
+            }
+        }
+    }
+
+    fn add_conn(&mut self, fd: OwnedFd, peer: IpAddr, listener: u16) {
+        let now = self.ctx.clock.mono;
+        let entry = self.conns.vacant_entry();
+        let key = entry.key();
+        let raw = fd.as_raw_fd();
+        if self
+            .poll
+            .registry()
+            .register(&mut SourceFd(&raw), Token(key), Interest::READABLE)
+            .is_err()
+        {
+            return;
+        }
+        let mut conn = Conn::new(fd, peer, listener, true, now);
+        conn.registered = 1;
+        entry.insert(conn);
+        // The request usually arrives with the connection: try it now.
+        self.drive(key);
+    }
+
+    fn drive(&mut self, key: usize) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        let next = conn.drive(&mut self.ctx);
+        if matches!(next, Next::Close) {
+            self.close(key);
+            return;
+        }
+        if matches!(next, Next::Again) {
+            self.again.push(key);
+        }
+        let want = conn.interest();
+        if !self.oneshot && want != conn.registered {
+            let i = if want == 2 {
+                Interest::WRITABLE
+            } else {
+                Interest::READABLE
+            };
+            if self
+                .poll
+                .registry()
+                .reregister(&mut SourceFd(&conn.fd.as_raw_fd()), Token(key), i)
+                .is_err()
+            {
+                self.close(key);
+                return;
+            }
+            conn.registered = want;
+        }
+    }
+
+    fn close(&mut self, key: usize) {
+        if self.conns.contains(key) {
+            // Closing the fd also removes it from the epoll set.
+            self.conns.remove(key);
+        }
+    }
+}
+
+fn set_nonblocking(fd: RawFd) {
+    // SAFETY: fcntl on an fd we own.
+    unsafe {
+        let fl = libc::fcntl(fd, libc::F_GETFL);
+        if fl >= 0 {
+            libc::fcntl(fd, libc::F_SETFL, fl | libc::O_NONBLOCK);
+        }
+    }
+}
+
+fn is_socket(fd: RawFd) -> bool {
+    crate::stat_cache::fstat(fd).is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFSOCK)
+}
+
+fn epoll_add_exclusive(ep: RawFd, fd: RawFd, token: usize) -> io::Result<()> {
+    let mut ev = libc::epoll_event {
+        events: (libc::EPOLLIN | libc::EPOLLEXCLUSIVE) as u32,
+        u64: token as u64,
+    };
+    // SAFETY: ep is mio's epoll fd, fd an open listening socket, ev a valid event.
+    let r = unsafe { libc::epoll_ctl(ep, libc::EPOLL_CTL_ADD, fd, &mut ev) };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+fn epoll_del(ep: RawFd, fd: RawFd) -> io::Result<()> {
+    let mut ev = libc::epoll_event { events: 0, u64: 0 };
+    // SAFETY: as above; the event argument is ignored for DEL.
+    let r = unsafe { libc::epoll_ctl(ep, libc::EPOLL_CTL_DEL, fd, &mut ev) };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// accept4(2), non-blocking and close-on-exec; the peer's IP (0.0.0.0 for unix).
+fn accept4(lfd: RawFd) -> io::Result<(OwnedFd, IpAddr)> {
+    // SAFETY: a zeroed sockaddr_storage is a valid out-buffer for accept4.
+    let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    // SAFETY: ss/len describe a writable buffer of the right size.
+    let r = unsafe {
+        libc::accept4(
+            lfd,
+            (&mut ss as *mut libc::sockaddr_storage).cast(),
+            &mut len,
+            libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: accept4 returned a new fd owned by nobody else.
+    let fd = unsafe { OwnedFd::from_raw_fd(r) };
+    let ip = match ss.ss_family as libc::c_int {
+        libc::AF_INET => {
+            // SAFETY: the family says this storage holds a sockaddr_in.
+            let a = unsafe { &*(&ss as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
+            IpAddr::V4(Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr)))
+        }
+        libc::AF_INET6 => {
+            // SAFETY: the family says this storage holds a sockaddr_in6.
+            let a =
+                unsafe { &*(&ss as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>() };
+            IpAddr::V6(Ipv6Addr::from(a.sin6_addr.s6_addr))
+        }
+        _ => crate::site::unspecified(),
+    };
+    Ok((fd, ip))
+}

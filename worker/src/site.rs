@@ -1,0 +1,88 @@
+//! The configuration as a worker uses it: the compiled conditions (per-request
+//! option views) and the server-wide limits, fixed at start-up.
+
+use std::net::IpAddr;
+use wick_conf::cond::{Compiled, CondState, Facts};
+use wick_conf::{Config, View};
+
+pub struct Site {
+    pub cfg: Config,
+    pub compiled: Compiled,
+    /// Head size limit (server.max-request-field-size).
+    pub field_limit: usize,
+    /// Requests per connection; 0 disables keep-alive (lighttpd).
+    pub keep_alive_requests: u32,
+    /// Seconds an idle keep-alive connection is kept; 0 disables keep-alive.
+    pub keep_alive_idle: u64,
+    pub read_idle: u64,
+    pub write_idle: u64,
+    /// Connections this worker holds at most before it stops accepting.
+    pub max_conns: usize,
+}
+
+/// Seconds a closing connection may linger, reading what the client still sends.
+pub const LINGER_SECS: u64 = 5;
+
+impl Site {
+    pub fn new(cfg: Config) -> Result<Site, String> {
+        let compiled = Compiled::new(&cfg).map_err(|e| e.to_string())?;
+        let s = &cfg.server;
+        let global = {
+            let mut v = compiled.defaults().view();
+            v.apply(compiled.patch(0));
+            (*v.max_read_idle, *v.max_write_idle)
+        };
+        let nofile = nofile_limit();
+        // lighttpd: max-connections defaults to a third of max-fds; never more than
+        // the fds we may open (one per connection plus files, logs, the channel).
+        let fds = if s.max_fds > 0 {
+            u64::from(s.max_fds).min(nofile)
+        } else {
+            nofile
+        };
+        let by_fds = (fds.saturating_sub(32) / 2).max(1) as usize;
+        let max_conns = if s.max_connections > 0 {
+            (s.max_connections as usize).min(by_fds)
+        } else {
+            ((fds / 3).max(1) as usize).min(by_fds)
+        };
+        Ok(Site {
+            field_limit: (s.max_request_field_size as usize).clamp(1024, 1 << 20),
+            keep_alive_requests: s.max_keep_alive_requests,
+            keep_alive_idle: u64::from(s.max_keep_alive_idle),
+            read_idle: global.0.max(1),
+            write_idle: global.1.max(1),
+            max_conns,
+            compiled,
+            cfg,
+        })
+    }
+
+    pub fn keep_alive_enabled(&self) -> bool {
+        self.keep_alive_requests > 0 && self.keep_alive_idle > 0
+    }
+
+    /// The options in force for one request.
+    pub fn view<'a>(&'a self, facts: &Facts, state: &mut CondState) -> View<'a> {
+        self.compiled.evaluate(facts, state)
+    }
+}
+
+fn nofile_limit() -> u64 {
+    let mut rl = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: rl is a valid, writable rlimit.
+    let r = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) };
+    if r == 0 && rl.rlim_cur != libc::RLIM_INFINITY {
+        rl.rlim_cur
+    } else {
+        1024
+    }
+}
+
+/// IP of a peer for `$HTTP["remoteip"]`; unix-socket peers count as 0.0.0.0.
+pub fn unspecified() -> IpAddr {
+    IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)
+}

@@ -1,0 +1,722 @@
+//! mod_staticfile and mod_indexfile: GET/HEAD/POST of files under the document
+//! root, directory redirects and index files, ETag and Last-Modified, conditional
+//! requests (RFC 9110 13.2.2 order), byte ranges (single and multipart), OPTIONS,
+//! 405 for other methods, and error responses with error-handler / errorfile-prefix.
+
+use crate::date::{parse_http_date, Clock};
+use crate::errors::{reason, Pages};
+use crate::request::{Head, Method, Version};
+use crate::response::Out;
+use crate::stat_cache::{Body, FileInfo, Found, Root, StatCache};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use wick_conf::View;
+
+pub const ALLOW: &[u8] = b"OPTIONS, GET, HEAD, POST";
+
+/// One request, as the handler sees it.
+pub struct Req<'a> {
+    pub buf: &'a [u8],
+    pub head: &'a Head,
+    /// Decoded and normalised path.
+    pub path: &'a [u8],
+    /// The path as sent (for redirects).
+    pub raw_path: &'a [u8],
+    pub query: &'a [u8],
+    /// Whether the connection stays open after this response (decided by the caller).
+    pub keep_alive: bool,
+}
+
+impl Req<'_> {
+    fn hdr(&self, s: Option<crate::request::Span>) -> Option<&[u8]> {
+        s.map(|s| s.of(self.buf))
+    }
+}
+
+/// Document-root dirfds, opened on first use (after the sandbox is in place, so a
+/// chroot applies to them as lighttpd's does).
+#[derive(Default)]
+pub struct Roots {
+    list: Vec<(String, Option<OwnedFd>, u64)>,
+}
+
+impl Roots {
+    /// The dirfd and cache id of `docroot`; None when it cannot be opened.
+    pub fn get(&mut self, docroot: &str, now: u64) -> Option<(RawFd, u32)> {
+        let i = match self.list.iter().position(|(d, _, _)| d == docroot) {
+            Some(i) => i,
+            None => {
+                self.list.push((docroot.to_string(), None, u64::MAX));
+                self.list.len() - 1
+            }
+        };
+        let (d, fd, tried) = &mut self.list[i];
+        if fd.is_none() && *tried != now && !d.is_empty() {
+            *tried = now;
+            if let Ok(c) = std::ffi::CString::new(d.as_bytes()) {
+                let flags = (libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC) as u64;
+                *fd = crate::stat_cache::openat2(libc::AT_FDCWD, &c, flags, 0).ok();
+            }
+        }
+        fd.as_ref().map(|f| (f.as_raw_fd(), i as u32))
+    }
+}
+
+/// The worker pieces a handler writes with.
+pub struct Env<'a> {
+    pub out: &'a mut Out,
+    pub cache: &'a mut StatCache,
+    pub clock: &'a Clock,
+    pub pages: &'a Pages,
+    pub roots: &'a mut Roots,
+    pub scratch: &'a mut Vec<u8>,
+    pub etag: &'a mut Vec<u8>,
+}
+
+/// Status line for `version`.
+pub fn status_line(out: &mut Out, version: Version, status: u16) {
+    out.put(match version {
+        Version::Http11 => b"HTTP/1.1 ",
+        Version::Http10 => b"HTTP/1.0 ",
+    });
+    out.put_u64(u64::from(status));
+    out.put(b" ");
+    out.put(reason(status).as_bytes());
+    out.put(b"\r\n");
+}
+
+/// Connection, Date, Server and the blank line.
+pub fn finish_head(out: &mut Out, clock: &Clock, tag: &str, version: Version, keep_alive: bool) {
+    if !keep_alive {
+        out.put(b"Connection: close\r\n");
+    } else if version == Version::Http10 {
+        out.put(b"Connection: keep-alive\r\n");
+    }
+    out.put(b"Date: ");
+    out.put(clock.http_date());
+    if tag.is_empty() {
+        out.put(b"\r\n\r\n");
+    } else {
+        out.put(b"\r\nServer: ");
+        out.put(tag.as_bytes());
+        out.put(b"\r\n\r\n");
+    }
+}
+
+/// A built-in error page (no error handlers): parse errors, 413, 416, ...
+#[allow(clippy::too_many_arguments)]
+pub fn simple_error(
+    out: &mut Out,
+    env_clock: &Clock,
+    pages: &Pages,
+    tag: &str,
+    version: Version,
+    status: u16,
+    keep_alive: bool,
+    head_only: bool,
+    extra: &[(&[u8], &[u8])],
+) {
+    let page = pages.get(status);
+    status_line(out, version, status);
+    for (n, v) in extra {
+        out.header(n, v);
+    }
+    out.put(b"Content-Type: text/html\r\nContent-Length: ");
+    out.put_u64(page.len() as u64);
+    out.put(b"\r\n");
+    finish_head(out, env_clock, tag, version, keep_alive);
+    if !head_only {
+        out.put(page);
+    }
+}
+
+/// Handle one request; returns the status sent.
+pub fn handle(req: &Req, view: &View, env: &mut Env) -> u16 {
+    let head = req.head;
+    if head.method == Method::Options {
+        status_line(env.out, head.version, 200);
+        env.out.header(b"Allow", ALLOW);
+        env.out.put(b"Content-Length: 0\r\n");
+        finish_head(
+            env.out,
+            env.clock,
+            view.server_tag,
+            head.version,
+            req.keep_alive,
+        );
+        return 200;
+    }
+    let Some((dirfd, id)) = env.roots.get(view.document_root, env.clock.mono) else {
+        return error(req, view, env, 404);
+    };
+    let root = Root::Beneath {
+        dirfd,
+        id,
+        symlinks: *view.follow_symlink,
+    };
+    env.scratch.clear();
+    if *view.force_lowercase_filenames {
+        env.scratch
+            .extend(req.path.iter().map(|c| c.to_ascii_lowercase()));
+    } else {
+        env.scratch.extend_from_slice(req.path);
+    }
+    let found = env.cache.lookup(root, env.scratch, env.clock.mono);
+    match found {
+        Found::Dir => {
+            if !req.path.ends_with(b"/") {
+                return redirect_dir(req, view, env);
+            }
+            let base_len = env.scratch.len();
+            for name in view.index_files.iter() {
+                env.scratch.truncate(base_len);
+                if let Some(abs) = name.strip_prefix('/') {
+                    env.scratch.clear();
+                    env.scratch.push(b'/');
+                    env.scratch.extend_from_slice(abs.as_bytes());
+                } else {
+                    env.scratch.extend_from_slice(name.as_bytes());
+                }
+                if *view.force_lowercase_filenames {
+                    env.scratch.make_ascii_lowercase();
+                }
+                if let Found::File { info, file_len } =
+                    env.cache.lookup(root, env.scratch, env.clock.mono)
+                {
+                    if file_len == env.scratch.len() {
+                        let name = std::mem::take(env.scratch);
+                        let r = serve_found(req, view, env, &info, &name);
+                        *env.scratch = name;
+                        return r;
+                    }
+                }
+            }
+            // No index file and no directory listing: lighttpd answers 403.
+            error(req, view, env, 403)
+        }
+        Found::File { info, file_len } => {
+            if file_len < env.scratch.len() && *view.static_disable_pathinfo {
+                return error(req, view, env, 404);
+            }
+            env.scratch.truncate(file_len);
+            let name = std::mem::take(env.scratch);
+            let r = serve_found(req, view, env, &info, &name);
+            *env.scratch = name;
+            r
+        }
+        Found::NotFound => error(req, view, env, 404),
+        Found::Forbidden => error(req, view, env, 403),
+        Found::Error => error(req, view, env, 500),
+    }
+}
+
+fn serve_found(req: &Req, view: &View, env: &mut Env, info: &FileInfo, name: &[u8]) -> u16 {
+    if view
+        .static_exclude_extensions
+        .iter()
+        .any(|e| !e.is_empty() && name.ends_with(e.as_bytes()))
+    {
+        return error(req, view, env, 403);
+    }
+    if req.head.method == Method::Other {
+        return error(req, view, env, 405);
+    }
+    serve_file(req, view, env, info, name, None)
+}
+
+fn redirect_dir(req: &Req, view: &View, env: &mut Env) -> u16 {
+    let v = req.head.version;
+    status_line(env.out, v, 301);
+    env.out.put(b"Location: ");
+    env.out.put(req.raw_path);
+    env.out.put(b"/");
+    if !req.query.is_empty() {
+        env.out.put(b"?");
+        env.out.put(req.query);
+    }
+    env.out.put(b"\r\nContent-Length: 0\r\n");
+    finish_head(env.out, env.clock, view.server_tag, v, req.keep_alive);
+    301
+}
+
+/// An error status from the handler stage: error-handler-404, error-handler,
+/// errorfile-prefix, or the built-in page.
+pub fn error(req: &Req, view: &View, env: &mut Env, status: u16) -> u16 {
+    let (target, send_status) = if status == 404 && !view.error_handler_404.is_empty() {
+        (view.error_handler_404.as_str(), 200)
+    } else if !view.error_handler.is_empty() {
+        (view.error_handler.as_str(), status)
+    } else {
+        ("", status)
+    };
+    if !target.is_empty() {
+        let (p, _) = crate::path::split_target(target.as_bytes());
+        let mut norm = Vec::new();
+        if crate::path::decode_normalize(p, &mut norm).is_ok() {
+            if let Some((dirfd, id)) = env.roots.get(view.document_root, env.clock.mono) {
+                let root = Root::Beneath {
+                    dirfd,
+                    id,
+                    symlinks: *view.follow_symlink,
+                };
+                if let Found::File { info, file_len } =
+                    env.cache.lookup(root, &norm, env.clock.mono)
+                {
+                    norm.truncate(file_len);
+                    return serve_file(req, view, env, &info, &norm, Some(send_status));
+                }
+            }
+        }
+    }
+    if !view.errorfile_prefix.is_empty() {
+        let mut p = view.errorfile_prefix.as_bytes().to_vec();
+        p.extend_from_slice(status.to_string().as_bytes());
+        p.extend_from_slice(b".html");
+        if let Found::File { info, .. } = env.cache.lookup(Root::Absolute, &p, env.clock.mono) {
+            return serve_file(req, view, env, &info, &p, Some(status));
+        }
+    }
+    let extra: &[(&[u8], &[u8])] = if status == 405 {
+        &[(b"Allow", ALLOW)]
+    } else {
+        &[]
+    };
+    let head_only = req.head.method == Method::Head;
+    simple_error(
+        env.out,
+        env.clock,
+        env.pages,
+        view.server_tag,
+        req.head.version,
+        status,
+        req.keep_alive,
+        head_only,
+        extra,
+    );
+    status
+}
+
+/// Send `info`. `fixed`: an error document sent with that status (no
+/// conditionals, no ranges).
+fn serve_file(
+    req: &Req,
+    view: &View,
+    env: &mut Env,
+    info: &FileInfo,
+    name: &[u8],
+    fixed: Option<u16>,
+) -> u16 {
+    let mut tag = std::mem::take(env.etag);
+    let has_etag = *view.etags
+        && info.etag(
+            *view.etag_use_inode,
+            *view.etag_use_size,
+            *view.etag_use_mtime,
+            &mut tag,
+        );
+    let etag: &[u8] = if has_etag { &tag } else { b"" };
+    let r = serve_file_tagged(req, view, env, info, name, fixed, etag);
+    *env.etag = tag;
+    r
+}
+
+#[allow(clippy::too_many_arguments)]
+fn serve_file_tagged(
+    req: &Req,
+    view: &View,
+    env: &mut Env,
+    info: &FileInfo,
+    name: &[u8],
+    fixed: Option<u16>,
+    etag: &[u8],
+) -> u16 {
+    let head = req.head;
+    let ctype = crate::mime::content_type(view.mimetypes, name);
+    let get_head = matches!(head.method, Method::Get | Method::Head);
+    let mut ranges: Option<Vec<(u64, u64)>> = None;
+    if fixed.is_none() {
+        // RFC 9110 13.2.2: If-Match, If-Unmodified-Since, If-None-Match,
+        // If-Modified-Since, If-Range.
+        if let Some(im) = req.hdr(head.if_match) {
+            if !etag_list_matches(im, etag, true) {
+                return precondition_failed(req, view, env);
+            }
+        } else if let Some(d) = req.hdr(head.if_unmodified_since).and_then(parse_http_date) {
+            if info.mtime > d {
+                return precondition_failed(req, view, env);
+            }
+        }
+        if let Some(inm) = req.hdr(head.if_none_match) {
+            if etag_list_matches(inm, etag, false) {
+                if get_head {
+                    return not_modified(req, view, env, info, etag);
+                }
+                return precondition_failed(req, view, env);
+            }
+        } else if get_head {
+            if let Some(d) = req.hdr(head.if_modified_since).and_then(parse_http_date) {
+                if info.mtime <= d {
+                    return not_modified(req, view, env, info, etag);
+                }
+            }
+        }
+        if head.method == Method::Get && *view.range_requests {
+            if let Some(r) = req.hdr(head.range) {
+                let honour = match req.hdr(head.if_range) {
+                    None => true,
+                    Some(ir) if ir.starts_with(b"\"") => !etag.is_empty() && ir == etag,
+                    Some(ir) => ir == &info.last_modified[..],
+                };
+                if honour {
+                    match parse_ranges(r, info.size) {
+                        RangeResult::Ignore => {}
+                        RangeResult::Unsatisfiable => {
+                            let mut cr = b"bytes */".to_vec();
+                            cr.extend_from_slice(info.size.to_string().as_bytes());
+                            let extra: &[(&[u8], &[u8])] = &[(b"Content-Range", &cr)];
+                            simple_error(
+                                env.out,
+                                env.clock,
+                                env.pages,
+                                view.server_tag,
+                                head.version,
+                                416,
+                                req.keep_alive,
+                                false,
+                                extra,
+                            );
+                            return 416;
+                        }
+                        RangeResult::Ranges(v) => ranges = Some(v),
+                    }
+                }
+            }
+        }
+    }
+    let send_body = head.method != Method::Head;
+    let out = &mut *env.out;
+    let status = match (&ranges, fixed) {
+        (_, Some(s)) => s,
+        (Some(_), None) => 206,
+        (None, None) => 200,
+    };
+    status_line(out, head.version, status);
+    match ranges.as_deref() {
+        Some(&[(start, end)]) => {
+            out.put(b"Content-Type: ");
+            out.put(ctype.as_bytes());
+            out.put(b"\r\n");
+            common_validators(out, etag, info);
+            out.put(b"Content-Length: ");
+            out.put_u64(end - start + 1);
+            out.put(b"\r\nAccept-Ranges: bytes\r\nContent-Range: bytes ");
+            put_range(out, start, end, info.size);
+            out.put(b"\r\n");
+            finish_head(
+                out,
+                env.clock,
+                view.server_tag,
+                head.version,
+                req.keep_alive,
+            );
+            body(out, info, start, end - start + 1);
+        }
+        Some(list) => {
+            // multipart/byteranges
+            let boundary = boundary(info);
+            let part_head = |out: &mut Out, start: u64, end: u64| {
+                out.put(b"\r\n--");
+                out.put(&boundary);
+                out.put(b"\r\nContent-Type: ");
+                out.put(ctype.as_bytes());
+                out.put(b"\r\nContent-Range: bytes ");
+                put_range(out, start, end, info.size);
+                out.put(b"\r\n\r\n");
+            };
+            // Length: measure the part headers by writing them to a scratch Out.
+            let mut probe = Out::default();
+            let mut total = 0u64;
+            for &(s, e) in list {
+                probe.buf.clear();
+                part_head(&mut probe, s, e);
+                total += probe.buf.len() as u64 + (e - s + 1);
+            }
+            total += 2 + 2 + boundary.len() as u64 + 4; // "\r\n--" B "--\r\n"
+            out.put(b"Content-Type: multipart/byteranges; boundary=");
+            out.put(&boundary);
+            out.put(b"\r\n");
+            common_validators(out, etag, info);
+            out.put(b"Content-Length: ");
+            out.put_u64(total);
+            out.put(b"\r\nAccept-Ranges: bytes\r\n");
+            finish_head(
+                out,
+                env.clock,
+                view.server_tag,
+                head.version,
+                req.keep_alive,
+            );
+            for &(s, e) in list {
+                part_head(out, s, e);
+                body(out, info, s, e - s + 1);
+            }
+            out.put(b"\r\n--");
+            out.put(&boundary);
+            out.put(b"--\r\n");
+        }
+        None => {
+            out.put(b"Content-Type: ");
+            out.put(ctype.as_bytes());
+            out.put(b"\r\n");
+            common_validators(out, etag, info);
+            out.put(b"Content-Length: ");
+            out.put_u64(info.size);
+            out.put(b"\r\n");
+            if fixed.is_none() && *view.range_requests {
+                out.put(b"Accept-Ranges: bytes\r\n");
+            }
+            finish_head(
+                out,
+                env.clock,
+                view.server_tag,
+                head.version,
+                req.keep_alive,
+            );
+            if send_body {
+                body(out, info, 0, info.size);
+            }
+        }
+    }
+    status
+}
+
+fn common_validators(out: &mut Out, etag: &[u8], info: &FileInfo) {
+    if !etag.is_empty() {
+        out.put(b"ETag: ");
+        out.put(etag);
+        out.put(b"\r\n");
+    }
+    out.put(b"Last-Modified: ");
+    out.put(&info.last_modified);
+    out.put(b"\r\n");
+}
+
+fn put_range(out: &mut Out, start: u64, end: u64, size: u64) {
+    out.put_u64(start);
+    out.put(b"-");
+    out.put_u64(end);
+    out.put(b"/");
+    out.put_u64(size);
+}
+
+fn body(out: &mut Out, info: &FileInfo, off: u64, len: u64) {
+    match &info.body {
+        Body::Mem(m) => out.put(&m[off as usize..(off + len) as usize]),
+        Body::Fd(fd) => out.file(fd.clone(), off, len),
+    }
+}
+
+fn boundary(info: &FileInfo) -> Vec<u8> {
+    let mut b = b"wickd-".to_vec();
+    let v = info.ino ^ (info.mtime as u64).rotate_left(17) ^ info.size.rotate_left(41);
+    b.extend_from_slice(format!("{v:016x}").as_bytes());
+    b
+}
+
+fn not_modified(req: &Req, view: &View, env: &mut Env, info: &FileInfo, etag: &[u8]) -> u16 {
+    let out = &mut *env.out;
+    status_line(out, req.head.version, 304);
+    common_validators(out, etag, info);
+    finish_head(
+        out,
+        env.clock,
+        view.server_tag,
+        req.head.version,
+        req.keep_alive,
+    );
+    304
+}
+
+fn precondition_failed(req: &Req, view: &View, env: &mut Env) -> u16 {
+    let head_only = req.head.method == Method::Head;
+    simple_error(
+        env.out,
+        env.clock,
+        env.pages,
+        view.server_tag,
+        req.head.version,
+        412,
+        req.keep_alive,
+        head_only,
+        &[],
+    );
+    412
+}
+
+/// Does the If-Match / If-None-Match list match `etag`? `*` matches any current
+/// representation; `strong`: W/ tags never match (If-Match), else weak comparison.
+pub fn etag_list_matches(list: &[u8], etag: &[u8], strong: bool) -> bool {
+    let list = crate::request::trim(list);
+    if list == b"*" {
+        return true;
+    }
+    if etag.is_empty() {
+        return false;
+    }
+    let ours = etag.strip_prefix(b"W/").unwrap_or(etag);
+    let ours_weak = etag.starts_with(b"W/");
+    let mut rest = list;
+    loop {
+        rest = crate::request::trim(rest);
+        while let Some(r) = rest.strip_prefix(b",") {
+            rest = crate::request::trim(r);
+        }
+        if rest.is_empty() {
+            return false;
+        }
+        let (weak, r) = match rest.strip_prefix(b"W/") {
+            Some(r) => (true, r),
+            None => (false, rest),
+        };
+        if !r.starts_with(b"\"") {
+            return false; // malformed list
+        }
+        let Some(close) = memchr::memchr(b'"', &r[1..]) else {
+            return false;
+        };
+        let tag = &r[..close + 2];
+        if tag == ours && !(strong && (weak || ours_weak)) {
+            return true;
+        }
+        rest = &r[close + 2..];
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum RangeResult {
+    Ignore,
+    Unsatisfiable,
+    /// Inclusive (first, last) byte positions, coalesced.
+    Ranges(Vec<(u64, u64)>),
+}
+
+/// Most range-specs honoured; a request with more gets the whole file.
+const MAX_RANGES: usize = 64;
+
+/// Parse a Range value against a file of `size` bytes, as lighttpd: a unit other
+/// than `bytes` is ignored; a malformed `bytes=` set is unsatisfiable (416).
+pub fn parse_ranges(v: &[u8], size: u64) -> RangeResult {
+    let Some(set) = v.strip_prefix(b"bytes=") else {
+        return RangeResult::Ignore;
+    };
+    let mut out: Vec<(u64, u64)> = Vec::new();
+    let mut n = 0;
+    for spec in set.split(|&c| c == b',') {
+        let spec = crate::request::trim(spec);
+        if spec.is_empty() {
+            continue;
+        }
+        n += 1;
+        if n > MAX_RANGES {
+            return RangeResult::Ignore;
+        }
+        let Some(dash) = memchr::memchr(b'-', spec) else {
+            return RangeResult::Unsatisfiable;
+        };
+        let (a, b) = (&spec[..dash], &spec[dash + 1..]);
+        let num = |s: &[u8]| -> Option<u64> {
+            if s.is_empty() || s.len() > 19 || !s.iter().all(u8::is_ascii_digit) {
+                return None;
+            }
+            std::str::from_utf8(s).ok()?.parse().ok()
+        };
+        let r = if a.is_empty() {
+            // suffix: the last b bytes
+            let Some(len) = num(b) else {
+                return RangeResult::Unsatisfiable;
+            };
+            if len == 0 || size == 0 {
+                None
+            } else {
+                Some((size.saturating_sub(len), size - 1))
+            }
+        } else {
+            let Some(first) = num(a) else {
+                return RangeResult::Unsatisfiable;
+            };
+            let last = if b.is_empty() {
+                u64::MAX
+            } else {
+                match num(b) {
+                    Some(l) if l >= first => l,
+                    _ => return RangeResult::Unsatisfiable,
+                }
+            };
+            if first >= size {
+                None
+            } else {
+                Some((first, last.min(size - 1)))
+            }
+        };
+        if let Some(r) = r {
+            out.push(r);
+        }
+    }
+    if n == 0 {
+        return RangeResult::Unsatisfiable;
+    }
+    if out.is_empty() {
+        return RangeResult::Unsatisfiable;
+    }
+    // Coalesce overlapping ranges and ones with small gaps (a part header costs
+    // about as much), in ascending order.
+    out.sort_unstable();
+    let mut merged: Vec<(u64, u64)> = Vec::with_capacity(out.len());
+    for (s, e) in out {
+        if let Some(last) = merged.last_mut() {
+            if s <= last.1.saturating_add(80) {
+                last.1 = last.1.max(e);
+                continue;
+            }
+        }
+        merged.push((s, e));
+    }
+    RangeResult::Ranges(merged)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges() {
+        use RangeResult::*;
+        assert_eq!(parse_ranges(b"bytes=0-4", 1000), Ranges(vec![(0, 4)]));
+        assert_eq!(parse_ranges(b"bytes=-3", 1000), Ranges(vec![(997, 999)]));
+        assert_eq!(parse_ranges(b"bytes=990-", 1000), Ranges(vec![(990, 999)]));
+        assert_eq!(parse_ranges(b"bytes=0-2000", 1000), Ranges(vec![(0, 999)]));
+        assert_eq!(parse_ranges(b"bytes=0-1,5-6", 1000), Ranges(vec![(0, 6)]));
+        assert_eq!(
+            parse_ranges(b"bytes=0-1,500-600", 1000),
+            Ranges(vec![(0, 1), (500, 600)])
+        );
+        assert_eq!(parse_ranges(b"bytes=5000-", 1000), Unsatisfiable);
+        assert_eq!(parse_ranges(b"bytes=x-", 1000), Unsatisfiable);
+        assert_eq!(parse_ranges(b"bytes=5-2", 1000), Unsatisfiable);
+        assert_eq!(parse_ranges(b"bytes=-0", 1000), Unsatisfiable);
+        assert_eq!(parse_ranges(b"items=0-3", 1000), Ignore);
+        assert_eq!(parse_ranges(b"bytes = 0-4", 1000), Ignore);
+        assert_eq!(parse_ranges(b"bytes=-5", 3), Ranges(vec![(0, 2)]));
+    }
+
+    #[test]
+    fn etag_lists() {
+        let e = b"\"123\"";
+        assert!(etag_list_matches(b"*", e, true));
+        assert!(etag_list_matches(b"\"1\", \"123\"", e, false));
+        assert!(etag_list_matches(b"W/\"123\"", e, false));
+        assert!(!etag_list_matches(b"W/\"123\"", e, true));
+        assert!(!etag_list_matches(b"\"12\"", e, false));
+        assert!(!etag_list_matches(b"garbage", e, false));
+        assert!(!etag_list_matches(b"\"123\"", b"", false));
+    }
+}
