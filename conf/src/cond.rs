@@ -205,6 +205,13 @@ pub fn compile_regex(pattern: &str) -> Result<Regex, (String, Option<String>)> {
     Ok(re)
 }
 
+/// The text of the line at `loc`, read again from its file (error path only).
+fn quote_line(loc: &crate::model::Loc) -> Option<String> {
+    let text = std::fs::read_to_string(&loc.file).ok()?;
+    let line = text.split('\n').nth((loc.line as usize).checked_sub(1)?)?;
+    Some(line.strip_suffix('\r').unwrap_or(line).to_string())
+}
+
 fn first_line(s: &str) -> String {
     // regex errors are multi-line drawings; keep the last, descriptive line.
     s.lines()
@@ -238,7 +245,7 @@ impl Compiled {
                     let err = |m: String, h: Option<String>| ConfError {
                         loc: c.loc.clone(),
                         message: m,
-                        line_text: None,
+                        line_text: quote_line(&c.loc),
                         hint: h,
                     };
                     let test = match c.op {

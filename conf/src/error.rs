@@ -15,18 +15,24 @@ pub struct ConfError {
 
 impl fmt::Display for ConfError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}:{}:{}: {}",
-            self.loc.file, self.loc.line, self.loc.col, self.message
-        )?;
-        if let Some(line) = &self.line_text {
+        if self.loc.line == 0 {
+            // Not about a place in the text (a file that cannot be read).
+            write!(f, "{}: {}", self.loc.file, self.message)?;
+        } else {
             write!(
                 f,
-                "\n  {line}\n  {:>width$}",
-                "^",
-                width = self.loc.col.max(1) as usize
+                "{}:{}:{}: {}",
+                self.loc.file, self.loc.line, self.loc.col, self.message
             )?;
+        }
+        if let Some(line) = &self.line_text {
+            // Under the line, keep its tabs so that the caret lands on the column.
+            let pad: String = line
+                .chars()
+                .take(self.loc.col.saturating_sub(1) as usize)
+                .map(|c| if c == '\t' { '\t' } else { ' ' })
+                .collect();
+            write!(f, "\n  {line}\n  {pad}^")?;
         }
         if let Some(h) = &self.hint {
             write!(f, "\n  hint: {h}")?;

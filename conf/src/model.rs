@@ -96,7 +96,7 @@ pub struct Block {
 pub struct Config {
     /// The `-f` file (`-` for stdin); relative includes are resolved from its directory.
     pub main_file: PathBuf,
-    /// blocks[0] is the global scope; the others in file order.
+    /// `blocks[0]` is the global scope; the others in file order.
     pub blocks: Vec<Block>,
     /// Typed server-wide options, taken from the global block.
     pub server: ServerOptionsHolder,

@@ -10,6 +10,12 @@ fn every_known_key_is_in_the_man_page() {
         .chain(wick_conf::options::REQUEST_KEYS.iter().copied())
         .filter(|k| !page.contains(k))
         .collect();
-    assert!(missing.is_empty(), "keys missing from man/wickd.conf.5: {missing:?}");
-    assert!(page.starts_with(".\\\"") && page.contains(".TH WICKD.CONF 5"), "not a man page");
+    assert!(
+        missing.is_empty(),
+        "keys missing from man/wickd.conf.5: {missing:?}"
+    );
+    assert!(
+        page.starts_with(".\\\"") && page.contains(".TH WICKD.CONF 5"),
+        "not a man page"
+    );
 }

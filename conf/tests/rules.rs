@@ -650,3 +650,19 @@ fn include_loop_is_refused() {
     assert!(e.message.contains("include loop"), "{e}");
     let _ = fs::remove_dir_all(&d);
 }
+
+#[test]
+fn caret_keeps_tabs_and_unreadable_files_have_no_position() {
+    let e = fail("\tserver.tag = \"a\" \"b\"\n");
+    assert!(
+        e.to_string()
+            .contains("\n  \tserver.tag = \"a\" \"b\"\n  \t                 ^"),
+        "{e}"
+    );
+    let e = load_file(Path::new("/nonexistent/wick.conf")).expect_err("missing file");
+    assert!(
+        e.to_string()
+            .starts_with("/nonexistent/wick.conf: opening configfile"),
+        "{e}"
+    );
+}
