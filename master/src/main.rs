@@ -11,6 +11,7 @@ mod sdnotify;
 mod server;
 mod signals;
 mod spawn;
+mod spawner_launch;
 
 use cli::{Opt, EXIT_USAGE};
 use errlog::{ErrLog, Target};
@@ -29,6 +30,7 @@ fn main() {
         let channel = unsafe { Channel::from_inherited() };
         let code = match role.to_str() {
             Some("worker") => wick_worker::run(channel),
+            Some("gateway-spawner") => wick_gateway_spawner::run(channel),
             _ => {
                 eprintln!("wickd: unknown {ROLE_ENV}={}", role.to_string_lossy());
                 EXIT_USAGE

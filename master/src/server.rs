@@ -11,6 +11,7 @@ use crate::listen::ListenerSet;
 use crate::sdnotify::Notify;
 use crate::signals::{self, Signals};
 use crate::spawn::{self, Role};
+use crate::spawner_launch;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 use nix::sys::signal::{kill, Signal};
@@ -279,7 +280,8 @@ impl Master {
         let id = self.next_gen;
         self.next_gen += 1;
         let n = worker_count(&config);
-        let slots = (0..n)
+        let order = spawner_launch::start_order(&config, n);
+        let slots = (0..spawner_launch::slot_count(&config, n))
             .map(|_| Slot {
                 child: None,
                 quick_deaths: 0,
@@ -295,7 +297,7 @@ impl Master {
             slots,
             log,
         });
-        for slot in 0..n as usize {
+        for slot in order {
             if let Err(e) = self.spawn_worker(id, slot) {
                 self.fail_generation(id, &e);
                 return;
@@ -310,9 +312,8 @@ impl Master {
         let Some(gi) = self.gen_index(gen) else {
             return Err("generation gone".into());
         };
-        let role = Role::Worker {
-            id: slot as u32 + 1,
-        };
+        let config = &self.gens[gi].config;
+        let role = spawner_launch::role_of(config, worker_count(config), slot);
         let sp =
             spawn::spawn(role).map_err(|e| format!("starting {} failed: {e}", role.describe()))?;
         let key = self.next_child;
@@ -364,7 +365,9 @@ impl Master {
         config: &Config,
         log_fd: Option<OwnedFd>,
     ) -> io::Result<()> {
-        let Role::Worker { id } = role;
+        let Role::Worker { id } = role else {
+            return self.start_spawner(ch, gen, config, log_fd);
+        };
         spawn::send(
             ch,
             &ToWorker::Hello {
@@ -400,7 +403,38 @@ impl Master {
         if self.idle.is_some() {
             spawn::send(ch, &ToWorker::ReportActivity, &[])?;
         }
+        if let Some(sp) = self.spawner_channel(gen) {
+            spawner_launch::connect(sp, ch, id)?;
+        }
         spawn::send(ch, &ToWorker::Start, &[])
+    }
+
+    /// The gateway-spawner's start-up; when it replaces one that died, every live
+    /// worker of the generation gets a channel to the new one.
+    fn start_spawner(
+        &self,
+        ch: &Channel,
+        gen: u64,
+        config: &Config,
+        log_fd: Option<OwnedFd>,
+    ) -> io::Result<()> {
+        spawner_launch::send_start(ch, gen, config, log_fd)?;
+        for c in self.children.values().filter(|c| c.gen == gen) {
+            if let (Role::Worker { id }, Some(w)) = (c.role, &c.channel) {
+                let _ = spawner_launch::connect(ch, w, id);
+            }
+        }
+        Ok(())
+    }
+
+    /// The channel to generation `gen`'s gateway-spawner, if it has one running.
+    fn spawner_channel(&self, gen: u64) -> Option<&Channel> {
+        let g = &self.gens[self.gen_index(gen)?];
+        let slot = spawner_launch::slot_of(Role::Spawner, worker_count(&g.config));
+        let c = self.children.get(&g.slots.get(slot)?.child?)?;
+        (c.role == Role::Spawner)
+            .then_some(c.channel.as_ref())
+            .flatten()
     }
 
     /// A starting generation has every worker ready: it serves now, and the one
@@ -878,9 +912,7 @@ impl Master {
         let Some(gi) = self.gen_index(c.gen) else {
             return;
         };
-        let slot = match c.role {
-            Role::Worker { id } => id as usize - 1,
-        };
+        let slot = spawner_launch::slot_of(c.role, worker_count(&self.gens[gi].config));
         if let Some(s) = self.gens[gi].slots.get_mut(slot) {
             if s.child == Some(key) {
                 s.child = None;
@@ -893,6 +925,12 @@ impl Master {
                 self.fail_generation(c.gen, &reason);
             }
             self.cause = StopCause::OneShotDone;
+            // The one connection is done: the spawner has nothing left to serve.
+            for o in self.children.values().filter(|o| o.role == Role::Spawner) {
+                if let Some(ch) = &o.channel {
+                    let _ = spawn::send(ch, &ToWorker::Terminate, &[]);
+                }
+            }
             if self.phase == Phase::Running {
                 self.phase = Phase::Stopping {
                     graceful: true,

@@ -14,7 +14,11 @@ use wick_proto::{Channel, ROLE_ENV, ROLE_IPC_FD};
 /// What a child is. A new role is a variant here plus a dispatch line in main.rs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Role {
-    Worker { id: u32 },
+    Worker {
+        id: u32,
+    },
+    /// The gateway-spawner of a generation (spawner_launch.rs).
+    Spawner,
 }
 
 impl Role {
@@ -22,6 +26,7 @@ impl Role {
     pub fn env_value(&self) -> &'static str {
         match self {
             Role::Worker { .. } => "worker",
+            Role::Spawner => "gateway-spawner",
         }
     }
 
@@ -29,12 +34,14 @@ impl Role {
     pub fn title(&self) -> String {
         match self {
             Role::Worker { id } => format!("wickd: worker {id}"),
+            Role::Spawner => "wickd: gateway-spawner".into(),
         }
     }
 
     pub fn describe(&self) -> String {
         match self {
             Role::Worker { id } => format!("worker {id}"),
+            Role::Spawner => "gateway-spawner".into(),
         }
     }
 }
