@@ -125,6 +125,22 @@ fn has_prefix_ci(s: &str, prefix: &str) -> bool {
 }
 
 /// lighttpd's merge for `+` and `+=`.
+/// Keys of `b` that `a` already holds with the same value (merging drops them;
+/// lighttpd says so on stderr).
+fn identical_dups(a: &Value, b: &Value) -> Vec<String> {
+    let (Value::Array(x), Value::Array(y)) = (a, b) else {
+        return Vec::new();
+    };
+    y.iter()
+        .filter_map(|(k, v)| {
+            let k = k.as_ref()?;
+            x.iter()
+                .any(|(ek, ev)| ek.as_ref().is_some_and(|ek| ek.eq_ignore_ascii_case(k)) && ev == v)
+                .then(|| k.clone())
+        })
+        .collect()
+}
+
 pub(crate) fn merge(a: Value, b: &Value) -> Result<Value, String> {
     match (a, b) {
         (Value::Str(mut s), Value::Str(t)) => {
@@ -501,13 +517,15 @@ impl Eval {
                 if let Some(i) = self.blocks[cur].find(&key) {
                     let old =
                         std::mem::replace(&mut self.blocks[cur].entries[i].value, Value::Int(0));
-                    let merged =
-                        merge(old, &value).map_err(|m| p.err(oidx, format!("{key}: {m}"), None))?;
+                    let merged = self
+                        .merge_at(p, oidx, old, &value)
+                        .map_err(|m| p.err(oidx, format!("{key}: {m}"), None))?;
                     self.blocks[cur].entries[i].value = merged;
                 } else if let Some(old) = self.lookup_parents(&key) {
                     // Copy the outer value into this block; the outer one is untouched.
-                    let merged =
-                        merge(old, &value).map_err(|m| p.err(oidx, format!("{key}: {m}"), None))?;
+                    let merged = self
+                        .merge_at(p, oidx, old, &value)
+                        .map_err(|m| p.err(oidx, format!("{key}: {m}"), None))?;
                     self.blocks[cur].entries.push(Entry {
                         key,
                         value: merged,
@@ -519,6 +537,18 @@ impl Eval {
             }
         }
         Ok(())
+    }
+
+    /// [`merge`], warning about duplicate keys it drops.
+    fn merge_at(&mut self, p: &P, at: usize, a: Value, b: &Value) -> Result<Value, String> {
+        for k in identical_dups(&a, b) {
+            let l = p.loc(at);
+            self.warnings.push(format!(
+                "WARNING: {}:{}:{}: duplicate array-key '{k}' with the same value (ignored)",
+                l.file, l.line, l.col
+            ));
+        }
+        merge(a, b)
     }
 
     /// A copy of `key` as visible from the current block (it, then its parents).
@@ -560,7 +590,9 @@ impl Eval {
         while p.peek() == Some(&Tok::Plus) {
             let pidx = p.bump();
             let w = self.value(p)?;
-            v = merge(v, &w).map_err(|m| p.err(pidx, m, None))?;
+            v = self
+                .merge_at(p, pidx, v, &w)
+                .map_err(|m| p.err(pidx, m, None))?;
         }
         Ok(v)
     }

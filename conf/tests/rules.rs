@@ -136,6 +136,14 @@ fn array_append_duplicate_key_rules() {
     let c =
         load("a = (\"k\" => \"1\")\na += (\"k\" => \"1\", \"j\" => \"2\")\nserver.tag = \"ok\"\n");
     assert_eq!(get(&c, 0, "server.tag"), Some(&s("ok")));
+    assert_eq!(get(&c, 0, "var.a"), None);
+    assert!(
+        c.warnings
+            .iter()
+            .any(|w| w.contains("t.conf:2:3: duplicate array-key 'k' with the same value")),
+        "{:?}",
+        c.warnings
+    );
 }
 
 #[test]
