@@ -232,7 +232,7 @@ pub(crate) fn suggest<'c>(
 ) -> Option<&'c str> {
     let limit = (word.len() / 4).clamp(1, 3);
     candidates
-        .filter(|c| !c.eq_ignore_ascii_case(word))
+        .filter(|c| *c != word)
         .map(|c| (distance(word, c), c))
         .filter(|(d, _)| *d <= limit)
         .min_by_key(|(d, _)| *d)
@@ -811,19 +811,31 @@ impl Eval {
                 let hint = suggest(&tag, HTTP_FIELDS.iter().copied())
                     .map(|s| format!("did you mean $HTTP[\"{s}\"]?"))
                     .unwrap_or_else(|| format!("known fields: {}", HTTP_FIELDS.join(", ")));
-                p.err(tidx, format!("error comp_key: unknown condition field $HTTP[\"{tag}\"]"), Some(&hint))
+                p.err(
+                    tidx,
+                    format!("error comp_key: unknown condition field $HTTP[\"{tag}\"]"),
+                    Some(&hint),
+                )
             })?,
             "SERVER" if tag == "socket" => CondField::ServerSocket,
             "SERVER" => {
-                return Err(p.err(tidx, format!("error comp_key: unknown condition field $SERVER[\"{tag}\"]"), Some("only $SERVER[\"socket\"] exists")))
+                return Err(p.err(
+                    tidx,
+                    format!("error comp_key: unknown condition field $SERVER[\"{tag}\"]"),
+                    Some("only $SERVER[\"socket\"] exists"),
+                ))
             }
             "REQUEST_HEADER" => CondField::RequestHeader(tag.clone()),
             _ => {
+                let hint = suggest(&obj, ["HTTP", "SERVER", "REQUEST_HEADER"].into_iter())
+                    .map(|s| format!("did you mean ${s}?"));
                 return Err(p.err(
                     nidx,
                     format!("error comp_key: unknown condition ${obj}"),
-                    Some("conditions are $HTTP[\"...\"], $REQUEST_HEADER[\"...\"] or $SERVER[\"socket\"]"),
-                ))
+                    Some(hint.as_deref().unwrap_or(
+                        "conditions are $HTTP[\"...\"], $REQUEST_HEADER[\"...\"] or $SERVER[\"socket\"]",
+                    )),
+                ));
             }
         };
         let pattern = match (&field, op) {

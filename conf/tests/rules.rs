@@ -440,6 +440,14 @@ fn unknown_condition_field_is_an_error() {
     assert!(fail("$ENV[\"x\"] == \"x\" {}\n")
         .message
         .contains("comp_key"));
+    assert_eq!(
+        fail("$http[\"host\"] == \"x\" {}\n").hint.as_deref(),
+        Some("did you mean $HTTP?")
+    );
+    assert_eq!(
+        fail("$HTTP[\"Host\"] == \"x\" {}\n").hint.as_deref(),
+        Some("did you mean $HTTP[\"host\"]?")
+    );
 }
 
 #[test]
