@@ -28,7 +28,7 @@
 use crate::error::ConfError;
 use crate::model::{BlockId, CondField, CondOp, Config, ListenerIndex};
 use crate::options::{ListenAddr, Patch, RequestOptions, View};
-use regex::{CaptureLocations, Regex};
+use regex::bytes::{CaptureLocations, Regex, RegexBuilder};
 use std::fmt::Write as _;
 use std::net::IpAddr;
 
@@ -187,15 +187,20 @@ pub fn compile_regex(pattern: &str) -> Result<Regex, (String, Option<String>)> {
             Some("express the condition without it, for example with nested conditions or !~".into()),
         ));
     }
-    let re = Regex::new(pattern).map_err(|e| {
-        (
-            format!(
-                "invalid regex \"{pattern}\": {}",
-                first_line(&e.to_string())
-            ),
-            None,
-        )
-    })?;
+    // PCRE as lighttpd uses it works on bytes, not UTF-8: `.` is one byte and
+    // \d \w \s \b and (?i) are ASCII. Unicode mode off gives the same.
+    let re = RegexBuilder::new(pattern)
+        .unicode(false)
+        .build()
+        .map_err(|e| {
+            (
+                format!(
+                    "invalid regex \"{pattern}\": {}",
+                    first_line(&e.to_string())
+                ),
+                None,
+            )
+        })?;
     if re.captures_len() > 10 {
         return Err((
             format!("Too many captures in regex \"{pattern}\" (at most 9)"),
@@ -389,7 +394,7 @@ impl Compiled {
             Test::Socket(idx) => *idx == Some(f.listener),
             Test::Regex(re) => match locs[id].as_mut() {
                 Some(l) => {
-                    let m = re.captures_read(l, text).is_some();
+                    let m = re.captures_read(l, text.as_bytes()).is_some();
                     if m && !b.negate {
                         subject[id].clear();
                         subject[id].push_str(text);
@@ -397,7 +402,7 @@ impl Compiled {
                     }
                     m
                 }
-                None => re.is_match(text),
+                None => re.is_match(text.as_bytes()),
             },
         };
         if hit != b.negate {

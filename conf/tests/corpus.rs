@@ -146,6 +146,13 @@ fn run_one(corpus: &Path, file: &str, stubs: &str, scratch: &Path) -> Result<(),
             println!("{name}: {w}");
         }
     }
+    // Every condition regex compiles, except those needing a PCRE-only feature,
+    // which must say so (and only warn at load).
+    if let Err(e) = wick_conf::cond::Compiled::new(&cfg) {
+        if !e.message.contains("a PCRE feature") {
+            return Err(format!("conditions do not compile: {e}"));
+        }
+    }
     let printed = wick_conf::print::normalized(&cfg);
     let again = wick_conf::load_str(&printed, "printed", scratch)
         .map_err(|e| format!("the printed form does not load: {e}\n{printed}"))?;

@@ -576,3 +576,63 @@ fn state_is_reused_without_growing() {
         assert_eq!(m.len(), if i % 2 == 0 { 2 } else { 1 });
     }
 }
+
+#[test]
+fn regexes_match_bytes_as_pcre_does() {
+    let (c, mut st) = setup(concat!(
+        "$HTTP[\"url\"] =~ \"^/.$\" { server.tag = \"one byte\" }\n",
+        "$HTTP[\"url\"] =~ \"^/\\w+$\" { server.tag = \"word\" }\n",
+        "$HTTP[\"url\"] =~ \"^/ü(.*)\" { server.tag = \"umlaut\" }\n",
+        "$HTTP[\"url\"] =~ \"(?i)^/ABC$\" { server.tag = \"nocase\" }\n",
+    ));
+    assert_eq!(
+        eval(
+            &c,
+            &mut st,
+            &Req {
+                url: "/a",
+                ..Req::default()
+            }
+        )
+        .0,
+        "word"
+    );
+    // "é" is two bytes: not one `.`, not a `\w` (ASCII classes, as PCRE without UTF).
+    assert_eq!(
+        eval(
+            &c,
+            &mut st,
+            &Req {
+                url: "/é",
+                ..Req::default()
+            }
+        )
+        .1,
+        [0]
+    );
+    assert_eq!(
+        eval(
+            &c,
+            &mut st,
+            &Req {
+                url: "/über",
+                ..Req::default()
+            }
+        )
+        .0,
+        "umlaut"
+    );
+    assert_eq!(st.capture(3, 1), Some("ber"));
+    assert_eq!(
+        eval(
+            &c,
+            &mut st,
+            &Req {
+                url: "/abc",
+                ..Req::default()
+            }
+        )
+        .0,
+        "nocase"
+    );
+}
