@@ -2,8 +2,11 @@
 //! whole worker with SIGSYS; the master logs it and starts another. Applied last,
 //! after Landlock and the uid change, so neither needs its syscalls listed.
 //!
-//! Harvested with `strace -f` from the real worker serving static files, directory
-//! listings, errors and TLS under KillProcess. Not here on purpose: execve/execveat,
+//! Harvested with `strace -f` from the real worker (files, index files, redirects,
+//! ranges, conditionals, bodies, pipelining, errors, lingering close) under
+//! KillProcess, plus what std and glibc need to abort cleanly; every end-to-end test
+//! runs its workers under this filter, so a missing call shows up as a worker
+//! killed by SIGSYS in the master's log. Not here on purpose: execve/execveat,
 //! fork/vfork/clone/clone3 (no processes, no threads), ptrace, bind, listen, socket
 //! for anything but a TCP or unix stream to a configured backend, setuid and friends,
 //! mount, chroot, unshare, setns, prctl, seccomp, bpf, kexec, keyctl, io_uring, and
@@ -44,45 +47,33 @@ pub fn rules(plan: &Plan, pid: i32) -> Result<Rules, String> {
 
     // --- the event loop ---
     #[cfg(target_arch = "x86_64")]
-    allow(&mut r, &[libc::SYS_epoll_wait]); // mio's poll (x86_64 glibc)
+    allow(&mut r, &[libc::SYS_epoll_wait]); // mio's poll on x86_64 glibc
     allow(
         &mut r,
         &[
-            libc::SYS_epoll_pwait, // mio's poll (glibc on newer arches, and with a sigmask)
-            libc::SYS_epoll_pwait2, // glibc may prefer it when a timeout is given
-            libc::SYS_epoll_ctl,   // (re)register connections and files
-            libc::SYS_ppoll,       // blocking waits on the IPC channel
+            libc::SYS_epoll_pwait, // mio's poll where glibc has no epoll_wait (aarch64)
+            libc::SYS_epoll_ctl,   // (re)register connections, EPOLLEXCLUSIVE listeners
             libc::SYS_accept4,     // new connections on the shared listeners
         ],
     );
-    #[cfg(target_arch = "x86_64")]
-    allow(&mut r, &[libc::SYS_poll]); // std/libc helpers that poll one fd
 
-    // --- reading and writing connections, files, the IPC channel and log fd ---
+    // --- connections, files, pipes, the IPC channel, the log fd ---
     allow(
         &mut r,
         &[
-            libc::SYS_read,        // request bytes, file chunks, CGI pipes
-            libc::SYS_write,       // responses, error log lines (one write per line)
-            libc::SYS_readv,       // vectored reads
-            libc::SYS_writev,      // header + body in one call
-            libc::SYS_pread64,     // file ranges without moving the offset
-            libc::SYS_preadv,      // same, vectored
-            libc::SYS_sendfile,    // static file bodies
-            libc::SYS_recvfrom,    // socket reads (std's recv, signal self-pipe)
-            libc::SYS_sendto,      // socket writes (std's send with MSG_NOSIGNAL)
-            libc::SYS_recvmsg,     // IPC messages with fds (SCM_RIGHTS)
-            libc::SYS_sendmsg,     // IPC messages to the master and spawner
-            libc::SYS_shutdown,    // half-close after the response (lingering close)
-            libc::SYS_close,       // every fd ends here
-            libc::SYS_setsockopt,  // TCP_NODELAY, SO_LINGER, TCP_CORK on accepted sockets
-            libc::SYS_getsockopt,  // SO_ERROR after a non-blocking connect
-            libc::SYS_getsockname, // SERVER_ADDR / $SERVER["socket"] of an accepted socket
-            libc::SYS_getpeername, // REMOTE_ADDR
-            libc::SYS_fcntl,       // O_NONBLOCK, FD_CLOEXEC, F_DUPFD_CLOEXEC
-            libc::SYS_lseek,       // file offsets (ranges)
-            libc::SYS_fsync,       // flush upload temp files
-            libc::SYS_fdatasync,   // same
+            libc::SYS_read,     // request bytes, CGI pipes
+            libc::SYS_write,    // error log lines (one write per line), pipes
+            libc::SYS_writev,   // header and body in one call
+            libc::SYS_pread64,  // file chunks without moving the offset
+            libc::SYS_sendfile, // static file bodies
+            libc::SYS_recvfrom, // socket reads through std (recv)
+            libc::SYS_sendto,   // response bytes (send with MSG_NOSIGNAL)
+            libc::SYS_recvmsg,  // IPC messages, fds attached (SCM_RIGHTS)
+            libc::SYS_sendmsg,  // IPC messages to the master and the spawner
+            libc::SYS_shutdown, // half-close before a lingering close
+            libc::SYS_close,    // every fd ends here
+            libc::SYS_fcntl,    // O_NONBLOCK; debug builds check fds before close
+            libc::SYS_lseek,    // file offsets
         ],
     );
 
@@ -90,34 +81,21 @@ pub fn rules(plan: &Plan, pid: i32) -> Result<Rules, String> {
     allow(
         &mut r,
         &[
-            libc::SYS_openat,  // documents, index files, error pages (Landlock checks the place)
-            libc::SYS_openat2, // documents beneath a document-root dirfd (RESOLVE_BENEATH)
-            libc::SYS_newfstatat, // stat / lstat (follow-symlink) / fstat
-            libc::SYS_statx,   // std's metadata()
-            libc::SYS_fstat,   // glibc's fstat on some paths
+            libc::SYS_openat2,    // the document root, then files beneath it (RESOLVE_BENEATH)
+            libc::SYS_openat,     // other files std opens by path (error pages)
+            libc::SYS_newfstatat, // fstat of opened files (glibc)
+            libc::SYS_statx,      // std's metadata()
             libc::SYS_getdents64, // directory listings
-            libc::SYS_readlinkat, // follow-symlink = disable checks
-            libc::SYS_faccessat, // std's Path::exists fallbacks
-            libc::SYS_faccessat2, // same, newer glibc
         ],
     );
     #[cfg(target_arch = "x86_64")]
-    allow(
-        &mut r,
-        &[
-            libc::SYS_open,     // older glibc paths
-            libc::SYS_stat,     // same
-            libc::SYS_lstat,    // same
-            libc::SYS_readlink, // same
-            libc::SYS_access,   // same
-        ],
-    );
+    allow(&mut r, &[libc::SYS_fstat]); // fstat on x86_64 glibc before 2.33
 
     // --- memory ---
     allow(
         &mut r,
         &[
-            libc::SYS_munmap,  // free
+            libc::SYS_munmap,  // free of large blocks
             libc::SYS_mremap,  // realloc of large buffers
             libc::SYS_madvise, // allocator trimming; aws-lc's MADV_WIPEONFORK
             libc::SYS_brk,     // malloc's main arena
@@ -131,33 +109,28 @@ pub fn rules(plan: &Plan, pid: i32) -> Result<Rules, String> {
             0,
         )?])?])
     };
-    r.insert(libc::SYS_mmap, no_exec()?); // malloc, large buffers
-    r.insert(libc::SYS_mprotect, no_exec()?); // glibc arena growth, guard pages
+    r.insert(libc::SYS_mmap, no_exec()?); // large allocations
+    r.insert(libc::SYS_mprotect, no_exec()?); // glibc arena growth
 
-    // --- threads of libraries, time, randomness, signals, exit ---
+    // --- time, randomness, signals, exit ---
     allow(
         &mut r,
         &[
-            libc::SYS_futex,             // std's locks (uncontended paths may still call it)
-            libc::SYS_sched_yield,       // spin loops in std
-            libc::SYS_clock_gettime,     // timeouts, Date (vDSO falls back to it)
-            libc::SYS_clock_nanosleep,   // sleep in back-off paths
-            libc::SYS_nanosleep,         // same, older glibc
-            libc::SYS_gettimeofday,      // glibc time() fallback
-            libc::SYS_getrandom,         // HashMap seeds, TLS (rustls' RNG)
-            libc::SYS_rt_sigreturn,      // return from a signal handler
-            libc::SYS_rt_sigprocmask,    // glibc around signal handling and abort()
-            libc::SYS_rt_sigaction,      // signal-hook registration, abort()
-            libc::SYS_sigaltstack,       // std's stack-overflow guard
-            libc::SYS_getpid,            // log lines, Ready message
-            libc::SYS_gettid,            // glibc's raise()
-            libc::SYS_restart_syscall,   // after SIGSTOP/SIGCONT
-            libc::SYS_exit,              // thread exit (the main thread via exit_group)
-            libc::SYS_exit_group,        // worker exit
-            libc::SYS_sched_getaffinity, // std::thread::available_parallelism
+            libc::SYS_futex,           // std's Once/Mutex (contended path only)
+            libc::SYS_clock_gettime,   // timeouts, Date (when the vDSO is unusable)
+            libc::SYS_getrandom,       // HashMap seeds; TLS key shares and nonces
+            libc::SYS_rt_sigreturn,    // return from a signal handler
+            libc::SYS_rt_sigprocmask,  // glibc's abort()
+            libc::SYS_rt_sigaction,    // glibc's abort() resetting SIGABRT
+            libc::SYS_sigaltstack,     // std's stack-overflow handler, set up and torn down
+            libc::SYS_getpid,          // log lines
+            libc::SYS_gettid,          // glibc's raise()
+            libc::SYS_restart_syscall, // the kernel resumes a call after SIGSTOP/SIGCONT
+            libc::SYS_exit,            // a thread's end (none expected; harmless)
+            libc::SYS_exit_group,      // the worker's end
         ],
     );
-    // Signals only to itself (raise/abort); Landlock's Signal scope also blocks others.
+    // Signals only to itself (raise/abort); Landlock's Signal scope blocks others too.
     r.insert(
         libc::SYS_kill,
         vec![rule(vec![cond32(0, Op::Eq, pid as u64)?])?],
@@ -166,24 +139,18 @@ pub fn rules(plan: &Plan, pid: i32) -> Result<Rules, String> {
         libc::SYS_tgkill,
         vec![rule(vec![cond32(0, Op::Eq, pid as u64)?])?],
     );
-    // Reading a resource limit (pid 0 = self, new limit NULL), never setting one.
+    // Reading a resource limit (pid 0 = self, no new limit), never setting one.
     r.insert(
         libc::SYS_prlimit64,
         vec![rule(vec![cond32(0, Op::Eq, 0)?, cond(2, Op::Eq, 0)?])?],
     );
-    // ioctl only for non-blocking mode, close-on-exec, bytes queued and isatty.
+    // ioctl only to set non-blocking mode and for isatty() (std's stderr checks).
     r.insert(
         libc::SYS_ioctl,
-        [
-            libc::FIONBIO,
-            libc::FIOCLEX,
-            libc::FIONCLEX,
-            libc::FIONREAD,
-            libc::TCGETS,
-        ]
-        .iter()
-        .map(|&req| rule(vec![cond32(1, Op::Eq, req)?]))
-        .collect::<Result<_, _>>()?,
+        [libc::FIONBIO, libc::TCGETS]
+            .iter()
+            .map(|&req| rule(vec![cond32(1, Op::Eq, req)?]))
+            .collect::<Result<_, _>>()?,
     );
 
     // --- backends: only when the config has one; Landlock limits the ports ---
@@ -191,10 +158,11 @@ pub fn rules(plan: &Plan, pid: i32) -> Result<Rules, String> {
         let stream = |family: i32| -> Result<SeccompRule, String> {
             rule(vec![
                 cond32(0, Op::Eq, family as u64)?,
-                // type with SOCK_NONBLOCK/SOCK_CLOEXEC masked off
+                // the type with SOCK_NONBLOCK/SOCK_CLOEXEC masked off
                 cond32(1, Op::MaskedEq(0xf), libc::SOCK_STREAM as u64)?,
             ])
         };
+        // TCP or unix stream sockets, nothing else (no UDP, raw, packet, netlink)
         r.insert(
             libc::SYS_socket,
             vec![
@@ -203,7 +171,14 @@ pub fn rules(plan: &Plan, pid: i32) -> Result<Rules, String> {
                 stream(libc::AF_UNIX)?,
             ],
         );
-        allow(&mut r, &[libc::SYS_connect]); // to a backend (Landlock: configured TCP ports only)
+        allow(
+            &mut r,
+            &[
+                libc::SYS_connect,    // to a backend (Landlock: configured TCP ports only)
+                libc::SYS_getsockopt, // SO_ERROR once a non-blocking connect completes
+                libc::SYS_setsockopt, // TCP_NODELAY to the backend
+            ],
+        );
     }
 
     // --- write dirs: only when the config names one; Landlock limits the places ---
@@ -215,13 +190,11 @@ pub fn rules(plan: &Plan, pid: i32) -> Result<Rules, String> {
                 libc::SYS_mkdirat,   // cache subdirectories
                 libc::SYS_renameat2, // atomic cache file replacement
                 libc::SYS_ftruncate, // reuse of a temp file
+                libc::SYS_fdatasync, // flush a cache file before renaming it
             ],
         );
         #[cfg(target_arch = "x86_64")]
-        allow(
-            &mut r,
-            &[libc::SYS_rename, libc::SYS_unlink, libc::SYS_mkdir],
-        ); // older glibc paths
+        allow(&mut r, &[libc::SYS_rename]); // glibc's rename() on x86_64
     }
 
     Ok(r)
