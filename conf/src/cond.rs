@@ -31,6 +31,7 @@ use crate::options::{ListenAddr, Patch, RequestOptions, View};
 use regex::bytes::{CaptureLocations, Regex, RegexBuilder};
 use std::fmt::Write as _;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// What the worker knows about one request. Strings are as received, except where
 /// noted; nothing here is copied.
@@ -104,10 +105,16 @@ pub struct Compiled {
     blocks: Vec<CBlock>,
     /// Each listener's `$SERVER["socket"]` text, for regex/prefix/suffix tests.
     specs: Vec<String>,
+    /// Tells the CondStates made for this Compiled from others (after a reload).
+    serial: u64,
 }
 
-/// Per-connection scratch space: each block's result and regex captures.
+static SERIAL: AtomicU64 = AtomicU64::new(1);
+
+/// Per-connection scratch space: each block's result and regex captures. Made for
+/// one [`Compiled`]; given to another (a new configuration), it is rebuilt.
 pub struct CondState {
+    serial: u64,
     res: Vec<Res>,
     locs: Vec<Option<CaptureLocations>>,
     /// The text each regex block matched against, when it matched.
@@ -295,6 +302,7 @@ impl Compiled {
             patches,
             blocks,
             specs: config.listeners.iter().map(|l| l.spec.clone()).collect(),
+            serial: SERIAL.fetch_add(1, Ordering::Relaxed),
         })
     }
 
@@ -316,7 +324,10 @@ impl Compiled {
     /// Decide every block for this request and return the options in force. `state`
     /// then tells which blocks matched and holds their regex captures.
     pub fn evaluate<'a>(&'a self, facts: &Facts, state: &mut CondState) -> View<'a> {
-        state.prepare(self.blocks.len());
+        if state.serial != self.serial {
+            *state = CondState::new(self);
+        }
+        state.prepare();
         let mut view = self.defaults.view();
         view.apply(&self.patches[0]);
         state.res[0] = Res::True;
@@ -468,6 +479,7 @@ impl CondState {
     pub fn new(compiled: &Compiled) -> CondState {
         let n = compiled.blocks.len();
         CondState {
+            serial: compiled.serial,
             res: vec![Res::Skip; n],
             locs: compiled
                 .blocks
@@ -484,13 +496,7 @@ impl CondState {
         }
     }
 
-    fn prepare(&mut self, n: usize) {
-        if self.res.len() < n {
-            self.res.resize(n, Res::Skip);
-            self.subject.resize(n, String::new());
-            self.has_caps.resize(n, false);
-            self.locs.resize_with(n, || None);
-        }
+    fn prepare(&mut self) {
         self.res.iter_mut().for_each(|r| *r = Res::Skip);
         self.has_caps.iter_mut().for_each(|c| *c = false);
         self.host.clear();

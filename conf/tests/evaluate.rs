@@ -636,3 +636,30 @@ fn regexes_match_bytes_as_pcre_does() {
         "nocase"
     );
 }
+
+#[test]
+fn a_state_from_another_configuration_is_rebuilt() {
+    let (c1, mut st) = setup("$HTTP[\"url\"] =~ \"^/(a)\" { server.tag = \"one\" }\n");
+    eval(
+        &c1,
+        &mut st,
+        &Req {
+            url: "/a",
+            ..Req::default()
+        },
+    );
+    let (c2, _) = setup("$HTTP[\"host\"] == \"x\" { }\n$HTTP[\"url\"] =~ \"^/(b)(c)(d)\" { server.tag = \"two\" }\n");
+    assert_eq!(
+        eval(
+            &c2,
+            &mut st,
+            &Req {
+                url: "/bcd",
+                ..Req::default()
+            }
+        )
+        .0,
+        "two"
+    );
+    assert_eq!(st.capture(2, 3), Some("d"));
+}
