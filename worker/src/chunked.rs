@@ -99,6 +99,15 @@ impl Decoder {
         }
     }
 
+    /// Body bytes decoded so far plus those the current chunk announced: lets a
+    /// size limit refuse a chunk before its data arrives.
+    pub fn announced(&self) -> u64 {
+        match self.state {
+            State::Data | State::SizeLf => self.total.saturating_add(self.remaining),
+            _ => self.total,
+        }
+    }
+
     pub fn is_done(&self) -> bool {
         self.state == State::Done
     }

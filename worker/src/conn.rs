@@ -446,7 +446,7 @@ impl Conn {
             }
             Some(BodyState::Chunked(dec)) => {
                 let n = dec.decode(d, |_| {}).map_err(|_| 400u16)?;
-                if st.body_limit > 0 && dec.total > st.body_limit {
+                if st.body_limit > 0 && dec.announced() > st.body_limit {
                     return Err(413);
                 }
                 (n, dec.is_done())
