@@ -202,7 +202,8 @@ fn check_keys(blocks: &[Block], effective: &[String]) -> Vec<String> {
                 out.push(w);
                 continue;
             };
-            if !keys::module_loaded(module, effective) {
+            // lighttpd never warns about dir-listing.* keys (see above).
+            if !keys::module_loaded(module, effective) && module != "mod_dirlisting" {
                 out.push(format!("WARNING: unknown config-key: {key} (ignored); {module} is not in server.modules"));
                 continue;
             }

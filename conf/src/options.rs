@@ -177,6 +177,44 @@ request_options! {
     cgi_limits: Value = "cgi.limits", default Value::Array(Vec::new());
     cgi_user: String = "cgi.user", default String::new();
     cgi_group: String = "cgi.group", default String::new();
+    // mod_dirlisting (server.dir-listing is the old name of dir-listing.activate)
+    dirlist_activate: bool = "dir-listing.activate", default false;
+    dirlist_server: bool = "server.dir-listing", default false;
+    dirlist_hide_dotfiles: bool = "dir-listing.hide-dotfiles", default true;
+    dirlist_exclude: Vec<String> = "dir-listing.exclude", default Vec::new();
+    dirlist_external_css: String = "dir-listing.external-css", default String::new();
+    dirlist_external_js: String = "dir-listing.external-js", default String::new();
+    dirlist_encoding: String = "dir-listing.encoding", default String::new();
+    dirlist_show_readme: String = "dir-listing.show-readme", default String::new();
+    dirlist_hide_readme_file: bool = "dir-listing.hide-readme-file", default false;
+    dirlist_show_header: String = "dir-listing.show-header", default String::new();
+    dirlist_hide_header_file: bool = "dir-listing.hide-header-file", default false;
+    dirlist_set_footer: String = "dir-listing.set-footer", default String::new();
+    dirlist_encode_readme: bool = "dir-listing.encode-readme", default true;
+    dirlist_encode_header: bool = "dir-listing.encode-header", default true;
+    dirlist_auto_layout: bool = "dir-listing.auto-layout", default true;
+    dirlist_sort: bool = "dir-listing.sort", default true;
+    dirlist_cache: Value = "dir-listing.cache", default Value::Array(Vec::new());
+    // mod_simple_vhost
+    svhost_server_root: String = "simple-vhost.server-root", default String::new();
+    svhost_default_host: String = "simple-vhost.default-host", default String::new();
+    svhost_document_root: String = "simple-vhost.document-root", default String::new();
+    svhost_debug: bool = "simple-vhost.debug", default false;
+    // mod_evhost
+    evhost_path_pattern: String = "evhost.path-pattern", default String::new();
+    // mod_userdir (userdir.path unset: the module is off; see mods::userdir)
+    userdir_path: String = "userdir.path", default String::new();
+    userdir_exclude_user: Vec<String> = "userdir.exclude-user", default Vec::new();
+    userdir_include_user: Vec<String> = "userdir.include-user", default Vec::new();
+    userdir_basepath: String = "userdir.basepath", default String::new();
+    userdir_letterhomes: bool = "userdir.letterhomes", default false;
+    userdir_active: bool = "userdir.active", default true;
+    // mod_accesslog (empty format: lighttpd's default, see mods::accesslog)
+    accesslog_filename: String = "accesslog.filename", default String::new();
+    accesslog_format: String = "accesslog.format", default String::new();
+    accesslog_use_syslog: bool = "accesslog.use-syslog", default false;
+    accesslog_syslog_level: u16 = "accesslog.syslog-level", default 6;
+    accesslog_escaping: String = "accesslog.escaping", default String::new();
 }
 
 /// Where a listener is bound.
