@@ -49,6 +49,7 @@ const TESTS: &[Test] = &[
     ),
     ("serving_under_the_sandbox", serving_under_the_sandbox),
     ("serving_chrooted", serving_chrooted),
+    ("unknown_user_stops_start_up", unknown_user_stops_start_up),
     (
         "worker_killed_by_sigsys_is_logged_and_replaced",
         worker_killed_by_sigsys_is_logged_and_replaced,
@@ -633,9 +634,11 @@ server.username = "nobody"
 server.max-worker = 2
 index-file.names = ( "index.html" )
 mimetype.assign = ( ".html" => "text/html", ".txt" => "text/plain" )
+server.errorfile-prefix = "@DIR@/err/status-"
 "#;
 
-/// www/index.html, www/sub/index.html, www/a.txt, www/out -> ../outside.txt
+/// www/index.html, www/sub/index.html, www/a.txt, www/out.txt -> ../outside.txt;
+/// err/status-403.html, and err/status-404.html -> ../outside.txt.
 fn site(dir: &Path) {
     std::fs::create_dir_all(dir.join("www/sub")).expect("mkdir");
     std::fs::write(dir.join("www/index.html"), "<p>home</p>\n").expect("write");
@@ -643,6 +646,9 @@ fn site(dir: &Path) {
     std::fs::write(dir.join("www/a.txt"), "plain text\n").expect("write");
     std::fs::write(dir.join("outside.txt"), "outside the root\n").expect("write");
     symlink("../outside.txt", dir.join("www/out.txt")).expect("symlink");
+    std::fs::create_dir_all(dir.join("err")).expect("mkdir");
+    std::fs::write(dir.join("err/status-403.html"), "custom 403\n").expect("write");
+    symlink("../outside.txt", dir.join("err/status-404.html")).expect("symlink");
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
 }
 
@@ -707,14 +713,74 @@ fn serving_under_the_sandbox() {
         (200, "<p>sub</p>\n"),
         "index file in a subdirectory"
     );
-    // server.follow-symlink is on (lighttpd's default), so only Landlock refuses
-    // a link that leads out of the document root.
+    // server.follow-symlink is on (lighttpd's default): a link that leads out of
+    // the document root is still refused, with the configured error page (a file
+    // Landlock lets the worker read because server.errorfile-prefix names it).
     let r = s.get("/out.txt");
-    assert_eq!(r.status, 403, "symlink out of the document root");
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (403, "custom 403\n"),
+        "symlink out of the root"
+    );
+    // The 404 page is a symlink to a file outside every root. The worker opens
+    // error pages by absolute path, following links: only Landlock stands between
+    // this request and outside.txt.
+    let r = s.get("/missing.html");
+    assert_eq!(r.status, 404, "missing file");
+    assert!(
+        !r.text().contains("outside the root"),
+        "Landlock let the worker read outside.txt"
+    );
     let log = s.error_log();
     assert!(
         log.contains("landlock=full"),
         "the worker logs the Landlock status:\n{log}"
+    );
+    if is_root() {
+        assert!(
+            log.contains("user nobody("),
+            "the worker logs its user:\n{log}"
+        );
+    } else {
+        assert!(
+            log.contains("not started as root"),
+            "the one line for normal users:\n{log}"
+        );
+    }
+}
+
+fn unknown_user_stops_start_up() {
+    if common::skip_unless_root("unknown_user_stops_start_up") {
+        return;
+    }
+    let dir = TempDir::new();
+    std::fs::create_dir_all(dir.path().join("www")).expect("mkdir");
+    let conf = dir.path().join("wickd.conf");
+    let text = CONF.replace("\"nobody\"", "\"wick-no-such-user\"");
+    std::fs::write(
+        &conf,
+        common::render(&text, common::free_port(), dir.path()),
+    )
+    .expect("write");
+    let out = std::process::Command::new(common::wickd_bin())
+        .arg("-D")
+        .arg("-f")
+        .arg(&conf)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run wickd");
+    assert!(
+        !out.status.success(),
+        "wickd must not start as a user that does not exist"
+    );
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stderr),
+        std::fs::read_to_string(dir.path().join("error.log")).unwrap_or_default()
+    );
+    assert!(
+        said.contains("can't find username wick-no-such-user"),
+        "the reason names the user:\n{said}"
     );
 }
 
