@@ -28,6 +28,8 @@ use std::time::{Duration, Instant};
 use wick_worker::sandbox::{enter_with, Plan};
 
 type Test = (&'static str, fn());
+/// Something a probe child tries; its return value is the exit code.
+type Action = Box<dyn Fn() -> i32>;
 
 const TESTS: &[Test] = &[
     (
@@ -200,7 +202,7 @@ fn probe_forbidden_syscalls_kill_with_sigsys() {
         "control probe: {st:?}"
     );
 
-    let cases: Vec<(&str, Box<dyn Fn() -> i32>)> = vec![
+    let cases: Vec<(&str, Action)> = vec![
         (
             "execve",
             Box::new(move || {
@@ -246,7 +248,7 @@ fn probe_forbidden_syscalls_kill_with_sigsys() {
                 10
             }),
         ),
-        ("bind", Box::new(|| tcp_socket_then(|fd| bind_any(fd)))),
+        ("bind", Box::new(|| tcp_socket_then(bind_any))),
         (
             "listen",
             Box::new(|| {
