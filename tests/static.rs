@@ -1,0 +1,570 @@
+//! Static files through the real server, checked byte for byte where it matters:
+//! headers, index files and directory redirects, ranges, conditional requests, 304,
+//! OPTIONS and 405, symlinks, path info, error documents, the stat cache.
+
+mod common;
+
+use common::Server;
+use std::os::unix::fs::symlink;
+use std::path::Path;
+use std::time::Duration;
+/// Wire-level helpers: raw requests on one connection, responses read by their
+/// Content-Length (wickd never sends chunked responses).
+mod wire {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+    use std::time::Duration;
+
+    #[derive(Debug, Default)]
+    pub struct Resp {
+        pub status: u16,
+        pub version: String,
+        pub head: String,
+        pub headers: Vec<(String, String)>,
+        pub body: Vec<u8>,
+    }
+
+    impl Resp {
+        pub fn header(&self, name: &str) -> Option<&str> {
+            self.headers
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.as_str())
+        }
+        pub fn text(&self) -> String {
+            String::from_utf8_lossy(&self.body).into_owned()
+        }
+    }
+
+    pub struct Conn {
+        pub s: TcpStream,
+        buf: Vec<u8>,
+    }
+
+    impl Conn {
+        pub fn new(port: u16) -> Conn {
+            let s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+            s.set_read_timeout(Some(Duration::from_secs(5)))
+                .expect("timeout");
+            Conn { s, buf: Vec::new() }
+        }
+
+        pub fn send(&mut self, b: &[u8]) {
+            self.s.write_all(b).expect("write");
+        }
+
+        fn fill(&mut self) -> bool {
+            let mut tmp = [0u8; 65536];
+            match self.s.read(&mut tmp) {
+                Ok(0) | Err(_) => false,
+                Ok(n) => {
+                    self.buf.extend_from_slice(&tmp[..n]);
+                    true
+                }
+            }
+        }
+
+        /// The next response; `head_only`: a response to HEAD (no body follows).
+        pub fn response_to(&mut self, head_only: bool) -> Option<Resp> {
+            let end = loop {
+                if let Some(i) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                    break i;
+                }
+                if !self.fill() {
+                    return None;
+                }
+            };
+            let head = String::from_utf8_lossy(&self.buf[..end]).into_owned();
+            self.buf.drain(..end + 4);
+            let mut lines = head.split("\r\n");
+            let first = lines.next().unwrap_or("");
+            let mut parts = first.splitn(3, ' ');
+            let version = parts.next().unwrap_or("").to_string();
+            let status = parts.next().and_then(|s| s.parse().ok()).unwrap_or(0);
+            let headers: Vec<(String, String)> = lines
+                .filter_map(|l| l.split_once(':'))
+                .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+                .collect();
+            let mut r = Resp {
+                status,
+                version,
+                head: head.clone(),
+                headers,
+                body: Vec::new(),
+            };
+            let len: usize = r
+                .header("Content-Length")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            let has_body = !head_only && status != 304 && status != 100 && status != 204;
+            if has_body {
+                while self.buf.len() < len {
+                    if !self.fill() {
+                        return None;
+                    }
+                }
+                r.body = self.buf.drain(..len).collect();
+            }
+            Some(r)
+        }
+
+        pub fn response(&mut self) -> Option<Resp> {
+            self.response_to(false)
+        }
+
+        /// Did the server close (EOF or reset) with nothing more sent?
+        pub fn closed(&mut self) -> bool {
+            if !self.buf.is_empty() {
+                return false;
+            }
+            let mut tmp = [0u8; 1024];
+            match self.s.read(&mut tmp) {
+                Ok(0) => true,
+                Ok(_) => false,
+                Err(e) => !matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ),
+            }
+        }
+
+        /// The connection still serves: a new request gets an answer.
+        pub fn alive(&mut self) -> bool {
+            if self
+                .s
+                .write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+                .is_err()
+            {
+                return false;
+            }
+            self.response().is_some()
+        }
+    }
+
+    /// One request on a fresh connection.
+    pub fn exchange(port: u16, req: &[u8]) -> Option<Resp> {
+        let mut c = Conn::new(port);
+        c.send(req);
+        c.response_to(req.starts_with(b"HEAD "))
+    }
+}
+
+fn conf(extra: &str) -> String {
+    format!(
+        r#"
+server.bind = "127.0.0.1"
+server.port = @PORT@
+server.document-root = "@DOCROOT@"
+server.errorlog = "@DIR@/error.log"
+server.max-worker = 1
+server.tag = "wick-test"
+index-file.names = ( "index.html", "index.htm" )
+mimetype.assign = ( ".html" => "text/html", ".txt" => "text/plain", ".css" => "text/css" )
+{extra}
+"#
+    )
+}
+
+const DIGITS: &str = "0123456789abcdefghijklmnopqrstuvwxyz";
+
+fn files(d: &Path) {
+    let w = d.join("www");
+    std::fs::create_dir_all(w.join("dir")).expect("mkdir");
+    std::fs::create_dir_all(w.join("noindex")).expect("mkdir");
+    std::fs::create_dir_all(w.join("err")).expect("mkdir");
+    std::fs::write(w.join("index.html"), "<p>home</p>\n").expect("write");
+    std::fs::write(w.join("digits.txt"), DIGITS).expect("write");
+    std::fs::write(w.join("long.txt"), DIGITS.repeat(10)).expect("write");
+    std::fs::write(w.join("dir/index.htm"), "dir index\n").expect("write");
+    std::fs::write(w.join("style.css"), "p{}\n").expect("write");
+    std::fs::write(w.join("data.bin"), vec![7u8; 100_000]).expect("write");
+    std::fs::write(w.join("Upper.TXT"), "upper\n").expect("write");
+    std::fs::write(w.join("lower.txt"), "lower\n").expect("write");
+    std::fs::write(w.join("err/404.html"), "custom not found\n").expect("write");
+    std::fs::write(w.join("handler.html"), "handler page\n").expect("write");
+    std::fs::write(d.join("outside.txt"), "outside the docroot\n").expect("write");
+    symlink("../outside.txt", w.join("escape")).expect("symlink");
+    symlink("digits.txt", w.join("inside")).expect("symlink");
+}
+
+fn start(extra: &str) -> Server {
+    Server::start_with(&conf(extra), &[], files)
+}
+
+fn get(s: &Server, path: &str, headers: &str) -> wire::Resp {
+    let req = format!("GET {path} HTTP/1.1\r\nHost: t\r\n{headers}\r\n");
+    wire::exchange(s.port, req.as_bytes()).expect("response")
+}
+
+#[test]
+fn file_headers_exactly() {
+    let s = start("");
+    let r = get(&s, "/digits.txt", "");
+    assert_eq!(r.status, 200);
+    let names: Vec<&str> = r.headers.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "Content-Type",
+            "ETag",
+            "Last-Modified",
+            "Content-Length",
+            "Accept-Ranges",
+            "Date",
+            "Server"
+        ]
+    );
+    assert_eq!(r.header("Content-Type"), Some("text/plain"));
+    assert_eq!(r.header("Content-Length"), Some("36"));
+    assert_eq!(r.header("Accept-Ranges"), Some("bytes"));
+    let etag = r.header("ETag").expect("etag");
+    assert!(
+        etag.starts_with('"') && etag.ends_with('"') && etag.len() > 2,
+        "{etag}"
+    );
+    let lm = r.header("Last-Modified").expect("lm");
+    assert!(lm.len() == 29 && lm.ends_with(" GMT"), "{lm}");
+    assert_eq!(r.text(), DIGITS);
+    // The same validators on every request.
+    let again = get(&s, "/digits.txt", "");
+    assert_eq!(again.header("ETag"), Some(etag));
+    // HEAD: the same head, no body.
+    let mut c = wire::Conn::new(s.port);
+    c.send(b"HEAD /digits.txt HTTP/1.1\r\nHost: t\r\n\r\n");
+    let h = c.response_to(true).expect("head");
+    assert_eq!(h.header("Content-Length"), Some("36"));
+    assert_eq!(h.header("ETag"), Some(etag));
+    assert!(c.alive(), "HEAD sent a body");
+}
+
+#[test]
+fn large_file_with_sendfile() {
+    let s = start("");
+    let r = get(&s, "/data.bin", "");
+    assert_eq!(r.header("Content-Type"), Some("application/octet-stream"));
+    assert_eq!(r.body.len(), 100_000);
+    assert!(r.body.iter().all(|&b| b == 7));
+}
+
+#[test]
+fn directories_index_files_and_redirects() {
+    let s = start("");
+    assert_eq!(get(&s, "/", "").text(), "<p>home</p>\n");
+    assert_eq!(get(&s, "/dir/", "").text(), "dir index\n");
+    let r = get(&s, "/dir", "");
+    assert_eq!(r.status, 301);
+    assert_eq!(r.header("Location"), Some("/dir/"));
+    let r = get(&s, "/dir?a=1&b=2", "");
+    assert_eq!(r.header("Location"), Some("/dir/?a=1&b=2"));
+    assert_eq!(get(&s, "/noindex/", "").status, 403);
+    assert_eq!(get(&s, "/nothing/", "").status, 404);
+}
+
+#[test]
+fn single_suffix_and_open_ranges() {
+    let s = start("");
+    let r = get(&s, "/digits.txt", "Range: bytes=0-4\r\n");
+    assert_eq!(r.status, 206);
+    assert_eq!(r.header("Content-Range"), Some("bytes 0-4/36"));
+    assert_eq!(r.header("Content-Length"), Some("5"));
+    assert_eq!(r.text(), "01234");
+    let r = get(&s, "/digits.txt", "Range: bytes=-3\r\n");
+    assert_eq!((r.status, r.text().as_str()), (206, "xyz"));
+    assert_eq!(r.header("Content-Range"), Some("bytes 33-35/36"));
+    let r = get(&s, "/digits.txt", "Range: bytes=30-\r\n");
+    assert_eq!(r.text(), "uvwxyz");
+    let r = get(&s, "/digits.txt", "Range: bytes=30-1000\r\n");
+    assert_eq!(r.header("Content-Range"), Some("bytes 30-35/36"));
+    let r = get(&s, "/data.bin", "Range: bytes=99990-\r\n");
+    assert_eq!((r.status, r.body.len()), (206, 10));
+}
+
+#[test]
+fn multipart_byteranges_exactly() {
+    let s = start("");
+    // Ranges close together are coalesced (as lighttpd does); far apart, two parts.
+    let r = get(&s, "/digits.txt", "Range: bytes=0-1,5-6\r\n");
+    assert_eq!(
+        (r.status, r.header("Content-Range")),
+        (206, Some("bytes 0-6/36"))
+    );
+    let r = get(&s, "/long.txt", "Range: bytes=0-1,330-331\r\n");
+    assert_eq!(r.status, 206);
+    let ct = r.header("Content-Type").expect("ct");
+    let boundary = ct
+        .strip_prefix("multipart/byteranges; boundary=")
+        .expect("multipart");
+    let want = format!(
+        "\r\n--{b}\r\nContent-Type: text/plain\r\nContent-Range: bytes 0-1/360\r\n\r\n01\
+         \r\n--{b}\r\nContent-Type: text/plain\r\nContent-Range: bytes 330-331/360\r\n\r\n67\
+         \r\n--{b}--\r\n",
+        b = boundary
+    );
+    assert_eq!(r.text(), want);
+    assert_eq!(
+        r.header("Content-Length"),
+        Some(want.len().to_string().as_str())
+    );
+}
+
+#[test]
+fn unsatisfiable_and_ignored_ranges() {
+    let s = start("");
+    let r = get(&s, "/digits.txt", "Range: bytes=100-200\r\n");
+    assert_eq!(r.status, 416);
+    assert_eq!(r.header("Content-Range"), Some("bytes */36"));
+    assert_eq!(get(&s, "/digits.txt", "Range: bytes=5-2\r\n").status, 416);
+    // Other units are ignored: the whole file.
+    let r = get(&s, "/digits.txt", "Range: items=0-3\r\n");
+    assert_eq!((r.status, r.body.len()), (200, 36));
+}
+
+#[test]
+fn if_range() {
+    let s = start("");
+    let base = get(&s, "/digits.txt", "");
+    let etag = base.header("ETag").expect("etag").to_string();
+    let lm = base.header("Last-Modified").expect("lm").to_string();
+    let r = get(
+        &s,
+        "/digits.txt",
+        &format!("Range: bytes=0-1\r\nIf-Range: {etag}\r\n"),
+    );
+    assert_eq!(r.status, 206);
+    let r = get(
+        &s,
+        "/digits.txt",
+        "Range: bytes=0-1\r\nIf-Range: \"other\"\r\n",
+    );
+    assert_eq!((r.status, r.body.len()), (200, 36));
+    let r = get(
+        &s,
+        "/digits.txt",
+        &format!("Range: bytes=0-1\r\nIf-Range: {lm}\r\n"),
+    );
+    assert_eq!(r.status, 206);
+    let r = get(
+        &s,
+        "/digits.txt",
+        "Range: bytes=0-1\r\nIf-Range: Thu, 01 Jan 1970 00:00:00 GMT\r\n",
+    );
+    assert_eq!(r.status, 200);
+}
+
+#[test]
+fn range_requests_off_per_condition() {
+    let s = start("$HTTP[\"url\"] =^ \"/data\" { server.range-requests = \"disable\" }");
+    let r = get(&s, "/data.bin", "Range: bytes=0-1\r\n");
+    assert_eq!((r.status, r.body.len()), (200, 100_000));
+    assert_eq!(r.header("Accept-Ranges"), None);
+    assert_eq!(get(&s, "/digits.txt", "Range: bytes=0-1\r\n").status, 206);
+}
+
+#[test]
+fn conditional_requests_and_304() {
+    let s = start("");
+    let base = get(&s, "/digits.txt", "");
+    let etag = base.header("ETag").expect("etag").to_string();
+    let lm = base.header("Last-Modified").expect("lm").to_string();
+
+    let r = get(&s, "/digits.txt", &format!("If-None-Match: {etag}\r\n"));
+    assert_eq!(r.status, 304);
+    let names: Vec<&str> = r.headers.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(
+        names,
+        ["ETag", "Last-Modified", "Date", "Server"],
+        "{}",
+        r.head
+    );
+    assert_eq!(r.header("ETag"), Some(etag.as_str()));
+    assert!(r.body.is_empty());
+    // Weak comparison, lists, *.
+    assert_eq!(
+        get(&s, "/digits.txt", &format!("If-None-Match: W/{etag}\r\n")).status,
+        304
+    );
+    assert_eq!(
+        get(
+            &s,
+            "/digits.txt",
+            &format!("If-None-Match: \"x\", {etag}\r\n")
+        )
+        .status,
+        304
+    );
+    assert_eq!(get(&s, "/digits.txt", "If-None-Match: *\r\n").status, 304);
+    assert_eq!(
+        get(&s, "/digits.txt", "If-None-Match: \"x\"\r\n").status,
+        200
+    );
+    // If-Modified-Since.
+    assert_eq!(
+        get(&s, "/digits.txt", &format!("If-Modified-Since: {lm}\r\n")).status,
+        304
+    );
+    assert_eq!(
+        get(
+            &s,
+            "/digits.txt",
+            "If-Modified-Since: Thu, 01 Jan 1970 00:00:00 GMT\r\n"
+        )
+        .status,
+        200
+    );
+    // If-None-Match wins over If-Modified-Since.
+    let r = get(
+        &s,
+        "/digits.txt",
+        &format!("If-None-Match: \"x\"\r\nIf-Modified-Since: {lm}\r\n"),
+    );
+    assert_eq!(r.status, 200);
+    // If-Match and If-Unmodified-Since: 412.
+    assert_eq!(get(&s, "/digits.txt", "If-Match: \"x\"\r\n").status, 412);
+    assert_eq!(
+        get(&s, "/digits.txt", &format!("If-Match: W/{etag}\r\n")).status,
+        412
+    );
+    assert_eq!(
+        get(&s, "/digits.txt", &format!("If-Match: {etag}\r\n")).status,
+        200
+    );
+    assert_eq!(get(&s, "/digits.txt", "If-Match: *\r\n").status, 200);
+    assert_eq!(
+        get(
+            &s,
+            "/digits.txt",
+            "If-Unmodified-Since: Thu, 01 Jan 1970 00:00:00 GMT\r\n"
+        )
+        .status,
+        412
+    );
+    assert_eq!(
+        get(&s, "/digits.txt", &format!("If-Unmodified-Since: {lm}\r\n")).status,
+        200
+    );
+    // If-Match is checked before If-None-Match.
+    let r = get(
+        &s,
+        "/digits.txt",
+        &format!("If-Match: \"x\"\r\nIf-None-Match: {etag}\r\n"),
+    );
+    assert_eq!(r.status, 412);
+    // If-None-Match on a POST: 412, not 304.
+    let req = format!("POST /digits.txt HTTP/1.1\r\nHost: t\r\nIf-None-Match: {etag}\r\nContent-Length: 0\r\n\r\n");
+    assert_eq!(
+        wire::exchange(s.port, req.as_bytes()).expect("post").status,
+        412
+    );
+}
+
+#[test]
+fn etag_options() {
+    let s = start("$HTTP[\"url\"] =^ \"/dir/\" { static-file.etags = \"disable\" }\n$HTTP[\"url\"] == \"/style.css\" { etag.use-inode = \"disable\" etag.use-mtime = \"disable\" etag.use-size = \"disable\" }");
+    assert!(get(&s, "/digits.txt", "").header("ETag").is_some());
+    assert!(get(&s, "/dir/index.htm", "").header("ETag").is_none());
+    assert!(get(&s, "/style.css", "").header("ETag").is_none());
+}
+
+#[test]
+fn options_405_and_501() {
+    let s = start("");
+    for target in ["*", "/digits.txt"] {
+        let req = format!("OPTIONS {target} HTTP/1.1\r\nHost: t\r\n\r\n");
+        let r = wire::exchange(s.port, req.as_bytes()).expect("options");
+        assert_eq!(r.status, 200);
+        assert_eq!(r.header("Allow"), Some("OPTIONS, GET, HEAD, POST"));
+        assert_eq!(r.header("Content-Length"), Some("0"));
+    }
+    let r = wire::exchange(
+        s.port,
+        b"PUT /digits.txt HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\nhi",
+    )
+    .expect("put");
+    assert_eq!(r.status, 405);
+    assert_eq!(r.header("Allow"), Some("OPTIONS, GET, HEAD, POST"));
+    assert!(r.text().contains("405 Method Not Allowed"));
+    assert_eq!(
+        wire::exchange(s.port, b"DELETE /digits.txt HTTP/1.1\r\nHost: t\r\n\r\n")
+            .expect("delete")
+            .status,
+        405
+    );
+    assert_eq!(
+        wire::exchange(s.port, b"BREW /digits.txt HTTP/1.1\r\nHost: t\r\n\r\n")
+            .expect("brew")
+            .status,
+        501
+    );
+}
+
+#[test]
+fn symlinks() {
+    let s = start("");
+    assert_eq!(get(&s, "/inside", "").text(), DIGITS);
+    let r = get(&s, "/escape", "");
+    assert_eq!(r.status, 403);
+    assert!(!r.text().contains("outside"));
+    let s = start("server.follow-symlink = \"disable\"");
+    assert_eq!(get(&s, "/inside", "").status, 403);
+    assert_eq!(get(&s, "/digits.txt", "").status, 200);
+}
+
+#[test]
+fn pathinfo_exclude_extensions_and_lowercase() {
+    let s = start("static-file.exclude-extensions = ( \".css\" )");
+    assert_eq!(get(&s, "/digits.txt/extra/info", "").text(), DIGITS);
+    assert_eq!(get(&s, "/style.css", "").status, 403);
+    let s = start(
+        "static-file.disable-pathinfo = \"enable\"\nserver.force-lowercase-filenames = \"enable\"",
+    );
+    assert_eq!(get(&s, "/digits.txt/extra", "").status, 404);
+    assert_eq!(get(&s, "/LOWER.TXT", "").text(), "lower\n");
+}
+
+#[test]
+fn error_documents() {
+    let s = start("server.errorfile-prefix = \"@DOCROOT@/err/\"");
+    let r = get(&s, "/missing", "");
+    assert_eq!((r.status, r.text().as_str()), (404, "custom not found\n"));
+    assert_eq!(r.header("Content-Type"), Some("text/html"));
+
+    let s = start("server.error-handler-404 = \"/handler.html\"");
+    let r = get(&s, "/missing", "");
+    assert_eq!((r.status, r.text().as_str()), (200, "handler page\n"));
+
+    let s = start("server.error-handler = \"/handler.html\"");
+    let r = get(&s, "/missing", "");
+    assert_eq!((r.status, r.text().as_str()), (404, "handler page\n"));
+    assert_eq!(get(&s, "/noindex/", "").status, 403);
+
+    let s = start("");
+    let r = get(&s, "/missing", "");
+    assert_eq!(r.status, 404);
+    assert!(r.text().contains("<h1>404 Not Found</h1>"));
+}
+
+#[test]
+fn default_mimetypes_without_mimetype_assign() {
+    let c = conf("").replace("mimetype.assign = ( \".html\" => \"text/html\", \".txt\" => \"text/plain\", \".css\" => \"text/css\" )", "");
+    let s = Server::start_with(&c, &[], files);
+    assert_eq!(
+        get(&s, "/style.css", "").header("Content-Type"),
+        Some("text/css; charset=utf-8")
+    );
+    assert_eq!(
+        get(&s, "/index.html", "").header("Content-Type"),
+        Some("text/html")
+    );
+}
+
+#[test]
+fn changed_files_are_served_within_a_second() {
+    let s = start("");
+    assert_eq!(get(&s, "/lower.txt", "").text(), "lower\n");
+    std::fs::write(s.docroot().join("lower.txt"), "changed content\n").expect("write");
+    std::thread::sleep(Duration::from_millis(1100));
+    assert_eq!(get(&s, "/lower.txt", "").text(), "changed content\n");
+    std::fs::remove_file(s.docroot().join("lower.txt")).expect("rm");
+    std::thread::sleep(Duration::from_millis(1100));
+    assert_eq!(get(&s, "/lower.txt", "").status, 404);
+}
