@@ -30,6 +30,9 @@ const REARM_EVERY: u32 = 16;
 /// Accepts per wake-up, so a burst does not starve the connections we hold.
 const ACCEPT_BATCH: usize = 32;
 
+/// Seconds a keep-alive connection must have been idle before a drain closes it.
+const DRAIN_IDLE: u64 = 2;
+
 /// Everything a connection's state machine uses, apart from the connection itself.
 pub struct Ctx {
     pub site: Site,
@@ -167,8 +170,6 @@ impl Server {
         if let Some((fd, out)) = start.oneshot {
             s.oneshot = true;
             s.add_oneshot(fd, out)?;
-        } else {
-            s.arm_listeners(true);
         }
         s.last_tick = s.ctx.clock.mono;
         Ok(s)
@@ -334,7 +335,11 @@ impl Server {
             let limit = c.timeout(&self.ctx);
             if now.saturating_sub(c.since) >= limit {
                 expired.push(key);
-            } else if self.ctx.draining && c.is_idle() && c.requests > 0 {
+            } else if self.ctx.draining
+                && c.is_idle()
+                && c.requests > 0
+                && now.saturating_sub(c.since) >= DRAIN_IDLE
+            {
                 expired.push(key);
             }
         }
