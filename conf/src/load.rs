@@ -67,8 +67,15 @@ fn finish(ev: Eval, main_file: PathBuf) -> Result<Config, ConfError> {
     for b in &blocks {
         let mut patch = Patch::default();
         for s in &b.settings {
+            let key = s.key.to_ascii_lowercase();
+            // server.dir-listing is the old name of dir-listing.activate: one option.
+            let key = if key == "server.dir-listing" {
+                "dir-listing.activate".to_string()
+            } else {
+                key
+            };
             patch
-                .set(&s.key.to_ascii_lowercase(), &s.value)
+                .set(&key, &s.value)
                 .map_err(|m| ev.error_at(&s.loc, format!("{}: {m}", s.key), None))?;
         }
         patches.push(patch);

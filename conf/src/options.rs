@@ -177,9 +177,8 @@ request_options! {
     cgi_limits: Value = "cgi.limits", default Value::Array(Vec::new());
     cgi_user: String = "cgi.user", default String::new();
     cgi_group: String = "cgi.group", default String::new();
-    // mod_dirlisting (server.dir-listing is the old name of dir-listing.activate)
+    // mod_dirlisting (load.rs sets server.dir-listing, its old name, here too)
     dirlist_activate: bool = "dir-listing.activate", default false;
-    dirlist_server: bool = "server.dir-listing", default false;
     dirlist_hide_dotfiles: bool = "dir-listing.hide-dotfiles", default true;
     dirlist_exclude: Vec<String> = "dir-listing.exclude", default Vec::new();
     dirlist_external_css: String = "dir-listing.external-css", default String::new();
