@@ -138,11 +138,9 @@ fn start(master: &mut Channel, log: &mut Log) -> Result<Parts, String> {
                 hello = true;
             }
             ToWorker::Config(c) => config = Some(*c),
-            ToWorker::ErrorLog { has_fd } => {
-                if has_fd {
-                    if let Some(fd) = fds.pop() {
-                        log.file = Some(ErrorLog::file(fd, "gateway-spawner"));
-                    }
+            ToWorker::ErrorLog { has_fd: true } => {
+                if let Some(fd) = fds.pop() {
+                    log.file = Some(ErrorLog::file(fd, "gateway-spawner"));
                 }
             }
             ToWorker::SpawnerChannel { worker_id } => {
@@ -159,8 +157,9 @@ fn start(master: &mut Channel, log: &mut Log) -> Result<Parts, String> {
                     log.file = Some(ErrorLog::file(fd, "gateway-spawner"));
                 }
             }
-            // Worker-only messages; their fds (if any) are closed.
-            ToWorker::Listeners { .. } | ToWorker::OneShot { .. } | ToWorker::ReportActivity => {}
+            // Messages for workers only (listeners, one-shot, access logs, ...);
+            // their fds, if any, are closed.
+            _ => {}
         }
     }
     if !hello {

@@ -76,6 +76,8 @@ pub fn rules(plan: &Plan, pid: i32) -> Result<Rules, String> {
             libc::SYS_lseek,    // file offsets
         ],
     );
+    // mod_cgi: REMOTE_PORT and, on a wildcard listener, SERVER_ADDR
+    allow(&mut r, &[libc::SYS_getpeername, libc::SYS_getsockname]);
 
     // --- files: opening is Landlock's business, these only look ---
     allow(

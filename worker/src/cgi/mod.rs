@@ -1,0 +1,1482 @@
+//! mod_cgi in the worker. The worker never forks: it asks the gateway-spawner to run
+//! the script ([`Client`]: the worker's channel to it, one [`Job`] per request), gets
+//! the script's stdin, stdout and stderr back as fds, and moves bytes between them and
+//! the client in its event loop: the request body streamed to stdin (reading from the
+//! client pauses while the script does not read), the response head parsed
+//! ([`resp`]), the body framed for the client (as the script's Content-Length says,
+//! else chunked to HTTP/1.1 clients, else until close), stderr lines to the error log.
+//! The spawner re-checks everything; the worker's own checks only decide which
+//! handler a request goes to.
+
+pub mod resp;
+
+use crate::chunked::Decoder;
+use crate::conn::{BodyState, Conn, Next, Phase, State, CLOSE_AFTER, DIRTY};
+use crate::request::{BodyKind, Field, Head, Method, Version};
+use crate::response::Out;
+use crate::server::Ctx;
+use crate::stat_cache::{Found, Root};
+use mio::unix::SourceFd;
+use mio::{Interest, Registry, Token};
+use resp::{Parsed, RespHead};
+use slab::Slab;
+use std::collections::{HashMap, VecDeque};
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use wick_conf::cond::CondState;
+use wick_conf::View;
+use wick_proto::spawner::{
+    CgiLimits, CgiRequest, FinishReason, FromWorkerToSpawner, HttpVersion, SpawnerToWorker,
+};
+use wick_proto::Channel;
+
+/// Poll token of the channel to the spawner.
+pub const SPAWNER: Token = Token(usize::MAX - 2);
+/// Pipe tokens: base + connection key * 4 + which pipe.
+pub const TOKEN_BASE: usize = 1 << 42;
+const STDIN: usize = 0;
+const STDOUT: usize = 1;
+const STDERR: usize = 2;
+
+/// Request body bytes held for a script's stdin before reading from the client pauses.
+const IN_HIGH: usize = 64 * 1024;
+/// Response bytes queued for the client before reading from the script pauses.
+const OUT_HIGH: usize = 256 * 1024;
+/// A chunked request body is collected before the script starts (CGI needs
+/// CONTENT_LENGTH): at most this much, or server.max-request-size if smaller.
+const COLLECT_MAX: u64 = 16 << 20;
+/// Bytes of one stderr line kept for the log.
+const ERR_LINE: usize = 4096;
+
+pub fn pipe_token(key: usize, pipe: usize) -> Token {
+    Token(TOKEN_BASE + key * 4 + pipe)
+}
+
+/// The connection a pipe token belongs to.
+pub fn token_key(t: Token) -> usize {
+    (t.0 - TOKEN_BASE) / 4
+}
+
+/// The worker's side of the spawner: its channel, the jobs it runs for us, and log
+/// lines for the server to write.
+pub struct Client {
+    /// mod_cgi is in server.modules.
+    pub enabled: bool,
+    chan: Option<Channel>,
+    /// Messages the channel did not take yet.
+    queue: VecDeque<FromWorkerToSpawner>,
+    next_id: u64,
+    /// Job id → connection key.
+    jobs: HashMap<u64, usize>,
+    /// The connection the server is driving (set before `Conn::drive`).
+    pub current: usize,
+    /// Lines for the error log.
+    pub log: Vec<String>,
+    /// Set while an internal request (local redirect, error handler) is dispatched.
+    pub internal: Option<InternalInfo>,
+    /// Condition state for probing error-handler URLs, apart from the request's own.
+    pub cond2: CondState,
+}
+
+/// What a CGI started by an internal request reports about it.
+#[derive(Debug, Clone)]
+pub struct InternalInfo {
+    /// The client's request-target (REQUEST_URI).
+    pub orig_target: String,
+    /// The target run now (REDIRECT_URI).
+    pub new_target: String,
+    pub loops: u8,
+    /// An error handler: the original status, and whether the handler's 200 is
+    /// replaced by it (server.error-handler).
+    pub error: Option<(u16, bool)>,
+}
+
+impl Client {
+    pub fn new(enabled: bool, compiled: &wick_conf::cond::Compiled) -> Client {
+        Client {
+            enabled,
+            chan: None,
+            queue: VecDeque::new(),
+            next_id: 1,
+            jobs: HashMap::new(),
+            current: 0,
+            log: Vec::new(),
+            internal: None,
+            cond2: CondState::new(compiled),
+        }
+    }
+
+    /// A (new) channel to the spawner; the old one, if any, is dropped.
+    pub fn set_channel(&mut self, fd: OwnedFd, reg: &Registry) -> io::Result<()> {
+        if let Some(old) = self.chan.take() {
+            let _ = reg.deregister(&mut SourceFd(&old.as_raw_fd()));
+        }
+        let ch = Channel::from_fd(fd);
+        ch.set_nonblocking(true)?;
+        reg.register(
+            &mut SourceFd(&ch.as_raw_fd()),
+            SPAWNER,
+            Interest::READABLE | Interest::WRITABLE,
+        )?;
+        self.chan = Some(ch);
+        self.queue.clear();
+        Ok(())
+    }
+
+    fn send(&mut self, m: FromWorkerToSpawner) {
+        self.queue.push_back(m);
+        self.flush();
+    }
+
+    fn flush(&mut self) {
+        let Some(ch) = &self.chan else {
+            self.queue.clear();
+            return;
+        };
+        while let Some(m) = self.queue.front() {
+            match ch.send(m, &[]) {
+                Ok(()) => {
+                    self.queue.pop_front();
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(_) => {
+                    self.queue.clear();
+                    return;
+                }
+            }
+        }
+    }
+
+    fn finish(&mut self, id: u64, reason: FinishReason) {
+        self.jobs.remove(&id);
+        self.send(FromWorkerToSpawner::Finish { id, reason });
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    /// Reading a chunked request body before asking for the script.
+    Collecting,
+    /// Asked the spawner; waiting for the pipes.
+    Waiting,
+    Running,
+    /// The response is complete (or an error response replaced it).
+    Done,
+}
+
+/// How response body bytes go to the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Framing {
+    /// The head is not parsed yet.
+    Head,
+    /// Content-Length: this many bytes still to send.
+    Length(u64),
+    /// Chunked to an HTTP/1.1 client.
+    Chunked,
+    /// Until the script ends; the connection closes after.
+    UntilClose,
+    /// Nothing more goes to the client (HEAD, X-Sendfile).
+    Discard,
+}
+
+/// The owned copy of a request a job keeps for internal redirects.
+#[derive(Debug, Clone)]
+pub struct Saved {
+    pub buf: Vec<u8>,
+    pub head: Head,
+    pub fields: Vec<Field>,
+}
+
+/// One CGI request on a connection.
+#[derive(Debug)]
+pub struct Job {
+    id: u64,
+    stage: Stage,
+    pid: u32,
+    stdin: Option<OwnedFd>,
+    stdout: Option<OwnedFd>,
+    stderr: Option<OwnedFd>,
+    /// Request body for the script: `inbuf[inpos..]` is not written yet.
+    inbuf: Vec<u8>,
+    inpos: usize,
+    /// The script stopped reading its stdin: the rest of the body is thrown away.
+    in_closed: bool,
+    /// The request, kept until it can be sent (a chunked body is being collected).
+    req: Option<Box<CgiRequest>>,
+    /// Response head bytes until the head is complete.
+    head: Vec<u8>,
+    framing: Framing,
+    /// The script sent Transfer-Encoding: chunked.
+    dechunk: Option<Decoder>,
+    /// Response bytes for the client.
+    out: Out,
+    errbuf: Vec<u8>,
+    read_ts: u64,
+    write_ts: u64,
+    limits: CgiLimits,
+    /// SCRIPT_NAME, for log lines.
+    script: String,
+    version: Version,
+    head_only: bool,
+    keep_alive: bool,
+    /// The response head went into `out`.
+    started: bool,
+    tag: String,
+    local_redir: bool,
+    xsendfile: bool,
+    xsendfile_docroot: Vec<String>,
+    lowercase: bool,
+    /// mimetype.assign, for an X-Sendfile file without a Content-Type (only kept
+    /// when cgi.x-sendfile is on).
+    mimetypes: Vec<(String, String)>,
+    /// An error handler run: the original status, and whether a 200 from the
+    /// handler is replaced by it (server.error-handler, not -404).
+    error_status: Option<(u16, bool)>,
+    /// Internal redirects so far (lighttpd allows 5).
+    loops: u8,
+    saved: Saved,
+}
+
+/// An internal request to run: a local redirect or an error handler. The saved
+/// head is sent again with another target (and method), without its body.
+pub struct Internal {
+    pub saved: Saved,
+    /// The new target (path and query, undecoded).
+    pub target: Vec<u8>,
+    pub method_get: bool,
+    pub info: InternalInfo,
+}
+
+fn set_nonblocking(fd: RawFd) {
+    // SAFETY: fcntl on an fd we own.
+    unsafe {
+        let fl = libc::fcntl(fd, libc::F_GETFL);
+        if fl >= 0 {
+            libc::fcntl(fd, libc::F_SETFL, fl | libc::O_NONBLOCK);
+        }
+    }
+}
+
+fn read_fd(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
+    crate::conn::read(fd, buf)
+}
+
+fn write_fd(fd: RawFd, b: &[u8]) -> io::Result<usize> {
+    loop {
+        // SAFETY: b is a valid readable slice; fd is open.
+        let r = unsafe { libc::write(fd, b.as_ptr().cast(), b.len()) };
+        if r >= 0 {
+            return Ok(r as usize);
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
+/// A script found for a request: how much of the path names it.
+pub struct Selected {
+    /// Length of SCRIPT_NAME in the (possibly index-extended) path.
+    pub script_len: usize,
+    /// The path with an index file appended, when the request named a directory.
+    pub path: Option<Vec<u8>>,
+}
+
+/// Does this request go to mod_cgi? As lighttpd decides: the physical path exists as
+/// a regular file (path info allowed), its name ends with a cgi.assign key, and with
+/// cgi.execute-x-only it has an x bit. A directory's index files count too.
+pub fn select(
+    ctx_roots: &mut crate::static_file::Roots,
+    cache: &mut crate::stat_cache::StatCache,
+    now: u64,
+    view: &View,
+    path: &[u8],
+) -> Option<Selected> {
+    if view.cgi_assign.is_empty() || !path.starts_with(b"/") {
+        return None;
+    }
+    let (dirfd, id) = ctx_roots.get(view.document_root, now)?;
+    let root = Root::Beneath {
+        dirfd,
+        id,
+        symlinks: *view.follow_symlink,
+    };
+    let mut p = path.to_vec();
+    if *view.force_lowercase_filenames {
+        p.make_ascii_lowercase();
+    }
+    let assigned = |name: &[u8]| {
+        let mut phys = view.document_root.trim_end_matches('/').as_bytes().to_vec();
+        phys.extend_from_slice(name);
+        view.cgi_assign
+            .iter()
+            .any(|(ext, _)| phys.ends_with(ext.as_bytes()))
+    };
+    let executable =
+        |name: &[u8]| !*view.cgi_execute_x_only || has_x_bit(dirfd, name, *view.follow_symlink);
+    match cache.lookup(root, &p, now) {
+        Found::File { file_len, .. } => {
+            let name = &p[..file_len];
+            (assigned(name) && executable(name)).then_some(Selected {
+                script_len: file_len,
+                path: None,
+            })
+        }
+        Found::Dir if p.ends_with(b"/") => {
+            for idx in view.index_files.iter() {
+                let mut cand = if let Some(abs) = idx.strip_prefix('/') {
+                    let mut v = b"/".to_vec();
+                    v.extend_from_slice(abs.as_bytes());
+                    v
+                } else {
+                    let mut v = p.clone();
+                    v.extend_from_slice(idx.as_bytes());
+                    v
+                };
+                if *view.force_lowercase_filenames {
+                    cand.make_ascii_lowercase();
+                }
+                if let Found::File { file_len, .. } = cache.lookup(root, &cand, now) {
+                    if file_len != cand.len() {
+                        continue;
+                    }
+                    if assigned(&cand) && executable(&cand) {
+                        return Some(Selected {
+                            script_len: cand.len(),
+                            path: Some(cand),
+                        });
+                    }
+                    // The index file is not a script: static handling serves it.
+                    return None;
+                }
+            }
+            None
+        }
+        _ => None,
+    }
+}
+
+/// Is the error handler `target` a CGI script, for this request? The conditions are
+/// evaluated for the handler's URL (with `cond2`, so the request's own results stay).
+#[allow(clippy::too_many_arguments)]
+pub fn probe(
+    site: &crate::site::Site,
+    cond2: &mut CondState,
+    facts: &wick_conf::cond::Facts,
+    target: &str,
+    roots: &mut crate::static_file::Roots,
+    cache: &mut crate::stat_cache::StatCache,
+    now: u64,
+) -> bool {
+    let (p, q) = crate::path::split_target(target.as_bytes());
+    let mut norm = Vec::new();
+    if p.first() != Some(&b'/') || crate::path::decode_normalize(p, &mut norm).is_err() {
+        return false;
+    }
+    let path_s = String::from_utf8_lossy(&norm);
+    let query_s = String::from_utf8_lossy(q);
+    let outer = facts.header;
+    let header = move |n: &str| outer(n);
+    let f2 = wick_conf::cond::Facts {
+        host: facts.host,
+        url_path: &path_s,
+        query: &query_s,
+        remote_ip: facts.remote_ip,
+        scheme: facts.scheme,
+        method: facts.method,
+        listener: facts.listener,
+        header: &header,
+    };
+    let v2 = site.view(&f2, cond2);
+    select(roots, cache, now, &v2, &norm).is_some()
+}
+
+fn has_x_bit(dirfd: RawFd, name: &[u8], symlinks: bool) -> bool {
+    let rel = name.strip_prefix(b"/").unwrap_or(name);
+    let mut c = rel.to_vec();
+    c.push(0);
+    let Ok(cs) = std::ffi::CStr::from_bytes_with_nul(&c) else {
+        return false;
+    };
+    let resolve = 0x08 | 0x02 | if symlinks { 0 } else { 0x04 };
+    let flags = (libc::O_PATH | libc::O_CLOEXEC) as u64;
+    match crate::stat_cache::openat2(dirfd, cs, flags, resolve) {
+        Ok(fd) => crate::stat_cache::fstat(fd.as_raw_fd())
+            .is_ok_and(|st| st.st_mode & (libc::S_IXUSR | libc::S_IXGRP | libc::S_IXOTH) != 0),
+        Err(_) => false,
+    }
+}
+
+/// Everything `begin` needs about the request.
+pub struct Begin<'a> {
+    pub buf: &'a [u8],
+    pub head: &'a Head,
+    pub fields: &'a [Field],
+    /// Decoded path (with an index file appended when one was selected).
+    pub path: &'a [u8],
+    pub script_len: usize,
+    pub query: &'a [u8],
+    pub keep_alive: bool,
+    pub peer: IpAddr,
+    pub listener: u16,
+    pub fd: RawFd,
+    pub blocks: Vec<u32>,
+    /// Set when this request is an internal one.
+    pub internal: Option<InternalInfo>,
+}
+
+/// The worker pieces `begin` uses (the caller holds the rest of the context).
+pub struct Parts<'a> {
+    pub cgi: &'a mut Client,
+    pub out: &'a mut Out,
+    pub clock: &'a crate::date::Clock,
+    pub pages: &'a crate::errors::Pages,
+    pub cfg: &'a wick_conf::Config,
+}
+
+/// Start a CGI job for a request: the job goes into the connection's state and the
+/// connection into [`Phase::Cgi`]. Output already produced for earlier pipelined
+/// requests (in `ctx_out`) moves into the job, ahead of the script's response.
+pub fn begin(c: &mut Conn, p: Parts<'_>, view: &View, b: Begin<'_>) {
+    let now = p.clock.mono;
+    let (limits, warnings) = CgiLimits::parse(view.cgi_limits);
+    for w in warnings {
+        p.cgi.log.push(format!("mod_cgi: {w}"));
+    }
+    let mut out = Out::default();
+    if !p.out.is_empty() {
+        out = p.out.take_rest();
+    } else {
+        p.out.clear();
+    }
+    let version = b.head.version;
+    let method = String::from_utf8_lossy(b.head.method_span.of(b.buf)).into_owned();
+    let head_only = b.head.method == Method::Head;
+    let script = String::from_utf8_lossy(&b.path[..b.script_len]).into_owned();
+    let id = p.cgi.next_id;
+    p.cgi.next_id += 1;
+    let (orig_target, redirect_uri, error, loops) = match b.internal {
+        Some(i) => (i.orig_target, Some(i.new_target), i.error, i.loops),
+        None => (
+            String::from_utf8_lossy(b.head.target.of(b.buf)).into_owned(),
+            None,
+            None,
+            0,
+        ),
+    };
+    let mut job = Box::new(Job {
+        id,
+        stage: Stage::Waiting,
+        pid: 0,
+        stdin: None,
+        stdout: None,
+        stderr: None,
+        inbuf: Vec::new(),
+        inpos: 0,
+        in_closed: false,
+        req: None,
+        head: Vec::new(),
+        framing: Framing::Head,
+        dechunk: None,
+        out,
+        errbuf: Vec::new(),
+        read_ts: now,
+        write_ts: now,
+        limits,
+        script,
+        version,
+        head_only,
+        keep_alive: b.keep_alive,
+        started: false,
+        tag: view.server_tag.clone(),
+        local_redir: *view.cgi_local_redir,
+        xsendfile: *view.cgi_x_sendfile,
+        xsendfile_docroot: view.cgi_x_sendfile_docroot.clone(),
+        lowercase: *view.force_lowercase_filenames,
+        mimetypes: if *view.cgi_x_sendfile {
+            view.mimetypes.clone()
+        } else {
+            Vec::new()
+        },
+        error_status: error,
+        loops,
+        saved: Saved {
+            buf: b.buf.to_vec(),
+            head: b.head.clone(),
+            fields: b.fields.to_vec(),
+        },
+    });
+    let path = match std::str::from_utf8(b.path) {
+        Ok(p) => p.to_string(),
+        Err(_) => {
+            p.cgi
+                .log
+                .push(format!("mod_cgi: {}: the path is not UTF-8", job.script));
+            fail(&mut job, p.clock, p.pages, 400);
+            install(c, job);
+            return;
+        }
+    };
+    let mut headers: Vec<(String, String)> = Vec::with_capacity(b.fields.len());
+    for f in b.fields {
+        let name = String::from_utf8_lossy(f.name.of(b.buf)).into_owned();
+        let value = String::from_utf8_lossy(f.value.of(b.buf)).into_owned();
+        match headers
+            .iter_mut()
+            .find(|(k, _)| k.eq_ignore_ascii_case(&name))
+        {
+            Some((k, v)) => {
+                v.push_str(if k.eq_ignore_ascii_case("cookie") {
+                    "; "
+                } else {
+                    ", "
+                });
+                v.push_str(&value);
+            }
+            None => headers.push((name, value)),
+        }
+    }
+    let (local_addr, remote_port) = sock_addrs(b.fd, p.cfg, b.listener);
+    let req = CgiRequest {
+        id,
+        method,
+        version: Some(match version {
+            Version::Http10 => HttpVersion::Http10,
+            Version::Http11 => HttpVersion::Http11,
+        }),
+        target: orig_target,
+        redirect_uri,
+        path,
+        script_name_len: b.script_len as u32,
+        query: String::from_utf8_lossy(b.query).into_owned(),
+        host: b
+            .head
+            .host
+            .map(|h| String::from_utf8_lossy(h.of(b.buf)).into_owned()),
+        listener: u32::from(b.listener),
+        local_addr,
+        remote_addr: Some(b.peer),
+        remote_port,
+        tls: false,
+        headers,
+        content_length: match b.head.body {
+            BodyKind::Length(n) => n,
+            _ => 0,
+        },
+        auth: None,
+        error_status: error.map(|e| e.0),
+        blocks: b.blocks,
+    };
+    if p.cgi.chan.is_none() {
+        p.cgi.log.push(format!(
+            "mod_cgi: {}: no gateway-spawner to run it",
+            job.script
+        ));
+        fail(&mut job, p.clock, p.pages, 503);
+        install(c, job);
+        return;
+    }
+    if b.head.body == BodyKind::Chunked {
+        job.stage = Stage::Collecting;
+        job.req = Some(Box::new(req));
+    } else {
+        p.cgi.jobs.insert(id, p.cgi.current);
+        p.cgi.send(FromWorkerToSpawner::Run(Box::new(req)));
+    }
+    install(c, job);
+}
+
+fn install(c: &mut Conn, job: Box<Job>) {
+    let st = c.st.get_or_insert_with(Default::default);
+    st.cgi = Some(job);
+    st.held = None;
+    c.phase = Phase::Cgi;
+}
+
+/// The connection's local address (for SERVER_ADDR on a wildcard listener) and the
+/// peer's port (REMOTE_PORT).
+fn sock_addrs(fd: RawFd, cfg: &wick_conf::Config, listener: u16) -> (Option<SocketAddr>, u16) {
+    let wildcard = matches!(
+        cfg.listeners.get(listener as usize).map(|l| &l.addr),
+        Some(wick_conf::ListenAddr::Tcp(a)) if a.ip().is_unspecified()
+    );
+    let local = if wildcard { sockname(fd, false) } else { None };
+    let port = sockname(fd, true).map_or(0, |a| a.port());
+    (local, port)
+}
+
+fn sockname(fd: RawFd, peer: bool) -> Option<SocketAddr> {
+    // SAFETY: a zeroed sockaddr_storage is a valid out-buffer.
+    let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    let p = (&mut ss as *mut libc::sockaddr_storage).cast();
+    // SAFETY: ss/len describe a writable buffer of the right size.
+    let r = unsafe {
+        if peer {
+            libc::getpeername(fd, p, &mut len)
+        } else {
+            libc::getsockname(fd, p, &mut len)
+        }
+    };
+    if r != 0 {
+        return None;
+    }
+    match ss.ss_family as libc::c_int {
+        libc::AF_INET => {
+            // SAFETY: the family says this storage holds a sockaddr_in.
+            let a = unsafe { &*(&ss as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
+            Some(SocketAddr::from((
+                std::net::Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr)),
+                u16::from_be(a.sin_port),
+            )))
+        }
+        libc::AF_INET6 => {
+            // SAFETY: the family says this storage holds a sockaddr_in6.
+            let a =
+                unsafe { &*(&ss as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>() };
+            Some(SocketAddr::from((
+                std::net::Ipv6Addr::from(a.sin6_addr.s6_addr),
+                u16::from_be(a.sin6_port),
+            )))
+        }
+        _ => None,
+    }
+}
+
+/// Replace the response with an error page (nothing was sent yet) and end the job.
+fn fail(job: &mut Job, clock: &crate::date::Clock, pages: &crate::errors::Pages, status: u16) {
+    job.stage = Stage::Done;
+    job.framing = Framing::Discard;
+    job.stdin = None;
+    job.stdout = None;
+    if job.started {
+        // Part of the response is out: the connection must end.
+        job.keep_alive = false;
+        return;
+    }
+    job.started = true;
+    crate::static_file::simple_error(
+        &mut job.out,
+        clock,
+        pages,
+        &job.tag,
+        job.version,
+        status,
+        job.keep_alive,
+        job.head_only,
+        &[],
+    );
+}
+
+/// The spawner's channel is readable (or writable): handle its answers. Returns the
+/// connections to drive.
+pub fn spawner_event(conns: &mut Slab<Conn>, ctx: &mut Ctx, reg: &Registry) -> Vec<usize> {
+    ctx.cgi.flush();
+    let mut drive = Vec::new();
+    while let Some(ch) = ctx.cgi.chan.as_mut() {
+        let (msg, fds) = match ch.recv::<SpawnerToWorker>() {
+            Ok(Some(m)) => m,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Ok(None) | Err(_) => {
+                // The spawner is gone: scripts not started yet never will be.
+                if let Some(old) = ctx.cgi.chan.take() {
+                    let _ = reg.deregister(&mut SourceFd(&old.as_raw_fd()));
+                }
+                ctx.cgi
+                    .log
+                    .push("mod_cgi: the gateway-spawner closed its channel".into());
+                let waiting: Vec<(u64, usize)> = ctx.cgi.jobs.drain().collect();
+                for (id, key) in waiting {
+                    if let Some(job) = job_of(conns, key, id) {
+                        if job.stage == Stage::Waiting {
+                            fail(job, &ctx.clock, &ctx.pages, 503);
+                            drive.push(key);
+                        }
+                    }
+                }
+                break;
+            }
+        };
+        match msg {
+            SpawnerToWorker::Started { id, pid } => {
+                let key = ctx.cgi.jobs.get(&id).copied();
+                let now = ctx.clock.mono;
+                let job = key.and_then(|k| job_of(conns, k, id));
+                let (Some(key), Some(job), [i, o, e]) = (key, job, &fds[..]) else {
+                    // Nobody waits for it any more (client gone, or a bad answer).
+                    ctx.cgi.finish(id, FinishReason::ClientGone);
+                    continue;
+                };
+                if job.stage != Stage::Waiting {
+                    ctx.cgi.finish(id, FinishReason::ClientGone);
+                    continue;
+                }
+                let ok = [
+                    (i, STDIN, Interest::WRITABLE),
+                    (o, STDOUT, Interest::READABLE),
+                    (e, STDERR, Interest::READABLE),
+                ]
+                .iter()
+                .all(|(fd, which, int)| {
+                    set_nonblocking(fd.as_raw_fd());
+                    reg.register(
+                        &mut SourceFd(&fd.as_raw_fd()),
+                        pipe_token(key, *which),
+                        *int,
+                    )
+                    .is_ok()
+                });
+                let mut fds = fds.into_iter();
+                job.stdin = fds.next();
+                job.stdout = fds.next();
+                job.stderr = fds.next();
+                job.pid = pid;
+                job.stage = Stage::Running;
+                job.read_ts = now;
+                job.write_ts = now;
+                if !ok {
+                    ctx.cgi
+                        .log
+                        .push(format!("mod_cgi: {}: cannot watch its pipes", job.script));
+                    fail(job, &ctx.clock, &ctx.pages, 500);
+                    ctx.cgi.finish(id, FinishReason::Error);
+                }
+                drive.push(key);
+            }
+            SpawnerToWorker::Refused { id, status, reason } => {
+                let key = ctx.cgi.jobs.remove(&id);
+                if let Some(key) = key {
+                    if let Some(job) = job_of(conns, key, id) {
+                        ctx.cgi
+                            .log
+                            .push(format!("mod_cgi: {} not run: {reason}", job.script));
+                        fail(job, &ctx.clock, &ctx.pages, status);
+                        drive.push(key);
+                    }
+                }
+            }
+            SpawnerToWorker::Exited { .. } => {}
+        }
+    }
+    drive
+}
+
+fn job_of(conns: &mut Slab<Conn>, key: usize, id: u64) -> Option<&mut Job> {
+    let job = conns.get_mut(key)?.st.as_mut()?.cgi.as_mut()?;
+    (job.id == id).then_some(&mut **job)
+}
+
+/// The connection is being closed: a script still at work is killed.
+pub fn closed(c: &mut Conn, ctx: &mut Ctx) {
+    let Some(job) = c.st.as_mut().and_then(|s| s.cgi.take()) else {
+        return;
+    };
+    match job.stage {
+        Stage::Waiting | Stage::Running => ctx.cgi.finish(job.id, FinishReason::ClientGone),
+        Stage::Collecting | Stage::Done => {
+            ctx.cgi.jobs.remove(&job.id);
+        }
+    }
+}
+
+/// Once a second: cgi.limits read-timeout and write-timeout. Returns the connections
+/// to drive (their job timed out).
+pub fn tick(conns: &mut Slab<Conn>, ctx: &mut Ctx) -> Vec<usize> {
+    let now = ctx.clock.mono;
+    let mut due = Vec::new();
+    for (key, c) in conns.iter_mut() {
+        let Some(job) = c.st.as_mut().and_then(|s| s.cgi.as_mut()) else {
+            continue;
+        };
+        if job.stage != Stage::Running {
+            continue;
+        }
+        let l = job.limits;
+        let what = if l.read_timeout > 0
+            && job.stdout.is_some()
+            && now.saturating_sub(job.read_ts) > l.read_timeout
+        {
+            "read"
+        } else if l.write_timeout > 0
+            && job.stdin.is_some()
+            && job.inpos < job.inbuf.len()
+            && now.saturating_sub(job.write_ts) > l.write_timeout
+        {
+            "write"
+        } else {
+            continue;
+        };
+        ctx.cgi.log.push(format!(
+            "mod_cgi: {what} timeout on CGI: {} (pid: {})",
+            job.script, job.pid
+        ));
+        let id = job.id;
+        fail(job, &ctx.clock, &ctx.pages, 504);
+        ctx.cgi.finish(id, FinishReason::Timeout);
+        due.push(key);
+    }
+    due
+}
+
+/// The interest a connection in [`Phase::Cgi`] needs: always readable (the body, or
+/// the client going away), writable while response bytes wait.
+pub fn interest(st: Option<&State>) -> u8 {
+    match st.and_then(|s| s.cgi.as_ref()) {
+        Some(job) if !job.out.is_empty() => 3,
+        _ => 1,
+    }
+}
+
+/// Seconds a connection in [`Phase::Cgi`] may go without progress: the write timeout
+/// while the client does not take the response; the script's own limits otherwise.
+pub fn timeout(st: Option<&State>, write_idle: u64) -> u64 {
+    match st.and_then(|s| s.cgi.as_ref()) {
+        Some(job) if !job.out.is_empty() => write_idle,
+        _ => u64::MAX,
+    }
+}
+
+/// Move bytes between the client, the script's pipes and the log until nothing moves.
+/// Ok(None): the job is over and the connection continues in the phase set;
+/// Some(next): stop here.
+pub fn pump(c: &mut Conn, ctx: &mut Ctx) -> Option<Next> {
+    let Some(mut job) = c.st.as_mut().and_then(|s| s.cgi.take()) else {
+        c.phase = Phase::Head;
+        return None;
+    };
+    let r = pump_job(c, ctx, &mut job);
+    match r {
+        Step::Wait => {
+            install(c, job);
+            Some(Next::Keep)
+        }
+        Step::Again => {
+            install(c, job);
+            Some(Next::Again)
+        }
+        Step::Close => {
+            if matches!(job.stage, Stage::Waiting | Stage::Running) {
+                ctx.cgi.finish(job.id, FinishReason::ClientGone);
+            }
+            Some(Next::Close)
+        }
+        Step::Done => {
+            complete(c, ctx, job);
+            None
+        }
+        Step::Redirect(ir) => {
+            if let Some(st) = c.st.as_mut() {
+                if st.body.take().is_some() {
+                    // The body went to the first script; the rest is not read.
+                    c.flags |= CLOSE_AFTER | DIRTY;
+                }
+            }
+            c.phase = Phase::Head;
+            c.redispatch(ctx, *ir);
+            None
+        }
+    }
+}
+
+enum Step {
+    /// Blocked on some fd: wait for events.
+    Wait,
+    /// Progress without end: let other connections run first.
+    Again,
+    Close,
+    Done,
+    Redirect(Box<Internal>),
+}
+
+fn pump_job(c: &mut Conn, ctx: &mut Ctx, job: &mut Job) -> Step {
+    for _ in 0..64 {
+        let mut progress = false;
+        let now = ctx.clock.mono;
+
+        // 1. Request body: buffered input first, then the socket.
+        if let Some(st) = c.st.as_mut() {
+            if st.body.is_some() && !st.input.is_empty() {
+                let input = std::mem::take(&mut st.input);
+                match take_body(st, job, &input) {
+                    Ok(used) => st.input.extend_from_slice(&input[used..]),
+                    Err(status) => return body_error(c, ctx, job, status),
+                }
+                progress = true;
+            }
+        }
+        let body_open = c.st.as_ref().is_some_and(|s| s.body.is_some());
+        let pending_in = job.inbuf.len() - job.inpos;
+        let input_len = c.st.as_ref().map_or(0, |s| s.input.len());
+        let want_read = if body_open {
+            pending_in < IN_HIGH || job.in_closed || job.stage == Stage::Collecting
+        } else {
+            input_len < ctx.site.field_limit
+        };
+        if want_read && job.stage != Stage::Done {
+            let mut rbuf = std::mem::take(&mut ctx.rbuf);
+            let r = crate::conn::read(c.fd.as_raw_fd(), &mut rbuf);
+            match r {
+                Ok(0) => {
+                    ctx.rbuf = rbuf;
+                    return Step::Close;
+                }
+                Ok(n) => {
+                    c.since = now;
+                    ctx.activity = true;
+                    let st = c.st.get_or_insert_with(Default::default);
+                    if st.body.is_some() {
+                        match take_body(st, job, &rbuf[..n]) {
+                            Ok(used) => st.input.extend_from_slice(&rbuf[used..n]),
+                            Err(status) => {
+                                ctx.rbuf = rbuf;
+                                return body_error(c, ctx, job, status);
+                            }
+                        }
+                    } else {
+                        st.input.extend_from_slice(&rbuf[..n]);
+                    }
+                    progress = true;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(_) => {
+                    ctx.rbuf = rbuf;
+                    return Step::Close;
+                }
+            }
+            ctx.rbuf = rbuf;
+        }
+        let body_open = c.st.as_ref().is_some_and(|s| s.body.is_some());
+
+        // 2. A collected chunked body is complete: now the script can start.
+        if job.stage == Stage::Collecting {
+            // server.max-request-size when set (0: unlimited), never above COLLECT_MAX.
+            let limit = match c.st.as_ref().map_or(0, |s| s.body_limit) {
+                0 => COLLECT_MAX,
+                l => l.min(COLLECT_MAX),
+            };
+            if job.inbuf.len() as u64 > limit {
+                return body_error(c, ctx, job, 413);
+            }
+            if !body_open {
+                if let Some(mut req) = job.req.take() {
+                    req.content_length = job.inbuf.len() as u64;
+                    job.stage = Stage::Waiting;
+                    ctx.cgi.jobs.insert(job.id, ctx.cgi.current);
+                    ctx.cgi.send(FromWorkerToSpawner::Run(req));
+                    progress = true;
+                }
+            }
+        }
+
+        // 3. Body to the script's stdin.
+        if let Some(fd) = &job.stdin {
+            if job.inpos < job.inbuf.len() {
+                match write_fd(fd.as_raw_fd(), &job.inbuf[job.inpos..]) {
+                    Ok(n) => {
+                        job.inpos += n;
+                        job.write_ts = now;
+                        progress = true;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(_) => {
+                        // The script closed its stdin: the rest of the body is dropped.
+                        job.in_closed = true;
+                        job.stdin = None;
+                        progress = true;
+                    }
+                }
+                if job.inpos == job.inbuf.len() || job.inpos > IN_HIGH {
+                    job.inbuf.drain(..job.inpos);
+                    job.inpos = 0;
+                }
+            }
+            if job.inpos >= job.inbuf.len() && !body_open {
+                job.stdin = None; // EOF for the script
+            }
+        } else if job.in_closed && job.inpos < job.inbuf.len() {
+            job.inbuf.clear();
+            job.inpos = 0;
+        }
+
+        // 4. The script's stdout.
+        if job.stdout.is_some() && job.out.remaining() < OUT_HIGH as u64 {
+            let fd = job.stdout.as_ref().map_or(-1, |f| f.as_raw_fd());
+            let mut rbuf = std::mem::take(&mut ctx.rbuf);
+            let r = read_fd(fd, &mut rbuf);
+            let step = match r {
+                Ok(n) if n > 0 => {
+                    job.read_ts = now;
+                    progress = true;
+                    stdout_data(ctx, job, &rbuf[..n])
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => None,
+                // EOF (or a read error, which ends the output the same way).
+                _ => {
+                    job.stdout = None;
+                    progress = true;
+                    stdout_eof(ctx, job)
+                }
+            };
+            ctx.rbuf = rbuf;
+            if let Some(s) = step {
+                return s;
+            }
+        }
+
+        // 5. stderr lines to the error log.
+        if let Some(fd) = &job.stderr {
+            let mut rbuf = std::mem::take(&mut ctx.rbuf);
+            match read_fd(fd.as_raw_fd(), &mut rbuf) {
+                Ok(0) => {
+                    job.stderr = None;
+                    flush_err(ctx, job, true);
+                }
+                Ok(n) => {
+                    job.errbuf.extend_from_slice(&rbuf[..n]);
+                    flush_err(ctx, job, false);
+                    progress = true;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(_) => job.stderr = None,
+            }
+            ctx.rbuf = rbuf;
+        }
+
+        // 6. Response bytes to the client.
+        if !job.out.is_empty() {
+            let before = job.out.remaining();
+            match job.out.flush(c.wfd, c.is_socket) {
+                Ok(true) => {
+                    job.out.clear();
+                    c.since = now;
+                    progress = true;
+                }
+                Ok(false) => {
+                    if job.out.remaining() != before {
+                        c.since = now;
+                        progress = true;
+                    }
+                }
+                Err(_) => return Step::Close,
+            }
+        }
+
+        // 7. Done when the script's output is all read (stderr may trail).
+        if job.stage == Stage::Done && job.stdout.is_none() {
+            return Step::Done;
+        }
+        if !progress {
+            return Step::Wait;
+        }
+    }
+    Step::Again
+}
+
+/// Body bytes (decoded) into the job; returns how many input bytes were the body's.
+fn take_body(st: &mut State, job: &mut Job, d: &[u8]) -> Result<usize, u16> {
+    let (used, done) = match st.body.as_mut() {
+        None => (0, true),
+        Some(BodyState::Length(rem)) => {
+            let n = (*rem).min(d.len() as u64) as usize;
+            *rem -= n as u64;
+            if !job.in_closed {
+                job.inbuf.extend_from_slice(&d[..n]);
+            }
+            (n, *rem == 0)
+        }
+        Some(BodyState::Chunked(dec)) => {
+            let sink = &mut job.inbuf;
+            let closed = job.in_closed;
+            let n = dec
+                .decode(d, |b| {
+                    if !closed {
+                        sink.extend_from_slice(b)
+                    }
+                })
+                .map_err(|_| 400u16)?;
+            if st.body_limit > 0 && dec.total > st.body_limit {
+                return Err(413);
+            }
+            (n, dec.is_done())
+        }
+    };
+    if done {
+        st.body = None;
+    }
+    Ok(used)
+}
+
+fn body_error(c: &mut Conn, ctx: &mut Ctx, job: &mut Job, status: u16) -> Step {
+    if let Some(st) = c.st.as_mut() {
+        st.body = None;
+        st.input.clear();
+    }
+    c.flags |= CLOSE_AFTER | DIRTY;
+    if matches!(job.stage, Stage::Waiting | Stage::Running) {
+        ctx.cgi.finish(job.id, FinishReason::Error);
+    }
+    job.keep_alive = false;
+    fail(job, &ctx.clock, &ctx.pages, status);
+    Step::Done
+}
+
+fn flush_err(ctx: &mut Ctx, job: &mut Job, all: bool) {
+    while let Some(nl) = memchr::memchr(b'\n', &job.errbuf) {
+        let line: Vec<u8> = job.errbuf.drain(..=nl).collect();
+        let line = &line[..line.len() - 1];
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        ctx.cgi.log.push(format!(
+            "mod_cgi: {}: {}",
+            job.script,
+            String::from_utf8_lossy(&line[..line.len().min(ERR_LINE)])
+        ));
+    }
+    if (all && !job.errbuf.is_empty()) || job.errbuf.len() > ERR_LINE {
+        let line = std::mem::take(&mut job.errbuf);
+        ctx.cgi.log.push(format!(
+            "mod_cgi: {}: {}",
+            job.script,
+            String::from_utf8_lossy(&line[..line.len().min(ERR_LINE)])
+        ));
+    }
+}
+
+/// Bytes from the script's stdout.
+fn stdout_data(ctx: &mut Ctx, job: &mut Job, data: &[u8]) -> Option<Step> {
+    if job.framing != Framing::Head {
+        body_bytes(job, data);
+        return None;
+    }
+    job.head.extend_from_slice(data);
+    match resp::parse(&job.head) {
+        Parsed::Partial => None,
+        Parsed::NoHeaders => {
+            let body = std::mem::take(&mut job.head);
+            start_response(ctx, job, RespHead::default(), 200);
+            body_bytes(job, &body);
+            None
+        }
+        Parsed::Malformed(why) => {
+            ctx.cgi.log.push(format!(
+                "mod_cgi: malformed response from {} (pid {}): {why}",
+                job.script, job.pid
+            ));
+            let id = job.id;
+            fail(job, &ctx.clock, &ctx.pages, 500);
+            ctx.cgi.finish(id, FinishReason::Error);
+            Some(Step::Done)
+        }
+        Parsed::Head(h) => {
+            let rest = job.head.split_off(h.len);
+            job.head.clear();
+            if h.effective_status() < 200 && h.effective_status() != 101 {
+                // 1xx from a script: dropped; the real head follows.
+                job.head = rest;
+                return stdout_data(ctx, job, &[]);
+            }
+            if job.local_redir && rest.is_empty() {
+                if let Some(loc) = h.local_redirect() {
+                    return local_redirect(ctx, job, &h, loc.as_bytes().to_vec());
+                }
+            }
+            if job.xsendfile {
+                let file = h.get("x-sendfile").map(str::to_string);
+                if let Some(f) = file {
+                    return x_sendfile(ctx, job, h, &f);
+                }
+            }
+            let status = h.effective_status();
+            start_response(ctx, job, h, status);
+            body_bytes(job, &rest);
+            None
+        }
+    }
+}
+
+/// The script's output ended.
+fn stdout_eof(ctx: &mut Ctx, job: &mut Job) -> Option<Step> {
+    if job.framing == Framing::Head {
+        if job.head.is_empty() {
+            if job.stage != Stage::Done {
+                ctx.cgi.log.push(format!(
+                    "mod_cgi: {} (pid {}) ended without a response",
+                    job.script, job.pid
+                ));
+                fail(job, &ctx.clock, &ctx.pages, 500);
+            }
+        } else {
+            // Unfinished header lines are a body in reality (lighttpd).
+            let body = std::mem::take(&mut job.head);
+            start_response(ctx, job, RespHead::default(), 200);
+            body_bytes(job, &body);
+        }
+    }
+    match job.framing {
+        Framing::Chunked => job.out.put(b"0\r\n\r\n"),
+        Framing::Length(n) if n > 0 => {
+            // Shorter than promised: only closing tells the client.
+            job.keep_alive = false;
+        }
+        _ => {}
+    }
+    if job.stage != Stage::Done {
+        job.stage = Stage::Done;
+        ctx.cgi.finish(job.id, FinishReason::Done);
+    }
+    None
+}
+
+/// Response body bytes as the framing says.
+fn body_bytes(job: &mut Job, data: &[u8]) {
+    if data.is_empty() {
+        return;
+    }
+    let mut decoded;
+    let data = match job.dechunk.as_mut() {
+        Some(dec) => {
+            decoded = Vec::with_capacity(data.len());
+            if dec.decode(data, |b| decoded.extend_from_slice(b)).is_err() {
+                job.keep_alive = false;
+                job.framing = Framing::Discard;
+                return;
+            }
+            &decoded[..]
+        }
+        None => data,
+    };
+    if data.is_empty() {
+        return;
+    }
+    match job.framing {
+        Framing::Head | Framing::Discard => {}
+        Framing::Length(rem) => {
+            let n = (rem as usize).min(data.len());
+            job.out.put(&data[..n]);
+            job.framing = Framing::Length(rem - n as u64);
+        }
+        Framing::Chunked => {
+            job.out.put(format!("{:x}\r\n", data.len()).as_bytes());
+            job.out.put(data);
+            job.out.put(b"\r\n");
+        }
+        Framing::UntilClose => job.out.put(data),
+    }
+}
+
+/// Write the response head for the client and choose the body framing.
+fn start_response(ctx: &mut Ctx, job: &mut Job, mut h: RespHead, status: u16) {
+    let status = match job.error_status {
+        // server.error-handler: a handler that says 200 keeps the original status.
+        Some((orig, true)) if status == 200 => orig,
+        _ => status,
+    };
+    if h.close {
+        job.keep_alive = false;
+    }
+    if h.chunked {
+        job.dechunk = Some(Decoder::new());
+    }
+    let no_body = job.head_only || status == 204 || status == 304 || (100..200).contains(&status);
+    let length = h.content_length;
+    job.framing = if no_body {
+        Framing::Discard
+    } else if let Some(n) = length {
+        Framing::Length(n)
+    } else if job.version == Version::Http11 {
+        Framing::Chunked
+    } else {
+        job.keep_alive = false;
+        Framing::UntilClose
+    };
+    let out = &mut job.out;
+    crate::static_file::status_line(out, job.version, status);
+    let has_date = h.get("date").is_some();
+    let server = h.remove("server");
+    for (k, v) in &h.fields {
+        out.header(k.as_bytes(), v.as_bytes());
+    }
+    if job.framing == Framing::Chunked {
+        out.put(b"Transfer-Encoding: chunked\r\n");
+    }
+    if !job.keep_alive {
+        out.put(b"Connection: close\r\n");
+    } else if job.version == Version::Http10 {
+        out.put(b"Connection: keep-alive\r\n");
+    }
+    if !has_date {
+        out.put(b"Date: ");
+        out.put(ctx.clock.http_date());
+        out.put(b"\r\n");
+    }
+    match server {
+        Some(s) => out.header(b"Server", s.as_bytes()),
+        None if !job.tag.is_empty() => out.header(b"Server", job.tag.as_bytes()),
+        None => {}
+    }
+    out.put(b"\r\n");
+    job.started = true;
+}
+
+/// cgi.local-redir: the request runs again for the Location path; the script that
+/// asked is done.
+fn local_redirect(ctx: &mut Ctx, job: &mut Job, h: &RespHead, loc: Vec<u8>) -> Option<Step> {
+    let own = &job.saved.buf[job.saved.head.path.start as usize..job.saved.head.path.end as usize];
+    let own_path = crate::path::split_target(own).0;
+    let (new_path, _) = crate::path::split_target(&loc);
+    // Not back to the same URL (the script could have answered that itself): sent
+    // to the client as the redirect it is.
+    if new_path == own_path {
+        let status = h.effective_status();
+        let h2 = RespHead {
+            fields: h.fields.clone(),
+            ..Default::default()
+        };
+        start_response(ctx, job, h2, status);
+        return None;
+    }
+    let id = job.id;
+    job.stage = Stage::Done;
+    ctx.cgi.finish(id, FinishReason::Done);
+    if job.loops >= 5 {
+        ctx.cgi.log.push(format!(
+            "mod_cgi: too many internal loops while processing request: {}",
+            String::from_utf8_lossy(job.saved.head.target.of(&job.saved.buf))
+        ));
+        fail(job, &ctx.clock, &ctx.pages, 500);
+        return Some(Step::Done);
+    }
+    let status = h.effective_status();
+    let orig_target =
+        String::from_utf8_lossy(job.saved.head.target.of(&job.saved.buf)).into_owned();
+    Some(Step::Redirect(Box::new(Internal {
+        saved: job.saved.clone(),
+        method_get: status != 307 && status != 308,
+        info: InternalInfo {
+            orig_target,
+            new_target: String::from_utf8_lossy(&loc).into_owned(),
+            loops: job.loops + 1,
+            error: None,
+        },
+        target: loc,
+    })))
+}
+
+/// cgi.x-sendfile: the response body is a file the script names.
+fn x_sendfile(ctx: &mut Ctx, job: &mut Job, mut h: RespHead, value: &str) -> Option<Step> {
+    h.remove("x-sendfile");
+    h.remove("content-length");
+    h.content_length = None;
+    let mut path = Vec::new();
+    let status =
+        if crate::path::decode_normalize(value.as_bytes(), &mut path).is_err() || path.is_empty() {
+            502
+        } else {
+            if job.lowercase {
+                path.make_ascii_lowercase();
+            }
+            let allowed = job.xsendfile_docroot.is_empty()
+                || job.xsendfile_docroot.iter().any(|d| {
+                    let d = d.trim_end_matches('/');
+                    let p = &path[..];
+                    p.len() > d.len()
+                        && p[d.len()] == b'/'
+                        && if job.lowercase {
+                            p[..d.len()].eq_ignore_ascii_case(d.as_bytes())
+                        } else {
+                            p.starts_with(d.as_bytes())
+                        }
+                });
+            if !allowed {
+                ctx.cgi.log.push(format!(
+                    "mod_cgi: X-Sendfile ({}) not under configured x-sendfile-docroot(s)",
+                    String::from_utf8_lossy(&path)
+                ));
+                403
+            } else {
+                match ctx.cache.lookup(Root::Absolute, &path, ctx.clock.mono) {
+                    Found::File { info, file_len } if file_len == path.len() => {
+                        let status = h.effective_status();
+                        if h.get("content-type").is_none() {
+                            let ct = crate::mime::content_type(&job.mimetypes, &path);
+                            h.fields.push(("Content-Type".into(), ct.to_string()));
+                        }
+                        if h.get("last-modified").is_none() {
+                            h.fields.push((
+                                "Last-Modified".into(),
+                                String::from_utf8_lossy(&info.last_modified).into_owned(),
+                            ));
+                        }
+                        h.content_length = Some(info.size);
+                        h.fields
+                            .push(("Content-Length".into(), info.size.to_string()));
+                        h.chunked = false;
+                        start_response(ctx, job, h, status);
+                        if !job.head_only {
+                            match &info.body {
+                                crate::stat_cache::Body::Mem(m) => job.out.put(m),
+                                crate::stat_cache::Body::Fd(fd) => {
+                                    job.out.file(fd.clone(), 0, info.size)
+                                }
+                            }
+                        }
+                        // The script's own body, if any, is not sent.
+                        job.framing = Framing::Discard;
+                        return None;
+                    }
+                    Found::NotFound => 404,
+                    _ => 403,
+                }
+            }
+        };
+    ctx.cgi.log.push(format!(
+        "mod_cgi: X-Sendfile from {}: {} ({status})",
+        job.script,
+        String::from_utf8_lossy(&path)
+    ));
+    let id = job.id;
+    fail(job, &ctx.clock, &ctx.pages, status);
+    ctx.cgi.finish(id, FinishReason::Done);
+    Some(Step::Done)
+}
+
+/// The job is over: its unsent output continues as an ordinary response write, and
+/// the connection goes on with keep-alive (or closes).
+fn complete(c: &mut Conn, ctx: &mut Ctx, mut job: Box<Job>) {
+    ctx.cgi.jobs.remove(&job.id);
+    // What the script wrote to stderr before it ended is in the pipe now.
+    if let Some(fd) = job.stderr.take() {
+        let mut rbuf = std::mem::take(&mut ctx.rbuf);
+        for _ in 0..16 {
+            match read_fd(fd.as_raw_fd(), &mut rbuf) {
+                Ok(n) if n > 0 => job.errbuf.extend_from_slice(&rbuf[..n]),
+                _ => break,
+            }
+        }
+        ctx.rbuf = rbuf;
+    }
+    if !job.errbuf.is_empty() {
+        flush_err(ctx, &mut job, true);
+    }
+    let st = c.st.get_or_insert_with(Default::default);
+    if st.body.take().is_some() {
+        // The script did not take the whole body: the rest is not read.
+        job.keep_alive = false;
+        c.flags |= DIRTY;
+    }
+    if !job.keep_alive {
+        c.flags |= CLOSE_AFTER;
+        if let Some(st) = c.st.as_mut() {
+            st.input.clear();
+        }
+    }
+    let out = std::mem::take(&mut job.out);
+    if out.is_empty() {
+        c.phase = Phase::Head;
+    } else {
+        let st = c.st.get_or_insert_with(Default::default);
+        st.out = Some(out);
+        c.phase = Phase::Write;
+    }
+}
