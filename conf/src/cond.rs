@@ -125,7 +125,7 @@ pub struct CondState {
 }
 
 /// The PCRE feature a pattern uses that the regex crate lacks, if any.
-fn pcre_only_feature(p: &str) -> Option<&'static str> {
+pub fn pcre_only_feature(p: &str) -> Option<&'static str> {
     const FEATURES: &[(&str, &str)] = &[
         ("(?<=", "look-behind (?<=...)"),
         ("(?<!", "negative look-behind (?<!...)"),

@@ -177,6 +177,35 @@ request_options! {
     cgi_limits: Value = "cgi.limits", default Value::Array(Vec::new());
     cgi_user: String = "cgi.user", default String::new();
     cgi_group: String = "cgi.group", default String::new();
+    // mod_access
+    url_access_deny: Vec<String> = "url.access-deny", default Vec::new();
+    url_access_allow: Vec<String> = "url.access-allow", default Vec::new();
+    // mod_alias
+    alias_url: Vec<(String, String)> = "alias.url", default Vec::new();
+    // mod_redirect (url.redirect-code 0: 301, or 308 for other methods than GET/HEAD from HTTP/1.1)
+    url_redirect: Vec<(String, String)> = "url.redirect", default Vec::new();
+    url_redirect_code: u16 = "url.redirect-code", default 0;
+    // mod_rewrite
+    url_rewrite_once: Vec<(String, String)> = "url.rewrite-once", default Vec::new();
+    url_rewrite_final: Vec<(String, String)> = "url.rewrite-final", default Vec::new();
+    url_rewrite: Vec<(String, String)> = "url.rewrite", default Vec::new();
+    url_rewrite_repeat: Vec<(String, String)> = "url.rewrite-repeat", default Vec::new();
+    url_rewrite_if_not_file: Vec<(String, String)> = "url.rewrite-if-not-file", default Vec::new();
+    url_rewrite_repeat_if_not_file: Vec<(String, String)> = "url.rewrite-repeat-if-not-file", default Vec::new();
+    // mod_setenv
+    setenv_add_request_header: Vec<(String, String)> = "setenv.add-request-header", default Vec::new();
+    setenv_set_request_header: Vec<(String, String)> = "setenv.set-request-header", default Vec::new();
+    setenv_add_response_header: Vec<(String, String)> = "setenv.add-response-header", default Vec::new();
+    setenv_set_response_header: Vec<(String, String)> = "setenv.set-response-header", default Vec::new();
+    setenv_add_environment: Vec<(String, String)> = "setenv.add-environment", default Vec::new();
+    setenv_set_environment: Vec<(String, String)> = "setenv.set-environment", default Vec::new();
+    // mod_expire
+    expire_url: Vec<(String, String)> = "expire.url", default Vec::new();
+    expire_mimetypes: Vec<(String, String)> = "expire.mimetypes", default Vec::new();
+    // mod_extforward
+    extforward_forwarder: Vec<(String, String)> = "extforward.forwarder", default Vec::new();
+    extforward_headers: Vec<String> = "extforward.headers", default Vec::new();
+    extforward_params: Vec<(String, String)> = "extforward.params", default Vec::new();
     // mod_dirlisting (load.rs sets server.dir-listing, its old name, here too)
     dirlist_activate: bool = "dir-listing.activate", default false;
     dirlist_hide_dotfiles: bool = "dir-listing.hide-dotfiles", default true;

@@ -49,9 +49,12 @@ impl Source {
     }
 }
 
-/// What must hold before a config is used: every condition compiles (regexes).
+/// What must hold before a config is used: every condition compiles (regexes),
+/// and the modules accept their settings (rewrite/redirect regexes, alias.url
+/// order, expire values, extforward forwarders).
 pub fn validate(c: &Config) -> Result<(), String> {
     wick_conf::cond::Compiled::new(c)
         .map(drop)
-        .map_err(|e| e.to_string())
+        .map_err(|e| e.to_string())?;
+    wick_worker::mods::Mods::new(c).map(drop)
 }

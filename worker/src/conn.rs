@@ -503,9 +503,36 @@ impl Conn {
             roots,
             scratch,
             etag,
+            rq,
             ..
         } = ctx;
-        let host = head.host.map(|h| h.of(buf)).unwrap_or(b"");
+        let mut host = head.host.map(|h| h.of(buf)).unwrap_or(b"");
+        // Modules (mods/): extforward, rewrite, redirect, access, alias, ... decide
+        // the facts, the view, the physical path, or answer at once (`early`).
+        let mods = &site.mods;
+        let base = crate::mods::Base {
+            buf,
+            head,
+            fields,
+            peer: self.peer,
+            listener: self.listener as usize,
+            port: mods.port(self.listener as usize),
+        };
+        let (mut early, mut pre, mut raw_path, mut query) = (None, None, raw_path, query);
+        if mods.active {
+            rq.start(raw_path, query, &path, host, self.peer);
+            let fs = crate::mods::Fs {
+                cache: &mut *cache,
+                roots: &mut *roots,
+                clock,
+            };
+            let (v, e) = mods.prepare(&site.compiled, cond, &base, rq, fs);
+            (early, pre) = (e, Some(v));
+            path.clear();
+            path.extend_from_slice(&rq.path);
+            (host, raw_path, query) = (&rq.host, rq.target_path(), &rq.query);
+        }
+        let rel: &[u8] = if mods.active { &rq.rel } else { &path };
         let path_s = String::from_utf8_lossy(&path);
         let query_s = String::from_utf8_lossy(query);
         let host_s = String::from_utf8_lossy(host);
@@ -517,13 +544,16 @@ impl Conn {
             host: &host_s,
             url_path: &path_s,
             query: &query_s,
-            remote_ip: self.peer,
-            scheme: "http",
+            remote_ip: if mods.active { rq.remote_ip } else { self.peer },
+            scheme: if mods.active { rq.scheme } else { "http" },
             method: method_s,
             listener: self.listener as usize,
             header: &lookup,
         };
-        let view = site.view(&facts, cond);
+        let view = match pre {
+            Some(v) => mods.handler_view(&v, rq),
+            None => site.view(&facts, cond),
+        };
 
         // Body: refuse an oversized one before reading it (413), else read it after
         // the handler ran and send the response once it is in.
@@ -547,7 +577,7 @@ impl Conn {
         let req = Req {
             buf,
             head,
-            path: &path,
+            path: rel,
             raw_path,
             query,
             keep_alive,
@@ -561,7 +591,24 @@ impl Conn {
             scratch,
             etag,
         };
-        static_file::handle(&req, &view, &mut env);
+        let status = match early {
+            Some(s) => mods.answer(s, &req, &view, &mut env, rq),
+            None if mods.active => mods.handle(&req, &view, &mut env, &base, rq),
+            None => static_file::handle(&req, &view, &mut env),
+        };
+        if mods.active {
+            mods.finish(
+                out,
+                mark,
+                &site.compiled,
+                cond,
+                &view,
+                &base,
+                rq,
+                clock,
+                status,
+            );
+        }
         if has_body {
             let held = out.split_off(mark);
             let st = self.state();

@@ -10,6 +10,7 @@ pub mod conn;
 pub mod date;
 pub mod errors;
 pub mod mime;
+pub mod mods;
 pub mod path;
 pub mod request;
 pub mod response;

@@ -51,6 +51,8 @@ pub struct Ctx {
     pub pages: Pages,
     pub draining: bool,
     pub activity: bool,
+    /// Per-request state of the modules (mods/), buffers reused.
+    pub rq: crate::mods::Rq,
 }
 
 impl Ctx {
@@ -135,6 +137,7 @@ impl Server {
             pages: Pages::new(),
             draining: false,
             activity: false,
+            rq: crate::mods::Rq::default(),
         };
         channel.set_nonblocking(true)?;
         poll.registry().register(

@@ -8,6 +8,8 @@ use wick_conf::{Config, View};
 pub struct Site {
     pub cfg: Config,
     pub compiled: Compiled,
+    /// The modules in force and their hooks (mods/mod.rs).
+    pub mods: crate::mods::Mods,
     /// Head size limit (server.max-request-field-size).
     pub field_limit: usize,
     /// Requests per connection; 0 disables keep-alive (lighttpd).
@@ -26,6 +28,7 @@ pub const LINGER_SECS: u64 = 5;
 impl Site {
     pub fn new(cfg: Config) -> Result<Site, String> {
         let compiled = Compiled::new(&cfg).map_err(|e| e.to_string())?;
+        let mods = crate::mods::Mods::new(&cfg)?;
         let s = &cfg.server;
         let global = {
             let mut v = compiled.defaults().view();
@@ -54,6 +57,7 @@ impl Site {
             write_idle: global.1.max(1),
             max_conns,
             compiled,
+            mods,
             cfg,
         })
     }

@@ -1,0 +1,1004 @@
+//! The module framework: which of lighttpd's modules are loaded (server.modules with
+//! its compatibility loading), and the stages a request passes through, each
+//! module hooked into them in server.modules order, as lighttpd's plugin.c calls
+//! them:
+//!
+//! ```text
+//! uri_raw (extforward, rewrite) → uri_clean (redirect, access, setenv)
+//!   → docroot (simple_vhost, evhost) → physical (alias, userdir, rewrite-if-not-file)
+//!   → handler (modules, then the built-in static file handler)
+//!   → response_start (setenv, expire) → request_done (accesslog)
+//! ```
+//!
+//! A hook answers with a [`Flow`]: go on, re-evaluate the conditions (the remote
+//! address or scheme changed), restart from the first stage (an internal rewrite;
+//! bounded as lighttpd bounds it), or finish with a status (a redirect or an error).
+//!
+//! Cost: [`Mods::active`] is false when no loaded module hooks a request stage, and
+//! the connection then takes the plain path; stage lists hold only the modules
+//! that hook them; every regex is compiled once, in [`Mods::new`]; [`Rq`] keeps its
+//! buffers across requests.
+//!
+//! Adding a module: a file here with a type implementing [`Module`] (its `hooks()`
+//! says which stages it takes), and one line in [`build`].
+
+pub mod access;
+pub mod alias;
+pub mod expire;
+pub mod extforward;
+pub mod redirect;
+pub mod rewrite;
+pub mod setenv;
+pub mod subst;
+
+use crate::date::Clock;
+use crate::request::{Field, Head, Method};
+use crate::response::Out;
+use crate::stat_cache::StatCache;
+use crate::static_file::{Env, Req, Roots};
+use std::net::IpAddr;
+use wick_conf::cond::{Compiled, CondState, Facts};
+use wick_conf::{BlockId, Config, View};
+
+/// Most internal restarts (rewrites) of one request: lighttpd's mod_rewrite gives
+/// up after 100 with "ENDLESS LOOP IN rewrite-rule DETECTED" and a 500.
+pub const MAX_RESTARTS: u32 = 100;
+
+/// What a hook tells the framework.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flow {
+    /// Next module, next stage.
+    Go,
+    /// The facts conditions test changed (remote address, scheme, host): evaluate
+    /// the conditions again, then go on with the next module.
+    Reeval,
+    /// The request target changed (internal rewrite): evaluate the conditions again
+    /// and run every stage from the first.
+    Restart,
+    /// Answer now with this status: 3xx sends [`Rq::location`], others go through
+    /// the error pages (server.error-handler, errorfile-prefix).
+    Status(u16),
+}
+
+/// Stages a module hooks (bits of [`Module::hooks`]).
+pub mod hook {
+    pub const URI_RAW: u16 = 1;
+    pub const URI_CLEAN: u16 = 2;
+    pub const DOCROOT: u16 = 4;
+    pub const PHYSICAL: u16 = 8;
+    pub const HANDLER: u16 = 16;
+    pub const RESPONSE_START: u16 = 32;
+    pub const REQUEST_ENV: u16 = 64;
+    pub const REQUEST_DONE: u16 = 128;
+}
+
+/// One module. Hooks that a module does not list in `hooks()` are never called.
+pub trait Module {
+    /// lighttpd's name, e.g. "mod_rewrite".
+    fn name(&self) -> &'static str;
+    /// The [`hook`] bits this module takes.
+    fn hooks(&self) -> u16;
+    /// Before the path is used: the request target as received (or rewritten).
+    fn uri_raw(&self, _x: &mut Cx) -> Flow {
+        Flow::Go
+    }
+    /// On the decoded, normalised path.
+    fn uri_clean(&self, _x: &mut Cx) -> Flow {
+        Flow::Go
+    }
+    /// Choose the document root ([`Rq::docroot`]).
+    fn docroot(&self, _x: &mut Cx) -> Flow {
+        Flow::Go
+    }
+    /// Map the path to the filesystem ([`Rq::docroot`] + [`Rq::rel`]).
+    fn physical(&self, _x: &mut Cx) -> Flow {
+        Flow::Go
+    }
+    /// Produce the response (write it to `x.env.out`) and return its status, or
+    /// None to leave the request to the next handler (and finally static files).
+    fn handler(&self, _x: &mut HandlerCx) -> Option<u16> {
+        None
+    }
+    /// Edit the response head a handler wrote.
+    fn response_start(&self, _x: &RespCx, _head: &mut HeadEdit) {}
+    /// Add to the environment of a CGI/FastCGI/SCGI request.
+    fn request_env(&self, _x: &EnvCx, _env: &mut Vec<(String, String)>) {}
+    /// The response is complete (access log).
+    fn request_done(&self, _x: &DoneCx) {}
+}
+
+/// The request as received: read-only for modules.
+pub struct Base<'a> {
+    pub buf: &'a [u8],
+    pub head: &'a Head,
+    pub fields: &'a [Field],
+    /// The connection's peer (before mod_extforward).
+    pub peer: IpAddr,
+    /// Index into the config's listeners.
+    pub listener: usize,
+    /// The local port the request came in on (0 for unix sockets).
+    pub port: u16,
+}
+
+impl Base<'_> {
+    /// A request header as received (first of its name).
+    pub fn header(&self, name: &[u8]) -> Option<&[u8]> {
+        crate::request::header(self.buf, self.fields, name)
+    }
+    pub fn method(&self) -> &[u8] {
+        self.head.method_span.of(self.buf)
+    }
+}
+
+/// A response header change queued by a module.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HeaderOp {
+    /// Add a line (even when the name is already there).
+    Add(String, String),
+    /// Replace every line of that name; an empty value removes them.
+    Set(String, String),
+}
+
+/// Per-request state the modules read and change. One per worker, reused: cleared
+/// at the start of each request without giving its buffers back.
+pub struct Rq {
+    /// The request target (path and query, still %-encoded) as url.rewrite and
+    /// url.redirect match it: lighttpd's normalised target, or the rewritten one.
+    pub target: Vec<u8>,
+    /// Decoded, normalised path of `target` (lighttpd's uri.path).
+    pub path: Vec<u8>,
+    /// Query of `target`, without `?`.
+    pub query: Vec<u8>,
+    /// Host as conditions and ${url.authority} see it (Host header, or what
+    /// mod_extforward trusted).
+    pub host: Vec<u8>,
+    /// The client address (the peer, or what mod_extforward trusted).
+    pub remote_ip: IpAddr,
+    /// "http" or "https".
+    pub scheme: &'static str,
+    /// REMOTE_USER when a module set it (mod_extforward params, auth).
+    pub remote_user: String,
+    /// The document root in force (server.document-root or a vhost module's).
+    pub docroot: String,
+    /// The physical path below `docroot`, starting with `/` (lighttpd's physical
+    /// path minus its basedir).
+    pub rel: Vec<u8>,
+    /// Location of a redirect answer.
+    pub location: Vec<u8>,
+    /// Request headers added or replaced (mod_setenv), in order; an empty value
+    /// removes the header. Read them through [`Rq::header`].
+    pub req_headers: Vec<(String, String, bool)>,
+    /// Environment added for CGI/FastCGI (set by modules at uri_clean time).
+    pub env: Vec<(String, String)>,
+    /// Internal restarts so far.
+    pub restarts: u32,
+    /// mod_rewrite: a url.rewrite-once rule matched; no more rewriting.
+    pub rewrite_final: bool,
+    /// mod_extforward ran for this request (not again after a rewrite).
+    pub extforward_done: bool,
+    /// mod_setenv applied its request part (not again after a rewrite).
+    pub setenv_done: bool,
+    /// Scratch for substitutions.
+    pub tmp: Vec<u8>,
+    /// Scratch for Facts (lossy UTF-8 views are built from these).
+    facts_host: String,
+}
+
+impl Default for Rq {
+    fn default() -> Self {
+        Rq {
+            target: Vec::new(),
+            path: Vec::new(),
+            query: Vec::new(),
+            host: Vec::new(),
+            remote_ip: IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+            scheme: "http",
+            remote_user: String::new(),
+            docroot: String::new(),
+            rel: Vec::new(),
+            location: Vec::new(),
+            req_headers: Vec::new(),
+            env: Vec::new(),
+            restarts: 0,
+            rewrite_final: false,
+            extforward_done: false,
+            setenv_done: false,
+            tmp: Vec::new(),
+            facts_host: String::new(),
+        }
+    }
+}
+
+impl Rq {
+    /// A request header as modules left it: mod_setenv's edits over the received
+    /// ones. `Some("")` never: a removed header is None.
+    pub fn header<'a>(&'a self, base: &'a Base, name: &str) -> Option<&'a [u8]> {
+        if let Some((_, v, _)) = self
+            .req_headers
+            .iter()
+            .rev()
+            .find(|(n, _, _)| n.eq_ignore_ascii_case(name))
+        {
+            return (!v.is_empty()).then_some(v.as_bytes());
+        }
+        base.header(name.as_bytes())
+    }
+
+    /// The path part of `target`.
+    pub fn target_path(&self) -> &[u8] {
+        crate::path::split_target(&self.target).0
+    }
+
+    /// Set `target` and derive `path` and `query` from it. Err(400): the new
+    /// target does not decode.
+    pub fn set_target(&mut self, t: &[u8]) -> Result<(), u16> {
+        self.target.clear();
+        self.target.extend_from_slice(t);
+        let (p, q) = crate::path::split_target(&self.target);
+        if p.first() != Some(&b'/') {
+            return Err(500);
+        }
+        crate::path::decode_normalize(p, &mut self.path)?;
+        self.query.clear();
+        self.query.extend_from_slice(q);
+        Ok(())
+    }
+}
+
+/// The worker's file-system view, for hooks that look at files.
+pub struct Fs<'a> {
+    pub cache: &'a mut StatCache,
+    pub roots: &'a mut Roots,
+    pub clock: &'a Clock,
+}
+
+/// What a request-stage hook sees.
+pub struct Cx<'a, 's> {
+    pub compiled: &'s Compiled,
+    /// The options in force (re-evaluated by the framework after Reeval/Restart).
+    pub view: View<'s>,
+    /// Which blocks matched, and their captures.
+    pub cond: &'a CondState,
+    pub base: &'a Base<'a>,
+    pub rq: &'a mut Rq,
+    pub fs: Fs<'a>,
+}
+
+impl Cx<'_, '_> {
+    /// The last true block whose patch satisfies `sets`: the block a list "belongs"
+    /// to (its `%N` captures).
+    pub fn block_of(&self, sets: impl Fn(&wick_conf::Patch) -> bool) -> BlockId {
+        self.compiled.winning_block(self.cond, sets)
+    }
+}
+
+/// What a handler sees.
+pub struct HandlerCx<'a, 'b> {
+    pub req: &'a Req<'a>,
+    pub view: &'a View<'a>,
+    pub env: &'a mut Env<'b>,
+    pub base: &'a Base<'a>,
+    pub rq: &'a Rq,
+}
+
+/// What a response_start hook sees.
+pub struct RespCx<'a> {
+    pub compiled: &'a Compiled,
+    pub cond: &'a CondState,
+    pub view: &'a View<'a>,
+    pub base: &'a Base<'a>,
+    pub rq: &'a Rq,
+    pub status: u16,
+    pub clock: &'a Clock,
+}
+
+/// What a request_env hook sees.
+pub struct EnvCx<'a> {
+    pub view: &'a View<'a>,
+    pub base: &'a Base<'a>,
+    pub rq: &'a Rq,
+}
+
+/// A finished response, for the access log.
+pub struct DoneCx<'a> {
+    pub view: &'a View<'a>,
+    pub base: &'a Base<'a>,
+    pub rq: &'a Rq,
+    pub status: u16,
+    /// Response bytes queued (head and body).
+    pub bytes_out: u64,
+    pub clock: &'a Clock,
+}
+
+/// The modules in force and their per-stage hook lists.
+pub struct Mods {
+    /// The effective server.modules, in order (lighttpd's compatibility loading
+    /// applied).
+    pub names: Vec<String>,
+    /// mod_indexfile loaded: index-file.names is honoured.
+    pub indexfile: bool,
+    /// mod_staticfile loaded: files are served.
+    pub staticfile: bool,
+    /// mod_dirlisting loaded.
+    pub dirlisting: bool,
+    /// Some loaded module hooks a request stage: conn.rs takes the module path.
+    pub active: bool,
+    list: Vec<Box<dyn Module>>,
+    stages: [Vec<usize>; 8],
+    /// Local port of each listener (0: unix socket).
+    ports: Vec<u16>,
+}
+
+const STAGE_BITS: [u16; 8] = [
+    hook::URI_RAW,
+    hook::URI_CLEAN,
+    hook::DOCROOT,
+    hook::PHYSICAL,
+    hook::HANDLER,
+    hook::RESPONSE_START,
+    hook::REQUEST_ENV,
+    hook::REQUEST_DONE,
+];
+
+/// The module of that name, when it hooks a request stage. Modules that wickd
+/// runs elsewhere (mod_indexfile, mod_staticfile in static_file.rs; mod_cgi through
+/// the spawner) or not at all give None.
+fn build(name: &str, cfg: &Config) -> Result<Option<Box<dyn Module>>, String> {
+    Ok(match name {
+        "mod_access" => Some(Box::new(access::Access)),
+        "mod_alias" => Some(Box::new(alias::Alias::new(cfg)?)),
+        "mod_redirect" => Some(Box::new(redirect::Redirect::new(cfg)?)),
+        "mod_rewrite" => Some(Box::new(rewrite::Rewrite::new(cfg)?)),
+        "mod_setenv" => Some(Box::new(setenv::Setenv)),
+        "mod_expire" => Some(Box::new(expire::Expire::new(cfg)?)),
+        "mod_extforward" => Some(Box::new(extforward::Extforward::new(cfg)?)),
+        _ => None,
+    })
+}
+
+/// lighttpd's config_has_opt_enabled: `key` set somewhere to a non-empty list or a
+/// true value.
+fn opt_enabled(cfg: &Config, key: &str) -> bool {
+    use wick_conf::Value;
+    cfg.blocks.iter().flat_map(|b| &b.settings).any(|s| {
+        s.key.eq_ignore_ascii_case(key)
+            && match &s.value {
+                Value::Array(a) => !a.is_empty(),
+                v => wick_conf::options::parse_bool(v).unwrap_or(false),
+            }
+    })
+}
+
+/// server.modules after lighttpd's compatibility loading (configfile.c
+/// config_compat_module_load, server.compat-module-load on by default):
+/// mod_compress is mod_deflate; mod_indexfile is prepended when index-file.names
+/// (or server.indexfiles) is set, and dropped otherwise; mod_dirlisting is appended
+/// when dir-listing.activate (or server.dir-listing) is enabled, and dropped
+/// otherwise; mod_staticfile is appended; mod_auth and mod_vhostdb are prepended
+/// when only their backends are listed. Duplicates are dropped.
+pub fn effective_modules(cfg: &Config) -> Vec<String> {
+    let s = &cfg.server;
+    let mut out: Vec<String> = Vec::new();
+    for m in &s.modules {
+        let m = if m == "mod_compress" {
+            "mod_deflate"
+        } else {
+            m.as_str()
+        };
+        if !out.iter().any(|x| x == m) {
+            out.push(m.to_string());
+        }
+    }
+    if !s.compat_module_load {
+        return out;
+    }
+    let has = |out: &[String], m: &str| out.iter().any(|x| x == m);
+    let index = opt_enabled(cfg, "index-file.names") || opt_enabled(cfg, "server.indexfiles");
+    let dirlist =
+        opt_enabled(cfg, "dir-listing.activate") || opt_enabled(cfg, "server.dir-listing");
+    let auth_sub = out.iter().any(|m| m.starts_with("mod_authn_"));
+    let vhostdb_sub = out.iter().any(|m| m.starts_with("mod_vhostdb_"));
+    if !index {
+        out.retain(|m| m != "mod_indexfile");
+    } else if !has(&out, "mod_indexfile") {
+        out.insert(0, "mod_indexfile".into());
+    }
+    if !dirlist {
+        out.retain(|m| m != "mod_dirlisting");
+    } else if !has(&out, "mod_dirlisting") {
+        out.push("mod_dirlisting".into());
+    }
+    if !has(&out, "mod_staticfile") {
+        out.push("mod_staticfile".into());
+    }
+    if auth_sub && !has(&out, "mod_auth") {
+        out.insert(0, "mod_auth".into());
+    }
+    if vhostdb_sub && !has(&out, "mod_vhostdb") {
+        out.insert(0, "mod_vhostdb".into());
+    }
+    out
+}
+
+/// lighttpd's warnings about the order of server.modules (configfile.c): mod_auth
+/// before dynamic backends, backends before mod_staticfile.
+pub fn order_warnings(listed: &[String]) -> Vec<String> {
+    const BACKENDS: &[&str] = &[
+        "mod_ajp13",
+        "mod_cgi",
+        "mod_fastcgi",
+        "mod_proxy",
+        "mod_scgi",
+        "mod_sockproxy",
+        "mod_wstunnel",
+    ];
+    let mut w = Vec::new();
+    let mut dyn_name: Option<&str> = None;
+    let mut staticfile = false;
+    for m in listed {
+        if m == "mod_staticfile" {
+            staticfile = true;
+        } else if m == "mod_auth" {
+            if let Some(d) = dyn_name {
+                w.push(format!(
+                    "Warning: mod_auth should be listed in server.modules before dynamic backends such as {d}"
+                ));
+            }
+        } else if BACKENDS.iter().any(|b| m.starts_with(b)) {
+            dyn_name.get_or_insert(m);
+            if staticfile {
+                w.push(format!(
+                    "Warning: {m} should be listed in server.modules before mod_staticfile"
+                ));
+            }
+        }
+    }
+    w
+}
+
+static NO_INDEX: Vec<String> = Vec::new();
+
+impl Mods {
+    /// Load the modules of `cfg`: compile their regexes, check their values. An
+    /// error names the file and line of the offending setting.
+    pub fn new(cfg: &Config) -> Result<Mods, String> {
+        let names = effective_modules(cfg);
+        let mut list: Vec<Box<dyn Module>> = Vec::new();
+        for n in &names {
+            if let Some(m) = build(n, cfg)? {
+                list.push(m);
+            }
+        }
+        let mut stages: [Vec<usize>; 8] = Default::default();
+        for (i, m) in list.iter().enumerate() {
+            let h = m.hooks();
+            for (s, bit) in STAGE_BITS.iter().enumerate() {
+                if h & bit != 0 {
+                    stages[s].push(i);
+                }
+            }
+        }
+        let has = |m: &str| names.iter().any(|x| x == m);
+        Ok(Mods {
+            indexfile: has("mod_indexfile"),
+            staticfile: has("mod_staticfile"),
+            dirlisting: has("mod_dirlisting"),
+            active: !list.is_empty() || !has("mod_indexfile") || !has("mod_staticfile"),
+            names,
+            list,
+            stages,
+            ports: cfg
+                .listeners
+                .iter()
+                .map(|l| match &l.addr {
+                    wick_conf::ListenAddr::Tcp(a) => a.port(),
+                    wick_conf::ListenAddr::Unix(_) => 0,
+                })
+                .collect(),
+        })
+    }
+
+    /// The local port of listener `i` (for ${url.port}).
+    pub fn port(&self, i: usize) -> u16 {
+        self.ports.get(i).copied().unwrap_or(0)
+    }
+
+    /// Is `name` loaded?
+    pub fn loaded(&self, name: &str) -> bool {
+        self.names.iter().any(|x| x == name)
+    }
+
+    fn stage(&self, s: usize) -> impl Iterator<Item = &dyn Module> {
+        self.stages[s].iter().map(|&i| &*self.list[i])
+    }
+
+    /// Run the request stages up to the handler, from what [`Rq::start`] set.
+    /// Returns the options in force and
+    /// None, or Some(status) to answer with at once ([`Mods::answer`]).
+    /// `rq.docroot`/`rq.rel` then name the file.
+    #[allow(clippy::too_many_arguments)]
+    pub fn prepare<'s>(
+        &self,
+        compiled: &'s Compiled,
+        cond: &mut CondState,
+        base: &Base,
+        rq: &mut Rq,
+        fs: Fs,
+    ) -> (View<'s>, Option<u16>) {
+        let Fs {
+            cache,
+            roots,
+            clock,
+        } = fs;
+        let mut view = reevaluate(compiled, cond, base, rq);
+        rq.docroot.clear();
+        rq.docroot.push_str(view.document_root);
+        'restart: loop {
+            for s in 0..4 {
+                for i in 0..self.stages[s].len() {
+                    let m = &*self.list[self.stages[s][i]];
+                    let mut x = Cx {
+                        compiled,
+                        view,
+                        cond,
+                        base,
+                        rq: &mut *rq,
+                        fs: Fs {
+                            cache: &mut *cache,
+                            roots: &mut *roots,
+                            clock,
+                        },
+                    };
+                    let f = match s {
+                        0 => m.uri_raw(&mut x),
+                        1 => m.uri_clean(&mut x),
+                        2 => m.docroot(&mut x),
+                        _ => m.physical(&mut x),
+                    };
+                    match f {
+                        Flow::Go => {}
+                        Flow::Status(st) => return (view, Some(st)),
+                        Flow::Reeval => view = reevaluate(compiled, cond, base, rq),
+                        Flow::Restart => {
+                            rq.restarts += 1;
+                            if rq.restarts > MAX_RESTARTS {
+                                return (view, Some(500));
+                            }
+                            view = reevaluate(compiled, cond, base, rq);
+                            rq.docroot.clear();
+                            rq.docroot.push_str(view.document_root);
+                            rq.rel.clear();
+                            rq.rel.extend_from_slice(&rq.path);
+                            continue 'restart;
+                        }
+                    }
+                }
+                if s == 1 {
+                    // Physical path defaults: document root + path (lighttpd sets
+                    // them between uri_clean and docroot).
+                    rq.docroot.clear();
+                    rq.docroot.push_str(view.document_root);
+                    rq.rel.clear();
+                    rq.rel.extend_from_slice(&rq.path);
+                }
+            }
+            return (view, None);
+        }
+    }
+
+    /// The view the handler uses: the document root a module chose, and no index
+    /// files unless mod_indexfile is loaded.
+    pub fn handler_view<'a>(&self, view: &View<'a>, rq: &'a Rq) -> View<'a> {
+        let mut v = *view;
+        v.document_root = &rq.docroot;
+        if !self.indexfile {
+            v.index_files = &NO_INDEX;
+        }
+        v
+    }
+
+    /// The handler stage: modules first, then static files (when mod_staticfile is
+    /// loaded); nothing handles it: 403, as lighttpd.
+    pub fn handle(&self, req: &Req, view: &View, env: &mut Env, base: &Base, rq: &Rq) -> u16 {
+        for m in self.stage(4) {
+            let mut x = HandlerCx {
+                req,
+                view,
+                env: &mut *env,
+                base,
+                rq,
+            };
+            if let Some(s) = m.handler(&mut x) {
+                return s;
+            }
+        }
+        if self.staticfile || req.head.method == Method::Options {
+            return crate::static_file::handle(req, view, env);
+        }
+        crate::static_file::error(req, view, env, 403)
+    }
+
+    /// Answer with `status` from a request stage: a redirect to `rq.location`, or
+    /// the error page.
+    pub fn answer(&self, status: u16, req: &Req, view: &View, env: &mut Env, rq: &Rq) -> u16 {
+        if !(300..400).contains(&status) {
+            return crate::static_file::error(req, view, env, status);
+        }
+        let v = req.head.version;
+        crate::static_file::status_line(env.out, v, status);
+        env.out.header(b"Location", &rq.location);
+        env.out.put(b"Content-Length: 0\r\n");
+        crate::static_file::finish_head(env.out, env.clock, view.server_tag, v, req.keep_alive);
+        status
+    }
+
+    /// Let response_start hooks edit the head written at `mark` in `out`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn response_start(
+        &self,
+        out: &mut Out,
+        mark: (usize, usize),
+        compiled: &Compiled,
+        cond: &CondState,
+        view: &View,
+        base: &Base,
+        rq: &Rq,
+        clock: &Clock,
+    ) {
+        if self.stages[5].is_empty() {
+            return;
+        }
+        let Some(mut head) = HeadEdit::new(&mut out.buf, mark.0) else {
+            return;
+        };
+        let x = RespCx {
+            compiled,
+            cond,
+            view,
+            base,
+            rq,
+            status: head.status,
+            clock,
+        };
+        for m in self.stage(5) {
+            m.response_start(&x, &mut head);
+        }
+        let shift = head.finish();
+        if shift != 0 {
+            for (at, _) in &mut out.files[mark.1..] {
+                *at = at.wrapping_add_signed(shift);
+            }
+        }
+    }
+
+    /// After the handler wrote its response at `mark`: response_start hooks, then
+    /// request_done (access log).
+    #[allow(clippy::too_many_arguments)]
+    pub fn finish(
+        &self,
+        out: &mut Out,
+        mark: (usize, usize),
+        compiled: &Compiled,
+        cond: &CondState,
+        view: &View,
+        base: &Base,
+        rq: &Rq,
+        clock: &Clock,
+        status: u16,
+    ) {
+        self.response_start(out, mark, compiled, cond, view, base, rq, clock);
+        if self.logs() {
+            let bytes_out = (out.buf.len() - mark.0.min(out.buf.len())) as u64
+                + out.files[mark.1.min(out.files.len())..]
+                    .iter()
+                    .map(|(_, f)| f.len)
+                    .sum::<u64>();
+            self.request_done(&DoneCx {
+                view,
+                base,
+                rq,
+                status,
+                bytes_out,
+                clock,
+            });
+        }
+    }
+
+    /// The environment modules add to a CGI/FastCGI/SCGI request (mod_setenv's
+    /// add-/set-environment, mod_extforward's REMOTE_USER), in order; a later entry
+    /// of the same name replaces an earlier one.
+    pub fn request_env(&self, view: &View, base: &Base, rq: &Rq, env: &mut Vec<(String, String)>) {
+        env.extend(rq.env.iter().cloned());
+        let x = EnvCx { view, base, rq };
+        for m in self.stage(6) {
+            m.request_env(&x, env);
+        }
+    }
+
+    /// The response is queued: access log.
+    pub fn request_done(&self, x: &DoneCx) {
+        for m in self.stage(7) {
+            m.request_done(x);
+        }
+    }
+
+    /// Does any module hook request_done (the access log)?
+    pub fn logs(&self) -> bool {
+        !self.stages[7].is_empty()
+    }
+}
+
+/// Evaluate the conditions again on what `rq` now says.
+pub fn reevaluate<'s>(
+    compiled: &'s Compiled,
+    cond: &mut CondState,
+    base: &Base,
+    rq: &mut Rq,
+) -> View<'s> {
+    let mut host = std::mem::take(&mut rq.facts_host);
+    host.clear();
+    host.push_str(&String::from_utf8_lossy(&rq.host));
+    let path = String::from_utf8_lossy(&rq.path);
+    let query = String::from_utf8_lossy(&rq.query);
+    let method = std::str::from_utf8(base.method()).unwrap_or("");
+    let rqr: &Rq = rq;
+    let lookup = |name: &str| -> Option<&str> {
+        rqr.header(base, name)
+            .and_then(|v| std::str::from_utf8(v).ok())
+    };
+    let facts = Facts {
+        host: &host,
+        url_path: &path,
+        query: &query,
+        remote_ip: rq.remote_ip,
+        scheme: rq.scheme,
+        method,
+        listener: base.listener,
+        header: &lookup,
+    };
+    let v = compiled.evaluate(&facts, cond);
+    drop(path);
+    drop(query);
+    rq.facts_host = host;
+    v
+}
+
+impl Rq {
+    /// Start a request: the received target (path and query as sent), its decoded
+    /// path, the Host, the peer.
+    pub fn start(&mut self, raw_path: &[u8], query: &[u8], path: &[u8], host: &[u8], peer: IpAddr) {
+        self.target.clear();
+        normalize_target(raw_path, &mut self.target);
+        if !query.is_empty() {
+            self.target.push(b'?');
+            self.target.extend_from_slice(query);
+        }
+        self.path.clear();
+        self.path.extend_from_slice(path);
+        self.query.clear();
+        self.query.extend_from_slice(query);
+        self.host.clear();
+        self.host
+            .extend(host.iter().map(|c| c.to_ascii_lowercase()));
+        self.remote_ip = peer;
+        self.scheme = "http";
+        self.remote_user.clear();
+        self.docroot.clear();
+        self.rel.clear();
+        self.rel.extend_from_slice(path);
+        self.location.clear();
+        self.req_headers.clear();
+        self.env.clear();
+        self.restarts = 0;
+        self.rewrite_final = false;
+        self.extforward_done = false;
+        self.setenv_done = false;
+    }
+}
+
+fn is_unreserved(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_' | b'~')
+}
+
+fn hexval(c: u8) -> Option<u8> {
+    (c as char).to_digit(16).map(|d| d as u8)
+}
+
+const HEX: &[u8; 16] = b"0123456789ABCDEF";
+
+/// lighttpd's target normalisation (burl_normalize with its defaults) of a path as
+/// sent: %-escapes of unreserved characters decoded, other escapes upper-cased,
+/// bytes that may not appear raw %-encoded, then `.`/`..` segments resolved, so
+/// that url.rewrite and url.redirect match what lighttpd's would.
+pub fn normalize_target(raw: &[u8], out: &mut Vec<u8>) {
+    let start = out.len();
+    let mut i = 0;
+    while i < raw.len() {
+        let c = raw[i];
+        if c == b'%' {
+            if let (Some(h), Some(l)) = (
+                raw.get(i + 1).copied().and_then(hexval),
+                raw.get(i + 2).copied().and_then(hexval),
+            ) {
+                let b = h << 4 | l;
+                if is_unreserved(b) {
+                    out.push(b);
+                } else {
+                    out.extend_from_slice(&[b'%', HEX[(b >> 4) as usize], HEX[(b & 15) as usize]]);
+                }
+                i += 3;
+                continue;
+            }
+        }
+        if c > 0x20
+            && c < 0x7f
+            && c != b'%'
+            && c != b'"'
+            && c != b'<'
+            && c != b'>'
+            && c != b'\\'
+            && c != b'^'
+            && c != b'`'
+            && c != b'{'
+            && c != b'|'
+            && c != b'}'
+        {
+            out.push(c);
+        } else {
+            out.extend_from_slice(&[b'%', HEX[(c >> 4) as usize], HEX[(c & 15) as usize]]);
+        }
+        i += 1;
+    }
+    // Dot segments: the path is %-encoded but '.' and '/' are literal here.
+    let mut p = out.split_off(start);
+    if p.first() == Some(&b'/') {
+        crate::path::normalize(&mut p);
+    }
+    out.extend_from_slice(&p);
+}
+
+/// The response head a handler wrote, for response_start hooks to edit.
+pub struct HeadEdit<'a> {
+    buf: &'a mut Vec<u8>,
+    start: usize,
+    /// Offset of the blank line's CRLF that ends the head.
+    end: usize,
+    orig_end: usize,
+    /// The status code of the response.
+    pub status: u16,
+    /// The response answers HTTP/1.0.
+    pub http10: bool,
+}
+
+impl<'a> HeadEdit<'a> {
+    fn new(buf: &'a mut Vec<u8>, start: usize) -> Option<HeadEdit<'a>> {
+        let h = &buf[start..];
+        let end = start + memchr::memmem::find(h, b"\r\n\r\n")? + 2;
+        let line_end = start + memchr::memchr(b'\n', h)?;
+        let line = &buf[start..line_end];
+        let status = line
+            .get(9..12)
+            .and_then(|s| std::str::from_utf8(s).ok())
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        Some(HeadEdit {
+            http10: line.starts_with(b"HTTP/1.0"),
+            buf,
+            start,
+            end,
+            orig_end: end,
+            status,
+        })
+    }
+
+    /// Byte ranges of each header line's name and value (after the status line).
+    fn lines(&self) -> impl Iterator<Item = (usize, usize, usize, usize)> + '_ {
+        let first = self.start + memchr::memchr(b'\n', &self.buf[self.start..]).unwrap_or(0) + 1;
+        let mut pos = first;
+        std::iter::from_fn(move || {
+            if pos >= self.end {
+                return None;
+            }
+            let nl = pos + memchr::memchr(b'\n', &self.buf[pos..self.end])?;
+            let line_start = pos;
+            pos = nl + 1;
+            let colon = line_start + memchr::memchr(b':', &self.buf[line_start..nl])?;
+            let mut vs = colon + 1;
+            while self.buf.get(vs) == Some(&b' ') {
+                vs += 1;
+            }
+            Some((line_start, colon, vs, nl.saturating_sub(1)))
+        })
+    }
+
+    /// The value of the first header `name`.
+    pub fn get(&self, name: &str) -> Option<&[u8]> {
+        let (_, _, vs, ve) = self
+            .lines()
+            .find(|&(s, c, _, _)| self.buf[s..c].eq_ignore_ascii_case(name.as_bytes()))?;
+        Some(&self.buf[vs..ve.max(vs)])
+    }
+
+    /// Is header `name` present?
+    pub fn has(&self, name: &str) -> bool {
+        self.get(name).is_some()
+    }
+
+    /// Append a header line (before the blank line).
+    pub fn add(&mut self, name: &str, value: &[u8]) {
+        let mut line = Vec::with_capacity(name.len() + value.len() + 4);
+        line.extend_from_slice(name.as_bytes());
+        line.extend_from_slice(b": ");
+        line.extend(
+            value
+                .iter()
+                .map(|&c| if c == b'\r' || c == b'\n' { b' ' } else { c }),
+        );
+        line.extend_from_slice(b"\r\n");
+        self.buf.splice(self.end..self.end, line.iter().copied());
+        self.end += line.len();
+    }
+
+    /// Remove every line of header `name`.
+    pub fn remove(&mut self, name: &str) {
+        loop {
+            let hit = self
+                .lines()
+                .find(|&(s, c, _, _)| self.buf[s..c].eq_ignore_ascii_case(name.as_bytes()));
+            let Some((s, _, _, ve)) = hit else { break };
+            let e = ve + 2;
+            self.buf.drain(s..e);
+            self.end -= e - s;
+        }
+    }
+
+    /// Replace header `name` (an empty value removes it).
+    pub fn set(&mut self, name: &str, value: &[u8]) {
+        self.remove(name);
+        if !value.is_empty() {
+            self.add(name, value);
+        }
+    }
+
+    /// How far the bytes after the head moved.
+    fn finish(self) -> isize {
+        self.end as isize - self.orig_end as isize
+    }
+}
+
+/// "file:line: " of the setting `key` in block `id`, for start-up errors.
+pub fn where_set(cfg: &Config, id: BlockId, key: &str) -> String {
+    cfg.blocks
+        .get(id)
+        .and_then(|b| {
+            b.settings
+                .iter()
+                .rev()
+                .find(|s| s.key.eq_ignore_ascii_case(key))
+        })
+        .map(|s| format!("{}:{}: ", s.loc.file, s.loc.line))
+        .unwrap_or_default()
+}
+
+/// The substitution source for a url.rewrite/url.redirect match on `rq.target`.
+pub fn subst_source<'a>(
+    x: &'a Cx,
+    caps: &'a regex::bytes::Captures<'a>,
+    block: BlockId,
+) -> subst::Source<'a> {
+    let authority: &[u8] = if x.rq.host.is_empty() {
+        x.view.server_name.as_bytes()
+    } else {
+        &x.rq.host
+    };
+    subst::Source {
+        caps,
+        cond: x.cond,
+        block,
+        scheme: x.rq.scheme,
+        authority,
+        port: x.base.port,
+        target: &x.rq.target,
+        query: x.rq.target.contains(&b'?').then_some(&x.rq.query[..]),
+    }
+}
