@@ -131,13 +131,22 @@ fn identical_dups(a: &Value, b: &Value) -> Vec<String> {
     let (Value::Array(x), Value::Array(y)) = (a, b) else {
         return Vec::new();
     };
+    let index = key_index(x);
     y.iter()
         .filter_map(|(k, v)| {
             let k = k.as_ref()?;
-            x.iter()
-                .any(|(ek, ev)| ek.as_ref().is_some_and(|ek| ek.eq_ignore_ascii_case(k)) && ev == v)
-                .then(|| k.clone())
+            let i = *index.get(&k.to_ascii_lowercase())?;
+            (x[i].1 == *v).then(|| k.clone())
         })
+        .collect()
+}
+
+/// Lowercased key → position, for the keyed elements of a list.
+fn key_index(items: &[(Option<String>, Value)]) -> HashMap<String, usize> {
+    items
+        .iter()
+        .enumerate()
+        .filter_map(|(i, (k, _))| Some((k.as_ref()?.to_ascii_lowercase(), i)))
         .collect()
 }
 
@@ -157,15 +166,13 @@ pub(crate) fn merge(a: Value, b: &Value) -> Result<Value, String> {
         }
         (Value::Int(i), Value::Str(t)) => Ok(Value::Str(format!("{i}{t}"))),
         (Value::Array(mut items), Value::Array(more)) => {
+            let mut index = key_index(&items);
             for (k, v) in more {
-                let dup = k.as_ref().and_then(|k| {
-                    items
-                        .iter()
-                        .find(|(ek, _)| ek.as_ref().is_some_and(|ek| ek.eq_ignore_ascii_case(k)))
-                });
-                match (k, dup) {
-                    (Some(k), Some((_, old))) => {
+                let lower = k.as_ref().map(|k| k.to_ascii_lowercase());
+                match (k, lower.as_ref().and_then(|l| index.get(l))) {
+                    (Some(k), Some(&i)) => {
                         // The same key with the same value is tolerated.
+                        let old = &items[i].1;
                         let same = matches!(
                             (old, v),
                             (Value::Str(_), Value::Str(_)) | (Value::Int(_), Value::Int(_))
@@ -176,7 +183,12 @@ pub(crate) fn merge(a: Value, b: &Value) -> Result<Value, String> {
                             ));
                         }
                     }
-                    _ => items.push((k.clone(), v.clone())),
+                    _ => {
+                        if let Some(l) = lower {
+                            index.insert(l, items.len());
+                        }
+                        items.push((k.clone(), v.clone()));
+                    }
                 }
             }
             Ok(Value::Array(items))
@@ -660,6 +672,7 @@ impl Eval {
     fn array_body(&mut self, p: &mut P) -> Result<Value, ConfError> {
         p.bump(); // (
         let mut items: Vec<(Option<String>, Value)> = Vec::new();
+        let mut seen: std::collections::HashSet<String> = std::collections::HashSet::new();
         if p.peek() == Some(&Tok::RParen) {
             p.bump();
             return Ok(Value::Array(items));
@@ -671,10 +684,7 @@ impl Eval {
                 p.bump();
                 let k = stringop(first).map_err(|m| p.err(eidx, m, None))?;
                 let v = self.expression(p)?;
-                if items
-                    .iter()
-                    .any(|(ek, _)| ek.as_ref().is_some_and(|ek| ek.eq_ignore_ascii_case(&k)))
-                {
+                if !seen.insert(k.to_ascii_lowercase()) {
                     return Err(p.err(
                         eidx,
                         format!("duplicate array-key: {k}"),

@@ -151,13 +151,29 @@ struct Lexer<'a> {
     newline_in_list: bool,
     toks: Vec<Token>,
     warnings: Vec<String>,
+    /// (line start, byte, column) of the last column computed.
+    col_cache: std::cell::Cell<(usize, usize, u32)>,
 }
 
 impl<'a> Lexer<'a> {
+    /// 1-based column (in characters) of byte `pos` on the current line; counted
+    /// on from the last answer, so that long lines stay linear.
     fn col_at(&self, pos: usize) -> u32 {
         let start = self.line_start.min(pos);
-        let chars = String::from_utf8_lossy(&self.s[start..pos]).chars().count();
-        u32::try_from(chars).unwrap_or(u32::MAX).saturating_add(1)
+        let (c_start, c_pos, c_col) = self.col_cache.get();
+        let (from, base) = if c_start == start && c_pos <= pos {
+            (c_pos, c_col)
+        } else {
+            (start, 1)
+        };
+        // The text is UTF-8: count the bytes that start a character.
+        let n = self.s[from..pos]
+            .iter()
+            .filter(|&&b| b & 0xc0 != 0x80)
+            .count();
+        let col = base.saturating_add(u32::try_from(n).unwrap_or(u32::MAX));
+        self.col_cache.set((start, pos, col));
+        col
     }
 
     fn err(&self, pos: usize, msg: &str, hint: Option<&str>) -> ConfError {
@@ -520,6 +536,7 @@ pub fn tokenize(src: &Source) -> Result<(Vec<Token>, Vec<String>), ConfError> {
         newline_in_list: false,
         toks: Vec::new(),
         warnings: Vec::new(),
+        col_cache: std::cell::Cell::new((0, 0, 1)),
     }
     .run()
 }

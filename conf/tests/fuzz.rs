@@ -80,8 +80,8 @@ fn statements() -> impl Strategy<Value = String> {
             "server.name",
             "x",
             "index-file.names",
-            "server.port",
-            "alias.url",
+            "var.z",
+            "my.unknown-key",
         ][..],
     );
     let op = prop::sample::select(&[" = ", " += ", " += ", " := ", " := "][..]);
