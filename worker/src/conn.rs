@@ -153,9 +153,14 @@ impl Conn {
                         self.phase = Phase::Head;
                         continue;
                     };
-                    match out.flush(self.wfd, self.is_socket) {
+                    let before = out.remaining();
+                    let r = out.flush(self.wfd, self.is_socket);
+                    if out.remaining() < before {
+                        // max-write-idle counts from the last progress.
+                        self.since = ctx.clock.mono;
+                    }
+                    match r {
                         Ok(true) => {
-                            self.since = ctx.clock.mono;
                             if let Some(st) = self.st.as_mut() {
                                 st.out = None;
                             }

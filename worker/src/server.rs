@@ -464,21 +464,11 @@ impl Server {
 
     fn add_conn(&mut self, fd: OwnedFd, peer: IpAddr, listener: u16) {
         let now = self.ctx.clock.mono;
-        let entry = self.conns.vacant_entry();
-        let key = entry.key();
-        let raw = fd.as_raw_fd();
-        if self
-            .poll
-            .registry()
-            .register(&mut SourceFd(&raw), Token(key), Interest::READABLE)
-            .is_err()
-        {
-            return;
-        }
-        let mut conn = Conn::new(fd, peer, listener, true, now);
-        conn.registered = 1;
-        entry.insert(conn);
-        // The request usually arrives with the connection: try it now.
+        let key = self.conns.insert(Conn::new(fd, peer, listener, true, now));
+        // The request usually arrives with the connection: try it before
+        // registering, so that a connection answered and closed at once costs no
+        // epoll_ctl. The edge-triggered registration afterwards still reports
+        // data that came in between.
         self.drive(key);
     }
 
@@ -501,12 +491,14 @@ impl Server {
             } else {
                 Interest::READABLE
             };
-            if self
-                .poll
-                .registry()
-                .reregister(&mut SourceFd(&conn.fd.as_raw_fd()), Token(key), i)
-                .is_err()
-            {
+            let fd = conn.fd.as_raw_fd();
+            let reg = self.poll.registry();
+            let r = if conn.registered == 0 {
+                reg.register(&mut SourceFd(&fd), Token(key), i)
+            } else {
+                reg.reregister(&mut SourceFd(&fd), Token(key), i)
+            };
+            if r.is_err() {
                 self.close(key);
                 return;
             }
