@@ -775,6 +775,12 @@ impl Eval {
     }
 
     fn block_body(&mut self, p: &mut P) -> Result<(), ConfError> {
+        if p.peek() == Some(&Tok::Eol) {
+            return Err(p.unexpected(
+                "'{'",
+                Some("the '{' must be on the same line as the condition"),
+            ));
+        }
         let open = p.expect(&Tok::LBrace, "'{'")?;
         self.metalines(p, Some(open))?;
         p.bump(); // }

@@ -570,6 +570,16 @@ fn else_naming_an_earlier_condition_is_unreachable() {
 }
 
 #[test]
+fn brace_must_be_on_the_condition_line() {
+    let e = fail("$HTTP[\"host\"] == \"a\"\n{\n}\n");
+    assert_eq!(
+        e.hint.as_deref(),
+        Some("the '{' must be on the same line as the condition")
+    );
+    assert_eq!(e.loc.line, 1);
+}
+
+#[test]
 fn condition_value_must_be_a_string() {
     let e = fail("$HTTP[\"url\"] == 5 { }\n");
     assert!(e.message.contains("rvalue must be string"), "{e}");
