@@ -25,6 +25,8 @@ pub enum Phase {
     Write,
     /// Response sent, write side shut: reading until the client closes.
     Linger,
+    /// A CGI script answers the request (cgi/): body to its stdin, its output out.
+    Cgi,
 }
 
 #[derive(Debug)]
@@ -47,6 +49,8 @@ pub struct State {
     pub held: Option<Out>,
     /// A response being written.
     pub out: Option<Out>,
+    /// The CGI job of the current request.
+    pub cgi: Option<Box<crate::cgi::Job>>,
 }
 
 pub const CLOSE_AFTER: u8 = 1;
@@ -106,6 +110,7 @@ impl Conn {
     pub fn interest(&self) -> u8 {
         match self.phase {
             Phase::Write => 2,
+            Phase::Cgi => crate::cgi::interest(self.st.as_deref()),
             _ => 1,
         }
     }
@@ -117,7 +122,12 @@ impl Conn {
     /// Drop the busy-state box once it holds nothing.
     fn tidy(&mut self) {
         if let Some(st) = &self.st {
-            if st.input.is_empty() && st.body.is_none() && st.held.is_none() && st.out.is_none() {
+            if st.input.is_empty()
+                && st.body.is_none()
+                && st.held.is_none()
+                && st.out.is_none()
+                && st.cgi.is_none()
+            {
                 self.st = None;
             }
         }
@@ -135,6 +145,7 @@ impl Conn {
             Phase::Head | Phase::Body => ctx.site.read_idle,
             Phase::Write => ctx.site.write_idle,
             Phase::Linger => crate::site::LINGER_SECS,
+            Phase::Cgi => crate::cgi::timeout(self.st.as_deref(), ctx.site.write_idle),
         }
     }
 
@@ -173,6 +184,11 @@ impl Conn {
                     }
                 }
                 Phase::Linger => return self.linger(ctx),
+                Phase::Cgi => {
+                    if let Some(n) = crate::cgi::pump(self, ctx) {
+                        return n;
+                    }
+                }
                 Phase::Head | Phase::Body => {
                     // Buffered input first (pipelined requests, the rest of a body).
                     if self
@@ -425,7 +441,7 @@ impl Conn {
                         }
                     }
                 }
-                Phase::Write | Phase::Linger => return off,
+                Phase::Write | Phase::Linger | Phase::Cgi => return off,
             }
         }
         off
@@ -508,6 +524,7 @@ impl Conn {
             roots,
             scratch,
             etag,
+            cgi,
             rq,
             ..
         } = ctx;
@@ -578,6 +595,62 @@ impl Conn {
         if has_body && rest_empty && head.expect_continue && head.version == Version::Http11 {
             out.put(b"HTTP/1.1 100 Continue\r\n\r\n");
         }
+        // mod_cgi (cgi/): a script answers; its response comes later, from its pipes.
+        let internal = if cgi.enabled { cgi.internal.take() } else { None };
+        let mut cgi_handler = [false; 2];
+        let mut hview = view;
+        if cgi.enabled && early.is_none() {
+            if let Some(sel) = crate::cgi::select(roots, cache, clock.mono, &view, rel) {
+                let (peer, listener, fd) = (self.peer, self.listener, self.fd.as_raw_fd());
+                let blocks = cond.matched().map(|b| b as u32).collect();
+                let parts = crate::cgi::Parts {
+                    cgi,
+                    out,
+                    clock,
+                    pages,
+                    cfg: &site.cfg,
+                };
+                let begin = crate::cgi::Begin {
+                    buf,
+                    head,
+                    fields,
+                    path: sel.path.as_deref().unwrap_or(&path),
+                    script_len: sel.script_len,
+                    query,
+                    keep_alive,
+                    peer,
+                    listener,
+                    fd,
+                    blocks,
+                    internal,
+                };
+                crate::cgi::begin(self, parts, &view, begin);
+                if has_body {
+                    let st = self.state();
+                    st.body_limit = limit;
+                    st.body = Some(match head.body {
+                        BodyKind::Length(n) => BodyState::Length(n),
+                        _ => BodyState::Chunked(Decoder::new()),
+                    });
+                }
+                ctx.path = path;
+                return;
+            }
+            // Error handlers that are CGI scripts run as internal requests (below):
+            // the static handler must not serve their source. Only once per request.
+            if internal.as_ref().is_none_or(|i| i.error.is_none()) {
+                for (i, h) in [view.error_handler_404, view.error_handler].iter().enumerate() {
+                    cgi_handler[i] = !h.is_empty()
+                        && crate::cgi::probe(site, &mut cgi.cond2, &facts, h, roots, cache, clock.mono);
+                }
+                if cgi_handler[0] {
+                    hview.error_handler_404 = &NO_HANDLER;
+                }
+                if cgi_handler[1] {
+                    hview.error_handler = &NO_HANDLER;
+                }
+            }
+        }
         let mark = out.mark();
         let req = Req {
             buf,
@@ -597,9 +670,9 @@ impl Conn {
             etag,
         };
         let status = match early {
-            Some(s) => mods.answer(s, &req, &view, &mut env, rq),
-            None if mods.active => mods.handle(&req, &view, &mut env, &base, rq),
-            None => static_file::handle(&req, &view, &mut env),
+            Some(s) => mods.answer(s, &req, &hview, &mut env, rq),
+            None if mods.active => mods.handle(&req, &hview, &mut env, &base, rq),
+            None => static_file::handle(&req, &hview, &mut env),
         };
         if mods.active {
             mods.finish(
@@ -613,6 +686,37 @@ impl Conn {
                 clock,
                 status,
             );
+        }
+        let handler = if status == 404 && !view.error_handler_404.is_empty() {
+            Some((0, view.error_handler_404, false))
+        } else if status >= 400 && !view.error_handler.is_empty() {
+            Some((1, view.error_handler, true))
+        } else {
+            None
+        };
+        if let Some((_, target, keep_status)) = handler.filter(|h| cgi_handler[h.0]) {
+            drop(out.split_off(mark));
+            if has_body {
+                self.flags |= CLOSE_AFTER | DIRTY;
+            }
+            let ir = crate::cgi::Internal {
+                saved: crate::cgi::Saved {
+                    buf: buf.to_vec(),
+                    head: head.clone(),
+                    fields: fields.to_vec(),
+                },
+                target: target.as_bytes().to_vec(),
+                method_get: false,
+                info: crate::cgi::InternalInfo {
+                    orig_target: String::from_utf8_lossy(head.target.of(buf)).into_owned(),
+                    new_target: target.clone(),
+                    loops: 0,
+                    error: Some((status, keep_status)),
+                },
+            };
+            ctx.path = path;
+            self.internal_request(ctx, ir);
+            return;
         }
         if has_body {
             let held = out.split_off(mark);
@@ -628,6 +732,68 @@ impl Conn {
         ctx.path = path;
     }
 }
+
+impl Conn {
+    /// Run `ir` as a request of this connection (a CGI's local redirect, an error
+    /// handler that is a CGI script): the saved head again with another target (and
+    /// method), without its body.
+    pub(crate) fn internal_request(&mut self, ctx: &mut Ctx, ir: crate::cgi::Internal) {
+        let sv = &ir.saved;
+        let mut buf = Vec::with_capacity(sv.buf.len() + ir.target.len() + 16);
+        if ir.method_get {
+            buf.extend_from_slice(b"GET");
+        } else {
+            buf.extend_from_slice(sv.head.method_span.of(&sv.buf));
+        }
+        buf.push(b' ');
+        buf.extend_from_slice(&ir.target);
+        buf.extend_from_slice(match sv.head.version {
+            Version::Http10 => b" HTTP/1.0\r\n",
+            Version::Http11 => b" HTTP/1.1\r\n",
+        });
+        for f in &sv.fields {
+            use request::Known;
+            if matches!(f.known, Known::ContentLength | Known::TransferEncoding | Known::Expect) {
+                continue;
+            }
+            buf.extend_from_slice(f.name.of(&sv.buf));
+            buf.extend_from_slice(b": ");
+            buf.extend_from_slice(f.value.of(&sv.buf));
+            buf.extend_from_slice(b"\r\n");
+        }
+        buf.extend_from_slice(b"\r\n");
+        let mut fields = Vec::new();
+        match request::parse(&buf, &mut fields) {
+            Ok(head) => {
+                ctx.cgi.internal = Some(ir.info);
+                // Not a request of the client's: keep-alive counting is unchanged.
+                self.requests = self.requests.saturating_sub(1);
+                self.request(ctx, &buf, &head, &fields, true);
+                ctx.cgi.internal = None;
+            }
+            Err(_) => {
+                ctx.cgi.log.push(format!(
+                    "mod_cgi: cannot run {} as an internal request",
+                    String::from_utf8_lossy(&ir.target)
+                ));
+                ctx.error_response(sv.head.version, 500);
+                self.flags |= CLOSE_AFTER;
+            }
+        }
+    }
+
+    /// A CGI's local redirect (from `cgi::pump`): run it and queue what it answered.
+    pub(crate) fn redispatch(&mut self, ctx: &mut Ctx, ir: crate::cgi::Internal) {
+        self.internal_request(ctx, ir);
+        if self.phase != Phase::Cgi {
+            let _ = self.flush(ctx);
+        }
+    }
+}
+
+/// An error handler that runs as a CGI script is taken out of the static handler's
+/// view.
+static NO_HANDLER: String = String::new();
 
 /// read(2) into `buf`.
 pub fn read(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {

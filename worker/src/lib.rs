@@ -5,6 +5,7 @@
 //! fd from the master; compile the config; [`sandbox::enter`]; tell the master Ready;
 //! serve.
 
+pub mod cgi;
 pub mod chunked;
 pub mod conn;
 pub mod date;
@@ -47,6 +48,7 @@ pub fn run(mut channel: Channel) -> i32 {
     let mut log = Logger::Channel;
     let mut oneshot = None;
     let mut report_activity = false;
+    let mut spawner = None;
     loop {
         let (msg, mut fds) = match channel.recv::<ToWorker>() {
             Ok(Some(m)) => m,
@@ -95,6 +97,7 @@ pub fn run(mut channel: Channel) -> i32 {
                 oneshot = Some((r, if has_out { w } else { None }));
             }
             ToWorker::ReportActivity => report_activity = true,
+            ToWorker::SpawnerChannel { .. } => spawner = fds.pop(),
             ToWorker::Start => break,
             ToWorker::Drain { .. } | ToWorker::Terminate => return 0,
             // ReopenLog before Start (the fd just given is fresh) and messages for
@@ -116,6 +119,7 @@ pub fn run(mut channel: Channel) -> i32 {
         log,
         oneshot,
         report_activity,
+        spawner,
     };
     let mut server = match Server::new(site, channel, start) {
         Ok(s) => s,

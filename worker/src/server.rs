@@ -53,6 +53,8 @@ pub struct Ctx {
     pub activity: bool,
     /// Per-request state of the modules (mods/), buffers reused.
     pub rq: crate::mods::Rq,
+    /// mod_cgi: the channel to the gateway-spawner and the jobs it runs for us.
+    pub cgi: crate::cgi::Client,
 }
 
 impl Ctx {
@@ -109,6 +111,8 @@ pub struct Start {
     /// `wickd -1`: the connection (and a separate write side).
     pub oneshot: Option<(OwnedFd, Option<OwnedFd>)>,
     pub report_activity: bool,
+    /// The channel to the gateway-spawner, when the config loads mod_cgi.
+    pub spawner: Option<OwnedFd>,
 }
 
 impl Server {
@@ -121,6 +125,8 @@ impl Server {
             v.server_tag.clone()
         };
         let cond = CondState::new(&site.compiled);
+        let cgi_on = site.cfg.server.effective_modules().iter().any(|m| m == "mod_cgi");
+        let cgi = crate::cgi::Client::new(cgi_on, &site.compiled);
         let ctx = Ctx {
             site,
             tag,
@@ -138,6 +144,7 @@ impl Server {
             draining: false,
             activity: false,
             rq: crate::mods::Rq::default(),
+            cgi,
         };
         channel.set_nonblocking(true)?;
         poll.registry().register(
@@ -169,6 +176,9 @@ impl Server {
         };
         for l in &s.listeners {
             set_nonblocking(l.fd.as_raw_fd());
+        }
+        if let Some(fd) = start.spawner {
+            s.ctx.cgi.set_channel(fd, s.poll.registry())?;
         }
         if let Some((fd, out)) = start.oneshot {
             s.oneshot = true;
@@ -290,6 +300,10 @@ impl Server {
                     if let Some(code) = self.channel_event() {
                         return code;
                     }
+                } else if t == crate::cgi::SPAWNER {
+                    self.spawner_event();
+                } else if t.0 >= crate::cgi::TOKEN_BASE {
+                    self.drive(crate::cgi::token_key(t));
                 } else if t.0 >= LISTENER_BASE {
                     self.accept(t.0 - LISTENER_BASE);
                 } else {
@@ -300,6 +314,11 @@ impl Server {
                 let again = std::mem::take(&mut self.again);
                 for key in again {
                     self.drive(key);
+                }
+            }
+            if !self.ctx.cgi.log.is_empty() {
+                for line in std::mem::take(&mut self.ctx.cgi.log) {
+                    self.log(format_args!("{line}"));
                 }
             }
             if self.ctx.clock.mono != self.last_tick {
@@ -349,6 +368,9 @@ impl Server {
         for key in expired {
             self.close(key);
         }
+        for key in crate::cgi::tick(&mut self.conns, &mut self.ctx) {
+            self.drive(key);
+        }
         if let Some(d) = self.drain_deadline {
             if now >= d {
                 let _ = self.channel.send(&FromWorker::Drained, &[]);
@@ -376,6 +398,13 @@ impl Server {
                                     self.log =
                                         Logger::File(wick_proto::log::ErrorLog::file(fd, "worker"))
                                 }
+                            }
+                        }
+                    }
+                    ToWorker::SpawnerChannel { .. } => {
+                        if let Some(fd) = fds.pop() {
+                            if let Err(e) = self.ctx.cgi.set_channel(fd, self.poll.registry()) {
+                                self.log(format_args!("mod_cgi: the new spawner channel: {e}"));
                             }
                         }
                     }
@@ -476,6 +505,7 @@ impl Server {
         let Some(conn) = self.conns.get_mut(key) else {
             return;
         };
+        self.ctx.cgi.current = key;
         let next = conn.drive(&mut self.ctx);
         if matches!(next, Next::Close) {
             self.close(key);
@@ -486,10 +516,10 @@ impl Server {
         }
         let want = conn.interest();
         if !self.oneshot && want != conn.registered {
-            let i = if want == 2 {
-                Interest::WRITABLE
-            } else {
-                Interest::READABLE
+            let i = match want {
+                2 => Interest::WRITABLE,
+                3 => Interest::READABLE | Interest::WRITABLE,
+                _ => Interest::READABLE,
             };
             let fd = conn.fd.as_raw_fd();
             let reg = self.poll.registry();
@@ -509,7 +539,16 @@ impl Server {
     fn close(&mut self, key: usize) {
         if self.conns.contains(key) {
             // Closing the fd also removes it from the epoll set.
-            self.conns.remove(key);
+            let mut c = self.conns.remove(key);
+            crate::cgi::closed(&mut c, &mut self.ctx);
+        }
+    }
+
+    /// The gateway-spawner answered (or its channel can take more).
+    fn spawner_event(&mut self) {
+        let keys = crate::cgi::spawner_event(&mut self.conns, &mut self.ctx, self.poll.registry());
+        for key in keys {
+            self.drive(key);
         }
     }
 }
