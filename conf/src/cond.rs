@@ -518,13 +518,25 @@ impl CondState {
     }
 
     /// `%n` (0..=9) of block `id`: the text of capture group `n` of its `=~` regex
-    /// when the block matched; None when the block has no such capture.
+    /// when the block matched; None when the block has no such capture (or when
+    /// the group ends inside a multi-byte character: see [`Self::capture_bytes`]).
     pub fn capture(&self, id: BlockId, n: usize) -> Option<&str> {
+        let (s, e) = self.capture_range(id, n)?;
+        self.subject[id].get(s..e)
+    }
+
+    /// `%n` as bytes: regexes match bytes, as lighttpd's do, so a group may cut a
+    /// UTF-8 character.
+    pub fn capture_bytes(&self, id: BlockId, n: usize) -> Option<&[u8]> {
+        let (s, e) = self.capture_range(id, n)?;
+        self.subject[id].as_bytes().get(s..e)
+    }
+
+    fn capture_range(&self, id: BlockId, n: usize) -> Option<(usize, usize)> {
         if !self.has_caps.get(id).copied().unwrap_or(false) {
             return None;
         }
-        let (s, e) = self.locs.get(id)?.as_ref()?.get(n)?;
-        self.subject[id].get(s..e)
+        self.locs.get(id)?.as_ref()?.get(n)
     }
 }
 

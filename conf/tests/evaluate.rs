@@ -623,6 +623,17 @@ fn regexes_match_bytes_as_pcre_does() {
         "umlaut"
     );
     assert_eq!(st.capture(3, 1), Some("ber"));
+    let (c, mut st) = setup("$HTTP[\"url\"] =~ \"^/(.)\" { server.tag = \"x\" }\n");
+    eval(
+        &c,
+        &mut st,
+        &Req {
+            url: "/é",
+            ..Req::default()
+        },
+    );
+    assert_eq!(st.capture(1, 1), None, "half a character is not text");
+    assert_eq!(st.capture_bytes(1, 1), Some(&"é".as_bytes()[..1]));
     assert_eq!(
         eval(
             &c,
