@@ -281,6 +281,11 @@ impl Server {
     /// Serve until drained, terminated, or the master goes away. Returns the exit code.
     pub fn run(&mut self) -> i32 {
         let mut events = Events::with_capacity(512);
+        // Accept from the first poll on: Ready is sent, and the generation this one
+        // replaces stops accepting as soon as the master hears it.
+        if !self.oneshot {
+            self.arm_listeners(true);
+        }
         loop {
             let timeout = if self.again.is_empty() {
                 Duration::from_millis(1000)
@@ -435,15 +440,9 @@ impl Server {
         } else {
             Some(self.ctx.clock.mono + timeout_ms.div_ceil(1000).max(1))
         };
-        let idle: Vec<usize> = self
-            .conns
-            .iter()
-            .filter(|(_, c)| c.is_idle() && c.requests > 0)
-            .map(|(k, _)| k)
-            .collect();
-        for key in idle {
-            self.close(key);
-        }
+        // Keep-alive connections are not closed here: one that looks idle may have
+        // a request on its way. tick() closes those idle for DRAIN_IDLE seconds;
+        // the others get `Connection: close` on their next response.
     }
 
     fn accept(&mut self, i: usize) {
