@@ -8,7 +8,11 @@ use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
 fn run(args: &[&str]) -> Output {
-    Command::new(wickd_bin()).args(args).stdin(Stdio::null()).output().expect("run wickd")
+    Command::new(wickd_bin())
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run wickd")
 }
 
 fn out(o: &Output) -> String {
@@ -32,7 +36,10 @@ fn version() {
     let o = run(&["-v"]);
     assert_eq!(o.status.code(), Some(0));
     let s = out(&o);
-    assert!(s.starts_with(concat!("wickd/", env!("CARGO_PKG_VERSION"), " ")), "{s}");
+    assert!(
+        s.starts_with(concat!("wickd/", env!("CARGO_PKG_VERSION"), " ")),
+        "{s}"
+    );
     assert_eq!(s.lines().count(), 1, "{s}");
 }
 
@@ -47,7 +54,10 @@ fn features_as_lighttpd_prints_them() {
     assert!(s.contains("\n\t+ PCRE support\n"), "{s}");
     assert!(s.contains("\n\t+ IPv6 support\n"), "{s}");
     for line in s.lines().filter(|l| l.starts_with('\t')) {
-        assert!(line.starts_with("\t+ ") || line.starts_with("\t- "), "{line:?}");
+        assert!(
+            line.starts_with("\t+ ") || line.starts_with("\t- "),
+            "{line:?}"
+        );
     }
 }
 
@@ -56,7 +66,10 @@ fn help_on_stdout() {
     let o = run(&["-h"]);
     assert_eq!(o.status.code(), Some(0));
     let s = out(&o);
-    assert!(s.contains("usage:") && s.contains(" -f <name>") && s.contains(" -tt "), "{s}");
+    assert!(
+        s.contains("usage:") && s.contains(" -f <name>") && s.contains(" -tt "),
+        "{s}"
+    );
 }
 
 #[test]
@@ -76,7 +89,11 @@ fn unknown_option_is_usage_and_255() {
 fn no_config_is_an_error() {
     let o = run(&["-D"]);
     assert_ne!(o.status.code(), Some(0));
-    assert!(err(&o).contains("No configuration available. Try using -f option."), "{}", err(&o));
+    assert!(
+        err(&o).contains("No configuration available. Try using -f option."),
+        "{}",
+        err(&o)
+    );
 }
 
 #[test]
@@ -85,7 +102,11 @@ fn only_one_config_file() {
     let c = conf(&d, GOOD);
     let o = run(&["-t", "-f", &c, "-f", &c]);
     assert_eq!(o.status.code(), Some(255));
-    assert!(err(&o).contains("Can only read one config file"), "{}", err(&o));
+    assert!(
+        err(&o).contains("Can only read one config file"),
+        "{}",
+        err(&o)
+    );
 }
 
 #[test]
@@ -105,7 +126,10 @@ fn syntax_error_names_file_line_column() {
     assert_eq!(o.status.code(), Some(1));
     let e = err(&o);
     assert!(e.contains(&format!("{c}:2:")), "{e}");
-    assert!(e.contains("server.tag = \"unterminated"), "the line is shown: {e}");
+    assert!(
+        e.contains("server.tag = \"unterminated"),
+        "the line is shown: {e}"
+    );
     assert!(!out(&o).contains("Syntax OK"));
 }
 
@@ -118,7 +142,12 @@ fn config_from_stdin() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn");
-    child.stdin.take().expect("stdin").write_all(GOOD.as_bytes()).expect("write");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(GOOD.as_bytes())
+        .expect("write");
     let o = child.wait_with_output().expect("wait");
     assert_eq!(o.status.code(), Some(0), "{}", err(&o));
     assert_eq!(out(&o), "Syntax OK\n");
@@ -127,7 +156,10 @@ fn config_from_stdin() {
 #[test]
 fn print_normalised() {
     let d = TempDir::new();
-    let c = conf(&d, "server.port = 8080\nserver.document-root = \"/tmp\"\nserver.tag = \"a\" + \"b\"\n");
+    let c = conf(
+        &d,
+        "server.port = 8080\nserver.document-root = \"/tmp\"\nserver.tag = \"a\" + \"b\"\n",
+    );
     let o = run(&["-p", "-f", &c]);
     assert_eq!(o.status.code(), Some(0), "{}", err(&o));
     let s = out(&o);
@@ -140,9 +172,16 @@ fn preflight() {
     let c = conf(&d, &format!("{GOOD}foo.bar = 1\n"));
     let o = run(&["-tt", "-f", &c]);
     assert_eq!(o.status.code(), Some(0), "{}", err(&o));
-    assert!(err(&o).contains("WARNING: unknown config-key: foo.bar (ignored)"), "{}", err(&o));
+    assert!(
+        err(&o).contains("WARNING: unknown config-key: foo.bar (ignored)"),
+        "{}",
+        err(&o)
+    );
 
-    let c = conf(&d, "server.port = 8080\nserver.document-root = \"/nonexistent/wick\"\n");
+    let c = conf(
+        &d,
+        "server.port = 8080\nserver.document-root = \"/nonexistent/wick\"\n",
+    );
     let o = run(&["-tt", "-f", &c]);
     assert_eq!(o.status.code(), Some(1), "{}", out(&o));
 }
@@ -153,7 +192,11 @@ fn bad_idle_value() {
     let c = conf(&d, GOOD);
     let o = run(&["-D", "-i", "soon", "-f", &c]);
     assert_eq!(o.status.code(), Some(255));
-    assert!(err(&o).contains("Invalid idle timeout value: soon"), "{}", err(&o));
+    assert!(
+        err(&o).contains("Invalid idle timeout value: soon"),
+        "{}",
+        err(&o)
+    );
 }
 
 #[test]
@@ -163,9 +206,15 @@ fn bind_failure_is_reported() {
     let port = busy.local_addr().expect("addr").port();
     let c = conf(
         &d,
-        &format!("server.bind = \"127.0.0.1\"\nserver.port = {port}\nserver.document-root = \"/tmp\"\n"),
+        &format!(
+            "server.bind = \"127.0.0.1\"\nserver.port = {port}\nserver.document-root = \"/tmp\"\n"
+        ),
     );
     let o = run(&["-D", "-f", &c]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(err(&o).contains(&format!("can't bind to socket: 127.0.0.1:{port}")), "{}", err(&o));
+    assert!(
+        err(&o).contains(&format!("can't bind to socket: 127.0.0.1:{port}")),
+        "{}",
+        err(&o)
+    );
 }

@@ -25,7 +25,12 @@ fn start() -> Server {
 /// Process state letter from /proc/PID/stat, None when the pid is gone.
 fn state(pid: u32) -> Option<char> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    s.rsplit_once(')')?.1.split_whitespace().next()?.chars().next()
+    s.rsplit_once(')')?
+        .1
+        .split_whitespace()
+        .next()?
+        .chars()
+        .next()
 }
 
 fn alive(pid: u32) -> bool {
@@ -59,7 +64,11 @@ fn workers(s: &Server, n: usize) -> Vec<u32> {
 #[test]
 fn ps_shows_the_roles() {
     let s = start();
-    assert!(cmdline(s.pid()).starts_with("wickd: master"), "{}", cmdline(s.pid()));
+    assert!(
+        cmdline(s.pid()).starts_with("wickd: master"),
+        "{}",
+        cmdline(s.pid())
+    );
     let mut titles: Vec<String> = workers(&s, 2).iter().map(|&p| cmdline(p)).collect();
     titles.sort();
     assert_eq!(titles, ["wickd: worker 1", "wickd: worker 2"]);
@@ -84,14 +93,19 @@ fn killed_worker_is_replaced() {
         "worker not replaced: {now:?}"
     );
     let titles: Vec<String> = now.iter().map(|&p| cmdline(p)).collect();
-    assert!(titles.iter().all(|t| t.starts_with("wickd: worker ")), "{titles:?}");
+    assert!(
+        titles.iter().all(|t| t.starts_with("wickd: worker ")),
+        "{titles:?}"
+    );
     for _ in 0..10 {
         let r = s.get("/index.html");
         assert_eq!(r.status, 200);
         assert_eq!(r.text(), "hello from wick\n");
     }
     assert!(
-        wait_until(Duration::from_secs(5), || s.error_log().contains("killed by signal 9 (SIGKILL)")),
+        wait_until(Duration::from_secs(5), || s
+            .error_log()
+            .contains("killed by signal 9 (SIGKILL)")),
         "death not logged: {}",
         s.error_log()
     );
@@ -116,9 +130,13 @@ fn sigterm_stops_everything() {
     let mut s = start();
     let kids = workers(&s, 2);
     s.signal(Signal::SIGTERM);
-    let st = s.wait_exit(Duration::from_secs(5)).expect("master exits on SIGTERM");
+    let st = s
+        .wait_exit(Duration::from_secs(5))
+        .expect("master exits on SIGTERM");
     assert!(st.success(), "{st}");
-    assert!(wait_until(Duration::from_secs(3), || kids.iter().all(|&k| !alive(k))));
+    assert!(wait_until(Duration::from_secs(3), || kids
+        .iter()
+        .all(|&k| !alive(k))));
     let log = std::fs::read_to_string(s.dir.path().join("error.log")).unwrap_or_default();
     assert!(log.contains("server stopped by UID ="), "{log}");
 }
@@ -129,9 +147,13 @@ fn sigint_stops_gracefully() {
     let kids = workers(&s, 2);
     assert_eq!(s.get("/index.html").status, 200);
     s.signal(Signal::SIGINT);
-    let st = s.wait_exit(Duration::from_secs(10)).expect("master exits on SIGINT");
+    let st = s
+        .wait_exit(Duration::from_secs(10))
+        .expect("master exits on SIGINT");
     assert!(st.success(), "{st}");
-    assert!(wait_until(Duration::from_secs(3), || kids.iter().all(|&k| !alive(k))));
+    assert!(wait_until(Duration::from_secs(3), || kids
+        .iter()
+        .all(|&k| !alive(k))));
     let log = std::fs::read_to_string(s.dir.path().join("error.log")).unwrap_or_default();
     assert!(log.contains("graceful shutdown started"), "{log}");
     // The listening socket is gone with the server.

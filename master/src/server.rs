@@ -279,7 +279,12 @@ impl Master {
         apply_rlimits(&config);
         let id = self.next_gen;
         self.next_gen += 1;
-        let n = worker_count(&config);
+        // `-1` serves one connection: one worker.
+        let n = if self.oneshot.is_some() {
+            1
+        } else {
+            worker_count(&config)
+        };
         let order = spawner_launch::start_order(&config, n);
         let slots = (0..spawner_launch::slot_count(&config, n))
             .map(|_| Slot {
