@@ -1,6 +1,7 @@
 //! wickd: the master process (command line, listeners, supervision), and the entry
 //! point of every re-executed role (worker, gateway-spawner).
 
+mod accesslog;
 mod cli;
 mod config;
 mod daemon;
@@ -25,6 +26,10 @@ fn main() {
     // Children are this binary again, told their role by the environment.
     if let Some(role) = std::env::var_os(ROLE_ENV) {
         std::env::remove_var(ROLE_ENV);
+        // A piped access logger has no channel: its stdin is the pipe.
+        if role == accesslog::LOGGER_ROLE {
+            std::process::exit(accesslog::logger_main());
+        }
         // SAFETY: the master started us with our channel on fd 3 (spawn.rs), and
         // nothing in this process has touched that fd yet.
         let channel = unsafe { Channel::from_inherited() };

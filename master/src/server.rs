@@ -134,6 +134,8 @@ pub struct Master {
     oneshot: Option<Vec<OwnedFd>>,
     foreground: bool,
     exit_code: i32,
+    /// mod_accesslog's files and piped loggers (accesslog.rs).
+    accesslog: crate::accesslog::AccessLogs,
 }
 
 /// "exited with status 3", "killed by signal 9 (SIGKILL)", with a word on SIGSYS.
@@ -215,6 +217,7 @@ impl Master {
             oneshot: setup.oneshot,
             foreground: setup.foreground,
             exit_code: 0,
+            accesslog: Default::default(),
         })
     }
 
@@ -302,6 +305,13 @@ impl Master {
             slots,
             log,
         });
+        if let Some(g) = self.gens.last() {
+            let config = Rc::clone(&g.config);
+            if let Err(e) = self.accesslog.prepare(&config) {
+                self.fail_generation(id, &e);
+                return;
+            }
+        }
         for slot in order {
             if let Err(e) = self.spawn_worker(id, slot) {
                 self.fail_generation(id, &e);
@@ -395,6 +405,7 @@ impl Master {
             Some(fd) => spawn::send(ch, &ToWorker::ErrorLog { has_fd: true }, &[fd.as_fd()])?,
             None => spawn::send(ch, &ToWorker::ErrorLog { has_fd: false }, &[])?,
         }
+        self.accesslog.send(ch, config)?;
         if let Some(conn) = &self.oneshot {
             let fds: Vec<_> = conn.iter().map(|f| f.as_fd()).collect();
             spawn::send(
@@ -632,6 +643,8 @@ impl Master {
         }
         if self.gens.len() != before {
             self.close_unused_listeners();
+            let live: Vec<&Config> = self.gens.iter().map(|g| &*g.config).collect();
+            self.accesslog.retain(&live);
         }
     }
 
@@ -815,6 +828,17 @@ impl Master {
             };
             let _ = spawn::send(ch, &ToWorker::ReopenLog, &[fd.as_fd()]);
         }
+        for e in self.accesslog.reopen() {
+            elog!(self.log, "{e}");
+        }
+        for c in self.children.values() {
+            let (Role::Worker { .. }, Some(ch), Some(gi)) =
+                (c.role, &c.channel, self.gen_index(c.gen))
+            else {
+                continue;
+            };
+            let _ = self.accesslog.send(ch, &self.gens[gi].config);
+        }
         let (uid, pid) = sender.unwrap_or((0, 0));
         elog!(self.log, "logfiles cycled UID = {uid} PID = {pid}");
     }
@@ -878,6 +902,7 @@ impl Master {
             }
             FromWorker::Drained => {}
             FromWorker::Active => self.last_active = Instant::now(),
+            FromWorker::AccessLogSyslog { lines } => self.accesslog.syslog(&lines),
         }
     }
 
@@ -890,6 +915,8 @@ impl Master {
                     if matches!(st, WaitStatus::Exited(..) | WaitStatus::Signaled(..)) {
                         if let Some(key) = self.by_pid.remove(&pid.as_raw()) {
                             self.on_child_exit(key, &st);
+                        } else if let Some(l) = self.accesslog.reaped(pid, &describe_status(&st)) {
+                            elog!(self.log, "{l}");
                         }
                     }
                 }
@@ -986,6 +1013,9 @@ impl Master {
     fn next_deadline(&self) -> Option<Instant> {
         let mut d: Option<Instant> = None;
         let mut at = |t: Instant| d = Some(d.map_or(t, |x| x.min(t)));
+        if let Some(t) = self.accesslog.next_deadline() {
+            at(t);
+        }
         for g in &self.gens {
             match g.state {
                 GenState::Starting { deadline } => at(deadline),
@@ -1011,6 +1041,9 @@ impl Master {
     }
 
     fn on_timers(&mut self, now: Instant) {
+        for l in self.accesslog.on_timers(now) {
+            elog!(self.log, "{l}");
+        }
         let mut timed_out = Vec::new();
         let mut to_kill = Vec::new();
         let mut to_restart = Vec::new();

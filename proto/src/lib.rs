@@ -67,6 +67,11 @@ pub enum ToWorker {
     /// The spawner's control channel speaks this same enum (Hello, Config, ErrorLog,
     /// Start, Drain, Terminate, ReopenLog) and answers with [`FromWorker`].
     SpawnerChannel { worker_id: u32 },
+    /// The access log targets (mod_accesslog), their fds riding along in the order
+    /// of `wick_worker::mods::accesslog::targets`: files opened for appending and the
+    /// write ends of piped loggers. Before `Start`, and again after SIGHUP reopened
+    /// the files (the worker writes what it gathered to the old ones first).
+    AccessLogs { count: u32 },
 }
 
 /// Worker → master.
@@ -82,4 +87,7 @@ pub enum FromWorker {
     Drained,
     /// Network activity since the last report (only after `ToWorker::ReportActivity`).
     Active,
+    /// Access log lines for syslog (accesslog.use-syslog), with their syslog
+    /// levels; a batch at most once a second (and before the worker exits).
+    AccessLogSyslog { lines: Vec<(u8, String)> },
 }

@@ -574,7 +574,7 @@ impl Conn {
         };
         let view = match pre {
             Some(v) => mods.handler_view(&v, rq),
-            None => site.view(&facts, cond),
+            None => mods.plain_view(site.view(&facts, cond)),
         };
 
         // Body: refuse an oversized one before reading it (413), else read it after

@@ -98,6 +98,7 @@ pub fn run(mut channel: Channel) -> i32 {
             }
             ToWorker::ReportActivity => report_activity = true,
             ToWorker::SpawnerChannel { .. } => spawner = fds.pop(),
+            ToWorker::AccessLogs { .. } => mods::accesslog::deliver(fds),
             ToWorker::Start => break,
             ToWorker::Drain { .. } | ToWorker::Terminate => return 0,
             // ReopenLog before Start (the fd just given is fresh) and messages for

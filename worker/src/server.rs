@@ -280,6 +280,26 @@ impl Server {
 
     /// Serve until drained, terminated, or the master goes away. Returns the exit code.
     pub fn run(&mut self) -> i32 {
+        let code = self.serve();
+        // mod_accesslog: nothing gathered is lost at exit.
+        self.flush_access_log();
+        code
+    }
+
+    /// mod_accesslog: write the lines gathered; syslog ones go to the master.
+    fn flush_access_log(&mut self) {
+        let f = crate::mods::accesslog::flush();
+        if !f.syslog.is_empty() {
+            let _ = self
+                .channel
+                .send(&FromWorker::AccessLogSyslog { lines: f.syslog }, &[]);
+        }
+        for e in f.errors {
+            self.log(format_args!("{e}"));
+        }
+    }
+
+    fn serve(&mut self) -> i32 {
         let mut events = Events::with_capacity(512);
         // Accept from the first poll on: Ready is sent, and the generation this one
         // replaces stops accepting as soon as the master hears it.
@@ -356,6 +376,7 @@ impl Server {
 
     /// Once a second: timeouts, drain deadline, activity report.
     fn tick(&mut self) -> Option<i32> {
+        self.flush_access_log();
         let now = self.ctx.clock.mono;
         let mut expired = Vec::new();
         for (key, c) in self.conns.iter() {
@@ -413,6 +434,7 @@ impl Server {
                             }
                         }
                     }
+                    ToWorker::AccessLogs { .. } => crate::mods::accesslog::deliver(fds),
                     other => self.log(format_args!(
                         "unexpected message from the master: {other:?}"
                     )),

@@ -480,10 +480,13 @@ impl Mods {
         }
         let has = |m: &str| names.iter().any(|x| x == m);
         Ok(Mods {
-            indexfile: has("mod_indexfile"),
+            // (compat loading drops it without index-file.names; when listed with
+            // compat loading off and no names set, it has none, as in lighttpd)
+            indexfile: has("mod_indexfile")
+                && (opt_enabled(cfg, "index-file.names") || opt_enabled(cfg, "server.indexfiles")),
             staticfile: has("mod_staticfile"),
             dirlisting: has("mod_dirlisting"),
-            active: !list.is_empty() || !has("mod_indexfile") || !has("mod_staticfile"),
+            active: !list.is_empty() || !has("mod_staticfile"),
             names,
             list,
             stages,
@@ -584,6 +587,18 @@ impl Mods {
             }
             return (view, None);
         }
+    }
+
+    /// The view of a request that takes the plain path (no request-stage module):
+    /// no index files unless mod_indexfile is loaded.
+    #[inline]
+    pub fn plain_view<'a>(&self, view: View<'a>) -> View<'a> {
+        if self.indexfile {
+            return view;
+        }
+        let mut v = view;
+        v.index_files = &NO_INDEX;
+        v
     }
 
     /// The view the handler uses: the document root a module chose, and no index
