@@ -685,6 +685,7 @@ impl Conn {
                 rq,
                 clock,
                 status,
+                self.requests,
             );
         }
         let handler = if status == 404 && !view.error_handler_404.is_empty() {

@@ -23,13 +23,19 @@
 //! says which stages it takes), and one line in [`build`].
 
 pub mod access;
+pub mod accesslog;
 pub mod alias;
+pub mod confine;
+pub mod dirlisting;
+pub mod evhost;
 pub mod expire;
 pub mod extforward;
 pub mod redirect;
 pub mod rewrite;
 pub mod setenv;
+pub mod simple_vhost;
 pub mod subst;
+pub mod userdir;
 
 use crate::date::Clock;
 use crate::request::{Field, Head, Method};
@@ -180,6 +186,10 @@ pub struct Rq {
     pub setenv_done: bool,
     /// Scratch for substitutions.
     pub tmp: Vec<u8>,
+    /// When the request began (mod_accesslog).
+    pub started: accesslog::Timespec,
+    /// The host mod_simple_vhost served the request for (%v in the access log).
+    pub server_name: String,
     /// Scratch for Facts (lossy UTF-8 views are built from these).
     facts_host: String,
 }
@@ -204,6 +214,8 @@ impl Default for Rq {
             extforward_done: false,
             setenv_done: false,
             tmp: Vec::new(),
+            started: accesslog::Timespec::default(),
+            server_name: String::new(),
             facts_host: String::new(),
         }
     }
@@ -308,6 +320,12 @@ pub struct DoneCx<'a> {
     /// Response bytes queued (head and body).
     pub bytes_out: u64,
     pub clock: &'a Clock,
+    pub compiled: &'a Compiled,
+    pub cond: &'a CondState,
+    /// The response's bytes held in memory, its head first.
+    pub resp: &'a [u8],
+    /// Requests on this connection so far, this one included.
+    pub requests: u32,
 }
 
 /// The modules in force and their per-stage hook lists.
@@ -352,6 +370,11 @@ fn build(name: &str, cfg: &Config) -> Result<Option<Box<dyn Module>>, String> {
         "mod_setenv" => Some(Box::new(setenv::Setenv)),
         "mod_expire" => Some(Box::new(expire::Expire::new(cfg)?)),
         "mod_extforward" => Some(Box::new(extforward::Extforward::new(cfg)?)),
+        "mod_dirlisting" => Some(Box::new(dirlisting::Dirlisting::new(cfg)?)),
+        "mod_simple_vhost" => Some(Box::new(simple_vhost::SimpleVhost::new())),
+        "mod_evhost" => Some(Box::new(evhost::Evhost::new(cfg)?)),
+        "mod_userdir" => Some(Box::new(userdir::Userdir::new(cfg))),
+        "mod_accesslog" => Some(Box::new(accesslog::Accesslog::new(cfg)?)),
         _ => None,
     })
 }
@@ -700,6 +723,7 @@ impl Mods {
         rq: &Rq,
         clock: &Clock,
         status: u16,
+        requests: u32,
     ) {
         self.response_start(out, mark, compiled, cond, view, base, rq, clock);
         if self.logs() {
@@ -715,6 +739,10 @@ impl Mods {
                 status,
                 bytes_out,
                 clock,
+                compiled,
+                cond,
+                resp: out.buf.get(mark.0..).unwrap_or(&[]),
+                requests,
             });
         }
     }
@@ -808,6 +836,8 @@ impl Rq {
         self.rewrite_final = false;
         self.extforward_done = false;
         self.setenv_done = false;
+        self.started = accesslog::Timespec::now();
+        self.server_name.clear();
     }
 }
 
