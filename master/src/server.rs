@@ -766,6 +766,10 @@ impl Master {
                 for s in &mut g.slots {
                     s.restart_at = None;
                 }
+                // A generation still starting is not a failure now: we stop it.
+                if matches!(g.state, GenState::Starting { .. }) {
+                    g.state = GenState::Failed;
+                }
             }
             for c in self.children.values_mut() {
                 c.leaving = true;
@@ -863,7 +867,7 @@ impl Master {
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) => {
-                    let (pid, what) = (c.pid, c.role.describe());
+                    let (pid, what, quiet) = (c.pid, c.role.describe(), c.leaving);
                     c.leaving = true;
                     c.failed
                         .get_or_insert_with(|| format!("bad message on its channel: {e}"));
@@ -873,10 +877,13 @@ impl Master {
                             .registry()
                             .deregister(&mut SourceFd(&ch.as_raw_fd()));
                     }
-                    elog!(
-                        self.log,
-                        "{what} (pid {pid}): bad message on its channel: {e}; killing it"
-                    );
+                    // A child we asked to go may reset its channel on the way out.
+                    if !quiet {
+                        elog!(
+                            self.log,
+                            "{what} (pid {pid}): bad message on its channel: {e}; killing it"
+                        );
+                    }
                     let _ = kill(pid, Signal::SIGKILL);
                     return;
                 }
@@ -972,7 +979,7 @@ impl Master {
             return;
         }
         match self.gens[gi].state {
-            GenState::Starting { .. } => {
+            GenState::Starting { .. } if self.phase == Phase::Running => {
                 let reason = match &c.failed {
                     Some(r) => format!("{what}: {r}"),
                     None => format!("{what} {how} before it was ready"),
