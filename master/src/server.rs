@@ -1124,3 +1124,36 @@ impl Master {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        assert_eq!(backoff(0), Duration::ZERO);
+        assert_eq!(backoff(1), Duration::from_millis(100));
+        assert_eq!(backoff(2), Duration::from_millis(200));
+        assert_eq!(backoff(5), Duration::from_millis(1600));
+        assert_eq!(backoff(8), BACKOFF_MAX);
+        assert_eq!(backoff(u32::MAX), BACKOFF_MAX);
+    }
+
+    #[test]
+    fn exit_statuses_read_well() {
+        let pid = Pid::from_raw(1);
+        assert_eq!(
+            describe_status(&WaitStatus::Exited(pid, 3)),
+            "exited with status 3"
+        );
+        assert_eq!(
+            describe_status(&WaitStatus::Signaled(pid, Signal::SIGKILL, false)),
+            "killed by signal 9 (SIGKILL)"
+        );
+        let sys = describe_status(&WaitStatus::Signaled(pid, Signal::SIGSYS, false));
+        assert!(
+            sys.starts_with("killed by signal 31 (SIGSYS)") && sys.contains("seccomp"),
+            "{sys}"
+        );
+    }
+}
