@@ -535,7 +535,13 @@ impl Server {
         if matches!(next, Next::Again) {
             self.again.push(key);
         }
-        let want = conn.interest();
+        // Edge-triggered: a direction still registered but no longer needed costs
+        // at most a spurious wake-up, never a lost one; keeping it saves two
+        // epoll_ctl per blocked write. (mod_cgi's phase sets its own, exactly.)
+        let mut want = conn.interest();
+        if conn.registered != 0 && !matches!(conn.phase, crate::conn::Phase::Cgi) {
+            want |= conn.registered;
+        }
         if !self.oneshot && want != conn.registered {
             let i = match want {
                 2 => Interest::WRITABLE,
