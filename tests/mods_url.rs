@@ -248,6 +248,7 @@ url.access-deny = ( "~", ".inc" )
 $HTTP["url"] =^ "/private/" { url.access-deny = ( "" ) }
 $HTTP["url"] =^ "/only/" { url.access-allow = ( ".txt" ) }
 $HTTP["url"] =^ "/lc/" { server.force-lowercase-filenames = "enable" }
+index-file.names = ( "index.inc", "index.html" )
 "#;
     let s = Server::start_with(&conf("\"mod_access\"", extra), &[], |d| {
         for f in [
@@ -258,6 +259,8 @@ $HTTP["url"] =^ "/lc/" { server.force-lowercase-filenames = "enable" }
             "only/ok.txt",
             "only/no.html",
             "lc/x.inc",
+            "idx/index.inc",
+            "ok/index.html",
         ] {
             put(d, f, "x\n");
         }
@@ -272,6 +275,9 @@ $HTTP["url"] =^ "/lc/" { server.force-lowercase-filenames = "enable" }
     // Case matters, unless server.force-lowercase-filenames is set.
     assert_eq!(s.get("/conf.INC").status, 404);
     assert_eq!(s.get("/lc/X.INC").status, 403);
+    // checked again on the index file a directory would serve
+    assert_eq!(s.get("/idx/").status, 403);
+    assert_eq!(s.get("/ok/").status, 200);
 }
 
 // ---------------------------------------------------------------- mod_alias

@@ -43,8 +43,11 @@ impl Source {
             Source::File(p) => wick_conf::load_file(p),
             Source::Stdin { text, base } => wick_conf::load_str(text, "-", base),
         };
-        let c = c.map_err(|e| e.to_string())?;
+        let mut c = c.map_err(|e| e.to_string())?;
         validate(&c)?;
+        // lighttpd's warnings about the order of server.modules
+        let order = wick_worker::mods::order_warnings(&c.server.modules);
+        c.warnings.extend(order);
         Ok(c)
     }
 }
