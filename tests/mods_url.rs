@@ -654,3 +654,65 @@ fn bad_module_settings_fail_at_start() {
         assert!(err.contains(want), "{extra}: {err}");
     }
 }
+
+// ------------------------------------------- what later stages see (access log)
+
+fn wait_lines(path: &Path, n: usize) -> Vec<String> {
+    let start = std::time::Instant::now();
+    loop {
+        let t = std::fs::read_to_string(path).unwrap_or_default();
+        let lines: Vec<String> = t.lines().map(str::to_string).collect();
+        if lines.len() >= n || start.elapsed() > std::time::Duration::from_secs(10) {
+            return lines;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn setenv_request_headers_and_environment() {
+    let extra = r#"
+accesslog.filename = "@DIR@/access.log"
+accesslog.format = "%{X-Added}i|%{X-Set}i|%{X-Gone}i|%{VAR}e|%{VAR2}e"
+setenv.add-request-header = ( "X-Added" => "two" )
+setenv.set-request-header = ( "X-Set" => "new", "X-Gone" => "" )
+setenv.add-environment = ( "VAR" => "a" )
+setenv.set-environment = ( "VAR2" => "b" )
+"#;
+    let s = Server::start_with(
+        &conf("\"mod_setenv\", \"mod_accesslog\"", extra),
+        &[],
+        |d| put(d, "a.txt", "a\n"),
+    );
+    let r = raw(
+        &s,
+        "GET /a.txt HTTP/1.1\r\nHost: x\r\nX-Added: one\r\nX-Set: old\r\nX-Gone: x\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(r.status, 200);
+    let lines = wait_lines(&s.dir.path().join("access.log"), 1);
+    assert_eq!(lines, ["one, two|new|-|a|b"]);
+}
+
+#[test]
+fn extforward_address_and_user_reach_the_log() {
+    let extra = r#"
+accesslog.filename = "@DIR@/access.log"
+accesslog.format = "%h|%{REMOTE_USER}e"
+extforward.forwarder = ( "127.0.0.1" => "trust" )
+extforward.headers = ( "Forwarded" )
+extforward.params = ( "remote_user" => 1 )
+"#;
+    let s = Server::start_with(
+        &conf("\"mod_extforward\", \"mod_accesslog\"", extra),
+        &[],
+        |d| put(d, "a.txt", "a\n"),
+    );
+    let r = get(
+        &s,
+        "/a.txt",
+        &["-H", "Forwarded: for=1.2.3.4;remote_user=\"bob\""],
+    );
+    assert_eq!(r.status, 200);
+    let lines = wait_lines(&s.dir.path().join("access.log"), 1);
+    assert_eq!(lines, ["1.2.3.4|bob"]);
+}
