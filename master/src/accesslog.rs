@@ -25,10 +25,12 @@ const ENV_CMD: &str = "WICKD_LOGGER_CMD";
 const ENV_USER: &str = "WICKD_LOGGER_USER";
 const ENV_GROUP: &str = "WICKD_LOGGER_GROUP";
 
-/// A logger that lived at least this long is restarted at once; one that died
-/// sooner waits [`RESTART_DELAY`] (lighttpd retries every 5 s).
+/// A logger that lived at least this long is restarted at once; one that keeps
+/// dying sooner waits longer each time, up to [`RESTART_DELAY`] (lighttpd retries
+/// every 5 s).
 const STABLE: Duration = Duration::from_secs(5);
 const RESTART_DELAY: Duration = Duration::from_secs(5);
+const FIRST_DELAY: Duration = Duration::from_millis(250);
 
 type Syslog = syslog::Logger<syslog::LoggerBackend, syslog::Formatter3164>;
 
@@ -44,6 +46,8 @@ enum Kind {
         pid: Option<Pid>,
         started: Instant,
         restart_at: Option<Instant>,
+        /// Deaths in a row, each within [`STABLE`] of its start.
+        quick: u32,
     },
 }
 
@@ -94,6 +98,7 @@ impl AccessLogs {
                         pid: None,
                         started: Instant::now(),
                         restart_at: None,
+                        quick: 0,
                     };
                     self.start(&mut k)
                         .map_err(|e| format!("opening log '{name}' failed: {e}"))?;
@@ -212,15 +217,18 @@ impl AccessLogs {
                 started,
                 restart_at,
                 cmd,
+                quick,
                 ..
             } = &mut t.kind
             {
                 if *pid == Some(dead) {
                     *pid = None;
                     let delay = if now.duration_since(*started) >= STABLE {
+                        *quick = 0;
                         Duration::ZERO
                     } else {
-                        RESTART_DELAY
+                        *quick += 1;
+                        (FIRST_DELAY * (1 << (*quick - 1).min(5))).min(RESTART_DELAY)
                     };
                     *restart_at = Some(now + delay);
                     return Some(format!(
