@@ -727,3 +727,45 @@ fn one_shot_serves_the_connection_on_stdin() {
         .expect("wickd -1 exits after its connection");
     assert!(st.success(), "{st}");
 }
+
+#[test]
+fn piped_error_log_is_restarted_and_loses_nothing() {
+    let conf = r#"
+server.bind = "127.0.0.1"
+server.port = @PORT@
+server.document-root = "@DOCROOT@"
+server.errorlog = "|cat >> @DIR@/piped.log"
+"#;
+    let s = Server::start_with(conf, &[], prepare);
+    let piped = s.dir.path().join("piped.log");
+    let read = || std::fs::read_to_string(&piped).unwrap_or_default();
+    assert!(
+        wait_until(Duration::from_secs(10), || read()
+            .contains("server started")),
+        "{}",
+        read()
+    );
+    let logger = || {
+        children_of(s.pid())
+            .into_iter()
+            .find(|&p| !cmdline(p).starts_with("wickd: worker"))
+    };
+    let first = logger().expect("logger process");
+    kill(Pid::from_raw(first as i32), Signal::SIGKILL).expect("kill logger");
+    // A line written while no logger runs waits in the pipe for the next one.
+    std::thread::sleep(Duration::from_millis(50));
+    s.signal(Signal::SIGHUP);
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            let t = read();
+            t.contains("logfiles cycled") && t.contains("piped error logger")
+        }),
+        "{}",
+        read()
+    );
+    assert!(
+        wait_until(Duration::from_secs(5), || logger()
+            .is_some_and(|p| p != first)),
+        "a new logger runs"
+    );
+}

@@ -129,22 +129,12 @@ impl AccessLogs {
         else {
             return Ok(());
         };
-        let mut c = Command::new(spawn::exe()?);
-        c.arg0("wickd: access-logger")
-            .env(ROLE_ENV, LOGGER_ROLE)
-            .env(ENV_CMD, cmd.as_str())
-            .stdin(Stdio::from(read.try_clone()?))
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit());
-        if let Some(u) = &self.user {
-            c.env(ENV_USER, u);
-        }
-        if let Some(g) = &self.group {
-            c.env(ENV_GROUP, g);
-        }
-        let child = c.spawn()?;
-        // The master reaps with waitpid(-1) (server.rs hands us our pids).
-        *pid = Some(Pid::from_raw(child.id() as i32));
+        *pid = Some(spawn_logger(
+            cmd,
+            read,
+            self.user.as_deref(),
+            self.group.as_deref(),
+        )?);
         *started = Instant::now();
         *restart_at = None;
         Ok(())
@@ -313,6 +303,32 @@ impl AccessLogs {
             }
         }
     }
+}
+
+/// Start a piped logger: `/bin/sh -c cmd` reading `read`, as `user`/`group`
+/// (the logger role below). Also used for a piped server.errorlog (errlog.rs).
+pub fn spawn_logger(
+    cmd: &str,
+    read: &OwnedFd,
+    user: Option<&str>,
+    group: Option<&str>,
+) -> io::Result<Pid> {
+    let mut c = Command::new(spawn::exe()?);
+    c.arg0("wickd: logger")
+        .env(ROLE_ENV, LOGGER_ROLE)
+        .env(ENV_CMD, cmd)
+        .stdin(Stdio::from(read.try_clone()?))
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit());
+    if let Some(u) = user {
+        c.env(ENV_USER, u);
+    }
+    if let Some(g) = group {
+        c.env(ENV_GROUP, g);
+    }
+    let child = c.spawn()?;
+    // The master reaps with waitpid(-1) (server.rs hands the pids back).
+    Ok(Pid::from_raw(child.id() as i32))
 }
 
 /// The logger role: become server.username (when started as root), leave the

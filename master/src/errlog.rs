@@ -1,12 +1,16 @@
 //! The error log the master owns: a file (opened here, handed to workers as an fd),
-//! syslog (only the master talks to it; workers send their lines over IPC), or
-//! stderr. Reopened on SIGHUP.
+//! a piped logger (`"|command"`, run as server.username, started again when it
+//! dies; the master keeps the pipe's read end so that nothing written meanwhile is
+//! lost), syslog (only the master talks to it; workers send their lines over IPC),
+//! or stderr. Files are reopened on SIGHUP.
 
+use nix::unistd::Pid;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 use wick_conf::ServerOptions;
 use wick_proto::log::{format_line, now_unix, timestamp};
 use wick_proto::Level;
@@ -20,6 +24,12 @@ pub enum Target {
     File(PathBuf),
     /// server.syslog-facility (default "daemon").
     Syslog(String),
+    /// `"|command"`, run by /bin/sh as server.username / server.groupname.
+    Pipe {
+        cmd: String,
+        user: Option<String>,
+        group: Option<String>,
+    },
 }
 
 impl Target {
@@ -32,6 +42,11 @@ impl Target {
             )
         } else {
             match opts.errorlog.as_deref() {
+                Some(p) if p.starts_with('|') => Target::Pipe {
+                    cmd: p[1..].to_string(),
+                    user: opts.username.clone().filter(|u| !u.is_empty()),
+                    group: opts.groupname.clone().filter(|g| !g.is_empty()),
+                },
                 // Absolute, so that SIGHUP reopens the same file after chdir("/").
                 Some(p) if !p.is_empty() => {
                     Target::File(std::path::absolute(p).unwrap_or_else(|_| PathBuf::from(p)))
@@ -47,6 +62,43 @@ enum Sink {
     File(File),
     /// None while syslog is unreachable; retried on the next line.
     Syslog(Option<Box<Syslog>>, syslog::Facility),
+    Pipe(Box<Piped>),
+}
+
+/// A piped logger: its pipe (both ends kept) and its process.
+struct Piped {
+    write: File,
+    read: OwnedFd,
+    pid: Option<Pid>,
+    started: Instant,
+    restart_at: Option<Instant>,
+    quick: u32,
+}
+
+/// A logger that lived this long is restarted at once; one that died sooner
+/// waits, 250 ms doubling up to 5 s (lighttpd retries every 5 s).
+const LOGGER_STABLE: Duration = Duration::from_secs(5);
+const LOGGER_FIRST_DELAY: Duration = Duration::from_millis(250);
+const LOGGER_MAX_DELAY: Duration = Duration::from_secs(5);
+
+/// The pipe only: its logger is started by the master's loop (on_timers), so that
+/// it is the daemon's child, which reaps it and starts it again.
+fn open_pipe() -> io::Result<Piped> {
+    let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+    // Nobody may block on a full pipe (a stopped logger): the master and the
+    // workers (which share this file description) drop lines instead.
+    nix::fcntl::fcntl(
+        &write,
+        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+    )?;
+    Ok(Piped {
+        write: File::from(write),
+        read,
+        pid: None,
+        started: Instant::now(),
+        restart_at: Some(Instant::now()),
+        quick: 0,
+    })
 }
 
 pub struct ErrLog {
@@ -99,6 +151,9 @@ impl ErrLog {
                 let f = facility(f);
                 Sink::Syslog(open_syslog(f), f)
             }
+            Target::Pipe { cmd, .. } => Sink::Pipe(Box::new(open_pipe().map_err(|e| {
+                io::Error::new(e.kind(), format!("opening errorlog \"|{cmd}\" failed: {e}"))
+            })?)),
         };
         Ok(ErrLog { target, sink })
     }
@@ -107,7 +162,8 @@ impl ErrLog {
         &self.target
     }
 
-    /// SIGHUP: open the path again (logrotate moved the old file away).
+    /// SIGHUP: open the path again (logrotate moved the old file away). A pipe
+    /// stays as it is.
     pub fn reopen(&mut self) -> io::Result<()> {
         match &self.target {
             Target::File(p) => self.sink = Sink::File(open_file(p)?),
@@ -115,15 +171,71 @@ impl ErrLog {
                 let f = facility(f);
                 self.sink = Sink::Syslog(open_syslog(f), f)
             }
-            Target::Stderr => {}
+            Target::Stderr | Target::Pipe { .. } => {}
         }
         Ok(())
+    }
+
+    /// A child the master did not start as a worker exited: if it was our piped
+    /// logger, plan its restart and return a line for the log.
+    pub fn reaped(&mut self, dead: Pid, how: &str) -> Option<String> {
+        let (Sink::Pipe(p), Target::Pipe { cmd, .. }) = (&mut self.sink, &self.target) else {
+            return None;
+        };
+        if p.pid != Some(dead) {
+            return None;
+        }
+        p.pid = None;
+        let delay = if p.started.elapsed() >= LOGGER_STABLE {
+            p.quick = 0;
+            Duration::ZERO
+        } else {
+            p.quick += 1;
+            (LOGGER_FIRST_DELAY * (1 << (p.quick - 1).min(5))).min(LOGGER_MAX_DELAY)
+        };
+        p.restart_at = Some(Instant::now() + delay);
+        Some(format!(
+            "piped error logger \"{cmd}\" (pid {dead}) {how}; starting it again in {} ms",
+            delay.as_millis()
+        ))
+    }
+
+    /// When the piped logger is due to be started again.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        match &self.sink {
+            Sink::Pipe(p) => p.restart_at,
+            _ => None,
+        }
+    }
+
+    /// Start the piped logger again when due; Err is a line for the log.
+    pub fn on_timers(&mut self, now: Instant) -> Result<(), String> {
+        let (Sink::Pipe(p), Target::Pipe { cmd, user, group }) = (&mut self.sink, &self.target)
+        else {
+            return Ok(());
+        };
+        if p.restart_at.is_none_or(|r| r > now) {
+            return Ok(());
+        }
+        match crate::accesslog::spawn_logger(cmd, &p.read, user.as_deref(), group.as_deref()) {
+            Ok(pid) => {
+                p.pid = Some(pid);
+                p.started = now;
+                p.restart_at = None;
+                Ok(())
+            }
+            Err(e) => {
+                p.restart_at = Some(now + LOGGER_MAX_DELAY);
+                Err(format!("starting piped error logger \"{cmd}\" failed: {e}"))
+            }
+        }
     }
 
     /// The fd a worker writes its lines to; None for syslog (lines come over IPC).
     pub fn worker_fd(&self) -> Option<OwnedFd> {
         match &self.sink {
             Sink::File(f) => f.as_fd().try_clone_to_owned().ok(),
+            Sink::Pipe(p) => p.write.as_fd().try_clone_to_owned().ok(),
             Sink::Stderr => io::stderr().as_fd().try_clone_to_owned().ok(),
             Sink::Syslog(..) => None,
         }
@@ -157,6 +269,7 @@ impl ErrLog {
         // One write per line (O_APPEND); a failing log must not stop the server.
         let _ = match &mut self.sink {
             Sink::File(f) => f.write_all(line.as_bytes()),
+            Sink::Pipe(p) => p.write.write_all(line.as_bytes()),
             _ => io::stderr().write_all(line.as_bytes()),
         };
     }

@@ -924,6 +924,8 @@ impl Master {
                             self.on_child_exit(key, &st);
                         } else if let Some(l) = self.accesslog.reaped(pid, &describe_status(&st)) {
                             elog!(self.log, "{l}");
+                        } else if let Some(l) = self.log.reaped(pid, &describe_status(&st)) {
+                            elog!(self.log, "{l}");
                         }
                     }
                 }
@@ -1023,6 +1025,9 @@ impl Master {
         if let Some(t) = self.accesslog.next_deadline() {
             at(t);
         }
+        if let Some(t) = self.log.next_deadline() {
+            at(t);
+        }
         for g in &self.gens {
             match g.state {
                 GenState::Starting { deadline } => at(deadline),
@@ -1048,6 +1053,9 @@ impl Master {
     }
 
     fn on_timers(&mut self, now: Instant) {
+        if let Err(e) = self.log.on_timers(now) {
+            elog!(self.log, "{e}");
+        }
         for l in self.accesslog.on_timers(now) {
             elog!(self.log, "{l}");
         }
