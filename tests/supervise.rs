@@ -159,3 +159,26 @@ fn sigint_stops_gracefully() {
     // The listening socket is gone with the server.
     assert!(std::net::TcpStream::connect(("127.0.0.1", s.port)).is_err());
 }
+
+#[test]
+fn binds_ipv4_ipv6_and_unix_sockets() {
+    let v6 = common::free_port();
+    let conf = format!(
+        "{CONF}$SERVER[\"socket\"] == \"[::1]:{v6}\" {{ }}\n$SERVER[\"socket\"] == \"@DIR@/wickd.sock\" {{ }}\n"
+    );
+    let mut s = Server::start_with(&conf, &[], |d| {
+        std::fs::write(d.join("www/index.html"), "hello from wick\n").expect("index");
+    });
+    let sock = s.dir.path().join("wickd.sock");
+    assert_eq!(s.get("/index.html").text(), "hello from wick\n");
+    let r = common::curl(&format!("http://[::1]:{v6}/index.html"), &[]);
+    assert_eq!((r.status, r.text().as_str()), (200, "hello from wick\n"));
+    let r = common::curl(
+        "http://localhost/index.html",
+        &["--unix-socket", &sock.to_string_lossy()],
+    );
+    assert_eq!((r.status, r.text().as_str()), (200, "hello from wick\n"));
+    s.signal(Signal::SIGTERM);
+    assert!(s.wait_exit(Duration::from_secs(5)).is_some());
+    assert!(!sock.exists(), "the unix socket is removed at exit");
+}
