@@ -821,3 +821,38 @@ fn reload_binds_new_listeners_and_closes_removed_ones() {
     );
     assert_eq!(s.get("/index.html").status, 200);
 }
+
+#[test]
+fn reload_whose_workers_cannot_start_keeps_the_old_generation() {
+    if common::skip_unless_root("reload_whose_workers_cannot_start_keeps_the_old_generation") {
+        return;
+    }
+    let s = Server::start_with(&with_tag(CONF, "wick-old"), &[], prepare);
+    started(&s);
+    let mut before = children_of(s.pid());
+    before.sort_unstable();
+    // Valid syntax, but no worker can become this user: the new generation fails.
+    let bad = format!(
+        "{}server.username = \"no-such-user-wick\"\n",
+        with_tag(CONF, "wick-new")
+    );
+    rewrite(&s, &bad);
+    let fails = |log: &str| log.matches("did not start").count();
+    s.signal(Signal::SIGUSR1);
+    assert!(
+        wait_until(Duration::from_secs(20), || fails(&s.error_log()) > 0),
+        "{}",
+        s.error_log()
+    );
+    let r = s.get("/index.html");
+    assert_eq!((r.status, r.header("server")), (200, Some("wick-old")));
+    let mut after = Vec::new();
+    assert!(
+        wait_until(Duration::from_secs(5), || {
+            after = children_of(s.pid());
+            after.sort_unstable();
+            after == before
+        }),
+        "old workers kept, new ones gone: {before:?} -> {after:?}"
+    );
+}
