@@ -467,6 +467,15 @@ fn socket_activation_serves_the_inherited_socket_only() {
     for w in children_of(s.pid()) {
         assert_eq!(listening_ports(w), vec![port]);
     }
+    // A graceful restart keeps serving the inherited socket and binds nothing.
+    started(&s);
+    reload(&s, true);
+    assert_eq!(s.get("/index.html").status, 200);
+    assert_eq!(
+        listening_ports(s.pid()),
+        vec![port],
+        "still nothing else bound"
+    );
 }
 
 #[test]

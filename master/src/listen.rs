@@ -24,6 +24,8 @@ struct Bound {
 #[derive(Default)]
 pub struct ListenerSet {
     bound: HashMap<ListenAddr, Bound>,
+    /// Addresses of the sockets systemd passed (never closed by a reload).
+    inherited: Vec<ListenAddr>,
 }
 
 fn backlog(n: u32) -> Backlog {
@@ -191,48 +193,52 @@ impl ListenerSet {
         self.retain(&[]);
     }
 
-    /// systemd socket activation (LISTEN_PID/LISTEN_FDS): adopt the inherited
-    /// sockets. Each one that matches a configured listener serves it; the others
-    /// are added to the config as listeners of their own. When the config sets
-    /// neither server.bind nor server.port, its default listener is dropped, so
-    /// nothing but the inherited sockets is served.
-    pub fn adopt_inherited(
-        &mut self,
-        fds: Vec<OwnedFd>,
-        config: &mut Config,
-    ) -> Result<(), String> {
-        if !explicit_global_listener(config) {
-            config.listeners.retain(|l| l.block.is_some());
-        }
+    /// systemd socket activation (LISTEN_PID/LISTEN_FDS): take the inherited
+    /// sockets. [`ListenerSet::apply_inherited`] then fits each config to them.
+    pub fn adopt_inherited(&mut self, fds: Vec<OwnedFd>) -> Result<(), String> {
         for fd in fds {
             let addr = local_addr(fd.as_raw_fd())
                 .map_err(|e| format!("socket activation: fd {}: {e}", fd.as_raw_fd()))?;
-            let key = config
-                .listeners
-                .iter()
-                .find(|l| same_addr(&l.addr, &addr))
-                .map(|l| l.addr.clone());
-            let key = match key {
-                Some(k) => k,
-                None => {
-                    let socket = config
-                        .listeners
-                        .iter()
-                        .find(|l| l.block.is_none())
-                        .map(|l| l.socket.clone())
-                        .unwrap_or_default();
-                    config.listeners.push(Listener {
-                        addr: addr.clone(),
-                        spec: describe(&addr),
-                        block: None,
-                        socket,
-                    });
-                    addr
-                }
-            };
-            self.bound.insert(key, Bound { fd, unlink: None });
+            self.inherited.push(addr.clone());
+            self.bound.insert(addr, Bound { fd, unlink: None });
         }
         Ok(())
+    }
+
+    /// With inherited sockets, at start and at every reload: each one that matches
+    /// a configured listener serves it; the others are added as listeners with the
+    /// global socket options. When the config sets neither server.bind nor
+    /// server.port, its default listener is dropped, so nothing but the inherited
+    /// sockets (and `$SERVER["socket"]` blocks) is served.
+    pub fn apply_inherited(&self, config: &mut Config) {
+        if self.inherited.is_empty() {
+            return;
+        }
+        let global = config
+            .listeners
+            .iter()
+            .find(|l| l.block.is_none())
+            .map(|l| l.socket.clone())
+            .unwrap_or_default();
+        if !explicit_global_listener(config) {
+            config.listeners.retain(|l| l.block.is_some());
+        }
+        for addr in &self.inherited {
+            match config
+                .listeners
+                .iter_mut()
+                .find(|l| same_addr(&l.addr, addr))
+            {
+                // The inherited socket's own address is the key it is kept under.
+                Some(l) => l.addr = addr.clone(),
+                None => config.listeners.push(Listener {
+                    addr: addr.clone(),
+                    spec: describe(addr),
+                    block: None,
+                    socket: global.clone(),
+                }),
+            }
+        }
     }
 }
 

@@ -199,11 +199,12 @@ fn serve(
     let mut listeners = listen::ListenerSet::default();
     if !oneshot {
         if config.server.systemd_socket_activation && !inherited.is_empty() {
-            if let Err(e) = listeners.adopt_inherited(inherited, &mut config) {
+            if let Err(e) = listeners.adopt_inherited(inherited) {
                 cleanup_failed(&pidfile);
                 fail!("{e}");
             }
         }
+        listeners.apply_inherited(&mut config);
         if let Err(e) = listeners.ensure(&config) {
             cleanup_failed(&pidfile);
             fail!("{e}");

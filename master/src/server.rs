@@ -671,7 +671,7 @@ impl Master {
             "[note] graceful restart: reading {}",
             self.source.describe()
         );
-        let config = match self.source.load() {
+        let mut config = match self.source.load() {
             Ok(c) => c,
             Err(e) => {
                 elog!(
@@ -687,6 +687,7 @@ impl Master {
         for w in &config.warnings {
             elog!(self.log, "{w}");
         }
+        self.listeners.apply_inherited(&mut config);
         let fresh = match self.listeners.ensure(&config) {
             Ok(f) => f,
             Err(e) => {
