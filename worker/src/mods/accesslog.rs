@@ -403,7 +403,8 @@ pub struct Record<'a> {
     pub version: &'a [u8],
     pub host: &'a [u8],
     pub server_name: &'a [u8],
-    pub filename: &'a [u8],
+    /// The file: document root and the path below it.
+    pub filename: [&'a [u8]; 2],
     pub status: u16,
     pub bytes_out: u64,
     pub head_out: u64,
@@ -528,7 +529,14 @@ impl Format {
                     }
                 }
                 Field::Env(name) => put_value(out, r.lookup.env(name), how),
-                Field::Filename => put_value(out, Some(r.filename), how),
+                Field::Filename => {
+                    if r.filename.iter().all(|p| p.is_empty()) {
+                        out.push(b'-');
+                    }
+                    for p in r.filename {
+                        escape(out, p, how);
+                    }
+                }
                 Field::Protocol => out.extend_from_slice(r.version),
                 Field::RequestHeader(n) => put_value(out, r.lookup.request_header(n), how),
                 Field::ResponseHeader(n) => put_value(out, r.lookup.response_header(n), how),
@@ -979,6 +987,24 @@ impl Sink {
 
 // ---- the module ------------------------------------------------------------------
 
+/// Where a line goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dest {
+    /// Index into the targets (a file or a pipe).
+    Target(usize),
+    /// To syslog, at this level.
+    Syslog(u8),
+}
+
+/// Where and how one request is logged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Resolved {
+    pub dest: Dest,
+    /// The block whose accesslog.format is in force; None: the default format.
+    pub format: Option<usize>,
+    pub how: Escape,
+}
+
 /// The worker's access log: formats parsed once per block, targets by block, the
 /// buffers, and the syslog lines waiting to go to the master.
 pub struct AccessLog {
@@ -995,6 +1021,9 @@ pub struct AccessLog {
     /// Write errors to report in the error log (once per target until it works).
     pub errors: Vec<String>,
     failing: Vec<bool>,
+    /// Address of each listener (None: a unix socket, see `paths`).
+    local: Vec<Option<std::net::SocketAddr>>,
+    paths: Vec<Vec<u8>>,
 }
 
 impl AccessLog {
@@ -1024,7 +1053,23 @@ impl AccessLog {
             );
         }
         let n = names.len();
+        let mut local = Vec::new();
+        let mut paths = Vec::new();
+        for l in &cfg.listeners {
+            match &l.addr {
+                wick_conf::ListenAddr::Tcp(a) => {
+                    local.push(Some(*a));
+                    paths.push(Vec::new());
+                }
+                wick_conf::ListenAddr::Unix(p) => {
+                    local.push(None);
+                    paths.push(p.as_os_str().as_encoded_bytes().to_vec());
+                }
+            }
+        }
         Ok(AccessLog {
+            local,
+            paths,
             formats,
             default: parse_format(DEFAULT_FORMAT)?,
             target_of,
@@ -1061,38 +1106,66 @@ impl AccessLog {
         }
     }
 
-    /// Log one request with the options in force for it.
-    pub fn log(&mut self, compiled: &Compiled, state: &CondState, view: &View, r: &Record) {
-        let syslog = *view.accesslog_use_syslog;
-        let target = if syslog {
-            None
+    /// Where and how a request is logged, by the options in force for it; None
+    /// when it is not logged.
+    pub fn resolve(&self, compiled: &Compiled, state: &CondState, view: &View) -> Option<Resolved> {
+        let dest = if *view.accesslog_use_syslog {
+            Dest::Syslog((*view.accesslog_syslog_level).min(7) as u8)
         } else {
             let b = compiled.winning_block(state, |p| p.accesslog_filename.is_some());
             match self.target_of.get(b).copied().flatten() {
-                Some(Some(t)) => Some(t),
-                _ => return,
+                Some(Some(t)) => Dest::Target(t),
+                _ => return None,
             }
         };
         let fb = compiled.winning_block(state, |p| {
             p.accesslog_format.as_ref().is_some_and(|f| !f.is_empty())
         });
-        let format = self
-            .formats
-            .get(fb)
+        Some(Resolved {
+            dest,
+            format: self
+                .formats
+                .get(fb)
+                .is_some_and(Option::is_some)
+                .then_some(fb),
+            how: Escape::from_option(view.accesslog_escaping),
+        })
+    }
+
+    /// Log one request with the options in force for it.
+    pub fn log(&mut self, compiled: &Compiled, state: &CondState, view: &View, r: &Record) {
+        if let Some(res) = self.resolve(compiled, state, view) {
+            self.write(&res, r);
+        }
+    }
+
+    /// The format a resolved request uses.
+    fn format_of(&self, res: &Resolved) -> &Format {
+        res.format
+            .and_then(|b| self.formats.get(b))
             .and_then(Option::as_ref)
-            .unwrap_or(&self.default);
-        let how = Escape::from_option(view.accesslog_escaping);
-        self.scratch.clear();
-        format.write(r, how, &mut self.scratch);
-        match target {
-            None => {
+            .unwrap_or(&self.default)
+    }
+
+    /// Format and queue one line.
+    pub fn write(&mut self, res: &Resolved, r: &Record) {
+        let mut line = std::mem::take(&mut self.scratch);
+        line.clear();
+        self.format_of(res).write(r, res.how, &mut line);
+        self.queue(res, line);
+    }
+
+    /// Queue a formatted line (without its newline); keeps the buffer for reuse.
+    fn queue(&mut self, res: &Resolved, line: Vec<u8>) {
+        self.scratch = line;
+        match res.dest {
+            Dest::Syslog(level) => {
                 if !self.scratch.is_empty() {
-                    let level = (*view.accesslog_syslog_level).min(7) as u8;
                     self.syslog
                         .push((level, String::from_utf8_lossy(&self.scratch).into_owned()));
                 }
             }
-            Some(t) => {
+            Dest::Target(t) => {
                 self.scratch.push(b'\n');
                 if let Some(Some(sink)) = self.sinks.get_mut(t) {
                     let r = sink.line(&self.scratch);
@@ -1183,12 +1256,8 @@ pub fn pending_syslog() -> usize {
     LOG.with(|l| l.borrow().as_ref().map_or(0, AccessLog::syslog_pending))
 }
 
-/// mod_accesslog as a request_done hook.
-pub struct Accesslog {
-    /// Address of each listener (None: a unix socket, see `paths`).
-    local: Vec<Option<std::net::SocketAddr>>,
-    paths: Vec<Vec<u8>>,
-}
+/// mod_accesslog as a request_done hook (its state is the worker's [`LOG`]).
+pub struct Accesslog;
 
 impl Accesslog {
     /// Parse the formats (a bad one stops start-up) and make this the worker's log.
@@ -1198,21 +1267,127 @@ impl Accesslog {
             log.set_fds(fds);
         }
         LOG.with(|l| *l.borrow_mut() = Some(log));
-        let mut local = Vec::new();
-        let mut paths = Vec::new();
-        for l in &cfg.listeners {
-            match &l.addr {
-                wick_conf::ListenAddr::Tcp(a) => {
-                    local.push(Some(*a));
-                    paths.push(Vec::new());
-                }
-                wick_conf::ListenAddr::Unix(p) => {
-                    local.push(None);
-                    paths.push(p.as_os_str().as_encoded_bytes().to_vec());
-                }
-            }
+        Ok(Accesslog)
+    }
+}
+
+/// What a line needs that is known when the request is handled.
+struct Early<'a> {
+    remote: IpAddr,
+    local: Option<std::net::SocketAddr>,
+    local_path: &'a [u8],
+    method: &'a [u8],
+    target: &'a [u8],
+    version: &'static [u8],
+    host: &'a [u8],
+    server_name: &'a [u8],
+    filename: [&'a [u8]; 2],
+    bytes_in: u64,
+    start: Timespec,
+    requests: u32,
+}
+
+impl AccessLog {
+    fn early<'a>(&'a self, x: &'a super::DoneCx) -> Early<'a> {
+        let b = x.base;
+        let h = b.head;
+        let body_in = match h.body {
+            crate::request::BodyKind::Length(n) => n,
+            _ => 0,
+        };
+        let filename = [x.rq.docroot.as_bytes(), &x.rq.rel[..]];
+        let host = match memchr::memchr(b':', &x.rq.host) {
+            Some(i) if !x.rq.host.starts_with(b"[") => &x.rq.host[..i],
+            _ => &x.rq.host[..],
+        };
+        let server_name: &[u8] = if !x.rq.server_name.is_empty() {
+            x.rq.server_name.as_bytes()
+        } else if !x.view.server_name.is_empty() {
+            x.view.server_name.as_bytes()
+        } else {
+            host
+        };
+        Early {
+            remote: x.rq.remote_ip,
+            local: self.local.get(b.listener).copied().flatten(),
+            local_path: self.paths.get(b.listener).map_or(&b""[..], |p| p),
+            method: b.method(),
+            target: h.target.of(b.buf),
+            version: match h.version {
+                crate::request::Version::Http10 => b"HTTP/1.0",
+                crate::request::Version::Http11 => b"HTTP/1.1",
+            },
+            host: &x.rq.host,
+            server_name,
+            filename,
+            bytes_in: h.len as u64 + body_in,
+            start: x.rq.started,
+            requests: x.requests,
         }
-        Ok(Accesslog { local, paths })
+    }
+}
+
+/// The head of a response (up to the blank line) and whether it keeps the
+/// connection open.
+fn response_head(resp: &[u8]) -> (&[u8], bool) {
+    let len = memchr::memmem::find(resp, b"\r\n\r\n").map_or(resp.len(), |i| i + 4);
+    let head = &resp[..len];
+    let keep_alive = !head
+        .windows(17)
+        .any(|w| w.eq_ignore_ascii_case(b"connection: close"));
+    (head, keep_alive)
+}
+
+fn header_in<'a>(head: &'a [u8], name: &str) -> Option<&'a [u8]> {
+    let mut lines = head.split(|&c| c == b'\n').skip(1);
+    lines.find_map(|l| {
+        let l = l.strip_suffix(b"\r").unwrap_or(l);
+        let colon = memchr::memchr(b':', l)?;
+        l[..colon]
+            .eq_ignore_ascii_case(name.as_bytes())
+            .then(|| crate::request::trim(&l[colon + 1..]))
+    })
+}
+
+fn env_in<'a>(env: &'a [(String, String)], user: &'a str, name: &str) -> Option<&'a [u8]> {
+    if name == "REMOTE_USER" && !user.is_empty() {
+        return Some(user.as_bytes());
+    }
+    env.iter()
+        .rev()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_bytes())
+}
+
+fn record<'a>(
+    e: &'a Early<'a>,
+    status: u16,
+    bytes_out: u64,
+    head: &[u8],
+    keep_alive: bool,
+    lookup: &'a dyn Lookup,
+) -> Record<'a> {
+    Record {
+        remote: e.remote,
+        remote_port: 0,
+        local: e.local,
+        local_path: e.local_path,
+        method: e.method,
+        target: e.target,
+        version: e.version,
+        host: e.host,
+        server_name: e.server_name,
+        filename: e.filename,
+        status,
+        bytes_out,
+        head_out: head.len() as u64,
+        bytes_in: e.bytes_in,
+        start: e.start,
+        end: Timespec::now(),
+        requests: e.requests,
+        keep_alive,
+        aborted: false,
+        lookup,
     }
 }
 
@@ -1228,27 +1403,11 @@ impl Lookup for Done<'_, '_> {
     }
 
     fn response_header(&self, name: &str) -> Option<&[u8]> {
-        let mut lines = self.head.split(|&c| c == b'\n').skip(1);
-        lines.find_map(|l| {
-            let l = l.strip_suffix(b"\r").unwrap_or(l);
-            let colon = memchr::memchr(b':', l)?;
-            l[..colon]
-                .eq_ignore_ascii_case(name.as_bytes())
-                .then(|| crate::request::trim(&l[colon + 1..]))
-        })
+        header_in(self.head, name)
     }
 
     fn env(&self, name: &str) -> Option<&[u8]> {
-        if name == "REMOTE_USER" && !self.x.rq.remote_user.is_empty() {
-            return Some(self.x.rq.remote_user.as_bytes());
-        }
-        self.x
-            .rq
-            .env
-            .iter()
-            .rev()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_bytes())
+        env_in(&self.x.rq.env, &self.x.rq.remote_user, name)
     }
 }
 
@@ -1266,59 +1425,150 @@ impl super::Module for Accesslog {
         if !*v.accesslog_use_syslog && v.accesslog_filename.is_empty() {
             return;
         }
-        let head_len = memchr::memmem::find(x.resp, b"\r\n\r\n").map_or(x.resp.len(), |i| i + 4);
-        let head = &x.resp[..head_len];
-        let b = x.base;
-        let h = b.head;
-        let body_in = match h.body {
-            crate::request::BodyKind::Length(n) => n,
-            _ => 0,
+        let (head, keep_alive) = response_head(x.resp);
+        LOG.with(|l| {
+            let mut l = l.borrow_mut();
+            let Some(log) = l.as_mut() else { return };
+            let Some(res) = log.resolve(x.compiled, x.cond, v) else {
+                return;
+            };
+            let mut line = std::mem::take(&mut log.scratch);
+            line.clear();
+            {
+                // `early` borrows the log's listener table: queue after it is done.
+                let early = log.early(x);
+                let done = Done { x, head };
+                let r = record(&early, x.status, x.bytes_out, head, keep_alive, &done);
+                log.format_of(&res).write(&r, res.how, &mut line);
+            }
+            log.queue(&res, line);
+        });
+    }
+}
+
+/// A request whose response comes later (a CGI script, a listing built over
+/// several event-loop turns): what its line needs, owned; [`Pending::complete`]
+/// adds the status and the response and writes the line.
+pub struct Pending {
+    res: Resolved,
+    remote: IpAddr,
+    local: Option<std::net::SocketAddr>,
+    local_path: Vec<u8>,
+    req: Vec<u8>,
+    fields: Vec<crate::request::Field>,
+    method: Vec<u8>,
+    target: Vec<u8>,
+    version: &'static [u8],
+    host: Vec<u8>,
+    server_name: Vec<u8>,
+    filename: Vec<u8>,
+    bytes_in: u64,
+    start: Timespec,
+    requests: u32,
+    req_headers: Vec<(String, String)>,
+    env: Vec<(String, String)>,
+    remote_user: String,
+}
+
+impl std::fmt::Debug for Pending {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pending")
+            .field("res", &self.res)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The log line of `x` to write later, when mod_accesslog logs it at all.
+pub fn capture(x: &super::DoneCx) -> Option<Box<Pending>> {
+    LOG.with(|l| {
+        let l = l.borrow();
+        let log = l.as_ref()?;
+        let res = log.resolve(x.compiled, x.cond, x.view)?;
+        Some(pending(res, log.early(x), x))
+    })
+}
+
+fn pending(res: Resolved, e: Early, x: &super::DoneCx) -> Box<Pending> {
+    Box::new(Pending {
+        res,
+        remote: e.remote,
+        local: e.local,
+        local_path: e.local_path.to_vec(),
+        req: x.base.buf.to_vec(),
+        fields: x.base.fields.to_vec(),
+        method: e.method.to_vec(),
+        target: e.target.to_vec(),
+        version: e.version,
+        host: e.host.to_vec(),
+        server_name: e.server_name.to_vec(),
+        filename: e.filename.concat(),
+        bytes_in: e.bytes_in,
+        start: e.start,
+        requests: e.requests,
+        req_headers: x
+            .rq
+            .req_headers
+            .iter()
+            .map(|(n, v, _)| (n.clone(), v.clone()))
+            .collect(),
+        env: x.rq.env.clone(),
+        remote_user: x.rq.remote_user.clone(),
+    })
+}
+
+struct Later<'a> {
+    p: &'a Pending,
+    head: &'a [u8],
+}
+
+impl Lookup for Later<'_> {
+    fn request_header(&self, name: &str) -> Option<&[u8]> {
+        if let Some((_, v)) = self
+            .p
+            .req_headers
+            .iter()
+            .rev()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        {
+            return (!v.is_empty()).then_some(v.as_bytes());
+        }
+        crate::request::header(&self.p.req, &self.p.fields, name.as_bytes())
+    }
+
+    fn response_header(&self, name: &str) -> Option<&[u8]> {
+        header_in(self.head, name)
+    }
+
+    fn env(&self, name: &str) -> Option<&[u8]> {
+        env_in(&self.p.env, &self.p.remote_user, name)
+    }
+}
+
+impl Pending {
+    /// The response is complete: `resp` starts with its head; `bytes_out` counts
+    /// head and body.
+    pub fn complete(self: Box<Self>, status: u16, resp: &[u8], bytes_out: u64) {
+        let (head, keep_alive) = response_head(resp);
+        let p = &*self;
+        let e = Early {
+            remote: p.remote,
+            local: p.local,
+            local_path: &p.local_path,
+            method: &p.method,
+            target: &p.target,
+            version: p.version,
+            host: &p.host,
+            server_name: &p.server_name,
+            filename: [&p.filename, b""],
+            bytes_in: p.bytes_in,
+            start: p.start,
+            requests: p.requests,
         };
-        let keep_alive = !head
-            .windows(17)
-            .any(|w| w.eq_ignore_ascii_case(b"connection: close"));
-        let mut filename = x.rq.docroot.as_bytes().to_vec();
-        filename.extend_from_slice(&x.rq.rel);
-        let host = match memchr::memchr(b':', &x.rq.host) {
-            Some(i) if !x.rq.host.starts_with(b"[") => &x.rq.host[..i],
-            _ => &x.rq.host[..],
-        };
-        let server_name: &[u8] = if !x.rq.server_name.is_empty() {
-            x.rq.server_name.as_bytes()
-        } else if !v.server_name.is_empty() {
-            v.server_name.as_bytes()
-        } else {
-            host
-        };
-        let done = Done { x, head };
-        let r = Record {
-            remote: x.rq.remote_ip,
-            remote_port: 0,
-            local: self.local.get(b.listener).copied().flatten(),
-            local_path: self.paths.get(b.listener).map_or(&b""[..], |p| p),
-            method: b.method(),
-            target: h.target.of(b.buf),
-            version: match h.version {
-                crate::request::Version::Http10 => b"HTTP/1.0",
-                crate::request::Version::Http11 => b"HTTP/1.1",
-            },
-            host: &x.rq.host,
-            server_name,
-            filename: &filename,
-            status: x.status,
-            bytes_out: x.bytes_out,
-            head_out: head_len as u64,
-            bytes_in: h.len as u64 + body_in,
-            start: x.rq.started,
-            end: Timespec::now(),
-            requests: x.requests,
-            keep_alive,
-            aborted: false,
-            lookup: &done,
-        };
+        let later = Later { p, head };
+        let r = record(&e, status, bytes_out, head, keep_alive, &later);
         LOG.with(|l| {
             if let Some(log) = l.borrow_mut().as_mut() {
-                log.log(x.compiled, x.cond, v, &r);
+                log.write(&p.res, &r);
             }
         });
     }
@@ -1357,7 +1607,7 @@ mod tests {
             version: b"HTTP/1.1",
             host: b"example.org",
             server_name: b"example.org",
-            filename: b"/srv/www/a b",
+            filename: [b"/srv/www", b"/a b"],
             status: 200,
             bytes_out: 1100,
             head_out: 100,
