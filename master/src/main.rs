@@ -179,6 +179,11 @@ fn serve(
             Err(e) => fail!("{e}"),
         }
     } else {
+        // As lighttpd: stdin and stdout are not used; stderr stays until the
+        // error log is open (and for messages on the terminal in the foreground).
+        if let Err(e) = null_stdin_stdout() {
+            fail!("{e}");
+        }
         None
     };
 
@@ -278,6 +283,17 @@ fn cleanup_failed(pidfile: &Option<daemon::PidFile>) {
     }
 }
 
+fn null_stdin_stdout() -> Result<(), String> {
+    let null = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+        .map_err(|e| format!("opening /dev/null failed: {e}"))?;
+    nix::unistd::dup2_stdin(&null).map_err(|e| format!("dup2: {e}"))?;
+    nix::unistd::dup2_stdout(&null).map_err(|e| format!("dup2: {e}"))?;
+    Ok(())
+}
+
 /// `-1`: stdin is the connection (a socket), or with inetd's pipe pair stdin is
 /// read from and stdout written to. Taken out of fds 0/1, which become /dev/null.
 fn oneshot_connection() -> Result<Vec<OwnedFd>, String> {
@@ -296,12 +312,6 @@ fn oneshot_connection() -> Result<Vec<OwnedFd>, String> {
     } else {
         return Err("wickd -1 stdin is not a socket".into());
     };
-    let null = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/null")
-        .map_err(|e| format!("/dev/null: {e}"))?;
-    nix::unistd::dup2_stdin(&null).map_err(|e| format!("dup2: {e}"))?;
-    nix::unistd::dup2_stdout(&null).map_err(|e| format!("dup2: {e}"))?;
+    null_stdin_stdout()?;
     Ok(fds)
 }
