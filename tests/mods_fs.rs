@@ -323,6 +323,62 @@ $HTTP["url"] =^ "/cached/" { dir-listing.cache = ( "max-age" => 60 ) }
     assert!(first < last);
 }
 
+#[test]
+fn dirlisting_large_directory_does_not_hold_up_others() {
+    use std::io::{Read, Write};
+    let s = Server::start_with(
+        &conf(
+            "\"mod_accesslog\"",
+            "dir-listing.activate = \"enable\"\naccesslog.filename = \"@DIR@/access.log\"\naccesslog.format = \"%s %b %U\"",
+        ),
+        &[],
+        |d| {
+            put(d, "www/small.txt", "SMALL");
+            let big = d.join("www/big");
+            std::fs::create_dir_all(&big).expect("mkdir");
+            for i in 0..40_000 {
+                std::fs::File::create(big.join(format!("entry-{i:06}"))).expect("create");
+            }
+        },
+    );
+    // The listing is built over many event-loop turns: a request that arrives
+    // meanwhile on another connection is answered before the listing's first byte.
+    let mut a = s.connect();
+    // A request pipelined behind the listing is answered after it, in order.
+    a.write_all(b"GET /big/ HTTP/1.1\r\nHost: x\r\n\r\nGET /small.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .expect("write");
+    let reader = std::thread::spawn(move || {
+        let mut first = [0u8; 1];
+        a.read_exact(&mut first).expect("first byte");
+        let at = Instant::now();
+        let mut rest = Vec::new();
+        let _ = a.read_to_end(&mut rest);
+        (at, rest)
+    });
+    let r =
+        parse_response(&s.raw(b"GET /small.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"));
+    let small_done = Instant::now();
+    assert_eq!(r.text(), "SMALL");
+    let (first_byte, rest) = reader.join().expect("reader");
+    assert!(
+        small_done < first_byte,
+        "the small file waited for the listing"
+    );
+    let page = String::from_utf8_lossy(&rest);
+    assert_eq!(page.matches("<tr><td class=\"n\">").count(), 40_000);
+    assert!(page.find("entry-000000").expect("first") < page.find("entry-039999").expect("last"));
+    let second = page
+        .find("HTTP/1.1 200 OK")
+        .expect("the pipelined response");
+    assert!(page.ends_with("SMALL"), "pipelined response last");
+    let listing = parse_response(&[b"H", &rest[..second]].concat());
+    // Its access log line is written when it is complete, with its real size.
+    let log = wait_file(&s.dir.path().join("access.log"), |t| t.lines().count() >= 3);
+    let want = format!("200 {} /big/", listing.body.len());
+    assert!(log.lines().any(|l| l == want), "{want:?} in {log}");
+    assert!(log.lines().any(|l| l == "200 5 /small.txt"), "{log}");
+}
+
 // ----------------------------------------------------------- virtual hosts
 
 #[test]

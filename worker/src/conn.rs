@@ -27,6 +27,8 @@ pub enum Phase {
     Linger,
     /// A CGI script answers the request (cgi/): body to its stdin, its output out.
     Cgi,
+    /// A module builds the response over several loop turns (mods::Job).
+    Job,
 }
 
 #[derive(Debug)]
@@ -51,6 +53,8 @@ pub struct State {
     pub out: Option<Out>,
     /// The CGI job of the current request.
     pub cgi: Option<Box<crate::cgi::Job>>,
+    /// A module's response being built (Phase::Job).
+    pub job: Option<Box<crate::mods::Deferred>>,
 }
 
 pub const CLOSE_AFTER: u8 = 1;
@@ -127,6 +131,7 @@ impl Conn {
                 && st.held.is_none()
                 && st.out.is_none()
                 && st.cgi.is_none()
+                && st.job.is_none()
             {
                 self.st = None;
             }
@@ -146,6 +151,7 @@ impl Conn {
             Phase::Write => ctx.site.write_idle,
             Phase::Linger => crate::site::LINGER_SECS,
             Phase::Cgi => crate::cgi::timeout(self.st.as_deref(), ctx.site.write_idle),
+            Phase::Job => ctx.site.write_idle,
         }
     }
 
@@ -187,6 +193,26 @@ impl Conn {
                 Phase::Cgi => {
                     if let Some(n) = crate::cgi::pump(self, ctx) {
                         return n;
+                    }
+                }
+                Phase::Job => {
+                    // One bounded step per turn; other connections go between.
+                    let clock = &ctx.clock;
+                    match self
+                        .st
+                        .as_mut()
+                        .and_then(|s| s.job.as_mut())
+                        .map(|j| j.step(clock))
+                    {
+                        None => self.phase = Phase::Head,
+                        Some(None) => return Next::Again,
+                        Some(Some(out)) => {
+                            if let Some(st) = self.st.as_mut() {
+                                st.job = None;
+                                st.out = Some(out);
+                            }
+                            self.phase = Phase::Write;
+                        }
                     }
                 }
                 Phase::Head | Phase::Body => {
@@ -267,6 +293,7 @@ impl Conn {
                     if self.flags & DRAINED != 0
                         && !self.has_unprocessed()
                         && self.phase != Phase::Write
+                        && self.phase != Phase::Job
                     {
                         // The socket is empty: wait for the next edge.
                         self.tidy();
@@ -441,7 +468,7 @@ impl Conn {
                         }
                     }
                 }
-                Phase::Write | Phase::Linger | Phase::Cgi => return off,
+                Phase::Write | Phase::Linger | Phase::Cgi | Phase::Job => return off,
             }
         }
         off
@@ -596,7 +623,11 @@ impl Conn {
             out.put(b"HTTP/1.1 100 Continue\r\n\r\n");
         }
         // mod_cgi (cgi/): a script answers; its response comes later, from its pipes.
-        let internal = if cgi.enabled { cgi.internal.take() } else { None };
+        let internal = if cgi.enabled {
+            cgi.internal.take()
+        } else {
+            None
+        };
         let mut cgi_handler = [false; 2];
         let mut hview = view;
         if cgi.enabled && early.is_none() {
@@ -639,9 +670,20 @@ impl Conn {
             // Error handlers that are CGI scripts run as internal requests (below):
             // the static handler must not serve their source. Only once per request.
             if internal.as_ref().is_none_or(|i| i.error.is_none()) {
-                for (i, h) in [view.error_handler_404, view.error_handler].iter().enumerate() {
+                for (i, h) in [view.error_handler_404, view.error_handler]
+                    .iter()
+                    .enumerate()
+                {
                     cgi_handler[i] = !h.is_empty()
-                        && crate::cgi::probe(site, &mut cgi.cond2, &facts, h, roots, cache, clock.mono);
+                        && crate::cgi::probe(
+                            site,
+                            &mut cgi.cond2,
+                            &facts,
+                            h,
+                            roots,
+                            cache,
+                            clock.mono,
+                        );
                 }
                 if cgi_handler[0] {
                     hview.error_handler_404 = &NO_HANDLER;
@@ -675,7 +717,7 @@ impl Conn {
             None => static_file::handle(&req, &hview, &mut env),
         };
         if mods.active {
-            mods.finish(
+            let job = mods.finish(
                 out,
                 mark,
                 &site.compiled,
@@ -687,6 +729,10 @@ impl Conn {
                 status,
                 self.requests,
             );
+            if let Some(j) = job {
+                self.state().job = Some(j);
+                self.phase = Phase::Job;
+            }
         }
         let handler = if status == 404 && !view.error_handler_404.is_empty() {
             Some((0, view.error_handler_404, false))
@@ -754,7 +800,10 @@ impl Conn {
         });
         for f in &sv.fields {
             use request::Known;
-            if matches!(f.known, Known::ContentLength | Known::TransferEncoding | Known::Expect) {
+            if matches!(
+                f.known,
+                Known::ContentLength | Known::TransferEncoding | Known::Expect
+            ) {
                 continue;
             }
             buf.extend_from_slice(f.name.of(&sv.buf));

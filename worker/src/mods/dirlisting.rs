@@ -11,8 +11,11 @@
 //! lighttpd's listings apply.
 
 use super::accesslog::{strftime, Tm};
-use super::{hook, HandlerCx, Module};
+use super::{hook, HandlerCx, Job, Module};
+use crate::date::Clock;
 use crate::request::Method;
+use crate::request::Version;
+use crate::response::Out;
 use crate::stat_cache::{Body, Found, Root};
 use crate::static_file::{finish_head, status_line};
 use regex::bytes::Regex;
@@ -20,6 +23,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::rc::Rc;
 use wick_conf::{Config, Value, View};
 
 /// Rendered listings kept by dir-listing.cache, at most this many bytes in all.
@@ -39,10 +43,58 @@ struct Cached {
     body: Vec<u8>,
 }
 
+/// (document root + path, shape of the listing).
+type CacheKey = (Vec<u8>, u64);
+
+/// Listings kept by dir-listing.cache: (document root + path, shape) → page.
+#[derive(Default)]
+struct Cache {
+    map: HashMap<CacheKey, Cached>,
+    bytes: usize,
+}
+
+impl Cache {
+    fn get(&self, key: &CacheKey, now: u64, age: u64) -> Option<(String, Vec<u8>)> {
+        self.map
+            .get(key)
+            .filter(|c| now.saturating_sub(c.at) < age)
+            .map(|c| (c.ctype.clone(), c.body.clone()))
+    }
+
+    fn put(&mut self, key: CacheKey, now: u64, age: u64, ctype: &str, body: &[u8]) {
+        if self.bytes + body.len() > CACHE_BYTES {
+            self.map.retain(|_, c| now.saturating_sub(c.at) < age);
+            self.bytes = self.map.values().map(|c| c.body.len()).sum();
+        }
+        if self.bytes + body.len() > CACHE_BYTES {
+            return;
+        }
+        self.bytes += body.len();
+        let old = self.map.insert(
+            key,
+            Cached {
+                at: now,
+                ctype: ctype.to_string(),
+                body: body.to_vec(),
+            },
+        );
+        if let Some(old) = old {
+            self.bytes = self.bytes.saturating_sub(old.body.len());
+        }
+    }
+}
+
+/// Entries read (and stat'ed) per event-loop turn once a directory turns out to
+/// be large; the first turn reads up to [`FIRST_BATCH`] and answers at once when
+/// that was all.
+const BATCH: usize = 256;
+const FIRST_BATCH: usize = 1024;
+/// Rows rendered per turn.
+const RENDER_BATCH: usize = 2048;
+
 pub struct Dirlisting {
     excludes: Vec<Excludes>,
-    cache: RefCell<HashMap<(Vec<u8>, u64), Cached>>,
-    cache_bytes: RefCell<usize>,
+    cache: Rc<RefCell<Cache>>,
 }
 
 impl Dirlisting {
@@ -79,8 +131,7 @@ impl Dirlisting {
         }
         Ok(Dirlisting {
             excludes,
-            cache: RefCell::new(HashMap::new()),
-            cache_bytes: RefCell::new(0),
+            cache: Rc::new(RefCell::new(Cache::default())),
         })
     }
 }
@@ -146,11 +197,12 @@ impl Filter<'_> {
     }
 }
 
-/// Read the directory open at `dir` (its entries stat'ed relative to it).
-pub fn read_entries(dir: OwnedFd, filter: &Filter, follow: bool) -> std::io::Result<Vec<Entry>> {
-    let d = Dir::new(dir)?;
-    let mut out = Vec::new();
-    while let Some(name) = d.next() {
+/// Read (and stat) up to `max` more names of `d` into `out`; true at the end.
+fn read_some(d: &Dir, filter: &Filter, follow: bool, max: usize, out: &mut Vec<Entry>) -> bool {
+    for _ in 0..max {
+        let Some(name) = d.next() else {
+            return true;
+        };
         let bytes = name.to_bytes();
         if !filter.keep(bytes) {
             continue;
@@ -165,7 +217,7 @@ pub fn read_entries(dir: OwnedFd, filter: &Filter, follow: bool) -> std::io::Res
             mtime: st.st_mtime,
         });
     }
-    Ok(out)
+    false
 }
 
 /// An open directory stream (readdir over getdents64).
@@ -498,19 +550,24 @@ pub fn json(out: &mut Vec<u8>, entries: &[Entry]) {
         if i > 0 {
             out.push(b',');
         }
-        out.extend_from_slice(b"{\"name\":\"");
-        json_escape(out, &e.name);
-        out.extend_from_slice(if e.dir {
-            b"\",\"type\":\"dir\",\"size\":"
-        } else {
-            b"\",\"type\":\"file\",\"size\":"
-        });
-        out.extend_from_slice(e.size.to_string().as_bytes());
-        out.extend_from_slice(b",\"mtime\":");
-        out.extend_from_slice(e.mtime.to_string().as_bytes());
-        out.push(b'}');
+        json_entry(out, e);
     }
     out.extend_from_slice(b"]\n");
+}
+
+/// One entry of the JSON listing.
+fn json_entry(out: &mut Vec<u8>, e: &Entry) {
+    out.extend_from_slice(b"{\"name\":\"");
+    json_escape(out, &e.name);
+    out.extend_from_slice(if e.dir {
+        b"\",\"type\":\"dir\",\"size\":"
+    } else {
+        b"\",\"type\":\"file\",\"size\":"
+    });
+    out.extend_from_slice(e.size.to_string().as_bytes());
+    out.extend_from_slice(b",\"mtime\":");
+    out.extend_from_slice(e.mtime.to_string().as_bytes());
+    out.push(b'}');
 }
 
 /// show-readme / show-header value: "enable" is the default file name, "disable"
@@ -636,20 +693,182 @@ impl Dirlisting {
             .hash(&mut h);
         h.finish()
     }
+}
 
-    fn respond(x: &mut HandlerCx, ctype: &str, body: &[u8]) -> u16 {
-        let out = &mut *x.env.out;
-        let v = x.req.head.version;
-        status_line(out, v, 200);
-        out.header(b"Content-Type", ctype.as_bytes());
-        out.put(b"Content-Length: ");
-        out.put_u64(body.len() as u64);
-        out.put(b"\r\n");
-        finish_head(out, x.env.clock, x.view.server_tag, v, x.req.keep_alive);
-        if x.req.head.method != Method::Head {
-            out.put(body);
+/// The 200 response with `body`.
+#[allow(clippy::too_many_arguments)]
+fn respond(
+    out: &mut Out,
+    clock: &Clock,
+    tag: &str,
+    version: Version,
+    keep_alive: bool,
+    head_only: bool,
+    ctype: &str,
+    body: &[u8],
+) {
+    status_line(out, version, 200);
+    out.header(b"Content-Type", ctype.as_bytes());
+    out.put(b"Content-Length: ");
+    out.put_u64(body.len() as u64);
+    out.put(b"\r\n");
+    finish_head(out, clock, tag, version, keep_alive);
+    if !head_only {
+        out.put(body);
+    }
+}
+
+/// A listing being made: the open directory, what is read, how to show it. It is
+/// finished in the handler when the directory is small, else one step per
+/// event-loop turn (a [`Job`]).
+struct Listing {
+    dir: Dir,
+    follow: bool,
+    hide_dotfiles: bool,
+    hide: [Option<Vec<u8>>; 2],
+    excludes: Vec<Regex>,
+    entries: Vec<Entry>,
+    /// None while reading; then the next entry to render.
+    rendered: Option<usize>,
+    body: Vec<u8>,
+    json: bool,
+    sort: bool,
+    uri: Vec<u8>,
+    auto_layout: bool,
+    external_css: String,
+    external_js: String,
+    encoding: String,
+    footer: String,
+    header: Option<Vec<u8>>,
+    readme: Option<Vec<u8>>,
+    mimetypes: Vec<(String, String)>,
+    version: Version,
+    keep_alive: bool,
+    head_only: bool,
+    tag: String,
+    /// Where the finished page is kept (dir-listing.cache): cache, key, max-age.
+    cache: Option<(Rc<RefCell<Cache>>, CacheKey, u64)>,
+}
+
+impl Listing {
+    fn layout(&self) -> Layout<'_> {
+        Layout {
+            uri: &self.uri,
+            auto_layout: self.auto_layout,
+            external_css: &self.external_css,
+            external_js: &self.external_js,
+            encoding: &self.encoding,
+            footer: &self.footer,
+            tag: &self.tag,
+            sorted: self.sort,
         }
+    }
+
+    fn ctype(&self) -> String {
+        if self.json {
+            "application/json".into()
+        } else if self.encoding.is_empty() {
+            "text/html".into()
+        } else {
+            format!("text/html; charset={}", self.encoding)
+        }
+    }
+
+    /// Read up to `max` entries; true once all are read (and ordered).
+    fn read(&mut self, max: usize) -> bool {
+        let filter = Filter {
+            hide_dotfiles: self.hide_dotfiles,
+            hide: [self.hide[0].as_deref(), self.hide[1].as_deref()],
+            excludes: &self.excludes,
+        };
+        if !read_some(&self.dir, &filter, self.follow, max, &mut self.entries) {
+            return false;
+        }
+        if self.sort {
+            sort(&mut self.entries);
+        } else {
+            group(&mut self.entries);
+        }
+        true
+    }
+
+    /// Render up to `max` rows; true once the page is complete.
+    fn render(&mut self, max: usize) -> bool {
+        let from = match self.rendered {
+            Some(i) => i,
+            None => {
+                self.body.reserve(1024 + self.entries.len() * 200);
+                if self.json {
+                    self.body.push(b'[');
+                } else {
+                    let mut b = std::mem::take(&mut self.body);
+                    page_head(&mut b, &self.layout(), self.header.as_deref());
+                    self.body = b;
+                }
+                0
+            }
+        };
+        let to = (from + max).min(self.entries.len());
+        for (i, e) in self.entries[from..to].iter().enumerate() {
+            if self.json {
+                if from + i > 0 {
+                    self.body.push(b',');
+                }
+                json_entry(&mut self.body, e);
+            } else {
+                let t = if e.dir {
+                    ""
+                } else {
+                    crate::mime::content_type(&self.mimetypes, &e.name)
+                };
+                row(&mut self.body, e, t);
+            }
+        }
+        self.rendered = Some(to);
+        if to < self.entries.len() {
+            return false;
+        }
+        if self.json {
+            self.body.extend_from_slice(b"]\n");
+        } else {
+            let mut b = std::mem::take(&mut self.body);
+            page_foot(&mut b, &self.layout(), self.readme.as_deref());
+            self.body = b;
+        }
+        true
+    }
+
+    /// The response, once the page is complete.
+    fn answer(&mut self, out: &mut Out, clock: &Clock) -> u16 {
+        let ctype = self.ctype();
+        if let Some((cache, key, age)) = self.cache.take() {
+            cache
+                .borrow_mut()
+                .put(key, clock.mono, age, &ctype, &self.body);
+        }
+        respond(
+            out,
+            clock,
+            &self.tag,
+            self.version,
+            self.keep_alive,
+            self.head_only,
+            &ctype,
+            &self.body,
+        );
         200
+    }
+}
+
+impl Job for Listing {
+    fn step(&mut self, out: &mut Out, clock: &Clock) -> Option<u16> {
+        if self.rendered.is_none() && !self.read(BATCH) {
+            return None;
+        }
+        if !self.render(RENDER_BATCH) {
+            return None;
+        }
+        Some(self.answer(out, clock))
     }
 }
 
@@ -702,111 +921,93 @@ impl Module for Dirlisting {
             }
         }
         let as_json = x.rq.query == b"json";
+        let head_only = x.req.head.method == Method::Head;
+        let version = x.req.head.version;
         let age = cache_age(v.dirlist_cache).unwrap_or(0);
-        let key = if age > 0 {
+        let key = (age > 0).then(|| {
             let mut k = v.document_root.as_bytes().to_vec();
             k.push(0);
             k.extend_from_slice(x.req.path);
-            Some((k, Self::shape(v, as_json)))
-        } else {
-            None
-        };
+            (k, Self::shape(v, as_json))
+        });
         if let Some(k) = &key {
-            let hit = self
-                .cache
-                .borrow()
-                .get(k)
-                .filter(|c| now.saturating_sub(c.at) < age)
-                .map(|c| (c.ctype.clone(), c.body.clone()));
-            if let Some((ctype, body)) = hit {
-                return Some(Self::respond(x, &ctype, &body));
+            if let Some((ctype, body)) = self.cache.borrow().get(k, now, age) {
+                let e = &mut *x.env;
+                let keep = x.req.keep_alive;
+                respond(
+                    e.out,
+                    e.clock,
+                    v.server_tag,
+                    version,
+                    keep,
+                    head_only,
+                    &ctype,
+                    &body,
+                );
+                return Some(200);
             }
         }
 
         let readme = include_name(v.dirlist_show_readme, "README.txt");
         let header = include_name(v.dirlist_show_header, "HEADER.txt");
-        let filter = Filter {
+        let Some(dir) = open_dir(dirfd, x.req.path, follow).and_then(|d| Dir::new(d).ok()) else {
+            return Some(crate::static_file::error(x.req, v, &mut *x.env, 403));
+        };
+        let (head_text, readme_text) = if as_json {
+            (None, None)
+        } else {
+            (
+                header.and_then(|h| self.include(x, root, h, *v.dirlist_encode_header, "header")),
+                readme.and_then(|r| self.include(x, root, r, *v.dirlist_encode_readme, "readme")),
+            )
+        };
+        let mut l = Listing {
+            dir,
+            follow,
             hide_dotfiles: *v.dirlist_hide_dotfiles,
             hide: [
                 readme
                     .filter(|_| *v.dirlist_hide_readme_file)
-                    .map(str::as_bytes),
+                    .map(|n| n.as_bytes().to_vec()),
                 header
                     .filter(|_| *v.dirlist_hide_header_file)
-                    .map(str::as_bytes),
+                    .map(|n| n.as_bytes().to_vec()),
             ],
-            excludes: self.excludes_for(v.dirlist_exclude),
+            excludes: self.excludes_for(v.dirlist_exclude).to_vec(),
+            entries: Vec::new(),
+            rendered: None,
+            body: Vec::new(),
+            json: as_json,
+            sort: *v.dirlist_sort,
+            uri: x.rq.path.clone(),
+            auto_layout: *v.dirlist_auto_layout,
+            external_css: v.dirlist_external_css.clone(),
+            external_js: v.dirlist_external_js.clone(),
+            encoding: v.dirlist_encoding.clone(),
+            footer: v.dirlist_set_footer.clone(),
+            header: head_text,
+            readme: readme_text,
+            mimetypes: v.mimetypes.clone(),
+            version,
+            keep_alive: x.req.keep_alive,
+            head_only,
+            tag: v.server_tag.clone(),
+            cache: key.map(|k| (Rc::clone(&self.cache), k, age)),
         };
-        let Some(dir) = open_dir(dirfd, x.req.path, follow) else {
-            return Some(crate::static_file::error(x.req, v, &mut *x.env, 403));
-        };
-        let mut entries = match read_entries(dir, &filter, follow) {
-            Ok(e) => e,
-            Err(_) => return Some(crate::static_file::error(x.req, v, &mut *x.env, 403)),
-        };
-        if *v.dirlist_sort {
-            sort(&mut entries);
-        } else {
-            group(&mut entries);
+        // A small directory is answered at once; a large one over the next turns
+        // (not with a request body to read: that path holds the response itself).
+        let mut done = l.read(FIRST_BATCH);
+        if !done && x.req.head.body != crate::request::BodyKind::None {
+            while !l.read(BATCH) {}
+            done = true;
         }
-
-        let mut body = Vec::with_capacity(1024 + entries.len() * 200);
-        let ctype = if as_json {
-            json(&mut body, &entries);
-            "application/json".to_string()
-        } else {
-            let head =
-                header.and_then(|h| self.include(x, root, h, *v.dirlist_encode_header, "header"));
-            let foot =
-                readme.and_then(|r| self.include(x, root, r, *v.dirlist_encode_readme, "readme"));
-            let layout = Layout {
-                uri: &x.rq.path,
-                auto_layout: *v.dirlist_auto_layout,
-                external_css: v.dirlist_external_css,
-                external_js: v.dirlist_external_js,
-                encoding: v.dirlist_encoding,
-                footer: v.dirlist_set_footer,
-                tag: v.server_tag,
-                sorted: *v.dirlist_sort,
-            };
-            page_head(&mut body, &layout, head.as_deref());
-            for e in &entries {
-                let t = if e.dir {
-                    ""
-                } else {
-                    crate::mime::content_type(v.mimetypes, &e.name)
-                };
-                row(&mut body, e, t);
-            }
-            page_foot(&mut body, &layout, foot.as_deref());
-            if v.dirlist_encoding.is_empty() {
-                "text/html".to_string()
-            } else {
-                format!("text/html; charset={}", v.dirlist_encoding)
-            }
-        };
-        if let Some(k) = key {
-            let mut bytes = self.cache_bytes.borrow_mut();
-            let mut cache = self.cache.borrow_mut();
-            if *bytes + body.len() > CACHE_BYTES {
-                cache.retain(|_, c| now.saturating_sub(c.at) < age);
-                *bytes = cache.values().map(|c| c.body.len()).sum();
-            }
-            if *bytes + body.len() <= CACHE_BYTES {
-                *bytes += body.len();
-                if let Some(old) = cache.insert(
-                    k,
-                    Cached {
-                        at: now,
-                        ctype: ctype.clone(),
-                        body: body.clone(),
-                    },
-                ) {
-                    *bytes = bytes.saturating_sub(old.body.len());
-                }
-            }
+        if done {
+            l.render(usize::MAX);
+            let e = &mut *x.env;
+            return Some(l.answer(&mut *e.out, e.clock));
         }
-        Some(Self::respond(x, &ctype, &body))
+        x.rq.job.replace(Some(Box::new(l)));
+        Some(200)
     }
 }
 

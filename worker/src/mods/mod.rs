@@ -190,6 +190,9 @@ pub struct Rq {
     pub started: accesslog::Timespec,
     /// The host mod_simple_vhost served the request for (%v in the access log).
     pub server_name: String,
+    /// A handler that goes on over several event-loop turns left its work here
+    /// ([`Job`]); conn.rs takes it with [`Mods::finish`]'s answer.
+    pub job: std::cell::RefCell<Option<Box<dyn Job>>>,
     /// Scratch for Facts (lossy UTF-8 views are built from these).
     facts_host: String,
 }
@@ -216,6 +219,7 @@ impl Default for Rq {
             tmp: Vec::new(),
             started: accesslog::Timespec::default(),
             server_name: String::new(),
+            job: std::cell::RefCell::new(None),
             facts_host: String::new(),
         }
     }
@@ -281,6 +285,44 @@ impl Cx<'_, '_> {
     /// to (its `%N` captures).
     pub fn block_of(&self, sets: impl Fn(&wick_conf::Patch) -> bool) -> BlockId {
         self.compiled.winning_block(self.cond, sets)
+    }
+}
+
+/// Work a handler goes on with over several event-loop turns, so that one big
+/// response (a directory of 100 000 entries) does not hold up the other
+/// connections. The handler stores it in [`Rq::job`] and returns 200.
+pub trait Job {
+    /// Do a bounded amount of work. Some(status) when done: the whole response
+    /// (head and body) is then in `out`.
+    fn step(&mut self, out: &mut Out, clock: &Clock) -> Option<u16>;
+}
+
+/// A request whose response a [`Job`] builds: the job, its access log line, and
+/// the earlier (pipelined) responses that go out before it.
+pub struct Deferred {
+    pub job: Box<dyn Job>,
+    pub log: Option<Box<accesslog::Pending>>,
+    pub before: Out,
+}
+
+impl std::fmt::Debug for Deferred {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Deferred").finish_non_exhaustive()
+    }
+}
+
+impl Deferred {
+    /// One step. Some(response) once the job is done: the earlier responses and
+    /// this one, to be written (its access log line is written now).
+    pub fn step(&mut self, clock: &Clock) -> Option<Out> {
+        let mut resp = Out::default();
+        let status = self.job.step(&mut resp, clock)?;
+        if let Some(log) = self.log.take() {
+            log.complete(status, &resp.buf, resp.remaining());
+        }
+        let mut all = std::mem::take(&mut self.before);
+        all.append(&resp);
+        Some(all)
     }
 }
 
@@ -724,7 +766,31 @@ impl Mods {
         clock: &Clock,
         status: u16,
         requests: u32,
-    ) {
+    ) -> Option<Box<Deferred>> {
+        if let Some(job) = rq.job.take() {
+            // The response comes later: so does its line in the access log.
+            let log = if self.logs() {
+                accesslog::capture(&DoneCx {
+                    view,
+                    base,
+                    rq,
+                    status,
+                    bytes_out: 0,
+                    clock,
+                    compiled,
+                    cond,
+                    resp: &[],
+                    requests,
+                })
+            } else {
+                None
+            };
+            return Some(Box::new(Deferred {
+                job,
+                log,
+                before: out.take_rest(),
+            }));
+        }
         self.response_start(out, mark, compiled, cond, view, base, rq, clock);
         if self.logs() {
             let bytes_out = (out.buf.len() - mark.0.min(out.buf.len())) as u64
@@ -745,6 +811,7 @@ impl Mods {
                 requests,
             });
         }
+        None
     }
 
     /// The environment modules add to a CGI/FastCGI/SCGI request (mod_setenv's
@@ -838,6 +905,7 @@ impl Rq {
         self.setenv_done = false;
         self.started = accesslog::Timespec::now();
         self.server_name.clear();
+        self.job.take();
     }
 }
 
