@@ -48,6 +48,9 @@ fn bind_tcp(addr: &SocketAddr, n: u32, v6only: bool) -> io::Result<OwnedFd> {
         None,
     )?;
     setsockopt(&fd, sockopt::ReuseAddr, &true)?;
+    // Accepted connections inherit it: a response written in parts (a CGI's last
+    // chunk after its body) is not held back by Nagle against the client's delayed ACK.
+    setsockopt(&fd, sockopt::TcpNoDelay, &true)?;
     match addr {
         SocketAddr::V4(a) => {
             bind(fd.as_raw_fd(), &SockaddrIn::from(*a))?;

@@ -1000,8 +1000,10 @@ fn pump_job(c: &mut Conn, ctx: &mut Ctx, job: &mut Job) -> Step {
             job.inpos = 0;
         }
 
-        // 4. The script's stdout.
-        if job.stdout.is_some() && job.out.remaining() < OUT_HIGH as u64 {
+        // 4. The script's stdout: everything it has (up to OUT_HIGH) before writing
+        // to the client, so that a short response and its end leave in one write
+        // (two small writes would meet Nagle and the client's delayed ACK).
+        while job.stdout.is_some() && job.out.remaining() < OUT_HIGH as u64 {
             let fd = job.stdout.as_ref().map_or(-1, |f| f.as_raw_fd());
             let mut rbuf = std::mem::take(&mut ctx.rbuf);
             let r = read_fd(fd, &mut rbuf);
@@ -1011,7 +1013,10 @@ fn pump_job(c: &mut Conn, ctx: &mut Ctx, job: &mut Job) -> Step {
                     progress = true;
                     stdout_data(ctx, job, &rbuf[..n])
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => None,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    ctx.rbuf = rbuf;
+                    break;
+                }
                 // EOF (or a read error, which ends the output the same way).
                 _ => {
                     job.stdout = None;
