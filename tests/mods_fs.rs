@@ -328,8 +328,8 @@ fn dirlisting_large_directory_does_not_hold_up_others() {
     use std::io::{Read, Write};
     let s = Server::start_with(
         &conf(
-            "\"mod_accesslog\"",
-            "dir-listing.activate = \"enable\"\naccesslog.filename = \"@DIR@/access.log\"\naccesslog.format = \"%s %b %U\"",
+            "\"mod_accesslog\", \"mod_setenv\"",
+            "dir-listing.activate = \"enable\"\naccesslog.filename = \"@DIR@/access.log\"\naccesslog.format = \"%s %b %U\"\nsetenv.add-response-header = ( \"X-Listing\" => \"yes\" )",
         ),
         &[],
         |d| {
@@ -372,6 +372,9 @@ fn dirlisting_large_directory_does_not_hold_up_others() {
         .expect("the pipelined response");
     assert!(page.ends_with("SMALL"), "pipelined response last");
     let listing = parse_response(&[b"H", &rest[..second]].concat());
+    // Response headers of the modules apply to it as to any response.
+    assert_eq!(listing.header("x-listing"), Some("yes"));
+    assert_eq!(listing.header("content-type"), Some("text/html"));
     // Its access log line is written when it is complete, with its real size.
     let log = wait_file(&s.dir.path().join("access.log"), |t| t.lines().count() >= 3);
     let want = format!("200 {} /big/", listing.body.len());

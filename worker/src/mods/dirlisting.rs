@@ -695,7 +695,8 @@ impl Dirlisting {
     }
 }
 
-/// The 200 response with `body`.
+/// The 200 response with `body`. `lines`: header lines edited by the
+/// response_start hooks (a deferred listing), in place of Content-Type.
 #[allow(clippy::too_many_arguments)]
 fn respond(
     out: &mut Out,
@@ -705,10 +706,14 @@ fn respond(
     keep_alive: bool,
     head_only: bool,
     ctype: &str,
+    lines: Option<&[u8]>,
     body: &[u8],
 ) {
     status_line(out, version, 200);
-    out.header(b"Content-Type", ctype.as_bytes());
+    match lines {
+        Some(l) => out.put(l),
+        None => out.header(b"Content-Type", ctype.as_bytes()),
+    }
     out.put(b"Content-Length: ");
     out.put_u64(body.len() as u64);
     out.put(b"\r\n");
@@ -839,7 +844,7 @@ impl Listing {
     }
 
     /// The response, once the page is complete.
-    fn answer(&mut self, out: &mut Out, clock: &Clock) -> u16 {
+    fn answer(&mut self, out: &mut Out, clock: &Clock, lines: Option<&[u8]>) -> u16 {
         let ctype = self.ctype();
         if let Some((cache, key, age)) = self.cache.take() {
             cache
@@ -854,6 +859,7 @@ impl Listing {
             self.keep_alive,
             self.head_only,
             &ctype,
+            lines,
             &self.body,
         );
         200
@@ -861,14 +867,18 @@ impl Listing {
 }
 
 impl Job for Listing {
-    fn step(&mut self, out: &mut Out, clock: &Clock) -> Option<u16> {
+    fn content_type(&self) -> String {
+        self.ctype()
+    }
+
+    fn step(&mut self, out: &mut Out, clock: &Clock, head: &[u8]) -> Option<u16> {
         if self.rendered.is_none() && !self.read(BATCH) {
             return None;
         }
         if !self.render(RENDER_BATCH) {
             return None;
         }
-        Some(self.answer(out, clock))
+        Some(self.answer(out, clock, Some(head)))
     }
 }
 
@@ -942,6 +952,7 @@ impl Module for Dirlisting {
                     keep,
                     head_only,
                     &ctype,
+                    None,
                     &body,
                 );
                 return Some(200);
@@ -1004,7 +1015,7 @@ impl Module for Dirlisting {
         if done {
             l.render(usize::MAX);
             let e = &mut *x.env;
-            return Some(l.answer(&mut *e.out, e.clock));
+            return Some(l.answer(&mut *e.out, e.clock, None));
         }
         x.rq.job.replace(Some(Box::new(l)));
         Some(200)

@@ -292,9 +292,14 @@ impl Cx<'_, '_> {
 /// response (a directory of 100 000 entries) does not hold up the other
 /// connections. The handler stores it in [`Rq::job`] and returns 200.
 pub trait Job {
-    /// Do a bounded amount of work. Some(status) when done: the whole response
-    /// (head and body) is then in `out`.
-    fn step(&mut self, out: &mut Out, clock: &Clock) -> Option<u16>;
+    /// The response's Content-Type (response_start hooks see it before the job
+    /// is done: mod_expire's expire.mimetypes).
+    fn content_type(&self) -> String;
+    /// Do a bounded amount of work. Some(status) when done: the whole response is
+    /// then in `out`; its header lines are `head` (Content-Type and what the
+    /// response_start hooks added, each line with its CRLF) plus Content-Length
+    /// and the connection's.
+    fn step(&mut self, out: &mut Out, clock: &Clock, head: &[u8]) -> Option<u16>;
 }
 
 /// A request whose response a [`Job`] builds: the job, its access log line, and
@@ -303,6 +308,8 @@ pub struct Deferred {
     pub job: Box<dyn Job>,
     pub log: Option<Box<accesslog::Pending>>,
     pub before: Out,
+    /// Header lines for the response, edited by the response_start hooks.
+    pub head: Vec<u8>,
 }
 
 impl std::fmt::Debug for Deferred {
@@ -316,7 +323,7 @@ impl Deferred {
     /// this one, to be written (its access log line is written now).
     pub fn step(&mut self, clock: &Clock) -> Option<Out> {
         let mut resp = Out::default();
-        let status = self.job.step(&mut resp, clock)?;
+        let status = self.job.step(&mut resp, clock, &self.head)?;
         if let Some(log) = self.log.take() {
             log.complete(status, &resp.buf, resp.remaining());
         }
@@ -768,7 +775,21 @@ impl Mods {
         requests: u32,
     ) -> Option<Box<Deferred>> {
         if let Some(job) = rq.job.take() {
-            // The response comes later: so does its line in the access log.
+            // The response comes later: the response_start hooks edit its header
+            // lines now, on a provisional head.
+            let mut head = Out::default();
+            head.put(match base.head.version {
+                crate::request::Version::Http10 => b"HTTP/1.0 200 OK\r\nContent-Type: ",
+                crate::request::Version::Http11 => b"HTTP/1.1 200 OK\r\nContent-Type: ",
+            });
+            head.put(job.content_type().as_bytes());
+            head.put(b"\r\n\r\n");
+            self.response_start(&mut head, (0, 0), compiled, cond, view, base, rq, clock);
+            let lines = match memchr::memchr(b'\n', &head.buf) {
+                Some(i) => head.buf[i + 1..head.buf.len().saturating_sub(2)].to_vec(),
+                None => Vec::new(),
+            };
+            // So does its line in the access log.
             let log = if self.logs() {
                 accesslog::capture(&DoneCx {
                     view,
@@ -789,6 +810,7 @@ impl Mods {
                 job,
                 log,
                 before: out.take_rest(),
+                head: lines,
             }));
         }
         self.response_start(out, mark, compiled, cond, view, base, rq, clock);
