@@ -492,3 +492,28 @@ fn two_hundred_concurrent_requests_complete() {
         t.elapsed()
     );
 }
+
+#[test]
+fn tcp_fin_propagate_signals_the_script() {
+    let extra = "cgi.limits = ( \"tcp-fin-propagate\" => \"SIGUSR1\" )\n";
+    let body = "#!/bin/sh\ntrap 'echo got-signal; exit 0' USR1\nprintf 'Content-Type: text/plain\\n\\n'\necho ready\n\
+                i=0\nwhile [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done\necho no-signal\n";
+    let s = start(extra, &[("fin.cgi", body)]);
+    let mut c = TcpStream::connect(("127.0.0.1", s.port)).expect("connect");
+    c.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    c.write_all(b"GET /cgi-bin/fin.cgi HTTP/1.1\r\nHost: x\r\n\r\n")
+        .expect("write");
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !String::from_utf8_lossy(&got).contains("ready") {
+        let n = c.read(&mut buf).expect("read");
+        assert!(n > 0, "closed early: {}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&buf[..n]);
+    }
+    c.shutdown(std::net::Shutdown::Write).expect("half-close");
+    let _ = c.read_to_end(&mut got);
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.contains("got-signal"), "{text}");
+    assert!(!text.contains("no-signal"), "{text}");
+}

@@ -202,6 +202,8 @@ pub struct Job {
     inpos: usize,
     /// The script stopped reading its stdin: the rest of the body is thrown away.
     in_closed: bool,
+    /// The client half-closed (cgi.limits tcp-fin-propagate): nothing more is read.
+    client_fin: bool,
     /// The request, kept until it can be sent (a chunked body is being collected).
     req: Option<Box<CgiRequest>>,
     /// Response head bytes until the head is complete.
@@ -476,6 +478,7 @@ pub fn begin(c: &mut Conn, p: Parts<'_>, view: &View, b: Begin<'_>) {
         inbuf: Vec::new(),
         inpos: 0,
         in_closed: false,
+        client_fin: false,
         req: None,
         head: Vec::new(),
         framing: Framing::Head,
@@ -912,7 +915,7 @@ fn pump_job(c: &mut Conn, ctx: &mut Ctx, job: &mut Job) -> Step {
         let want_read = if body_open {
             pending_in < IN_HIGH || job.in_closed || job.stage == Stage::Collecting
         } else {
-            input_len < ctx.site.field_limit
+            input_len < ctx.site.field_limit && !job.client_fin
         };
         if want_read && job.stage != Stage::Done {
             let mut rbuf = std::mem::take(&mut ctx.rbuf);
@@ -920,6 +923,22 @@ fn pump_job(c: &mut Conn, ctx: &mut Ctx, job: &mut Job) -> Step {
             match r {
                 Ok(0) => {
                     ctx.rbuf = rbuf;
+                    // cgi.limits tcp-fin-propagate: a client that half-closed after
+                    // its request still gets the response; the script gets a signal.
+                    let sig = job.limits.signal_fin;
+                    if !body_open
+                        && sig != 0
+                        && matches!(job.stage, Stage::Waiting | Stage::Running)
+                    {
+                        job.client_fin = true;
+                        c.flags |= CLOSE_AFTER;
+                        job.keep_alive = false;
+                        ctx.cgi.send(FromWorkerToSpawner::Signal {
+                            id: job.id,
+                            signal: sig,
+                        });
+                        continue;
+                    }
                     return Step::Close;
                 }
                 Ok(n) => {
