@@ -854,3 +854,49 @@ fn logger_pid(s: &Server) -> Option<u32> {
         .into_iter()
         .find(|&p| common::cmdline(p).starts_with("cat"))
 }
+
+#[test]
+fn accesslog_to_syslog() {
+    use std::os::unix::net::UnixDatagram;
+    let sock = Path::new("/dev/log");
+    if sock.exists() {
+        eprintln!("SKIP accesslog_to_syslog: a syslog daemon owns /dev/log");
+        return;
+    }
+    if common::skip_unless_root("accesslog_to_syslog") {
+        return;
+    }
+    /// Removes the test's /dev/log, whatever happens.
+    struct Gone<'a>(&'a Path);
+    impl Drop for Gone<'_> {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(self.0);
+        }
+    }
+    let rx = UnixDatagram::bind(sock).expect("bind /dev/log");
+    let _gone = Gone(sock);
+    rx.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let s = Server::start(&conf(
+        "\"mod_accesslog\"",
+        r#"
+server.syslog-facility = "local3"
+accesslog.filename = "@DIR@/access.log"
+accesslog.format = "%U %s"
+$HTTP["url"] =^ "/sys" {
+  accesslog.use-syslog = "enable"
+  accesslog.syslog-level = 3
+}
+"#,
+    ));
+    s.get("/sys/one");
+    s.get("/file");
+    let mut buf = [0u8; 2048];
+    let n = rx.recv(&mut buf).expect("a syslog datagram");
+    let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+    // local3 (19) * 8 + err (3) = 155
+    assert!(msg.starts_with("<155>"), "{msg}");
+    assert!(msg.ends_with("/sys/one 404"), "{msg}");
+    let file = wait_file(&s.dir.path().join("access.log"), |t| t.contains("/file"));
+    assert_eq!(file, "/file 404\n", "the syslog line is not in the file");
+}
