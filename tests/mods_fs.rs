@@ -173,6 +173,7 @@ $HTTP["url"] =^ "/b/" {
   dir-listing.auto-layout = "disable"
 }
 $HTTP["url"] =^ "/c/" { dir-listing.sort = "disable" }
+$HTTP["url"] =^ "/d/" { dir-listing.show-readme = "@DIR@/notes/about.txt" }
 "#,
         ),
         &[],
@@ -194,6 +195,9 @@ $HTTP["url"] =^ "/c/" { dir-listing.sort = "disable" }
             for f in ["m.txt", "a.txt", "z.txt", "b.txt"] {
                 put(d, &format!("www/c/{f}"), "x");
             }
+            put(d, "www/d/f.txt", "x");
+            // Outside every root: the sandbox opens it for this key.
+            put(d, "notes/about.txt", "ABOUT");
         },
     );
     let a = s.get("/a/");
@@ -264,6 +268,8 @@ $HTTP["url"] =^ "/c/" { dir-listing.sort = "disable" }
         .map(|n| t.find(&format!(">{n}</a>")).expect("listed"))
         .collect();
     assert_eq!(names.len(), 4);
+    let t = s.get("/d/").text();
+    assert!(t.contains("<pre class=\"readme\">ABOUT</pre>"), "absolute readme: {t}");
     let dflt = s.get("/").text();
     assert!(
         dflt.contains("<div class=\"foot\">wick-test</div>"),

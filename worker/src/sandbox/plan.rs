@@ -115,6 +115,12 @@ impl Plan {
                     "evhost.path-pattern" => p
                         .read
                         .extend(strings(&st.value).filter_map(|v| pattern_base(&v))),
+                    // mod_dirlisting: a readme/header file named by absolute path
+                    "dir-listing.show-readme" | "dir-listing.show-header" => p.read.extend(
+                        strings(&st.value)
+                            .filter(|v| v.starts_with('/'))
+                            .map(PathBuf::from),
+                    ),
                     "userdir.path" => userdir_path = strings(&st.value).next(),
                     "userdir.include-user" => userdir.include.extend(strings(&st.value)),
                     "userdir.exclude-user" => userdir.exclude.extend(strings(&st.value)),
