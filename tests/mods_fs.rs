@@ -269,7 +269,10 @@ $HTTP["url"] =^ "/d/" { dir-listing.show-readme = "@DIR@/notes/about.txt" }
         .collect();
     assert_eq!(names.len(), 4);
     let t = s.get("/d/").text();
-    assert!(t.contains("<pre class=\"readme\">ABOUT</pre>"), "absolute readme: {t}");
+    assert!(
+        t.contains("<pre class=\"readme\">ABOUT</pre>"),
+        "absolute readme: {t}"
+    );
     let dflt = s.get("/").text();
     assert!(
         dflt.contains("<div class=\"foot\">wick-test</div>"),
@@ -394,12 +397,13 @@ fn dirlisting_large_directory_does_not_hold_up_others() {
 fn simple_vhost_and_confinement() {
     let s = Server::start_with(
         &conf(
-            "\"mod_simple_vhost\"",
+            "\"mod_simple_vhost\", \"mod_accesslog\"",
             r#"
 simple-vhost.server-root = "@DIR@/vhosts/"
 simple-vhost.document-root = "htdocs"
 simple-vhost.default-host = "default.test"
 accesslog.filename = "@DIR@/access.log"
+accesslog.format = "%V %v %s"
 "#,
         ),
         &[],
@@ -444,6 +448,10 @@ accesslog.filename = "@DIR@/access.log"
     let r = parse_response(&s.raw(b"GET /f.txt HTTP/1.0\r\n\r\n"));
     assert_eq!(r.status, 200);
     assert_eq!(r.text(), "DEFAULT", "no Host: the default host");
+    // The host served is the server name (%v), as in lighttpd.
+    let log = wait_file(&s.dir.path().join("access.log"), |t| t.lines().count() >= 6);
+    assert!(log.contains("a.test:8080 a.test 200\n"), "{log}");
+    assert!(log.contains("other.test default.test 200\n"), "{log}");
 }
 
 #[test]

@@ -62,6 +62,9 @@ impl Module for SimpleVhost {
             if self.dirs.is_dir_beneath(root, &rel, now) {
                 x.rq.docroot.clear();
                 x.rq.docroot.push_str(&join(root, &rel));
+                // lighttpd: the host served is the server name (%v in the access log).
+                x.rq.server_name.clear();
+                x.rq.server_name.push_str(h);
                 return Flow::Go;
             }
         }
