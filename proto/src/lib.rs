@@ -35,7 +35,11 @@ pub enum Level {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum ToWorker {
     /// First message: protocol check and identity.
-    Hello { proto: u32, generation: u64, worker_id: u32 },
+    Hello {
+        proto: u32,
+        generation: u64,
+        worker_id: u32,
+    },
     /// The whole evaluated config (sent in chunks by the channel when large).
     Config(Box<wick_conf::Config>),
     /// Listening sockets, in `Config::listeners` order; fds ride along with this message.
