@@ -388,3 +388,28 @@ fn max_connections_leaves_excess_in_the_queue() {
     let r = c.response();
     assert_eq!(r.expect("served once a slot freed").text(), "file b\n");
 }
+
+#[test]
+fn reader_that_stalls_is_cut_off_at_max_write_idle() {
+    let s = Server::start_with(&conf("server.max-write-idle = 1"), &[], |d| {
+        std::fs::write(d.join("www/big.bin"), vec![b'x'; 32 << 20]).expect("write");
+    });
+    let mut c = wire::Conn::new(s.port);
+    c.send(b"GET /big.bin HTTP/1.1\r\nHost: t\r\n\r\n");
+    std::thread::sleep(Duration::from_millis(3500));
+    c.s.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let mut got = 0usize;
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        match std::io::Read::read(&mut c.s, &mut buf) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) => panic!("no close, only {e} after {got} bytes"),
+        }
+    }
+    assert!(
+        got < 32 << 20,
+        "the whole file arrived: the stalled reader was not cut off"
+    );
+}
