@@ -914,3 +914,48 @@ $HTTP["url"] =^ "/sys" {
     let file = wait_file(&s.dir.path().join("access.log"), |t| t.contains("/file"));
     assert_eq!(file, "/file 404\n", "the syslog line is not in the file");
 }
+
+#[test]
+fn accesslog_cgi_requests() {
+    use std::os::unix::fs::PermissionsExt;
+    let s = Server::start_with(
+        &conf(
+            "\"mod_cgi\", \"mod_accesslog\"",
+            r#"
+accesslog.filename = "@DIR@/access.log"
+accesslog.format = "%s %b %O %U %{X-Script}o %X"
+cgi.assign = ( ".cgi" => "" )
+"#,
+        ),
+        &[],
+        |d| {
+            for (n, body) in [
+                (
+                    "ok.cgi",
+                    "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\nX-Script: yes\\r\\n\\r\\n'\nprintf 'hello world'\n",
+                ),
+                ("gone.cgi", "#!/bin/sh\nprintf 'Status: 410\\r\\n\\r\\ngone'\n"),
+            ] {
+                let p = d.join("www").join(n);
+                std::fs::write(&p, body).expect("write");
+                std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755))
+                    .expect("chmod");
+            }
+        },
+    );
+    let ok = s.get("/ok.cgi");
+    assert_eq!(ok.text(), "hello world");
+    let gone = s.get("/gone.cgi");
+    assert_eq!(gone.status, 410);
+    let log = wait_file(&s.dir.path().join("access.log"), |t| t.lines().count() >= 2);
+    let lines: Vec<&str> = log.lines().collect();
+    assert_eq!(lines.len(), 2, "one line per CGI request: {log}");
+    // HTTP/1.1 without a length from the script: chunked, the count is what was sent.
+    let f: Vec<&str> = lines[0].split(' ').collect();
+    assert_eq!(f[0], "200");
+    let (body, all): (u64, u64) = (f[1].parse().expect("%b"), f[2].parse().expect("%O"));
+    assert!(body >= 11 && all > body, "{}", lines[0]);
+    assert_eq!(&f[3..], ["/ok.cgi", "yes", "+"]);
+    assert!(lines[1].starts_with("410 "), "{}", lines[1]);
+    assert!(lines[1].ends_with(" /gone.cgi - +"), "{}", lines[1]);
+}

@@ -634,6 +634,23 @@ impl Conn {
             if let Some(sel) = crate::cgi::select(roots, cache, clock.mono, &view, rel) {
                 let (peer, listener, fd) = (self.peer, self.listener, self.fd.as_raw_fd());
                 let blocks = cond.matched().map(|b| b as u32).collect();
+                // mod_accesslog: the line is written when the script's response ends.
+                let log = if mods.active && mods.logs() && internal.is_none() {
+                    crate::mods::accesslog::capture(&crate::mods::DoneCx {
+                        view: &view,
+                        base: &base,
+                        rq,
+                        status: 0,
+                        bytes_out: 0,
+                        clock,
+                        compiled: &site.compiled,
+                        cond,
+                        resp: &[],
+                        requests: self.requests,
+                    })
+                } else {
+                    None
+                };
                 let parts = crate::cgi::Parts {
                     cgi,
                     out,
@@ -654,6 +671,7 @@ impl Conn {
                     fd,
                     blocks,
                     internal,
+                    log,
                 };
                 crate::cgi::begin(self, parts, &view, begin);
                 if has_body {

@@ -238,6 +238,8 @@ pub struct Job {
     /// Internal redirects so far (lighttpd allows 5).
     loops: u8,
     saved: Saved,
+    /// mod_accesslog: the line, the status and the bytes sent.
+    log: Option<crate::mods::accesslog::Tally>,
 }
 
 /// An internal request to run: a local redirect or an error handler. The saved
@@ -427,6 +429,8 @@ pub struct Begin<'a> {
     pub blocks: Vec<u32>,
     /// Set when this request is an internal one.
     pub internal: Option<InternalInfo>,
+    /// Its access log line, written when the response is complete (mod_accesslog).
+    pub log: Option<Box<crate::mods::accesslog::Pending>>,
 }
 
 /// The worker pieces `begin` uses (the caller holds the rest of the context).
@@ -510,7 +514,11 @@ pub fn begin(c: &mut Conn, p: Parts<'_>, view: &View, b: Begin<'_>) {
             head: b.head.clone(),
             fields: b.fields.to_vec(),
         },
+        log: None,
     });
+    if let Some(l) = b.log {
+        job.log = Some(crate::mods::accesslog::Tally::new(l, job.out.remaining()));
+    }
     let path = match std::str::from_utf8(b.path) {
         Ok(p) => p.to_string(),
         Err(_) => {
@@ -660,6 +668,7 @@ fn fail(job: &mut Job, clock: &crate::date::Clock, pages: &crate::errors::Pages,
         return;
     }
     job.started = true;
+    let mark = job.out.buf.len();
     crate::static_file::simple_error(
         &mut job.out,
         clock,
@@ -671,6 +680,9 @@ fn fail(job: &mut Job, clock: &crate::date::Clock, pages: &crate::errors::Pages,
         job.head_only,
         &[],
     );
+    if let Some(l) = &mut job.log {
+        l.head(status, &job.out.buf[mark..]);
+    }
 }
 
 /// The spawner's channel is readable (or writable): handle its answers. Returns the
@@ -1071,7 +1083,11 @@ fn pump_job(c: &mut Conn, ctx: &mut Ctx, job: &mut Job) -> Step {
         // 6. Response bytes to the client.
         if !job.out.is_empty() {
             let before = job.out.remaining();
-            match job.out.flush(c.wfd, c.is_socket) {
+            let r = job.out.flush(c.wfd, c.is_socket);
+            if let Some(l) = &mut job.log {
+                l.sent(before.saturating_sub(job.out.remaining()));
+            }
+            match r {
                 Ok(true) => {
                     job.out.clear();
                     c.since = now;
@@ -1315,6 +1331,7 @@ fn start_response(ctx: &mut Ctx, job: &mut Job, mut h: RespHead, status: u16) {
         Framing::UntilClose
     };
     let out = &mut job.out;
+    let mark = out.buf.len();
     crate::static_file::status_line(out, job.version, status);
     let has_date = h.get("date").is_some();
     let server = h.remove("server");
@@ -1340,6 +1357,9 @@ fn start_response(ctx: &mut Ctx, job: &mut Job, mut h: RespHead, status: u16) {
         None => {}
     }
     out.put(b"\r\n");
+    if let Some(l) = &mut job.log {
+        l.head(status, &job.out.buf[mark..]);
+    }
     job.started = true;
 }
 
@@ -1496,6 +1516,9 @@ fn complete(c: &mut Conn, ctx: &mut Ctx, mut job: Box<Job>) {
         }
     }
     let out = std::mem::take(&mut job.out);
+    if let Some(l) = job.log.take() {
+        l.finish(out.remaining());
+    }
     if out.is_empty() {
         c.phase = Phase::Head;
     } else {

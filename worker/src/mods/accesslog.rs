@@ -1574,6 +1574,49 @@ impl Pending {
     }
 }
 
+/// The access log of a response written in pieces (mod_cgi): its line, the status
+/// and head once they are known, and the bytes as they are sent.
+#[derive(Debug)]
+pub struct Tally {
+    pending: Box<Pending>,
+    status: u16,
+    head: Vec<u8>,
+    bytes: u64,
+    /// Bytes of earlier responses queued ahead of this one.
+    skip: u64,
+}
+
+impl Tally {
+    /// `skip`: bytes queued ahead of this response that its count must leave out.
+    pub fn new(pending: Box<Pending>, skip: u64) -> Tally {
+        Tally {
+            pending,
+            status: 0,
+            head: Vec::new(),
+            bytes: 0,
+            skip,
+        }
+    }
+
+    /// The response head was queued (the status line to the blank line).
+    pub fn head(&mut self, status: u16, head: &[u8]) {
+        self.status = status;
+        self.head.clear();
+        self.head.extend_from_slice(head);
+    }
+
+    /// `n` more bytes were sent.
+    pub fn sent(&mut self, n: u64) {
+        self.bytes += n;
+    }
+
+    /// The response is over; `unsent` bytes of it are still queued.
+    pub fn finish(self, unsent: u64) {
+        let total = (self.bytes + unsent).saturating_sub(self.skip);
+        self.pending.complete(self.status, &self.head, total);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
