@@ -61,14 +61,13 @@ pub fn run(mut channel: Channel) -> i32 {
             }
         };
         match msg {
-            ToWorker::Hello { proto, .. } => {
-                if proto != PROTO_VERSION {
-                    return fail(
-                        &channel,
-                        format!("worker: protocol {proto}, expected {PROTO_VERSION}"),
-                    );
-                }
+            ToWorker::Hello { proto, .. } if proto != PROTO_VERSION => {
+                return fail(
+                    &channel,
+                    format!("worker: protocol {proto}, expected {PROTO_VERSION}"),
+                );
             }
+            ToWorker::Hello { .. } => {}
             ToWorker::Config(c) => config = Some(*c),
             ToWorker::Listeners { count } => {
                 if fds.len() != count as usize {
@@ -82,13 +81,12 @@ pub fn run(mut channel: Channel) -> i32 {
                 }
                 listeners = fds;
             }
-            ToWorker::ErrorLog { has_fd } => {
-                if has_fd {
-                    if let Some(fd) = fds.pop() {
-                        log = Logger::File(wick_proto::log::ErrorLog::file(fd, "worker"));
-                    }
+            ToWorker::ErrorLog { has_fd: true } => {
+                if let Some(fd) = fds.pop() {
+                    log = Logger::File(wick_proto::log::ErrorLog::file(fd, "worker"));
                 }
             }
+            ToWorker::ErrorLog { has_fd: false } => {}
             ToWorker::OneShot { has_out } => {
                 let mut it = fds.into_iter();
                 let (Some(r), w) = (it.next(), it.next()) else {

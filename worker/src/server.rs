@@ -381,13 +381,9 @@ impl Server {
         let mut expired = Vec::new();
         for (key, c) in self.conns.iter() {
             let limit = c.timeout(&self.ctx);
-            if now.saturating_sub(c.since) >= limit {
-                expired.push(key);
-            } else if self.ctx.draining
-                && c.is_idle()
-                && c.requests > 0
-                && now.saturating_sub(c.since) >= DRAIN_IDLE
-            {
+            let idle = now.saturating_sub(c.since);
+            let drained = self.ctx.draining && c.is_idle() && c.requests > 0 && idle >= DRAIN_IDLE;
+            if idle >= limit || drained {
                 expired.push(key);
             }
         }
