@@ -140,7 +140,7 @@ impl Conn {
 
     /// Idle between requests (may be closed on drain or keep-alive timeout).
     pub fn is_idle(&self) -> bool {
-        self.phase == Phase::Head && !self.st.as_ref().is_some_and(|s| !s.input.is_empty())
+        self.phase == Phase::Head && self.st.as_ref().is_none_or(|s| s.input.is_empty())
     }
 
     /// The timeout (seconds) that applies now.
