@@ -9,6 +9,7 @@ use std::io::Write;
 use std::time::{Duration, Instant};
 /// Wire-level helpers: raw requests on one connection, responses read by their
 /// Content-Length (wickd never sends chunked responses).
+#[allow(dead_code)]
 mod wire {
     use std::io::{Read, Write};
     use std::net::TcpStream;

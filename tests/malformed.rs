@@ -7,6 +7,7 @@ mod common;
 use common::Server;
 /// Wire-level helpers: raw requests on one connection, responses read by their
 /// Content-Length (wickd never sends chunked responses).
+#[allow(dead_code)]
 mod wire {
     use std::io::{Read, Write};
     use std::net::TcpStream;

@@ -10,6 +10,7 @@ use std::path::Path;
 use std::time::Duration;
 /// Wire-level helpers: raw requests on one connection, responses read by their
 /// Content-Length (wickd never sends chunked responses).
+#[allow(dead_code)]
 mod wire {
     use std::io::{Read, Write};
     use std::net::TcpStream;
