@@ -125,7 +125,12 @@ impl Server {
             v.server_tag.clone()
         };
         let cond = CondState::new(&site.compiled);
-        let cgi_on = site.cfg.server.effective_modules().iter().any(|m| m == "mod_cgi");
+        let cgi_on = site
+            .cfg
+            .server
+            .effective_modules()
+            .iter()
+            .any(|m| m == "mod_cgi");
         let cgi = crate::cgi::Client::new(cgi_on, &site.compiled);
         let ctx = Ctx {
             site,
