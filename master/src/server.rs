@@ -134,6 +134,8 @@ pub struct Master {
     oneshot: Option<Vec<OwnedFd>>,
     foreground: bool,
     exit_code: i32,
+    /// Why the first generation did not start, for the daemon's parent.
+    start_failure: Option<String>,
     /// mod_accesslog's files and piped loggers (accesslog.rs).
     accesslog: crate::accesslog::AccessLogs,
 }
@@ -217,6 +219,7 @@ impl Master {
             oneshot: setup.oneshot,
             foreground: setup.foreground,
             exit_code: 0,
+            start_failure: None,
             accesslog: Default::default(),
         })
     }
@@ -257,6 +260,10 @@ impl Master {
         self.listeners.close_all();
         if let Some(p) = &self.pidfile {
             p.remove();
+        }
+        if let Some(r) = self.readiness.take() {
+            let reason = self.start_failure.take();
+            r.failed(reason.as_deref().unwrap_or("stopped before it was ready"));
         }
         match self.cause {
             StopCause::Idle => elog!(self.log, "server stopped after idle timeout"),
@@ -581,9 +588,8 @@ impl Master {
             if self.foreground && !matches!(self.log.target(), Target::Stderr) {
                 eprintln!("wickd: start-up failed: {reason}");
             }
-            if let Some(r) = self.readiness.take() {
-                r.failed(reason);
-            }
+            // The daemon's parent hears it in finish(), once nothing is left running.
+            self.start_failure = Some(reason.to_string());
             self.exit_code = 1;
             self.cause = StopCause::StartFailed;
             self.stop(false);
