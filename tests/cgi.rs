@@ -517,3 +517,50 @@ fn tcp_fin_propagate_signals_the_script() {
     assert!(text.contains("got-signal"), "{text}");
     assert!(!text.contains("no-signal"), "{text}");
 }
+
+#[test]
+fn a_killed_spawner_is_replaced_and_workers_reconnect() {
+    let hello = "#!/bin/sh\nprintf 'Content-Type: text/plain\\n\\nhello'\n";
+    let s = start("server.max-worker = 2\n", &[("hello.cgi", hello)]);
+    assert_eq!(s.get("/cgi-bin/hello.cgi").text(), "hello");
+    let spawner = || {
+        s.children()
+            .into_iter()
+            .find(|p| common::cmdline(*p).contains("gateway-spawner"))
+    };
+    let old = spawner().expect("a gateway-spawner child of the master");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(old as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill");
+    let back = wait_for(Duration::from_secs(10), || {
+        spawner().is_some_and(|p| p != old)
+            && (0..4).all(|_| s.get("/cgi-bin/hello.cgi").text() == "hello")
+    });
+    assert!(
+        back,
+        "CGI did not come back after the spawner was killed: {}",
+        s.error_log()
+    );
+}
+
+#[test]
+fn with_server_username_scripts_run_as_that_user() {
+    if common::skip_unless_root("with_server_username_scripts_run_as_that_user") {
+        return;
+    }
+    let nobody = nix::unistd::User::from_name("nobody")
+        .expect("getpwnam")
+        .expect("nobody");
+    let conf = format!("{CONF}server.username = \"nobody\"\n");
+    let s = Server::start_with(&conf, &[], |dir| {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        script(dir, "id.cgi", "#!/bin/sh\nprintf 'Content-Type: text/plain\\n\\n'\nid -u\ngrep CapEff /proc/self/status\n");
+    });
+    let r = s.get("/cgi-bin/id.cgi");
+    assert_eq!(r.status, 200, "{}", s.error_log());
+    let text = r.text();
+    assert!(text.starts_with(&format!("{}\n", nobody.uid)), "{text}");
+    assert!(text.contains("CapEff:\t0000000000000000"), "{text}");
+}

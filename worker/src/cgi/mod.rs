@@ -77,6 +77,8 @@ pub struct Client {
     pub internal: Option<InternalInfo>,
     /// Condition state for probing error-handler URLs, apart from the request's own.
     pub cond2: CondState,
+    /// Jobs of a spawner channel that was replaced.
+    orphans: Vec<(u64, usize)>,
 }
 
 /// What a CGI started by an internal request reports about it.
@@ -104,6 +106,7 @@ impl Client {
             log: Vec::new(),
             internal: None,
             cond2: CondState::new(compiled),
+            orphans: Vec::new(),
         }
     }
 
@@ -111,6 +114,8 @@ impl Client {
     pub fn set_channel(&mut self, fd: OwnedFd, reg: &Registry) -> io::Result<()> {
         if let Some(old) = self.chan.take() {
             let _ = reg.deregister(&mut SourceFd(&old.as_raw_fd()));
+            // Scripts asked of the old spawner will never start (see spawner_event).
+            self.orphans.extend(self.jobs.drain());
         }
         let ch = Channel::from_fd(fd);
         ch.set_nonblocking(true)?;
@@ -690,6 +695,14 @@ fn fail(job: &mut Job, clock: &crate::date::Clock, pages: &crate::errors::Pages,
 pub fn spawner_event(conns: &mut Slab<Conn>, ctx: &mut Ctx, reg: &Registry) -> Vec<usize> {
     ctx.cgi.flush();
     let mut drive = Vec::new();
+    for (id, key) in std::mem::take(&mut ctx.cgi.orphans) {
+        if let Some(job) = job_of(conns, key, id) {
+            if job.stage == Stage::Waiting {
+                fail(job, &ctx.clock, &ctx.pages, 503);
+                drive.push(key);
+            }
+        }
+    }
     while let Some(ch) = ctx.cgi.chan.as_mut() {
         let (msg, fds) = match ch.recv::<SpawnerToWorker>() {
             Ok(Some(m)) => m,
