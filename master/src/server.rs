@@ -57,6 +57,8 @@ struct Slot {
 struct Generation {
     id: u64,
     config: Rc<Config>,
+    /// Workers it runs (the spawner, if any, has the slot after them).
+    workers: u32,
     state: GenState,
     slots: Vec<Slot>,
     /// A log target this generation's config changed to; the master switches to it
@@ -306,6 +308,7 @@ impl Master {
         self.gens.push(Generation {
             id,
             config: Rc::new(config),
+            workers: n,
             state: GenState::Starting {
                 deadline: Instant::now() + READY_TIMEOUT,
             },
@@ -334,8 +337,8 @@ impl Master {
         let Some(gi) = self.gen_index(gen) else {
             return Err("generation gone".into());
         };
-        let config = &self.gens[gi].config;
-        let role = spawner_launch::role_of(config, worker_count(config), slot);
+        let g = &self.gens[gi];
+        let role = spawner_launch::role_of(&g.config, g.workers, slot);
         let sp =
             spawn::spawn(role).map_err(|e| format!("starting {} failed: {e}", role.describe()))?;
         let key = self.next_child;
@@ -453,7 +456,7 @@ impl Master {
     /// The channel to generation `gen`'s gateway-spawner, if it has one running.
     fn spawner_channel(&self, gen: u64) -> Option<&Channel> {
         let g = &self.gens[self.gen_index(gen)?];
-        let slot = spawner_launch::slot_of(Role::Spawner, worker_count(&g.config));
+        let slot = spawner_launch::slot_of(Role::Spawner, g.workers);
         let c = self.children.get(&g.slots.get(slot)?.child?)?;
         (c.role == Role::Spawner)
             .then_some(c.channel.as_ref())
@@ -960,7 +963,7 @@ impl Master {
         let Some(gi) = self.gen_index(c.gen) else {
             return;
         };
-        let slot = spawner_launch::slot_of(c.role, worker_count(&self.gens[gi].config));
+        let slot = spawner_launch::slot_of(c.role, self.gens[gi].workers);
         if let Some(s) = self.gens[gi].slots.get_mut(slot) {
             if s.child == Some(key) {
                 s.child = None;
