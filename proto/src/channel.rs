@@ -44,7 +44,11 @@ impl Channel {
     }
 
     pub fn from_fd(fd: OwnedFd) -> Channel {
-        Channel { fd, pending: Vec::new(), pending_fds: Vec::new() }
+        Channel {
+            fd,
+            pending: Vec::new(),
+            pending_fds: Vec::new(),
+        }
     }
 
     /// Take the channel a re-executed child finds on [`crate::ROLE_IPC_FD`].
@@ -98,7 +102,13 @@ impl Channel {
         let cmsg = [ControlMessage::ScmRights(fds)];
         let cmsgs: &[ControlMessage] = if fds.is_empty() { &[] } else { &cmsg };
         loop {
-            match sendmsg::<()>(self.fd.as_raw_fd(), &iov, cmsgs, MsgFlags::MSG_NOSIGNAL, None) {
+            match sendmsg::<()>(
+                self.fd.as_raw_fd(),
+                &iov,
+                cmsgs,
+                MsgFlags::MSG_NOSIGNAL,
+                None,
+            ) {
                 Ok(_) => return Ok(()),
                 Err(nix::errno::Errno::EINTR) => continue,
                 Err(e) => return Err(e.into()),
@@ -137,36 +147,49 @@ impl Channel {
                         }
                     }
                 }
-                let truncated = msg.flags.intersects(MsgFlags::MSG_TRUNC | MsgFlags::MSG_CTRUNC);
+                let truncated = msg
+                    .flags
+                    .intersects(MsgFlags::MSG_TRUNC | MsgFlags::MSG_CTRUNC);
                 (msg.bytes, fds, truncated)
             };
             if n == 0 && fds.is_empty() {
                 return Ok(None);
             }
             if truncated {
-                return Err(io::Error::new(io::ErrorKind::InvalidData, "ipc message truncated"));
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "ipc message truncated",
+                ));
             }
             if n == 0 {
-                return Err(io::Error::new(io::ErrorKind::InvalidData, "ipc datagram without header"));
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "ipc datagram without header",
+                ));
             }
             self.pending_fds.extend(fds);
             self.pending.extend_from_slice(&buf[1..n]);
             if self.pending.len() > MAX_MESSAGE {
                 self.pending.clear();
                 self.pending_fds.clear();
-                return Err(io::Error::new(io::ErrorKind::InvalidData, "ipc message too large"));
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "ipc message too large",
+                ));
             }
             if buf[0] & MORE != 0 {
                 continue;
             }
             let body = std::mem::take(&mut self.pending);
             let fds = std::mem::take(&mut self.pending_fds);
-            let (msg, rest) =
-                postcard::take_from_bytes::<T>(&body).map_err(|e| {
-                    io::Error::new(io::ErrorKind::InvalidData, format!("ipc decode: {e}"))
-                })?;
+            let (msg, rest) = postcard::take_from_bytes::<T>(&body).map_err(|e| {
+                io::Error::new(io::ErrorKind::InvalidData, format!("ipc decode: {e}"))
+            })?;
             if !rest.is_empty() {
-                return Err(io::Error::new(io::ErrorKind::InvalidData, "ipc message has trailing bytes"));
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "ipc message has trailing bytes",
+                ));
             }
             return Ok(Some((msg, fds)));
         }

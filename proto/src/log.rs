@@ -83,11 +83,17 @@ pub struct ErrorLog {
 
 impl ErrorLog {
     pub fn stderr(source: &'static str) -> ErrorLog {
-        ErrorLog { sink: Sink::Stderr, source }
+        ErrorLog {
+            sink: Sink::Stderr,
+            source,
+        }
     }
 
     pub fn file(fd: OwnedFd, source: &'static str) -> ErrorLog {
-        ErrorLog { sink: Sink::File(std::fs::File::from(fd)), source }
+        ErrorLog {
+            sink: Sink::File(std::fs::File::from(fd)),
+            source,
+        }
     }
 
     /// Replace the sink (SIGHUP reopen).
