@@ -360,15 +360,20 @@ fn sighup_reopens_the_error_log() {
             .unwrap_or(false)
     };
     assert!(
+        !holds(s.pid(), &rotated),
+        "the master still holds the rotated log"
+    );
+    if !common::is_root() {
+        // Workers are not dumpable: only root may look at their fds.
+        eprintln!("note: not root, the workers' log fds are not checked");
+        return;
+    }
+    assert!(
         wait_until(Duration::from_secs(5), || {
             let w = children_of(s.pid());
             !w.is_empty() && w.iter().all(|&p| holds(p, &log) && !holds(p, &rotated))
         }),
         "workers still hold the rotated log"
-    );
-    assert!(
-        !holds(s.pid(), &rotated),
-        "the master still holds the rotated log"
     );
 }
 
@@ -464,8 +469,11 @@ fn socket_activation_serves_the_inherited_socket_only() {
         vec![port],
         "nothing else is bound"
     );
-    for w in children_of(s.pid()) {
-        assert_eq!(listening_ports(w), vec![port]);
+    // Workers are not dumpable: only root may look at their fds.
+    if common::is_root() {
+        for w in children_of(s.pid()) {
+            assert_eq!(listening_ports(w), vec![port]);
+        }
     }
     // A graceful restart keeps serving the inherited socket and binds nothing.
     started(&s);
