@@ -877,3 +877,14 @@ pub fn read(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// Idle keep-alive connections are the slab entry and nothing else: keep it
+    /// small (scenario f of the benchmark: at most 1 KiB per idle connection).
+    #[test]
+    fn idle_connection_is_small() {
+        let n = std::mem::size_of::<super::Conn>();
+        assert!(n <= 80, "Conn grew to {n} bytes");
+    }
+}
