@@ -39,12 +39,19 @@ impl Source {
 
     /// Parse and evaluate; an error names file:line:column and shows the line.
     pub fn load(&self) -> Result<Config, String> {
+        let c = self.load_unchecked()?;
+        validate(&c)?;
+        Ok(c)
+    }
+
+    /// Parse and evaluate without compiling the conditions: `-p` prints a config
+    /// whose regexes only PCRE can run (with a warning), as lighttpd would print it.
+    pub fn load_unchecked(&self) -> Result<Config, String> {
         let c = match self {
             Source::File(p) => wick_conf::load_file(p),
             Source::Stdin { text, base } => wick_conf::load_str(text, "-", base),
         };
         let mut c = c.map_err(|e| e.to_string())?;
-        validate(&c)?;
         // lighttpd's warnings about the order of server.modules
         let order = wick_worker::mods::order_warnings(&c.server.modules);
         c.warnings.extend(order);

@@ -91,7 +91,7 @@ fn master_main() -> i32 {
                         return 1;
                     }
                 };
-                match s.load() {
+                match s.load_unchecked() {
                     Ok(c) => config = Some(c),
                     Err(e) => {
                         eprintln!("{e}");
@@ -131,7 +131,16 @@ fn master_main() -> i32 {
         return EXIT_USAGE;
     };
     if print {
+        for w in &config.warnings {
+            eprintln!("{w}");
+        }
         println!("{}", wick_conf::print::normalized(&config));
+        let _ = std::io::stdout().flush();
+        return 0;
+    }
+    if let Err(e) = config::validate(&config) {
+        eprintln!("{e}");
+        return 1;
     }
     if tests >= 2 {
         for w in &config.warnings {
