@@ -48,7 +48,10 @@ pub fn clean_relative(rel: &str) -> bool {
 /// "Is `base`/`rel` a directory inside `base`?", cached per second.
 #[derive(Default)]
 pub struct DirCheck {
-    seen: RefCell<HashMap<(String, String), (u64, bool)>>,
+    /// "base\0rel" → (second checked, result).
+    seen: RefCell<HashMap<String, (u64, bool)>>,
+    /// The key being looked up (kept to avoid an allocation per request).
+    key: RefCell<String>,
 }
 
 impl DirCheck {
@@ -67,8 +70,12 @@ impl DirCheck {
 
     fn check(&self, base: &str, rel: &str, now: u64, beneath: bool) -> bool {
         let mut seen = self.seen.borrow_mut();
-        let key = (base.to_string(), rel.to_string());
-        if let Some(&(at, ok)) = seen.get(&key) {
+        let mut key = self.key.borrow_mut();
+        key.clear();
+        key.push_str(base);
+        key.push('\0');
+        key.push_str(rel);
+        if let Some(&(at, ok)) = seen.get(key.as_str()) {
             if at == now {
                 return ok;
             }
@@ -81,7 +88,12 @@ impl DirCheck {
         if seen.len() >= MAX_ENTRIES {
             seen.clear();
         }
-        seen.insert(key, (now, ok));
+        match seen.get_mut(key.as_str()) {
+            Some(e) => *e = (now, ok),
+            None => {
+                seen.insert(key.clone(), (now, ok));
+            }
+        }
         ok
     }
 }
