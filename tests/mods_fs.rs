@@ -599,6 +599,40 @@ fn userdir_homes_skip_root() {
     assert_eq!(s.get("/~root/").status, 404);
 }
 
+#[test]
+fn userdir_homes_from_passwd() {
+    // An account (not uid 0) whose home directory exists: its home is served.
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    let found = passwd.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        let (name, uid, home) = (*f.first()?, f.get(2)?.parse::<u32>().ok()?, *f.get(5)?);
+        let ok = uid != 0
+            && home.len() > 1
+            && Path::new(home).is_dir()
+            && name
+                .bytes()
+                .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_');
+        ok.then(|| name.to_string())
+    });
+    let Some(user) = found else {
+        eprintln!("SKIP userdir_homes_from_passwd: no account with a home directory");
+        return;
+    };
+    let s = Server::start(&conf(
+        "\"mod_userdir\"",
+        "userdir.path = \"\"\ndir-listing.activate = \"enable\"",
+    ));
+    let r = s.get(&format!("/~{user}/"));
+    assert_eq!(r.status, 200, "/~{user}/");
+    assert!(
+        r.text()
+            .contains(&format!("<title>Index of /~{user}/</title>")),
+        "{}",
+        r.text()
+    );
+    assert_eq!(s.get("/~no-such-user-here/").status, 404);
+}
+
 // ----------------------------------------------------------- mod_accesslog
 
 const ALL: &str = "%h|%a|%{mask}a|%A|%p|%{remote}p|%V|%v|%u|%l|%%|%r|%s|%>s|%b|%O|%I|%m|%H|%U|%q|%k|%X|%{X-Test}i|%{Content-Type}o|%{sid}C|%{FOO}e|%f|%{sec}t|%{%Y}t|%T|%D|%{ms}T|%P.";
