@@ -182,3 +182,51 @@ fn binds_ipv4_ipv6_and_unix_sockets() {
     assert!(s.wait_exit(Duration::from_secs(5)).is_some());
     assert!(!sock.exists(), "the unix socket is removed at exit");
 }
+
+#[test]
+fn a_binary_replaced_on_disk_does_not_reach_new_children() {
+    let dir = common::TempDir::new();
+    std::fs::create_dir_all(dir.path().join("www")).expect("www");
+    std::fs::write(dir.path().join("www/index.html"), "hello from wick\n").expect("index");
+    let bin = dir.path().join("wickd");
+    std::fs::copy(common::wickd_bin(), &bin).expect("copy wickd");
+    let port = common::free_port();
+    let conf = dir.path().join("wickd.conf");
+    std::fs::write(&conf, common::render(CONF, port, dir.path())).expect("conf");
+    let child = std::process::Command::new(&bin)
+        .args(["-D", "-f"])
+        .arg(&conf)
+        .stdin(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let mut s = Server {
+        child: Some(child),
+        port,
+        dir,
+        conf,
+    };
+    s.wait_ready(Duration::from_secs(15));
+    let before = workers(&s, 2);
+    // A package upgrade renames a new file over the old one; here the "new
+    // version" would fail at once if a child were started from it.
+    let fake = s.dir.path().join("wickd.new");
+    std::fs::write(&fake, "#!/bin/sh\nexit 99\n").expect("fake");
+    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod");
+    std::fs::rename(&fake, &bin).expect("replace");
+    kill(Pid::from_raw(before[0] as i32), Signal::SIGKILL).expect("kill worker");
+    let mut now = Vec::new();
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            now = children_of(s.pid());
+            now.len() == 2 && !now.contains(&before[0])
+        }),
+        "no replacement: {now:?}"
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    for p in children_of(s.pid()) {
+        assert!(cmdline(p).starts_with("wickd: worker "), "{}", cmdline(p));
+    }
+    assert_eq!(s.get("/index.html").text(), "hello from wick\n");
+    assert!(!s.error_log().contains("status 99"), "{}", s.error_log());
+}

@@ -67,6 +67,7 @@ fn master_main() -> i32 {
         }
     };
     if cli::serves(&opts) {
+        spawn::resolve_exe();
         spawn::retitle_master(&args);
     }
 

@@ -49,16 +49,38 @@ impl Role {
 /// argv[0] of the master, after it re-executed itself to get it.
 pub const MASTER_TITLE: &str = "wickd: master";
 
-static EXE: OnceLock<PathBuf> = OnceLock::new();
+/// The binary's path and the identity (device, inode) of the file found there at
+/// start.
+static EXE: OnceLock<(PathBuf, (u64, u64))> = OnceLock::new();
 
-/// The running binary, resolved once (a rebuilt or moved file later does not matter
-/// until the next start).
-pub fn exe() -> io::Result<&'static Path> {
-    if let Some(p) = EXE.get() {
-        return Ok(p);
+fn file_id(p: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(p).ok().map(|m| (m.dev(), m.ino()))
+}
+
+/// Record the running binary; call once, early (main.rs).
+pub fn resolve_exe() {
+    if let (Ok(path), Some(id)) = (
+        std::env::current_exe(),
+        file_id(Path::new("/proc/self/exe")),
+    ) {
+        let _ = EXE.set((path, id));
     }
-    let p = std::env::current_exe()?;
-    Ok(EXE.get_or_init(|| p))
+}
+
+/// What to exec for a child: the running binary's path, so that `comm` is
+/// "wickd". If that file was replaced since the start (a package upgrade), the
+/// running image itself, through /proc/self/exe: children must speak the
+/// master's protocol; a new binary takes over only when wickd is restarted.
+pub fn exe() -> io::Result<PathBuf> {
+    let Some((path, id)) = EXE.get() else {
+        return std::env::current_exe();
+    };
+    if file_id(path) == Some(*id) {
+        Ok(path.clone())
+    } else {
+        Ok(PathBuf::from("/proc/self/exe"))
+    }
 }
 
 /// Re-execute the master with argv[0] = "wickd: master" so that `ps` shows the
