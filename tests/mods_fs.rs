@@ -993,3 +993,15 @@ cgi.assign = ( ".cgi" => "" )
     assert!(lines[1].starts_with("410 "), "{}", lines[1]);
     assert!(lines[1].ends_with(" /gone.cgi - +"), "{}", lines[1]);
 }
+
+#[test]
+fn accesslog_keys_without_the_module_open_nothing() {
+    let s = Server::start(&conf("", "accesslog.filename = \"@DIR@/access.log\""));
+    assert_eq!(s.get("/").status, 403);
+    assert!(!s.dir.path().join("access.log").exists());
+    assert!(
+        s.error_log().contains("accesslog.filename"),
+        "warned: {}",
+        s.error_log()
+    );
+}

@@ -861,9 +861,14 @@ pub fn strftime(out: &mut Vec<u8>, fmt: &[u8], tm: &Tm) {
 // ---- targets and their buffers ---------------------------------------------------
 
 /// Every accesslog.filename of the config, in the order the master opens them and
-/// hands their fds over (first appearance, duplicates once; empty values skipped).
+/// hands their fds over (first appearance, duplicates once; empty values skipped;
+/// none when mod_accesslog is not loaded).
 pub fn targets(cfg: &Config) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
+    // Without the module its keys are ignored (lighttpd warns): nothing to open.
+    if !cfg.server.modules.iter().any(|m| m == "mod_accesslog") {
+        return out;
+    }
     for p in &cfg.patches {
         if let Some(f) = &p.accesslog_filename {
             if !f.is_empty() && !out.contains(f) {
