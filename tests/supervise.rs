@@ -81,6 +81,14 @@ fn ps_shows_the_roles() {
 #[test]
 fn killed_worker_is_replaced() {
     let s = start();
+    // Killing a worker before every worker is ready fails the start-up by design.
+    assert!(
+        wait_until(Duration::from_secs(10), || s
+            .error_log()
+            .contains("server started")),
+        "not ready: {}",
+        s.error_log()
+    );
     let before = workers(&s, 2);
     let victim = before[0];
     kill(Pid::from_raw(victim as i32), Signal::SIGKILL).expect("kill worker");
@@ -88,9 +96,16 @@ fn killed_worker_is_replaced() {
     assert!(
         wait_until(Duration::from_secs(10), || {
             now = children_of(s.pid());
-            now.len() == 2 && !now.contains(&victim)
+            // A child between fork and exec still shows the master's title.
+            now.len() == 2
+                && !now.contains(&victim)
+                && now
+                    .iter()
+                    .all(|&p| cmdline(p).starts_with("wickd: worker "))
         }),
-        "worker not replaced: {now:?}"
+        "worker not replaced: {now:?}; master alive: {}; log:\n{}",
+        alive(s.pid()),
+        s.error_log()
     );
     let titles: Vec<String> = now.iter().map(|&p| cmdline(p)).collect();
     assert!(
@@ -193,12 +208,25 @@ fn a_binary_replaced_on_disk_does_not_reach_new_children() {
     let port = common::free_port();
     let conf = dir.path().join("wickd.conf");
     std::fs::write(&conf, common::render(CONF, port, dir.path())).expect("conf");
-    let child = std::process::Command::new(&bin)
-        .args(["-D", "-f"])
-        .arg(&conf)
-        .stdin(std::process::Stdio::null())
-        .spawn()
-        .expect("spawn");
+    // Another test thread may fork while the copy is open for writing; its child
+    // holds the fd until exec, and exec of the copy fails with ETXTBSY meanwhile.
+    let child = (0..50)
+        .find_map(|_| {
+            match std::process::Command::new(&bin)
+                .args(["-D", "-f"])
+                .arg(&conf)
+                .stdin(std::process::Stdio::null())
+                .spawn()
+            {
+                Ok(c) => Some(c),
+                Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) => {
+                    std::thread::sleep(Duration::from_millis(20));
+                    None
+                }
+                Err(e) => panic!("spawn: {e}"),
+            }
+        })
+        .expect("spawn: text file busy");
     let mut s = Server {
         child: Some(child),
         port,
@@ -206,6 +234,14 @@ fn a_binary_replaced_on_disk_does_not_reach_new_children() {
         conf,
     };
     s.wait_ready(Duration::from_secs(15));
+    // Killing a worker before every worker is ready fails the start-up by design.
+    assert!(
+        wait_until(Duration::from_secs(10), || s
+            .error_log()
+            .contains("server started")),
+        "not ready: {}",
+        s.error_log()
+    );
     let before = workers(&s, 2);
     // A package upgrade renames a new file over the old one; here the "new
     // version" would fail at once if a child were started from it.

@@ -90,7 +90,12 @@ impl Server {
             .stdin(Stdio::null())
             .spawn()
             .expect("spawn wickd");
-        let mut s = Server { child: Some(child), port, dir, conf };
+        let mut s = Server {
+            child: Some(child),
+            port,
+            dir,
+            conf,
+        };
         s.wait_ready(Duration::from_secs(15));
         s
     }
@@ -111,7 +116,10 @@ impl Server {
                 return;
             }
             if start.elapsed() > limit {
-                panic!("wickd did not answer on port {} within {limit:?}", self.port);
+                panic!(
+                    "wickd did not answer on port {} within {limit:?}",
+                    self.port
+                );
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -119,7 +127,8 @@ impl Server {
 
     pub fn connect(&self) -> TcpStream {
         let s = TcpStream::connect(("127.0.0.1", self.port)).expect("connect");
-        s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+        s.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
         s
     }
 
@@ -207,11 +216,17 @@ pub fn children_of(pid: u32) -> Vec<u32> {
     let mut out = Vec::new();
     if let Ok(rd) = std::fs::read_dir("/proc") {
         for e in rd.flatten() {
-            let Ok(p) = e.file_name().to_string_lossy().parse::<u32>() else { continue };
+            let Ok(p) = e.file_name().to_string_lossy().parse::<u32>() else {
+                continue;
+            };
             if let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) {
                 // ppid is the 2nd field after the parenthesised comm.
                 if let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) {
-                    let ppid: u32 = rest.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+                    let ppid: u32 = rest
+                        .split_whitespace()
+                        .nth(1)
+                        .and_then(|s| s.parse().ok())
+                        .unwrap_or(0);
                     if ppid == pid {
                         out.push(p);
                     }
@@ -225,7 +240,12 @@ pub fn children_of(pid: u32) -> Vec<u32> {
 /// The command line of a process, NULs as spaces.
 pub fn cmdline(pid: u32) -> String {
     std::fs::read(format!("/proc/{pid}/cmdline"))
-        .map(|b| String::from_utf8_lossy(&b).replace('\0', " ").trim().to_string())
+        .map(|b| {
+            String::from_utf8_lossy(&b)
+                .replace('\0', " ")
+                .trim()
+                .to_string()
+        })
         .unwrap_or_default()
 }
 
@@ -240,7 +260,10 @@ pub struct Response {
 impl Response {
     pub fn header(&self, name: &str) -> Option<&str> {
         let name = name.to_ascii_lowercase();
-        self.headers.iter().find(|(k, _)| *k == name).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.as_str())
     }
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
@@ -281,7 +304,11 @@ pub fn parse_response(raw: &[u8]) -> Response {
             .filter_map(|l| l.split_once(':'))
             .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
             .collect();
-        return Response { status, headers, body: body.to_vec() };
+        return Response {
+            status,
+            headers,
+            body: body.to_vec(),
+        };
     }
 }
 
