@@ -135,9 +135,8 @@ pub fn run(mut channel: Channel) -> i32 {
             return 1;
         }
     };
-    for line in report {
-        server.log(format_args!("{line}"));
-    }
+    // One line per worker: what each layer did.
+    server.log(format_args!("sandbox: {}", report.join("; ")));
     server.ready();
     server.run()
 }
