@@ -87,6 +87,9 @@ pub enum Next {
     Again,
 }
 
+/// Bytes written for one connection before the others get their turn.
+const WRITE_SLICE: u64 = 256 << 10;
+
 /// Largest response backlog built from pipelined requests before writing.
 const OUT_HIGH: usize = 256 * 1024;
 /// Bytes a lingering connection may still send us.
@@ -171,7 +174,9 @@ impl Conn {
                         continue;
                     };
                     let before = out.remaining();
+                    out.budget = WRITE_SLICE;
                     let r = out.flush(self.wfd, self.is_socket);
+                    let yielded = out.yielded;
                     if out.remaining() < before {
                         // max-write-idle counts from the last progress.
                         self.since = ctx.clock.mono;
@@ -185,6 +190,7 @@ impl Conn {
                                 return n;
                             }
                         }
+                        Ok(false) if yielded => return Next::Again,
                         Ok(false) => return Next::Keep,
                         Err(_) => return Next::Close,
                     }
@@ -330,7 +336,11 @@ impl Conn {
             ctx.out.clear();
             return None;
         }
-        match ctx.out.flush(self.wfd, self.is_socket) {
+        ctx.out.budget = WRITE_SLICE;
+        let r = ctx.out.flush(self.wfd, self.is_socket);
+        let yielded = ctx.out.yielded;
+        ctx.out.budget = 0;
+        match r {
             Ok(true) => {
                 ctx.out.clear();
                 None
@@ -340,7 +350,7 @@ impl Conn {
                 let st = self.state();
                 st.out = Some(rest);
                 self.phase = Phase::Write;
-                None
+                yielded.then_some(Next::Again)
             }
             Err(_) => {
                 ctx.out.clear();

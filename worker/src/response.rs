@@ -22,6 +22,11 @@ pub struct Out {
     pub pos: usize,
     /// Files already written (index into `files`).
     pub file_idx: usize,
+    /// Most bytes one `flush` call writes (0: no limit); past it, `flush` stops
+    /// with `yielded` set, so that a large body goes out in slices, between which
+    /// the other connections and the receiver get their turn.
+    pub budget: u64,
+    pub yielded: bool,
 }
 
 impl Out {
@@ -95,8 +100,7 @@ impl Out {
         Out {
             buf,
             files,
-            pos: 0,
-            file_idx: 0,
+            ..Out::default()
         }
     }
 
@@ -128,13 +132,22 @@ impl Out {
     /// Err: the peer is gone, or a file shrank under us (the promised length cannot
     /// be kept: the connection must close).
     pub fn flush(&mut self, fd: RawFd, is_socket: bool) -> io::Result<bool> {
+        self.yielded = false;
+        let mut written = 0u64;
         loop {
+            if self.budget > 0 && written >= self.budget {
+                self.yielded = true;
+                return Ok(false);
+            }
             let next_file = self.files.get(self.file_idx);
             let mem_end = next_file.map(|(at, _)| *at).unwrap_or(self.buf.len());
             if self.pos < mem_end {
                 let more = next_file.is_some() && is_socket;
                 match write_some(fd, &self.buf[self.pos..mem_end], more, is_socket) {
-                    Ok(n) => self.pos += n,
+                    Ok(n) => {
+                        self.pos += n;
+                        written += n as u64;
+                    }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
                     Err(e) => return Err(e),
                 }
@@ -151,6 +164,7 @@ impl Out {
                     ))
                 }
                 Ok(n) => {
+                    written += n as u64;
                     f.off += n as u64;
                     f.len -= n as u64;
                     if f.len == 0 {
@@ -185,9 +199,12 @@ fn write_some(fd: RawFd, b: &[u8], more: bool, is_socket: bool) -> io::Result<us
     }
 }
 
+/// Bytes one sendfile call may move.
+const SLICE: u64 = 256 << 10;
+
 fn sendfile(fd: RawFd, f: &FileChunk) -> io::Result<usize> {
     let mut off = f.off as libc::off_t;
-    let n = f.len.min(1 << 30) as usize;
+    let n = f.len.min(SLICE) as usize;
     loop {
         // SAFETY: both fds are open; off is a valid off_t the kernel updates.
         let r = unsafe { libc::sendfile(fd, f.fd.as_raw_fd(), &mut off, n) };
