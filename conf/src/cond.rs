@@ -203,7 +203,7 @@ pub fn compile_regex(pattern: &str) -> Result<Regex, (String, Option<String>)> {
             (
                 format!(
                     "invalid regex \"{pattern}\": {}",
-                    first_line(&e.to_string())
+                    regex_error_line(&e.to_string())
                 ),
                 None,
             )
@@ -224,8 +224,8 @@ fn quote_line(loc: &crate::model::Loc) -> Option<String> {
     Some(line.strip_suffix('\r').unwrap_or(line).to_string())
 }
 
-fn first_line(s: &str) -> String {
-    // regex errors are multi-line drawings; keep the last, descriptive line.
+/// The descriptive line of a regex error (they are multi-line drawings; keep the last).
+pub fn regex_error_line(s: &str) -> String {
     s.lines()
         .rev()
         .find(|l| !l.trim().is_empty())

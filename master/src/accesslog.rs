@@ -7,10 +7,8 @@
 
 use crate::spawn;
 use nix::unistd::Pid;
-use std::fs::OpenOptions;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -67,14 +65,9 @@ pub struct AccessLogs {
     syslog: Option<Box<Syslog>>,
 }
 
+/// Log files are opened as the error log is (append, create 0644, close-on-exec).
 fn open_file(path: &PathBuf) -> io::Result<OwnedFd> {
-    OpenOptions::new()
-        .append(true)
-        .create(true)
-        .mode(0o644)
-        .custom_flags(libc::O_CLOEXEC)
-        .open(path)
-        .map(OwnedFd::from)
+    crate::errlog::open_file(path).map(OwnedFd::from)
 }
 
 impl AccessLogs {

@@ -106,7 +106,8 @@ pub struct ErrLog {
     sink: Sink,
 }
 
-fn open_file(path: &PathBuf) -> io::Result<File> {
+/// Open a log file for appending (create 0644, close-on-exec).
+pub(crate) fn open_file(path: &PathBuf) -> io::Result<File> {
     OpenOptions::new()
         .append(true)
         .create(true)

@@ -1,6 +1,8 @@
 //! Incremental decoder of the chunked transfer coding (RFC 9112 7.1): strict chunk
 //! sizes and extensions, trailers parsed and dropped. Works on any split of the input.
 
+use crate::request::is_tchar;
+
 /// Longest chunk-size line (size, extensions) and longest trailer section accepted.
 const MAX_LINE: u32 = 4096;
 const MAX_TRAILERS: u32 = 8192;
@@ -55,27 +57,6 @@ impl Default for Decoder {
     fn default() -> Self {
         Self::new()
     }
-}
-
-#[inline]
-fn is_tchar(c: u8) -> bool {
-    matches!(
-        c,
-        b'!' | b'#'
-            | b'$'
-            | b'%'
-            | b'&'
-            | b'\''
-            | b'*'
-            | b'+'
-            | b'-'
-            | b'.'
-            | b'^'
-            | b'_'
-            | b'`'
-            | b'|'
-            | b'~'
-    ) || c.is_ascii_alphanumeric()
 }
 
 #[inline]

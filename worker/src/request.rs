@@ -219,8 +219,9 @@ pub fn leading_crlf(buf: &[u8]) -> usize {
     n
 }
 
+/// RFC 9110 token character (also used by the chunk-extension parser).
 #[inline]
-fn is_tchar(c: u8) -> bool {
+pub(crate) fn is_tchar(c: u8) -> bool {
     matches!(
         c,
         b'!' | b'#'

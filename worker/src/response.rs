@@ -29,6 +29,21 @@ pub struct Out {
     pub yielded: bool,
 }
 
+/// Append `v` in decimal, without allocating (headers, ETags, access-log lines).
+pub fn put_u64(out: &mut Vec<u8>, mut v: u64) {
+    let mut tmp = [0u8; 20];
+    let mut i = tmp.len();
+    loop {
+        i -= 1;
+        tmp[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&tmp[i..]);
+}
+
 impl Out {
     pub fn is_empty(&self) -> bool {
         self.pos >= self.buf.len() && self.file_idx >= self.files.len()
@@ -49,18 +64,8 @@ impl Out {
         self.buf.extend_from_slice(b);
     }
 
-    pub fn put_u64(&mut self, mut v: u64) {
-        let mut tmp = [0u8; 20];
-        let mut i = tmp.len();
-        loop {
-            i -= 1;
-            tmp[i] = b'0' + (v % 10) as u8;
-            v /= 10;
-            if v == 0 {
-                break;
-            }
-        }
-        self.buf.extend_from_slice(&tmp[i..]);
+    pub fn put_u64(&mut self, v: u64) {
+        put_u64(&mut self.buf, v);
     }
 
     pub fn header(&mut self, name: &[u8], value: &[u8]) {

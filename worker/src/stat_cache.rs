@@ -67,18 +67,7 @@ impl FileInfo {
         }
         out.clear();
         out.push(b'"');
-        let mut tmp = [0u8; 10];
-        let mut i = tmp.len();
-        let mut v = h;
-        loop {
-            i -= 1;
-            tmp[i] = b'0' + (v % 10) as u8;
-            v /= 10;
-            if v == 0 {
-                break;
-            }
-        }
-        out.extend_from_slice(&tmp[i..]);
+        crate::response::put_u64(out, u64::from(h));
         out.push(b'"');
         true
     }

@@ -4,6 +4,7 @@
 //! the buffer is full, once a second, and before the worker exits, so a busy worker
 //! makes no syscall per request and a stopping one loses no line.
 
+use crate::response::put_u64;
 use std::cell::RefCell;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -416,21 +417,6 @@ pub struct Record<'a> {
     pub keep_alive: bool,
     pub aborted: bool,
     pub lookup: &'a dyn Lookup,
-}
-
-fn put_u64(out: &mut Vec<u8>, v: u64) {
-    let mut tmp = [0u8; 20];
-    let mut i = tmp.len();
-    let mut v = v;
-    loop {
-        i -= 1;
-        tmp[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&tmp[i..]);
 }
 
 fn put_i64(out: &mut Vec<u8>, v: i64) {

@@ -374,7 +374,10 @@ impl Rules {
                 ));
             }
             let re = regex::bytes::Regex::new(k).map_err(|e| {
-                format!("pcre-compile failed for {k}: {}", last_line(&e.to_string()))
+                format!(
+                    "pcre-compile failed for {k}: {}",
+                    wick_conf::cond::regex_error_line(&e.to_string())
+                )
             })?;
             if re.captures_len() > 20 {
                 return Err(format!(
@@ -411,15 +414,6 @@ impl Default for Rules {
     fn default() -> Self {
         Rules::new()
     }
-}
-
-fn last_line(s: &str) -> String {
-    s.lines()
-        .rev()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or(s)
-        .trim()
-        .to_string()
 }
 
 #[cfg(test)]

@@ -130,34 +130,11 @@ pub fn enter_with(plan: &Plan) -> Result<SandboxReport, String> {
 /// `home/userdir.path` of every account (minus excluded, or only included ones),
 /// read from the passwd database before it is hidden.
 fn userdir_homes(u: &UserDir) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    // SAFETY: getpwent walks a static buffer; the worker has one thread here, and
-    // every field is copied out before the next call.
-    unsafe {
-        libc::setpwent();
-        loop {
-            let pw = libc::getpwent();
-            if pw.is_null() {
-                break;
-            }
-            let name = std::ffi::CStr::from_ptr((*pw).pw_name)
-                .to_string_lossy()
-                .into_owned();
-            let dir = std::ffi::CStr::from_ptr((*pw).pw_dir)
-                .to_string_lossy()
-                .into_owned();
-            if (*pw).pw_uid == 0
-                || u.exclude.contains(&name)
-                || (!u.include.is_empty() && !u.include.contains(&name))
-            {
-                continue;
-            }
-            let path = PathBuf::from(dir).join(&u.path);
-            if path.is_dir() {
-                out.push(path);
-            }
-        }
-        libc::endpwent();
-    }
-    out
+    let only = (!u.include.is_empty()).then_some(u.include.as_slice());
+    crate::mods::userdir::read_homes(only)
+        .into_iter()
+        .filter(|(name, _)| !u.exclude.contains(name))
+        .map(|(_, dir)| PathBuf::from(dir).join(&u.path))
+        .filter(|path| path.is_dir())
+        .collect()
 }
