@@ -7,6 +7,8 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
+pub mod wire;
+
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -79,25 +81,33 @@ impl Server {
         let dir = TempDir::new();
         std::fs::create_dir_all(dir.path().join("www")).expect("mkdir www");
         prepare(dir.path());
-        let port = free_port();
         let conf = dir.path().join("wickd.conf");
-        std::fs::write(&conf, render(template, port, dir.path())).expect("write conf");
-        let child = Command::new(wickd_bin())
-            .arg("-D")
-            .arg("-f")
-            .arg(&conf)
-            .args(args)
-            .stdin(Stdio::null())
-            .spawn()
-            .expect("spawn wickd");
         let mut s = Server {
-            child: Some(child),
-            port,
+            child: None,
+            port: 0,
             dir,
             conf,
         };
-        s.wait_ready(Duration::from_secs(15));
-        s
+        // A free port can be taken by a server of a parallel test between
+        // free_port() and our bind: then start again on another one.
+        for _ in 0..5 {
+            s.port = free_port();
+            std::fs::write(&s.conf, render(template, s.port, s.dir.path())).expect("write conf");
+            let child = Command::new(wickd_bin())
+                .arg("-D")
+                .arg("-f")
+                .arg(&s.conf)
+                .args(args)
+                .stdin(Stdio::null())
+                .spawn()
+                .expect("spawn wickd");
+            s.child = Some(child);
+            match s.wait_start(Duration::from_secs(15)) {
+                Start::Ready => return s,
+                Start::PortTaken => s.child = None,
+            }
+        }
+        panic!("no free port after 5 attempts");
     }
 
     pub fn pid(&self) -> u32 {
@@ -105,15 +115,28 @@ impl Server {
     }
 
     pub fn wait_ready(&mut self, limit: Duration) {
+        if let Start::PortTaken = self.wait_start(limit) {
+            panic!("port {} is held by another process", self.port);
+        }
+    }
+
+    /// Ready once a connection succeeds and the 127.0.0.1 listener on our port is
+    /// the master's own (not a parallel test's server that took the port).
+    fn wait_start(&mut self, limit: Duration) -> Start {
         let start = Instant::now();
         loop {
+            let ours = tcp_listener_inode(self.port).map(|ino| owns_socket(self.pid(), ino));
             if let Some(c) = self.child.as_mut() {
                 if let Ok(Some(st)) = c.try_wait() {
+                    if ours == Some(false) {
+                        return Start::PortTaken;
+                    }
                     panic!("wickd exited during start-up: {st}");
                 }
             }
-            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return;
+            // None: not a 127.0.0.1 TCP listener (IPv6, unix); the connect decides.
+            if ours != Some(false) && TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return Start::Ready;
             }
             if start.elapsed() > limit {
                 panic!(
@@ -202,6 +225,34 @@ impl Drop for Server {
             let _ = c.wait();
         }
     }
+}
+
+enum Start {
+    Ready,
+    PortTaken,
+}
+
+/// Inode of the listening socket on 127.0.0.1:`port`, from /proc/net/tcp.
+fn tcp_listener_inode(port: u16) -> Option<u64> {
+    let want = format!("0100007F:{port:04X}");
+    let table = std::fs::read_to_string("/proc/net/tcp").ok()?;
+    table.lines().skip(1).find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        (f.get(1) == Some(&want.as_str()) && f.get(3) == Some(&"0A"))
+            .then(|| f.get(9)?.parse().ok())
+            .flatten()
+    })
+}
+
+/// Whether process `pid` holds the socket with that inode.
+fn owns_socket(pid: u32, inode: u64) -> bool {
+    let want = format!("socket:[{inode}]");
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|rd| {
+            rd.flatten()
+                .any(|e| std::fs::read_link(e.path()).is_ok_and(|l| l.as_os_str() == want.as_str()))
+        })
+        .unwrap_or(false)
 }
 
 pub fn render(template: &str, port: u16, dir: &Path) -> String {
