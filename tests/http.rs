@@ -138,6 +138,64 @@ fn expect_100_continue() {
 }
 
 #[test]
+fn expect_100_continue_on_a_closing_connection_is_not_held_back() {
+    // The last response of a closing connection is corked until close(2); the
+    // interim 100 must not be, or the client waits for it in vain.
+    let s = start("");
+    let mut c = wire::Conn::new(s.port);
+    c.s.set_read_timeout(Some(Duration::from_millis(800)))
+        .expect("timeout");
+    c.send(b"POST /a.txt HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n");
+    let interim = c.response().expect("interim 100 within 0.8 s");
+    assert_eq!(interim.status, 100);
+    c.send(b"hello");
+    assert_eq!(c.response().expect("final").text(), "file a\n");
+    assert!(c.closed());
+}
+
+/// Segments the client received on `s`: (all, with data), from TCP_INFO.
+fn segments_in(s: &std::net::TcpStream) -> (u32, u32) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: a zeroed tcp_info is a valid out-buffer of the length passed.
+    let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+    // SAFETY: getsockopt on an open socket into a buffer of `len` bytes.
+    let r = unsafe {
+        libc::getsockopt(
+            s.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            (&mut info as *mut libc::tcp_info).cast(),
+            &mut len,
+        )
+    };
+    assert_eq!(r, 0, "TCP_INFO");
+    (info.tcpi_segs_in, info.tcpi_data_segs_in)
+}
+
+#[test]
+fn last_response_and_fin_share_a_segment() {
+    // Connection: close: the response and the FIN leave together, so the client
+    // gets SYN-ACK, the ACK of its request and one data+FIN segment, no lone FIN.
+    let s = start("");
+    for req in [
+        &b"GET /a.txt HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"[..],
+        b"GET /a.txt HTTP/1.0\r\n\r\n",
+        b"GET /nope HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+    ] {
+        let mut c = wire::Conn::new(s.port);
+        c.send(req);
+        assert!(c.response().is_some());
+        assert!(c.closed());
+        let (all, data) = segments_in(&c.s);
+        assert!(
+            all - data <= 2,
+            "{all} segments in, {data} with data: the FIN came alone"
+        );
+    }
+}
+
+#[test]
 fn max_request_size_refuses_before_reading_the_body() {
     let s = start("server.max-request-size = 1");
     let mut c = wire::Conn::new(s.port);

@@ -169,13 +169,14 @@ impl Conn {
             }
             match self.phase {
                 Phase::Write => {
+                    let closing = self.closes_after_output();
                     let Some(out) = self.st.as_mut().and_then(|s| s.out.as_mut()) else {
                         self.phase = Phase::Head;
                         continue;
                     };
                     let before = out.remaining();
                     out.budget = WRITE_SLICE;
-                    let r = out.flush(self.wfd, self.is_socket);
+                    let r = out.flush(self.wfd, self.is_socket, closing);
                     let yielded = out.yielded;
                     if out.remaining() < before {
                         // max-write-idle counts from the last progress.
@@ -319,6 +320,17 @@ impl Conn {
             .is_some_and(|s| !s.input.is_empty() && s.scanned < s.input.len())
     }
 
+    /// The output now queued is the last on this connection: nothing more to read
+    /// or answer after it (a request body still to come could be waiting on it,
+    /// as after `100 Continue`).
+    fn closes_after_output(&self) -> bool {
+        self.flags & CLOSE_AFTER != 0
+            && self
+                .st
+                .as_ref()
+                .is_none_or(|s| s.body.is_none() && s.held.is_none())
+    }
+
     /// A response finished writing: continue with the next request, or close.
     fn after_write(&mut self) -> Option<Next> {
         if self.st.as_ref().is_some_and(|s| s.body.is_some()) {
@@ -337,7 +349,8 @@ impl Conn {
             return None;
         }
         ctx.out.budget = WRITE_SLICE;
-        let r = ctx.out.flush(self.wfd, self.is_socket);
+        let closing = self.phase == Phase::Head && self.closes_after_output();
+        let r = ctx.out.flush(self.wfd, self.is_socket, closing);
         let yielded = ctx.out.yielded;
         ctx.out.budget = 0;
         match r {

@@ -136,7 +136,11 @@ impl Out {
     /// Write as much as the socket takes. Ok(true): all sent. Ok(false): would block.
     /// Err: the peer is gone, or a file shrank under us (the promised length cannot
     /// be kept: the connection must close).
-    pub fn flush(&mut self, fd: RawFd, is_socket: bool) -> io::Result<bool> {
+    /// `closing`: the connection is closed right after this output, so the last
+    /// bytes go with MSG_MORE too and the FIN of close(2) or shutdown(2), which
+    /// pushes them, rides on the same segment (one packet, one ACK less per
+    /// `Connection: close` response).
+    pub fn flush(&mut self, fd: RawFd, is_socket: bool, closing: bool) -> io::Result<bool> {
         self.yielded = false;
         let mut written = 0u64;
         loop {
@@ -147,7 +151,7 @@ impl Out {
             let next_file = self.files.get(self.file_idx);
             let mem_end = next_file.map(|(at, _)| *at).unwrap_or(self.buf.len());
             if self.pos < mem_end {
-                let more = next_file.is_some() && is_socket;
+                let more = is_socket && (next_file.is_some() || closing);
                 match write_some(fd, &self.buf[self.pos..mem_end], more, is_socket) {
                     Ok(n) => {
                         self.pos += n;

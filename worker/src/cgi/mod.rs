@@ -1096,7 +1096,8 @@ fn pump_job(c: &mut Conn, ctx: &mut Ctx, job: &mut Job) -> Step {
         // 6. Response bytes to the client.
         if !job.out.is_empty() {
             let before = job.out.remaining();
-            let r = job.out.flush(c.wfd, c.is_socket);
+            // Not `closing`: a script's output streams, nothing may wait for the FIN.
+            let r = job.out.flush(c.wfd, c.is_socket, false);
             if let Some(l) = &mut job.log {
                 l.sent(before.saturating_sub(job.out.remaining()));
             }
