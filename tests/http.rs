@@ -310,6 +310,48 @@ fn max_connections_leaves_excess_in_the_queue() {
 }
 
 #[test]
+fn silent_connection_takes_no_slot() {
+    // server.defer-accept (wickd's default 1): a connection that sends nothing is
+    // not accepted, so it cannot hold the only slot against a real request.
+    let s = start("server.max-connections = 1\nserver.max-read-idle = 30");
+    let _silent = wire::Conn::new(s.port);
+    std::thread::sleep(Duration::from_millis(200));
+    let mut b = wire::Conn::new(s.port);
+    b.s.set_read_timeout(Some(Duration::from_secs(2)))
+        .expect("timeout");
+    b.send(b"GET /a.txt HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(
+        b.response()
+            .expect("served beside a silent connection")
+            .text(),
+        "file a\n"
+    );
+}
+
+#[test]
+fn defer_accept_zero_accepts_silent_connections() {
+    // As lighttpd's default: the silent connection is accepted and holds the slot.
+    let s = start("server.max-connections = 1\nserver.max-read-idle = 30\nserver.defer-accept = 0");
+    let silent = wire::Conn::new(s.port);
+    std::thread::sleep(Duration::from_millis(200));
+    let mut b = wire::Conn::new(s.port);
+    b.s.set_read_timeout(Some(Duration::from_millis(700)))
+        .expect("timeout");
+    b.send(b"GET /a.txt HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert!(
+        b.response().is_none(),
+        "the silent connection was not accepted"
+    );
+    drop(silent);
+    b.s.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    assert_eq!(
+        b.response().expect("served once the slot freed").text(),
+        "file a\n"
+    );
+}
+
+#[test]
 fn reader_that_stalls_is_cut_off_at_max_write_idle() {
     let s = Server::start_with(&conf("server.max-write-idle = 1"), &[], |d| {
         std::fs::write(d.join("www/big.bin"), vec![b'x'; 32 << 20]).expect("write");

@@ -308,6 +308,9 @@ fn socket_options(ev: &Eval, b: &Block, base: &SocketOptions) -> Result<SocketOp
     if let Some(v) = typed(ev, b, "ssl.engine")? {
         o.ssl_engine = v;
     }
+    if let Some(v) = typed(ev, b, "server.defer-accept")? {
+        o.defer_accept = v;
+    }
     Ok(o)
 }
 

@@ -279,6 +279,9 @@ pub struct SocketOptions {
     pub socket_perms: Option<String>,
     /// ssl.engine
     pub ssl_engine: bool,
+    /// server.defer-accept: TCP_DEFER_ACCEPT seconds (0: off). wickd defaults to 1
+    /// where lighttpd defaults to 0 (see wickd.conf(5)).
+    pub defer_accept: u32,
 }
 
 impl Default for SocketOptions {
@@ -289,6 +292,7 @@ impl Default for SocketOptions {
             set_v6only: true,
             socket_perms: None,
             ssl_engine: false,
+            defer_accept: 1,
         }
     }
 }

@@ -35,7 +35,30 @@ fn backlog(n: u32) -> Backlog {
     Backlog::new(n.max(1)).unwrap_or(Backlog::MAXCONN)
 }
 
-fn bind_tcp(addr: &SocketAddr, n: u32, v6only: bool) -> io::Result<OwnedFd> {
+/// TCP_DEFER_ACCEPT: a connection reaches accept(2) only once its first bytes
+/// are in, so a worker never wakes for a silent connection (nor spends a
+/// connection slot on one), and the request is read in the accepting turn.
+/// The kernel stops waiting after about `secs` and queues it anyway.
+fn set_defer_accept(fd: RawFd, secs: u32) -> io::Result<()> {
+    let v = libc::c_int::try_from(secs).unwrap_or(libc::c_int::MAX);
+    // SAFETY: setsockopt on a socket we own, with an int option of its size.
+    let r = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_DEFER_ACCEPT,
+            (&v as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+fn bind_tcp(addr: &SocketAddr, n: u32, v6only: bool, defer: u32) -> io::Result<OwnedFd> {
     let fam = if addr.is_ipv4() {
         AddressFamily::Inet
     } else {
@@ -51,6 +74,9 @@ fn bind_tcp(addr: &SocketAddr, n: u32, v6only: bool) -> io::Result<OwnedFd> {
     // Accepted connections inherit it: a response written in parts (a CGI's last
     // chunk after its body) is not held back by Nagle against the client's delayed ACK.
     setsockopt(&fd, sockopt::TcpNoDelay, &true)?;
+    if defer > 0 {
+        set_defer_accept(fd.as_raw_fd(), defer)?;
+    }
     match addr {
         SocketAddr::V4(a) => {
             bind(fd.as_raw_fd(), &SockaddrIn::from(*a))?;
@@ -121,14 +147,17 @@ impl ListenerSet {
         for l in &config.listeners {
             let n = l.socket.listen_backlog;
             if let Some(b) = self.bound.get(&l.addr) {
-                // Still wanted: same fd, so its queue survives. Apply a changed backlog.
+                // Still wanted: same fd, so its queue survives. Apply a changed backlog
+                // and defer-accept (not on sockets systemd passed: its own settings).
                 let _ = listen(&b.fd, backlog(n));
+                if matches!(l.addr, ListenAddr::Tcp(_)) && !self.inherited.contains(&l.addr) {
+                    let _ = set_defer_accept(b.fd.as_raw_fd(), l.socket.defer_accept);
+                }
                 continue;
             }
             let r = match &l.addr {
-                ListenAddr::Tcp(a) => {
-                    bind_tcp(a, n, l.socket.set_v6only).map(|fd| Bound { fd, unlink: None })
-                }
+                ListenAddr::Tcp(a) => bind_tcp(a, n, l.socket.set_v6only, l.socket.defer_accept)
+                    .map(|fd| Bound { fd, unlink: None }),
                 ListenAddr::Unix(p) => {
                     bind_unix(p, n, l.socket.socket_perms.as_deref()).map(|fd| {
                         // Absolute, so that it is removed even after the daemon's chdir("/").
