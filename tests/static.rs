@@ -108,6 +108,46 @@ fn large_file_with_sendfile() {
     assert!(r.body.iter().all(|&b| b == 7));
 }
 
+/// Send-Q (bytes written but not acknowledged) of the server's side of the TCP
+/// connection from client port `client` to `server`, from /proc/net/tcp.
+fn server_send_queue(server: u16, client: u16) -> Option<u64> {
+    let table = std::fs::read_to_string("/proc/net/tcp").ok()?;
+    let local = format!(":{server:04X}");
+    let remote = format!(":{client:04X}");
+    table.lines().skip(1).find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        if f.len() > 4 && f[1].ends_with(&local) && f[2].ends_with(&remote) {
+            let (tx, _) = f[4].split_once(':')?;
+            u64::from_str_radix(tx, 16).ok()
+        } else {
+            None
+        }
+    })
+}
+
+#[test]
+fn a_client_that_stops_reading_pins_little_socket_memory() {
+    // A large body is paced with TCP_NOTSENT_LOWAT: the kernel holds little more
+    // than what is in flight, not the whole send buffer (4 MiB by default).
+    let s = Server::start_with(&conf(""), &[], |d| {
+        files(d);
+        std::fs::write(d.join("www/big.bin"), vec![1u8; 16 << 20]).expect("write");
+    });
+    let mut c = wire::Conn::new(s.port);
+    c.send(b"GET /big.bin HTTP/1.1\r\nHost: t\r\n\r\n");
+    let client = c.s.local_addr().expect("addr").port();
+    let mut queued = Vec::new();
+    for _ in 0..10 {
+        std::thread::sleep(Duration::from_millis(100));
+        queued.push(server_send_queue(s.port, client).expect("connection in /proc/net/tcp"));
+    }
+    let most = queued.iter().copied().max().unwrap_or(0);
+    assert!(most <= 512 << 10, "server socket queued {queued:?} bytes");
+    // Pacing slows nothing: the whole body still arrives.
+    let r = c.response().expect("response");
+    assert_eq!(r.body.len(), 16 << 20);
+}
+
 #[test]
 fn directories_index_files_and_redirects() {
     let s = start("");

@@ -62,6 +62,11 @@ pub const CLOSE_AFTER: u8 = 1;
 pub const DRAINED: u8 = 2;
 /// Input was thrown away (or a body left unread): close with lingering.
 pub const DIRTY: u8 = 4;
+/// TCP_NOTSENT_LOWAT is set (the connection has carried a large body).
+pub const PACED: u8 = 8;
+
+/// Unsent bytes the kernel may queue on a connection sending a large body.
+const NOTSENT_LOWAT: libc::c_int = 32 << 10;
 
 pub struct Conn {
     pub fd: OwnedFd,
@@ -175,6 +180,12 @@ impl Conn {
                         continue;
                     };
                     let before = out.remaining();
+                    if before > WRITE_SLICE && self.flags & PACED == 0 {
+                        self.pace();
+                    }
+                    let Some(out) = self.st.as_mut().and_then(|s| s.out.as_mut()) else {
+                        continue;
+                    };
                     out.budget = WRITE_SLICE;
                     let r = out.flush(self.wfd, self.is_socket, closing);
                     let yielded = out.yielded;
@@ -320,6 +331,31 @@ impl Conn {
             .is_some_and(|s| !s.input.is_empty() && s.scanned < s.input.len())
     }
 
+    /// Before a body that takes more than one write turn: let the socket hold
+    /// only NOTSENT_LOWAT unsent bytes beyond those in flight. With its whole
+    /// buffer queued ahead (up to tcp_wmem's 4 MiB), most of it leaves later,
+    /// clocked by ACKs, in whichever context handles them: on loopback, the
+    /// client's. Kept short, it leaves in our own sendfile calls, and a slow
+    /// client pins no megabytes of kernel memory. (10 MiB files, 4 connections,
+    /// 2 workers on 2 cores: 2.8 -> 4.4-5.8 GB/s.)
+    fn pace(&mut self) {
+        self.flags |= PACED;
+        if !self.is_socket {
+            return;
+        }
+        // SAFETY: setsockopt on our own socket, an int option of its size. It fails
+        // harmlessly on a unix socket.
+        unsafe {
+            libc::setsockopt(
+                self.fd.as_raw_fd(),
+                libc::IPPROTO_TCP,
+                libc::TCP_NOTSENT_LOWAT,
+                (&NOTSENT_LOWAT as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            );
+        }
+    }
+
     /// The output now queued is the last on this connection: nothing more to read
     /// or answer after it (a request body still to come could be waiting on it,
     /// as after `100 Continue`).
@@ -347,6 +383,9 @@ impl Conn {
         if ctx.out.is_empty() {
             ctx.out.clear();
             return None;
+        }
+        if self.flags & PACED == 0 && ctx.out.remaining() > WRITE_SLICE {
+            self.pace();
         }
         ctx.out.budget = WRITE_SLICE;
         let closing = self.phase == Phase::Head && self.closes_after_output();

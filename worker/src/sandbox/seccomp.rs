@@ -155,6 +155,15 @@ pub fn rules(plan: &Plan, pid: i32) -> Result<Rules, String> {
             .collect::<Result<_, _>>()?,
     );
 
+    // TCP_NOTSENT_LOWAT on a client connection carrying a large body (conn.rs).
+    r.insert(
+        libc::SYS_setsockopt,
+        vec![rule(vec![
+            cond32(1, Op::Eq, libc::IPPROTO_TCP as u64)?,
+            cond32(2, Op::Eq, libc::TCP_NOTSENT_LOWAT as u64)?,
+        ])?],
+    );
+
     // --- backends: only when the config has one; Landlock limits the ports ---
     if plan.connects() {
         let stream = |family: i32| -> Result<SeccompRule, String> {
