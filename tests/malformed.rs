@@ -209,3 +209,62 @@ fn traversal_attempts_stay_inside() {
         );
     }
 }
+
+/// The error log, once it holds `want` (the worker writes after its loop turn).
+fn log_with(s: &Server, want: &str) -> String {
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    loop {
+        let log = s.error_log();
+        if log.contains(want) || std::time::Instant::now() > until {
+            return log;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// debug.log-request-header-on-error: the reason and the head are logged, with
+/// control bytes escaped so that a request cannot write a line of its own.
+#[test]
+fn refused_requests_are_logged_when_asked() {
+    let conf = format!("{CONF}debug.log-request-header-on-error = \"enable\"\n");
+    let s = Server::start_with(&conf, &[], |_| {});
+    let r = wire::exchange(s.port, b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n").expect("a");
+    assert_eq!(r.status, 400);
+    let log = log_with(&s, "Host given twice -> 400");
+    assert!(log.contains("Host given twice -> 400"), "{log}");
+    assert!(
+        log.contains("request-header:\nGET / HTTP/1.1\nHost: a\nHost: b\n"),
+        "{log}"
+    );
+
+    let r = wire::exchange(s.port, b"GET / HTTP/1.1\r\nHost: a\r\nX: 1\x1b[2J\r\n\r\n").expect("b");
+    assert_eq!(r.status, 400);
+    let log = log_with(&s, "invalid character in a header value -> 400");
+    assert!(log.contains("X: 1\\x1b[2J"), "{log}");
+    assert!(!log.contains('\x1b'), "a raw control byte reached the log");
+
+    let r = wire::exchange(s.port, b"GET /%zz HTTP/1.1\r\nHost: a\r\n\r\n").expect("c");
+    assert_eq!(r.status, 400);
+    let log = log_with(&s, "control byte in the path -> 400");
+    assert!(log.contains("GET /%zz HTTP/1.1\nHost: a"), "{log}");
+}
+
+#[test]
+fn refused_requests_are_not_logged_by_default() {
+    let s = start();
+    let r = wire::exchange(s.port, b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n").expect("a");
+    assert_eq!(r.status, 400);
+    // A request after it proves the worker has finished that loop turn.
+    assert_eq!(
+        wire::exchange(s.port, b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+            .expect("b")
+            .status,
+        200
+    );
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    assert!(
+        !s.error_log().contains("Host given twice"),
+        "{}",
+        s.error_log()
+    );
+}

@@ -470,3 +470,49 @@ fn changed_files_are_served_within_a_second() {
     std::thread::sleep(Duration::from_millis(1100));
     assert_eq!(get(&s, "/lower.txt", "").status, 404);
 }
+
+/// A file that cannot be opened for a reason other than its absence or its
+/// permissions (here: the worker is out of descriptors) is a 500, and the reason
+/// goes to the error log.
+#[test]
+fn open_failure_is_500_and_logged() {
+    let s = Server::start_with(&conf("server.max-fds = 64"), &[], |d| {
+        files(d);
+        for i in 0..100 {
+            // Larger than the stat cache's in-memory limit: each keeps an fd.
+            std::fs::write(d.join(format!("www/f{i}.bin")), vec![b'x'; 40_000]).expect("write");
+        }
+    });
+    let mut c = wire::Conn::new(s.port);
+    let mut statuses = Vec::new();
+    for i in 0..100 {
+        c.send(format!("GET /f{i}.bin HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes());
+        statuses.push(c.response().expect("response").status);
+        if statuses.last() == Some(&500) {
+            break;
+        }
+    }
+    assert_eq!(statuses.last(), Some(&500), "{statuses:?}");
+    let until = std::time::Instant::now() + Duration::from_secs(3);
+    let mut log = s.error_log();
+    while !log.contains("-> 500") && std::time::Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(20));
+        log = s.error_log();
+    }
+    assert!(
+        log.contains("Too many open files") && log.contains("-> 500"),
+        "{log}"
+    );
+}
+
+/// A unix socket in the document root is not a file to serve: 403, as lighttpd
+/// answers for anything that is not a regular file.
+#[test]
+fn socket_file_is_403() {
+    let s = Server::start_with(&conf(""), &[], |d| {
+        files(d);
+        // The socket file stays after the listener is dropped.
+        drop(std::os::unix::net::UnixListener::bind(d.join("www/app.sock")).expect("bind"));
+    });
+    assert_eq!(get(&s, "/app.sock", "").status, 403);
+}

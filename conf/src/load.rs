@@ -139,6 +139,10 @@ fn server_options(ev: &Eval, blocks: &[Block]) -> Result<ServerOptions, ConfErro
     set!(max_connections, "server.max-connections");
     set!(max_fds, "server.max-fds");
     set!(listen_backlog, "server.listen-backlog");
+    set!(
+        log_request_header_on_error,
+        "debug.log-request-header-on-error"
+    );
     set!(username, "server.username", opt);
     set!(groupname, "server.groupname", opt);
     set!(chroot, "server.chroot", opt);

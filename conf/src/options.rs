@@ -330,6 +330,9 @@ pub struct ServerOptions {
     pub breakagelog: Option<String>,
     /// server.feature-flags, as written.
     pub feature_flags: Vec<(String, Value)>,
+    /// debug.log-request-header-on-error: a refused request's reason and head go
+    /// to the error log.
+    pub log_request_header_on_error: bool,
     /// mod_dirlisting is enabled somewhere (dir-listing.activate / server.dir-listing):
     /// compat-module-load then loads it.
     pub dirlisting_used: bool,
@@ -370,6 +373,7 @@ impl Default for ServerOptions {
             syslog_facility: None,
             breakagelog: None,
             feature_flags: Vec::new(),
+            log_request_header_on_error: false,
             dirlisting_used: false,
         }
     }

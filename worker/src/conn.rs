@@ -204,7 +204,10 @@ impl Conn {
                         }
                         Ok(false) if yielded => return Next::Again,
                         Ok(false) => return Next::Keep,
-                        Err(_) => return Next::Close,
+                        Err(e) => {
+                            log_write_error(ctx, &e, self.peer);
+                            return Next::Close;
+                        }
                     }
                 }
                 Phase::Linger => return self.linger(ctx),
@@ -404,7 +407,8 @@ impl Conn {
                 self.phase = Phase::Write;
                 yielded.then_some(Next::Again)
             }
-            Err(_) => {
+            Err(e) => {
+                log_write_error(ctx, &e, self.peer);
                 ctx.out.clear();
                 Some(Next::Close)
             }
@@ -465,6 +469,16 @@ impl Conn {
                             }
                         }
                         Err(status) => {
+                            if ctx.site.log_refused {
+                                ctx.log.push(format!(
+                                    "{} -> {status}",
+                                    if status == 413 {
+                                        "request body larger than server.max-request-size"
+                                    } else {
+                                        "malformed chunked request body"
+                                    }
+                                ));
+                            }
                             // Bad chunked body or too large: drop the held response.
                             if let Some(st) = self.st.as_mut() {
                                 st.held = None;
@@ -503,7 +517,7 @@ impl Conn {
                             return off;
                         }
                         Err(e) => {
-                            self.parse_error(ctx, e);
+                            self.parse_error(ctx, e, d);
                             return data.len();
                         }
                         Ok(Some(n)) => {
@@ -524,7 +538,7 @@ impl Conn {
                             };
                             ctx.fields = fields;
                             if let Some(e) = r {
-                                self.parse_error(ctx, e);
+                                self.parse_error(ctx, e, head_bytes);
                                 return data.len();
                             }
                         }
@@ -536,10 +550,21 @@ impl Conn {
         off
     }
 
-    fn parse_error(&mut self, ctx: &mut Ctx, e: ParseError) {
-        ctx.error_response(e.version, e.status);
-        self.flags |= CLOSE_AFTER | DIRTY;
+    fn parse_error(&mut self, ctx: &mut Ctx, e: ParseError, head: &[u8]) {
+        self.refuse(ctx, e.version, e.status, e.reason, head);
         self.requests += 1;
+    }
+
+    /// Answer a request refused as malformed and close; with
+    /// debug.log-request-header-on-error, log why and the head.
+    fn refuse(&mut self, ctx: &mut Ctx, v: Version, status: u16, why: &str, head: &[u8]) {
+        if ctx.site.log_refused {
+            ctx.log.push(format!("{why} -> {status}"));
+            ctx.log
+                .push(format!("request-header:\n{}", printable(head, 4096)));
+        }
+        ctx.error_response(v, status);
+        self.flags |= CLOSE_AFTER | DIRTY;
     }
 
     /// Body bytes: (used, finished).
@@ -598,8 +623,8 @@ impl Conn {
         };
         if let Err(s) = status {
             ctx.path = path;
-            ctx.error_response(head.version, s);
-            self.flags |= CLOSE_AFTER | DIRTY;
+            let why = "invalid percent-escape or control byte in the path";
+            self.refuse(ctx, head.version, s, why, buf);
             return;
         }
 
@@ -615,6 +640,7 @@ impl Conn {
             etag,
             cgi,
             rq,
+            log,
             ..
         } = ctx;
         let mut host = head.host.map(|h| h.of(buf)).unwrap_or(b"");
@@ -672,8 +698,8 @@ impl Conn {
         if let BodyKind::Length(n) = head.body {
             if limit > 0 && n > limit {
                 ctx.path = path;
-                ctx.error_response(head.version, 413);
-                self.flags |= CLOSE_AFTER | DIRTY;
+                let why = "Content-Length larger than server.max-request-size";
+                self.refuse(ctx, head.version, 413, why, buf);
                 return;
             }
         }
@@ -790,6 +816,7 @@ impl Conn {
             roots,
             scratch,
             etag,
+            log,
         };
         let status = match early {
             Some(s) => mods.answer(s, &req, &hview, &mut env, rq),
@@ -926,6 +953,38 @@ impl Conn {
 static NO_HANDLER: String = String::new();
 
 /// read(2) into `buf`.
+/// A response cut short by us, not by the peer: a file that shrank under
+/// sendfile (its promised length cannot be kept). A peer that went away is
+/// not an error worth a line, as in lighttpd.
+fn log_write_error(ctx: &mut Ctx, e: &io::Error, peer: IpAddr) {
+    if e.kind() == io::ErrorKind::UnexpectedEof {
+        ctx.log.push(format!(
+            "a file shrank while being sent to {peer}: connection closed"
+        ));
+    }
+}
+
+/// `b` (at most `max` bytes) for a log line: CRLF as a line break, other
+/// control and non-ASCII bytes as \xNN, so a request cannot forge log lines.
+fn printable(b: &[u8], max: usize) -> String {
+    let b = &b[..b.len().min(max)];
+    let mut s = String::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'\r' if b.get(i + 1) == Some(&b'\n') => {
+                s.push('\n');
+                i += 1;
+            }
+            c @ (b' '..=b'~' | b'\t') => s.push(c as char),
+            c => s.push_str(&format!("\\x{c:02x}")),
+        }
+        i += 1;
+    }
+    s.truncate(s.trim_end().len());
+    s
+}
+
 pub fn read(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
     loop {
         // SAFETY: buf is valid and writable for its length.

@@ -151,12 +151,15 @@ pub struct ParseError {
     pub status: u16,
     /// The version to answer with (HTTP/1.0 until the request line was understood).
     pub version: Version,
+    /// What was wrong, for the error log (debug.log-request-header-on-error).
+    pub reason: &'static str,
 }
 
-fn err(status: u16) -> ParseError {
+fn err(status: u16, reason: &'static str) -> ParseError {
     ParseError {
         status,
         version: Version::Http10,
+        reason,
     }
 }
 
@@ -180,13 +183,13 @@ pub fn find_end(
     while let Some(i) = memchr(b'\n', &buf[pos..]) {
         let nl = pos + i;
         if nl == 0 || buf[nl - 1] != b'\r' {
-            return Err(err(400));
+            return Err(err(400, "bare LF in the request head"));
         }
         if line_start == 0 && nl + 1 > limit {
-            return Err(err(414));
+            return Err(err(414, "request line too long"));
         }
         if nl + 1 > limit {
-            return Err(err(431));
+            return Err(err(431, "request head too large"));
         }
         if nl - 1 == line_start {
             // An empty line (just CRLF) ends the head.
@@ -197,7 +200,11 @@ pub fn find_end(
     }
     *scanned = buf.len();
     if buf.len() > limit {
-        return Err(err(if line_start == 0 { 414 } else { 431 }));
+        return Err(if line_start == 0 {
+            err(414, "request line too long")
+        } else {
+            err(431, "request head too large")
+        });
     }
     Ok(None)
 }
@@ -253,18 +260,18 @@ pub fn parse(buf: &[u8], fields: &mut Vec<Field>) -> Result<Head, ParseError> {
     let len = buf.len();
     // Request line.
     let Some(eol) = memchr(b'\r', buf) else {
-        return Err(err(400));
+        return Err(err(400, "no CR in the request line"));
     };
     if buf.get(eol + 1) != Some(&b'\n') {
-        return Err(err(400));
+        return Err(err(400, "bare CR in the request line"));
     }
     let line = &buf[..eol];
     let Some(sp1) = memchr(b' ', line) else {
-        return Err(err(400));
+        return Err(err(400, "no space in the request line"));
     };
     let Some(sp2r) = memchr(b' ', &line[sp1 + 1..]) else {
         // No version: HTTP/0.9, which lighttpd refuses with 400.
-        return Err(err(400));
+        return Err(err(400, "no HTTP version (HTTP/0.9)"));
     };
     let sp2 = sp1 + 1 + sp2r;
     let method_b = &line[..sp1];
@@ -273,16 +280,22 @@ pub fn parse(buf: &[u8], fields: &mut Vec<Field>) -> Result<Head, ParseError> {
     let version = match version_b {
         b"HTTP/1.1" => Version::Http11,
         b"HTTP/1.0" => Version::Http10,
-        v if v.starts_with(b"HTTP/") && !v.contains(&b' ') => return Err(err(505)),
-        _ => return Err(err(400)),
+        v if v.starts_with(b"HTTP/") && !v.contains(&b' ') => {
+            return Err(err(505, "unsupported HTTP version"))
+        }
+        _ => return Err(err(400, "invalid HTTP version")),
     };
-    let e = |status| ParseError { status, version };
+    let e = |status, reason| ParseError {
+        status,
+        version,
+        reason,
+    };
     if target_b.is_empty() || method_b.is_empty() {
-        return Err(e(400));
+        return Err(e(400, "empty method or request-target"));
     }
     // Bytes of a request-target: visible ASCII and obs-text; never CTL or SP.
     if target_b.iter().any(|&c| c <= b' ' || c == 0x7f) {
-        return Err(e(400));
+        return Err(e(400, "control character or space in the request-target"));
     }
     let method = match method_b {
         b"GET" => Method::Get,
@@ -290,17 +303,17 @@ pub fn parse(buf: &[u8], fields: &mut Vec<Field>) -> Result<Head, ParseError> {
         b"POST" => Method::Post,
         b"OPTIONS" => Method::Options,
         m if KNOWN_METHODS.contains(&m) => Method::Other,
-        _ => return Err(e(501)),
+        _ => return Err(e(501, "unknown method")),
     };
     if method_b == b"CONNECT" {
         // authority-form: wickd is not a proxy.
-        return Err(e(400));
+        return Err(e(400, "CONNECT (not a proxy)"));
     }
     let tstart = sp1 + 1;
     let mut abs_host = None;
     let path = if target_b == b"*" {
         if method != Method::Options {
-            return Err(e(400));
+            return Err(e(400, "request-target * with a method other than OPTIONS"));
         }
         Span::new(tstart, sp2)
     } else if target_b[0] == b'/' {
@@ -314,14 +327,14 @@ pub fn parse(buf: &[u8], fields: &mut Vec<Field>) -> Result<Head, ParseError> {
         } else if lower(8) {
             8
         } else {
-            return Err(e(400));
+            return Err(e(400, "request-target neither a path nor an http(s) URL"));
         };
         let rest = &target_b[skip..];
         let Some(slash) = memchr(b'/', rest) else {
-            return Err(e(400));
+            return Err(e(400, "absolute URL without a path"));
         };
         if slash == 0 || rest[..slash].contains(&b'@') {
-            return Err(e(400));
+            return Err(e(400, "absolute URL with an empty authority or userinfo"));
         }
         abs_host = Some(Span::new(tstart + skip, tstart + skip + slash));
         Span::new(tstart + skip + slash, sp2)
@@ -355,24 +368,25 @@ pub fn parse(buf: &[u8], fields: &mut Vec<Field>) -> Result<Head, ParseError> {
     let mut conn_keep = false;
     while pos < len {
         let Some(cr) = memchr(b'\r', &buf[pos..]).map(|i| pos + i) else {
-            return Err(e(400));
+            return Err(e(400, "header line without CRLF"));
         };
         if buf.get(cr + 1) != Some(&b'\n') {
-            return Err(e(400)); // bare CR
+            return Err(e(400, "bare CR in a header")); // bare CR
         }
         if cr == pos {
             break; // the blank line
         }
         let line = &buf[pos..cr];
         if line[0] == b' ' || line[0] == b'\t' {
-            return Err(e(400)); // obs-fold (or whitespace before the first name)
+            return Err(e(400, "header line starting with whitespace (obs-fold)"));
+            // obs-fold (or whitespace before the first name)
         }
         let Some(colon) = memchr(b':', line) else {
-            return Err(e(400));
+            return Err(e(400, "header line without a colon"));
         };
         let name = &line[..colon];
         if name.is_empty() || !name.iter().all(|&c| is_tchar(c)) {
-            return Err(e(400)); // includes whitespace before the colon
+            return Err(e(400, "invalid header field name")); // includes whitespace before the colon
         }
         let mut vs = colon + 1;
         let mut ve = line.len();
@@ -383,10 +397,10 @@ pub fn parse(buf: &[u8], fields: &mut Vec<Field>) -> Result<Head, ParseError> {
             ve -= 1;
         }
         if !line[vs..ve].iter().all(|&c| is_field_vchar(c)) {
-            return Err(e(400));
+            return Err(e(400, "invalid character in a header value"));
         }
         if fields.len() >= MAX_FIELDS {
-            return Err(e(431));
+            return Err(e(431, "too many header fields"));
         }
         let value = Span::new(pos + vs, pos + ve);
         let known = classify(name);
@@ -394,15 +408,15 @@ pub fn parse(buf: &[u8], fields: &mut Vec<Field>) -> Result<Head, ParseError> {
         match known {
             Known::Host => {
                 if head.host.is_some() {
-                    return Err(e(400));
+                    return Err(e(400, "Host given twice"));
                 }
                 head.host = Some(value);
             }
             Known::ContentLength => {
                 if content_length.is_some() {
-                    return Err(e(400));
+                    return Err(e(400, "Content-Length given twice"));
                 }
-                content_length = Some(parse_length(v).ok_or(e(400))?);
+                content_length = Some(parse_length(v).ok_or(e(400, "invalid Content-Length"))?);
             }
             Known::TransferEncoding => {
                 te_count += 1;
@@ -441,14 +455,17 @@ pub fn parse(buf: &[u8], fields: &mut Vec<Field>) -> Result<Head, ParseError> {
 
     if let Some(te) = te {
         if version == Version::Http10 || content_length.is_some() {
-            return Err(e(400));
+            return Err(e(
+                400,
+                "Transfer-Encoding with HTTP/1.0 or with Content-Length",
+            ));
         }
         let v = te.of(buf);
         if te_count != 1 || !trim(v).eq_ignore_ascii_case(b"chunked") {
             if v.is_empty() {
-                return Err(e(400));
+                return Err(e(400, "empty Transfer-Encoding"));
             }
-            return Err(e(501));
+            return Err(e(501, "Transfer-Encoding other than chunked"));
         }
         head.body = BodyKind::Chunked;
     } else if let Some(n) = content_length {
@@ -459,29 +476,31 @@ pub fn parse(buf: &[u8], fields: &mut Vec<Field>) -> Result<Head, ParseError> {
         };
     } else if method == Method::Post && version == Version::Http11 {
         // lighttpd: a POST without a length is refused.
-        return Err(e(411));
+        return Err(e(411, "POST without Content-Length"));
     }
 
     match (abs_host, head.host) {
         (Some(a), Some(h)) => {
             if !a.of(buf).eq_ignore_ascii_case(h.of(buf)) {
-                return Err(e(400));
+                return Err(e(400, "Host differs from the absolute URL's authority"));
             }
             head.host = Some(a);
         }
         (Some(a), None) => head.host = Some(a),
-        (None, None) if version == Version::Http11 => return Err(e(400)),
+        (None, None) if version == Version::Http11 => {
+            return Err(e(400, "HTTP/1.1 request without Host"))
+        }
         _ => {}
     }
     if let Some(h) = head.host {
         let hb = h.of(buf);
         if hb.is_empty() {
             if version == Version::Http11 {
-                return Err(e(400));
+                return Err(e(400, "empty Host"));
             }
             head.host = None;
         } else if !valid_host(hb) {
-            return Err(e(400));
+            return Err(e(400, "invalid Host"));
         }
     }
 

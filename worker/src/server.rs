@@ -55,6 +55,8 @@ pub struct Ctx {
     pub rq: crate::mods::Rq,
     /// mod_cgi: the channel to the gateway-spawner and the jobs it runs for us.
     pub cgi: crate::cgi::Client,
+    /// Error-log lines from request handling, written after the loop turn.
+    pub log: Vec<String>,
 }
 
 impl Ctx {
@@ -150,6 +152,7 @@ impl Server {
             activity: false,
             rq: crate::mods::Rq::default(),
             cgi,
+            log: Vec::new(),
         };
         channel.set_nonblocking(true)?;
         poll.registry().register(
@@ -346,8 +349,10 @@ impl Server {
                     self.drive(key);
                 }
             }
-            if !self.ctx.cgi.log.is_empty() {
-                for line in std::mem::take(&mut self.ctx.cgi.log) {
+            if !self.ctx.cgi.log.is_empty() || !self.ctx.log.is_empty() {
+                let mut lines = std::mem::take(&mut self.ctx.log);
+                lines.append(&mut self.ctx.cgi.log);
+                for line in lines {
                     self.log(format_args!("{line}"));
                 }
             }

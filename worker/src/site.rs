@@ -20,6 +20,8 @@ pub struct Site {
     pub write_idle: u64,
     /// Connections this worker holds at most before it stops accepting.
     pub max_conns: usize,
+    /// debug.log-request-header-on-error
+    pub log_refused: bool,
 }
 
 /// Seconds a closing connection may linger, reading what the client still sends.
@@ -51,6 +53,7 @@ impl Site {
         };
         Ok(Site {
             field_limit: (s.max_request_field_size as usize).clamp(1024, 1 << 20),
+            log_refused: s.log_request_header_on_error,
             keep_alive_requests: s.max_keep_alive_requests,
             keep_alive_idle: u64::from(s.max_keep_alive_idle),
             read_idle: global.0.max(1),

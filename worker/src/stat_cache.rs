@@ -85,8 +85,8 @@ pub enum Found {
     Dir,
     NotFound,
     Forbidden,
-    /// Out of fds or memory: 500, and not cached.
-    Error,
+    /// Out of fds or memory, an I/O error (the errno): 500, and not cached.
+    Error(i32),
 }
 
 struct Entry {
@@ -161,7 +161,7 @@ impl StatCache {
         }
         let old = self.map.get(&self.key[..]).map(|e| e.found.clone());
         let found = self.resolve(root, path, old.as_ref());
-        if matches!(found, Found::Error) {
+        if matches!(found, Found::Error(_)) {
             return found;
         }
         if let Some(Found::File { info, .. }) = &old {
@@ -208,7 +208,7 @@ impl StatCache {
                 Ok(fd) => {
                     let st = match fstat(fd.as_raw_fd()) {
                         Ok(st) => st,
-                        Err(_) => return Found::Error,
+                        Err(e) => return Found::Error(e.raw_os_error().unwrap_or(0)),
                     };
                     let fmt = st.st_mode & libc::S_IFMT;
                     if fmt == libc::S_IFDIR {
@@ -241,7 +241,7 @@ impl StatCache {
                             info: Rc::new(info),
                             file_len: flen,
                         },
-                        Err(_) => Found::Error,
+                        Err(e) => Found::Error(e.raw_os_error().unwrap_or(0)),
                     };
                 }
                 Err(e) => match e.raw_os_error().unwrap_or(0) {
@@ -252,11 +252,12 @@ impl StatCache {
                             _ => return Found::NotFound,
                         }
                     }
-                    libc::EACCES | libc::EPERM | libc::EXDEV | libc::ELOOP => {
+                    // ENXIO: a socket or device special file, not a regular file.
+                    libc::EACCES | libc::EPERM | libc::EXDEV | libc::ELOOP | libc::ENXIO => {
                         return Found::Forbidden
                     }
                     libc::ENAMETOOLONG => return Found::NotFound,
-                    _ => return Found::Error,
+                    errno => return Found::Error(errno),
                 },
             }
         }

@@ -8,6 +8,7 @@ use crate::errors::{reason, Pages};
 use crate::request::{Head, Method, Version};
 use crate::response::Out;
 use crate::stat_cache::{Body, FileInfo, Found, Root, StatCache};
+use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use wick_conf::View;
 
@@ -70,6 +71,8 @@ pub struct Env<'a> {
     pub roots: &'a mut Roots,
     pub scratch: &'a mut Vec<u8>,
     pub etag: &'a mut Vec<u8>,
+    /// Error-log lines for this request (the worker writes them after the turn).
+    pub log: &'a mut Vec<String>,
 }
 
 /// Status line for `version`.
@@ -205,7 +208,15 @@ pub fn handle(req: &Req, view: &View, env: &mut Env) -> u16 {
         }
         Found::NotFound => error(req, view, env, 404),
         Found::Forbidden => error(req, view, env, 403),
-        Found::Error => error(req, view, env, 500),
+        Found::Error(errno) => {
+            env.log.push(format!(
+                "opening {}{} failed: {} -> 500",
+                view.document_root,
+                String::from_utf8_lossy(env.scratch).escape_debug(),
+                io::Error::from_raw_os_error(errno)
+            ));
+            error(req, view, env, 500)
+        }
     }
 }
 
