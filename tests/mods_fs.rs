@@ -674,7 +674,7 @@ $HTTP["url"] =^ "/all" {{
         "127.0.0.0",
         "127.0.0.1",
         &s.port.to_string(),
-        "-",
+        f[5], // %{remote}p: the client's port, checked below
         "example.test:81",
         "example.test",
         "-",
@@ -686,6 +686,11 @@ $HTTP["url"] =^ "/all" {{
         "10",
     ];
     assert_eq!(&f[..expect.len()], &expect[..], "{}", lines[0]);
+    assert!(
+        f[5].parse::<u16>().is_ok_and(|p| p > 0),
+        "%{{remote}}p: {}",
+        f[5]
+    );
     let bytes_out: u64 = f[15].parse().expect("%O");
     assert!(bytes_out > 10, "%O counts the head: {bytes_out}");
     assert_eq!(f[16], (raw.len()).to_string(), "%I: the request head");
@@ -1004,4 +1009,22 @@ fn accesslog_keys_without_the_module_open_nothing() {
         "warned: {}",
         s.error_log()
     );
+}
+
+#[test]
+fn accesslog_remote_port() {
+    let s = Server::start_with(
+        &conf(
+            "\"mod_accesslog\"",
+            "accesslog.filename = \"@DIR@/access.log\"\naccesslog.format = \"%h %{remote}p %U\"",
+        ),
+        &[],
+        |_| {},
+    );
+    let mut c = common::wire::Conn::new(s.port);
+    let port = c.s.local_addr().expect("addr").port();
+    c.send(b"GET /p HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert!(c.response().is_some());
+    let log = wait_file(&s.dir.path().join("access.log"), |t| !t.is_empty());
+    assert_eq!(log, format!("127.0.0.1 {port} /p\n"));
 }

@@ -73,6 +73,8 @@ pub struct Conn {
     /// Write side: the socket itself, or a separate fd (`wickd -1` on a pipe pair).
     pub wfd: RawFd,
     pub peer: IpAddr,
+    /// The peer's TCP port (0 for a unix socket or a pipe).
+    pub peer_port: u16,
     pub listener: u16,
     pub phase: Phase,
     /// Interest registered with the poller (bit 0 read, bit 1 write).
@@ -101,12 +103,13 @@ const OUT_HIGH: usize = 256 * 1024;
 const LINGER_MAX: usize = 1 << 20;
 
 impl Conn {
-    pub fn new(fd: OwnedFd, peer: IpAddr, listener: u16, is_socket: bool, now: u64) -> Conn {
+    pub fn new(fd: OwnedFd, peer: (IpAddr, u16), listener: u16, is_socket: bool, now: u64) -> Conn {
         let wfd = fd.as_raw_fd();
         Conn {
             fd,
             wfd,
-            peer,
+            peer: peer.0,
+            peer_port: peer.1,
             listener,
             phase: Phase::Head,
             registered: 0,
@@ -652,6 +655,7 @@ impl Conn {
             head,
             fields,
             peer: self.peer,
+            peer_port: self.peer_port,
             listener: self.listener as usize,
             port: mods.port(self.listener as usize),
         };

@@ -236,7 +236,7 @@ impl Server {
         set_nonblocking(fd.as_raw_fd());
         let is_socket = out.is_none() && is_socket(fd.as_raw_fd());
         let now = self.ctx.clock.mono;
-        let mut conn = Conn::new(fd, crate::site::unspecified(), 0, is_socket, now);
+        let mut conn = Conn::new(fd, (crate::site::unspecified(), 0), 0, is_socket, now);
         let entry = self.conns.vacant_entry();
         let key = entry.key();
         let reg = self.poll.registry();
@@ -518,7 +518,7 @@ impl Server {
         }
     }
 
-    fn add_conn(&mut self, fd: OwnedFd, peer: IpAddr, listener: u16) {
+    fn add_conn(&mut self, fd: OwnedFd, peer: (IpAddr, u16), listener: u16) {
         let now = self.ctx.clock.mono;
         let key = self.conns.insert(Conn::new(fd, peer, listener, true, now));
         // The request usually arrives with the connection: try it before
@@ -625,8 +625,9 @@ fn epoll_del(ep: RawFd, fd: RawFd) -> io::Result<()> {
     }
 }
 
-/// accept4(2), non-blocking and close-on-exec; the peer's IP (0.0.0.0 for unix).
-fn accept4(lfd: RawFd) -> io::Result<(OwnedFd, IpAddr)> {
+/// accept4(2), non-blocking and close-on-exec; the peer's IP and port (0.0.0.0
+/// and 0 for unix).
+fn accept4(lfd: RawFd) -> io::Result<(OwnedFd, (IpAddr, u16))> {
     // SAFETY: a zeroed sockaddr_storage is a valid out-buffer for accept4.
     let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
     let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
@@ -648,15 +649,19 @@ fn accept4(lfd: RawFd) -> io::Result<(OwnedFd, IpAddr)> {
         libc::AF_INET => {
             // SAFETY: the family says this storage holds a sockaddr_in.
             let a = unsafe { &*(&ss as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
-            IpAddr::V4(Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr)))
+            let ip = IpAddr::V4(Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr)));
+            (ip, u16::from_be(a.sin_port))
         }
         libc::AF_INET6 => {
             // SAFETY: the family says this storage holds a sockaddr_in6.
             let a =
                 unsafe { &*(&ss as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>() };
-            IpAddr::V6(Ipv6Addr::from(a.sin6_addr.s6_addr))
+            (
+                IpAddr::V6(Ipv6Addr::from(a.sin6_addr.s6_addr)),
+                u16::from_be(a.sin6_port),
+            )
         }
-        _ => crate::site::unspecified(),
+        _ => (crate::site::unspecified(), 0),
     };
     Ok((fd, ip))
 }

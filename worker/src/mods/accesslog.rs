@@ -1265,6 +1265,7 @@ impl Accesslog {
 /// What a line needs that is known when the request is handled.
 struct Early<'a> {
     remote: IpAddr,
+    remote_port: u16,
     local: Option<std::net::SocketAddr>,
     local_path: &'a [u8],
     method: &'a [u8],
@@ -1300,6 +1301,7 @@ impl AccessLog {
         };
         Early {
             remote: x.rq.remote_ip,
+            remote_port: b.peer_port,
             local: self.local.get(b.listener).copied().flatten(),
             local_path: self.paths.get(b.listener).map_or(&b""[..], |p| p),
             method: b.method(),
@@ -1360,7 +1362,7 @@ fn record<'a>(
 ) -> Record<'a> {
     Record {
         remote: e.remote,
-        remote_port: 0,
+        remote_port: e.remote_port,
         local: e.local,
         local_path: e.local_path,
         method: e.method,
@@ -1443,6 +1445,7 @@ impl super::Module for Accesslog {
 pub struct Pending {
     res: Resolved,
     remote: IpAddr,
+    remote_port: u16,
     local: Option<std::net::SocketAddr>,
     local_path: Vec<u8>,
     req: Vec<u8>,
@@ -1483,6 +1486,7 @@ fn pending(res: Resolved, e: Early, x: &super::DoneCx) -> Box<Pending> {
     Box::new(Pending {
         res,
         remote: e.remote,
+        remote_port: e.remote_port,
         local: e.local,
         local_path: e.local_path.to_vec(),
         req: x.base.buf.to_vec(),
@@ -1543,6 +1547,7 @@ impl Pending {
         let p = &*self;
         let e = Early {
             remote: p.remote,
+            remote_port: p.remote_port,
             local: p.local,
             local_path: &p.local_path,
             method: &p.method,

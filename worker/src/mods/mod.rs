@@ -120,6 +120,8 @@ pub struct Base<'a> {
     pub fields: &'a [Field],
     /// The connection's peer (before mod_extforward).
     pub peer: IpAddr,
+    /// The peer's TCP port (0 for a unix socket).
+    pub peer_port: u16,
     /// Index into the config's listeners.
     pub listener: usize,
     /// The local port the request came in on (0 for unix sockets).
