@@ -1028,3 +1028,47 @@ fn accesslog_remote_port() {
     let log = wait_file(&s.dir.path().join("access.log"), |t| !t.is_empty());
     assert_eq!(log, format!("127.0.0.1 {port} /p\n"));
 }
+
+/// Refused requests are logged too, as lighttpd logs every response: by the
+/// global options, the first line as received and escaped.
+#[test]
+fn accesslog_logs_refused_requests() {
+    let s = Server::start_with(
+        &conf(
+            "\"mod_accesslog\"",
+            "accesslog.filename = \"@DIR@/access.log\"\naccesslog.format = \"%h %s %r|%b\"",
+        ),
+        &[],
+        |_| {},
+    );
+    for raw in [
+        &b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"[..],
+        b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n",
+        b"GET /ok HTTP/1.1\r\nHost: a\r\n\r\n",
+    ] {
+        let mut c = common::wire::Conn::new(s.port);
+        c.send(raw);
+        assert!(c.response().is_some());
+    }
+    let log = wait_file(&s.dir.path().join("access.log"), |t| t.lines().count() >= 3);
+    let lines: Vec<&str> = log.lines().collect();
+    assert!(
+        lines[0].starts_with("127.0.0.1 400 GET / HTTP/1.1|"),
+        "{log}"
+    );
+    assert!(
+        lines[1]
+            .starts_with("127.0.0.1 400 \\x16\\x03\\x01\\x02\\x00\\x01\\x00\\x01\\xFC\\x03\\x03|"),
+        "{log}"
+    );
+    assert!(
+        lines[2].starts_with("127.0.0.1 404 GET /ok HTTP/1.1|"),
+        "{log}"
+    );
+    let bytes: u64 = lines[0]
+        .rsplit('|')
+        .next()
+        .and_then(|b| b.parse().ok())
+        .unwrap_or(0);
+    assert!(bytes > 0, "%b of the 400 page: {log}");
+}

@@ -554,20 +554,32 @@ impl Conn {
     }
 
     fn parse_error(&mut self, ctx: &mut Ctx, e: ParseError, head: &[u8]) {
-        self.refuse(ctx, e.version, e.status, e.reason, head);
         self.requests += 1;
+        self.refuse(ctx, e.version, e.status, e.reason, head);
     }
 
     /// Answer a request refused as malformed and close; with
-    /// debug.log-request-header-on-error, log why and the head.
+    /// debug.log-request-header-on-error, log why and the head. mod_accesslog
+    /// logs it too, as lighttpd's does.
     fn refuse(&mut self, ctx: &mut Ctx, v: Version, status: u16, why: &str, head: &[u8]) {
         if ctx.site.log_refused {
             ctx.log.push(format!("{why} -> {status}"));
             ctx.log
                 .push(format!("request-header:\n{}", printable(head, 4096)));
         }
+        let at = ctx.out.buf.len();
         ctx.error_response(v, status);
         self.flags |= CLOSE_AFTER | DIRTY;
+        let refused = crate::mods::accesslog::Refused {
+            remote: self.peer,
+            remote_port: self.peer_port,
+            listener: self.listener as usize,
+            head,
+            status,
+            resp: ctx.out.buf.get(at..).unwrap_or_default(),
+            requests: self.requests,
+        };
+        crate::mods::accesslog::refused(&ctx.site.compiled, &refused);
     }
 
     /// Body bytes: (used, finished).

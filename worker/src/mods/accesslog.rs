@@ -529,6 +529,8 @@ impl Format {
                 Field::KeepAliveCount => put_u64(out, u64::from(r.requests.saturating_sub(1))),
                 Field::Method => out.extend_from_slice(r.method),
                 Field::Query => escape(out, query(r.target), how),
+                // No method: a refused request, its first line as received.
+                Field::RequestLine if r.method.is_empty() => escape(out, r.target, how),
                 Field::RequestLine => {
                     out.extend_from_slice(r.method);
                     out.push(b' ');
@@ -1436,6 +1438,93 @@ impl super::Module for Accesslog {
             }
             log.queue(&res, line);
         });
+    }
+}
+
+/// A request refused before it was understood (400, 413, 414, 431, 501, 505).
+pub struct Refused<'a> {
+    pub remote: IpAddr,
+    pub remote_port: u16,
+    pub listener: usize,
+    /// The head as far as it was read.
+    pub head: &'a [u8],
+    pub status: u16,
+    /// The error response sent.
+    pub resp: &'a [u8],
+    pub requests: u32,
+}
+
+/// The first line of a refused head, at most this long in the log.
+const REFUSED_LINE_MAX: usize = 1024;
+
+/// Log a refused request, as lighttpd does (its request_done hook runs for every
+/// response): by the global scope's access-log options, no condition having been
+/// evaluated, `%r` being its first line as received, escaped.
+pub fn refused(compiled: &Compiled, r: &Refused) {
+    LOG.with(|l| {
+        let mut l = l.borrow_mut();
+        let Some(log) = l.as_mut() else { return };
+        let mut view = compiled.defaults().view();
+        view.apply(compiled.patch(0));
+        if !*view.accesslog_use_syslog && view.accesslog_filename.is_empty() {
+            return;
+        }
+        let state = CondState::new(compiled);
+        let Some(res) = log.resolve(compiled, &state, &view) else {
+            return;
+        };
+        let line_end = memchr::memchr2(b'\r', b'\n', r.head).unwrap_or(r.head.len());
+        let first = &r.head[..line_end.min(REFUSED_LINE_MAX)];
+        let (head, keep_alive) = response_head(r.resp);
+        let now = Timespec::now();
+        let mut line = std::mem::take(&mut log.scratch);
+        line.clear();
+        {
+            let lookup = RefusedLookup { head };
+            let rec = Record {
+                remote: r.remote,
+                remote_port: r.remote_port,
+                local: log.local.get(r.listener).copied().flatten(),
+                local_path: log.paths.get(r.listener).map_or(&b""[..], |p| p),
+                method: b"",
+                target: first,
+                version: b"",
+                host: b"",
+                server_name: b"",
+                filename: [b"", b""],
+                status: r.status,
+                bytes_out: r.resp.len() as u64,
+                head_out: head.len() as u64,
+                bytes_in: r.head.len() as u64,
+                start: now,
+                end: now,
+                requests: r.requests,
+                keep_alive,
+                aborted: false,
+                lookup: &lookup,
+            };
+            log.format_of(&res).write(&rec, res.how, &mut line);
+        }
+        log.queue(&res, line);
+    });
+}
+
+/// A refused request has no headers worth trusting; its response has some.
+struct RefusedLookup<'a> {
+    head: &'a [u8],
+}
+
+impl Lookup for RefusedLookup<'_> {
+    fn request_header(&self, _: &str) -> Option<&[u8]> {
+        None
+    }
+
+    fn response_header(&self, name: &str) -> Option<&[u8]> {
+        header_in(self.head, name)
+    }
+
+    fn env(&self, _: &str) -> Option<&[u8]> {
+        None
     }
 }
 
