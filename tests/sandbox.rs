@@ -796,10 +796,20 @@ server.port = @PORT@
 server.bind = "127.0.0.1"
 server.chroot = "@DIR@"
 server.document-root = "/www"
+server.errorlog = "/error.log"
 server.username = "nobody"
 index-file.names = ( "index.html" )
 "#;
     let s = Server::start_with(conf, &[], site);
+    // The error log too is inside the chroot: @DIR@/error.log.
+    let until = Instant::now() + Duration::from_secs(5);
+    while !s.error_log().contains("server started") && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        s.error_log().contains("server started"),
+        "error log inside the chroot"
+    );
     for w in wait_workers(&s) {
         let root = std::fs::read_link(format!("/proc/{w}/root")).expect("worker root");
         assert_eq!(root, s.dir.path(), "/proc/{w}/root");

@@ -98,7 +98,7 @@ impl AccessLogs {
                     k
                 }
                 None => {
-                    let path = PathBuf::from(&name);
+                    let path = crate::errlog::file_path(&cfg.server, &name);
                     let fd = open_file(&path)
                         .map_err(|e| format!("opening log '{name}' failed: {e}"))?;
                     Kind::File { path, fd }

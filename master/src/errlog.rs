@@ -32,6 +32,19 @@ pub enum Target {
     },
 }
 
+/// Where a log file named in the config is: inside server.chroot when the
+/// workers are chrooted (started as root), since lighttpd opens its logs after
+/// chroot(2); else absolute, so that SIGHUP reopens the same file after chdir("/").
+pub(crate) fn file_path(opts: &ServerOptions, p: &str) -> PathBuf {
+    match opts.chroot.as_deref() {
+        Some(root) if !root.is_empty() && nix::unistd::geteuid().is_root() => {
+            let root = std::path::absolute(root).unwrap_or_else(|_| PathBuf::from(root));
+            root.join(p.trim_start_matches('/'))
+        }
+        _ => std::path::absolute(p).unwrap_or_else(|_| PathBuf::from(p)),
+    }
+}
+
 impl Target {
     pub fn of(opts: &ServerOptions) -> Target {
         if opts.errorlog_use_syslog {
@@ -47,10 +60,7 @@ impl Target {
                     user: opts.username.clone().filter(|u| !u.is_empty()),
                     group: opts.groupname.clone().filter(|g| !g.is_empty()),
                 },
-                // Absolute, so that SIGHUP reopens the same file after chdir("/").
-                Some(p) if !p.is_empty() => {
-                    Target::File(std::path::absolute(p).unwrap_or_else(|_| PathBuf::from(p)))
-                }
+                Some(p) if !p.is_empty() => Target::File(file_path(opts, p)),
                 _ => Target::Stderr,
             }
         }
