@@ -90,7 +90,8 @@ pub fn check(config: &Config) -> Result<(), String> {
                 std::fs::File::open(v)
                     .map_err(|e| format!("{at}{key} {v}: cannot be read: {e}"))?;
             } else if WRITE_FILES.contains(&key.as_str()) && !v.starts_with('|') {
-                writable(Path::new(v))
+                // Log files too are inside the chroot (the master opens them there).
+                writable(&inside(v))
                     .map_err(|e| format!("{at}{key} {v}: cannot be written: {e}"))?;
             }
         }
