@@ -266,6 +266,30 @@ fn malformed_headers_are_500_with_a_log_line() {
     assert!(ok, "{}", s.error_log());
 }
 
+/// A script that cannot be executed (its interpreter is missing; here a file
+/// with a "#!" line naming no program): 500, and the reason in the error log.
+#[test]
+fn a_failed_exec_is_500_with_a_log_line() {
+    let s = start(
+        "",
+        &[
+            ("noint.cgi", "#!/no/such/interpreter\n"),
+            (
+                "ok.cgi",
+                "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\n\\r\\nok'\n",
+            ),
+        ],
+    );
+    assert_eq!(s.get("/cgi-bin/noint.cgi").status, 500);
+    let ok = wait_for(Duration::from_secs(3), || {
+        let log = s.error_log();
+        log.contains("execve") && log.contains("noint.cgi failed: errno 2")
+    });
+    assert!(ok, "{}", s.error_log());
+    // The spawner carries on.
+    assert_eq!(s.get("/cgi-bin/ok.cgi").text(), "ok");
+}
+
 #[test]
 fn stderr_lines_go_to_the_error_log() {
     let s = start("", &[("err.cgi", "#!/bin/sh\necho 'first problem' >&2\nprintf 'Content-Type: text/plain\\n\\nok'\necho 'second problem' >&2\n")]);
