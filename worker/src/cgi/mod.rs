@@ -257,16 +257,6 @@ pub struct Internal {
     pub info: InternalInfo,
 }
 
-fn set_nonblocking(fd: RawFd) {
-    // SAFETY: fcntl on an fd we own.
-    unsafe {
-        let fl = libc::fcntl(fd, libc::F_GETFL);
-        if fl >= 0 {
-            libc::fcntl(fd, libc::F_SETFL, fl | libc::O_NONBLOCK);
-        }
-    }
-}
-
 fn read_fd(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
     crate::conn::read(fd, buf)
 }
@@ -554,7 +544,8 @@ pub fn begin(c: &mut Conn, p: Parts<'_>, view: &View, b: Begin<'_>) {
             None => headers.push((name, value)),
         }
     }
-    let (local_addr, remote_port) = sock_addrs(b.fd, p.cfg, b.listener);
+    let local_addr = local_addr(b.fd, p.cfg, b.listener);
+    let remote_port = c.peer_port;
     let req = CgiRequest {
         id,
         method,
@@ -611,31 +602,26 @@ fn install(c: &mut Conn, job: Box<Job>) {
     c.phase = Phase::Cgi;
 }
 
-/// The connection's local address (for SERVER_ADDR on a wildcard listener) and the
-/// peer's port (REMOTE_PORT).
-fn sock_addrs(fd: RawFd, cfg: &wick_conf::Config, listener: u16) -> (Option<SocketAddr>, u16) {
+/// The connection's local address, for SERVER_ADDR on a wildcard listener.
+fn local_addr(fd: RawFd, cfg: &wick_conf::Config, listener: u16) -> Option<SocketAddr> {
     let wildcard = matches!(
         cfg.listeners.get(listener as usize).map(|l| &l.addr),
         Some(wick_conf::ListenAddr::Tcp(a)) if a.ip().is_unspecified()
     );
-    let local = if wildcard { sockname(fd, false) } else { None };
-    let port = sockname(fd, true).map_or(0, |a| a.port());
-    (local, port)
+    if wildcard {
+        sockname(fd)
+    } else {
+        None
+    }
 }
 
-fn sockname(fd: RawFd, peer: bool) -> Option<SocketAddr> {
+fn sockname(fd: RawFd) -> Option<SocketAddr> {
     // SAFETY: a zeroed sockaddr_storage is a valid out-buffer.
     let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
     let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
     let p = (&mut ss as *mut libc::sockaddr_storage).cast();
     // SAFETY: ss/len describe a writable buffer of the right size.
-    let r = unsafe {
-        if peer {
-            libc::getpeername(fd, p, &mut len)
-        } else {
-            libc::getsockname(fd, p, &mut len)
-        }
-    };
+    let r = unsafe { libc::getsockname(fd, p, &mut len) };
     if r != 0 {
         return None;
     }
@@ -748,7 +734,7 @@ pub fn spawner_event(conns: &mut Slab<Conn>, ctx: &mut Ctx, reg: &Registry) -> V
                 ]
                 .iter()
                 .all(|(fd, which, int)| {
-                    set_nonblocking(fd.as_raw_fd());
+                    crate::server::set_nonblocking(fd.as_raw_fd());
                     reg.register(
                         &mut SourceFd(&fd.as_raw_fd()),
                         pipe_token(key, *which),

@@ -76,8 +76,8 @@ pub fn rules(plan: &Plan, pid: i32) -> Result<Rules, String> {
             libc::SYS_lseek,    // file offsets
         ],
     );
-    // mod_cgi: REMOTE_PORT and, on a wildcard listener, SERVER_ADDR
-    allow(&mut r, &[libc::SYS_getpeername, libc::SYS_getsockname]);
+    // mod_cgi: SERVER_ADDR on a wildcard listener (REMOTE_PORT comes from accept4)
+    allow(&mut r, &[libc::SYS_getsockname]);
 
     // --- files: opening is Landlock's business, these only look ---
     allow(
