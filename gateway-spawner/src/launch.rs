@@ -2,11 +2,14 @@
 //! environment, in a new session (so its whole process group can be killed), with the
 //! plan's credentials, in the script's directory (as lighttpd does).
 //!
-//! The spawner does not wait for the exec: it answers the worker as soon as the
-//! child exists, so one slow exec never holds up the other requests (std's
-//! `Command` would block until the exec is done). A failed exec is reported by
-//! the child on its stderr, which the worker writes to the error log, and the
-//! request ends as one whose script printed nothing: 500, as in lighttpd.
+//! A script that keeps the spawner's credentials starts with posix_spawn(3): its
+//! vfork-style clone copies no page tables, the spawner waits only until the
+//! exec begins, and a failed exec comes back as an error (500, logged). One that
+//! runs as another user needs setgroups/setresuid first: fork, and the spawner
+//! does not wait for the exec at all (std's `Command` would, serialising every
+//! request behind it); a failed exec is told by the child on its stderr, which
+//! the worker logs, and the request ends as one whose script printed nothing:
+//! 500, as in lighttpd.
 
 use crate::policy::Plan;
 use nix::fcntl::OFlag;
@@ -85,6 +88,18 @@ pub fn start(plan: &Plan) -> io::Result<Started> {
             .collect(),
         failed: format!("wickd: execve {program} failed: errno ").into_bytes(),
     };
+    // Same user: posix_spawn, whose vfork-style clone copies no page tables and
+    // leaves no copy-on-write faults behind; it reports a failed exec itself.
+    if child.creds.is_none() && child.stdio.iter().all(|&fd| fd > 2) {
+        let pid = spawn(&child)?;
+        drop((in_r, out_w, err_w));
+        return Ok(Started {
+            pid,
+            stdin: in_w,
+            stdout: out_r,
+            stderr: err_r,
+        });
+    }
     // SAFETY: the spawner is single-threaded, so the child may run anything; it
     // runs only `exec_child`, which makes raw syscalls on `child` (built above,
     // kept alive by this frame) and never returns.
@@ -105,6 +120,75 @@ pub fn start(plan: &Plan) -> io::Result<Started> {
         stderr: err_r,
     })
 }
+
+/// posix_spawn(3) with what `exec_child` does, for a script that keeps our
+/// credentials: stdio, a new session, the directory, a clean signal state.
+fn spawn(c: &ChildPlan) -> io::Result<i32> {
+    let ok = |r: libc::c_int| {
+        if r == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::from_raw_os_error(r))
+        }
+    };
+    // SAFETY: the attribute and file-action objects are initialised before use
+    // and destroyed after; every pointer passed (program, argv, envp, sigsets)
+    // is valid for the call, and argv/envp end with a null pointer.
+    unsafe {
+        let mut fa: libc::posix_spawn_file_actions_t = std::mem::zeroed();
+        let mut at: libc::posix_spawnattr_t = std::mem::zeroed();
+        ok(libc::posix_spawn_file_actions_init(&mut fa))?;
+        if let Err(e) = ok(libc::posix_spawnattr_init(&mut at)) {
+            libc::posix_spawn_file_actions_destroy(&mut fa);
+            return Err(e);
+        }
+        let mut none: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut none);
+        let mut dfl: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut dfl);
+        for sig in RESET_SIGNALS {
+            libc::sigaddset(&mut dfl, sig);
+        }
+        let flags = libc::POSIX_SPAWN_SETSID
+            | libc::POSIX_SPAWN_SETSIGMASK as libc::c_short
+            | libc::POSIX_SPAWN_SETSIGDEF as libc::c_short;
+        let mut pid: libc::pid_t = 0;
+        let r = (|| {
+            for (target, &fd) in c.stdio.iter().enumerate() {
+                ok(libc::posix_spawn_file_actions_adddup2(
+                    &mut fa,
+                    fd,
+                    target as RawFd,
+                ))?;
+            }
+            ok(libc::posix_spawn_file_actions_addfchdir_np(&mut fa, c.dir))?;
+            ok(libc::posix_spawnattr_setsigmask(&mut at, &none))?;
+            ok(libc::posix_spawnattr_setsigdefault(&mut at, &dfl))?;
+            ok(libc::posix_spawnattr_setflags(&mut at, flags))?;
+            ok(libc::posix_spawn(
+                &mut pid,
+                c.program.as_ptr(),
+                &fa,
+                &at,
+                c.argv.as_ptr().cast(),
+                c.envp.as_ptr().cast(),
+            ))
+        })();
+        libc::posix_spawnattr_destroy(&mut at);
+        libc::posix_spawn_file_actions_destroy(&mut fa);
+        r.map(|()| pid)
+    }
+}
+
+/// Signals wickd handles or ignores, back to their defaults in a script.
+const RESET_SIGNALS: [libc::c_int; 6] = [
+    libc::SIGPIPE,
+    libc::SIGCHLD,
+    libc::SIGTERM,
+    libc::SIGINT,
+    libc::SIGHUP,
+    libc::SIGUSR1,
+];
 
 /// The forked child: stdio, session, credentials, directory, signals, exec. On any
 /// failure, one line on stderr and exit 127.
@@ -146,14 +230,7 @@ unsafe fn exec_child(c: &ChildPlan) -> ! {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
         libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
-        for sig in [
-            libc::SIGPIPE,
-            libc::SIGCHLD,
-            libc::SIGTERM,
-            libc::SIGINT,
-            libc::SIGHUP,
-            libc::SIGUSR1,
-        ] {
+        for sig in RESET_SIGNALS {
             libc::signal(sig, libc::SIG_DFL);
         }
         libc::execve(c.program.as_ptr(), c.argv.as_ptr(), c.envp.as_ptr());
