@@ -183,9 +183,7 @@ impl Conn {
                         continue;
                     };
                     let before = out.remaining();
-                    if before > WRITE_SLICE && self.flags & PACED == 0 {
-                        self.pace();
-                    }
+                    self.pace(before);
                     let Some(out) = self.st.as_mut().and_then(|s| s.out.as_mut()) else {
                         continue;
                     };
@@ -337,14 +335,18 @@ impl Conn {
             .is_some_and(|s| !s.input.is_empty() && s.scanned < s.input.len())
     }
 
-    /// Before a body that takes more than one write turn: let the socket hold
+    /// Before a body that takes more than one write turn (`remaining` bytes to
+    /// send), once per connection: let the socket hold
     /// only NOTSENT_LOWAT unsent bytes beyond those in flight. With its whole
     /// buffer queued ahead (up to tcp_wmem's 4 MiB), most of it leaves later,
     /// clocked by ACKs, in whichever context handles them: on loopback, the
     /// client's. Kept short, it leaves in our own sendfile calls, and a slow
     /// client pins no megabytes of kernel memory. (10 MiB files, 4 connections,
     /// 2 workers on 2 cores: 2.8 -> 4.4-5.8 GB/s.)
-    fn pace(&mut self) {
+    fn pace(&mut self, remaining: u64) {
+        if remaining <= WRITE_SLICE || self.flags & PACED != 0 {
+            return;
+        }
         self.flags |= PACED;
         if !self.is_socket {
             return;
@@ -390,9 +392,7 @@ impl Conn {
             ctx.out.clear();
             return None;
         }
-        if self.flags & PACED == 0 && ctx.out.remaining() > WRITE_SLICE {
-            self.pace();
-        }
+        self.pace(ctx.out.remaining());
         ctx.out.budget = WRITE_SLICE;
         let closing = self.phase == Phase::Head && self.closes_after_output();
         let r = ctx.out.flush(self.wfd, self.is_socket, closing);
