@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{curl, Server};
+use common::{curl, wait_until, Server};
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -68,20 +68,9 @@ fn group_alive(pgid: i32) -> bool {
     nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pgid), None).is_ok()
 }
 
-fn wait_for(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let t = Instant::now();
-    while t.elapsed() < limit {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    false
-}
-
 fn read_pid(p: &Path) -> i32 {
     let mut pid = 0;
-    wait_for(Duration::from_secs(5), || {
+    wait_until(Duration::from_secs(5), || {
         pid = std::fs::read_to_string(p)
             .ok()
             .and_then(|s| s.trim().parse().ok())
@@ -256,7 +245,7 @@ fn malformed_headers_are_500_with_a_log_line() {
     ] {
         assert_eq!(s.get(p).status, 500, "{p}");
     }
-    let ok = wait_for(Duration::from_secs(3), || {
+    let ok = wait_until(Duration::from_secs(3), || {
         let log = s.error_log();
         log.contains("malformed response from")
             && log.contains("has no colon")
@@ -281,7 +270,7 @@ fn a_failed_exec_is_500_with_a_log_line() {
         ],
     );
     assert_eq!(s.get("/cgi-bin/noint.cgi").status, 500);
-    let ok = wait_for(Duration::from_secs(3), || {
+    let ok = wait_until(Duration::from_secs(3), || {
         let log = s.error_log();
         // Told by the spawner (posix_spawn) or by the forked child (another user).
         log.contains("noint.cgi failed: ")
@@ -296,7 +285,7 @@ fn a_failed_exec_is_500_with_a_log_line() {
 fn stderr_lines_go_to_the_error_log() {
     let s = start("", &[("err.cgi", "#!/bin/sh\necho 'first problem' >&2\nprintf 'Content-Type: text/plain\\n\\nok'\necho 'second problem' >&2\n")]);
     assert_eq!(s.get("/cgi-bin/err.cgi").text(), "ok");
-    let ok = wait_for(Duration::from_secs(3), || {
+    let ok = wait_until(Duration::from_secs(3), || {
         let log = s.error_log();
         log.contains("/cgi-bin/err.cgi: first problem")
             && log.contains("/cgi-bin/err.cgi: second problem")
@@ -392,7 +381,7 @@ fn timeout_kills_the_process_group() {
     );
     let pgid = read_pid(&s.dir.path().join("slow.pid"));
     assert!(
-        wait_for(Duration::from_secs(4), || !group_alive(pgid)),
+        wait_until(Duration::from_secs(4), || !group_alive(pgid)),
         "process group {pgid} still alive"
     );
     assert!(
@@ -419,7 +408,7 @@ fn client_disconnect_leaves_no_process() {
     assert!(group_alive(pgid));
     drop(c);
     assert!(
-        wait_for(Duration::from_secs(5), || !group_alive(pgid)),
+        wait_until(Duration::from_secs(5), || !group_alive(pgid)),
         "process group {pgid} still alive"
     );
 }
@@ -475,7 +464,7 @@ fn cgi_user_runs_the_script_as_that_user() {
     let r = s.get("/cgi-bin/other.cgi");
     assert_eq!(r.status, 403, "{}", r.text());
     assert!(
-        wait_for(Duration::from_secs(2), || s
+        wait_until(Duration::from_secs(2), || s
             .error_log()
             .contains("not by cgi.user")),
         "{}",
@@ -560,7 +549,7 @@ fn a_killed_spawner_is_replaced_and_workers_reconnect() {
         nix::sys::signal::Signal::SIGKILL,
     )
     .expect("kill");
-    let back = wait_for(Duration::from_secs(10), || {
+    let back = wait_until(Duration::from_secs(10), || {
         spawner().is_some_and(|p| p != old)
             && (0..4).all(|_| s.get("/cgi-bin/hello.cgi").text() == "hello")
     });

@@ -4,7 +4,9 @@
 
 mod common;
 
-use common::{children_of, cmdline, free_port, parse_response, render, wickd_bin, Server, TempDir};
+use common::{
+    children_of, cmdline, free_port, parse_response, render, wait_until, wickd_bin, Server, TempDir,
+};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -32,17 +34,6 @@ fn with_tag(template: &str, tag: &str) -> String {
 
 fn prepare(d: &Path) {
     std::fs::write(d.join("www/index.html"), INDEX).expect("index");
-}
-
-fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let t = Instant::now();
-    while t.elapsed() < limit {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    f()
 }
 
 fn count(hay: &str, needle: &str) -> usize {

@@ -212,14 +212,10 @@ fn traversal_attempts_stay_inside() {
 
 /// The error log, once it holds `want` (the worker writes after its loop turn).
 fn log_with(s: &Server, want: &str) -> String {
-    let until = std::time::Instant::now() + std::time::Duration::from_secs(3);
-    loop {
-        let log = s.error_log();
-        if log.contains(want) || std::time::Instant::now() > until {
-            return log;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    common::wait_until(std::time::Duration::from_secs(3), || {
+        s.error_log().contains(want)
+    });
+    s.error_log()
 }
 
 /// debug.log-request-header-on-error: the reason and the head are logged, with

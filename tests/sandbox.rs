@@ -802,12 +802,10 @@ index-file.names = ( "index.html" )
 "#;
     let s = Server::start_with(conf, &[], site);
     // The error log too is inside the chroot: @DIR@/error.log.
-    let until = Instant::now() + Duration::from_secs(5);
-    while !s.error_log().contains("server started") && Instant::now() < until {
-        std::thread::sleep(Duration::from_millis(20));
-    }
     assert!(
-        s.error_log().contains("server started"),
+        common::wait_until(Duration::from_secs(5), || s
+            .error_log()
+            .contains("server started")),
         "error log inside the chroot"
     );
     for w in wait_workers(&s) {

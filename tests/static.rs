@@ -493,12 +493,8 @@ fn open_failure_is_500_and_logged() {
         }
     }
     assert_eq!(statuses.last(), Some(&500), "{statuses:?}");
-    let until = std::time::Instant::now() + Duration::from_secs(3);
-    let mut log = s.error_log();
-    while !log.contains("-> 500") && std::time::Instant::now() < until {
-        std::thread::sleep(Duration::from_millis(20));
-        log = s.error_log();
-    }
+    common::wait_until(Duration::from_secs(3), || s.error_log().contains("-> 500"));
+    let log = s.error_log();
     assert!(
         log.contains("Too many open files") && log.contains("-> 500"),
         "{log}"

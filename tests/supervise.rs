@@ -3,10 +3,10 @@
 
 mod common;
 
-use common::{children_of, cmdline, Server};
+use common::{children_of, cmdline, wait_until, Server};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const CONF: &str = r#"
 server.bind = "127.0.0.1"
@@ -35,17 +35,6 @@ fn state(pid: u32) -> Option<char> {
 
 fn alive(pid: u32) -> bool {
     state(pid).is_some_and(|c| c != 'Z' && c != 'X')
-}
-
-fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let t = Instant::now();
-    while t.elapsed() < limit {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    f()
 }
 
 fn workers(s: &Server, n: usize) -> Vec<u32> {

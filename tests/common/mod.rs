@@ -57,6 +57,18 @@ impl Drop for TempDir {
 }
 
 /// A free TCP port on 127.0.0.1 (bound, read, released).
+/// Poll `f` every 20 ms until it holds or `limit` has passed; its last answer.
+pub fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let t = Instant::now();
+    while t.elapsed() < limit {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    f()
+}
+
 pub fn free_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind :0");
     l.local_addr().expect("addr").port()
