@@ -291,7 +291,11 @@ pub fn error(req: &Req, view: &View, env: &mut Env, status: u16) -> u16 {
     } else {
         &[]
     };
-    let head_only = req.head.method == Method::Head;
+    page(req, view, env, status, extra)
+}
+
+/// The built-in page for `status`, answering this request (a HEAD gets the head).
+fn page(req: &Req, view: &View, env: &mut Env, status: u16, extra: &[(&[u8], &[u8])]) -> u16 {
     simple_error(
         env.out,
         env.clock,
@@ -300,7 +304,7 @@ pub fn error(req: &Req, view: &View, env: &mut Env, status: u16) -> u16 {
         req.head.version,
         status,
         req.keep_alive,
-        head_only,
+        req.head.method == Method::Head,
         extra,
     );
     status
@@ -382,20 +386,8 @@ fn serve_file_tagged(
                         RangeResult::Ignore => {}
                         RangeResult::Unsatisfiable => {
                             let mut cr = b"bytes */".to_vec();
-                            cr.extend_from_slice(info.size.to_string().as_bytes());
-                            let extra: &[(&[u8], &[u8])] = &[(b"Content-Range", &cr)];
-                            simple_error(
-                                env.out,
-                                env.clock,
-                                env.pages,
-                                view.server_tag,
-                                head.version,
-                                416,
-                                req.keep_alive,
-                                false,
-                                extra,
-                            );
-                            return 416;
+                            crate::response::put_u64(&mut cr, info.size);
+                            return page(req, view, env, 416, &[(b"Content-Range", &cr)]);
                         }
                         RangeResult::Ranges(v) => ranges = Some(v),
                     }
@@ -548,19 +540,7 @@ fn not_modified(req: &Req, view: &View, env: &mut Env, info: &FileInfo, etag: &[
 }
 
 fn precondition_failed(req: &Req, view: &View, env: &mut Env) -> u16 {
-    let head_only = req.head.method == Method::Head;
-    simple_error(
-        env.out,
-        env.clock,
-        env.pages,
-        view.server_tag,
-        req.head.version,
-        412,
-        req.keep_alive,
-        head_only,
-        &[],
-    );
-    412
+    page(req, view, env, 412, &[])
 }
 
 /// Does the If-Match / If-None-Match list match `etag`? `*` matches any current
