@@ -283,6 +283,10 @@ fn slow_header_is_cut_off_at_max_read_idle() {
     let mut c = wire::Conn::new(s.port);
     c.send(b"GET /a.txt HTTP/1.1\r\n");
     let t = Instant::now();
+    let r = c
+        .response()
+        .expect("no 408 for a head not in within max-read-idle");
+    assert_eq!(r.status, 408);
     assert!(c.closed(), "slow client kept");
     assert!(t.elapsed() < Duration::from_secs(4));
 }

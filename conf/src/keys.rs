@@ -51,6 +51,7 @@ pub const KEYS: &[(&str, &str, Scope)] = &[
     ("server.graceful-restart-bg", "", S),
     ("server.breakagelog", "", S),
     ("server.reject-expect-100-with-417", "", S),
+    ("server.min-request-body-rate", "", S),
     ("server.max-keep-alive-requests", "", R),
     ("server.max-keep-alive-idle", "", R),
     ("mimetype.xattr-name", "", S),

@@ -150,6 +150,7 @@ fn server_options(ev: &Eval, blocks: &[Block]) -> Result<ServerOptions, ConfErro
     set!(max_keep_alive_requests, "server.max-keep-alive-requests");
     set!(max_keep_alive_idle, "server.max-keep-alive-idle");
     set!(max_request_field_size, "server.max-request-field-size");
+    set!(min_request_body_rate, "server.min-request-body-rate");
     set!(
         graceful_shutdown_timeout,
         "server.graceful-shutdown-timeout"

@@ -336,6 +336,9 @@ pub struct ServerOptions {
     /// mod_dirlisting is enabled somewhere (dir-listing.activate / server.dir-listing):
     /// compat-module-load then loads it.
     pub dirlisting_used: bool,
+    /// server.min-request-body-rate (wickd's): bytes a second a request body must
+    /// average once server.max-read-idle seconds have passed; 0: no minimum.
+    pub min_request_body_rate: u32,
 }
 
 impl ServerOptions {
@@ -375,6 +378,7 @@ impl Default for ServerOptions {
             feature_flags: Vec::new(),
             log_request_header_on_error: false,
             dirlisting_used: false,
+            min_request_body_rate: 64,
         }
     }
 }

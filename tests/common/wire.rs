@@ -40,6 +40,11 @@ impl Conn {
         Conn { s, buf: Vec::new() }
     }
 
+    /// A connection the caller opened (and may already have written to).
+    pub fn from_stream(s: TcpStream) -> Conn {
+        Conn { s, buf: Vec::new() }
+    }
+
     pub fn send(&mut self, b: &[u8]) {
         self.s.write_all(b).expect("write");
     }

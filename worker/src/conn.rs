@@ -53,6 +53,12 @@ pub struct State {
     pub out: Option<Out>,
     /// The CGI job of the current request.
     pub cgi: Option<Box<crate::cgi::Job>>,
+    /// Monotonic second the partial head in `input` began (max-read-idle bounds
+    /// the whole head, not each byte).
+    pub head_since: u64,
+    /// Monotonic second the body's rate is counted from, and its bytes since.
+    pub body_since: u64,
+    pub body_read: u64,
     /// A module's response being built (Phase::Job).
     pub job: Option<Box<crate::mods::Deferred>>,
 }
@@ -64,6 +70,9 @@ pub const DRAINED: u8 = 2;
 pub const DIRTY: u8 = 4;
 /// TCP_NOTSENT_LOWAT is set (the connection has carried a large body).
 pub const PACED: u8 = 8;
+/// The client half-closed (EPOLLRDHUP came with an event): after the data it
+/// sent, a read returns 0, so a short read is not the end of what there is to do.
+pub const PEER_FIN: u8 = 16;
 
 /// Unsent bytes the kernel may queue on a connection sending a large body.
 const NOTSENT_LOWAT: libc::c_int = 32 << 10;
@@ -152,6 +161,63 @@ impl Conn {
     /// Idle between requests (may be closed on drain or keep-alive timeout).
     pub fn is_idle(&self) -> bool {
         self.phase == Phase::Head && self.st.as_ref().is_none_or(|s| s.input.is_empty())
+    }
+
+    /// A time limit has passed: silence, a head that takes too long, a body below
+    /// server.min-request-body-rate. `since` values are whole seconds, so a limit
+    /// of N is passed only when more than N seconds separate them: never early.
+    pub fn expired(&self, ctx: &Ctx, now: u64) -> bool {
+        if now.saturating_sub(self.since) > self.timeout(ctx) {
+            return true;
+        }
+        let Some(st) = self.st.as_deref() else {
+            return false;
+        };
+        if self.phase == Phase::Head && !st.input.is_empty() {
+            return now.saturating_sub(st.head_since) > ctx.site.read_idle;
+        }
+        let rate = ctx.site.min_body_rate;
+        let took = now.saturating_sub(st.body_since);
+        st.body.is_some() && rate > 0 && took > ctx.site.read_idle && st.body_read < rate * took
+    }
+
+    /// A time limit passed while the client still owed us part of its request:
+    /// answer 408 when no response has begun (best effort, the connection closes).
+    pub fn timed_out(&mut self, ctx: &mut Ctx) {
+        let owed = match self.phase {
+            Phase::Head => self.st.as_ref().is_some_and(|s| !s.input.is_empty()),
+            Phase::Body => true,
+            Phase::Cgi => {
+                self.st.as_ref().is_some_and(|s| s.body.is_some())
+                    && crate::cgi::not_started(self.st.as_deref())
+            }
+            _ => false,
+        };
+        if !owed {
+            return;
+        }
+        let head = match self.phase {
+            Phase::Head => self.st.as_mut().map(|s| std::mem::take(&mut s.input)),
+            _ => None,
+        };
+        if let Some(st) = self.st.as_mut() {
+            st.held = None;
+        }
+        ctx.out.clear();
+        let why = if self.phase == Phase::Head {
+            "request head not in within server.max-read-idle"
+        } else {
+            "request body too slow (server.max-read-idle, server.min-request-body-rate)"
+        };
+        self.refuse(
+            ctx,
+            Version::Http11,
+            408,
+            why,
+            head.as_deref().unwrap_or(&[]),
+        );
+        let _ = ctx.out.flush(self.wfd, self.is_socket, true);
+        ctx.out.clear();
     }
 
     /// The timeout (seconds) that applies now.
@@ -247,12 +313,13 @@ impl Conn {
                         let Some(st) = self.st.as_mut() else { continue };
                         let input = std::mem::take(&mut st.input);
                         let used = self.feed(ctx, &input, true);
+                        let junk = self.rest_is_junk();
                         if let Some(st) = self.st.as_mut() {
                             if used < input.len() && st.input.is_empty() {
                                 let mut input = input;
                                 input.drain(..used);
                                 st.input = input;
-                                if self.flags & CLOSE_AFTER != 0 {
+                                if junk {
                                     self.flags |= DIRTY;
                                     st.input.clear();
                                     st.scanned = 0;
@@ -302,7 +369,8 @@ impl Conn {
                         continue;
                     }
                     let used = self.feed(ctx, &rbuf[..n], false);
-                    if used < n && self.flags & CLOSE_AFTER == 0 {
+                    if used < n && !self.rest_is_junk() {
+                        // A body that came with its head (a CGI's), pipelined requests.
                         let st = self.state();
                         st.input.extend_from_slice(&rbuf[used..n]);
                     } else if used < n {
@@ -312,7 +380,13 @@ impl Conn {
                     if let Some(n) = self.flush(ctx) {
                         return n;
                     }
+                    // A handler that took the request with its body in our buffer
+                    // gets it now; after a FIN the next read says so at once.
+                    let handler_input = self.phase == Phase::Cgi
+                        && self.st.as_ref().is_some_and(|s| !s.input.is_empty());
                     if self.flags & DRAINED != 0
+                        && self.flags & PEER_FIN == 0
+                        && !handler_input
                         && !self.has_unprocessed()
                         && self.phase != Phase::Write
                         && self.phase != Phase::Job
@@ -327,6 +401,12 @@ impl Conn {
                 }
             }
         }
+    }
+
+    /// Bytes after what `feed` used are junk only after the last request of a
+    /// closing connection; otherwise they are a body or the next request.
+    fn rest_is_junk(&self) -> bool {
+        self.flags & CLOSE_AFTER != 0 && self.phase == Phase::Head
     }
 
     fn has_unprocessed(&self) -> bool {
@@ -513,6 +593,10 @@ impl Conn {
                     let mut new_scanned = 0;
                     match request::find_end(d, scanned, ctx.site.field_limit, &mut new_scanned) {
                         Ok(None) => {
+                            if scanned == 0 {
+                                // The first look at this head: its time starts.
+                                self.state().head_since = ctx.clock.mono;
+                            }
                             if from_input || new_scanned > 0 {
                                 let st = self.state();
                                 st.scanned = new_scanned;
@@ -592,6 +676,7 @@ impl Conn {
             Some(BodyState::Length(rem)) => {
                 let n = (*rem).min(d.len() as u64) as usize;
                 *rem -= n as u64;
+                st.body_read += n as u64;
                 (n, *rem == 0)
             }
             Some(BodyState::Chunked(dec)) => {
@@ -599,6 +684,7 @@ impl Conn {
                 if st.body_limit > 0 && dec.announced() > st.body_limit {
                     return Err(413);
                 }
+                st.body_read += n as u64;
                 (n, dec.is_done())
             }
         };
@@ -781,6 +867,7 @@ impl Conn {
                 if has_body {
                     let st = self.state();
                     st.body_limit = limit;
+                    (st.body_since, st.body_read) = (clock.mono, 0);
                     st.body = Some(match head.body {
                         BodyKind::Length(n) => BodyState::Length(n),
                         _ => BodyState::Chunked(Decoder::new()),
@@ -893,6 +980,7 @@ impl Conn {
             let st = self.state();
             st.held = Some(held);
             st.body_limit = limit;
+            (st.body_since, st.body_read) = (clock.mono, 0);
             st.body = Some(match head.body {
                 BodyKind::Length(n) => BodyState::Length(n),
                 _ => BodyState::Chunked(Decoder::new()),

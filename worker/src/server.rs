@@ -340,6 +340,12 @@ impl Server {
                 } else if t.0 >= LISTENER_BASE {
                     self.accept(t.0 - LISTENER_BASE);
                 } else {
+                    if ev.is_read_closed() {
+                        // Edge-triggered: this event is the only news of the FIN.
+                        if let Some(c) = self.conns.get_mut(t.0) {
+                            c.flags |= crate::conn::PEER_FIN;
+                        }
+                    }
                     self.drive(t.0);
                 }
             }
@@ -390,14 +396,20 @@ impl Server {
         let now = self.ctx.clock.mono;
         let mut expired = Vec::new();
         for (key, c) in self.conns.iter() {
-            let limit = c.timeout(&self.ctx);
             let idle = now.saturating_sub(c.since);
             let drained = self.ctx.draining && c.is_idle() && c.requests > 0 && idle >= DRAIN_IDLE;
-            if idle >= limit || drained {
-                expired.push(key);
+            if drained {
+                expired.push((key, false));
+            } else if c.expired(&self.ctx, now) {
+                expired.push((key, true));
             }
         }
-        for key in expired {
+        for (key, timed_out) in expired {
+            if timed_out {
+                if let Some(c) = self.conns.get_mut(key) {
+                    c.timed_out(&mut self.ctx);
+                }
+            }
             self.close(key);
         }
         for key in crate::cgi::tick(&mut self.conns, &mut self.ctx) {

@@ -18,6 +18,8 @@ pub struct Site {
     pub keep_alive_idle: u64,
     pub read_idle: u64,
     pub write_idle: u64,
+    /// server.min-request-body-rate (bytes a second; 0: none).
+    pub min_body_rate: u64,
     /// Connections this worker holds at most before it stops accepting.
     pub max_conns: usize,
     /// debug.log-request-header-on-error
@@ -58,6 +60,7 @@ impl Site {
             keep_alive_idle: u64::from(s.max_keep_alive_idle),
             read_idle: global.0.max(1),
             write_idle: global.1.max(1),
+            min_body_rate: u64::from(s.min_request_body_rate),
             max_conns,
             compiled,
             mods,

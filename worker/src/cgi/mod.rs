@@ -796,22 +796,37 @@ pub fn closed(c: &mut Conn, ctx: &mut Ctx) {
 }
 
 /// Once a second: cgi.limits read-timeout and write-timeout. Returns the connections
-/// to drive (their job timed out).
+/// to drive (their job timed out). Without a read-timeout, a script that says
+/// nothing for server.max-write-idle seconds once its request body is in ends the
+/// same way: a request never waits on a silent script for ever.
 pub fn tick(conns: &mut Slab<Conn>, ctx: &mut Ctx) -> Vec<usize> {
     let now = ctx.clock.mono;
     let mut due = Vec::new();
     for (key, c) in conns.iter_mut() {
-        let Some(job) = c.st.as_mut().and_then(|s| s.cgi.as_mut()) else {
+        let Some(st) = c.st.as_mut() else {
             continue;
         };
-        if job.stage != Stage::Running {
+        let body_open = st.body.is_some();
+        let Some(job) = st.cgi.as_mut() else {
             continue;
-        }
+        };
         let l = job.limits;
-        let what = if l.read_timeout > 0
-            && job.stdout.is_some()
-            && now.saturating_sub(job.read_ts) > l.read_timeout
-        {
+        let read_limit = match l.read_timeout {
+            0 if body_open => 0,
+            0 => ctx.site.write_idle,
+            t => t,
+        };
+        if !job.out.is_empty() {
+            // Waiting for the client, not the script (max-write-idle covers it).
+            job.read_ts = now;
+        }
+        // Waiting: the spawner has not started it yet (read_ts is the request's start).
+        let silent = match job.stage {
+            Stage::Running => job.stdout.is_some(),
+            Stage::Waiting => true,
+            Stage::Collecting | Stage::Done => continue,
+        };
+        let what = if read_limit > 0 && silent && now.saturating_sub(job.read_ts) > read_limit {
             "read"
         } else if l.write_timeout > 0
             && job.stdin.is_some()
@@ -832,6 +847,11 @@ pub fn tick(conns: &mut Slab<Conn>, ctx: &mut Ctx) -> Vec<usize> {
         due.push(key);
     }
     due
+}
+
+/// No byte of the script's response has been queued: an error page can replace it.
+pub fn not_started(st: Option<&State>) -> bool {
+    st.and_then(|s| s.cgi.as_ref()).is_some_and(|j| !j.started)
 }
 
 /// The interest a connection in [`Phase::Cgi`] needs: always readable (the body, or
@@ -928,29 +948,36 @@ fn pump_job(c: &mut Conn, ctx: &mut Ctx, job: &mut Job) -> Step {
         } else {
             input_len < ctx.site.field_limit && !job.client_fin
         };
+        if body_open && !want_read {
+            // The script holds the body back, not the client: its rate starts over.
+            if let Some(st) = c.st.as_mut() {
+                (st.body_since, st.body_read) = (now, 0);
+            }
+        }
         if want_read && job.stage != Stage::Done {
             let mut rbuf = std::mem::take(&mut ctx.rbuf);
             let r = crate::conn::read(c.fd.as_raw_fd(), &mut rbuf);
             match r {
                 Ok(0) => {
                     ctx.rbuf = rbuf;
-                    // cgi.limits tcp-fin-propagate: a client that half-closed after
-                    // its request still gets the response; the script gets a signal.
+                    if body_open {
+                        // Gone before its body was in.
+                        return Step::Close;
+                    }
+                    // A client that half-closed after its request (as scripted
+                    // clients do) still gets the response, then the close; with
+                    // cgi.limits tcp-fin-propagate the script gets a signal.
+                    job.client_fin = true;
+                    c.flags |= CLOSE_AFTER;
+                    job.keep_alive = false;
                     let sig = job.limits.signal_fin;
-                    if !body_open
-                        && sig != 0
-                        && matches!(job.stage, Stage::Waiting | Stage::Running)
-                    {
-                        job.client_fin = true;
-                        c.flags |= CLOSE_AFTER;
-                        job.keep_alive = false;
+                    if sig != 0 && matches!(job.stage, Stage::Waiting | Stage::Running) {
                         ctx.cgi.send(FromWorkerToSpawner::Signal {
                             id: job.id,
                             signal: sig,
                         });
-                        continue;
                     }
-                    return Step::Close;
+                    continue;
                 }
                 Ok(n) => {
                     c.since = now;
@@ -1121,6 +1148,7 @@ fn take_body(st: &mut State, job: &mut Job, d: &[u8]) -> Result<usize, u16> {
         Some(BodyState::Length(rem)) => {
             let n = (*rem).min(d.len() as u64) as usize;
             *rem -= n as u64;
+            st.body_read += n as u64;
             if !job.in_closed {
                 job.inbuf.extend_from_slice(&d[..n]);
             }
@@ -1139,6 +1167,7 @@ fn take_body(st: &mut State, job: &mut Job, d: &[u8]) -> Result<usize, u16> {
             if st.body_limit > 0 && dec.total > st.body_limit {
                 return Err(413);
             }
+            st.body_read += n as u64;
             (n, dec.is_done())
         }
     };
