@@ -82,6 +82,27 @@ fn pipelining_stops_at_connection_close() {
 }
 
 #[test]
+fn one_blank_line_between_requests_is_skipped_two_are_400() {
+    let s = start("");
+    let mut c = wire::Conn::new(s.port);
+    // One CRLF after a request (as some clients send after a POST body): skipped.
+    c.send(b"GET /a.txt HTTP/1.1\r\nHost: t\r\n\r\n\r\nGET /b.txt HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(c.response().expect("1").text(), "file a\n");
+    assert_eq!(c.response().expect("2").text(), "file b\n");
+    // Two: lighttpd's "invalid request-line", 400 and close.
+    c.send(b"\r\n\r\nGET /c.txt HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(c.response().expect("3").status, 400);
+    assert!(c.closed());
+    // The same when the two arrive in separate writes.
+    let mut c = wire::Conn::new(s.port);
+    c.send(b"GET /a.txt HTTP/1.1\r\nHost: t\r\n\r\n\r\n");
+    assert_eq!(c.response().expect("4").status, 200);
+    std::thread::sleep(Duration::from_millis(50));
+    c.send(b"\r\nGET /c.txt HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(c.response().expect("5").status, 400);
+}
+
+#[test]
 fn request_split_in_single_bytes() {
     let s = start("");
     let mut c = wire::Conn::new(s.port);

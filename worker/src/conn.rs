@@ -73,6 +73,9 @@ pub const PACED: u8 = 8;
 /// The client half-closed (EPOLLRDHUP came with an event): after the data it
 /// sent, a read returns 0, so a short read is not the end of what there is to do.
 pub const PEER_FIN: u8 = 16;
+/// The blank line allowed before a request line was skipped (a second is a 400,
+/// as in lighttpd).
+pub const BLANK_SKIPPED: u8 = 32;
 
 /// Unsent bytes the kernel may queue on a connection sending a large body.
 const NOTSENT_LOWAT: libc::c_int = 32 << 10;
@@ -581,6 +584,16 @@ impl Conn {
                     let d = &data[off..];
                     let skip = request::leading_crlf(d);
                     if skip > 0 {
+                        if skip > 2 || self.flags & BLANK_SKIPPED != 0 {
+                            let e = ParseError {
+                                status: 400,
+                                version: Version::Http10,
+                                reason: "more than one blank line before the request line",
+                            };
+                            self.parse_error(ctx, e, d);
+                            return data.len();
+                        }
+                        self.flags |= BLANK_SKIPPED;
                         off += skip;
                         continue;
                     }
@@ -608,6 +621,7 @@ impl Conn {
                             return data.len();
                         }
                         Ok(Some(n)) => {
+                            self.flags &= !BLANK_SKIPPED;
                             if let Some(st) = self.st.as_mut() {
                                 st.scanned = 0;
                             }
