@@ -236,6 +236,10 @@ fn malformed_headers_are_500_with_a_log_line() {
             ),
             ("badstatus.cgi", "#!/bin/sh\nprintf 'Status: abc\\n\\n'\n"),
             ("silent.cgi", "#!/bin/sh\nexit 3\n"),
+            (
+                "nph-bad.cgi",
+                "#!/bin/sh\nprintf 'HTTP/1.1 2x0 OK\\r\\n\\r\\n'\n",
+            ),
         ],
     );
     for p in [
@@ -245,6 +249,8 @@ fn malformed_headers_are_500_with_a_log_line() {
     ] {
         assert_eq!(s.get(p).status, 500, "{p}");
     }
+    // An NPH status line that is not one: Bad Gateway, as lighttpd answers.
+    assert_eq!(s.get("/cgi-bin/nph-bad.cgi").status, 502);
     let ok = wait_until(Duration::from_secs(3), || {
         let log = s.error_log();
         log.contains("malformed response from")
@@ -578,4 +584,49 @@ fn with_server_username_scripts_run_as_that_user() {
     let text = r.text();
     assert!(text.starts_with(&format!("{}\n", nobody.uid)), "{text}");
     assert!(text.contains("CapEff:\t0000000000000000"), "{text}");
+}
+
+/// A response that ends while the worker holds it gets Content-Length (lighttpd
+/// buffers responses too) and keeps the connection; one that goes on streams,
+/// chunked, after at most about a second of silence.
+#[test]
+fn small_responses_get_content_length_long_ones_stream() {
+    let hello = "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\n\\r\\nhello'\n";
+    let slow =
+        "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\n\\r\\nfirst'\nsleep 4\nprintf second\n";
+    let s = start("", &[("hello.cgi", hello), ("slow.cgi", slow)]);
+    let mut c = common::wire::Conn::new(s.port);
+    for _ in 0..3 {
+        c.send(b"GET /cgi-bin/hello.cgi HTTP/1.1\r\nHost: t\r\n\r\n");
+        let r = c.response().expect("answer");
+        assert_eq!(r.header("Content-Length"), Some("5"), "{}", r.head);
+        assert_eq!(r.header("Transfer-Encoding"), None);
+        assert_eq!(r.text(), "hello");
+    }
+    let r = raw(s.port, b"GET /cgi-bin/hello.cgi HTTP/1.0\r\n\r\n");
+    let text = String::from_utf8_lossy(&r);
+    assert!(text.contains("Content-Length: 5\r\n"), "{text}");
+
+    let mut t = TcpStream::connect(("127.0.0.1", s.port)).expect("connect");
+    t.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    t.write_all(b"GET /cgi-bin/slow.cgi HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        .expect("write");
+    let start = Instant::now();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&got).contains("first") {
+        let n = t.read(&mut buf).expect("read");
+        assert!(n > 0, "closed early");
+        got.extend_from_slice(&buf[..n]);
+    }
+    assert!(
+        start.elapsed() < Duration::from_millis(3500),
+        "the first part waited for the end: {:?}",
+        start.elapsed()
+    );
+    let _ = t.read_to_end(&mut got);
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.contains("Transfer-Encoding: chunked"), "{text}");
+    assert!(text.ends_with("6\r\nsecond\r\n0\r\n\r\n"), "{text}");
 }

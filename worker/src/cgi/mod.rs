@@ -183,6 +183,20 @@ enum Framing {
     UntilClose,
     /// Nothing more goes to the client (HEAD, X-Sendfile).
     Discard,
+    /// No length from the script: the head waits in `Job::pending` with the body
+    /// read so far. A response that ends within about a second gets Content-Length
+    /// (lighttpd buffers whole responses); one that goes on streams, chunked.
+    Pending,
+}
+
+/// A response head held back (Framing::Pending) with the body read so far.
+#[derive(Debug)]
+struct PendingHead {
+    head: RespHead,
+    status: u16,
+    body: Vec<u8>,
+    /// Monotonic second the head came.
+    since: u64,
 }
 
 /// The owned copy of a request a job keeps for internal redirects.
@@ -216,6 +230,8 @@ pub struct Job {
     framing: Framing,
     /// The script sent Transfer-Encoding: chunked.
     dechunk: Option<Decoder>,
+    /// Framing::Pending: the head waiting for a framing.
+    pending: Option<Box<PendingHead>>,
     /// Response bytes for the client.
     out: Out,
     errbuf: Vec<u8>,
@@ -481,6 +497,7 @@ pub fn begin(c: &mut Conn, p: Parts<'_>, view: &View, b: Begin<'_>) {
         req: None,
         head: Vec::new(),
         framing: Framing::Head,
+        pending: None,
         dechunk: None,
         out,
         errbuf: Vec::new(),
@@ -651,6 +668,7 @@ fn sockname(fd: RawFd) -> Option<SocketAddr> {
 fn fail(job: &mut Job, clock: &crate::date::Clock, pages: &crate::errors::Pages, status: u16) {
     job.stage = Stage::Done;
     job.framing = Framing::Discard;
+    job.pending = None;
     job.stdin = None;
     job.stdout = None;
     if job.started {
@@ -819,6 +837,12 @@ pub fn tick(conns: &mut Slab<Conn>, ctx: &mut Ctx) -> Vec<usize> {
         if !job.out.is_empty() {
             // Waiting for the client, not the script (max-write-idle covers it).
             job.read_ts = now;
+        }
+        if job.pending.as_ref().is_some_and(|p| now > p.since + 1) {
+            // A script still at work a second after its head: what it said streams.
+            commit_head(ctx, job, false);
+            due.push(key);
+            continue;
         }
         // Waiting: the spawner has not started it yet (read_ts is the request's start).
         let silent = match job.stage {
@@ -1060,7 +1084,10 @@ fn pump_job(c: &mut Conn, ctx: &mut Ctx, job: &mut Job) -> Step {
         // 4. The script's stdout: everything it has (up to OUT_HIGH) before writing
         // to the client, so that a short response and its end leave in one write
         // (two small writes would meet Nagle and the client's delayed ACK).
-        while job.stdout.is_some() && job.out.remaining() < OUT_HIGH as u64 {
+        while job.stdout.is_some()
+            && job.out.remaining() < OUT_HIGH as u64
+            && job.pending.as_ref().is_none_or(|p| p.body.len() < OUT_HIGH)
+        {
             let fd = job.stdout.as_ref().map_or(-1, |f| f.as_raw_fd());
             let mut rbuf = std::mem::take(&mut ctx.rbuf);
             let r = read_fd(fd, &mut rbuf);
@@ -1106,7 +1133,16 @@ fn pump_job(c: &mut Conn, ctx: &mut Ctx, job: &mut Job) -> Step {
             ctx.rbuf = rbuf;
         }
 
-        // 6. Response bytes to the client.
+        // 6. Response bytes to the client. A pending head waits for the end of the
+        // output (then it has a length) until OUT_HIGH bytes or about a second
+        // (tick) make it stream.
+        if job
+            .pending
+            .as_ref()
+            .is_some_and(|p| p.body.len() >= OUT_HIGH)
+        {
+            commit_head(ctx, job, false);
+        }
         if !job.out.is_empty() {
             let before = job.out.remaining();
             // Not `closing`: a script's output streams, nothing may wait for the FIN.
@@ -1215,7 +1251,7 @@ fn flush_err(ctx: &mut Ctx, job: &mut Job, all: bool) {
 /// Bytes from the script's stdout.
 fn stdout_data(ctx: &mut Ctx, job: &mut Job, data: &[u8]) -> Option<Step> {
     if job.framing != Framing::Head {
-        body_bytes(job, data);
+        body_bytes(ctx, job, data);
         return None;
     }
     job.head.extend_from_slice(data);
@@ -1224,19 +1260,11 @@ fn stdout_data(ctx: &mut Ctx, job: &mut Job, data: &[u8]) -> Option<Step> {
         Parsed::NoHeaders => {
             let body = std::mem::take(&mut job.head);
             start_response(ctx, job, RespHead::default(), 200);
-            body_bytes(job, &body);
+            body_bytes(ctx, job, &body);
             None
         }
-        Parsed::Malformed(why) => {
-            ctx.cgi.log.push(format!(
-                "mod_cgi: malformed response from {} (pid {}): {why}",
-                job.script, job.pid
-            ));
-            let id = job.id;
-            fail(job, &ctx.clock, &ctx.pages, 500);
-            ctx.cgi.finish(id, FinishReason::Error);
-            Some(Step::Done)
-        }
+        Parsed::Malformed(why) => malformed(ctx, job, &why, 500),
+        Parsed::BadStatusLine(why) => malformed(ctx, job, &why, 502),
         Parsed::Head(h) => {
             let rest = job.head.split_off(h.len);
             job.head.clear();
@@ -1258,10 +1286,22 @@ fn stdout_data(ctx: &mut Ctx, job: &mut Job, data: &[u8]) -> Option<Step> {
             }
             let status = h.effective_status();
             start_response(ctx, job, h, status);
-            body_bytes(job, &rest);
+            body_bytes(ctx, job, &rest);
             None
         }
     }
+}
+
+/// A response head that cannot be sent: logged, and an error page instead.
+fn malformed(ctx: &mut Ctx, job: &mut Job, why: &str, status: u16) -> Option<Step> {
+    ctx.cgi.log.push(format!(
+        "mod_cgi: malformed response from {} (pid {}): {why}",
+        job.script, job.pid
+    ));
+    let id = job.id;
+    fail(job, &ctx.clock, &ctx.pages, status);
+    ctx.cgi.finish(id, FinishReason::Error);
+    Some(Step::Done)
 }
 
 /// The script's output ended.
@@ -1279,9 +1319,10 @@ fn stdout_eof(ctx: &mut Ctx, job: &mut Job) -> Option<Step> {
             // Unfinished header lines are a body in reality (lighttpd).
             let body = std::mem::take(&mut job.head);
             start_response(ctx, job, RespHead::default(), 200);
-            body_bytes(job, &body);
+            body_bytes(ctx, job, &body);
         }
     }
+    commit_head(ctx, job, true);
     match job.framing {
         Framing::Chunked => job.out.put(b"0\r\n\r\n"),
         Framing::Length(n) if n > 0 => {
@@ -1298,7 +1339,7 @@ fn stdout_eof(ctx: &mut Ctx, job: &mut Job) -> Option<Step> {
 }
 
 /// Response body bytes as the framing says.
-fn body_bytes(job: &mut Job, data: &[u8]) {
+fn body_bytes(ctx: &mut Ctx, job: &mut Job, data: &[u8]) {
     if data.is_empty() {
         return;
     }
@@ -1307,6 +1348,8 @@ fn body_bytes(job: &mut Job, data: &[u8]) {
         Some(dec) => {
             decoded = Vec::with_capacity(data.len());
             if dec.decode(data, |b| decoded.extend_from_slice(b)).is_err() {
+                // What came so far goes out; the client learns of the rest by the close.
+                commit_head(ctx, job, false);
                 job.keep_alive = false;
                 job.framing = Framing::Discard;
                 return;
@@ -1315,11 +1358,21 @@ fn body_bytes(job: &mut Job, data: &[u8]) {
         }
         None => data,
     };
+    body_bytes_raw(job, data);
+}
+
+/// Decoded response body bytes into `out` (or the pending body) by the framing.
+fn body_bytes_raw(job: &mut Job, data: &[u8]) {
     if data.is_empty() {
         return;
     }
     match job.framing {
         Framing::Head | Framing::Discard => {}
+        Framing::Pending => {
+            if let Some(p) = job.pending.as_mut() {
+                p.body.extend_from_slice(data);
+            }
+        }
         Framing::Length(rem) => {
             let n = (rem as usize).min(data.len());
             job.out.put(&data[..n]);
@@ -1335,7 +1388,7 @@ fn body_bytes(job: &mut Job, data: &[u8]) {
 }
 
 /// Write the response head for the client and choose the body framing.
-fn start_response(ctx: &mut Ctx, job: &mut Job, mut h: RespHead, status: u16) {
+fn start_response(ctx: &mut Ctx, job: &mut Job, h: RespHead, status: u16) {
     let status = match job.error_status {
         // server.error-handler: a handler that says 200 keeps the original status.
         Some((orig, true)) if status == 200 => orig,
@@ -1348,17 +1401,54 @@ fn start_response(ctx: &mut Ctx, job: &mut Job, mut h: RespHead, status: u16) {
         job.dechunk = Some(Decoder::new());
     }
     let no_body = job.head_only || status == 204 || status == 304 || (100..200).contains(&status);
-    let length = h.content_length;
-    job.framing = if no_body {
-        Framing::Discard
-    } else if let Some(n) = length {
-        Framing::Length(n)
+    job.framing = match h.content_length {
+        _ if no_body => Framing::Discard,
+        Some(n) => Framing::Length(n),
+        None => {
+            job.framing = Framing::Pending;
+            job.pending = Some(Box::new(PendingHead {
+                head: h,
+                status,
+                body: Vec::new(),
+                since: ctx.clock.mono,
+            }));
+            return;
+        }
+    };
+    write_head(ctx, job, h, status);
+}
+
+/// A pending head goes out: with Content-Length when the script's output is all
+/// in (`ended`), else chunked to HTTP/1.1 (until close to HTTP/1.0).
+fn commit_head(ctx: &mut Ctx, job: &mut Job, ended: bool) {
+    if job.framing != Framing::Pending {
+        return;
+    }
+    let Some(p) = job.pending.take() else {
+        return;
+    };
+    let PendingHead {
+        head: mut h,
+        status,
+        body,
+        ..
+    } = *p;
+    job.framing = if ended {
+        h.fields
+            .push(("Content-Length".into(), body.len().to_string()));
+        Framing::Length(body.len() as u64)
     } else if job.version == Version::Http11 {
         Framing::Chunked
     } else {
         job.keep_alive = false;
         Framing::UntilClose
     };
+    write_head(ctx, job, h, status);
+    body_bytes_raw(job, &body);
+}
+
+/// The head for the client, framed as `job.framing` says.
+fn write_head(ctx: &mut Ctx, job: &mut Job, mut h: RespHead, status: u16) {
     let out = &mut job.out;
     let mark = out.buf.len();
     crate::static_file::status_line(out, job.version, status);
