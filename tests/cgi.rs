@@ -630,3 +630,59 @@ fn small_responses_get_content_length_long_ones_stream() {
     assert!(text.contains("Transfer-Encoding: chunked"), "{text}");
     assert!(text.ends_with("6\r\nsecond\r\n0\r\n\r\n"), "{text}");
 }
+
+/// REMOTE_ADDR follows mod_extforward (REMOTE_PORT is then 0, as in lighttpd) and
+/// request headers set by mod_setenv reach the script as HTTP_*.
+#[test]
+fn extforward_and_setenv_headers_reach_the_script() {
+    let conf = r#"
+server.document-root = "@DOCROOT@"
+server.bind = "127.0.0.1"
+server.port = @PORT@
+server.errorlog = "@DIR@/error.log"
+server.modules = ("mod_extforward", "mod_setenv", "mod_cgi")
+extforward.forwarder = ("127.0.0.1" => "trust")
+setenv.add-request-header = ("X-Added" => "yes")
+setenv.set-request-header = ("X-Custom" => "replaced")
+cgi.assign = (".cgi" => "")
+"#;
+    let s = Server::start_with(conf, &[], |dir| script(dir, "env.cgi", ENV));
+    let r = curl(
+        &s.url("/cgi-bin/env.cgi"),
+        &[
+            "-H",
+            "X-Forwarded-For: 203.0.113.9",
+            "-H",
+            "X-Custom: original",
+        ],
+    );
+    assert_eq!(r.status, 200, "{}", s.error_log());
+    let env = env_map(&r.body);
+    assert_eq!(
+        env.get("REMOTE_ADDR").map(String::as_str),
+        Some("203.0.113.9"),
+        "{env:?}"
+    );
+    assert_eq!(
+        env.get("REMOTE_PORT").map(String::as_str),
+        Some("0"),
+        "{env:?}"
+    );
+    assert_eq!(
+        env.get("HTTP_X_ADDED").map(String::as_str),
+        Some("yes"),
+        "{env:?}"
+    );
+    assert_eq!(
+        env.get("HTTP_X_CUSTOM").map(String::as_str),
+        Some("replaced"),
+        "{env:?}"
+    );
+    // Without a forwarded address the client's own port stays.
+    let env = env_map(&s.get("/cgi-bin/env.cgi").body);
+    assert_eq!(
+        env.get("REMOTE_ADDR").map(String::as_str),
+        Some("127.0.0.1")
+    );
+    assert_ne!(env.get("REMOTE_PORT").map(String::as_str), Some("0"));
+}

@@ -836,7 +836,13 @@ impl Conn {
         let mut hview = view;
         if cgi.enabled && early.is_none() {
             if let Some(sel) = crate::cgi::select(roots, cache, clock.mono, &view, rel) {
-                let (peer, listener, fd) = (self.peer, self.listener, self.fd.as_raw_fd());
+                let (listener, fd) = (self.listener, self.fd.as_raw_fd());
+                let (peer, peer_port) = match mods.active {
+                    true if rq.remote_ip != self.peer => (rq.remote_ip, 0),
+                    _ => (self.peer, self.peer_port),
+                };
+                let set_headers: &[(String, String, bool)] =
+                    if mods.active { &rq.req_headers } else { &[] };
                 let blocks = cond.matched().map(|b| b as u32).collect();
                 // mod_accesslog: the line is written when the script's response ends.
                 let log = if mods.active && mods.logs() && internal.is_none() {
@@ -871,6 +877,8 @@ impl Conn {
                     query,
                     keep_alive,
                     peer,
+                    peer_port,
+                    set_headers,
                     listener,
                     fd,
                     blocks,

@@ -434,7 +434,12 @@ pub struct Begin<'a> {
     pub script_len: usize,
     pub query: &'a [u8],
     pub keep_alive: bool,
+    /// The client as mod_extforward left it (REMOTE_ADDR, REMOTE_PORT: lighttpd's
+    /// is 0 for a forwarded address).
     pub peer: IpAddr,
+    pub peer_port: u16,
+    /// Request headers mod_setenv added or replaced (name, value; empty: removed).
+    pub set_headers: &'a [(String, String, bool)],
     pub listener: u16,
     pub fd: RawFd,
     pub blocks: Vec<u32>,
@@ -561,8 +566,15 @@ pub fn begin(c: &mut Conn, p: Parts<'_>, view: &View, b: Begin<'_>) {
             None => headers.push((name, value)),
         }
     }
+    // setenv.add-request-header / set-request-header: as the script's HTTP_* too.
+    for (name, value, _) in b.set_headers {
+        headers.retain(|(k, _)| !k.eq_ignore_ascii_case(name));
+        if !value.is_empty() {
+            headers.push((name.clone(), value.clone()));
+        }
+    }
     let local_addr = local_addr(b.fd, p.cfg, b.listener);
-    let remote_port = c.peer_port;
+    let remote_port = b.peer_port;
     let req = CgiRequest {
         id,
         method,
