@@ -198,7 +198,8 @@ impl Filter<'_> {
 }
 
 /// Read (and stat) up to `max` more names of `d` into `out`; true at the end.
-fn read_some(d: &Dir, filter: &Filter, follow: bool, max: usize, out: &mut Vec<Entry>) -> bool {
+fn read_some(d: &mut Dir, filter: &Filter, follow: bool, max: usize, out: &mut Vec<Entry>) -> bool {
+    let fd = d.fd();
     for _ in 0..max {
         let Some(name) = d.next() else {
             return true;
@@ -207,7 +208,7 @@ fn read_some(d: &Dir, filter: &Filter, follow: bool, max: usize, out: &mut Vec<E
         if !filter.keep(bytes) {
             continue;
         }
-        let Some(st) = stat_at(d.fd(), name, follow) else {
+        let Some(st) = stat_at(fd, name, follow) else {
             continue; // gone since readdir
         };
         out.push(Entry {
@@ -245,10 +246,12 @@ impl Dir {
         unsafe { libc::dirfd(self.0.as_ptr()) }
     }
 
-    /// The next name, valid until the next call.
-    fn next(&self) -> Option<&std::ffi::CStr> {
+    /// The next name. It borrows the stream mutably: readdir reuses its buffer on
+    /// the next call, so no name may outlive it.
+    fn next(&mut self) -> Option<&std::ffi::CStr> {
         // SAFETY: the stream is open; the entry readdir returns lives until the next
-        // readdir on this stream, which needs &self again (one name at a time).
+        // readdir or closedir on this stream, and both need `self` again, which the
+        // returned borrow forbids.
         unsafe {
             let e = libc::readdir64(self.0.as_ptr());
             if e.is_null() {
@@ -786,7 +789,7 @@ impl Listing {
             hide: [self.hide[0].as_deref(), self.hide[1].as_deref()],
             excludes: &self.excludes,
         };
-        if !read_some(&self.dir, &filter, self.follow, max, &mut self.entries) {
+        if !read_some(&mut self.dir, &filter, self.follow, max, &mut self.entries) {
             return false;
         }
         if self.sort {
