@@ -54,6 +54,9 @@
 //! built-in mimetype table (used when no block sets `mimetype.assign`); block 0's
 //! patch and then each true block's patch apply over it.
 
+// Configuration code has no business with raw memory.
+#![forbid(unsafe_code)]
+
 pub mod cond;
 pub mod error;
 mod eval;

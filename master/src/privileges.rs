@@ -55,13 +55,7 @@ pub fn trim() -> Result<(), String> {
         for cap in current.difference(&bounding) {
             caps::drop(None, CapSet::Bounding, *cap).map_err(|e| err("bounding", e))?;
         }
-        // Capabilities newer than the caps crate: drop until the kernel has no more.
-        for cap in 41..64 {
-            // SAFETY: PR_CAPBSET_DROP takes an integer and touches no memory.
-            if unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) } != 0 {
-                break;
-            }
-        }
+        wick_worker::sandbox::caps::drop_bounding_past_crate();
     }
     // Effective before permitted: effective must stay a subset of permitted.
     caps::set(None, CapSet::Effective, &held).map_err(|e| err("effective", e))?;

@@ -4,33 +4,66 @@
 use std::fmt;
 use std::io::Write;
 use std::os::fd::OwnedFd;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::OnceLock;
 
-/// Seconds east of UTC, fixed at start-up (before the sandbox hides /etc/localtime).
-static UTC_OFFSET: AtomicI64 = AtomicI64::new(0);
+/// The local time zone, fixed at start-up (before the sandbox hides
+/// /etc/localtime): error-log stamps and mod_accesslog's %t use it.
+#[derive(Debug)]
+pub struct Zone {
+    /// Seconds east of UTC.
+    pub offset: i64,
+    /// Its abbreviation (%Z), empty when the C library gives none.
+    pub name: String,
+}
 
-/// Read the local time zone offset once; call before chroot/Landlock.
+static ZONE: OnceLock<Zone> = OnceLock::new();
+
+/// Read the local time zone once; call before chroot/Landlock.
 pub fn init_timezone() {
+    ZONE.get_or_init(read_zone);
+}
+
+/// The zone read by [`init_timezone`] (UTC if it was never called).
+pub fn zone() -> &'static Zone {
+    ZONE.get_or_init(|| Zone {
+        offset: 0,
+        name: "UTC".into(),
+    })
+}
+
+fn read_zone() -> Zone {
     extern "C" {
         fn tzset();
     }
-    // SAFETY: tzset takes no arguments; localtime_r gets a valid time_t and an owned tm.
-    let off = unsafe {
+    // SAFETY: tzset takes no arguments; localtime_r gets a valid time_t and an
+    // owned tm; tm_zone points to static storage of the C library (or is null).
+    unsafe {
         tzset();
         let now = libc::time(std::ptr::null_mut());
         let mut tm: libc::tm = std::mem::zeroed();
         if libc::localtime_r(&now, &mut tm).is_null() {
-            0
-        } else {
-            tm.tm_gmtoff
+            return Zone {
+                offset: 0,
+                name: "UTC".into(),
+            };
         }
-    };
-    UTC_OFFSET.store(off, Ordering::Relaxed);
+        let name = if tm.tm_zone.is_null() {
+            String::new()
+        } else {
+            std::ffi::CStr::from_ptr(tm.tm_zone)
+                .to_string_lossy()
+                .into_owned()
+        };
+        Zone {
+            offset: tm.tm_gmtoff,
+            name,
+        }
+    }
 }
 
 /// Local time formatted as `YYYY-MM-DD HH:MM:SS`.
 pub fn timestamp(unix: i64) -> String {
-    let t = unix + UTC_OFFSET.load(Ordering::Relaxed);
+    let t = unix + zone().offset;
     let days = t.div_euclid(86_400);
     let secs = t.rem_euclid(86_400);
     let (y, m, d) = civil_from_days(days);

@@ -10,9 +10,10 @@ use crate::request::{self, BodyKind, Head, ParseError, Version};
 use crate::response::Out;
 use crate::server::Ctx;
 use crate::static_file::{self, Env, Req};
+use crate::transport::Transport;
 use std::io;
 use std::net::IpAddr;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::OwnedFd;
 use wick_conf::cond::Facts;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -77,13 +78,9 @@ pub const PEER_FIN: u8 = 16;
 /// as in lighttpd).
 pub const BLANK_SKIPPED: u8 = 32;
 
-/// Unsent bytes the kernel may queue on a connection sending a large body.
-const NOTSENT_LOWAT: libc::c_int = 32 << 10;
-
 pub struct Conn {
-    pub fd: OwnedFd,
-    /// Write side: the socket itself, or a separate fd (`wickd -1` on a pipe pair).
-    pub wfd: RawFd,
+    /// The byte stream (transport.rs).
+    pub io: Transport,
     pub peer: IpAddr,
     /// The peer's TCP port (0 for a unix socket or a pipe).
     pub peer_port: u16,
@@ -92,7 +89,6 @@ pub struct Conn {
     /// Interest registered with the poller (bit 0 read, bit 1 write).
     pub registered: u8,
     pub flags: u8,
-    pub is_socket: bool,
     pub requests: u32,
     /// Monotonic second of the last progress (timeouts).
     pub since: u64,
@@ -116,17 +112,14 @@ const LINGER_MAX: usize = 1 << 20;
 
 impl Conn {
     pub fn new(fd: OwnedFd, peer: (IpAddr, u16), listener: u16, is_socket: bool, now: u64) -> Conn {
-        let wfd = fd.as_raw_fd();
         Conn {
-            fd,
-            wfd,
+            io: Transport::new(fd, is_socket),
             peer: peer.0,
             peer_port: peer.1,
             listener,
             phase: Phase::Head,
             registered: 0,
             flags: 0,
-            is_socket,
             requests: 0,
             since: now,
             st: None,
@@ -219,7 +212,7 @@ impl Conn {
             why,
             head.as_deref().unwrap_or(&[]),
         );
-        let _ = ctx.out.flush(self.wfd, self.is_socket, true);
+        let _ = ctx.out.flush(&self.io, true);
         ctx.out.clear();
     }
 
@@ -257,7 +250,7 @@ impl Conn {
                         continue;
                     };
                     out.budget = WRITE_SLICE;
-                    let r = out.flush(self.wfd, self.is_socket, closing);
+                    let r = out.flush(&self.io, closing);
                     let yielded = out.yielded;
                     if out.remaining() < before {
                         // max-write-idle counts from the last progress.
@@ -339,7 +332,7 @@ impl Conn {
                         return self.close_now(ctx);
                     }
                     let mut rbuf = std::mem::take(&mut ctx.rbuf);
-                    let r = read(self.fd.as_raw_fd(), &mut rbuf);
+                    let r = self.io.read(&mut rbuf);
                     let n = match r {
                         Ok(0) => {
                             ctx.rbuf = rbuf;
@@ -431,20 +424,7 @@ impl Conn {
             return;
         }
         self.flags |= PACED;
-        if !self.is_socket {
-            return;
-        }
-        // SAFETY: setsockopt on our own socket, an int option of its size. It fails
-        // harmlessly on a unix socket.
-        unsafe {
-            libc::setsockopt(
-                self.fd.as_raw_fd(),
-                libc::IPPROTO_TCP,
-                libc::TCP_NOTSENT_LOWAT,
-                (&NOTSENT_LOWAT as *const libc::c_int).cast(),
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            );
-        }
+        self.io.limit_unsent();
     }
 
     /// The output now queued is the last on this connection: nothing more to read
@@ -478,7 +458,7 @@ impl Conn {
         self.pace(ctx.out.remaining());
         ctx.out.budget = WRITE_SLICE;
         let closing = self.phase == Phase::Head && self.closes_after_output();
-        let r = ctx.out.flush(self.wfd, self.is_socket, closing);
+        let r = ctx.out.flush(&self.io, closing);
         let yielded = ctx.out.yielded;
         ctx.out.budget = 0;
         match r {
@@ -504,11 +484,9 @@ impl Conn {
     /// Close after a complete response: at once when the client has nothing more in
     /// flight, else half-close and read until it closes (lingering close).
     fn close_now(&mut self, ctx: &mut Ctx) -> Next {
-        if self.flags & DIRTY == 0 && self.flags & DRAINED != 0 || !self.is_socket {
+        if self.flags & DIRTY == 0 && self.flags & DRAINED != 0 || !self.io.shutdown_write() {
             return Next::Close;
         }
-        // SAFETY: shutdown on our own socket fd.
-        unsafe { libc::shutdown(self.fd.as_raw_fd(), libc::SHUT_WR) };
         self.phase = Phase::Linger;
         self.since = ctx.clock.mono;
         if let Some(st) = self.st.as_mut() {
@@ -522,7 +500,7 @@ impl Conn {
     fn linger(&mut self, ctx: &mut Ctx) -> Next {
         let mut total = 0;
         loop {
-            match read(self.fd.as_raw_fd(), &mut ctx.rbuf) {
+            match self.io.read(&mut ctx.rbuf) {
                 Ok(0) => return Next::Close,
                 Ok(n) => {
                     total += n;
@@ -836,7 +814,7 @@ impl Conn {
         let mut hview = view;
         if cgi.enabled && early.is_none() {
             if let Some(sel) = crate::cgi::select(roots, cache, clock.mono, &view, rel) {
-                let (listener, fd) = (self.listener, self.fd.as_raw_fd());
+                let (listener, fd) = (self.listener, self.io.fd());
                 let (peer, peer_port) = match mods.active {
                     true if rq.remote_ip != self.peer => (rq.remote_ip, 0),
                     _ => (self.peer, self.peer_port),
@@ -1078,7 +1056,6 @@ impl Conn {
 /// view.
 static NO_HANDLER: String = String::new();
 
-/// read(2) into `buf`.
 /// A response cut short by us, not by the peer: a file that shrank under
 /// sendfile (its promised length cannot be kept). A peer that went away is
 /// not an error worth a line, as in lighttpd.
@@ -1109,20 +1086,6 @@ fn printable(b: &[u8], max: usize) -> String {
     }
     s.truncate(s.trim_end().len());
     s
-}
-
-pub fn read(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
-    loop {
-        // SAFETY: buf is valid and writable for its length.
-        let r = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
-        if r >= 0 {
-            return Ok(r as usize);
-        }
-        let e = io::Error::last_os_error();
-        if e.kind() != io::ErrorKind::Interrupted {
-            return Err(e);
-        }
-    }
 }
 
 #[cfg(test)]

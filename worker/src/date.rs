@@ -52,20 +52,12 @@ impl Clock {
 }
 
 fn coarse(id: libc::clockid_t) -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: ts is a valid, writable timespec; clock_gettime only writes into it.
-    let r = unsafe { libc::clock_gettime(id, &mut ts) };
-    if r == 0 {
-        ts.tv_sec.max(0) as u64
-    } else {
+    crate::sys::clock_secs(id).unwrap_or_else(|| {
         SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or(Duration::ZERO)
             .as_secs()
-    }
+    })
 }
 
 const DAYS: [&[u8; 3]; 7] = [b"Thu", b"Fri", b"Sat", b"Sun", b"Mon", b"Tue", b"Wed"];

@@ -5,6 +5,10 @@
 //! fd from the master; compile the config; [`sandbox::enter`]; tell the master Ready;
 //! serve.
 
+// Unsafe code lives where the OS demands it: system calls (sys), the file
+// opens beneath a root (stat_cache), the sandbox; not in HTTP, modules, handlers.
+#![deny(unsafe_code)]
+
 pub mod cgi;
 pub mod chunked;
 pub mod conn;
@@ -15,11 +19,16 @@ pub mod mods;
 pub mod path;
 pub mod request;
 pub mod response;
+#[allow(unsafe_code)]
 pub mod sandbox;
 pub mod server;
 pub mod site;
+#[allow(unsafe_code)]
 pub mod stat_cache;
 pub mod static_file;
+#[allow(unsafe_code)]
+pub mod sys;
+pub mod transport;
 
 use server::{Logger, Server, Start};
 use wick_proto::{Channel, FromWorker, ToWorker, PROTO_VERSION};
@@ -28,17 +37,7 @@ use wick_proto::{Channel, FromWorker, ToWorker, PROTO_VERSION};
 /// the event loop. Returns the process exit code.
 pub fn run(mut channel: Channel) -> i32 {
     wick_proto::log::init_timezone();
-    // SAFETY: setting signal dispositions to SIG_IGN before any thread exists.
-    unsafe {
-        // Writes to a closed peer return EPIPE instead of killing us (sendfile and
-        // pipe writes cannot ask for MSG_NOSIGNAL).
-        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
-        // A terminal's ^C or a stray HUP reaches the whole process group; the master
-        // decides what the workers do and tells them over the channel.
-        libc::signal(libc::SIGINT, libc::SIG_IGN);
-        libc::signal(libc::SIGHUP, libc::SIG_IGN);
-        libc::signal(libc::SIGUSR1, libc::SIG_IGN);
-    }
+    sys::ignore_signals();
     let fail = |ch: &Channel, reason: String| {
         let _ = ch.send(&FromWorker::Failed { reason }, &[]);
         1

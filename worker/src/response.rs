@@ -2,8 +2,9 @@
 //! bodies as (fd, offset, length) chunks at positions in it; written with write or
 //! send(MSG_MORE) and sendfile, so headers and a small file leave in one syscall.
 
+use crate::transport::Transport;
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::rc::Rc;
 
 #[derive(Clone, Debug)]
@@ -140,7 +141,7 @@ impl Out {
     /// bytes go with MSG_MORE too and the FIN of close(2) or shutdown(2), which
     /// pushes them, rides on the same segment (one packet, one ACK less per
     /// `Connection: close` response).
-    pub fn flush(&mut self, fd: RawFd, is_socket: bool, closing: bool) -> io::Result<bool> {
+    pub fn flush(&mut self, t: &Transport, closing: bool) -> io::Result<bool> {
         self.yielded = false;
         let mut written = 0u64;
         loop {
@@ -151,8 +152,8 @@ impl Out {
             let next_file = self.files.get(self.file_idx);
             let mem_end = next_file.map(|(at, _)| *at).unwrap_or(self.buf.len());
             if self.pos < mem_end {
-                let more = is_socket && (next_file.is_some() || closing);
-                match write_some(fd, &self.buf[self.pos..mem_end], more, is_socket) {
+                let more = next_file.is_some() || closing;
+                match t.write(&self.buf[self.pos..mem_end], more) {
                     Ok(n) => {
                         self.pos += n;
                         written += n as u64;
@@ -174,7 +175,8 @@ impl Out {
             } else {
                 SLICE
             };
-            match sendfile(fd, f, room.min(SLICE)) {
+            let n = f.len.min(room.min(SLICE)) as usize;
+            match t.sendfile(f.fd.as_raw_fd(), f.off, n) {
                 Ok(0) => {
                     return Err(io::Error::new(
                         io::ErrorKind::UnexpectedEof,
@@ -196,45 +198,8 @@ impl Out {
     }
 }
 
-fn write_some(fd: RawFd, b: &[u8], more: bool, is_socket: bool) -> io::Result<usize> {
-    loop {
-        // SAFETY: b is a valid readable slice for its length; fd is owned by the caller.
-        let r = unsafe {
-            if is_socket {
-                let flags = libc::MSG_NOSIGNAL | if more { libc::MSG_MORE } else { 0 };
-                libc::send(fd, b.as_ptr().cast(), b.len(), flags)
-            } else {
-                libc::write(fd, b.as_ptr().cast(), b.len())
-            }
-        };
-        if r >= 0 {
-            return Ok(r as usize);
-        }
-        let e = io::Error::last_os_error();
-        if e.kind() != io::ErrorKind::Interrupted {
-            return Err(e);
-        }
-    }
-}
-
 /// Bytes one sendfile call may move.
 const SLICE: u64 = 256 << 10;
-
-fn sendfile(fd: RawFd, f: &FileChunk, most: u64) -> io::Result<usize> {
-    let mut off = f.off as libc::off_t;
-    let n = f.len.min(most) as usize;
-    loop {
-        // SAFETY: both fds are open; off is a valid off_t the kernel updates.
-        let r = unsafe { libc::sendfile(fd, f.fd.as_raw_fd(), &mut off, n) };
-        if r >= 0 {
-            return Ok(r as usize);
-        }
-        let e = io::Error::last_os_error();
-        if e.kind() != io::ErrorKind::Interrupted {
-            return Err(e);
-        }
-    }
-}
 
 #[cfg(test)]
 mod tests {
@@ -269,13 +234,15 @@ mod tests {
         std::fs::write(&src, vec![7u8; 1 << 20]).expect("write");
         let input = Rc::new(OwnedFd::from(std::fs::File::open(&src).expect("open")));
         let sink = std::fs::File::create(dir.join("sink")).expect("create");
+        let sink_fd = OwnedFd::from(sink.try_clone().expect("dup"));
+        let t = Transport::new(sink_fd, false);
         let mut o = Out::default();
         o.put(&[b'h'; 235]);
         o.file(input, 0, 1 << 20);
         o.budget = 256 << 10;
         let mut sizes = Vec::new();
         loop {
-            let done = o.flush(sink.as_raw_fd(), false, false).expect("flush");
+            let done = o.flush(&t, false).expect("flush");
             sizes.push(sink.metadata().expect("stat").len());
             if done {
                 break;

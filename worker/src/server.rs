@@ -10,12 +10,13 @@ use crate::response::Out;
 use crate::site::Site;
 use crate::stat_cache::StatCache;
 use crate::static_file::{self, Roots};
+use crate::sys;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::net::IpAddr;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::Duration;
 use wick_conf::cond::CondState;
 use wick_proto::{Channel, FromWorker, ToWorker};
@@ -183,7 +184,7 @@ impl Server {
             last_tick: 0,
         };
         for l in &s.listeners {
-            set_nonblocking(l.fd.as_raw_fd());
+            sys::set_nonblocking(l.fd.as_raw_fd());
         }
         if let Some(fd) = start.spawner {
             s.ctx.cgi.set_channel(fd, s.poll.registry())?;
@@ -233,21 +234,17 @@ impl Server {
     }
 
     fn add_oneshot(&mut self, fd: OwnedFd, out: Option<OwnedFd>) -> io::Result<()> {
-        set_nonblocking(fd.as_raw_fd());
-        let is_socket = out.is_none() && is_socket(fd.as_raw_fd());
+        sys::set_nonblocking(fd.as_raw_fd());
+        let is_socket = out.is_none() && sys::is_socket(fd.as_raw_fd());
         let now = self.ctx.clock.mono;
         let mut conn = Conn::new(fd, (crate::site::unspecified(), 0), 0, is_socket, now);
         let entry = self.conns.vacant_entry();
         let key = entry.key();
         let reg = self.poll.registry();
-        reg.register(
-            &mut SourceFd(&conn.fd.as_raw_fd()),
-            Token(key),
-            Interest::READABLE,
-        )?;
+        reg.register(&mut SourceFd(&conn.io.fd()), Token(key), Interest::READABLE)?;
         if let Some(w) = &out {
-            set_nonblocking(w.as_raw_fd());
-            conn.wfd = w.as_raw_fd();
+            sys::set_nonblocking(w.as_raw_fd());
+            conn.io.write_to(w.as_raw_fd());
             reg.register(
                 &mut SourceFd(&w.as_raw_fd()),
                 Token(key),
@@ -257,7 +254,7 @@ impl Server {
             std::mem::forget(out);
         } else {
             reg.reregister(
-                &mut SourceFd(&conn.fd.as_raw_fd()),
+                &mut SourceFd(&conn.io.fd()),
                 Token(key),
                 Interest::READABLE | Interest::WRITABLE,
             )?;
@@ -276,9 +273,9 @@ impl Server {
                 continue;
             }
             let r = if on {
-                epoll_add_exclusive(ep, l.fd.as_raw_fd(), LISTENER_BASE + i)
+                sys::epoll_add_exclusive(ep, l.fd.as_raw_fd(), LISTENER_BASE + i)
             } else {
-                epoll_del(ep, l.fd.as_raw_fd())
+                sys::epoll_del(ep, l.fd.as_raw_fd())
             };
             if r.is_ok() {
                 l.armed = on;
@@ -495,15 +492,15 @@ impl Server {
             let Some(l) = self.listeners.get_mut(i) else {
                 return;
             };
-            match accept4(l.fd.as_raw_fd()) {
+            match sys::accept4(l.fd.as_raw_fd()) {
                 Ok((fd, peer)) => {
                     l.accepts += 1;
                     if l.accepts >= REARM_EVERY {
                         l.accepts = 0;
                         let ep = self.poll.as_raw_fd();
                         let lfd = l.fd.as_raw_fd();
-                        if epoll_del(ep, lfd).is_ok()
-                            && epoll_add_exclusive(ep, lfd, LISTENER_BASE + i).is_err()
+                        if sys::epoll_del(ep, lfd).is_ok()
+                            && sys::epoll_add_exclusive(ep, lfd, LISTENER_BASE + i).is_err()
                         {
                             l.armed = false;
                         }
@@ -566,7 +563,7 @@ impl Server {
                 3 => Interest::READABLE | Interest::WRITABLE,
                 _ => Interest::READABLE,
             };
-            let fd = conn.fd.as_raw_fd();
+            let fd = conn.io.fd();
             let reg = self.poll.registry();
             let r = if conn.registered == 0 {
                 reg.register(&mut SourceFd(&fd), Token(key), i)
@@ -596,84 +593,4 @@ impl Server {
             self.drive(key);
         }
     }
-}
-
-/// O_NONBLOCK in one call (FIONBIO) rather than fcntl's get and set: three per
-/// CGI request for the pipes the spawner passes.
-pub(crate) fn set_nonblocking(fd: RawFd) {
-    let on: libc::c_int = 1;
-    // SAFETY: FIONBIO on an fd we own reads one int from a valid pointer.
-    unsafe {
-        libc::ioctl(fd, libc::FIONBIO, &on);
-    }
-}
-
-fn is_socket(fd: RawFd) -> bool {
-    crate::stat_cache::fstat(fd).is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFSOCK)
-}
-
-fn epoll_add_exclusive(ep: RawFd, fd: RawFd, token: usize) -> io::Result<()> {
-    let mut ev = libc::epoll_event {
-        events: (libc::EPOLLIN | libc::EPOLLEXCLUSIVE) as u32,
-        u64: token as u64,
-    };
-    // SAFETY: ep is mio's epoll fd, fd an open listening socket, ev a valid event.
-    let r = unsafe { libc::epoll_ctl(ep, libc::EPOLL_CTL_ADD, fd, &mut ev) };
-    if r == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
-
-fn epoll_del(ep: RawFd, fd: RawFd) -> io::Result<()> {
-    let mut ev = libc::epoll_event { events: 0, u64: 0 };
-    // SAFETY: as above; the event argument is ignored for DEL.
-    let r = unsafe { libc::epoll_ctl(ep, libc::EPOLL_CTL_DEL, fd, &mut ev) };
-    if r == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
-
-/// accept4(2), non-blocking and close-on-exec; the peer's IP and port (0.0.0.0
-/// and 0 for unix).
-fn accept4(lfd: RawFd) -> io::Result<(OwnedFd, (IpAddr, u16))> {
-    // SAFETY: a zeroed sockaddr_storage is a valid out-buffer for accept4.
-    let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
-    let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-    // SAFETY: ss/len describe a writable buffer of the right size.
-    let r = unsafe {
-        libc::accept4(
-            lfd,
-            (&mut ss as *mut libc::sockaddr_storage).cast(),
-            &mut len,
-            libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-        )
-    };
-    if r < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: accept4 returned a new fd owned by nobody else.
-    let fd = unsafe { OwnedFd::from_raw_fd(r) };
-    let ip = match ss.ss_family as libc::c_int {
-        libc::AF_INET => {
-            // SAFETY: the family says this storage holds a sockaddr_in.
-            let a = unsafe { &*(&ss as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
-            let ip = IpAddr::V4(Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr)));
-            (ip, u16::from_be(a.sin_port))
-        }
-        libc::AF_INET6 => {
-            // SAFETY: the family says this storage holds a sockaddr_in6.
-            let a =
-                unsafe { &*(&ss as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>() };
-            (
-                IpAddr::V6(Ipv6Addr::from(a.sin6_addr.s6_addr)),
-                u16::from_be(a.sin6_port),
-            )
-        }
-        _ => (crate::site::unspecified(), 0),
-    };
-    Ok((fd, ip))
 }

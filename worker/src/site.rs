@@ -79,16 +79,10 @@ impl Site {
 }
 
 fn nofile_limit() -> u64 {
-    let mut rl = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: rl is a valid, writable rlimit.
-    let r = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) };
-    if r == 0 && rl.rlim_cur != libc::RLIM_INFINITY {
-        rl.rlim_cur
-    } else {
-        1024
+    use nix::sys::resource::{getrlimit, Resource, RLIM_INFINITY};
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, _)) if soft != RLIM_INFINITY => soft,
+        _ => 1024,
     }
 }
 

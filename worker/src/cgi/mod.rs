@@ -273,24 +273,6 @@ pub struct Internal {
     pub info: InternalInfo,
 }
 
-fn read_fd(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
-    crate::conn::read(fd, buf)
-}
-
-fn write_fd(fd: RawFd, b: &[u8]) -> io::Result<usize> {
-    loop {
-        // SAFETY: b is a valid readable slice; fd is open.
-        let r = unsafe { libc::write(fd, b.as_ptr().cast(), b.len()) };
-        if r >= 0 {
-            return Ok(r as usize);
-        }
-        let e = io::Error::last_os_error();
-        if e.kind() != io::ErrorKind::Interrupted {
-            return Err(e);
-        }
-    }
-}
-
 /// A script found for a request: how much of the path names it.
 pub struct Selected {
     /// Length of SCRIPT_NAME in the (possibly index-extended) path.
@@ -638,41 +620,9 @@ fn local_addr(fd: RawFd, cfg: &wick_conf::Config, listener: u16) -> Option<Socke
         Some(wick_conf::ListenAddr::Tcp(a)) if a.ip().is_unspecified()
     );
     if wildcard {
-        sockname(fd)
+        crate::sys::sockname(fd)
     } else {
         None
-    }
-}
-
-fn sockname(fd: RawFd) -> Option<SocketAddr> {
-    // SAFETY: a zeroed sockaddr_storage is a valid out-buffer.
-    let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
-    let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-    let p = (&mut ss as *mut libc::sockaddr_storage).cast();
-    // SAFETY: ss/len describe a writable buffer of the right size.
-    let r = unsafe { libc::getsockname(fd, p, &mut len) };
-    if r != 0 {
-        return None;
-    }
-    match ss.ss_family as libc::c_int {
-        libc::AF_INET => {
-            // SAFETY: the family says this storage holds a sockaddr_in.
-            let a = unsafe { &*(&ss as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
-            Some(SocketAddr::from((
-                std::net::Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr)),
-                u16::from_be(a.sin_port),
-            )))
-        }
-        libc::AF_INET6 => {
-            // SAFETY: the family says this storage holds a sockaddr_in6.
-            let a =
-                unsafe { &*(&ss as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>() };
-            Some(SocketAddr::from((
-                std::net::Ipv6Addr::from(a.sin6_addr.s6_addr),
-                u16::from_be(a.sin6_port),
-            )))
-        }
-        _ => None,
     }
 }
 
@@ -764,7 +714,7 @@ pub fn spawner_event(conns: &mut Slab<Conn>, ctx: &mut Ctx, reg: &Registry) -> V
                 ]
                 .iter()
                 .all(|(fd, which, int)| {
-                    crate::server::set_nonblocking(fd.as_raw_fd());
+                    crate::sys::set_nonblocking(fd.as_raw_fd());
                     reg.register(
                         &mut SourceFd(&fd.as_raw_fd()),
                         pipe_token(key, *which),
@@ -992,7 +942,7 @@ fn pump_job(c: &mut Conn, ctx: &mut Ctx, job: &mut Job) -> Step {
         }
         if want_read && job.stage != Stage::Done {
             let mut rbuf = std::mem::take(&mut ctx.rbuf);
-            let r = crate::conn::read(c.fd.as_raw_fd(), &mut rbuf);
+            let r = c.io.read(&mut rbuf);
             match r {
                 Ok(0) => {
                     ctx.rbuf = rbuf;
@@ -1066,7 +1016,7 @@ fn pump_job(c: &mut Conn, ctx: &mut Ctx, job: &mut Job) -> Step {
         // 3. Body to the script's stdin.
         if let Some(fd) = &job.stdin {
             if job.inpos < job.inbuf.len() {
-                match write_fd(fd.as_raw_fd(), &job.inbuf[job.inpos..]) {
+                match crate::sys::write(fd.as_raw_fd(), &job.inbuf[job.inpos..]) {
                     Ok(n) => {
                         job.inpos += n;
                         job.write_ts = now;
@@ -1102,7 +1052,7 @@ fn pump_job(c: &mut Conn, ctx: &mut Ctx, job: &mut Job) -> Step {
         {
             let fd = job.stdout.as_ref().map_or(-1, |f| f.as_raw_fd());
             let mut rbuf = std::mem::take(&mut ctx.rbuf);
-            let r = read_fd(fd, &mut rbuf);
+            let r = crate::sys::read(fd, &mut rbuf);
             let step = match r {
                 Ok(n) if n > 0 => {
                     job.read_ts = now;
@@ -1129,7 +1079,7 @@ fn pump_job(c: &mut Conn, ctx: &mut Ctx, job: &mut Job) -> Step {
         // 5. stderr lines to the error log.
         if let Some(fd) = &job.stderr {
             let mut rbuf = std::mem::take(&mut ctx.rbuf);
-            match read_fd(fd.as_raw_fd(), &mut rbuf) {
+            match crate::sys::read(fd.as_raw_fd(), &mut rbuf) {
                 Ok(0) => {
                     job.stderr = None;
                     flush_err(ctx, job, true);
@@ -1158,7 +1108,7 @@ fn pump_job(c: &mut Conn, ctx: &mut Ctx, job: &mut Job) -> Step {
         if !job.out.is_empty() {
             let before = job.out.remaining();
             // Not `closing`: a script's output streams, nothing may wait for the FIN.
-            let r = job.out.flush(c.wfd, c.is_socket, false);
+            let r = job.out.flush(&c.io, false);
             if let Some(l) = &mut job.log {
                 l.sent(before.saturating_sub(job.out.remaining()));
             }
@@ -1624,7 +1574,7 @@ fn complete(c: &mut Conn, ctx: &mut Ctx, mut job: Box<Job>) {
     if let Some(fd) = job.stderr.take() {
         let mut rbuf = std::mem::take(&mut ctx.rbuf);
         for _ in 0..16 {
-            match read_fd(fd.as_raw_fd(), &mut rbuf) {
+            match crate::sys::read(fd.as_raw_fd(), &mut rbuf) {
                 Ok(n) if n > 0 => job.errbuf.extend_from_slice(&rbuf[..n]),
                 _ => break,
             }

@@ -367,15 +367,13 @@ pub struct Timespec {
 
 impl Timespec {
     pub fn now() -> Timespec {
-        let mut ts = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
-        // SAFETY: ts is a valid, writable timespec; clock_gettime only writes it.
-        unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut ts) };
+        // CLOCK_REALTIME, through the vDSO like the C call.
+        let d = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
         Timespec {
-            sec: ts.tv_sec,
-            nsec: ts.tv_nsec.clamp(0, 999_999_999) as u32,
+            sec: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+            nsec: d.subsec_nanos(),
         }
     }
 }
@@ -623,52 +621,8 @@ fn query(target: &[u8]) -> &[u8] {
 
 // ---- local time and strftime, without the C library's time zone files ------------
 
-/// Local time zone, read once before the sandbox hides /etc/localtime.
-struct Zone {
-    offset: i64,
-    name: String,
-}
-
-static ZONE: std::sync::OnceLock<Zone> = std::sync::OnceLock::new();
-
-/// Read the local UTC offset and zone name; call before the sandbox.
-pub fn init_zone() {
-    ZONE.get_or_init(|| {
-        // SAFETY: tzset takes no arguments; localtime_r gets a valid time_t and an
-        // owned tm; tm_zone points to static storage of the C library (or is null).
-        unsafe {
-            extern "C" {
-                fn tzset();
-            }
-            tzset();
-            let now = libc::time(std::ptr::null_mut());
-            let mut tm: libc::tm = std::mem::zeroed();
-            if libc::localtime_r(&now, &mut tm).is_null() {
-                return Zone {
-                    offset: 0,
-                    name: "UTC".into(),
-                };
-            }
-            let name = if tm.tm_zone.is_null() {
-                String::new()
-            } else {
-                std::ffi::CStr::from_ptr(tm.tm_zone)
-                    .to_string_lossy()
-                    .into_owned()
-            };
-            Zone {
-                offset: tm.tm_gmtoff,
-                name,
-            }
-        }
-    });
-}
-
-fn zone() -> &'static Zone {
-    ZONE.get_or_init(|| Zone {
-        offset: 0,
-        name: "UTC".into(),
-    })
+fn zone() -> &'static wick_proto::log::Zone {
+    wick_proto::log::zone()
 }
 
 /// Broken-down time.
@@ -712,7 +666,7 @@ impl Tm {
         }
     }
 
-    /// Local time (the zone read by [`init_zone`]).
+    /// Local time (the zone read by `wick_proto::log::init_timezone`).
     pub fn local(unix: i64) -> Tm {
         Tm::at(unix, zone().offset)
     }
@@ -882,18 +836,11 @@ impl Sink {
     /// event loop (its lines wait in the buffer, up to a limit).
     pub fn new(fd: OwnedFd) -> Sink {
         let raw = fd.as_raw_fd();
-        // SAFETY: fstat into a zeroed stat we own; fcntl on our own fd.
-        let pipe = unsafe {
-            let mut st: libc::stat = std::mem::zeroed();
-            let fifo = libc::fstat(raw, &mut st) == 0 && st.st_mode & libc::S_IFMT == libc::S_IFIFO;
-            if fifo {
-                let fl = libc::fcntl(raw, libc::F_GETFL);
-                if fl >= 0 {
-                    libc::fcntl(raw, libc::F_SETFL, fl | libc::O_NONBLOCK);
-                }
-            }
-            fifo
-        };
+        let pipe = crate::stat_cache::fstat(raw)
+            .is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFIFO);
+        if pipe {
+            crate::sys::set_nonblocking(raw);
+        }
         Sink {
             fd,
             pipe,
@@ -943,17 +890,11 @@ impl Sink {
             } else {
                 rest.len()
             };
-            // SAFETY: writing from a valid slice to our own fd.
-            let r = unsafe { libc::write(self.fd.as_raw_fd(), rest.as_ptr().cast(), chunk) };
-            if r > 0 {
-                done += r as usize;
-                continue;
-            }
-            let e = io::Error::last_os_error();
-            match e.kind() {
-                io::ErrorKind::Interrupted => continue,
-                io::ErrorKind::WouldBlock => break,
-                _ => {
+            match crate::sys::write(self.fd.as_raw_fd(), &rest[..chunk]) {
+                Ok(n) if n > 0 => done += n,
+                Ok(_) => break,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => {
                     // The target is gone (disk full, pipe closed): these lines are lost.
                     done = self.buf.len();
                     result = Err(e);
@@ -1022,7 +963,7 @@ pub struct AccessLog {
 impl AccessLog {
     /// Parse every block's format. Err: the first bad one, with where it is set.
     pub fn new(cfg: &Config) -> Result<AccessLog, String> {
-        init_zone();
+        wick_proto::log::init_timezone();
         let names = targets(cfg);
         let mut formats = Vec::with_capacity(cfg.patches.len());
         let mut target_of = Vec::with_capacity(cfg.patches.len());

@@ -22,6 +22,8 @@ use regex::bytes::Regex;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::ffi::CString;
+/// An open directory stream that keeps its place between loop turns.
+type Dir = nix::dir::OwningIter;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::rc::Rc;
 use wick_conf::{Config, Value, View};
@@ -198,17 +200,21 @@ impl Filter<'_> {
 }
 
 /// Read (and stat) up to `max` more names of `d` into `out`; true at the end.
+/// Each entry is a copy of readdir's, so no name outlives the stream's buffer.
 fn read_some(d: &mut Dir, filter: &Filter, follow: bool, max: usize, out: &mut Vec<Entry>) -> bool {
-    let fd = d.fd();
+    let dirfd = d.as_raw_fd();
     for _ in 0..max {
-        let Some(name) = d.next() else {
-            return true;
+        let e = match d.next() {
+            Some(Ok(e)) => e,
+            Some(Err(_)) => continue,
+            None => return true,
         };
+        let name = e.file_name();
         let bytes = name.to_bytes();
         if !filter.keep(bytes) {
             continue;
         }
-        let Some(st) = stat_at(fd, name, follow) else {
+        let Some(st) = crate::sys::stat_at(dirfd, name, follow) else {
             continue; // gone since readdir
         };
         out.push(Entry {
@@ -219,63 +225,6 @@ fn read_some(d: &mut Dir, filter: &Filter, follow: bool, max: usize, out: &mut V
         });
     }
     false
-}
-
-/// An open directory stream (readdir over getdents64).
-struct Dir(std::ptr::NonNull<libc::DIR>);
-
-impl Dir {
-    fn new(fd: OwnedFd) -> std::io::Result<Dir> {
-        use std::os::fd::IntoRawFd;
-        let raw = fd.into_raw_fd();
-        // SAFETY: raw is an open directory fd we own; on success the stream owns it.
-        let d = unsafe { libc::fdopendir(raw) };
-        match std::ptr::NonNull::new(d) {
-            Some(d) => Ok(Dir(d)),
-            None => {
-                let e = std::io::Error::last_os_error();
-                // SAFETY: fdopendir failed, so the fd is still ours to close.
-                unsafe { libc::close(raw) };
-                Err(e)
-            }
-        }
-    }
-
-    fn fd(&self) -> RawFd {
-        // SAFETY: the stream is open.
-        unsafe { libc::dirfd(self.0.as_ptr()) }
-    }
-
-    /// The next name. It borrows the stream mutably: readdir reuses its buffer on
-    /// the next call, so no name may outlive it.
-    fn next(&mut self) -> Option<&std::ffi::CStr> {
-        // SAFETY: the stream is open; the entry readdir returns lives until the next
-        // readdir or closedir on this stream, and both need `self` again, which the
-        // returned borrow forbids.
-        unsafe {
-            let e = libc::readdir64(self.0.as_ptr());
-            if e.is_null() {
-                return None;
-            }
-            Some(std::ffi::CStr::from_ptr((*e).d_name.as_ptr()))
-        }
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        // SAFETY: the stream is open and closed only here.
-        unsafe { libc::closedir(self.0.as_ptr()) };
-    }
-}
-
-fn stat_at(dirfd: RawFd, name: &std::ffi::CStr, follow: bool) -> Option<libc::stat> {
-    // SAFETY: a zeroed stat is a valid out-buffer; name is NUL-terminated.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    let flags = if follow { 0 } else { libc::AT_SYMLINK_NOFOLLOW };
-    // SAFETY: dirfd is an open directory, st is writable.
-    let r = unsafe { libc::fstatat(dirfd, name.as_ptr(), &mut st, flags) };
-    (r == 0).then_some(st)
 }
 
 /// Directories first, each group by name, byte order (lighttpd's strcmp).
@@ -638,19 +587,10 @@ impl Dirlisting {
             Body::Fd(fd) => {
                 let mut got = 0;
                 while got < len {
-                    // SAFETY: reading into the unfilled part of our own buffer.
-                    let n = unsafe {
-                        libc::pread(
-                            fd.as_raw_fd(),
-                            raw[got..].as_mut_ptr().cast(),
-                            len - got,
-                            got as libc::off_t,
-                        )
-                    };
-                    if n <= 0 {
-                        break;
+                    match nix::sys::uio::pread(&**fd, &mut raw[got..], got as libc::off_t) {
+                        Ok(n) if n > 0 => got += n,
+                        _ => break,
                     }
-                    got += n as usize;
                 }
                 raw.truncate(got);
             }
@@ -964,7 +904,9 @@ impl Module for Dirlisting {
 
         let readme = include_name(v.dirlist_show_readme, "README.txt");
         let header = include_name(v.dirlist_show_header, "HEADER.txt");
-        let Some(dir) = open_dir(dirfd, x.req.path, follow).and_then(|d| Dir::new(d).ok()) else {
+        let Some(dir) = open_dir(dirfd, x.req.path, follow)
+            .and_then(|d| nix::dir::Dir::from_fd(d).ok().map(|d| d.into_iter()))
+        else {
             return Some(crate::static_file::error(x.req, v, &mut *x.env, 403));
         };
         let (head_text, readme_text) = if as_json {

@@ -64,27 +64,8 @@ pub fn read_homes(only: Option<&[String]>) -> HashMap<String, String> {
         }
         return out;
     }
-    // SAFETY: getpwent walks a static buffer; the worker has one thread at start-up
-    // and every field is copied out before the next call.
-    unsafe {
-        libc::setpwent();
-        loop {
-            let pw = libc::getpwent();
-            if pw.is_null() {
-                break;
-            }
-            if (*pw).pw_uid == 0 || (*pw).pw_name.is_null() || (*pw).pw_dir.is_null() {
-                continue;
-            }
-            let name = std::ffi::CStr::from_ptr((*pw).pw_name)
-                .to_string_lossy()
-                .into_owned();
-            let dir = std::ffi::CStr::from_ptr((*pw).pw_dir)
-                .to_string_lossy()
-                .into_owned();
-            out.entry(name).or_insert(dir);
-        }
-        libc::endpwent();
+    for (name, dir) in crate::sys::passwd_homes() {
+        out.entry(name).or_insert(dir);
     }
     out
 }

@@ -21,14 +21,7 @@ pub fn clear_bounding() -> Result<bool, String> {
         return Ok(false);
     }
     caps::clear(None, CapSet::Bounding).map_err(|e| format!("clear bounding set: {e}"))?;
-    // Capabilities newer than the caps crate (indices past CAP_LAST_CAP it knows):
-    // drop until the kernel says there are no more.
-    for cap in 41..64 {
-        // SAFETY: PR_CAPBSET_DROP takes an integer and touches no memory.
-        if unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) } != 0 {
-            break;
-        }
-    }
+    drop_bounding_past_crate();
     // SAFETY: PR_SET_SECUREBITS takes an integer and touches no memory.
     if unsafe { libc::prctl(PR_SET_SECUREBITS, SECBITS, 0, 0, 0) } != 0 {
         return Err(format!(
@@ -37,6 +30,18 @@ pub fn clear_bounding() -> Result<bool, String> {
         ));
     }
     Ok(true)
+}
+
+/// Drop from the bounding set the capabilities newer than the caps crate (indices
+/// past the CAP_LAST_CAP it knows), until the kernel says there are no more. The
+/// master and the workers both need it; it needs CAP_SETPCAP.
+pub fn drop_bounding_past_crate() {
+    for cap in 41..64 {
+        // SAFETY: PR_CAPBSET_DROP takes an integer and touches no memory.
+        if unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) } != 0 {
+            break;
+        }
+    }
 }
 
 /// Empty the ambient, effective, inheritable and permitted sets (in an order the

@@ -5,7 +5,7 @@
 //! One file per layer: `plan` (what the config allows), `privdrop` (user, group,
 //! chroot, fd limit, parent death), `caps`, `landlock`, `seccomp` (the allowlist).
 
-mod caps;
+pub mod caps;
 mod landlock;
 pub mod plan;
 mod privdrop;
