@@ -264,3 +264,25 @@ fn refused_requests_are_not_logged_by_default() {
         s.error_log()
     );
 }
+
+/// Issue 12 item 7: leading zeros in a chunk size are valid (RFC 9112, lighttpd);
+/// only a size that overflows is refused. The body is read exactly: the next
+/// request on the connection is answered.
+#[test]
+fn chunk_size_with_leading_zeros_is_valid() {
+    let s = start();
+    let mut c = wire::Conn::new(s.port);
+    let mut req = b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    req.extend_from_slice(b"0000000000000005\r\nhello\r\n");
+    req.extend_from_slice(&[b'0'; 34]);
+    req.extend_from_slice(b"6\r\n world\r\n0000000000000000000\r\n\r\n");
+    req.extend_from_slice(b"GET /index.html HTTP/1.1\r\nHost: a\r\n\r\n");
+    c.send(&req);
+    assert_eq!(c.response().expect("POST answered").status, 200);
+    let r = c.response().expect("GET answered");
+    assert_eq!((r.status, r.text().as_str()), (200, "index\n"));
+    // 2^63 overflows lighttpd's off_t: 400, not a wait for the data.
+    let big =
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n008000000000000000\r\n";
+    assert_eq!(wire::exchange(s.port, big).expect("answer").status, 400);
+}

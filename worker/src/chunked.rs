@@ -6,12 +6,15 @@ use crate::request::is_tchar;
 /// Longest chunk-size line (size, extensions) and longest trailer section accepted.
 const MAX_LINE: u32 = 4096;
 const MAX_TRAILERS: u32 = 8192;
+/// Largest chunk size before its next hex digit: lighttpd's bound (off_t, with room for
+/// the CRLF), so any number of leading zeros is fine and only overflow is refused.
+const MAX_SIZE_BEFORE_DIGIT: u64 = (i64::MAX as u64 >> 4) - 2;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum State {
-    /// Reading hex digits of a chunk size; `digits` seen so far.
+    /// Reading hex digits of a chunk size; `any`: at least one seen.
     Size {
-        digits: u8,
+        any: bool,
     },
     /// After `;`: whitespace before an extension name.
     ExtPreName,
@@ -72,7 +75,7 @@ fn is_qdtext(c: u8) -> bool {
 impl Decoder {
     pub fn new() -> Decoder {
         Decoder {
-            state: State::Size { digits: 0 },
+            state: State::Size { any: false },
             remaining: 0,
             line: 0,
             trailers: 0,
@@ -145,15 +148,15 @@ impl Decoder {
     fn step(&mut self, c: u8) -> Result<(), ChunkError> {
         use State::*;
         match self.state {
-            Size { digits } => {
+            Size { any } => {
                 self.line_byte()?;
                 if let Some(d) = (c as char).to_digit(16) {
-                    if digits >= 15 {
-                        return Err(ChunkError); // > 2^60: no real body is that large
+                    if self.remaining > MAX_SIZE_BEFORE_DIGIT {
+                        return Err(ChunkError);
                     }
                     self.remaining = (self.remaining << 4) | u64::from(d);
-                    self.state = Size { digits: digits + 1 };
-                } else if digits == 0 {
+                    self.state = Size { any: true };
+                } else if !any {
                     return Err(ChunkError);
                 } else {
                     match c {
@@ -267,7 +270,7 @@ impl Decoder {
                     return Err(ChunkError);
                 }
                 self.remaining = 0;
-                self.state = Size { digits: 0 };
+                self.state = Size { any: false };
             }
             TrailerStart => {
                 self.trailer_byte()?;
@@ -360,11 +363,32 @@ mod tests {
             b"5\r\nhelloXX0\r\n\r\n",
             b"5\nhello\r\n0\r\n\r\n",
             b"ffffffffffffffffff\r\n",
+            b"7fffffffffffffff\r\n",
+            b"000000000000000000008000000000000000\r\n",
             b"\r\n",
             b"5\r\nhello\r\n0\r\nX T: 1\r\n\r\n",
         ];
         for b in bad {
             assert!(run(b, 1000).is_err(), "{}", String::from_utf8_lossy(b));
         }
+    }
+
+    #[test]
+    fn leading_zeros_and_size_limit() {
+        let ok: &[&[u8]] = &[
+            b"0000000000000005\r\nhello\r\n0\r\n\r\n",
+            b"00000000000000000000000000000000005\r\nhello\r\n0000000000000000000\r\n\r\n",
+        ];
+        for b in ok {
+            let (body, _) = run(b, 3).expect("valid");
+            assert_eq!(body, b"hello");
+        }
+        // lighttpd's largest accepted size, 2^63 - 33: announced, not refused.
+        let mut d = Decoder::new();
+        assert!(d.decode(b"0007fffffffffffffdf\r\nab", |_| {}).is_ok());
+        assert_eq!(d.announced(), 0x7fff_ffff_ffff_ffdf);
+        assert!(Decoder::new()
+            .decode(b"7fffffffffffffe0\r\n", |_| {})
+            .is_err());
     }
 }
