@@ -286,3 +286,27 @@ fn chunk_size_with_leading_zeros_is_valid() {
         b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n008000000000000000\r\n";
     assert_eq!(wire::exchange(s.port, big).expect("answer").status, 400);
 }
+
+/// Issue 12 item 10: a chunk-size line (size and extensions) of 1024 bytes or more
+/// with its CRLF is 400, as in lighttpd; one byte less is served.
+#[test]
+fn long_chunk_extension_is_refused() {
+    let s = start();
+    let req = |ext_len: usize| {
+        let mut v =
+            b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5;a=".to_vec();
+        v.extend(std::iter::repeat_n(b'x', ext_len));
+        v.extend_from_slice(b"\r\nhello\r\n0\r\n\r\n");
+        v
+    };
+    // "5;a=" + 1017 + CRLF = 1023 bytes.
+    let mut c = wire::Conn::new(s.port);
+    c.send(&req(1017));
+    assert_eq!(c.response().expect("answer").status, 200);
+    assert!(c.alive(), "the body was not read to its end");
+
+    let mut c = wire::Conn::new(s.port);
+    c.send(&req(1018));
+    assert_eq!(c.response().expect("answer").status, 400);
+    assert!(c.closed());
+}

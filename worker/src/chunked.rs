@@ -3,8 +3,10 @@
 
 use crate::request::is_tchar;
 
-/// Longest chunk-size line (size, extensions) and longest trailer section accepted.
-const MAX_LINE: u32 = 4096;
+/// Longest chunk-size line (size and extensions, up to and including its CR): lighttpd
+/// answers 400 to a line of 1024 bytes or more with its CRLF (h1.c), so 1022 before the LF.
+const MAX_LINE: u32 = 1022;
+/// Longest trailer section accepted.
 const MAX_TRAILERS: u32 = 8192;
 /// Largest chunk size before its next hex digit: lighttpd's bound (off_t, with room for
 /// the CRLF), so any number of leading zeros is fine and only overflow is refused.
@@ -390,5 +392,24 @@ mod tests {
         assert!(Decoder::new()
             .decode(b"7fffffffffffffe0\r\n", |_| {})
             .is_err());
+    }
+
+    #[test]
+    fn line_limit_is_lighttpds() {
+        // 1023 bytes with CRLF pass, 1024 do not (extension or leading zeros alike).
+        let line = |fill: usize, ext: bool| {
+            let mut v = if ext { b"5;a=".to_vec() } else { Vec::new() };
+            v.extend(std::iter::repeat_n(if ext { b'x' } else { b'0' }, fill));
+            if !ext {
+                v.push(b'5');
+            }
+            v.extend_from_slice(b"\r\nhello\r\n0\r\n\r\n");
+            v
+        };
+        let body = |v: Vec<u8>| run(&v, 7).map(|(b, _)| b);
+        assert_eq!(body(line(1017, true)), Ok(b"hello".to_vec()));
+        assert_eq!(body(line(1018, true)), Err(ChunkError));
+        assert_eq!(body(line(1020, false)), Ok(b"hello".to_vec()));
+        assert_eq!(body(line(1021, false)), Err(ChunkError));
     }
 }
