@@ -310,3 +310,26 @@ fn long_chunk_extension_is_refused() {
     assert_eq!(c.response().expect("answer").status, 400);
     assert!(c.closed());
 }
+
+/// Issue 12 item 8: a byte that never occurs in UTF-8 (overlong C0/C1, F5..FF) in the
+/// request-target, raw or percent-encoded, is 400 as in lighttpd, not 404; other
+/// non-ASCII bytes are looked up as usual.
+#[test]
+fn non_utf8_target_is_400() {
+    let s = start();
+    for (target, want) in [
+        (&b"/\xc0\xaf"[..], 400),
+        (b"/%c0%af", 400),
+        (b"/index.html?q=%FF", 400),
+        (b"/\xf8index.html", 400),
+        (b"/caf\xc3\xa9", 404),
+        (b"/%e9", 404),
+        (b"/index.html#%c0", 200),
+    ] {
+        let mut req = b"GET ".to_vec();
+        req.extend_from_slice(target);
+        req.extend_from_slice(b" HTTP/1.1\r\nHost: a\r\n\r\n");
+        let r = wire::exchange(s.port, &req).expect("answer");
+        assert_eq!(r.status, want, "{}", String::from_utf8_lossy(target));
+    }
+}
