@@ -359,6 +359,32 @@ fn conditional_requests_and_304() {
     );
 }
 
+/// Issue 12 item 11: a date whose weekday does not match is compared by its date
+/// (RFC 9110 5.6.7; lighttpd does), not ignored as a whole.
+#[test]
+fn conditional_dates_ignore_the_weekday() {
+    let s = start("");
+    let lm = get(&s, "/digits.txt", "")
+        .header("Last-Modified")
+        .expect("lm")
+        .to_string();
+    let wrong = if lm.starts_with("Mon") { "Tue" } else { "Mon" };
+    let ims = format!("{wrong}{}", &lm[3..]);
+    let r = get(&s, "/digits.txt", &format!("If-Modified-Since: {ims}\r\n"));
+    assert_eq!(r.status, 304, "{ims}");
+    let r = get(
+        &s,
+        "/digits.txt",
+        "If-Unmodified-Since: Mon, 01 Jan 1970 00:00:00 GMT\r\n",
+    );
+    assert_eq!(r.status, 412);
+    // RFC 850 and asctime forms with a wrong weekday, far in the future: 304.
+    for d in ["Friday, 01-Jan-60 00:00:00 GMT", "Fri Jan  1 00:00:00 2060"] {
+        let r = get(&s, "/digits.txt", &format!("If-Modified-Since: {d}\r\n"));
+        assert_eq!(r.status, 304, "{d}");
+    }
+}
+
 #[test]
 fn etag_options() {
     let s = start("$HTTP[\"url\"] =^ \"/dir/\" { static-file.etags = \"disable\" }\n$HTTP[\"url\"] == \"/style.css\" { etag.use-inode = \"disable\" etag.use-mtime = \"disable\" etag.use-size = \"disable\" }");

@@ -355,7 +355,10 @@ fn serve_file_tagged(
             if !etag_list_matches(im, etag, true) {
                 return precondition_failed(req, view, env);
             }
-        } else if let Some(d) = req.hdr(head.if_unmodified_since).and_then(parse_http_date) {
+        } else if let Some(d) = req
+            .hdr(head.if_unmodified_since)
+            .and_then(|d| parse_http_date(d, env.clock.unix))
+        {
             if info.mtime > d {
                 return precondition_failed(req, view, env);
             }
@@ -368,7 +371,10 @@ fn serve_file_tagged(
                 return precondition_failed(req, view, env);
             }
         } else if get_head {
-            if let Some(d) = req.hdr(head.if_modified_since).and_then(parse_http_date) {
+            if let Some(d) = req
+                .hdr(head.if_modified_since)
+                .and_then(|d| parse_http_date(d, env.clock.unix))
+            {
                 if info.mtime <= d {
                     return not_modified(req, view, env, info, etag);
                 }
