@@ -485,6 +485,32 @@ fn default_mimetypes_without_mimetype_assign() {
     );
 }
 
+/// Issue 12 item 12: the extension matches mimetype.assign in any case, as in
+/// lighttpd; with a large table (the built-in one) the longest extension wins.
+#[test]
+fn content_type_matches_the_extension_in_any_case() {
+    let s = start("");
+    let r = get(&s, "/Upper.TXT", "");
+    assert_eq!(
+        (r.status, r.header("Content-Type")),
+        (200, Some("text/plain"))
+    );
+    let c = conf("").replace("mimetype.assign = ( \".html\" => \"text/html\", \".txt\" => \"text/plain\", \".css\" => \"text/css\" )", "");
+    let s = Server::start_with(&c, &[], |d| {
+        files(d);
+        std::fs::write(d.join("www/photo.JPG"), "jpeg").expect("write");
+        std::fs::write(d.join("www/b.TAR.gz"), "tgz").expect("write");
+    });
+    assert_eq!(
+        get(&s, "/photo.JPG", "").header("Content-Type"),
+        Some("image/jpeg")
+    );
+    assert_eq!(
+        get(&s, "/b.TAR.gz", "").header("Content-Type"),
+        Some("application/x-tgz")
+    );
+}
+
 #[test]
 fn changed_files_are_served_within_a_second() {
     let s = start("");
