@@ -437,6 +437,32 @@ fn symlinks() {
     assert_eq!(get(&s, "/digits.txt", "").status, 200);
 }
 
+/// Issue 12 item 13: with server.follow-symlink, an absolute symlink whose target is
+/// inside the document root is served; one whose target leaves it stays 403.
+#[test]
+fn absolute_symlinks_inside_the_docroot() {
+    let prepare = |d: &Path| {
+        files(d);
+        let w = d.join("www");
+        symlink(w.join("digits.txt"), w.join("abs-in")).expect("symlink");
+        symlink(w.join("dir"), w.join("abs-dir")).expect("symlink");
+        symlink(d.join("outside.txt"), w.join("abs-out")).expect("symlink");
+        symlink(w.join("../outside.txt"), w.join("abs-dotdot")).expect("symlink");
+    };
+    let s = Server::start_with(&conf(""), &[], prepare);
+    let r = get(&s, "/abs-in", "");
+    assert_eq!((r.status, r.text().as_str()), (200, DIGITS));
+    assert_eq!(get(&s, "/abs-dir/index.htm", "").text(), "dir index\n");
+    assert_eq!(get(&s, "/abs-dir/", "").text(), "dir index\n");
+    for p in ["/abs-out", "/abs-dotdot"] {
+        let r = get(&s, p, "");
+        assert_eq!(r.status, 403, "{p}");
+        assert!(!r.text().contains("outside"), "{p}");
+    }
+    let s = Server::start_with(&conf("server.follow-symlink = \"disable\""), &[], prepare);
+    assert_eq!(get(&s, "/abs-in", "").status, 403);
+}
+
 #[test]
 fn pathinfo_exclude_extensions_and_lowercase() {
     let s = start("static-file.exclude-extensions = ( \".css\" )");

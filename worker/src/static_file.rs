@@ -56,6 +56,9 @@ impl Roots {
             if let Ok(c) = std::ffi::CString::new(d.as_bytes()) {
                 let flags = (libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC) as u64;
                 *fd = crate::stat_cache::openat2(libc::AT_FDCWD, &c, flags, 0).ok();
+                if let Some(f) = fd {
+                    crate::stat_cache::register_root(f.as_raw_fd(), d.as_bytes());
+                }
             }
         }
         fd.as_ref().map(|f| (f.as_raw_fd(), i as u32))
