@@ -264,3 +264,72 @@ fn refused_requests_are_not_logged_by_default() {
         s.error_log()
     );
 }
+
+/// Issue 12 item 7: leading zeros in a chunk size are valid (RFC 9112, lighttpd);
+/// only a size that overflows is refused. The body is read exactly: the next
+/// request on the connection is answered.
+#[test]
+fn chunk_size_with_leading_zeros_is_valid() {
+    let s = start();
+    let mut c = wire::Conn::new(s.port);
+    let mut req = b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    req.extend_from_slice(b"0000000000000005\r\nhello\r\n");
+    req.extend_from_slice(&[b'0'; 34]);
+    req.extend_from_slice(b"6\r\n world\r\n0000000000000000000\r\n\r\n");
+    req.extend_from_slice(b"GET /index.html HTTP/1.1\r\nHost: a\r\n\r\n");
+    c.send(&req);
+    assert_eq!(c.response().expect("POST answered").status, 200);
+    let r = c.response().expect("GET answered");
+    assert_eq!((r.status, r.text().as_str()), (200, "index\n"));
+    // 2^63 overflows lighttpd's off_t: 400, not a wait for the data.
+    let big =
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n008000000000000000\r\n";
+    assert_eq!(wire::exchange(s.port, big).expect("answer").status, 400);
+}
+
+/// Issue 12 item 10: a chunk-size line (size and extensions) of 1024 bytes or more
+/// with its CRLF is 400, as in lighttpd; one byte less is served.
+#[test]
+fn long_chunk_extension_is_refused() {
+    let s = start();
+    let req = |ext_len: usize| {
+        let mut v =
+            b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5;a=".to_vec();
+        v.extend(std::iter::repeat_n(b'x', ext_len));
+        v.extend_from_slice(b"\r\nhello\r\n0\r\n\r\n");
+        v
+    };
+    // "5;a=" + 1017 + CRLF = 1023 bytes.
+    let mut c = wire::Conn::new(s.port);
+    c.send(&req(1017));
+    assert_eq!(c.response().expect("answer").status, 200);
+    assert!(c.alive(), "the body was not read to its end");
+
+    let mut c = wire::Conn::new(s.port);
+    c.send(&req(1018));
+    assert_eq!(c.response().expect("answer").status, 400);
+    assert!(c.closed());
+}
+
+/// Issue 12 item 8: a byte that never occurs in UTF-8 (overlong C0/C1, F5..FF) in the
+/// request-target, raw or percent-encoded, is 400 as in lighttpd, not 404; other
+/// non-ASCII bytes are looked up as usual.
+#[test]
+fn non_utf8_target_is_400() {
+    let s = start();
+    for (target, want) in [
+        (&b"/\xc0\xaf"[..], 400),
+        (b"/%c0%af", 400),
+        (b"/index.html?q=%FF", 400),
+        (b"/\xf8index.html", 400),
+        (b"/caf\xc3\xa9", 404),
+        (b"/%e9", 404),
+        (b"/index.html#%c0", 200),
+    ] {
+        let mut req = b"GET ".to_vec();
+        req.extend_from_slice(target);
+        req.extend_from_slice(b" HTTP/1.1\r\nHost: a\r\n\r\n");
+        let r = wire::exchange(s.port, &req).expect("answer");
+        assert_eq!(r.status, want, "{}", String::from_utf8_lossy(target));
+    }
+}

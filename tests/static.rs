@@ -359,6 +359,32 @@ fn conditional_requests_and_304() {
     );
 }
 
+/// Issue 12 item 11: a date whose weekday does not match is compared by its date
+/// (RFC 9110 5.6.7; lighttpd does), not ignored as a whole.
+#[test]
+fn conditional_dates_ignore_the_weekday() {
+    let s = start("");
+    let lm = get(&s, "/digits.txt", "")
+        .header("Last-Modified")
+        .expect("lm")
+        .to_string();
+    let wrong = if lm.starts_with("Mon") { "Tue" } else { "Mon" };
+    let ims = format!("{wrong}{}", &lm[3..]);
+    let r = get(&s, "/digits.txt", &format!("If-Modified-Since: {ims}\r\n"));
+    assert_eq!(r.status, 304, "{ims}");
+    let r = get(
+        &s,
+        "/digits.txt",
+        "If-Unmodified-Since: Mon, 01 Jan 1970 00:00:00 GMT\r\n",
+    );
+    assert_eq!(r.status, 412);
+    // RFC 850 and asctime forms with a wrong weekday, far in the future: 304.
+    for d in ["Friday, 01-Jan-60 00:00:00 GMT", "Fri Jan  1 00:00:00 2060"] {
+        let r = get(&s, "/digits.txt", &format!("If-Modified-Since: {d}\r\n"));
+        assert_eq!(r.status, 304, "{d}");
+    }
+}
+
 #[test]
 fn etag_options() {
     let s = start("$HTTP[\"url\"] =^ \"/dir/\" { static-file.etags = \"disable\" }\n$HTTP[\"url\"] == \"/style.css\" { etag.use-inode = \"disable\" etag.use-mtime = \"disable\" etag.use-size = \"disable\" }");
@@ -411,6 +437,32 @@ fn symlinks() {
     assert_eq!(get(&s, "/digits.txt", "").status, 200);
 }
 
+/// Issue 12 item 13: with server.follow-symlink, an absolute symlink whose target is
+/// inside the document root is served; one whose target leaves it stays 403.
+#[test]
+fn absolute_symlinks_inside_the_docroot() {
+    let prepare = |d: &Path| {
+        files(d);
+        let w = d.join("www");
+        symlink(w.join("digits.txt"), w.join("abs-in")).expect("symlink");
+        symlink(w.join("dir"), w.join("abs-dir")).expect("symlink");
+        symlink(d.join("outside.txt"), w.join("abs-out")).expect("symlink");
+        symlink(w.join("../outside.txt"), w.join("abs-dotdot")).expect("symlink");
+    };
+    let s = Server::start_with(&conf(""), &[], prepare);
+    let r = get(&s, "/abs-in", "");
+    assert_eq!((r.status, r.text().as_str()), (200, DIGITS));
+    assert_eq!(get(&s, "/abs-dir/index.htm", "").text(), "dir index\n");
+    assert_eq!(get(&s, "/abs-dir/", "").text(), "dir index\n");
+    for p in ["/abs-out", "/abs-dotdot"] {
+        let r = get(&s, p, "");
+        assert_eq!(r.status, 403, "{p}");
+        assert!(!r.text().contains("outside"), "{p}");
+    }
+    let s = Server::start_with(&conf("server.follow-symlink = \"disable\""), &[], prepare);
+    assert_eq!(get(&s, "/abs-in", "").status, 403);
+}
+
 #[test]
 fn pathinfo_exclude_extensions_and_lowercase() {
     let s = start("static-file.exclude-extensions = ( \".css\" )");
@@ -456,6 +508,32 @@ fn default_mimetypes_without_mimetype_assign() {
     assert_eq!(
         get(&s, "/index.html", "").header("Content-Type"),
         Some("text/html")
+    );
+}
+
+/// Issue 12 item 12: the extension matches mimetype.assign in any case, as in
+/// lighttpd; with a large table (the built-in one) the longest extension wins.
+#[test]
+fn content_type_matches_the_extension_in_any_case() {
+    let s = start("");
+    let r = get(&s, "/Upper.TXT", "");
+    assert_eq!(
+        (r.status, r.header("Content-Type")),
+        (200, Some("text/plain"))
+    );
+    let c = conf("").replace("mimetype.assign = ( \".html\" => \"text/html\", \".txt\" => \"text/plain\", \".css\" => \"text/css\" )", "");
+    let s = Server::start_with(&c, &[], |d| {
+        files(d);
+        std::fs::write(d.join("www/photo.JPG"), "jpeg").expect("write");
+        std::fs::write(d.join("www/b.TAR.gz"), "tgz").expect("write");
+    });
+    assert_eq!(
+        get(&s, "/photo.JPG", "").header("Content-Type"),
+        Some("image/jpeg")
+    );
+    assert_eq!(
+        get(&s, "/b.TAR.gz", "").header("Content-Type"),
+        Some("application/x-tgz")
     );
 }
 

@@ -3,15 +3,20 @@
 
 use crate::request::is_tchar;
 
-/// Longest chunk-size line (size, extensions) and longest trailer section accepted.
-const MAX_LINE: u32 = 4096;
+/// Longest chunk-size line (size and extensions, up to and including its CR): lighttpd
+/// answers 400 to a line of 1024 bytes or more with its CRLF (h1.c), so 1022 before the LF.
+const MAX_LINE: u32 = 1022;
+/// Longest trailer section accepted.
 const MAX_TRAILERS: u32 = 8192;
+/// Largest chunk size before its next hex digit: lighttpd's bound (off_t, with room for
+/// the CRLF), so any number of leading zeros is fine and only overflow is refused.
+const MAX_SIZE_BEFORE_DIGIT: u64 = (i64::MAX as u64 >> 4) - 2;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum State {
-    /// Reading hex digits of a chunk size; `digits` seen so far.
+    /// Reading hex digits of a chunk size; `any`: at least one seen.
     Size {
-        digits: u8,
+        any: bool,
     },
     /// After `;`: whitespace before an extension name.
     ExtPreName,
@@ -72,7 +77,7 @@ fn is_qdtext(c: u8) -> bool {
 impl Decoder {
     pub fn new() -> Decoder {
         Decoder {
-            state: State::Size { digits: 0 },
+            state: State::Size { any: false },
             remaining: 0,
             line: 0,
             trailers: 0,
@@ -145,15 +150,15 @@ impl Decoder {
     fn step(&mut self, c: u8) -> Result<(), ChunkError> {
         use State::*;
         match self.state {
-            Size { digits } => {
+            Size { any } => {
                 self.line_byte()?;
                 if let Some(d) = (c as char).to_digit(16) {
-                    if digits >= 15 {
-                        return Err(ChunkError); // > 2^60: no real body is that large
+                    if self.remaining > MAX_SIZE_BEFORE_DIGIT {
+                        return Err(ChunkError);
                     }
                     self.remaining = (self.remaining << 4) | u64::from(d);
-                    self.state = Size { digits: digits + 1 };
-                } else if digits == 0 {
+                    self.state = Size { any: true };
+                } else if !any {
                     return Err(ChunkError);
                 } else {
                     match c {
@@ -267,7 +272,7 @@ impl Decoder {
                     return Err(ChunkError);
                 }
                 self.remaining = 0;
-                self.state = Size { digits: 0 };
+                self.state = Size { any: false };
             }
             TrailerStart => {
                 self.trailer_byte()?;
@@ -360,11 +365,51 @@ mod tests {
             b"5\r\nhelloXX0\r\n\r\n",
             b"5\nhello\r\n0\r\n\r\n",
             b"ffffffffffffffffff\r\n",
+            b"7fffffffffffffff\r\n",
+            b"000000000000000000008000000000000000\r\n",
             b"\r\n",
             b"5\r\nhello\r\n0\r\nX T: 1\r\n\r\n",
         ];
         for b in bad {
             assert!(run(b, 1000).is_err(), "{}", String::from_utf8_lossy(b));
         }
+    }
+
+    #[test]
+    fn leading_zeros_and_size_limit() {
+        let ok: &[&[u8]] = &[
+            b"0000000000000005\r\nhello\r\n0\r\n\r\n",
+            b"00000000000000000000000000000000005\r\nhello\r\n0000000000000000000\r\n\r\n",
+        ];
+        for b in ok {
+            let (body, _) = run(b, 3).expect("valid");
+            assert_eq!(body, b"hello");
+        }
+        // lighttpd's largest accepted size, 2^63 - 33: announced, not refused.
+        let mut d = Decoder::new();
+        assert!(d.decode(b"0007fffffffffffffdf\r\nab", |_| {}).is_ok());
+        assert_eq!(d.announced(), 0x7fff_ffff_ffff_ffdf);
+        assert!(Decoder::new()
+            .decode(b"7fffffffffffffe0\r\n", |_| {})
+            .is_err());
+    }
+
+    #[test]
+    fn line_limit_is_lighttpds() {
+        // 1023 bytes with CRLF pass, 1024 do not (extension or leading zeros alike).
+        let line = |fill: usize, ext: bool| {
+            let mut v = if ext { b"5;a=".to_vec() } else { Vec::new() };
+            v.extend(std::iter::repeat_n(if ext { b'x' } else { b'0' }, fill));
+            if !ext {
+                v.push(b'5');
+            }
+            v.extend_from_slice(b"\r\nhello\r\n0\r\n\r\n");
+            v
+        };
+        let body = |v: Vec<u8>| run(&v, 7).map(|(b, _)| b);
+        assert_eq!(body(line(1017, true)), Ok(b"hello".to_vec()));
+        assert_eq!(body(line(1018, true)), Err(ChunkError));
+        assert_eq!(body(line(1020, false)), Ok(b"hello".to_vec()));
+        assert_eq!(body(line(1021, false)), Err(ChunkError));
     }
 }

@@ -2,7 +2,11 @@
 //! its bytes when small, else an open fd), directory, or an error. Files are opened
 //! with openat2(RESOLVE_BENEATH) against a document-root dirfd, so neither `..` nor
 //! a symlink can lead outside the root; with follow-symlink off, no symlink at all.
+//! An absolute symlink (which RESOLVE_BENEATH always refuses) is followed when its
+//! target names a place under the root's configured path: the path is rewritten
+//! without it and opened beneath the root again, so the kernel still keeps it inside.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::ffi::CStr;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -264,44 +268,215 @@ impl StatCache {
     }
 
     fn open(&mut self, root: Root, path: &[u8]) -> io::Result<OwnedFd> {
-        self.cpath.clear();
-        let (dirfd, resolve) = match root {
+        let flags = (libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NONBLOCK | libc::O_NOCTTY) as u64;
+        match root {
             Root::Beneath {
                 dirfd, symlinks, ..
-            } => {
-                let rel = path.strip_prefix(b"/").unwrap_or(path);
-                let rel = rel.strip_suffix(b"/").unwrap_or(rel);
-                if rel.is_empty() {
-                    self.cpath.push(b'.');
-                } else {
-                    self.cpath.extend_from_slice(rel);
-                }
-                let mut r = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
-                if !symlinks {
-                    r |= RESOLVE_NO_SYMLINKS;
-                }
-                (dirfd, r)
-            }
+            } => open_beneath(dirfd, path, flags, symlinks, &mut self.cpath),
             Root::Absolute => {
+                self.cpath.clear();
                 self.cpath.extend_from_slice(path);
-                (libc::AT_FDCWD, 0)
+                self.cpath.push(0);
+                let c = CStr::from_bytes_with_nul(&self.cpath)
+                    .map_err(|_| io::Error::from_raw_os_error(libc::ENOENT))?;
+                openat2(libc::AT_FDCWD, c, flags, 0)
             }
-        };
-        self.cpath.push(0);
-        let c = CStr::from_bytes_with_nul(&self.cpath)
-            .map_err(|_| io::Error::from_raw_os_error(libc::ENOENT))?;
-        openat2(
-            dirfd,
-            c,
-            (libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NONBLOCK | libc::O_NOCTTY) as u64,
-            resolve,
-        )
+        }
     }
 }
 
 const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
 const RESOLVE_NO_SYMLINKS: u64 = 0x04;
 const RESOLVE_BENEATH: u64 = 0x08;
+/// Symlinks one lookup may follow, as the kernel's MAXSYMLINKS.
+const MAX_LINKS: u32 = 40;
+
+thread_local! {
+    /// The configured path of each root dirfd (Roots registers them as it opens
+    /// them), to decide whether an absolute symlink's target lies under the root.
+    static ROOT_PATHS: RefCell<Vec<(RawFd, Box<[u8]>)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Remember that `dirfd` is the directory `path` (as configured, absolute).
+pub fn register_root(dirfd: RawFd, path: &[u8]) {
+    ROOT_PATHS.with(|r| {
+        let mut r = r.borrow_mut();
+        r.retain(|(fd, _)| *fd != dirfd);
+        r.push((dirfd, path.into()));
+    });
+}
+
+fn root_path(dirfd: RawFd) -> Option<Box<[u8]>> {
+    ROOT_PATHS.with(|r| {
+        r.borrow()
+            .iter()
+            .find(|(fd, _)| *fd == dirfd)
+            .map(|(_, p)| p.clone())
+    })
+}
+
+fn errno(e: i32) -> io::Error {
+    io::Error::from_raw_os_error(e)
+}
+
+/// Open `path` (from the root, `/`-separated) beneath `dirfd` with openat2 `flags`:
+/// never outside it, and through symlinks only when `symlinks`. `cpath` is scratch.
+pub fn open_beneath(
+    dirfd: RawFd,
+    path: &[u8],
+    flags: u64,
+    symlinks: bool,
+    cpath: &mut Vec<u8>,
+) -> io::Result<OwnedFd> {
+    let mut resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
+    if !symlinks {
+        resolve |= RESOLVE_NO_SYMLINKS;
+    }
+    let rel = path.strip_prefix(b"/").unwrap_or(path);
+    let rel = rel.strip_suffix(b"/").unwrap_or(rel);
+    let r = open_rel(dirfd, rel, flags, resolve, cpath);
+    match r {
+        // EXDEV: the walk met an absolute symlink or left the root.
+        Err(ref e) if symlinks && e.raw_os_error() == Some(libc::EXDEV) => {
+            let base = root_path(dirfd).ok_or_else(|| errno(libc::EXDEV))?;
+            let rel = without_absolute_links(dirfd, &base, rel)?;
+            open_rel(dirfd, &rel, flags, resolve, cpath)
+        }
+        r => r,
+    }
+}
+
+fn open_rel(
+    dirfd: RawFd,
+    rel: &[u8],
+    flags: u64,
+    resolve: u64,
+    cpath: &mut Vec<u8>,
+) -> io::Result<OwnedFd> {
+    cpath.clear();
+    cpath.extend_from_slice(if rel.is_empty() { b"." } else { rel });
+    cpath.push(0);
+    let c = CStr::from_bytes_with_nul(cpath).map_err(|_| errno(libc::ENOENT))?;
+    openat2(dirfd, c, flags, resolve)
+}
+
+/// `rel` with every symlink on its way replaced by its target, walked one component
+/// at a time beneath `dirfd` (whose configured path is `base`): a relative target
+/// against the directories walked so far (real ones, so `..` is exact), an absolute
+/// one only when it lies under `base`, else EXDEV. Stops at the first missing
+/// component or non-directory and leaves the rest to the caller's open.
+fn without_absolute_links(dirfd: RawFd, base: &[u8], rel: &[u8]) -> io::Result<Vec<u8>> {
+    let mut walked: Vec<u8> = Vec::with_capacity(rel.len());
+    let mut rest: Vec<u8> = rel.to_vec();
+    let mut pos = 0;
+    let mut links = 0;
+    let mut cpath = Vec::new();
+    let mut target = Vec::new();
+    let flags = (libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC) as u64;
+    let resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS;
+    while pos < rest.len() {
+        let end = memchr::memchr(b'/', &rest[pos..]).map_or(rest.len(), |i| pos + i);
+        let next = (end + 1).min(rest.len());
+        match &rest[pos..end] {
+            b"" | b"." => {
+                pos = next;
+                continue;
+            }
+            b".." => {
+                // Above the root: out.
+                if walked.is_empty() {
+                    return Err(errno(libc::EXDEV));
+                }
+                let cut = memchr::memrchr(b'/', &walked).unwrap_or(0);
+                walked.truncate(cut);
+                pos = next;
+                continue;
+            }
+            _ => {}
+        }
+        let mark = walked.len();
+        if !walked.is_empty() {
+            walked.push(b'/');
+        }
+        walked.extend_from_slice(&rest[pos..end]);
+        let fd = match open_rel(dirfd, &walked, flags, resolve, &mut cpath) {
+            Ok(fd) => fd,
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR)) => {
+                walked.extend_from_slice(&rest[end..]);
+                return Ok(walked);
+            }
+            Err(e) => return Err(e),
+        };
+        let fmt = fstat(fd.as_raw_fd())?.st_mode & libc::S_IFMT;
+        if fmt != libc::S_IFLNK {
+            if fmt != libc::S_IFDIR {
+                walked.extend_from_slice(&rest[end..]);
+                return Ok(walked);
+            }
+            pos = next;
+            continue;
+        }
+        links += 1;
+        if links > MAX_LINKS {
+            return Err(errno(libc::ELOOP));
+        }
+        walked.truncate(mark);
+        readlink_fd(fd.as_raw_fd(), &mut target)?;
+        let mut new_rest = Vec::with_capacity(target.len() + rest.len() - end);
+        if target.first() == Some(&b'/') {
+            new_rest.extend_from_slice(under(base, &target).ok_or_else(|| errno(libc::EXDEV))?);
+            walked.clear();
+        } else {
+            new_rest.extend_from_slice(&target);
+        }
+        new_rest.extend_from_slice(&rest[end..]);
+        rest = new_rest;
+        pos = 0;
+    }
+    Ok(walked)
+}
+
+/// What follows `base` in the absolute path `target`, compared by components (so
+/// `//` and `/./` do not matter); None when `target` is not `base` or below it.
+fn under<'a>(base: &[u8], target: &'a [u8]) -> Option<&'a [u8]> {
+    let mut i = 0;
+    for want in base
+        .split(|&c| c == b'/')
+        .filter(|c| !c.is_empty() && *c != b".")
+    {
+        loop {
+            while target.get(i) == Some(&b'/') {
+                i += 1;
+            }
+            let end = memchr::memchr(b'/', &target[i..]).map_or(target.len(), |j| i + j);
+            let got = &target[i..end];
+            i = end;
+            if got == b"." {
+                continue;
+            }
+            if got != want {
+                return None;
+            }
+            break;
+        }
+    }
+    Some(&target[i..])
+}
+
+/// The target of the symlink `fd` (an O_PATH|O_NOFOLLOW descriptor) into `out`.
+fn readlink_fd(fd: RawFd, out: &mut Vec<u8>) -> io::Result<()> {
+    out.clear();
+    out.resize(libc::PATH_MAX as usize, 0);
+    // SAFETY: an empty path with a symlink's O_PATH fd reads that link; out is
+    // writable for out.len() bytes.
+    let n = unsafe { libc::readlinkat(fd, c"".as_ptr(), out.as_mut_ptr().cast(), out.len()) };
+    let n = usize::try_from(n).map_err(|_| io::Error::last_os_error())?;
+    if n == 0 || n >= out.len() {
+        return Err(errno(libc::ENAMETOOLONG));
+    }
+    out.truncate(n);
+    Ok(())
+}
 
 #[repr(C)]
 struct OpenHow {
@@ -466,6 +641,77 @@ mod tests {
         assert!(
             matches!(c.lookup(r, b"/a.txt", 2), Found::File { ref info, .. } if info.size == 8)
         );
+        let _ = std::fs::remove_dir_all(&base);
+    }
+
+    #[test]
+    fn absolute_symlinks_inside_the_root_only() {
+        let base = std::env::temp_dir().join(format!("wick-sca-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        let www = base.join("www");
+        std::fs::create_dir_all(www.join("d")).expect("mkdir");
+        std::fs::create_dir_all(base.join("wwwx")).expect("mkdir");
+        std::fs::write(www.join("a.txt"), b"hello").expect("write");
+        std::fs::write(www.join("d/b.txt"), b"bee").expect("write");
+        std::fs::write(base.join("secret"), b"no").expect("write");
+        std::fs::write(base.join("wwwx/a.txt"), b"no").expect("write");
+        let w = www.to_str().expect("utf8");
+        let b = base.to_str().expect("utf8");
+        for (name, target) in [
+            ("abs_in", format!("{w}/a.txt")),
+            ("abs_dir", format!("{w}/d")),
+            ("abs_root", format!("{w}/")),
+            ("abs_slashes", format!("{w}//./d/../a.txt")),
+            ("abs_missing", format!("{w}/nope")),
+            ("rel_to_abs", "abs_in".to_string()),
+            ("abs_out", format!("{b}/secret")),
+            ("abs_dotdot", format!("{w}/../secret")),
+            ("abs_sibling", format!("{b}/wwwx/a.txt")),
+            ("abs_to_out", format!("{w}/d/up")),
+            ("d/up", "../../secret".to_string()),
+            ("loop1", format!("{w}/loop2")),
+            ("loop2", format!("{w}/loop1")),
+        ] {
+            symlink(target, www.join(name)).expect("symlink");
+        }
+        let (_keep, r) = root(&www, true);
+        let Root::Beneath { dirfd, .. } = r else {
+            unreachable!()
+        };
+        let mut c = StatCache::new();
+        // Not registered: no configured path to compare with, refused.
+        assert!(matches!(c.lookup(r, b"/abs_in", 1), Found::Forbidden));
+        register_root(dirfd, format!("{w}/").as_bytes());
+        let mut c = StatCache::new();
+        let file = |f: Found| match f {
+            Found::File { info, file_len } => Some((info.size, file_len)),
+            _ => None,
+        };
+        assert_eq!(file(c.lookup(r, b"/abs_in", 1)), Some((5, 7)));
+        assert_eq!(file(c.lookup(r, b"/abs_in/extra", 1)), Some((5, 7)));
+        assert_eq!(file(c.lookup(r, b"/abs_dir/b.txt", 1)), Some((3, 14)));
+        assert_eq!(file(c.lookup(r, b"/abs_root/a.txt", 1)), Some((5, 15)));
+        assert_eq!(file(c.lookup(r, b"/abs_slashes", 1)), Some((5, 12)));
+        assert_eq!(file(c.lookup(r, b"/rel_to_abs", 1)), Some((5, 11)));
+        assert!(matches!(c.lookup(r, b"/abs_dir", 1), Found::Dir));
+        assert!(matches!(c.lookup(r, b"/abs_dir/", 1), Found::Dir));
+        assert!(matches!(c.lookup(r, b"/abs_missing", 1), Found::NotFound));
+        for out in [
+            &b"/abs_out"[..],
+            b"/abs_dotdot",
+            b"/abs_sibling",
+            b"/abs_to_out",
+            b"/loop1",
+        ] {
+            let f = c.lookup(r, out, 1);
+            assert!(
+                matches!(f, Found::Forbidden),
+                "{}: {f:?}",
+                String::from_utf8_lossy(out)
+            );
+        }
+        let (_keep2, strict) = root(&www, false);
+        assert!(matches!(c.lookup(strict, b"/abs_in", 1), Found::Forbidden));
         let _ = std::fs::remove_dir_all(&base);
     }
 }

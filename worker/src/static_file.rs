@@ -56,6 +56,9 @@ impl Roots {
             if let Ok(c) = std::ffi::CString::new(d.as_bytes()) {
                 let flags = (libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC) as u64;
                 *fd = crate::stat_cache::openat2(libc::AT_FDCWD, &c, flags, 0).ok();
+                if let Some(f) = fd {
+                    crate::stat_cache::register_root(f.as_raw_fd(), d.as_bytes());
+                }
             }
         }
         fd.as_ref().map(|f| (f.as_raw_fd(), i as u32))
@@ -355,7 +358,10 @@ fn serve_file_tagged(
             if !etag_list_matches(im, etag, true) {
                 return precondition_failed(req, view, env);
             }
-        } else if let Some(d) = req.hdr(head.if_unmodified_since).and_then(parse_http_date) {
+        } else if let Some(d) = req
+            .hdr(head.if_unmodified_since)
+            .and_then(|d| parse_http_date(d, env.clock.unix))
+        {
             if info.mtime > d {
                 return precondition_failed(req, view, env);
             }
@@ -368,7 +374,10 @@ fn serve_file_tagged(
                 return precondition_failed(req, view, env);
             }
         } else if get_head {
-            if let Some(d) = req.hdr(head.if_modified_since).and_then(parse_http_date) {
+            if let Some(d) = req
+                .hdr(head.if_modified_since)
+                .and_then(|d| parse_http_date(d, env.clock.unix))
+            {
                 if info.mtime <= d {
                     return not_modified(req, view, env, info, etag);
                 }

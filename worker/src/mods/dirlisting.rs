@@ -21,7 +21,6 @@ use crate::static_file::{finish_head, status_line};
 use regex::bytes::Regex;
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::ffi::CString;
 /// An open directory stream that keeps its place between loop turns.
 type Dir = nix::dir::OwningIter;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
@@ -534,15 +533,8 @@ fn include_name<'a>(v: &'a str, default: &'a str) -> Option<&'a str> {
 
 /// Open the directory `rel` beneath the document root.
 fn open_dir(dirfd: RawFd, rel: &[u8], follow: bool) -> Option<OwnedFd> {
-    let r = rel.strip_prefix(b"/").unwrap_or(rel);
-    let r = r.strip_suffix(b"/").unwrap_or(r);
-    let c = CString::new(if r.is_empty() { &b"."[..] } else { r }).ok()?;
-    let mut resolve = 0x08 | 0x02; // RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS
-    if !follow {
-        resolve |= 0x04; // RESOLVE_NO_SYMLINKS
-    }
     let flags = (libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC) as u64;
-    crate::stat_cache::openat2(dirfd, &c, flags, resolve).ok()
+    crate::stat_cache::open_beneath(dirfd, rel, flags, follow, &mut Vec::new()).ok()
 }
 
 impl Dirlisting {

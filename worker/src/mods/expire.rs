@@ -164,7 +164,7 @@ impl Module for Expire {
         if spec.modification {
             let Some(mtime) = head
                 .get("Last-Modified")
-                .and_then(crate::date::parse_http_date)
+                .and_then(|d| crate::date::parse_http_date(d, now))
             else {
                 return;
             };

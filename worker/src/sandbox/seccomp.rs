@@ -88,6 +88,7 @@ pub fn rules(plan: &Plan, pid: i32) -> Result<Rules, String> {
             libc::SYS_newfstatat, // fstat of opened files (glibc)
             libc::SYS_statx,      // std's metadata()
             libc::SYS_getdents64, // directory listings
+            libc::SYS_readlinkat, // an absolute symlink's target, checked against its root
         ],
     );
     #[cfg(target_arch = "x86_64")]
