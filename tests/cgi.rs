@@ -686,3 +686,54 @@ cgi.assign = (".cgi" => "")
     );
     assert_ne!(env.get("REMOTE_PORT").map(String::as_str), Some("0"));
 }
+
+/// Request trailers as lighttpd 1.4.7x: checked, and passed to the script (as
+/// HTTP_*) only when server.feature-flags' request.trailer-whitelist names them.
+#[test]
+fn request_trailers_are_checked_and_whitelisted() {
+    let extra = "server.feature-flags = ( \"request.trailer-whitelist\" => \"X-Sum\" )\n";
+    let s = start(extra, &[("env.cgi", ENV)]);
+    let post = |trailer_hdr: &str, trailers: &str| {
+        let req = format!(
+            "POST /cgi-bin/env.cgi HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\
+             Transfer-Encoding: chunked\r\n{trailer_hdr}\r\n3\r\nabc\r\n0\r\n{trailers}\r\n"
+        );
+        raw(s.port, req.as_bytes())
+    };
+    let r = post("", "X-Sum: 42\r\nX-Other: 1\r\n");
+    let text = String::from_utf8_lossy(&r);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(text.contains("HTTP_X_SUM=42"), "{text}");
+    assert!(!text.contains("HTTP_X_OTHER"), "{text}");
+    // A field that may not be a trailer, a blank value, one the Trailer header
+    // does not name: 400.
+    for (hdr, t) in [
+        ("", "Content-Length: 3\r\n"),
+        ("", "X-Sum: \r\n"),
+        ("Trailer: X-Else\r\n", "X-Sum: 42\r\n"),
+    ] {
+        let r = post(hdr, t);
+        let text = String::from_utf8_lossy(&r);
+        assert!(text.starts_with("HTTP/1.1 400"), "{hdr}{t}: {text}");
+    }
+    let r = post("Trailer: X-Sum\r\n", "X-Sum: 7\r\n");
+    assert!(String::from_utf8_lossy(&r).contains("HTTP_X_SUM=7"));
+}
+
+/// A script's own chunked trailers reach an HTTP/1.1 client of a streamed response.
+#[test]
+fn response_trailers_of_a_chunked_script_pass_through() {
+    let body = "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\nTransfer-Encoding: chunked\\r\\n\\r\\n3\\r\\nabc\\r\\n'\n\
+                sleep 2.5\nprintf '0\\r\\nX-Check: yes\\r\\n\\r\\n'\n";
+    let s = start("", &[("trail.cgi", body)]);
+    let r = raw(
+        s.port,
+        b"GET /cgi-bin/trail.cgi HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+    );
+    let text = String::from_utf8_lossy(&r);
+    assert!(text.contains("Transfer-Encoding: chunked"), "{text}");
+    assert!(
+        text.ends_with("3\r\nabc\r\n0\r\nX-Check: yes\r\n\r\n"),
+        "{text}"
+    );
+}

@@ -1,5 +1,6 @@
 //! Incremental decoder of the chunked transfer coding (RFC 9112 7.1): strict chunk
-//! sizes and extensions, trailers parsed and dropped. Works on any split of the input.
+//! sizes and extensions; trailer lines parsed and kept as received (trailer.rs says
+//! what a request's may be). Works on any split of the input.
 
 use crate::request::is_tchar;
 
@@ -53,7 +54,8 @@ pub struct Decoder {
     /// Bytes left in the current chunk (Data) or the size being read (Size).
     remaining: u64,
     line: u32,
-    trailers: u32,
+    /// The trailer section so far: its lines with their CRLF, without the final one.
+    trailers: Vec<u8>,
     /// Decoded body bytes so far.
     pub total: u64,
 }
@@ -80,7 +82,7 @@ impl Decoder {
             state: State::Size { any: false },
             remaining: 0,
             line: 0,
-            trailers: 0,
+            trailers: Vec::new(),
             total: 0,
         }
     }
@@ -96,6 +98,11 @@ impl Decoder {
 
     pub fn is_done(&self) -> bool {
         self.state == State::Done
+    }
+
+    /// The trailer fields received ("Name: value\r\n" each), once done.
+    pub fn trailers(&self) -> &[u8] {
+        &self.trailers
     }
 
     /// Decode from `input`, passing body bytes to `out`. Returns how many input bytes
@@ -274,16 +281,16 @@ impl Decoder {
                 self.remaining = 0;
                 self.state = Size { any: false };
             }
-            TrailerStart => {
-                self.trailer_byte()?;
-                match c {
-                    b'\r' => self.state = FinalLf,
-                    c if is_tchar(c) => self.state = TrailerName,
-                    _ => return Err(ChunkError),
+            TrailerStart => match c {
+                b'\r' => self.state = FinalLf,
+                c if is_tchar(c) => {
+                    self.trailer_byte(c)?;
+                    self.state = TrailerName;
                 }
-            }
+                _ => return Err(ChunkError),
+            },
             TrailerName => {
-                self.trailer_byte()?;
+                self.trailer_byte(c)?;
                 match c {
                     c if is_tchar(c) => {}
                     b':' => self.state = TrailerValue,
@@ -291,7 +298,7 @@ impl Decoder {
                 }
             }
             TrailerValue => {
-                self.trailer_byte()?;
+                self.trailer_byte(c)?;
                 match c {
                     b'\r' => self.state = TrailerLf,
                     b'\t' | b' '..=b'~' => {}
@@ -300,7 +307,7 @@ impl Decoder {
                 }
             }
             TrailerLf => {
-                self.trailer_byte()?;
+                self.trailer_byte(c)?;
                 if c != b'\n' {
                     return Err(ChunkError);
                 }
@@ -317,11 +324,11 @@ impl Decoder {
         Ok(())
     }
 
-    fn trailer_byte(&mut self) -> Result<(), ChunkError> {
-        self.trailers += 1;
-        if self.trailers > MAX_TRAILERS {
+    fn trailer_byte(&mut self, c: u8) -> Result<(), ChunkError> {
+        if self.trailers.len() >= MAX_TRAILERS as usize {
             return Err(ChunkError);
         }
+        self.trailers.push(c);
         Ok(())
     }
 }

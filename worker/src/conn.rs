@@ -60,6 +60,8 @@ pub struct State {
     /// Monotonic second the body's rate is counted from, and its bytes since.
     pub body_since: u64,
     pub body_read: u64,
+    /// The request's Trailer header, for a chunked body that may end with trailers.
+    pub trailer_names: Option<Box<[u8]>>,
     /// A module's response being built (Phase::Job).
     pub job: Option<Box<crate::mods::Deferred>>,
 }
@@ -536,10 +538,10 @@ impl Conn {
                             if ctx.site.log_refused {
                                 ctx.log.push(format!(
                                     "{} -> {status}",
-                                    if status == 413 {
-                                        "request body larger than server.max-request-size"
-                                    } else {
-                                        "malformed chunked request body"
+                                    match status {
+                                        413 => "request body larger than server.max-request-size",
+                                        431 => "request trailers larger than server.max-request-field-size",
+                                        _ => "malformed chunked request body or trailers",
                                     }
                                 ));
                             }
@@ -677,6 +679,12 @@ impl Conn {
                     return Err(413);
                 }
                 st.body_read += n as u64;
+                if dec.is_done() {
+                    // Checked as lighttpd does; no handler here reads them.
+                    let names = st.trailer_names.as_deref();
+                    let site = &ctx.site;
+                    crate::trailer::check(dec.trailers(), names, site.field_limit, &[])?;
+                }
                 (n, dec.is_done())
             }
         };
@@ -868,6 +876,7 @@ impl Conn {
                     let st = self.state();
                     st.body_limit = limit;
                     (st.body_since, st.body_read) = (clock.mono, 0);
+                    st.trailer_names = trailer_names(head, buf, fields);
                     st.body = Some(match head.body {
                         BodyKind::Length(n) => BodyState::Length(n),
                         _ => BodyState::Chunked(Decoder::new()),
@@ -981,6 +990,7 @@ impl Conn {
             st.held = Some(held);
             st.body_limit = limit;
             (st.body_since, st.body_read) = (clock.mono, 0);
+            st.trailer_names = trailer_names(head, buf, fields);
             st.body = Some(match head.body {
                 BodyKind::Length(n) => BodyState::Length(n),
                 _ => BodyState::Chunked(Decoder::new()),
@@ -1050,6 +1060,14 @@ impl Conn {
             let _ = self.flush(ctx);
         }
     }
+}
+
+/// A chunked request's Trailer header (the fields its trailers may name).
+fn trailer_names(head: &Head, buf: &[u8], fields: &[request::Field]) -> Option<Box<[u8]>> {
+    if head.body != BodyKind::Chunked {
+        return None;
+    }
+    request::header(buf, fields, b"trailer").map(Box::from)
 }
 
 /// An error handler that runs as a CGI script is taken out of the static handler's

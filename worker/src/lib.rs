@@ -28,6 +28,7 @@ pub mod stat_cache;
 pub mod static_file;
 #[allow(unsafe_code)]
 pub mod sys;
+pub mod trailer;
 pub mod transport;
 
 use server::{Logger, Server, Start};

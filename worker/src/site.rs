@@ -24,6 +24,9 @@ pub struct Site {
     pub max_conns: usize,
     /// debug.log-request-header-on-error
     pub log_refused: bool,
+    /// Request trailers merged into the headers (server.feature-flags'
+    /// request.trailer-whitelist, lower case).
+    pub trailer_whitelist: Vec<String>,
 }
 
 /// Seconds a closing connection may linger, reading what the client still sends.
@@ -56,6 +59,7 @@ impl Site {
         Ok(Site {
             field_limit: (s.max_request_field_size as usize).clamp(1024, 1 << 20),
             log_refused: s.log_request_header_on_error,
+            trailer_whitelist: crate::trailer::whitelist(&s.feature_flags),
             keep_alive_requests: s.max_keep_alive_requests,
             keep_alive_idle: u64::from(s.max_keep_alive_idle),
             read_idle: global.0.max(1),

@@ -15,6 +15,7 @@ use crate::conn::{BodyState, Conn, Next, Phase, State, CLOSE_AFTER, DIRTY};
 use crate::request::{BodyKind, Field, Head, Method, Version};
 use crate::response::Out;
 use crate::server::Ctx;
+use crate::site::Site;
 use crate::stat_cache::{Found, Root};
 use mio::unix::SourceFd;
 use mio::{Interest, Registry, Token};
@@ -533,20 +534,7 @@ pub fn begin(c: &mut Conn, p: Parts<'_>, view: &View, b: Begin<'_>) {
     for f in b.fields {
         let name = String::from_utf8_lossy(f.name.of(b.buf)).into_owned();
         let value = String::from_utf8_lossy(f.value.of(b.buf)).into_owned();
-        match headers
-            .iter_mut()
-            .find(|(k, _)| k.eq_ignore_ascii_case(&name))
-        {
-            Some((k, v)) => {
-                v.push_str(if k.eq_ignore_ascii_case("cookie") {
-                    "; "
-                } else {
-                    ", "
-                });
-                v.push_str(&value);
-            }
-            None => headers.push((name, value)),
-        }
+        merge_header(&mut headers, name, value);
     }
     // setenv.add-request-header / set-request-header: as the script's HTTP_* too.
     for (name, value, _) in b.set_headers {
@@ -604,6 +592,25 @@ pub fn begin(c: &mut Conn, p: Parts<'_>, view: &View, b: Begin<'_>) {
         p.cgi.send(FromWorkerToSpawner::Run(Box::new(req)));
     }
     install(c, job);
+}
+
+/// Add a request header for the script, joined to one of the same name as lighttpd
+/// joins them (", ", "; " for Cookie).
+fn merge_header(headers: &mut Vec<(String, String)>, name: String, value: String) {
+    match headers
+        .iter_mut()
+        .find(|(k, _)| k.eq_ignore_ascii_case(&name))
+    {
+        Some((k, v)) => {
+            v.push_str(if k.eq_ignore_ascii_case("cookie") {
+                "; "
+            } else {
+                ", "
+            });
+            v.push_str(&value);
+        }
+        None => headers.push((name, value)),
+    }
 }
 
 fn install(c: &mut Conn, job: Box<Job>) {
@@ -919,7 +926,7 @@ fn pump_job(c: &mut Conn, ctx: &mut Ctx, job: &mut Job) -> Step {
         if let Some(st) = c.st.as_mut() {
             if st.body.is_some() && !st.input.is_empty() {
                 let input = std::mem::take(&mut st.input);
-                match take_body(st, job, &input) {
+                match take_body(st, job, &input, &ctx.site) {
                     Ok(used) => st.input.extend_from_slice(&input[used..]),
                     Err(status) => return body_error(c, ctx, job, status),
                 }
@@ -970,7 +977,7 @@ fn pump_job(c: &mut Conn, ctx: &mut Ctx, job: &mut Job) -> Step {
                     ctx.activity = true;
                     let st = c.st.get_or_insert_with(Default::default);
                     if st.body.is_some() {
-                        match take_body(st, job, &rbuf[..n]) {
+                        match take_body(st, job, &rbuf[..n], &ctx.site) {
                             Ok(used) => st.input.extend_from_slice(&rbuf[used..n]),
                             Err(status) => {
                                 ctx.rbuf = rbuf;
@@ -1140,7 +1147,7 @@ fn pump_job(c: &mut Conn, ctx: &mut Ctx, job: &mut Job) -> Step {
 }
 
 /// Body bytes (decoded) into the job; returns how many input bytes were the body's.
-fn take_body(st: &mut State, job: &mut Job, d: &[u8]) -> Result<usize, u16> {
+fn take_body(st: &mut State, job: &mut Job, d: &[u8], site: &Site) -> Result<usize, u16> {
     let (used, done) = match st.body.as_mut() {
         None => (0, true),
         Some(BodyState::Length(rem)) => {
@@ -1166,6 +1173,17 @@ fn take_body(st: &mut State, job: &mut Job, d: &[u8]) -> Result<usize, u16> {
                 return Err(413);
             }
             st.body_read += n as u64;
+            if dec.is_done() {
+                let names = st.trailer_names.as_deref();
+                let wl = &site.trailer_whitelist;
+                let kept = crate::trailer::check(dec.trailers(), names, site.field_limit, wl)?;
+                // The script is asked for once the body is in: its HTTP_* include them.
+                if let Some(req) = job.req.as_mut() {
+                    for (name, value) in kept {
+                        merge_header(&mut req.headers, name, value);
+                    }
+                }
+            }
             (n, dec.is_done())
         }
     };
@@ -1286,7 +1304,14 @@ fn stdout_eof(ctx: &mut Ctx, job: &mut Job) -> Option<Step> {
     }
     commit_head(ctx, job, true);
     match job.framing {
-        Framing::Chunked => job.out.put(b"0\r\n\r\n"),
+        Framing::Chunked => {
+            // The script's own chunked trailers go on to the client, as lighttpd
+            // passes them (dropped when the response has a length).
+            let trailers = job.dechunk.as_ref().map_or(&[][..], |d| d.trailers());
+            job.out.put(b"0\r\n");
+            job.out.put(trailers);
+            job.out.put(b"\r\n");
+        }
         Framing::Length(n) if n > 0 => {
             // Shorter than promised: only closing tells the client.
             job.keep_alive = false;
