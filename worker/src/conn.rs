@@ -66,19 +66,36 @@ pub struct State {
     pub job: Option<Box<crate::mods::Deferred>>,
 }
 
-pub const CLOSE_AFTER: u8 = 1;
-/// The last read emptied the socket's receive queue.
-pub const DRAINED: u8 = 2;
-/// Input was thrown away (or a body left unread): close with lingering.
-pub const DIRTY: u8 = 4;
-/// TCP_NOTSENT_LOWAT is set (the connection has carried a large body).
-pub const PACED: u8 = 8;
-/// The client half-closed (EPOLLRDHUP came with an event): after the data it
-/// sent, a read returns 0, so a short read is not the end of what there is to do.
-pub const PEER_FIN: u8 = 16;
-/// The blank line allowed before a request line was skipped (a second is a 400,
-/// as in lighttpd).
-pub const BLANK_SKIPPED: u8 = 32;
+bitflags::bitflags! {
+    /// What a connection knows beyond its phase (one byte: an idle connection
+    /// stays small).
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct Flags: u8 {
+        /// Answer what was asked, then close.
+        const CLOSE_AFTER = 1;
+        /// The last read emptied the socket's receive queue.
+        const DRAINED = 2;
+        /// Input was thrown away (or a body left unread): close with lingering.
+        const DIRTY = 4;
+        /// TCP_NOTSENT_LOWAT is set (the connection has carried a large body).
+        const PACED = 8;
+        /// The client half-closed (EPOLLRDHUP came with an event): after the data
+        /// it sent, a read returns 0, so a short read is not the end of the work.
+        const PEER_FIN = 16;
+        /// The blank line allowed before a request line was skipped (a second is
+        /// a 400, as in lighttpd).
+        const BLANK_SKIPPED = 32;
+    }
+}
+
+bitflags::bitflags! {
+    /// Readiness a connection waits for, derived from its state each turn.
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct Want: u8 {
+        const READ = 1;
+        const WRITE = 2;
+    }
+}
 
 pub struct Conn {
     /// The byte stream (transport.rs).
@@ -88,9 +105,9 @@ pub struct Conn {
     pub peer_port: u16,
     pub listener: u16,
     pub phase: Phase,
-    /// Interest registered with the poller (bit 0 read, bit 1 write).
-    pub registered: u8,
-    pub flags: u8,
+    /// Interest registered with the poller (empty: not registered yet).
+    pub registered: Want,
+    pub flags: Flags,
     pub requests: u32,
     /// Monotonic second of the last progress (timeouts).
     pub since: u64,
@@ -120,8 +137,8 @@ impl Conn {
             peer_port: peer.1,
             listener,
             phase: Phase::Head,
-            registered: 0,
-            flags: 0,
+            registered: Want::empty(),
+            flags: Flags::empty(),
             requests: 0,
             since: now,
             st: None,
@@ -129,11 +146,11 @@ impl Conn {
     }
 
     /// Interest derived from the state (never toggled by hand).
-    pub fn interest(&self) -> u8 {
+    pub fn interest(&self) -> Want {
         match self.phase {
-            Phase::Write => 2,
+            Phase::Write => Want::WRITE,
             Phase::Cgi => crate::cgi::interest(self.st.as_deref()),
-            _ => 1,
+            _ => Want::READ,
         }
     }
 
@@ -231,7 +248,8 @@ impl Conn {
     }
 
     /// Make progress after a readiness event (or right after accept).
-    pub fn drive(&mut self, ctx: &mut Ctx) -> Next {
+    /// `rbuf`: the worker's shared read buffer (bytes that stay go to `State`).
+    pub fn drive(&mut self, ctx: &mut Ctx, rbuf: &mut [u8]) -> Next {
         let mut rounds = 0;
         loop {
             rounds += 1;
@@ -275,9 +293,9 @@ impl Conn {
                         }
                     }
                 }
-                Phase::Linger => return self.linger(ctx),
+                Phase::Linger => return self.linger(rbuf),
                 Phase::Cgi => {
-                    if let Some(n) = crate::cgi::pump(self, ctx) {
+                    if let Some(n) = crate::cgi::pump(self, ctx, rbuf) {
                         return n;
                     }
                 }
@@ -318,7 +336,7 @@ impl Conn {
                                 input.drain(..used);
                                 st.input = input;
                                 if junk {
-                                    self.flags |= DIRTY;
+                                    self.flags |= Flags::DIRTY;
                                     st.input.clear();
                                     st.scanned = 0;
                                 }
@@ -329,33 +347,29 @@ impl Conn {
                         }
                         continue;
                     }
-                    if self.flags & CLOSE_AFTER != 0 && self.phase == Phase::Head {
+                    if self.flags.contains(Flags::CLOSE_AFTER) && self.phase == Phase::Head {
                         // Answered and closing: nothing more to read as a request.
-                        return self.close_now(ctx);
+                        return self.close_now(ctx, rbuf);
                     }
-                    let mut rbuf = std::mem::take(&mut ctx.rbuf);
-                    let r = self.io.read(&mut rbuf);
+                    let r = self.io.read(rbuf);
                     let n = match r {
                         Ok(0) => {
-                            ctx.rbuf = rbuf;
                             return Next::Close;
                         }
                         Ok(n) => n,
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                            ctx.rbuf = rbuf;
                             return Next::Keep;
                         }
                         Err(_) => {
-                            ctx.rbuf = rbuf;
                             return Next::Close;
                         }
                     };
                     ctx.activity = true;
                     self.since = ctx.clock.mono;
                     if n < rbuf.len() {
-                        self.flags |= DRAINED;
+                        self.flags |= Flags::DRAINED;
                     } else {
-                        self.flags &= !DRAINED;
+                        self.flags.remove(Flags::DRAINED);
                     }
                     let has_input = self.st.as_ref().is_some_and(|s| !s.input.is_empty());
                     if has_input {
@@ -363,7 +377,6 @@ impl Conn {
                         if let Some(st) = self.st.as_mut() {
                             st.input.extend_from_slice(&rbuf[..n]);
                         }
-                        ctx.rbuf = rbuf;
                         continue;
                     }
                     let used = self.feed(ctx, &rbuf[..n], false);
@@ -372,9 +385,8 @@ impl Conn {
                         let st = self.state();
                         st.input.extend_from_slice(&rbuf[used..n]);
                     } else if used < n {
-                        self.flags |= DIRTY;
+                        self.flags |= Flags::DIRTY;
                     }
-                    ctx.rbuf = rbuf;
                     if let Some(n) = self.flush(ctx) {
                         return n;
                     }
@@ -382,8 +394,8 @@ impl Conn {
                     // gets it now; after a FIN the next read says so at once.
                     let handler_input = self.phase == Phase::Cgi
                         && self.st.as_ref().is_some_and(|s| !s.input.is_empty());
-                    if self.flags & DRAINED != 0
-                        && self.flags & PEER_FIN == 0
+                    if self.flags.contains(Flags::DRAINED)
+                        && !self.flags.contains(Flags::PEER_FIN)
                         && !handler_input
                         && !self.has_unprocessed()
                         && self.phase != Phase::Write
@@ -391,8 +403,8 @@ impl Conn {
                     {
                         // The socket is empty: wait for the next edge.
                         self.tidy();
-                        if self.flags & CLOSE_AFTER != 0 && self.phase == Phase::Head {
-                            return self.close_now(ctx);
+                        if self.flags.contains(Flags::CLOSE_AFTER) && self.phase == Phase::Head {
+                            return self.close_now(ctx, rbuf);
                         }
                         return Next::Keep;
                     }
@@ -404,7 +416,7 @@ impl Conn {
     /// Bytes after what `feed` used are junk only after the last request of a
     /// closing connection; otherwise they are a body or the next request.
     fn rest_is_junk(&self) -> bool {
-        self.flags & CLOSE_AFTER != 0 && self.phase == Phase::Head
+        self.flags.contains(Flags::CLOSE_AFTER) && self.phase == Phase::Head
     }
 
     fn has_unprocessed(&self) -> bool {
@@ -422,10 +434,10 @@ impl Conn {
     /// client pins no megabytes of kernel memory. (10 MiB files, 4 connections,
     /// 2 workers on 2 cores: 2.8 -> 4.4-5.8 GB/s.)
     fn pace(&mut self, remaining: u64) {
-        if remaining <= WRITE_SLICE || self.flags & PACED != 0 {
+        if remaining <= WRITE_SLICE || self.flags.contains(Flags::PACED) {
             return;
         }
-        self.flags |= PACED;
+        self.flags |= Flags::PACED;
         self.io.limit_unsent();
     }
 
@@ -433,7 +445,7 @@ impl Conn {
     /// or answer after it (a request body still to come could be waiting on it,
     /// as after `100 Continue`).
     fn closes_after_output(&self) -> bool {
-        self.flags & CLOSE_AFTER != 0
+        self.flags.contains(Flags::CLOSE_AFTER)
             && self
                 .st
                 .as_ref()
@@ -485,8 +497,10 @@ impl Conn {
 
     /// Close after a complete response: at once when the client has nothing more in
     /// flight, else half-close and read until it closes (lingering close).
-    fn close_now(&mut self, ctx: &mut Ctx) -> Next {
-        if self.flags & DIRTY == 0 && self.flags & DRAINED != 0 || !self.io.shutdown_write() {
+    fn close_now(&mut self, ctx: &mut Ctx, rbuf: &mut [u8]) -> Next {
+        if !self.flags.contains(Flags::DIRTY) && self.flags.contains(Flags::DRAINED)
+            || !self.io.shutdown_write()
+        {
             return Next::Close;
         }
         self.phase = Phase::Linger;
@@ -496,13 +510,13 @@ impl Conn {
             st.body = None;
             st.held = None;
         }
-        self.linger(ctx)
+        self.linger(rbuf)
     }
 
-    fn linger(&mut self, ctx: &mut Ctx) -> Next {
+    fn linger(&mut self, rbuf: &mut [u8]) -> Next {
         let mut total = 0;
         loop {
-            match self.io.read(&mut ctx.rbuf) {
+            match self.io.read(rbuf) {
                 Ok(0) => return Next::Close,
                 Ok(n) => {
                     total += n;
@@ -522,7 +536,7 @@ impl Conn {
     fn feed(&mut self, ctx: &mut Ctx, data: &[u8], from_input: bool) -> usize {
         let mut off = 0;
         while off < data.len() {
-            if self.flags & CLOSE_AFTER != 0 && self.phase == Phase::Head {
+            if self.flags.contains(Flags::CLOSE_AFTER) && self.phase == Phase::Head {
                 return off;
             }
             match self.phase {
@@ -552,7 +566,7 @@ impl Conn {
                             }
                             self.phase = Phase::Head;
                             ctx.error_response(Version::Http11, status);
-                            self.flags |= CLOSE_AFTER | DIRTY;
+                            self.flags |= Flags::CLOSE_AFTER | Flags::DIRTY;
                             return data.len();
                         }
                     }
@@ -564,7 +578,7 @@ impl Conn {
                     let d = &data[off..];
                     let skip = request::leading_crlf(d);
                     if skip > 0 {
-                        if skip > 2 || self.flags & BLANK_SKIPPED != 0 {
+                        if skip > 2 || self.flags.contains(Flags::BLANK_SKIPPED) {
                             let e = ParseError {
                                 status: 400,
                                 version: Version::Http10,
@@ -573,7 +587,7 @@ impl Conn {
                             self.parse_error(ctx, e, d);
                             return data.len();
                         }
-                        self.flags |= BLANK_SKIPPED;
+                        self.flags |= Flags::BLANK_SKIPPED;
                         off += skip;
                         continue;
                     }
@@ -601,7 +615,7 @@ impl Conn {
                             return data.len();
                         }
                         Ok(Some(n)) => {
-                            self.flags &= !BLANK_SKIPPED;
+                            self.flags.remove(Flags::BLANK_SKIPPED);
                             if let Some(st) = self.st.as_mut() {
                                 st.scanned = 0;
                             }
@@ -647,7 +661,7 @@ impl Conn {
         }
         let at = ctx.out.buf.len();
         ctx.error_response(v, status);
-        self.flags |= CLOSE_AFTER | DIRTY;
+        self.flags |= Flags::CLOSE_AFTER | Flags::DIRTY;
         let refused = crate::mods::accesslog::Refused {
             remote: self.peer,
             remote_port: self.peer_port,
@@ -806,7 +820,7 @@ impl Conn {
             }
         }
         if !keep_alive {
-            self.flags |= CLOSE_AFTER;
+            self.flags |= Flags::CLOSE_AFTER;
         }
         let has_body = head.body != BodyKind::None;
         if has_body && rest_empty && head.expect_continue && head.version == Version::Http11 {
@@ -963,7 +977,7 @@ impl Conn {
         if let Some((_, target, keep_status)) = handler.filter(|h| cgi_handler[h.0]) {
             drop(out.split_off(mark));
             if has_body {
-                self.flags |= CLOSE_AFTER | DIRTY;
+                self.flags |= Flags::CLOSE_AFTER | Flags::DIRTY;
             }
             let ir = crate::cgi::Internal {
                 saved: crate::cgi::Saved {
@@ -1048,7 +1062,7 @@ impl Conn {
                     String::from_utf8_lossy(&ir.target)
                 ));
                 ctx.error_response(sv.head.version, 500);
-                self.flags |= CLOSE_AFTER;
+                self.flags |= Flags::CLOSE_AFTER;
             }
         }
     }

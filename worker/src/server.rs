@@ -2,7 +2,7 @@
 //! (EPOLLEXCLUSIVE, so one connection wakes one worker), the master's channel and
 //! the connections; once-a-second maintenance (timeouts, drain, activity).
 
-use crate::conn::{Conn, Next};
+use crate::conn::{Conn, Next, Want};
 use crate::date::Clock;
 use crate::errors::Pages;
 use crate::request::{Field, Version};
@@ -41,7 +41,6 @@ pub struct Ctx {
     pub tag: String,
     pub cond: CondState,
     pub clock: Clock,
-    pub rbuf: Vec<u8>,
     pub out: Out,
     pub fields: Vec<Field>,
     pub path: Vec<u8>,
@@ -93,6 +92,9 @@ struct Listener {
 pub struct Server {
     poll: Poll,
     ctx: Ctx,
+    /// The read buffer every connection reads into (its own, apart from `ctx`, so a
+    /// connection can read into it and hand the bytes to code that takes `ctx`).
+    rbuf: Box<[u8]>,
     conns: Slab<Conn>,
     listeners: Vec<Listener>,
     channel: Channel,
@@ -140,7 +142,6 @@ impl Server {
             tag,
             cond,
             clock: Clock::new(),
-            rbuf: vec![0u8; RBUF],
             out: Out::default(),
             fields: Vec::with_capacity(32),
             path: Vec::with_capacity(256),
@@ -164,6 +165,7 @@ impl Server {
         let mut s = Server {
             poll,
             ctx,
+            rbuf: vec![0u8; RBUF].into_boxed_slice(),
             conns: Slab::new(),
             listeners: start
                 .listeners
@@ -259,7 +261,7 @@ impl Server {
                 Interest::READABLE | Interest::WRITABLE,
             )?;
         }
-        conn.registered = 3;
+        conn.registered = Want::READ | Want::WRITE;
         entry.insert(conn);
         self.again.push(key);
         Ok(())
@@ -340,7 +342,7 @@ impl Server {
                     if ev.is_read_closed() {
                         // Edge-triggered: this event is the only news of the FIN.
                         if let Some(c) = self.conns.get_mut(t.0) {
-                            c.flags |= crate::conn::PEER_FIN;
+                            c.flags |= crate::conn::Flags::PEER_FIN;
                         }
                     }
                     self.drive(t.0);
@@ -542,7 +544,7 @@ impl Server {
             return;
         };
         self.ctx.cgi.current = key;
-        let next = conn.drive(&mut self.ctx);
+        let next = conn.drive(&mut self.ctx, &mut self.rbuf);
         if matches!(next, Next::Close) {
             self.close(key);
             return;
@@ -554,18 +556,18 @@ impl Server {
         // at most a spurious wake-up, never a lost one; keeping it saves two
         // epoll_ctl per blocked write. (mod_cgi's phase sets its own, exactly.)
         let mut want = conn.interest();
-        if conn.registered != 0 && !matches!(conn.phase, crate::conn::Phase::Cgi) {
+        if !conn.registered.is_empty() && !matches!(conn.phase, crate::conn::Phase::Cgi) {
             want |= conn.registered;
         }
         if !self.oneshot && want != conn.registered {
-            let i = match want {
-                2 => Interest::WRITABLE,
-                3 => Interest::READABLE | Interest::WRITABLE,
+            let i = match (want.contains(Want::READ), want.contains(Want::WRITE)) {
+                (true, true) => Interest::READABLE | Interest::WRITABLE,
+                (false, true) => Interest::WRITABLE,
                 _ => Interest::READABLE,
             };
             let fd = conn.io.fd();
             let reg = self.poll.registry();
-            let r = if conn.registered == 0 {
+            let r = if conn.registered.is_empty() {
                 reg.register(&mut SourceFd(&fd), Token(key), i)
             } else {
                 reg.reregister(&mut SourceFd(&fd), Token(key), i)

@@ -11,7 +11,7 @@
 pub mod resp;
 
 use crate::chunked::Decoder;
-use crate::conn::{BodyState, Conn, Next, Phase, State, CLOSE_AFTER, DIRTY};
+use crate::conn::{BodyState, Conn, Flags, Next, Phase, State, Want};
 use crate::request::{BodyKind, Field, Head, Method, Version};
 use crate::response::Out;
 use crate::server::Ctx;
@@ -849,10 +849,10 @@ pub fn not_started(st: Option<&State>) -> bool {
 
 /// The interest a connection in [`Phase::Cgi`] needs: always readable (the body, or
 /// the client going away), writable while response bytes wait.
-pub fn interest(st: Option<&State>) -> u8 {
+pub fn interest(st: Option<&State>) -> Want {
     match st.and_then(|s| s.cgi.as_ref()) {
-        Some(job) if !job.out.is_empty() => 3,
-        _ => 1,
+        Some(job) if !job.out.is_empty() => Want::READ | Want::WRITE,
+        _ => Want::READ,
     }
 }
 
@@ -868,12 +868,12 @@ pub fn timeout(st: Option<&State>, write_idle: u64) -> u64 {
 /// Move bytes between the client, the script's pipes and the log until nothing moves.
 /// Ok(None): the job is over and the connection continues in the phase set;
 /// Some(next): stop here.
-pub fn pump(c: &mut Conn, ctx: &mut Ctx) -> Option<Next> {
+pub fn pump(c: &mut Conn, ctx: &mut Ctx, rbuf: &mut [u8]) -> Option<Next> {
     let Some(mut job) = c.st.as_mut().and_then(|s| s.cgi.take()) else {
         c.phase = Phase::Head;
         return None;
     };
-    let r = pump_job(c, ctx, &mut job);
+    let r = pump_job(c, ctx, &mut job, rbuf);
     match r {
         Step::Wait => {
             install(c, job);
@@ -890,14 +890,14 @@ pub fn pump(c: &mut Conn, ctx: &mut Ctx) -> Option<Next> {
             Some(Next::Close)
         }
         Step::Done => {
-            complete(c, ctx, job);
+            complete(c, ctx, job, rbuf);
             None
         }
         Step::Redirect(ir) => {
             if let Some(st) = c.st.as_mut() {
                 if st.body.take().is_some() {
                     // The body went to the first script; the rest is not read.
-                    c.flags |= CLOSE_AFTER | DIRTY;
+                    c.flags |= Flags::CLOSE_AFTER | Flags::DIRTY;
                 }
             }
             c.phase = Phase::Head;
@@ -917,7 +917,7 @@ enum Step {
     Redirect(Box<Internal>),
 }
 
-fn pump_job(c: &mut Conn, ctx: &mut Ctx, job: &mut Job) -> Step {
+fn pump_job(c: &mut Conn, ctx: &mut Ctx, job: &mut Job, rbuf: &mut [u8]) -> Step {
     for _ in 0..64 {
         let mut progress = false;
         let now = ctx.clock.mono;
@@ -948,11 +948,9 @@ fn pump_job(c: &mut Conn, ctx: &mut Ctx, job: &mut Job) -> Step {
             }
         }
         if want_read && job.stage != Stage::Done {
-            let mut rbuf = std::mem::take(&mut ctx.rbuf);
-            let r = c.io.read(&mut rbuf);
+            let r = c.io.read(rbuf);
             match r {
                 Ok(0) => {
-                    ctx.rbuf = rbuf;
                     if body_open {
                         // Gone before its body was in.
                         return Step::Close;
@@ -961,7 +959,7 @@ fn pump_job(c: &mut Conn, ctx: &mut Ctx, job: &mut Job) -> Step {
                     // clients do) still gets the response, then the close; with
                     // cgi.limits tcp-fin-propagate the script gets a signal.
                     job.client_fin = true;
-                    c.flags |= CLOSE_AFTER;
+                    c.flags |= Flags::CLOSE_AFTER;
                     job.keep_alive = false;
                     let sig = job.limits.signal_fin;
                     if sig != 0 && matches!(job.stage, Stage::Waiting | Stage::Running) {
@@ -980,7 +978,6 @@ fn pump_job(c: &mut Conn, ctx: &mut Ctx, job: &mut Job) -> Step {
                         match take_body(st, job, &rbuf[..n], &ctx.site) {
                             Ok(used) => st.input.extend_from_slice(&rbuf[used..n]),
                             Err(status) => {
-                                ctx.rbuf = rbuf;
                                 return body_error(c, ctx, job, status);
                             }
                         }
@@ -991,11 +988,9 @@ fn pump_job(c: &mut Conn, ctx: &mut Ctx, job: &mut Job) -> Step {
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(_) => {
-                    ctx.rbuf = rbuf;
                     return Step::Close;
                 }
             }
-            ctx.rbuf = rbuf;
         }
         let body_open = c.st.as_ref().is_some_and(|s| s.body.is_some());
 
@@ -1058,8 +1053,7 @@ fn pump_job(c: &mut Conn, ctx: &mut Ctx, job: &mut Job) -> Step {
             && job.pending.as_ref().is_none_or(|p| p.body.len() < OUT_HIGH)
         {
             let fd = job.stdout.as_ref().map_or(-1, |f| f.as_raw_fd());
-            let mut rbuf = std::mem::take(&mut ctx.rbuf);
-            let r = crate::sys::read(fd, &mut rbuf);
+            let r = crate::sys::read(fd, rbuf);
             let step = match r {
                 Ok(n) if n > 0 => {
                     job.read_ts = now;
@@ -1067,7 +1061,6 @@ fn pump_job(c: &mut Conn, ctx: &mut Ctx, job: &mut Job) -> Step {
                     stdout_data(ctx, job, &rbuf[..n])
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    ctx.rbuf = rbuf;
                     break;
                 }
                 // EOF (or a read error, which ends the output the same way).
@@ -1077,7 +1070,6 @@ fn pump_job(c: &mut Conn, ctx: &mut Ctx, job: &mut Job) -> Step {
                     stdout_eof(ctx, job)
                 }
             };
-            ctx.rbuf = rbuf;
             if let Some(s) = step {
                 return s;
             }
@@ -1085,8 +1077,7 @@ fn pump_job(c: &mut Conn, ctx: &mut Ctx, job: &mut Job) -> Step {
 
         // 5. stderr lines to the error log.
         if let Some(fd) = &job.stderr {
-            let mut rbuf = std::mem::take(&mut ctx.rbuf);
-            match crate::sys::read(fd.as_raw_fd(), &mut rbuf) {
+            match crate::sys::read(fd.as_raw_fd(), rbuf) {
                 Ok(0) => {
                     job.stderr = None;
                     flush_err(ctx, job, true);
@@ -1099,7 +1090,6 @@ fn pump_job(c: &mut Conn, ctx: &mut Ctx, job: &mut Job) -> Step {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(_) => job.stderr = None,
             }
-            ctx.rbuf = rbuf;
         }
 
         // 6. Response bytes to the client. A pending head waits for the end of the
@@ -1198,7 +1188,7 @@ fn body_error(c: &mut Conn, ctx: &mut Ctx, job: &mut Job, status: u16) -> Step {
         st.body = None;
         st.input.clear();
     }
-    c.flags |= CLOSE_AFTER | DIRTY;
+    c.flags |= Flags::CLOSE_AFTER | Flags::DIRTY;
     if matches!(job.stage, Stage::Waiting | Stage::Running) {
         ctx.cgi.finish(job.id, FinishReason::Error);
     }
@@ -1593,18 +1583,16 @@ fn x_sendfile(ctx: &mut Ctx, job: &mut Job, mut h: RespHead, value: &str) -> Opt
 
 /// The job is over: its unsent output continues as an ordinary response write, and
 /// the connection goes on with keep-alive (or closes).
-fn complete(c: &mut Conn, ctx: &mut Ctx, mut job: Box<Job>) {
+fn complete(c: &mut Conn, ctx: &mut Ctx, mut job: Box<Job>, rbuf: &mut [u8]) {
     ctx.cgi.jobs.remove(&job.id);
     // What the script wrote to stderr before it ended is in the pipe now.
     if let Some(fd) = job.stderr.take() {
-        let mut rbuf = std::mem::take(&mut ctx.rbuf);
         for _ in 0..16 {
-            match crate::sys::read(fd.as_raw_fd(), &mut rbuf) {
+            match crate::sys::read(fd.as_raw_fd(), rbuf) {
                 Ok(n) if n > 0 => job.errbuf.extend_from_slice(&rbuf[..n]),
                 _ => break,
             }
         }
-        ctx.rbuf = rbuf;
     }
     if !job.errbuf.is_empty() {
         flush_err(ctx, &mut job, true);
@@ -1613,10 +1601,10 @@ fn complete(c: &mut Conn, ctx: &mut Ctx, mut job: Box<Job>) {
     if st.body.take().is_some() {
         // The script did not take the whole body: the rest is not read.
         job.keep_alive = false;
-        c.flags |= DIRTY;
+        c.flags |= Flags::DIRTY;
     }
     if !job.keep_alive {
-        c.flags |= CLOSE_AFTER;
+        c.flags |= Flags::CLOSE_AFTER;
         if let Some(st) = c.st.as_mut() {
             st.input.clear();
         }
