@@ -5,10 +5,12 @@
 //! buffer, and a connection gets its own [`State`] only while a request is partial,
 //! a body is being read, or a response waits for the socket.
 
-use crate::chunked::Decoder;
+use crate::body::{Body, Taken};
+use crate::ctx::Ctx;
+pub use crate::handler::Want;
+use crate::handler::{Client, Handler, Step};
 use crate::request::{self, BodyKind, Head, ParseError, Version};
 use crate::response::Out;
-use crate::server::Ctx;
 use crate::static_file::{self, Env, Req};
 use crate::transport::Transport;
 use std::io;
@@ -26,44 +28,29 @@ pub enum Phase {
     Write,
     /// Response sent, write side shut: reading until the client closes.
     Linger,
-    /// A CGI script answers the request (cgi/): body to its stdin, its output out.
-    Cgi,
-    /// A module builds the response over several loop turns (mods::Job).
-    Job,
-}
-
-#[derive(Debug)]
-pub enum BodyState {
-    Length(u64),
-    Chunked(Decoder),
+    /// A handler answers the request over several loop turns (handler.rs): a CGI
+    /// script, a deferred directory listing.
+    Handler,
 }
 
 /// What a connection owns only while it is busy.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct State {
     /// Received bytes not yet consumed (a partial head, pipelined requests).
     pub input: Vec<u8>,
     /// How far `input` was already searched for the end of the head.
     pub scanned: usize,
-    pub body: Option<BodyState>,
-    /// Largest body accepted for the current request (bytes; 0 = no limit).
-    pub body_limit: u64,
+    /// The request body still to read (body.rs).
+    pub body: Option<Body>,
     /// The response to send once the body is read.
     pub held: Option<Out>,
     /// A response being written.
     pub out: Option<Out>,
-    /// The CGI job of the current request.
-    pub cgi: Option<Box<crate::cgi::Job>>,
+    /// What answers the current request over several turns (Phase::Handler).
+    pub handler: Option<Box<dyn Handler>>,
     /// Monotonic second the partial head in `input` began (max-read-idle bounds
     /// the whole head, not each byte).
     pub head_since: u64,
-    /// Monotonic second the body's rate is counted from, and its bytes since.
-    pub body_since: u64,
-    pub body_read: u64,
-    /// The request's Trailer header, for a chunked body that may end with trailers.
-    pub trailer_names: Option<Box<[u8]>>,
-    /// A module's response being built (Phase::Job).
-    pub job: Option<Box<crate::mods::Deferred>>,
 }
 
 bitflags::bitflags! {
@@ -85,15 +72,9 @@ bitflags::bitflags! {
         /// The blank line allowed before a request line was skipped (a second is
         /// a 400, as in lighttpd).
         const BLANK_SKIPPED = 32;
-    }
-}
-
-bitflags::bitflags! {
-    /// Readiness a connection waits for, derived from its state each turn.
-    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-    pub struct Want: u8 {
-        const READ = 1;
-        const WRITE = 2;
+        /// A read returned 0 while a handler answered: the client half-closed
+        /// after its request, nothing more will come.
+        const EOF = 64;
     }
 }
 
@@ -149,7 +130,7 @@ impl Conn {
     pub fn interest(&self) -> Want {
         match self.phase {
             Phase::Write => Want::WRITE,
-            Phase::Cgi => crate::cgi::interest(self.st.as_deref()),
+            Phase::Handler => self.handler().map_or(Want::READ, |h| h.want()),
             _ => Want::READ,
         }
     }
@@ -165,8 +146,7 @@ impl Conn {
                 && st.body.is_none()
                 && st.held.is_none()
                 && st.out.is_none()
-                && st.cgi.is_none()
-                && st.job.is_none()
+                && st.handler.is_none()
             {
                 self.st = None;
             }
@@ -191,9 +171,10 @@ impl Conn {
         if self.phase == Phase::Head && !st.input.is_empty() {
             return now.saturating_sub(st.head_since) > ctx.site.read_idle;
         }
-        let rate = ctx.site.min_body_rate;
-        let took = now.saturating_sub(st.body_since);
-        st.body.is_some() && rate > 0 && took > ctx.site.read_idle && st.body_read < rate * took
+        let (rate, grace) = (ctx.site.min_body_rate, ctx.site.read_idle);
+        st.body
+            .as_ref()
+            .is_some_and(|b| b.too_slow(now, rate, grace))
     }
 
     /// A time limit passed while the client still owed us part of its request:
@@ -202,9 +183,9 @@ impl Conn {
         let owed = match self.phase {
             Phase::Head => self.st.as_ref().is_some_and(|s| !s.input.is_empty()),
             Phase::Body => true,
-            Phase::Cgi => {
+            Phase::Handler => {
                 self.st.as_ref().is_some_and(|s| s.body.is_some())
-                    && crate::cgi::not_started(self.st.as_deref())
+                    && self.handler().is_some_and(|h| !h.started())
             }
             _ => false,
         };
@@ -242,8 +223,9 @@ impl Conn {
             Phase::Head | Phase::Body => ctx.site.read_idle,
             Phase::Write => ctx.site.write_idle,
             Phase::Linger => crate::site::LINGER_SECS,
-            Phase::Cgi => crate::cgi::timeout(self.st.as_deref(), ctx.site.write_idle),
-            Phase::Job => ctx.site.write_idle,
+            Phase::Handler => self
+                .handler()
+                .map_or(ctx.site.write_idle, |h| h.timeout(ctx.site.write_idle)),
         }
     }
 
@@ -294,29 +276,9 @@ impl Conn {
                     }
                 }
                 Phase::Linger => return self.linger(rbuf),
-                Phase::Cgi => {
-                    if let Some(n) = crate::cgi::pump(self, ctx, rbuf) {
+                Phase::Handler => {
+                    if let Some(n) = self.drive_handler(ctx, rbuf) {
                         return n;
-                    }
-                }
-                Phase::Job => {
-                    // One bounded step per turn; other connections go between.
-                    let clock = &ctx.clock;
-                    match self
-                        .st
-                        .as_mut()
-                        .and_then(|s| s.job.as_mut())
-                        .map(|j| j.step(clock))
-                    {
-                        None => self.phase = Phase::Head,
-                        Some(None) => return Next::Again,
-                        Some(Some(out)) => {
-                            if let Some(st) = self.st.as_mut() {
-                                st.job = None;
-                                st.out = Some(out);
-                            }
-                            self.phase = Phase::Write;
-                        }
                     }
                 }
                 Phase::Head | Phase::Body => {
@@ -390,16 +352,13 @@ impl Conn {
                     if let Some(n) = self.flush(ctx) {
                         return n;
                     }
-                    // A handler that took the request with its body in our buffer
-                    // gets it now; after a FIN the next read says so at once.
-                    let handler_input = self.phase == Phase::Cgi
-                        && self.st.as_ref().is_some_and(|s| !s.input.is_empty());
+                    // A handler that took the request goes on at once (its body
+                    // may be in our buffer); after a FIN the next read says so.
                     if self.flags.contains(Flags::DRAINED)
                         && !self.flags.contains(Flags::PEER_FIN)
-                        && !handler_input
                         && !self.has_unprocessed()
                         && self.phase != Phase::Write
-                        && self.phase != Phase::Job
+                        && self.phase != Phase::Handler
                     {
                         // The socket is empty: wait for the next edge.
                         self.tidy();
@@ -639,7 +598,7 @@ impl Conn {
                         }
                     }
                 }
-                Phase::Write | Phase::Linger | Phase::Cgi | Phase::Job => return off,
+                Phase::Write | Phase::Linger | Phase::Handler => return off,
             }
         }
         off
@@ -681,25 +640,11 @@ impl Conn {
         };
         let (used, done) = match st.body.as_mut() {
             None => (0, true),
-            Some(BodyState::Length(rem)) => {
-                let n = (*rem).min(d.len() as u64) as usize;
-                *rem -= n as u64;
-                st.body_read += n as u64;
-                (n, *rem == 0)
-            }
-            Some(BodyState::Chunked(dec)) => {
-                let n = dec.decode(d, |_| {}).map_err(|_| 400u16)?;
-                if st.body_limit > 0 && dec.announced() > st.body_limit {
-                    return Err(413);
-                }
-                st.body_read += n as u64;
-                if dec.is_done() {
-                    // Checked as lighttpd does; no handler here reads them.
-                    let names = st.trailer_names.as_deref();
-                    let site = &ctx.site;
-                    crate::trailer::check(dec.trailers(), names, site.field_limit, &[])?;
-                }
-                (n, dec.is_done())
+            // Read and dropped: the static handler does not take a body (its
+            // trailers are still checked, as lighttpd does).
+            Some(b) => {
+                let t = b.take(d, |_| {}, ctx.site.field_limit, &[])?;
+                (t.used, t.done.is_some())
             }
         };
         if done {
@@ -885,16 +830,12 @@ impl Conn {
                     internal,
                     log,
                 };
-                crate::cgi::begin(self, parts, &view, begin);
+                let job = crate::cgi::begin(parts, &view, begin);
+                self.install(job);
                 if has_body {
                     let st = self.state();
-                    st.body_limit = limit;
-                    (st.body_since, st.body_read) = (clock.mono, 0);
-                    st.trailer_names = trailer_names(head, buf, fields);
-                    st.body = Some(match head.body {
-                        BodyKind::Length(n) => BodyState::Length(n),
-                        _ => BodyState::Chunked(Decoder::new()),
-                    });
+                    let names = request::header(buf, fields, b"trailer");
+                    st.body = Some(Body::new(head.body, limit, clock.mono, names));
                 }
                 ctx.path = path;
                 return;
@@ -963,8 +904,7 @@ impl Conn {
                 self.requests,
             );
             if let Some(j) = job {
-                self.state().job = Some(j);
-                self.phase = Phase::Job;
+                self.install(j);
             }
         }
         let handler = if status == 404 && !view.error_handler_404.is_empty() {
@@ -999,20 +939,262 @@ impl Conn {
             return;
         }
         if has_body {
-            let held = out.split_off(mark);
-            let st = self.state();
-            st.held = Some(held);
-            st.body_limit = limit;
-            (st.body_since, st.body_read) = (clock.mono, 0);
-            st.trailer_names = trailer_names(head, buf, fields);
-            st.body = Some(match head.body {
-                BodyKind::Length(n) => BodyState::Length(n),
-                _ => BodyState::Chunked(Decoder::new()),
-            });
-            self.phase = Phase::Body;
+            let names = request::header(buf, fields, b"trailer");
+            let body = Body::new(head.body, limit, clock.mono, names);
+            if self.phase == Phase::Handler {
+                // A deferred response: the body goes to its handler (and is dropped).
+                self.state().body = Some(body);
+            } else {
+                let held = out.split_off(mark);
+                let st = self.state();
+                st.held = Some(held);
+                st.body = Some(body);
+                self.phase = Phase::Body;
+            }
         }
         ctx.path = path;
     }
+}
+
+/// Phase::Handler: the connection's side of the handler contract (handler.rs).
+impl Conn {
+    fn handler(&self) -> Option<&dyn Handler> {
+        self.st.as_ref().and_then(|s| s.handler.as_deref())
+    }
+
+    /// The handler of the current request, to step from now on.
+    fn install(&mut self, h: Box<dyn Handler>) {
+        let st = self.state();
+        st.handler = Some(h);
+        st.held = None;
+        self.phase = Phase::Handler;
+    }
+
+    /// The CGI job of this connection, if it is job `id` (the spawner's answers).
+    pub fn cgi_job(&mut self, id: u64) -> Option<&mut crate::cgi::Job> {
+        let h = self.st.as_mut()?.handler.as_mut()?;
+        let job = h.as_any().downcast_mut::<crate::cgi::Job>()?;
+        (job.id() == id).then_some(job)
+    }
+
+    /// Once a second: the handler's own timers. True: drive the connection.
+    pub fn tick_handler(&mut self, ctx: &mut Ctx, now: u64) -> bool {
+        let Some(st) = self.st.as_mut() else {
+            return false;
+        };
+        let body_open = st.body.is_some();
+        st.handler
+            .as_mut()
+            .is_some_and(|h| h.tick(ctx, now, body_open))
+    }
+
+    /// The connection is being closed: its handler lets go of what it holds.
+    pub fn abandon(&mut self, ctx: &mut Ctx) {
+        if let Some(mut h) = self.st.as_mut().and_then(|s| s.handler.take()) {
+            h.abort(ctx, None);
+        }
+    }
+
+    /// Step the handler until it waits, yields or ends. None: it ended and the
+    /// connection goes on in the phase set; Some(next): stop here.
+    fn drive_handler(&mut self, ctx: &mut Ctx, rbuf: &mut [u8]) -> Option<Next> {
+        let Some(mut h) = self.st.as_mut().and_then(|s| s.handler.take()) else {
+            self.phase = Phase::Head;
+            return None;
+        };
+        match self.run_handler(ctx, &mut *h, rbuf) {
+            Step::Wait => {
+                self.state().handler = Some(h);
+                Some(Next::Keep)
+            }
+            Step::Progress | Step::Yield => {
+                self.state().handler = Some(h);
+                Some(Next::Again)
+            }
+            Step::Close | Step::Refuse(_) => {
+                h.abort(ctx, None);
+                Some(Next::Close)
+            }
+            Step::Done { out, keep_alive } => {
+                self.handler_done(out, keep_alive);
+                None
+            }
+            Step::Redirect(ir) => {
+                if self.st.as_mut().is_some_and(|s| s.body.take().is_some()) {
+                    // The body went to the first script; the rest is not read.
+                    self.flags |= Flags::CLOSE_AFTER | Flags::DIRTY;
+                }
+                self.phase = Phase::Head;
+                self.redispatch(ctx, *ir);
+                None
+            }
+        }
+    }
+
+    /// Alternate the body service and the handler's steps, at most 64 rounds.
+    fn run_handler(&mut self, ctx: &mut Ctx, h: &mut dyn Handler, rbuf: &mut [u8]) -> Step {
+        for _ in 0..64 {
+            let fed = match self.feed_handler(ctx, h, rbuf) {
+                Ok(fed) => fed,
+                Err(status) => {
+                    self.refuse_body(ctx, h, status);
+                    Fed::Some
+                }
+            };
+            if fed == Fed::Gone {
+                return Step::Close;
+            }
+            let mut client = Client::new(&self.io, &mut self.since);
+            match h.step(ctx, &mut client, rbuf) {
+                Step::Progress => {}
+                Step::Wait if fed == Fed::Some => {}
+                Step::Refuse(status) => self.refuse_body(ctx, h, status),
+                other => return other,
+            }
+        }
+        Step::Yield
+    }
+
+    /// Stop reading a request body the handler refused (or that was malformed):
+    /// the connection closes after the answer the handler gives.
+    fn refuse_body(&mut self, ctx: &mut Ctx, h: &mut dyn Handler, status: u16) {
+        if let Some(st) = self.st.as_mut() {
+            st.body = None;
+            st.input.clear();
+        }
+        self.flags |= Flags::CLOSE_AFTER | Flags::DIRTY;
+        h.abort(ctx, Some(status));
+    }
+
+    /// The body service: what the client sent, buffered first and then from the
+    /// socket, decoded into the room the handler offers; after the body, the
+    /// client's end (or the next pipelined request) is watched for. Err: the body
+    /// is refused with that status.
+    fn feed_handler(
+        &mut self,
+        ctx: &mut Ctx,
+        h: &mut dyn Handler,
+        rbuf: &mut [u8],
+    ) -> Result<Fed, u16> {
+        let now = ctx.clock.mono;
+        let mut fed = Fed::Nothing;
+        let st = self.st.get_or_insert_with(Default::default);
+        if st.body.is_some() && !st.input.is_empty() {
+            if let Some(room) = h.body_room() {
+                let input = std::mem::take(&mut st.input);
+                let t = take_body(&mut st.body, &input, room, &ctx.site)?;
+                st.input.extend_from_slice(&input[t.used..]);
+                if let Some(trailers) = t.done {
+                    h.body_done(ctx, trailers);
+                }
+                fed = Fed::Some;
+            }
+        }
+        let body_open = st.body.is_some();
+        let has_room = body_open && h.body_room().is_some();
+        let want_read = if body_open {
+            has_room
+        } else {
+            st.input.len() < ctx.site.field_limit && !self.flags.contains(Flags::EOF)
+        };
+        if body_open && !has_room {
+            // The handler holds the body back, not the client: its rate starts over.
+            if let Some(b) = st.body.as_mut() {
+                b.restart_rate(now);
+            }
+        }
+        if !want_read {
+            return Ok(fed);
+        }
+        match self.io.read(rbuf) {
+            Ok(0) if body_open => return Ok(Fed::Gone),
+            Ok(0) => {
+                // Half-closed after its request, as scripted clients do: the
+                // response still goes out, then the close.
+                self.flags |= Flags::EOF | Flags::CLOSE_AFTER;
+                h.client_fin(ctx);
+                fed = Fed::Some;
+            }
+            Ok(n) => {
+                self.since = now;
+                ctx.activity = true;
+                let st = self.st.get_or_insert_with(Default::default);
+                match h.body_room() {
+                    Some(room) if st.body.is_some() => {
+                        let t = take_body(&mut st.body, &rbuf[..n], room, &ctx.site)?;
+                        st.input.extend_from_slice(&rbuf[t.used..n]);
+                        if let Some(trailers) = t.done {
+                            h.body_done(ctx, trailers);
+                        }
+                    }
+                    _ => st.input.extend_from_slice(&rbuf[..n]),
+                }
+                fed = Fed::Some;
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(_) => return Ok(Fed::Gone),
+        }
+        Ok(fed)
+    }
+
+    /// The handler is done: its unsent output continues as an ordinary response
+    /// write, and the connection goes on with keep-alive (or closes).
+    fn handler_done(&mut self, out: Out, keep_alive: bool) {
+        let st = self.state();
+        let mut keep_alive = keep_alive;
+        if st.body.take().is_some() {
+            // The handler did not take the whole body: the rest is not read.
+            keep_alive = false;
+            self.flags |= Flags::DIRTY;
+        }
+        if !keep_alive {
+            self.flags |= Flags::CLOSE_AFTER;
+            if let Some(st) = self.st.as_mut() {
+                st.input.clear();
+            }
+        }
+        if out.is_empty() {
+            self.phase = Phase::Head;
+        } else {
+            self.state().out = Some(out);
+            self.phase = Phase::Write;
+        }
+    }
+}
+
+/// What the body service did for a handler this round.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Fed {
+    Nothing,
+    Some,
+    /// The client is gone (or went before its body was in).
+    Gone,
+}
+
+/// Body bytes from `d` into `room`; once the body ended (the trailers kept are
+/// in `done`), `body` ends too.
+fn take_body(
+    body: &mut Option<Body>,
+    d: &[u8],
+    room: &mut Vec<u8>,
+    site: &crate::site::Site,
+) -> Result<Taken, u16> {
+    let Some(b) = body.as_mut() else {
+        return Ok(Taken {
+            used: 0,
+            done: None,
+        });
+    };
+    let t = b.take(
+        d,
+        |x| room.extend_from_slice(x),
+        site.field_limit,
+        &site.trailer_whitelist,
+    )?;
+    if t.done.is_some() {
+        *body = None;
+    }
+    Ok(t)
 }
 
 impl Conn {
@@ -1067,21 +1249,13 @@ impl Conn {
         }
     }
 
-    /// A CGI's local redirect (from `cgi::pump`): run it and queue what it answered.
-    pub(crate) fn redispatch(&mut self, ctx: &mut Ctx, ir: crate::cgi::Internal) {
+    /// A CGI's local redirect: run it and queue what it answered.
+    fn redispatch(&mut self, ctx: &mut Ctx, ir: crate::cgi::Internal) {
         self.internal_request(ctx, ir);
-        if self.phase != Phase::Cgi {
+        if self.phase != Phase::Handler {
             let _ = self.flush(ctx);
         }
     }
-}
-
-/// A chunked request's Trailer header (the fields its trailers may name).
-fn trailer_names(head: &Head, buf: &[u8], fields: &[request::Field]) -> Option<Box<[u8]>> {
-    if head.body != BodyKind::Chunked {
-        return None;
-    }
-    request::header(buf, fields, b"trailer").map(Box::from)
 }
 
 /// An error handler that runs as a CGI script is taken out of the static handler's

@@ -9,11 +9,14 @@
 // opens beneath a root (stat_cache), the sandbox; not in HTTP, modules, handlers.
 #![deny(unsafe_code)]
 
+pub mod body;
 pub mod cgi;
 pub mod chunked;
 pub mod conn;
+pub mod ctx;
 pub mod date;
 pub mod errors;
+pub mod handler;
 pub mod mime;
 pub mod mods;
 pub mod path;

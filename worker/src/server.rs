@@ -3,13 +3,14 @@
 //! the connections; once-a-second maintenance (timeouts, drain, activity).
 
 use crate::conn::{Conn, Next, Want};
+pub use crate::ctx::Ctx;
 use crate::date::Clock;
 use crate::errors::Pages;
-use crate::request::{Field, Version};
+
 use crate::response::Out;
 use crate::site::Site;
 use crate::stat_cache::StatCache;
-use crate::static_file::{self, Roots};
+use crate::static_file::Roots;
 use crate::sys;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
@@ -33,48 +34,6 @@ const ACCEPT_BATCH: usize = 32;
 
 /// Seconds a keep-alive connection must have been idle before a drain closes it.
 const DRAIN_IDLE: u64 = 2;
-
-/// Everything a connection's state machine uses, apart from the connection itself.
-pub struct Ctx {
-    pub site: Site,
-    /// server.tag of the global scope (for errors answered before a request has a view).
-    pub tag: String,
-    pub cond: CondState,
-    pub clock: Clock,
-    pub out: Out,
-    pub fields: Vec<Field>,
-    pub path: Vec<u8>,
-    pub scratch: Vec<u8>,
-    pub etag: Vec<u8>,
-    pub cache: StatCache,
-    pub roots: Roots,
-    pub pages: Pages,
-    pub draining: bool,
-    pub activity: bool,
-    /// Per-request state of the modules (mods/), buffers reused.
-    pub rq: crate::mods::Rq,
-    /// mod_cgi: the channel to the gateway-spawner and the jobs it runs for us.
-    pub cgi: crate::cgi::Client,
-    /// Error-log lines from request handling, written after the loop turn.
-    pub log: Vec<String>,
-}
-
-impl Ctx {
-    /// A built-in error page that closes the connection (parse errors, 413).
-    pub fn error_response(&mut self, version: Version, status: u16) {
-        static_file::simple_error(
-            &mut self.out,
-            &self.clock,
-            &self.pages,
-            &self.tag,
-            version,
-            status,
-            false,
-            false,
-            &[],
-        );
-    }
-}
 
 /// Where the worker's own log lines go.
 pub enum Logger {
@@ -411,7 +370,13 @@ impl Server {
             }
             self.close(key);
         }
-        for key in crate::cgi::tick(&mut self.conns, &mut self.ctx) {
+        let mut due = Vec::new();
+        for (key, c) in self.conns.iter_mut() {
+            if c.tick_handler(&mut self.ctx, now) {
+                due.push(key);
+            }
+        }
+        for key in due {
             self.drive(key);
         }
         if let Some(d) = self.drain_deadline {
@@ -556,7 +521,7 @@ impl Server {
         // at most a spurious wake-up, never a lost one; keeping it saves two
         // epoll_ctl per blocked write. (mod_cgi's phase sets its own, exactly.)
         let mut want = conn.interest();
-        if !conn.registered.is_empty() && !matches!(conn.phase, crate::conn::Phase::Cgi) {
+        if !conn.registered.is_empty() && !matches!(conn.phase, crate::conn::Phase::Handler) {
             want |= conn.registered;
         }
         if !self.oneshot && want != conn.registered {
@@ -584,15 +549,28 @@ impl Server {
         if self.conns.contains(key) {
             // Closing the fd also removes it from the epoll set.
             let mut c = self.conns.remove(key);
-            crate::cgi::closed(&mut c, &mut self.ctx);
+            c.abandon(&mut self.ctx);
         }
     }
 
     /// The gateway-spawner answered (or its channel can take more).
     fn spawner_event(&mut self) {
-        let keys = crate::cgi::spawner_event(&mut self.conns, &mut self.ctx, self.poll.registry());
+        let keys = crate::cgi::spawner_event(
+            &mut ConnJobs(&mut self.conns),
+            &mut self.ctx,
+            self.poll.registry(),
+        );
         for key in keys {
             self.drive(key);
         }
+    }
+}
+
+/// The CGI jobs of the connections, for the spawner's answers.
+struct ConnJobs<'a>(&'a mut Slab<Conn>);
+
+impl crate::cgi::Jobs for ConnJobs<'_> {
+    fn job(&mut self, key: usize, id: u64) -> Option<&mut crate::cgi::Job> {
+        self.0.get_mut(key)?.cgi_job(id)
     }
 }

@@ -11,16 +11,14 @@
 pub mod resp;
 
 use crate::chunked::Decoder;
-use crate::conn::{BodyState, Conn, Flags, Next, Phase, State, Want};
+use crate::ctx::Ctx;
+use crate::handler::Want;
 use crate::request::{BodyKind, Field, Head, Method, Version};
 use crate::response::Out;
-use crate::server::Ctx;
-use crate::site::Site;
 use crate::stat_cache::{Found, Root};
 use mio::unix::SourceFd;
 use mio::{Interest, Registry, Token};
 use resp::{Parsed, RespHead};
-use slab::Slab;
 use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -222,8 +220,10 @@ pub struct Job {
     inpos: usize,
     /// The script stopped reading its stdin: the rest of the body is thrown away.
     in_closed: bool,
-    /// The client half-closed (cgi.limits tcp-fin-propagate): nothing more is read.
+    /// The client half-closed after its request (cgi.limits tcp-fin-propagate).
     client_fin: bool,
+    /// The connection is still reading the request body for us.
+    body_open: bool,
     /// The request, kept until it can be sent (a chunked body is being collected).
     req: Option<Box<CgiRequest>>,
     /// Response head bytes until the head is complete.
@@ -441,10 +441,10 @@ pub struct Parts<'a> {
     pub cfg: &'a wick_conf::Config,
 }
 
-/// Start a CGI job for a request: the job goes into the connection's state and the
-/// connection into [`Phase::Cgi`]. Output already produced for earlier pipelined
-/// requests (in `ctx_out`) moves into the job, ahead of the script's response.
-pub fn begin(c: &mut Conn, p: Parts<'_>, view: &View, b: Begin<'_>) {
+/// Start a CGI job for a request: the handler the connection steps from now on.
+/// Output already produced for earlier pipelined requests (in `p.out`) moves into
+/// the job, ahead of the script's response.
+pub fn begin(p: Parts<'_>, view: &View, b: Begin<'_>) -> Box<Job> {
     let now = p.clock.mono;
     let (limits, warnings) = CgiLimits::parse(view.cgi_limits);
     for w in warnings {
@@ -482,6 +482,7 @@ pub fn begin(c: &mut Conn, p: Parts<'_>, view: &View, b: Begin<'_>) {
         inpos: 0,
         in_closed: false,
         client_fin: false,
+        body_open: b.head.body != BodyKind::None,
         req: None,
         head: Vec::new(),
         framing: Framing::Head,
@@ -526,8 +527,7 @@ pub fn begin(c: &mut Conn, p: Parts<'_>, view: &View, b: Begin<'_>) {
                 .log
                 .push(format!("mod_cgi: {}: the path is not UTF-8", job.script));
             fail(&mut job, p.clock, p.pages, 400);
-            install(c, job);
-            return;
+            return job;
         }
     };
     let mut headers: Vec<(String, String)> = Vec::with_capacity(b.fields.len());
@@ -581,8 +581,7 @@ pub fn begin(c: &mut Conn, p: Parts<'_>, view: &View, b: Begin<'_>) {
             job.script
         ));
         fail(&mut job, p.clock, p.pages, 503);
-        install(c, job);
-        return;
+        return job;
     }
     if b.head.body == BodyKind::Chunked {
         job.stage = Stage::Collecting;
@@ -591,7 +590,7 @@ pub fn begin(c: &mut Conn, p: Parts<'_>, view: &View, b: Begin<'_>) {
         p.cgi.jobs.insert(id, p.cgi.current);
         p.cgi.send(FromWorkerToSpawner::Run(Box::new(req)));
     }
-    install(c, job);
+    job
 }
 
 /// Add a request header for the script, joined to one of the same name as lighttpd
@@ -611,13 +610,6 @@ fn merge_header(headers: &mut Vec<(String, String)>, name: String, value: String
         }
         None => headers.push((name, value)),
     }
-}
-
-fn install(c: &mut Conn, job: Box<Job>) {
-    let st = c.st.get_or_insert_with(Default::default);
-    st.cgi = Some(job);
-    st.held = None;
-    c.phase = Phase::Cgi;
 }
 
 /// The connection's local address, for SERVER_ADDR on a wildcard listener.
@@ -663,13 +655,19 @@ fn fail(job: &mut Job, clock: &crate::date::Clock, pages: &crate::errors::Pages,
     }
 }
 
+/// The jobs of a worker's connections, found by connection key and job id (the
+/// server implements it over its connections; cgi does not know connections).
+pub trait Jobs {
+    fn job(&mut self, key: usize, id: u64) -> Option<&mut Job>;
+}
+
 /// The spawner's channel is readable (or writable): handle its answers. Returns the
 /// connections to drive.
-pub fn spawner_event(conns: &mut Slab<Conn>, ctx: &mut Ctx, reg: &Registry) -> Vec<usize> {
+pub fn spawner_event(conns: &mut impl Jobs, ctx: &mut Ctx, reg: &Registry) -> Vec<usize> {
     ctx.cgi.flush();
     let mut drive = Vec::new();
     for (id, key) in std::mem::take(&mut ctx.cgi.orphans) {
-        if let Some(job) = job_of(conns, key, id) {
+        if let Some(job) = conns.job(key, id) {
             if job.stage == Stage::Waiting {
                 fail(job, &ctx.clock, &ctx.pages, 503);
                 drive.push(key);
@@ -690,7 +688,7 @@ pub fn spawner_event(conns: &mut Slab<Conn>, ctx: &mut Ctx, reg: &Registry) -> V
                     .push("mod_cgi: the gateway-spawner closed its channel".into());
                 let waiting: Vec<(u64, usize)> = ctx.cgi.jobs.drain().collect();
                 for (id, key) in waiting {
-                    if let Some(job) = job_of(conns, key, id) {
+                    if let Some(job) = conns.job(key, id) {
                         if job.stage == Stage::Waiting {
                             fail(job, &ctx.clock, &ctx.pages, 503);
                             drive.push(key);
@@ -704,7 +702,7 @@ pub fn spawner_event(conns: &mut Slab<Conn>, ctx: &mut Ctx, reg: &Registry) -> V
             SpawnerToWorker::Started { id, pid } => {
                 let key = ctx.cgi.jobs.get(&id).copied();
                 let now = ctx.clock.mono;
-                let job = key.and_then(|k| job_of(conns, k, id));
+                let job = key.and_then(|k| conns.job(k, id));
                 let (Some(key), Some(job), [i, o, e]) = (key, job, &fds[..]) else {
                     // Nobody waits for it any more (client gone, or a bad answer).
                     ctx.cgi.finish(id, FinishReason::ClientGone);
@@ -749,7 +747,7 @@ pub fn spawner_event(conns: &mut Slab<Conn>, ctx: &mut Ctx, reg: &Registry) -> V
             SpawnerToWorker::Refused { id, status, reason } => {
                 let key = ctx.cgi.jobs.remove(&id);
                 if let Some(key) = key {
-                    if let Some(job) = job_of(conns, key, id) {
+                    if let Some(job) = conns.job(key, id) {
                         ctx.cgi
                             .log
                             .push(format!("mod_cgi: {} not run: {reason}", job.script));
@@ -764,245 +762,37 @@ pub fn spawner_event(conns: &mut Slab<Conn>, ctx: &mut Ctx, reg: &Registry) -> V
     drive
 }
 
-fn job_of(conns: &mut Slab<Conn>, key: usize, id: u64) -> Option<&mut Job> {
-    let job = conns.get_mut(key)?.st.as_mut()?.cgi.as_mut()?;
-    (job.id == id).then_some(&mut **job)
-}
-
-/// The connection is being closed: a script still at work is killed.
-pub fn closed(c: &mut Conn, ctx: &mut Ctx) {
-    let Some(job) = c.st.as_mut().and_then(|s| s.cgi.take()) else {
-        return;
-    };
-    match job.stage {
-        Stage::Waiting | Stage::Running => ctx.cgi.finish(job.id, FinishReason::ClientGone),
-        Stage::Collecting | Stage::Done => {
-            ctx.cgi.jobs.remove(&job.id);
-        }
-    }
-}
-
-/// Once a second: cgi.limits read-timeout and write-timeout. Returns the connections
-/// to drive (their job timed out). Without a read-timeout, a script that says
-/// nothing for server.max-write-idle seconds once its request body is in ends the
-/// same way: a request never waits on a silent script for ever.
-pub fn tick(conns: &mut Slab<Conn>, ctx: &mut Ctx) -> Vec<usize> {
-    let now = ctx.clock.mono;
-    let mut due = Vec::new();
-    for (key, c) in conns.iter_mut() {
-        let Some(st) = c.st.as_mut() else {
-            continue;
-        };
-        let body_open = st.body.is_some();
-        let Some(job) = st.cgi.as_mut() else {
-            continue;
-        };
-        let l = job.limits;
-        let read_limit = match l.read_timeout {
-            0 if body_open => 0,
-            0 => ctx.site.write_idle,
-            t => t,
-        };
-        if !job.out.is_empty() {
-            // Waiting for the client, not the script (max-write-idle covers it).
-            job.read_ts = now;
-        }
-        if job.pending.as_ref().is_some_and(|p| now > p.since + 1) {
-            // A script still at work a second after its head: what it said streams.
-            commit_head(ctx, job, false);
-            due.push(key);
-            continue;
-        }
-        // Waiting: the spawner has not started it yet (read_ts is the request's start).
-        let silent = match job.stage {
-            Stage::Running => job.stdout.is_some(),
-            Stage::Waiting => true,
-            Stage::Collecting | Stage::Done => continue,
-        };
-        let what = if read_limit > 0 && silent && now.saturating_sub(job.read_ts) > read_limit {
-            "read"
-        } else if l.write_timeout > 0
-            && job.stdin.is_some()
-            && job.inpos < job.inbuf.len()
-            && now.saturating_sub(job.write_ts) > l.write_timeout
-        {
-            "write"
-        } else {
-            continue;
-        };
-        ctx.cgi.log.push(format!(
-            "mod_cgi: {what} timeout on CGI: {} (pid: {})",
-            job.script, job.pid
-        ));
-        let id = job.id;
-        fail(job, &ctx.clock, &ctx.pages, 504);
-        ctx.cgi.finish(id, FinishReason::Timeout);
-        due.push(key);
-    }
-    due
-}
-
-/// No byte of the script's response has been queued: an error page can replace it.
-pub fn not_started(st: Option<&State>) -> bool {
-    st.and_then(|s| s.cgi.as_ref()).is_some_and(|j| !j.started)
-}
-
-/// The interest a connection in [`Phase::Cgi`] needs: always readable (the body, or
-/// the client going away), writable while response bytes wait.
-pub fn interest(st: Option<&State>) -> Want {
-    match st.and_then(|s| s.cgi.as_ref()) {
-        Some(job) if !job.out.is_empty() => Want::READ | Want::WRITE,
-        _ => Want::READ,
-    }
-}
-
-/// Seconds a connection in [`Phase::Cgi`] may go without progress: the write timeout
-/// while the client does not take the response; the script's own limits otherwise.
-pub fn timeout(st: Option<&State>, write_idle: u64) -> u64 {
-    match st.and_then(|s| s.cgi.as_ref()) {
-        Some(job) if !job.out.is_empty() => write_idle,
-        _ => u64::MAX,
-    }
-}
-
-/// Move bytes between the client, the script's pipes and the log until nothing moves.
-/// Ok(None): the job is over and the connection continues in the phase set;
-/// Some(next): stop here.
-pub fn pump(c: &mut Conn, ctx: &mut Ctx, rbuf: &mut [u8]) -> Option<Next> {
-    let Some(mut job) = c.st.as_mut().and_then(|s| s.cgi.take()) else {
-        c.phase = Phase::Head;
-        return None;
-    };
-    let r = pump_job(c, ctx, &mut job, rbuf);
-    match r {
-        Step::Wait => {
-            install(c, job);
-            Some(Next::Keep)
-        }
-        Step::Again => {
-            install(c, job);
-            Some(Next::Again)
-        }
-        Step::Close => {
-            if matches!(job.stage, Stage::Waiting | Stage::Running) {
-                ctx.cgi.finish(job.id, FinishReason::ClientGone);
-            }
-            Some(Next::Close)
-        }
-        Step::Done => {
-            complete(c, ctx, job, rbuf);
-            None
-        }
-        Step::Redirect(ir) => {
-            if let Some(st) = c.st.as_mut() {
-                if st.body.take().is_some() {
-                    // The body went to the first script; the rest is not read.
-                    c.flags |= Flags::CLOSE_AFTER | Flags::DIRTY;
-                }
-            }
-            c.phase = Phase::Head;
-            c.redispatch(ctx, *ir);
-            None
-        }
-    }
-}
-
-enum Step {
-    /// Blocked on some fd: wait for events.
+/// How one turn of the job went (internal to the job's step).
+enum Pump {
     Wait,
-    /// Progress without end: let other connections run first.
-    Again,
+    Progress,
     Close,
+    /// Stop reading the request body and answer with this status.
+    Refuse(u16),
     Done,
     Redirect(Box<Internal>),
 }
 
-fn pump_job(c: &mut Conn, ctx: &mut Ctx, job: &mut Job, rbuf: &mut [u8]) -> Step {
-    for _ in 0..64 {
-        let mut progress = false;
+impl Job {
+    /// One turn: the collected body starts the script, body bytes to its stdin,
+    /// its stdout to the response, stderr lines to the log, the response to the
+    /// client.
+    fn pump(
+        &mut self,
+        ctx: &mut Ctx,
+        client: &mut crate::handler::Client,
+        rbuf: &mut [u8],
+    ) -> Pump {
+        let job = self;
         let now = ctx.clock.mono;
-
-        // 1. Request body: buffered input first, then the socket.
-        if let Some(st) = c.st.as_mut() {
-            if st.body.is_some() && !st.input.is_empty() {
-                let input = std::mem::take(&mut st.input);
-                match take_body(st, job, &input, &ctx.site) {
-                    Ok(used) => st.input.extend_from_slice(&input[used..]),
-                    Err(status) => return body_error(c, ctx, job, status),
-                }
-                progress = true;
-            }
-        }
-        let body_open = c.st.as_ref().is_some_and(|s| s.body.is_some());
-        let pending_in = job.inbuf.len() - job.inpos;
-        let input_len = c.st.as_ref().map_or(0, |s| s.input.len());
-        let want_read = if body_open {
-            pending_in < IN_HIGH || job.in_closed || job.stage == Stage::Collecting
-        } else {
-            input_len < ctx.site.field_limit && !job.client_fin
-        };
-        if body_open && !want_read {
-            // The script holds the body back, not the client: its rate starts over.
-            if let Some(st) = c.st.as_mut() {
-                (st.body_since, st.body_read) = (now, 0);
-            }
-        }
-        if want_read && job.stage != Stage::Done {
-            let r = c.io.read(rbuf);
-            match r {
-                Ok(0) => {
-                    if body_open {
-                        // Gone before its body was in.
-                        return Step::Close;
-                    }
-                    // A client that half-closed after its request (as scripted
-                    // clients do) still gets the response, then the close; with
-                    // cgi.limits tcp-fin-propagate the script gets a signal.
-                    job.client_fin = true;
-                    c.flags |= Flags::CLOSE_AFTER;
-                    job.keep_alive = false;
-                    let sig = job.limits.signal_fin;
-                    if sig != 0 && matches!(job.stage, Stage::Waiting | Stage::Running) {
-                        ctx.cgi.send(FromWorkerToSpawner::Signal {
-                            id: job.id,
-                            signal: sig,
-                        });
-                    }
-                    continue;
-                }
-                Ok(n) => {
-                    c.since = now;
-                    ctx.activity = true;
-                    let st = c.st.get_or_insert_with(Default::default);
-                    if st.body.is_some() {
-                        match take_body(st, job, &rbuf[..n], &ctx.site) {
-                            Ok(used) => st.input.extend_from_slice(&rbuf[used..n]),
-                            Err(status) => {
-                                return body_error(c, ctx, job, status);
-                            }
-                        }
-                    } else {
-                        st.input.extend_from_slice(&rbuf[..n]);
-                    }
-                    progress = true;
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(_) => {
-                    return Step::Close;
-                }
-            }
-        }
-        let body_open = c.st.as_ref().is_some_and(|s| s.body.is_some());
+        let mut progress = false;
+        let body_open = job.body_open;
 
         // 2. A collected chunked body is complete: now the script can start.
+        // (server.max-request-size is the body's own limit; this bounds memory.)
         if job.stage == Stage::Collecting {
-            // server.max-request-size when set (0: unlimited), never above COLLECT_MAX.
-            let limit = match c.st.as_ref().map_or(0, |s| s.body_limit) {
-                0 => COLLECT_MAX,
-                l => l.min(COLLECT_MAX),
-            };
-            if job.inbuf.len() as u64 > limit {
-                return body_error(c, ctx, job, 413);
+            if job.inbuf.len() as u64 > COLLECT_MAX {
+                return Pump::Refuse(413);
             }
             if !body_open {
                 if let Some(mut req) = job.req.take() {
@@ -1104,97 +894,212 @@ fn pump_job(c: &mut Conn, ctx: &mut Ctx, job: &mut Job, rbuf: &mut [u8]) -> Step
         }
         if !job.out.is_empty() {
             let before = job.out.remaining();
-            // Not `closing`: a script's output streams, nothing may wait for the FIN.
-            let r = job.out.flush(&c.io, false);
+            let r = client.send(&mut job.out, now);
             if let Some(l) = &mut job.log {
                 l.sent(before.saturating_sub(job.out.remaining()));
             }
             match r {
                 Ok(true) => {
                     job.out.clear();
-                    c.since = now;
                     progress = true;
                 }
-                Ok(false) => {
-                    if job.out.remaining() != before {
-                        c.since = now;
-                        progress = true;
-                    }
-                }
-                Err(_) => return Step::Close,
+                Ok(false) => progress |= job.out.remaining() != before,
+                Err(_) => return Pump::Close,
             }
         }
 
         // 7. Done when the script's output is all read (stderr may trail).
         if job.stage == Stage::Done && job.stdout.is_none() {
-            return Step::Done;
+            return Pump::Done;
         }
-        if !progress {
-            return Step::Wait;
+        if progress {
+            Pump::Progress
+        } else {
+            Pump::Wait
         }
     }
-    Step::Again
-}
 
-/// Body bytes (decoded) into the job; returns how many input bytes were the body's.
-fn take_body(st: &mut State, job: &mut Job, d: &[u8], site: &Site) -> Result<usize, u16> {
-    let (used, done) = match st.body.as_mut() {
-        None => (0, true),
-        Some(BodyState::Length(rem)) => {
-            let n = (*rem).min(d.len() as u64) as usize;
-            *rem -= n as u64;
-            st.body_read += n as u64;
-            if !job.in_closed {
-                job.inbuf.extend_from_slice(&d[..n]);
-            }
-            (n, *rem == 0)
-        }
-        Some(BodyState::Chunked(dec)) => {
-            let sink = &mut job.inbuf;
-            let closed = job.in_closed;
-            let n = dec
-                .decode(d, |b| {
-                    if !closed {
-                        sink.extend_from_slice(b)
-                    }
-                })
-                .map_err(|_| 400u16)?;
-            if st.body_limit > 0 && dec.total > st.body_limit {
-                return Err(413);
-            }
-            st.body_read += n as u64;
-            if dec.is_done() {
-                let names = st.trailer_names.as_deref();
-                let wl = &site.trailer_whitelist;
-                let kept = crate::trailer::check(dec.trailers(), names, site.field_limit, wl)?;
-                // The script is asked for once the body is in: its HTTP_* include them.
-                if let Some(req) = job.req.as_mut() {
-                    for (name, value) in kept {
-                        merge_header(&mut req.headers, name, value);
-                    }
+    /// The job is over: what the script wrote to stderr before it ended is logged,
+    /// the access-log line closed; the connection sends the rest of `out`.
+    fn complete(&mut self, ctx: &mut Ctx, rbuf: &mut [u8]) {
+        ctx.cgi.jobs.remove(&self.id);
+        if let Some(fd) = self.stderr.take() {
+            for _ in 0..16 {
+                match crate::sys::read(fd.as_raw_fd(), rbuf) {
+                    Ok(n) if n > 0 => self.errbuf.extend_from_slice(&rbuf[..n]),
+                    _ => break,
                 }
             }
-            (n, dec.is_done())
         }
-    };
-    if done {
-        st.body = None;
+        if !self.errbuf.is_empty() {
+            flush_err(ctx, self, true);
+        }
+        if let Some(l) = self.log.take() {
+            l.finish(self.out.remaining());
+        }
     }
-    Ok(used)
 }
 
-fn body_error(c: &mut Conn, ctx: &mut Ctx, job: &mut Job, status: u16) -> Step {
-    if let Some(st) = c.st.as_mut() {
-        st.body = None;
-        st.input.clear();
+impl Job {
+    /// The handle the worker and the spawner know this job by.
+    pub fn id(&self) -> u64 {
+        self.id
     }
-    c.flags |= Flags::CLOSE_AFTER | Flags::DIRTY;
-    if matches!(job.stage, Stage::Waiting | Stage::Running) {
-        ctx.cgi.finish(job.id, FinishReason::Error);
+}
+
+impl crate::handler::Handler for Job {
+    fn body_room(&mut self) -> Option<&mut Vec<u8>> {
+        let pending = self.inbuf.len() - self.inpos;
+        let room = pending < IN_HIGH || self.in_closed || self.stage == Stage::Collecting;
+        room.then_some(&mut self.inbuf)
     }
-    job.keep_alive = false;
-    fail(job, &ctx.clock, &ctx.pages, status);
-    Step::Done
+
+    fn body_done(&mut self, _ctx: &mut Ctx, trailers: Vec<(String, String)>) {
+        self.body_open = false;
+        // The script is asked for once a chunked body is in: its HTTP_* include them.
+        if let Some(req) = self.req.as_mut() {
+            for (name, value) in trailers {
+                merge_header(&mut req.headers, name, value);
+            }
+        }
+    }
+
+    fn client_fin(&mut self, ctx: &mut Ctx) {
+        // The response still goes out, then the close; with cgi.limits
+        // tcp-fin-propagate the script gets a signal.
+        self.client_fin = true;
+        self.keep_alive = false;
+        let sig = self.limits.signal_fin;
+        if sig != 0 && matches!(self.stage, Stage::Waiting | Stage::Running) {
+            ctx.cgi.send(FromWorkerToSpawner::Signal {
+                id: self.id,
+                signal: sig,
+            });
+        }
+    }
+
+    fn step(
+        &mut self,
+        ctx: &mut Ctx,
+        client: &mut crate::handler::Client,
+        rbuf: &mut [u8],
+    ) -> crate::handler::Step {
+        use crate::handler::Step;
+        match self.pump(ctx, client, rbuf) {
+            Pump::Wait => Step::Wait,
+            Pump::Progress => Step::Progress,
+            Pump::Close => Step::Close,
+            Pump::Refuse(status) => Step::Refuse(status),
+            Pump::Redirect(ir) => {
+                ctx.cgi.jobs.remove(&self.id);
+                Step::Redirect(ir)
+            }
+            Pump::Done => {
+                self.complete(ctx, rbuf);
+                Step::Done {
+                    out: std::mem::take(&mut self.out),
+                    keep_alive: self.keep_alive,
+                }
+            }
+        }
+    }
+
+    fn abort(&mut self, ctx: &mut Ctx, status: Option<u16>) {
+        match status {
+            None => match self.stage {
+                Stage::Waiting | Stage::Running => {
+                    ctx.cgi.finish(self.id, FinishReason::ClientGone)
+                }
+                Stage::Collecting | Stage::Done => {
+                    ctx.cgi.jobs.remove(&self.id);
+                }
+            },
+            Some(status) => {
+                self.body_open = false;
+                if matches!(self.stage, Stage::Waiting | Stage::Running) {
+                    ctx.cgi.finish(self.id, FinishReason::Error);
+                }
+                self.keep_alive = false;
+                fail(self, &ctx.clock, &ctx.pages, status);
+            }
+        }
+    }
+
+    /// Readable always (the body, or the client going away); writable while
+    /// response bytes wait.
+    fn want(&self) -> Want {
+        if self.out.is_empty() {
+            Want::READ
+        } else {
+            Want::READ | Want::WRITE
+        }
+    }
+
+    /// The write timeout while the client does not take the response; the
+    /// script's own limits (tick) otherwise.
+    fn timeout(&self, write_idle: u64) -> u64 {
+        if self.out.is_empty() {
+            u64::MAX
+        } else {
+            write_idle
+        }
+    }
+
+    /// cgi.limits read-timeout and write-timeout. Without a read-timeout, a script
+    /// that says nothing for server.max-write-idle seconds once its request body is
+    /// in ends the same way: a request never waits on a silent script for ever.
+    fn tick(&mut self, ctx: &mut Ctx, now: u64, _body_open: bool) -> bool {
+        let job = self;
+        let body_open = job.body_open;
+        let l = job.limits;
+        let read_limit = match l.read_timeout {
+            0 if body_open => 0,
+            0 => ctx.site.write_idle,
+            t => t,
+        };
+        if !job.out.is_empty() {
+            // Waiting for the client, not the script (max-write-idle covers it).
+            job.read_ts = now;
+        }
+        if job.pending.as_ref().is_some_and(|p| now > p.since + 1) {
+            // A script still at work a second after its head: what it said streams.
+            commit_head(ctx, job, false);
+            return true;
+        }
+        // Waiting: the spawner has not started it yet (read_ts is the request's start).
+        let silent = match job.stage {
+            Stage::Running => job.stdout.is_some(),
+            Stage::Waiting => true,
+            Stage::Collecting | Stage::Done => return false,
+        };
+        let what = if read_limit > 0 && silent && now.saturating_sub(job.read_ts) > read_limit {
+            "read"
+        } else if l.write_timeout > 0
+            && job.stdin.is_some()
+            && job.inpos < job.inbuf.len()
+            && now.saturating_sub(job.write_ts) > l.write_timeout
+        {
+            "write"
+        } else {
+            return false;
+        };
+        ctx.cgi.log.push(format!(
+            "mod_cgi: {what} timeout on CGI: {} (pid: {})",
+            job.script, job.pid
+        ));
+        let id = job.id;
+        fail(job, &ctx.clock, &ctx.pages, 504);
+        ctx.cgi.finish(id, FinishReason::Timeout);
+        true
+    }
+
+    fn started(&self) -> bool {
+        self.started
+    }
+
+    fn as_any(&mut self) -> &mut dyn std::any::Any {
+        self
+    }
 }
 
 fn flush_err(ctx: &mut Ctx, job: &mut Job, all: bool) {
@@ -1219,7 +1124,7 @@ fn flush_err(ctx: &mut Ctx, job: &mut Job, all: bool) {
 }
 
 /// Bytes from the script's stdout.
-fn stdout_data(ctx: &mut Ctx, job: &mut Job, data: &[u8]) -> Option<Step> {
+fn stdout_data(ctx: &mut Ctx, job: &mut Job, data: &[u8]) -> Option<Pump> {
     if job.framing != Framing::Head {
         body_bytes(ctx, job, data);
         return None;
@@ -1263,7 +1168,7 @@ fn stdout_data(ctx: &mut Ctx, job: &mut Job, data: &[u8]) -> Option<Step> {
 }
 
 /// A response head that cannot be sent: logged, and an error page instead.
-fn malformed(ctx: &mut Ctx, job: &mut Job, why: &str, status: u16) -> Option<Step> {
+fn malformed(ctx: &mut Ctx, job: &mut Job, why: &str, status: u16) -> Option<Pump> {
     ctx.cgi.log.push(format!(
         "mod_cgi: malformed response from {} (pid {}): {why}",
         job.script, job.pid
@@ -1271,11 +1176,11 @@ fn malformed(ctx: &mut Ctx, job: &mut Job, why: &str, status: u16) -> Option<Ste
     let id = job.id;
     fail(job, &ctx.clock, &ctx.pages, status);
     ctx.cgi.finish(id, FinishReason::Error);
-    Some(Step::Done)
+    Some(Pump::Done)
 }
 
 /// The script's output ended.
-fn stdout_eof(ctx: &mut Ctx, job: &mut Job) -> Option<Step> {
+fn stdout_eof(ctx: &mut Ctx, job: &mut Job) -> Option<Pump> {
     if job.framing == Framing::Head {
         if job.head.is_empty() {
             if job.stage != Stage::Done {
@@ -1461,7 +1366,7 @@ fn write_head(ctx: &mut Ctx, job: &mut Job, mut h: RespHead, status: u16) {
 
 /// cgi.local-redir: the request runs again for the Location path; the script that
 /// asked is done.
-fn local_redirect(ctx: &mut Ctx, job: &mut Job, h: &RespHead, loc: Vec<u8>) -> Option<Step> {
+fn local_redirect(ctx: &mut Ctx, job: &mut Job, h: &RespHead, loc: Vec<u8>) -> Option<Pump> {
     let own = &job.saved.buf[job.saved.head.path.start as usize..job.saved.head.path.end as usize];
     let own_path = crate::path::split_target(own).0;
     let (new_path, _) = crate::path::split_target(&loc);
@@ -1485,12 +1390,12 @@ fn local_redirect(ctx: &mut Ctx, job: &mut Job, h: &RespHead, loc: Vec<u8>) -> O
             String::from_utf8_lossy(job.saved.head.target.of(&job.saved.buf))
         ));
         fail(job, &ctx.clock, &ctx.pages, 500);
-        return Some(Step::Done);
+        return Some(Pump::Done);
     }
     let status = h.effective_status();
     let orig_target =
         String::from_utf8_lossy(job.saved.head.target.of(&job.saved.buf)).into_owned();
-    Some(Step::Redirect(Box::new(Internal {
+    Some(Pump::Redirect(Box::new(Internal {
         saved: job.saved.clone(),
         method_get: status != 307 && status != 308,
         info: InternalInfo {
@@ -1504,7 +1409,7 @@ fn local_redirect(ctx: &mut Ctx, job: &mut Job, h: &RespHead, loc: Vec<u8>) -> O
 }
 
 /// cgi.x-sendfile: the response body is a file the script names.
-fn x_sendfile(ctx: &mut Ctx, job: &mut Job, mut h: RespHead, value: &str) -> Option<Step> {
+fn x_sendfile(ctx: &mut Ctx, job: &mut Job, mut h: RespHead, value: &str) -> Option<Pump> {
     h.remove("x-sendfile");
     h.remove("content-length");
     h.content_length = None;
@@ -1578,46 +1483,5 @@ fn x_sendfile(ctx: &mut Ctx, job: &mut Job, mut h: RespHead, value: &str) -> Opt
     let id = job.id;
     fail(job, &ctx.clock, &ctx.pages, status);
     ctx.cgi.finish(id, FinishReason::Done);
-    Some(Step::Done)
-}
-
-/// The job is over: its unsent output continues as an ordinary response write, and
-/// the connection goes on with keep-alive (or closes).
-fn complete(c: &mut Conn, ctx: &mut Ctx, mut job: Box<Job>, rbuf: &mut [u8]) {
-    ctx.cgi.jobs.remove(&job.id);
-    // What the script wrote to stderr before it ended is in the pipe now.
-    if let Some(fd) = job.stderr.take() {
-        for _ in 0..16 {
-            match crate::sys::read(fd.as_raw_fd(), rbuf) {
-                Ok(n) if n > 0 => job.errbuf.extend_from_slice(&rbuf[..n]),
-                _ => break,
-            }
-        }
-    }
-    if !job.errbuf.is_empty() {
-        flush_err(ctx, &mut job, true);
-    }
-    let st = c.st.get_or_insert_with(Default::default);
-    if st.body.take().is_some() {
-        // The script did not take the whole body: the rest is not read.
-        job.keep_alive = false;
-        c.flags |= Flags::DIRTY;
-    }
-    if !job.keep_alive {
-        c.flags |= Flags::CLOSE_AFTER;
-        if let Some(st) = c.st.as_mut() {
-            st.input.clear();
-        }
-    }
-    let out = std::mem::take(&mut job.out);
-    if let Some(l) = job.log.take() {
-        l.finish(out.remaining());
-    }
-    if out.is_empty() {
-        c.phase = Phase::Head;
-    } else {
-        let st = c.st.get_or_insert_with(Default::default);
-        st.out = Some(out);
-        c.phase = Phase::Write;
-    }
+    Some(Pump::Done)
 }

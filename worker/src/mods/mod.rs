@@ -312,6 +312,8 @@ pub struct Deferred {
     pub before: Out,
     /// Header lines for the response, edited by the response_start hooks.
     pub head: Vec<u8>,
+    /// Request body bytes, read and dropped.
+    pub dropped: Vec<u8>,
 }
 
 impl std::fmt::Debug for Deferred {
@@ -332,6 +334,40 @@ impl Deferred {
         let mut all = std::mem::take(&mut self.before);
         all.append(&resp);
         Some(all)
+    }
+}
+
+/// A deferred response is a handler of one bounded step per loop turn; its
+/// request's body, if any, is read and dropped.
+impl crate::handler::Handler for Deferred {
+    fn body_room(&mut self) -> Option<&mut Vec<u8>> {
+        self.dropped.clear();
+        Some(&mut self.dropped)
+    }
+
+    fn step(
+        &mut self,
+        ctx: &mut crate::ctx::Ctx,
+        _client: &mut crate::handler::Client,
+        _rbuf: &mut [u8],
+    ) -> crate::handler::Step {
+        match Deferred::step(self, &ctx.clock) {
+            None => crate::handler::Step::Yield,
+            Some(out) => crate::handler::Step::Done {
+                out,
+                keep_alive: true,
+            },
+        }
+    }
+
+    fn abort(&mut self, _ctx: &mut crate::ctx::Ctx, _status: Option<u16>) {}
+
+    fn started(&self) -> bool {
+        true
+    }
+
+    fn as_any(&mut self) -> &mut dyn std::any::Any {
+        self
     }
 }
 
@@ -813,6 +849,7 @@ impl Mods {
                 log,
                 before: out.take_rest(),
                 head: lines,
+                dropped: Vec::new(),
             }));
         }
         self.response_start(out, mark, compiled, cond, view, base, rq, clock);

@@ -1,0 +1,54 @@
+//! What every connection's state machine shares within a worker: the site, the
+//! per-request scratch buffers, the caches, the clock, the module state and the
+//! gateway channel; borrowed by one connection at a time.
+
+use crate::date::Clock;
+use crate::errors::Pages;
+use crate::request::{Field, Version};
+use crate::response::Out;
+use crate::site::Site;
+use crate::stat_cache::StatCache;
+use crate::static_file::{self, Roots};
+use wick_conf::cond::CondState;
+
+/// Everything a connection's state machine uses, apart from the connection itself.
+pub struct Ctx {
+    pub site: Site,
+    /// server.tag of the global scope (for errors answered before a request has a view).
+    pub tag: String,
+    pub cond: CondState,
+    pub clock: Clock,
+    pub out: Out,
+    pub fields: Vec<Field>,
+    pub path: Vec<u8>,
+    pub scratch: Vec<u8>,
+    pub etag: Vec<u8>,
+    pub cache: StatCache,
+    pub roots: Roots,
+    pub pages: Pages,
+    pub draining: bool,
+    pub activity: bool,
+    /// Per-request state of the modules (mods/), buffers reused.
+    pub rq: crate::mods::Rq,
+    /// mod_cgi: the channel to the gateway-spawner and the jobs it runs for us.
+    pub cgi: crate::cgi::Client,
+    /// Error-log lines from request handling, written after the loop turn.
+    pub log: Vec<String>,
+}
+
+impl Ctx {
+    /// A built-in error page that closes the connection (parse errors, 413).
+    pub fn error_response(&mut self, version: Version, status: u16) {
+        static_file::simple_error(
+            &mut self.out,
+            &self.clock,
+            &self.pages,
+            &self.tag,
+            version,
+            status,
+            false,
+            false,
+            &[],
+        );
+    }
+}
