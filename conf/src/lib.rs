@@ -11,6 +11,8 @@
 //!   [`Patch`]es and the [`View`] a request sees);
 //! - [`cond`]: per-request evaluation of the condition blocks (compiled once);
 //! - [`print`](mod@print): the normalised form printed by `wickd -p`;
+//! - [`support`]: what wickd does with each key: acts on it, warns that it does
+//!   not, or refuses to start because ignoring it would open access;
 //! - [`preflight`]: the checks of `wickd -tt`;
 //! - [`mime`]: the built-in mimetype table.
 //!
@@ -28,6 +30,7 @@
 //! }
 //! let compiled = Compiled::new(&config).map_err(|e| e.to_string())?; // bad regex: fail here
 //! print!("{}", wick_conf::print::normalized(&config)); // wickd -p
+//! wick_conf::support::check(&config)?; // -tt and start-up: keys that would open access
 //! wick_conf::preflight::check(&config)?; // wickd -tt
 //!
 //! // Worker: one CondState per connection, evaluate per request.
@@ -68,6 +71,7 @@ pub mod model;
 pub mod options;
 pub mod preflight;
 pub mod print;
+pub mod support;
 
 pub use error::ConfError;
 pub use load::{load_file, load_str};

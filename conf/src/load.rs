@@ -1,6 +1,7 @@
 //! From the evaluated blocks to the typed [`Config`]: server options, per-block
 //! patches, listeners, and the warnings lighttpd prints (unknown keys, keys set in
-//! the wrong scope).
+//! the wrong scope, modules it loads implicitly) and wickd's (keys it does not act
+//! on, see [`crate::support`]).
 
 use crate::error::ConfError;
 use crate::eval::{read_source, suggest, Eval};
@@ -59,9 +60,19 @@ fn finish(ev: Eval, main_file: PathBuf) -> Result<Config, ConfError> {
         .collect();
 
     let server = server_options(&ev, &blocks)?;
-    let effective = server.effective_modules();
+    let (effective, implicit) = keys::compat_load(
+        &server.modules,
+        server.compat_module_load,
+        &server.module_facts,
+    );
     let mut warnings = ev.warnings.clone();
+    warnings.extend(implicit);
     warnings.extend(check_keys(&blocks, &effective));
+    warnings.extend(crate::support::warnings(
+        &blocks,
+        &effective,
+        &server.modules,
+    ));
 
     let mut patches = Vec::with_capacity(blocks.len());
     for b in &blocks {
@@ -187,13 +198,26 @@ fn server_options(ev: &Eval, blocks: &[Block]) -> Result<ServerOptions, ConfErro
             o.feature_flags.push((k.clone(), v.clone()));
         }
     }
-    o.dirlisting_used = blocks.iter().any(|b| {
-        b.settings.iter().any(|s| {
+    let settings = || blocks.iter().flat_map(|b| &b.settings);
+    let prefixed = |s: &Setting, p: &str| {
+        s.key.len() > p.len() && s.key.as_bytes()[..p.len()].eq_ignore_ascii_case(p.as_bytes())
+    };
+    o.module_facts = keys::ModuleFacts {
+        dirlisting: settings().any(|s| {
             (s.key.eq_ignore_ascii_case("dir-listing.activate")
                 || s.key.eq_ignore_ascii_case("server.dir-listing"))
                 && crate::options::parse_bool(&s.value).unwrap_or(false)
-        })
-    });
+        }),
+        ssl: settings().any(|s| prefixed(s, "ssl.")),
+        compress: settings().any(|s| prefixed(s, "compress.")),
+        auth_backends: settings()
+            .filter(|s| s.key.eq_ignore_ascii_case("auth.backend"))
+            .filter_map(|s| match &s.value {
+                Value::Str(v) => Some(v.clone()),
+                _ => None,
+            })
+            .collect(),
+    };
     Ok(o)
 }
 

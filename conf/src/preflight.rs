@@ -1,9 +1,9 @@
 //! `wickd -tt`: what start-up would need, checked without binding any socket or
 //! creating any file: the global document root is set, every document root exists,
 //! the user, group and chroot exist, files to be read are readable, log files can
-//! be written, and every module in server.modules is one lighttpd knows.
+//! be written. (Modules lighttpd does not know, and keys whose absence opens access,
+//! are refused by [`crate::support::check`], at start-up as at -tt.)
 
-use crate::keys;
 use crate::model::{Config, Value};
 use nix::unistd::{access, AccessFlags, Group, User};
 use std::path::{Path, PathBuf};
@@ -33,11 +33,6 @@ const WRITE_FILES: &[&str] = &[
 /// Ok, or the first problem found, as one line for the user.
 pub fn check(config: &Config) -> Result<(), String> {
     let s = &config.server;
-    for m in &s.modules {
-        if !keys::is_known_module(m) {
-            return Err(format!("server.modules: unknown module \"{m}\""));
-        }
-    }
     let root = s.chroot.as_deref().map(PathBuf::from);
     if let Some(r) = &root {
         if !r.is_dir() {

@@ -61,18 +61,6 @@ fn user_and_group_must_exist() {
 }
 
 #[test]
-fn modules_must_be_known() {
-    let d = tmpdir("mods");
-    let e = check(&format!(
-        "server.document-root = \"{}/www\"\nserver.modules = (\"mod_access\", \"mod_bogus\")\n",
-        d.display()
-    ))
-    .expect_err("bogus module");
-    assert!(e.contains("mod_bogus"), "{e}");
-    let _ = fs::remove_dir_all(&d);
-}
-
-#[test]
 fn files_to_read_must_be_readable_and_logs_writable() {
     let d = tmpdir("files");
     let base = format!("server.document-root = \"{}/www\"\n", d.display());

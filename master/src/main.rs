@@ -135,6 +135,10 @@ fn master_main() -> i32 {
         for w in &config.warnings {
             eprintln!("{w}");
         }
+        // -p prints what lighttpd accepts; what start-up would refuse is only said.
+        for r in wick_conf::support::refusals(&config) {
+            eprintln!("WARNING: {r}; wickd will not start with this");
+        }
         println!("{}", wick_conf::print::normalized(&config));
         let _ = std::io::stdout().flush();
         return 0;
@@ -143,10 +147,19 @@ fn master_main() -> i32 {
         eprintln!("{e}");
         return 1;
     }
-    if tests >= 2 {
-        for w in &config.warnings {
-            eprintln!("{w}");
+    // -t checks the syntax only; -tt and a start refuse what would open access.
+    if tests != 1 {
+        if tests >= 2 {
+            for w in &config.warnings {
+                eprintln!("{w}");
+            }
         }
+        if let Err(e) = wick_conf::support::check(&config) {
+            eprintln!("{e}");
+            return 1;
+        }
+    }
+    if tests >= 2 {
         if let Err(e) = wick_conf::preflight::check(&config) {
             eprintln!("{e}");
             return 1;

@@ -1,0 +1,178 @@
+//! What wickd says about keys it does not act on (one warning per key, with its
+//! module and file:line), what it refuses (keys whose absence opens access, modules
+//! lighttpd does not have), and the modules lighttpd 1.4.69 loads by itself.
+
+use std::path::Path;
+use wick_conf::{load_str, support, Config};
+
+fn load(text: &str) -> Config {
+    load_str(text, "t.conf", Path::new("")).unwrap_or_else(|e| panic!("{e}"))
+}
+
+const BASE: &str = "server.document-root = \"/tmp\"\n";
+
+#[test]
+fn an_ignored_key_warns_once_with_module_and_place() {
+    let c = load(&format!(
+        "{BASE}server.modules = (\"mod_fastcgi\")\nserver.stat-cache-engine = \"simple\"\n\
+         fastcgi.server = ( \".php\" => (( \"socket\" => \"/run/php.sock\" )) )\n\
+         $HTTP[\"host\"] == \"a\" {{\n  fastcgi.server = ( \".py\" => (( \"socket\" => \"/run/py.sock\" )) )\n}}\n"
+    ));
+    let w: Vec<&String> = c
+        .warnings
+        .iter()
+        .filter(|w| w.contains("not acted on by wickd"))
+        .collect();
+    assert_eq!(w.len(), 2, "{:?}", c.warnings);
+    assert!(
+        w[0].contains("t.conf:3: server.stat-cache-engine (core)"),
+        "{}",
+        w[0]
+    );
+    assert!(
+        w[1].contains("t.conf:4: fastcgi.server (mod_fastcgi)"),
+        "{}",
+        w[1]
+    );
+    assert!(
+        c.warnings
+            .iter()
+            .any(|w| w.contains("t.conf:2: server.modules: mod_fastcgi is not built into wickd")),
+        "{:?}",
+        c.warnings
+    );
+    assert_eq!(
+        support::check(&c),
+        Ok(()),
+        "ignored keys do not stop start-up"
+    );
+}
+
+#[test]
+fn acted_on_keys_draw_no_warning() {
+    let c = load(&format!(
+        "{BASE}server.modules = (\"mod_rewrite\")\nurl.rewrite-once = ( \"^/a\" => \"/b\" )\nserver.tag = \"x\"\n"
+    ));
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+}
+
+#[test]
+fn keys_that_would_open_access_are_refused() {
+    for (key_line, key) in [
+        (
+            "auth.require = ( \"/p\" => ( \"method\" => \"basic\", \"realm\" => \"r\", \"require\" => \"valid-user\" ) )",
+            "auth.require",
+        ),
+        ("ssl.engine = \"enable\"", "ssl.engine"),
+        ("secdownload.secret = \"s\"", "secdownload.secret"),
+        (
+            "magnet.attract-physical-path-to = ( \"/etc/a.lua\" )",
+            "magnet.attract-physical-path-to",
+        ),
+    ] {
+        for modules in ["", "server.modules = (\"mod_auth\", \"mod_openssl\")\n"] {
+            let c = load(&format!("{BASE}{modules}$HTTP[\"url\"] =^ \"/p\" {{\n{key_line}\n}}\n"));
+            let e = support::check(&c).expect_err(key);
+            let line = if modules.is_empty() { 3 } else { 4 };
+            assert!(e.contains(&format!("t.conf:{line}: {key}: ")), "{e}");
+            assert!(e.contains("refuses to start"), "{e}");
+        }
+    }
+}
+
+#[test]
+fn what_restricts_nothing_is_not_refused() {
+    let c = load(&format!(
+        "{BASE}ssl.engine = \"disable\"\nauth.require = ()\n"
+    ));
+    assert_eq!(support::check(&c), Ok(()));
+    // Without auth.require and ssl.engine, the other auth.* and ssl.* keys protect
+    // nothing (lighttpd serves the same): a warning each, no refusal.
+    let c = load(&format!(
+        "{BASE}server.modules = (\"mod_auth\")\nauth.backend = \"htpasswd\"\nssl.pemfile = \"/x.pem\"\n"
+    ));
+    assert_eq!(support::check(&c), Ok(()));
+    for key in ["auth.backend (mod_auth)", "ssl.pemfile (mod_openssl)"] {
+        assert!(
+            c.warnings
+                .iter()
+                .any(|w| w.contains(&format!("{key} is accepted but not acted on"))),
+            "{key}: {:?}",
+            c.warnings
+        );
+    }
+}
+
+#[test]
+fn modules_must_be_known_to_lighttpd() {
+    let c = load(&format!(
+        "{BASE}server.modules = (\"mod_access\", \"mod_bogus\")\n"
+    ));
+    let e = support::check(&c).expect_err("bogus module");
+    assert!(
+        e.contains("t.conf:2: server.modules: unknown module \"mod_bogus\""),
+        "{e}"
+    );
+}
+
+#[test]
+fn lighttpd_loads_mod_openssl_for_ssl_keys() {
+    let c = load(&format!(
+        "{BASE}$SERVER[\"socket\"] == \":443\" {{\n ssl.engine = \"enable\"\n}}\n"
+    ));
+    let m = c.server.effective_modules();
+    assert!(m.iter().any(|m| m == "mod_openssl"), "{m:?}");
+    assert!(
+        c.warnings
+            .iter()
+            .any(|w| w.contains("please add \"mod_openssl\"")),
+        "{:?}",
+        c.warnings
+    );
+    // Loaded, so its keys are not "unknown"; and it is named as not built.
+    assert!(
+        !c.warnings.iter().any(|w| w.contains("unknown config-key")),
+        "{:?}",
+        c.warnings
+    );
+    assert!(
+        c.warnings
+            .iter()
+            .any(|w| w
+                .contains("mod_openssl (lighttpd loads it implicitly) is not built into wickd")),
+        "{:?}",
+        c.warnings
+    );
+    // Not with server.compat-module-load disabled: the key is then unknown.
+    let c = load(&format!(
+        "{BASE}server.compat-module-load = \"disable\"\nssl.pemfile = \"/x.pem\"\n"
+    ));
+    assert!(!c
+        .server
+        .effective_modules()
+        .iter()
+        .any(|m| m == "mod_openssl"));
+    assert!(
+        c.warnings
+            .iter()
+            .any(|w| w.contains("unknown config-key: ssl.pemfile")),
+        "{:?}",
+        c.warnings
+    );
+}
+
+#[test]
+fn lighttpd_loads_authn_backends_with_mod_auth() {
+    let c = load(&format!(
+        "{BASE}server.modules = (\"mod_auth\")\nauth.backend = \"htpasswd\"\n"
+    ));
+    assert_eq!(
+        c.server.effective_modules(),
+        [
+            "mod_indexfile",
+            "mod_auth",
+            "mod_staticfile",
+            "mod_authn_file"
+        ]
+    );
+}
