@@ -1,6 +1,8 @@
 //! Every configuration in ../shared/compat/lighttpd-confs that lighttpd accepts is
 //! accepted by the real `wickd -p`, each run in its own namespace with the stubs its
-//! INDEX row lists (conf_accept.py does that; it needs root).
+//! INDEX row lists (conf_accept.py does that; it needs root), and a no-op shim for
+//! each Debian include_shell helper (/usr/share/lighttpd/*.pl) it names: the index
+//! was made with them installed, and a machine without Debian's lighttpd has none.
 
 mod common;
 
@@ -32,10 +34,12 @@ fn wickd_p_accepts_every_config_lighttpd_accepts() {
     assert!(accepted.len() > 100, "INDEX lists too few accepted files");
 
     let dir = common::TempDir::new();
+    let shimmed_index = dir.path().join("INDEX.tsv");
+    std::fs::write(&shimmed_index, with_helper_shims(&tsv, &compat)).expect("write INDEX");
     let json = dir.path().join("out.json");
     let out = Command::new("python3")
         .arg(compat.join("conf_accept.py"))
-        .arg(&index)
+        .arg(&shimmed_index)
         .arg(compat.join("lighttpd-confs"))
         .arg(common::wickd_bin())
         .arg("-p")
@@ -78,4 +82,61 @@ fn wickd_p_accepts_every_config_lighttpd_accepts() {
         failed.len(),
         failed.join("\n")
     );
+}
+
+/// The Debian helper scripts a config names (`/usr/share/lighttpd/NAME.pl`).
+fn debian_helpers(text: &str) -> Vec<String> {
+    const DIR: &str = "/usr/share/lighttpd/";
+    let mut out: Vec<String> = Vec::new();
+    for (i, _) in text.match_indices(DIR) {
+        let name: String = text[i + DIR.len()..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+            .collect();
+        let path = format!("{DIR}{name}");
+        if name.ends_with(".pl") && !out.contains(&path) {
+            out.push(path);
+        }
+    }
+    out
+}
+
+/// INDEX.tsv with a `shim-cmd` stub added for each Debian helper a file names.
+fn with_helper_shims(tsv: &str, compat: &Path) -> String {
+    let mut lines = tsv.lines();
+    let head = lines.next().unwrap_or("");
+    let cols: Vec<&str> = head.split('\t').collect();
+    let col = |name: &str| cols.iter().position(|h| *h == name).expect("column");
+    let (file_col, stubs_col) = (col("file"), col("stubs_needed"));
+    let mut out = format!("{head}\n");
+    let mut shimmed: Vec<String> = Vec::new();
+    for l in lines {
+        let mut f: Vec<String> = l.split('\t').map(str::to_string).collect();
+        let text = std::fs::read(compat.join("lighttpd-confs").join(&f[file_col]))
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default();
+        while f.len() <= stubs_col {
+            f.push(String::new());
+        }
+        for h in debian_helpers(&text) {
+            let stub = format!("shim-cmd:{h}");
+            if f[stubs_col].split(';').any(|s| s == stub) {
+                continue;
+            }
+            if !f[stubs_col].is_empty() {
+                f[stubs_col].push(';');
+            }
+            f[stubs_col].push_str(&stub);
+            if !shimmed.contains(&h) {
+                shimmed.push(h);
+            }
+        }
+        out.push_str(&f.join("\t"));
+        out.push('\n');
+    }
+    eprintln!(
+        "shimmed Debian helpers (no output, exit 0): {}",
+        shimmed.join(", ")
+    );
+    out
 }
