@@ -178,12 +178,28 @@ fn preflight() {
         err(&o)
     );
 
+    // A document root that does not exist is a warning, as with lighttpd (requests
+    // for it get 404); a user that does not exist is refused, as by lighttpd.
     let c = conf(
         &d,
         "server.port = 8080\nserver.document-root = \"/nonexistent/wick\"\n",
     );
     let o = run(&["-tt", "-f", &c]);
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    assert!(
+        err(&o).contains(&format!(
+            "WARNING: {c}:2: server.document-root /nonexistent/wick: no such directory"
+        )),
+        "{}",
+        err(&o)
+    );
+    let c = conf(
+        &d,
+        &format!("{GOOD}server.username = \"wick-no-such-user\"\n"),
+    );
+    let o = run(&["-tt", "-f", &c]);
     assert_eq!(o.status.code(), Some(1), "{}", out(&o));
+    assert!(err(&o).contains("no such user"), "{}", err(&o));
 }
 
 #[test]

@@ -2,7 +2,8 @@
 //! draws one warning with its module and file:line (at -tt and at start-up); a key
 //! whose absence would open access (auth.require, ssl.engine, secdownload.*, magnet.*) stops
 //! -tt, start-up and a graceful restart, naming key and file:line; -p and -t still
-//! accept it, as lighttpd does.
+//! accept it, as lighttpd does. A document root that does not exist is a warning
+//! (requests for it get 404), as lighttpd starts with it.
 
 mod common;
 
@@ -205,4 +206,37 @@ fn graceful_restart_to_auth_require_keeps_the_running_config() {
     assert!(!log.contains("graceful restart: generation "), "{log}");
     // The running configuration serves on, as before.
     assert_eq!(s.get("/private/secret.txt").status, 200);
+}
+
+const GONE_ROOT: &str = r#"
+server.bind = "127.0.0.1"
+server.port = @PORT@
+server.document-root = "@DOCROOT@"
+server.errorlog = "@DIR@/error.log"
+$HTTP["host"] == "gone.example" {
+  server.document-root = "@DIR@/gone"
+}
+"#;
+
+#[test]
+fn a_document_root_that_does_not_exist_starts_with_a_warning_and_404() {
+    let s = Server::start_with(GONE_ROOT, &[], |d| {
+        std::fs::write(d.join("www/index.html"), "here\n").expect("write");
+    });
+    let o = run(&["-tt", "-f", &s.conf.to_string_lossy()]);
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    let warning = format!(
+        "{}:7: server.document-root {}/gone: no such directory",
+        s.conf.display(),
+        s.dir.path().display()
+    );
+    assert!(err(&o).contains(&warning), "{}", err(&o));
+    assert!(
+        wait_until(Duration::from_secs(10), || s.error_log().contains(&warning)),
+        "{}",
+        s.error_log()
+    );
+    let r = common::curl(&s.url("/index.html"), &["-H", "Host: gone.example"]);
+    assert_eq!(r.status, 404);
+    assert_eq!(s.get("/index.html").status, 200);
 }

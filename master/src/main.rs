@@ -160,6 +160,9 @@ fn master_main() -> i32 {
         }
     }
     if tests >= 2 {
+        for w in wick_conf::preflight::warnings(&config) {
+            eprintln!("{w}");
+        }
         if let Err(e) = wick_conf::preflight::check(&config) {
             eprintln!("{e}");
             return 1;
@@ -279,7 +282,12 @@ fn serve(
 
     // Step 7: supervise.
     let mut log = log;
-    for w in &config.warnings {
+    for w in config
+        .warnings
+        .iter()
+        .cloned()
+        .chain(wick_conf::preflight::warnings(&config))
+    {
         elog!(log, "{w}");
     }
     let setup = server::Setup {
