@@ -234,3 +234,25 @@ fn bind_failure_is_reported() {
         err(&o)
     );
 }
+
+#[test]
+fn host_names_are_resolved_for_binding_only() {
+    let d = TempDir::new();
+    let c = conf(
+        &d,
+        "server.bind = \"no-such-host.invalid\"\nserver.port = 8080\nserver.document-root = \"/tmp\"\n",
+    );
+    // -p and -t read the configuration and never look the name up.
+    for flag in ["-p", "-t"] {
+        let o = run(&[flag, "-f", &c]);
+        assert_eq!(o.status.code(), Some(0), "{flag}: {}", err(&o));
+    }
+    // -tt resolves, as lighttpd's does, and names the setting.
+    let o = run(&["-tt", "-f", &c]);
+    assert_eq!(o.status.code(), Some(1), "{}", err(&o));
+    assert!(
+        err(&o).contains(&format!("{c}:1: cannot resolve \"no-such-host.invalid\"")),
+        "{}",
+        err(&o)
+    );
+}

@@ -240,3 +240,34 @@ fn a_document_root_that_does_not_exist_starts_with_a_warning_and_404() {
     assert_eq!(r.status, 404);
     assert_eq!(s.get("/index.html").status, 200);
 }
+
+#[test]
+fn a_host_name_in_server_bind_is_resolved_when_binding() {
+    let d = TempDir::new();
+    let port = common::free_port();
+    let c = d.path().join("wickd.conf");
+    std::fs::write(
+        &c,
+        format!(
+            "server.bind = \"localhost\"\nserver.port = {port}\nserver.document-root = \"/tmp\"\n"
+        ),
+    )
+    .expect("write conf");
+    let mut child = Command::new(wickd_bin())
+        .arg("-D")
+        .arg("-f")
+        .arg(&c)
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("spawn wickd");
+    // localhost is 127.0.0.1 or ::1, whichever the resolver gives first.
+    let up = wait_until(Duration::from_secs(10), || {
+        std::net::TcpStream::connect(("localhost", port)).is_ok()
+    });
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        Signal::SIGTERM,
+    );
+    let _ = child.wait();
+    assert!(up, "wickd did not listen on localhost:{port}");
+}

@@ -74,7 +74,7 @@ pub mod print;
 pub mod support;
 
 pub use error::ConfError;
-pub use load::{load_file, load_str};
+pub use load::{load_file, load_str, resolve_listeners};
 pub use model::{
     Block, BlockId, Cond, CondField, CondOp, Config, ListenerIndex, Loc, Setting, Value,
 };

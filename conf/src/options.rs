@@ -263,6 +263,10 @@ pub struct Listener {
     pub block: Option<crate::model::BlockId>,
     /// Socket-scope options: the global values, overridden by that block's.
     pub socket: SocketOptions,
+    /// A host name to resolve when binding (server.bind or `$SERVER["socket"]`
+    /// text): until [`crate::resolve_listeners`] runs, `addr` holds only its port,
+    /// so that reading a configuration (-p, -t) never touches the network.
+    pub host: Option<String>,
 }
 
 /// Options lighttpd reads per listening socket (global scope or

@@ -127,7 +127,7 @@ fn master_main() -> i32 {
             Opt::Test => tests += 1,
         }
     }
-    let (Some(source), Some(config)) = (source, config) else {
+    let (Some(source), Some(mut config)) = (source, config) else {
         eprintln!("No configuration available. Try using -f option.");
         return EXIT_USAGE;
     };
@@ -155,6 +155,12 @@ fn master_main() -> i32 {
             }
         }
         if let Err(e) = wick_conf::support::check(&config) {
+            eprintln!("{e}");
+            return 1;
+        }
+        // Host names in server.bind / $SERVER["socket"]: resolved for binding (and
+        // by -tt, as lighttpd's), never for -p or -t.
+        if let Err(e) = wick_conf::resolve_listeners(&mut config) {
             eprintln!("{e}");
             return 1;
         }
