@@ -111,7 +111,7 @@ fn ignored_keys_warn_once_with_module_and_place() {
     let c = conf(
         &d,
         "server.modules = (\"mod_status\")\nstatus.status-url = \"/status\"\n\
-         $HTTP[\"host\"] == \"a\" {\nstatus.status-url = \"/s\"\n}\nserver.stat-cache-engine = \"simple\"",
+         $HTTP[\"host\"] == \"a\" {\nstatus.status-url = \"/s\"\n}\nserver.h2proto = \"enable\"",
     );
     let o = run(&["-tt", "-f", &c]);
     assert_eq!(o.status.code(), Some(0), "{}", err(&o));
@@ -131,7 +131,7 @@ fn ignored_keys_warn_once_with_module_and_place() {
     );
     assert_eq!(
         warned(&format!(
-            "{c}:9: server.stat-cache-engine (core) is accepted but not acted on"
+            "{c}:9: server.h2proto (core) is accepted but not acted on"
         )),
         1,
         "{e}"
@@ -270,4 +270,29 @@ fn a_host_name_in_server_bind_is_resolved_when_binding() {
     );
     let _ = child.wait();
     assert!(up, "wickd did not listen on localhost:{port}");
+}
+
+#[test]
+fn lighttpd_internals_are_quiet_or_refused_as_lighttpd_refuses_them_on_linux() {
+    let d = TempDir::new();
+    let c = conf(
+        &d,
+        "server.event-handler = \"linux-sysepoll\"\nserver.network-backend = \"linux-sendfile\"\nserver.stat-cache-engine = \"simple\"",
+    );
+    let o = run(&["-tt", "-f", &c]);
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    assert_eq!(err(&o), "", "accepted quietly");
+    let c = conf(&d, "server.event-handler = \"freebsd-kqueue\"");
+    let o = run(&["-tt", "-f", &c]);
+    assert_eq!(o.status.code(), Some(1), "{}", err(&o));
+    assert!(
+        err(&o).contains(&format!(
+            "{c}:4: the selected event-handler in unknown or not supported: freebsd-kqueue"
+        )),
+        "{}",
+        err(&o)
+    );
+    // lighttpd checks it at start, not when reading: -p and -t accept it.
+    let o = run(&["-t", "-f", &c]);
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
 }

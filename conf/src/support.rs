@@ -41,9 +41,6 @@ pub const BUILT: &[&str] = &[
 
 /// Keys of the core and of built modules that wickd accepts and does not act on.
 const IGNORED: &[&str] = &[
-    "server.event-handler",
-    "server.network-backend",
-    "server.stat-cache-engine",
     "server.upload-dirs",
     "server.upload-temp-file-size",
     "server.http-parseopts",
@@ -204,8 +201,31 @@ pub fn warnings(blocks: &[Block], effective: &[String], listed: &[String]) -> Ve
     out
 }
 
+/// Keys that choose a lighttpd internal wickd replaces (it always uses epoll,
+/// sendfile/writev and its own stat cache): the values lighttpd 1.4.69 accepts on
+/// Linux (Debian's build), and its message for the others. Exact and case-sensitive,
+/// as lighttpd compares them; set in a condition, lighttpd ignores them.
+const INTERNALS: &[(&str, &[&str], &str)] = &[
+    (
+        "server.event-handler",
+        &["select", "poll", "linux-sysepoll", "epoll", "libev"],
+        "the selected event-handler in unknown or not supported: ",
+    ),
+    (
+        "server.network-backend",
+        &["", "sendfile", "linux-sendfile", "freebsd-sendfile", "solaris-sendfilev", "writev", "write"],
+        "server.network-backend has an unknown value: ",
+    ),
+    (
+        "server.stat-cache-engine",
+        &["", "disable", "none", "simple", "inotify", "fam"],
+        "server.stat-cache-engine can be one of \"disable\", \"simple\", \"inotify\", \"fam\", but not: ",
+    ),
+];
+
 /// Why wickd will not start with this configuration, one line each: keys whose
-/// absence opens access, and modules lighttpd does not have (it fails to load them).
+/// absence opens access, modules lighttpd does not have (it fails to load them), and
+/// values of lighttpd internals that lighttpd refuses on Linux.
 pub fn refusals(config: &Config) -> Vec<String> {
     let mut out = Vec::new();
     if let Some(s) = config.blocks.first().and_then(|g| {
@@ -220,6 +240,22 @@ pub fn refusals(config: &Config) -> Vec<String> {
                     at(s)
                 ));
             }
+        }
+    }
+    for s in config.blocks.iter().take(1).flat_map(|b| &b.settings) {
+        let Some((_, accepted, message)) = INTERNALS
+            .iter()
+            .find(|(k, _, _)| s.key.eq_ignore_ascii_case(k))
+        else {
+            continue;
+        };
+        let v = match &s.value {
+            Value::Str(v) => v.clone(),
+            Value::Int(i) => i.to_string(),
+            Value::Array(_) => "(a list)".to_string(),
+        };
+        if !accepted.contains(&v.as_str()) {
+            out.push(format!("{}: {message}{v}", at(s)));
         }
     }
     for s in config.blocks.iter().flat_map(|b| &b.settings) {
@@ -252,7 +288,8 @@ mod tests {
     fn classes() {
         assert_eq!(support("server.document-root"), Support::Acted);
         assert_eq!(support("url.rewrite-once"), Support::Acted);
-        assert_eq!(support("server.stat-cache-engine"), Support::Ignored);
+        assert_eq!(support("server.stat-cache-engine"), Support::Acted);
+        assert_eq!(support("server.h2proto"), Support::Ignored);
         assert_eq!(support("fastcgi.server"), Support::Ignored);
         assert!(matches!(support("Auth.Require"), Support::Refused(_)));
         assert!(matches!(support("ssl.engine"), Support::Refused(_)));

@@ -14,7 +14,7 @@ const BASE: &str = "server.document-root = \"/tmp\"\n";
 #[test]
 fn an_ignored_key_warns_once_with_module_and_place() {
     let c = load(&format!(
-        "{BASE}server.modules = (\"mod_fastcgi\")\nserver.stat-cache-engine = \"simple\"\n\
+        "{BASE}server.modules = (\"mod_fastcgi\")\nserver.h2proto = \"enable\"\n\
          fastcgi.server = ( \".php\" => (( \"socket\" => \"/run/php.sock\" )) )\n\
          $HTTP[\"host\"] == \"a\" {{\n  fastcgi.server = ( \".py\" => (( \"socket\" => \"/run/py.sock\" )) )\n}}\n"
     ));
@@ -24,11 +24,7 @@ fn an_ignored_key_warns_once_with_module_and_place() {
         .filter(|w| w.contains("not acted on by wickd"))
         .collect();
     assert_eq!(w.len(), 2, "{:?}", c.warnings);
-    assert!(
-        w[0].contains("t.conf:3: server.stat-cache-engine (core)"),
-        "{}",
-        w[0]
-    );
+    assert!(w[0].contains("t.conf:3: server.h2proto (core)"), "{}", w[0]);
     assert!(
         w[1].contains("t.conf:4: fastcgi.server (mod_fastcgi)"),
         "{}",
@@ -175,4 +171,42 @@ fn lighttpd_loads_authn_backends_with_mod_auth() {
             "mod_authn_file"
         ]
     );
+}
+
+#[test]
+fn lighttpd_internals_take_what_lighttpd_takes_on_linux() {
+    for ok in [
+        "server.event-handler = \"linux-sysepoll\"",
+        "server.event-handler = \"poll\"",
+        "server.network-backend = \"writev\"",
+        "server.network-backend = \"linux-sendfile\"",
+        "server.stat-cache-engine = \"simple\"",
+        "server.stat-cache-engine = \"disable\"",
+    ] {
+        let c = load(&format!("{BASE}{ok}\n"));
+        assert_eq!(support::check(&c), Ok(()), "{ok}");
+        assert!(c.warnings.is_empty(), "{ok}: quietly: {:?}", c.warnings);
+    }
+    for (bad, message) in [
+        (
+            "server.event-handler = \"freebsd-kqueue\"",
+            "t.conf:2: the selected event-handler in unknown or not supported: freebsd-kqueue",
+        ),
+        (
+            "server.network-backend = \"mmap\"",
+            "t.conf:2: server.network-backend has an unknown value: mmap",
+        ),
+        (
+            "server.stat-cache-engine = \"kqueue\"",
+            "t.conf:2: server.stat-cache-engine can be one of \"disable\", \"simple\", \"inotify\", \"fam\", but not: kqueue",
+        ),
+        (
+            "server.event-handler = \"EPOLL\"",
+            "not supported: EPOLL",
+        ),
+    ] {
+        let c = load(&format!("{BASE}{bad}\n"));
+        let e = support::check(&c).expect_err(bad);
+        assert!(e.contains(message), "{e}");
+    }
 }
