@@ -296,3 +296,15 @@ fn lighttpd_internals_are_quiet_or_refused_as_lighttpd_refuses_them_on_linux() {
     let o = run(&["-t", "-f", &c]);
     assert_eq!(o.status.code(), Some(0), "{}", err(&o));
 }
+
+#[test]
+fn server_indexfiles_is_index_file_names() {
+    let s = Server::start_with(
+        "server.bind = \"127.0.0.1\"\nserver.port = @PORT@\nserver.document-root = \"@DOCROOT@\"\nserver.indexfiles = ( \"home.html\" )\n",
+        &[],
+        |d| std::fs::write(d.join("www/home.html"), "home\n").expect("write"),
+    );
+    let r = s.get("/");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, b"home\n");
+}

@@ -318,6 +318,31 @@ pub const KEYS: &[(&str, &str, Scope)] = &[
     ("secdownload.hash-querystr", "mod_secdownload", R),
 ];
 
+/// Old names lighttpd 1.4.69 still reads as another key, and whether it says so
+/// (with "DEPRECATED: OLD replaced with NEW", when the module is loaded); the
+/// others it takes without a word.
+pub const ALIASES: &[(&str, &str, bool)] = &[
+    ("server.dir-listing", "dir-listing.activate", false),
+    ("server.indexfiles", "index-file.names", false),
+    ("compress.filetype", "deflate.mimetypes", true),
+    (
+        "compress.allowed-encodings",
+        "deflate.allowed-encodings",
+        true,
+    ),
+    ("compress.cache-dir", "deflate.cache-dir", true),
+    ("compress.max-filesize", "deflate.max-compress-size", true),
+    ("compress.max-loadavg", "deflate.max-loadavg", true),
+];
+
+/// The key an old name stands for (lowercase in, lowercase out), if it is one.
+pub fn alias_of(key: &str) -> Option<(&'static str, bool)> {
+    ALIASES
+        .iter()
+        .find(|(old, _, _)| *old == key)
+        .map(|(_, new, warn)| (*new, *warn))
+}
+
 /// Modules lighttpd 1.4 (1.4.7x/8x) ships. `mod_compress` is accepted: lighttpd maps
 /// it to mod_deflate.
 pub const MODULES: &[&str] = &[

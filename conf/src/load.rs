@@ -79,11 +79,11 @@ fn finish(ev: Eval, main_file: PathBuf) -> Result<Config, ConfError> {
         let mut patch = Patch::default();
         for s in &b.settings {
             let key = s.key.to_ascii_lowercase();
-            // server.dir-listing is the old name of dir-listing.activate: one option.
-            let key = if key == "server.dir-listing" {
-                "dir-listing.activate".to_string()
-            } else {
-                key
+            // Old names (server.dir-listing, server.indexfiles, ...) set the same
+            // option as the new one; a later setting in the block wins.
+            let key = match keys::alias_of(&key) {
+                Some((new, _)) => new.to_string(),
+                None => key,
             };
             patch
                 .set(&key, &s.value)
@@ -242,6 +242,12 @@ fn check_keys(blocks: &[Block], effective: &[String]) -> Vec<String> {
             if !keys::module_loaded(module, effective) && module != "mod_dirlisting" {
                 out.push(format!("WARNING: unknown config-key: {key} (ignored); {module} is not in server.modules"));
                 continue;
+            }
+            if let Some((new, true)) = keys::alias_of(&key.to_ascii_lowercase()) {
+                let w = format!("DEPRECATED: {key} replaced with {new}");
+                if !out.contains(&w) {
+                    out.push(w);
+                }
             }
             if id == 0 {
                 continue;

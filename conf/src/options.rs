@@ -206,7 +206,8 @@ request_options! {
     extforward_forwarder: Vec<(String, String)> = "extforward.forwarder", default Vec::new();
     extforward_headers: Vec<String> = "extforward.headers", default Vec::new();
     extforward_params: Vec<(String, String)> = "extforward.params", default Vec::new();
-    // mod_dirlisting (load.rs sets server.dir-listing, its old name, here too)
+    // mod_dirlisting (load.rs sets server.dir-listing, its old name, here too;
+    // likewise server.indexfiles for index-file.names: keys::ALIASES)
     dirlist_activate: bool = "dir-listing.activate", default false;
     dirlist_hide_dotfiles: bool = "dir-listing.hide-dotfiles", default true;
     dirlist_exclude: Vec<String> = "dir-listing.exclude", default Vec::new();

@@ -71,7 +71,6 @@ const IGNORED: &[&str] = &[
     "debug.log-request-header",
     "debug.log-condition-handling",
     "debug.log-timeouts",
-    "server.indexfiles",
     "cgi.upgrade",
     "simple-vhost.debug",
     "extforward.hap-proxy",

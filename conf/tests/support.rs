@@ -210,3 +210,33 @@ fn lighttpd_internals_take_what_lighttpd_takes_on_linux() {
         assert!(e.contains(message), "{e}");
     }
 }
+
+#[test]
+fn old_names_lighttpd_still_reads() {
+    let c = load(&format!(
+        "{BASE}server.indexfiles = ( \"home.html\" )\nserver.dir-listing = \"enable\"\n"
+    ));
+    let p = &c.patches[0];
+    assert_eq!(
+        p.index_files.as_deref(),
+        Some(&["home.html".to_string()][..])
+    );
+    assert_eq!(p.dirlist_activate, Some(true));
+    // lighttpd 1.4.69 takes these two without a word.
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    let c = load(&format!(
+        "{BASE}server.modules = (\"mod_deflate\")\ncompress.filetype = ( \"text/plain\" )\n\
+         $HTTP[\"host\"] == \"a\" {{\ncompress.filetype = ( \"text/html\" )\n}}\n"
+    ));
+    let d: Vec<&String> = c
+        .warnings
+        .iter()
+        .filter(|w| w.starts_with("DEPRECATED: "))
+        .collect();
+    assert_eq!(
+        d,
+        ["DEPRECATED: compress.filetype replaced with deflate.mimetypes"],
+        "{:?}",
+        c.warnings
+    );
+}
