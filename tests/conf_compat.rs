@@ -135,6 +135,7 @@ fn wickd_tt_gives_lighttpds_verdicts_but_for_its_refusals() {
             ": ssl.engine: TLS is not built into wickd",
             ": secdownload.",
             ": magnet.",
+            "would be served as they are (their source)",
             "(start-up would fail",
         ]
         .iter()

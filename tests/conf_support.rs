@@ -308,3 +308,25 @@ fn server_indexfiles_is_index_file_names() {
     assert_eq!(r.status, 200);
     assert_eq!(r.body, b"home\n");
 }
+
+#[test]
+fn a_php_site_is_refused_rather_than_served_as_source() {
+    let d = TempDir::new();
+    let gw = "server.modules = ( \"mod_fastcgi\" )\nfastcgi.server = ( \".php\" => (( \"socket\" => \"/run/php-fpm.sock\" )) )";
+    let c = conf(&d, gw);
+    let o = run(&["-tt", "-f", &c]);
+    assert_eq!(o.status.code(), Some(1), "{}", err(&o));
+    assert!(
+        err(&o).contains(&format!(
+            "{c}:5: fastcgi.server: mod_fastcgi is not built into wickd: files ending in \".php\" would be served as they are"
+        )),
+        "{}",
+        err(&o)
+    );
+    let c = conf(
+        &d,
+        &format!("static-file.exclude-extensions = ( \".php\" )\n{gw}"),
+    );
+    let o = run(&["-tt", "-f", &c]);
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+}

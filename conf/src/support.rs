@@ -186,16 +186,84 @@ pub fn warnings(blocks: &[Block], effective: &[String], listed: &[String]) -> Ve
         if support(&key) != Support::Ignored || seen.contains(&key) {
             continue;
         }
-        seen.push(key);
         let module = module_of(&s.key);
         if module != "core" && !keys::module_loaded(module, effective) {
             continue;
         }
+        let note = if HANDLERS.contains(&key.as_str()) {
+            "; files it would hand to a backend are served as they are (their source) \
+             unless static-file.exclude-extensions or url.access-deny names them"
+        } else {
+            ""
+        };
         out.push(format!(
-            "WARNING: {}: {} ({module}) is accepted but not acted on by wickd (ignored)",
+            "WARNING: {}: {} ({module}) is accepted but not acted on by wickd (ignored){note}",
             at(s),
             s.key
         ));
+        seen.push(key);
+    }
+    out
+}
+
+/// Keys that hand requests for files to a program wickd does not have: without
+/// them those files would be sent as they are, so their warning says so.
+const HANDLERS: &[&str] = &[
+    "fastcgi.server",
+    "scgi.server",
+    "ajp13.server",
+    "ssi.extension",
+];
+
+/// Gateways that run files found by suffix (fastcgi.server ".php" => ...): wickd
+/// does not have them, so such a file would be sent as it is, its source (database
+/// passwords and all) to anyone. Refused unless the global static-file.exclude-
+/// extensions or url.access-deny keeps those files from being served (as Debian's
+/// lighttpd.conf does for .php): a configuration that runs them means them unread.
+const GATEWAYS: &[(&str, &str)] = &[
+    ("fastcgi.server", "mod_fastcgi"),
+    ("scgi.server", "mod_scgi"),
+    ("ajp13.server", "mod_ajp13"),
+];
+
+fn exposed_scripts(config: &Config) -> Vec<String> {
+    let global = |key: &str| -> Vec<String> {
+        config
+            .blocks
+            .first()
+            .and_then(|g| g.settings.iter().find(|s| s.key.eq_ignore_ascii_case(key)))
+            .and_then(|s| <Vec<String> as crate::options::FromValue>::from_value(&s.value).ok())
+            .unwrap_or_default()
+    };
+    let mut guarded = global("static-file.exclude-extensions");
+    guarded.extend(global("url.access-deny"));
+    let mut out = Vec::new();
+    for s in config.blocks.iter().flat_map(|b| &b.settings) {
+        let Some((key, module)) = GATEWAYS.iter().find(|(k, _)| s.key.eq_ignore_ascii_case(k))
+        else {
+            continue;
+        };
+        let Value::Array(items) = &s.value else {
+            continue;
+        };
+        // A key starting with '/' is a URL prefix; any other is a file suffix.
+        let open: Vec<&str> = items
+            .iter()
+            .filter_map(|(k, _)| k.as_deref())
+            .filter(|k| !k.is_empty() && !k.starts_with('/'))
+            .filter(|k| {
+                !guarded
+                    .iter()
+                    .any(|g| !g.is_empty() && k.ends_with(g.as_str()))
+            })
+            .collect();
+        if !open.is_empty() {
+            out.push(format!(
+                "{}: {key}: {module} is not built into wickd: files ending in {} would be served as they are (their source); name them in static-file.exclude-extensions to start without it",
+                at(s),
+                open.iter().map(|e| format!("\"{e}\"")).collect::<Vec<_>>().join(", ")
+            ));
+        }
     }
     out
 }
@@ -241,6 +309,7 @@ pub fn refusals(config: &Config) -> Vec<String> {
             }
         }
     }
+    out.extend(exposed_scripts(config));
     for s in config.blocks.iter().take(1).flat_map(|b| &b.settings) {
         let Some((_, accepted, message)) = INTERNALS
             .iter()

@@ -14,9 +14,9 @@ const BASE: &str = "server.document-root = \"/tmp\"\n";
 #[test]
 fn an_ignored_key_warns_once_with_module_and_place() {
     let c = load(&format!(
-        "{BASE}server.modules = (\"mod_fastcgi\")\nserver.h2proto = \"enable\"\n\
-         fastcgi.server = ( \".php\" => (( \"socket\" => \"/run/php.sock\" )) )\n\
-         $HTTP[\"host\"] == \"a\" {{\n  fastcgi.server = ( \".py\" => (( \"socket\" => \"/run/py.sock\" )) )\n}}\n"
+        "{BASE}server.modules = (\"mod_status\")\nserver.h2proto = \"enable\"\n\
+         status.status-url = \"/server-status\"\n\
+         $HTTP[\"host\"] == \"a\" {{\n  status.status-url = \"/status\"\n}}\n"
     ));
     let w: Vec<&String> = c
         .warnings
@@ -26,14 +26,14 @@ fn an_ignored_key_warns_once_with_module_and_place() {
     assert_eq!(w.len(), 2, "{:?}", c.warnings);
     assert!(w[0].contains("t.conf:3: server.h2proto (core)"), "{}", w[0]);
     assert!(
-        w[1].contains("t.conf:4: fastcgi.server (mod_fastcgi)"),
+        w[1].contains("t.conf:4: status.status-url (mod_status)"),
         "{}",
         w[1]
     );
     assert!(
         c.warnings
             .iter()
-            .any(|w| w.contains("t.conf:2: server.modules: mod_fastcgi is not built into wickd")),
+            .any(|w| w.contains("t.conf:2: server.modules: mod_status is not built into wickd")),
         "{:?}",
         c.warnings
     );
@@ -239,4 +239,36 @@ fn old_names_lighttpd_still_reads() {
         "{:?}",
         c.warnings
     );
+}
+
+#[test]
+fn scripts_that_would_be_served_as_source_are_refused() {
+    let php = "fastcgi.server = ( \".php\" => (( \"socket\" => \"/run/php.sock\" )), \"/app\" => (( \"socket\" => \"/run/app.sock\" )) )";
+    let c = load(&format!(
+        "{BASE}server.modules = (\"mod_fastcgi\")\n{php}\n"
+    ));
+    let e = support::check(&c).expect_err(".php served as source");
+    assert!(
+        e.contains("t.conf:3: fastcgi.server: mod_fastcgi is not built into wickd: files ending in \".php\" would be served"),
+        "{e}"
+    );
+    assert!(
+        !e.contains("/app"),
+        "a URL prefix serves no script file: {e}"
+    );
+    // Kept from being served (Debian's lighttpd.conf does so): a warning only.
+    for guard in [
+        "static-file.exclude-extensions = ( \".php\", \".pl\", \".fcgi\" )",
+        "url.access-deny = ( \"~\", \".php\" )",
+    ] {
+        let c = load(&format!(
+            "{BASE}server.modules = (\"mod_fastcgi\")\n{guard}\n{php}\n"
+        ));
+        assert_eq!(support::check(&c), Ok(()), "{guard}");
+        assert!(
+            c.warnings.iter().any(|w| w.contains("fastcgi.server (mod_fastcgi) is accepted but not acted on by wickd (ignored); files it would hand to a backend are served as they are")),
+            "{:?}",
+            c.warnings
+        );
+    }
 }
