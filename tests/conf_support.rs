@@ -77,12 +77,11 @@ fn tt_refuses_keys_that_would_open_access_and_names_them() {
     }
 }
 
-#[test]
-fn start_up_refuses_auth_require_before_binding() {
-    let d = TempDir::new();
-    let c = conf(&d, AUTH);
+/// Start `wickd -D -f conf`, which must refuse: its stderr. A server that starts
+/// instead is stopped and the test fails.
+fn start_refused(conf: &str, what: &str) -> String {
     let mut child = Command::new(wickd_bin())
-        .args(["-D", "-f", &c])
+        .args(["-D", "-f", conf])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -96,13 +95,32 @@ fn start_up_refuses_auth_require_before_binding() {
     if !exited {
         let _ = child.kill();
         let _ = child.wait();
-        panic!("wickd started with auth.require and serves /private to anyone");
+        panic!("wickd started with {what}");
     }
-    assert_eq!(status.and_then(|s| s.code()), Some(1));
-    let o = child.wait_with_output().expect("stderr");
-    let e = err(&o);
+    assert_eq!(status.and_then(|s| s.code()), Some(1), "{what}");
+    err(&child.wait_with_output().expect("stderr"))
+}
+
+#[test]
+fn start_up_refuses_auth_require_before_binding() {
+    let d = TempDir::new();
+    let c = conf(&d, AUTH);
+    let e = start_refused(&c, "auth.require, serving /private to anyone");
     assert!(e.contains(&format!("{c}:4: auth.require: ")), "{e}");
     assert!(e.contains("mod_auth"), "{e}");
+}
+
+#[test]
+fn start_up_refuses_a_module_lighttpd_does_not_have() {
+    let d = TempDir::new();
+    let c = conf(&d, "server.modules = ( \"mod_access\", \"mod_evasive\" )");
+    let e = start_refused(&c, "a module lighttpd 1.4.69 fails to load");
+    assert!(
+        e.contains(&format!(
+            "{c}:4: server.modules: unknown module \"mod_evasive\""
+        )),
+        "{e}"
+    );
 }
 
 #[test]
