@@ -203,8 +203,30 @@ pub fn warnings(blocks: &[Block], effective: &[String], listed: &[String]) -> Ve
         ));
         seen.push(key);
     }
+    // Per-request keys of lighttpd's that wickd reads from the global block only.
+    let mut seen: Vec<&str> = Vec::new();
+    for s in blocks.iter().skip(1).flat_map(|b| &b.settings) {
+        let Some(k) = GLOBAL_ONLY.iter().find(|k| s.key.eq_ignore_ascii_case(k)) else {
+            continue;
+        };
+        if !seen.contains(k) {
+            seen.push(k);
+            out.push(format!(
+                "WARNING: {}: {} in a condition is not acted on by wickd (only the global value is used)",
+                at(s),
+                s.key
+            ));
+        }
+    }
     out
 }
+
+/// lighttpd reads these per request; wickd only from the global block.
+const GLOBAL_ONLY: &[&str] = &[
+    "server.errorlog",
+    "server.max-keep-alive-requests",
+    "server.max-keep-alive-idle",
+];
 
 /// Keys that hand requests for files to a program wickd does not have: without
 /// them those files would be sent as they are, so their warning says so.

@@ -272,3 +272,26 @@ fn scripts_that_would_be_served_as_source_are_refused() {
         );
     }
 }
+
+#[test]
+fn keys_read_from_the_global_block_only_warn_in_a_condition() {
+    let c = load(&format!(
+        "{BASE}$HTTP[\"host\"] == \"a\" {{\nserver.errorlog = \"/tmp/a.log\"\nserver.max-keep-alive-idle = 1\n}}\n"
+    ));
+    assert!(
+        c.warnings.iter().any(|w| w.contains(
+            "t.conf:3: server.errorlog in a condition is not acted on by wickd (only the global value is used)"
+        )),
+        "{:?}",
+        c.warnings
+    );
+    assert!(
+        c.warnings
+            .iter()
+            .any(|w| w.contains("t.conf:4: server.max-keep-alive-idle in a condition")),
+        "{:?}",
+        c.warnings
+    );
+    let c = load(&format!("{BASE}server.errorlog = \"/tmp/a.log\"\n"));
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+}
