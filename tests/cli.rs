@@ -173,7 +173,9 @@ fn preflight() {
     let o = run(&["-tt", "-f", &c]);
     assert_eq!(o.status.code(), Some(0), "{}", err(&o));
     assert!(
-        err(&o).contains("WARNING: unknown config-key: foo.bar (ignored)"),
+        err(&o).contains(&format!(
+            "WARNING: unknown config-key: foo.bar (ignored) (at {c}:3)"
+        )),
         "{}",
         err(&o)
     );

@@ -231,16 +231,21 @@ fn check_keys(blocks: &[Block], effective: &[String]) -> Vec<String> {
                 if key.len() >= 12 && key.as_bytes()[..12].eq_ignore_ascii_case(b"dir-listing.") {
                     continue;
                 }
+                // lighttpd's text, then where the key is set.
                 let mut w = format!("WARNING: unknown config-key: {key} (ignored)");
                 if let Some(m) = suggest(key, keys::KEYS.iter().map(|k| k.0)) {
                     w.push_str(&format!("; did you mean {m}?"));
                 }
+                w.push_str(&format!(" (at {}:{})", s.loc.file, s.loc.line));
                 out.push(w);
                 continue;
             };
             // lighttpd never warns about dir-listing.* keys (see above).
             if !keys::module_loaded(module, effective) && module != "mod_dirlisting" {
-                out.push(format!("WARNING: unknown config-key: {key} (ignored); {module} is not in server.modules"));
+                out.push(format!(
+                    "WARNING: unknown config-key: {key} (ignored); {module} is not in server.modules (at {}:{})",
+                    s.loc.file, s.loc.line
+                ));
                 continue;
             }
             if let Some((new, true)) = keys::alias_of(&key.to_ascii_lowercase()) {

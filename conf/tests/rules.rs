@@ -600,6 +600,11 @@ fn unknown_keys_warn_var_and_dir_listing_do_not() {
     assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
     assert!(c.warnings[0].starts_with("WARNING: unknown config-key: server.document-rot (ignored)"));
     assert!(c.warnings[0].contains("did you mean server.document-root?"));
+    assert!(
+        c.warnings[0].ends_with(" (at t.conf:1)"),
+        "{}",
+        c.warnings[0]
+    );
 }
 
 #[test]
