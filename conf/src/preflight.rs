@@ -3,9 +3,10 @@
 //! document root, a chroot, user or group that does not exist, TLS files that cannot
 //! be read (lighttpd loads them at start-up), log and pid files that cannot be
 //! written (start-up would fail opening them). Only warned about, as lighttpd starts
-//! with them and answers 404: document roots and alias targets that do not exist
-//! ([`warnings`]). (Modules lighttpd does not know, and keys whose absence opens
-//! access, are refused by [`crate::support::check`], at start-up as at -tt.)
+//! with them and answers 404: document roots, userdir.basepath and alias targets
+//! that do not exist ([`warnings`]). (Modules lighttpd does not know, and keys whose
+//! absence opens access, are refused by [`crate::support::check`], at start-up as
+//! at -tt.)
 
 use crate::model::{Config, Value};
 use nix::unistd::{access, AccessFlags, Group, User};
@@ -106,9 +107,9 @@ fn inside(root: &Option<PathBuf>, p: &str) -> PathBuf {
     }
 }
 
-/// What start-up goes on with and requests will answer 404 for: document roots and
-/// alias.url targets that are not directories (or files, for an alias), one line
-/// each with file:line. Printed by -tt and logged at start-up and on reload.
+/// What start-up goes on with and requests will answer 404 for: document roots,
+/// userdir.basepath and alias.url targets that do not exist, one line each with
+/// file:line. Printed by -tt and logged at start-up and on reload.
 pub fn warnings(config: &Config) -> Vec<String> {
     let root = chroot_of(config);
     let mut out = Vec::new();
@@ -118,6 +119,14 @@ pub fn warnings(config: &Config) -> Vec<String> {
                 out.push(format!(
                     "WARNING: {}server.document-root {dr}: no such directory; requests for it get 404",
                     where_set(config, id, "server.document-root")
+                ));
+            }
+        }
+        if let Some(base) = p.userdir_basepath.as_deref().filter(|b| !b.is_empty()) {
+            if !inside(&root, base).is_dir() {
+                out.push(format!(
+                    "WARNING: {}userdir.basepath {base}: no such directory; requests for it get 404",
+                    where_set(config, id, "userdir.basepath")
                 ));
             }
         }

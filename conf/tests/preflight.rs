@@ -56,6 +56,17 @@ fn document_root_must_be_set_and_may_be_missing() {
     fs::create_dir_all(d.join("noalias")).expect("mkdir");
     let cfg = load_str(&text, "t.conf", Path::new("")).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(preflight::warnings(&cfg), Vec::<String>::new());
+    let cfg = load_str(
+        &format!("{text}userdir.basepath = \"{}/homes\"\n", d.display()),
+        "t.conf",
+        Path::new(""),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let w = preflight::warnings(&cfg);
+    assert!(
+        w.len() == 1 && w[0].contains("t.conf:6: userdir.basepath") && w[0].contains("404"),
+        "{w:?}"
+    );
     let _ = fs::remove_dir_all(&d);
 }
 
