@@ -173,17 +173,35 @@ fn preflight() {
     let o = run(&["-tt", "-f", &c]);
     assert_eq!(o.status.code(), Some(0), "{}", err(&o));
     assert!(
-        err(&o).contains("WARNING: unknown config-key: foo.bar (ignored)"),
+        err(&o).contains(&format!(
+            "WARNING: unknown config-key: foo.bar (ignored) (at {c}:3)"
+        )),
         "{}",
         err(&o)
     );
 
+    // A document root that does not exist is a warning, as with lighttpd (requests
+    // for it get 404); a user that does not exist is refused, as by lighttpd.
     let c = conf(
         &d,
         "server.port = 8080\nserver.document-root = \"/nonexistent/wick\"\n",
     );
     let o = run(&["-tt", "-f", &c]);
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    assert!(
+        err(&o).contains(&format!(
+            "WARNING: {c}:2: server.document-root /nonexistent/wick: no such directory"
+        )),
+        "{}",
+        err(&o)
+    );
+    let c = conf(
+        &d,
+        &format!("{GOOD}server.username = \"wick-no-such-user\"\n"),
+    );
+    let o = run(&["-tt", "-f", &c]);
     assert_eq!(o.status.code(), Some(1), "{}", out(&o));
+    assert!(err(&o).contains("no such user"), "{}", err(&o));
 }
 
 #[test]
@@ -214,6 +232,28 @@ fn bind_failure_is_reported() {
     assert_eq!(o.status.code(), Some(1));
     assert!(
         err(&o).contains(&format!("can't bind to socket: 127.0.0.1:{port}")),
+        "{}",
+        err(&o)
+    );
+}
+
+#[test]
+fn host_names_are_resolved_for_binding_only() {
+    let d = TempDir::new();
+    let c = conf(
+        &d,
+        "server.bind = \"no-such-host.invalid\"\nserver.port = 8080\nserver.document-root = \"/tmp\"\n",
+    );
+    // -p and -t read the configuration and never look the name up.
+    for flag in ["-p", "-t"] {
+        let o = run(&[flag, "-f", &c]);
+        assert_eq!(o.status.code(), Some(0), "{flag}: {}", err(&o));
+    }
+    // -tt resolves, as lighttpd's does, and names the setting.
+    let o = run(&["-tt", "-f", &c]);
+    assert_eq!(o.status.code(), Some(1), "{}", err(&o));
+    assert!(
+        err(&o).contains(&format!("{c}:1: cannot resolve \"no-such-host.invalid\"")),
         "{}",
         err(&o)
     );

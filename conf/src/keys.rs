@@ -13,6 +13,7 @@ pub enum Scope {
     Request,
 }
 
+use serde::{Deserialize, Serialize};
 use Scope::{Request as R, Server as S, Socket as K};
 
 /// (key, module, scope). Module "" is the core, always loaded.
@@ -217,6 +218,9 @@ pub const KEYS: &[(&str, &str, Scope)] = &[
     ("ssl.verifyclient.depth", "mod_openssl", R),
     ("ssl.verifyclient.username", "mod_openssl", R),
     ("ssl.verifyclient.exportcert", "mod_openssl", R),
+    ("ssl.verifyclient.ca-file", "mod_openssl", R),
+    ("ssl.verifyclient.ca-dn-file", "mod_openssl", R),
+    ("ssl.verifyclient.ca-crl-file", "mod_openssl", R),
     ("ssl.disable-client-renegotiation", "mod_openssl", R),
     ("ssl.read-ahead", "mod_openssl", R),
     ("ssl.empty-fragments", "mod_openssl", R),
@@ -304,7 +308,40 @@ pub const KEYS: &[(&str, &str, Scope)] = &[
     ("maxminddb.env", "mod_maxminddb", R),
     ("rrdtool.binary", "mod_rrdtool", S),
     ("rrdtool.db-name", "mod_rrdtool", R),
+    // Gone from lighttpd before 1.4.69 (it points to mod_magnet); still in real configs.
+    ("secdownload.secret", "mod_secdownload", R),
+    ("secdownload.document-root", "mod_secdownload", R),
+    ("secdownload.uri-prefix", "mod_secdownload", R),
+    ("secdownload.timeout", "mod_secdownload", R),
+    ("secdownload.algorithm", "mod_secdownload", R),
+    ("secdownload.path-segments", "mod_secdownload", R),
+    ("secdownload.hash-querystr", "mod_secdownload", R),
 ];
+
+/// Old names lighttpd 1.4.69 still reads as another key, and whether it says so
+/// (with "DEPRECATED: OLD replaced with NEW", when the module is loaded); the
+/// others it takes without a word.
+pub const ALIASES: &[(&str, &str, bool)] = &[
+    ("server.dir-listing", "dir-listing.activate", false),
+    ("server.indexfiles", "index-file.names", false),
+    ("compress.filetype", "deflate.mimetypes", true),
+    (
+        "compress.allowed-encodings",
+        "deflate.allowed-encodings",
+        true,
+    ),
+    ("compress.cache-dir", "deflate.cache-dir", true),
+    ("compress.max-filesize", "deflate.max-compress-size", true),
+    ("compress.max-loadavg", "deflate.max-loadavg", true),
+];
+
+/// The key an old name stands for (lowercase in, lowercase out), if it is one.
+pub fn alias_of(key: &str) -> Option<(&'static str, bool)> {
+    ALIASES
+        .iter()
+        .find(|(old, _, _)| *old == key)
+        .map(|(_, new, warn)| (*new, *warn))
+}
 
 /// Modules lighttpd 1.4 (1.4.7x/8x) ships. `mod_compress` is accepted: lighttpd maps
 /// it to mod_deflate.
@@ -372,34 +409,114 @@ pub fn is_known_module(module: &str) -> bool {
     MODULES.contains(&module)
 }
 
-/// The modules in force: server.modules plus what lighttpd's
-/// server.compat-module-load adds (mod_indexfile first, mod_dirlisting when a
-/// directory listing is enabled, mod_staticfile last; mod_compress is mod_deflate).
-pub fn effective_modules(listed: &[String], compat: bool, dirlisting: bool) -> Vec<String> {
+/// The TLS modules: any of them reads the ssl.* keys.
+pub const TLS_MODULES: &[&str] = &[
+    "mod_openssl",
+    "mod_gnutls",
+    "mod_mbedtls",
+    "mod_wolfssl",
+    "mod_nss",
+    "mod_boringssl",
+];
+
+/// What the blocks set that lighttpd's module loading looks at.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModuleFacts {
+    /// dir-listing.activate / server.dir-listing enabled somewhere.
+    pub dirlisting: bool,
+    /// Some block sets an ssl.* key.
+    pub ssl: bool,
+    /// Some block sets a compress.* key.
+    pub compress: bool,
+    /// The string values of auth.backend, in any block.
+    pub auth_backends: Vec<String>,
+}
+
+/// The modules in force: server.modules plus what lighttpd 1.4.69 loads by itself
+/// (configfile.c, with server.compat-module-load, the default): mod_indexfile first,
+/// mod_dirlisting when a listing is enabled (lighttpd always appends it; unused it
+/// does nothing), mod_staticfile last, mod_openssl when ssl.* keys are set and no TLS
+/// module is listed, mod_authn_file / mod_authn_ldap for the auth.backend in use
+/// when mod_auth is listed, mod_auth and mod_vhostdb before their backends. Whatever
+/// the compat setting, mod_compress becomes mod_deflate when compress.* keys are set
+/// and is dropped otherwise. Also lighttpd's warnings for what it loaded implicitly.
+pub fn compat_load(listed: &[String], compat: bool, f: &ModuleFacts) -> (Vec<String>, Vec<String>) {
     let mut out: Vec<String> = Vec::new();
-    let push = |out: &mut Vec<String>, m: &str| {
-        if !out.iter().any(|x| x == m) {
-            out.push(m.to_string());
-        }
-    };
-    if compat && !listed.iter().any(|m| m == "mod_indexfile") {
-        push(&mut out, "mod_indexfile");
-    }
     for m in listed {
-        let m = if compat && m == "mod_compress" {
-            "mod_deflate"
-        } else {
-            m.as_str()
-        };
-        push(&mut out, m);
-    }
-    if compat {
-        if dirlisting {
-            push(&mut out, "mod_dirlisting");
+        if !out.contains(m) {
+            out.push(m.clone());
         }
-        push(&mut out, "mod_staticfile");
     }
-    out
+    let has = |out: &[String], m: &str| out.iter().any(|x| x == m);
+    let mut notes = Vec::new();
+    if compat {
+        let tls = TLS_MODULES.iter().any(|t| has(&out, t));
+        let contains_auth = has(&out, "mod_auth");
+        let prepend_auth = !contains_auth && out.iter().any(|m| m.starts_with("mod_authn_"));
+        let prepend_vhostdb =
+            !has(&out, "mod_vhostdb") && out.iter().any(|m| m.starts_with("mod_vhostdb_"));
+        if !has(&out, "mod_indexfile") {
+            out.insert(0, "mod_indexfile".into());
+        }
+        if f.dirlisting && !has(&out, "mod_dirlisting") {
+            out.push("mod_dirlisting".into());
+        }
+        if !has(&out, "mod_staticfile") {
+            out.push("mod_staticfile".into());
+        }
+        if f.ssl && !tls {
+            out.push("mod_openssl".into());
+            notes.push(
+                "Warning: please add \"mod_openssl\" to server.modules list in lighttpd.conf (loaded implicitly: the configuration sets ssl.* keys)".to_string(),
+            );
+        }
+        if contains_auth {
+            let backend = |names: &[&str]| {
+                f.auth_backends
+                    .iter()
+                    .find(|b| names.contains(&b.as_str()))
+                    .cloned()
+            };
+            for (module, names) in [
+                ("mod_authn_file", &["htdigest", "htpasswd", "plain"][..]),
+                ("mod_authn_ldap", &["ldap"][..]),
+            ] {
+                if has(&out, module) {
+                    continue;
+                }
+                if let Some(v) = backend(names) {
+                    out.push(module.into());
+                    notes.push(format!(
+                        "Warning: please add \"{module}\" to server.modules list in lighttpd.conf (loaded implicitly: auth.backend = \"{v}\")"
+                    ));
+                }
+            }
+        }
+        if prepend_auth {
+            out.insert(0, "mod_auth".into());
+        }
+        if prepend_vhostdb {
+            out.insert(0, "mod_vhostdb".into());
+        }
+    }
+    if let Some(i) = out.iter().position(|m| m == "mod_compress") {
+        if f.compress {
+            notes.push(
+                "Warning: \"mod_compress\" is DEPRECATED and has been replaced with \"mod_deflate\"".to_string(),
+            );
+        }
+        if has(&out, "mod_deflate") || !f.compress {
+            out.remove(i);
+        } else {
+            out[i] = "mod_deflate".into();
+        }
+    }
+    (out, notes)
+}
+
+/// [`compat_load`]'s module list.
+pub fn effective_modules(listed: &[String], compat: bool, f: &ModuleFacts) -> Vec<String> {
+    compat_load(listed, compat, f).0
 }
 
 /// Is the module that reads `module`'s keys in force? TLS keys belong to whichever
@@ -408,16 +525,7 @@ pub fn module_loaded(module: &str, effective: &[String]) -> bool {
     let has = |m: &str| effective.iter().any(|x| x == m);
     match module {
         "" => true,
-        "mod_openssl" => [
-            "mod_openssl",
-            "mod_gnutls",
-            "mod_mbedtls",
-            "mod_wolfssl",
-            "mod_nss",
-            "mod_boringssl",
-        ]
-        .iter()
-        .any(|m| has(m)),
+        "mod_openssl" => TLS_MODULES.iter().any(|m| has(m)),
         m if m.starts_with("mod_authn_") || m == "mod_auth" => effective
             .iter()
             .any(|x| x == "mod_auth" || x.starts_with("mod_authn_")),
@@ -450,18 +558,63 @@ mod tests {
 
     #[test]
     fn compat_module_load() {
-        let m = effective_modules(&["mod_access".into(), "mod_compress".into()], true, true);
+        let facts = ModuleFacts {
+            dirlisting: true,
+            ..Default::default()
+        };
+        let m = effective_modules(&["mod_access".into(), "mod_compress".into()], true, &facts);
         assert_eq!(
             m,
             [
                 "mod_indexfile",
                 "mod_access",
-                "mod_deflate",
                 "mod_dirlisting",
                 "mod_staticfile"
             ]
         );
-        let m = effective_modules(&["mod_access".into()], false, true);
+        let m = effective_modules(&["mod_access".into()], false, &facts);
         assert_eq!(m, ["mod_access"]);
+    }
+
+    #[test]
+    fn implicit_modules_of_lighttpd_1_4_69() {
+        let facts = ModuleFacts {
+            ssl: true,
+            compress: true,
+            auth_backends: vec!["htpasswd".into()],
+            ..Default::default()
+        };
+        let (m, notes) = compat_load(&["mod_auth".into(), "mod_compress".into()], true, &facts);
+        assert_eq!(
+            m,
+            [
+                "mod_indexfile",
+                "mod_auth",
+                "mod_deflate",
+                "mod_staticfile",
+                "mod_openssl",
+                "mod_authn_file"
+            ]
+        );
+        assert_eq!(notes.len(), 3, "{notes:?}");
+        // An authn backend alone brings mod_auth in front; a TLS module listed
+        // keeps mod_openssl out; without compat only mod_compress is rewritten.
+        let (m, _) = compat_load(
+            &["mod_authn_file".into(), "mod_gnutls".into()],
+            true,
+            &facts,
+        );
+        assert_eq!(
+            m,
+            [
+                "mod_auth",
+                "mod_indexfile",
+                "mod_authn_file",
+                "mod_gnutls",
+                "mod_staticfile"
+            ]
+        );
+        let (m, _) = compat_load(&["mod_compress".into()], false, &facts);
+        assert_eq!(m, ["mod_deflate"]);
     }
 }

@@ -5,12 +5,15 @@
 //! - `lexer`, `eval`: text → blocks of settings, evaluated as read (variables, `+=`,
 //!   includes, include_shell, conditions), with file:line:column on everything;
 //! - `load`: blocks → [`Config`]: typed [`ServerOptions`], one [`Patch`] per block,
-//!   listeners, start-up warnings;
+//!   listeners (host names resolved later, by [`resolve_listeners`]), start-up
+//!   warnings;
 //! - [`keys`]: every key lighttpd knows, its module and scope; lighttpd's modules;
 //! - [`options`]: typed options (server-wide [`ServerOptions`], per-request
 //!   [`Patch`]es and the [`View`] a request sees);
 //! - [`cond`]: per-request evaluation of the condition blocks (compiled once);
 //! - [`print`](mod@print): the normalised form printed by `wickd -p`;
+//! - [`support`]: what wickd does with each key: acts on it, warns that it does
+//!   not, or refuses to start because ignoring it would open access;
 //! - [`preflight`]: the checks of `wickd -tt`;
 //! - [`mime`]: the built-in mimetype table.
 //!
@@ -21,13 +24,18 @@
 //! use wick_conf::cond::{CondState, Compiled, Facts};
 //!
 //! // Master: load (errors are file:line:column + the line + a caret), warn, check.
-//! let config = wick_conf::load_file(Path::new("/etc/lighttpd/lighttpd.conf"))
+//! let mut config = wick_conf::load_file(Path::new("/etc/lighttpd/lighttpd.conf"))
 //!     .map_err(|e| e.to_string())?;
 //! for w in &config.warnings {
 //!     eprintln!("{w}");
 //! }
 //! let compiled = Compiled::new(&config).map_err(|e| e.to_string())?; // bad regex: fail here
 //! print!("{}", wick_conf::print::normalized(&config)); // wickd -p
+//! wick_conf::support::check(&config)?; // -tt and start-up: keys that would open access
+//! wick_conf::resolve_listeners(&mut config)?; // host names: only when binding (and -tt)
+//! for w in wick_conf::preflight::warnings(&config) {
+//!     eprintln!("{w}"); // -tt and start-up: document roots that do not exist
+//! }
 //! wick_conf::preflight::check(&config)?; // wickd -tt
 //!
 //! // Worker: one CondState per connection, evaluate per request.
@@ -68,9 +76,10 @@ pub mod model;
 pub mod options;
 pub mod preflight;
 pub mod print;
+pub mod support;
 
 pub use error::ConfError;
-pub use load::{load_file, load_str};
+pub use load::{load_file, load_str, resolve_listeners};
 pub use model::{
     Block, BlockId, Cond, CondField, CondOp, Config, ListenerIndex, Loc, Setting, Value,
 };

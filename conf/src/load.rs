@@ -1,6 +1,7 @@
 //! From the evaluated blocks to the typed [`Config`]: server options, per-block
 //! patches, listeners, and the warnings lighttpd prints (unknown keys, keys set in
-//! the wrong scope).
+//! the wrong scope, modules it loads implicitly) and wickd's (keys it does not act
+//! on, see [`crate::support`]).
 
 use crate::error::ConfError;
 use crate::eval::{read_source, suggest, Eval};
@@ -59,20 +60,30 @@ fn finish(ev: Eval, main_file: PathBuf) -> Result<Config, ConfError> {
         .collect();
 
     let server = server_options(&ev, &blocks)?;
-    let effective = server.effective_modules();
+    let (effective, implicit) = keys::compat_load(
+        &server.modules,
+        server.compat_module_load,
+        &server.module_facts,
+    );
     let mut warnings = ev.warnings.clone();
+    warnings.extend(implicit);
     warnings.extend(check_keys(&blocks, &effective));
+    warnings.extend(crate::support::warnings(
+        &blocks,
+        &effective,
+        &server.modules,
+    ));
 
     let mut patches = Vec::with_capacity(blocks.len());
     for b in &blocks {
         let mut patch = Patch::default();
         for s in &b.settings {
             let key = s.key.to_ascii_lowercase();
-            // server.dir-listing is the old name of dir-listing.activate: one option.
-            let key = if key == "server.dir-listing" {
-                "dir-listing.activate".to_string()
-            } else {
-                key
+            // Old names (server.dir-listing, server.indexfiles, ...) set the same
+            // option as the new one; a later setting in the block wins.
+            let key = match keys::alias_of(&key) {
+                Some((new, _)) => new.to_string(),
+                None => key,
             };
             patch
                 .set(&key, &s.value)
@@ -187,13 +198,26 @@ fn server_options(ev: &Eval, blocks: &[Block]) -> Result<ServerOptions, ConfErro
             o.feature_flags.push((k.clone(), v.clone()));
         }
     }
-    o.dirlisting_used = blocks.iter().any(|b| {
-        b.settings.iter().any(|s| {
+    let settings = || blocks.iter().flat_map(|b| &b.settings);
+    let prefixed = |s: &Setting, p: &str| {
+        s.key.len() > p.len() && s.key.as_bytes()[..p.len()].eq_ignore_ascii_case(p.as_bytes())
+    };
+    o.module_facts = keys::ModuleFacts {
+        dirlisting: settings().any(|s| {
             (s.key.eq_ignore_ascii_case("dir-listing.activate")
                 || s.key.eq_ignore_ascii_case("server.dir-listing"))
                 && crate::options::parse_bool(&s.value).unwrap_or(false)
-        })
-    });
+        }),
+        ssl: settings().any(|s| prefixed(s, "ssl.")),
+        compress: settings().any(|s| prefixed(s, "compress.")),
+        auth_backends: settings()
+            .filter(|s| s.key.eq_ignore_ascii_case("auth.backend"))
+            .filter_map(|s| match &s.value {
+                Value::Str(v) => Some(v.clone()),
+                _ => None,
+            })
+            .collect(),
+    };
     Ok(o)
 }
 
@@ -207,17 +231,28 @@ fn check_keys(blocks: &[Block], effective: &[String]) -> Vec<String> {
                 if key.len() >= 12 && key.as_bytes()[..12].eq_ignore_ascii_case(b"dir-listing.") {
                     continue;
                 }
+                // lighttpd's text, then where the key is set.
                 let mut w = format!("WARNING: unknown config-key: {key} (ignored)");
                 if let Some(m) = suggest(key, keys::KEYS.iter().map(|k| k.0)) {
                     w.push_str(&format!("; did you mean {m}?"));
                 }
+                w.push_str(&format!(" (at {}:{})", s.loc.file, s.loc.line));
                 out.push(w);
                 continue;
             };
             // lighttpd never warns about dir-listing.* keys (see above).
             if !keys::module_loaded(module, effective) && module != "mod_dirlisting" {
-                out.push(format!("WARNING: unknown config-key: {key} (ignored); {module} is not in server.modules"));
+                out.push(format!(
+                    "WARNING: unknown config-key: {key} (ignored); {module} is not in server.modules (at {}:{})",
+                    s.loc.file, s.loc.line
+                ));
                 continue;
+            }
+            if let Some((new, true)) = keys::alias_of(&key.to_ascii_lowercase()) {
+                let w = format!("DEPRECATED: {key} replaced with {new}");
+                if !out.contains(&w) {
+                    out.push(w);
+                }
             }
             if id == 0 {
                 continue;
@@ -243,15 +278,18 @@ fn check_keys(blocks: &[Block], effective: &[String]) -> Vec<String> {
     out
 }
 
-/// Where `$SERVER["socket"]` text (or server.bind + server.port) listens:
-/// "/path" (unix), ":port", "host:port", "[v6]:port", "host" (default port).
-pub(crate) fn socket_addr(
-    spec: &str,
-    default_port: u16,
-    use_ipv6: bool,
-) -> Result<ListenAddr, String> {
+/// Where `$SERVER["socket"]` text (or server.bind + server.port) listens, without
+/// resolving a host name (that waits for [`resolve_listeners`]): "/path" (unix),
+/// ":port", "host:port", "[v6]:port", "host" (default port).
+enum Spec {
+    Addr(ListenAddr),
+    /// A host name and port.
+    Name(String, u16),
+}
+
+fn parse_socket(spec: &str, default_port: u16, use_ipv6: bool) -> Result<Spec, String> {
     if spec.starts_with('/') {
-        return Ok(ListenAddr::Unix(PathBuf::from(spec)));
+        return Ok(Spec::Addr(ListenAddr::Unix(PathBuf::from(spec))));
     }
     let bad = || format!("invalid socket address \"{spec}\"");
     let port_of = |p: &str| -> Result<u16, String> {
@@ -285,15 +323,87 @@ pub(crate) fn socket_addr(
     } else {
         host.parse().ok()
     };
-    match ip {
-        Some(ip) => Ok(ListenAddr::Tcp(SocketAddr::new(ip, port))),
-        None => (host, port)
-            .to_socket_addrs()
-            .map_err(|e| format!("cannot resolve \"{host}\": {e}"))?
-            .next()
-            .map(ListenAddr::Tcp)
-            .ok_or_else(|| format!("\"{host}\" has no address")),
+    Ok(match ip {
+        Some(ip) => Spec::Addr(ListenAddr::Tcp(SocketAddr::new(ip, port))),
+        None => Spec::Name(host.to_string(), port),
+    })
+}
+
+/// The address of a socket spec written with an IP address or a path; a host name
+/// is not resolved here (an error).
+pub(crate) fn socket_addr(
+    spec: &str,
+    default_port: u16,
+    use_ipv6: bool,
+) -> Result<ListenAddr, String> {
+    match parse_socket(spec, default_port, use_ipv6)? {
+        Spec::Addr(a) => Ok(a),
+        Spec::Name(h, _) => Err(format!("\"{h}\" is a host name")),
     }
+}
+
+/// The listener address and the host name still to resolve, if any: until then
+/// the address is the unspecified one with the right port, never bound
+/// (listen.rs refuses a listener whose `host` is set).
+fn listen_addr(
+    spec: &str,
+    default_port: u16,
+    use_ipv6: bool,
+) -> Result<(ListenAddr, Option<String>), String> {
+    Ok(match parse_socket(spec, default_port, use_ipv6)? {
+        Spec::Addr(a) => (a, None),
+        Spec::Name(h, port) => (
+            ListenAddr::Tcp(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port)),
+            Some(h),
+        ),
+    })
+}
+
+/// Resolve the host names of the listeners (server.bind, `$SERVER["socket"]`), as
+/// binding needs: at start-up, on a graceful restart and at -tt (as lighttpd's -tt
+/// does), never for -p or -t. Two listeners that turn out to be one address merge
+/// as they do when written alike.
+pub fn resolve_listeners(config: &mut Config) -> Result<(), String> {
+    let mut out: Vec<Listener> = Vec::with_capacity(config.listeners.len());
+    for mut l in std::mem::take(&mut config.listeners) {
+        if let Some(h) = l.host.take() {
+            let port = match &l.addr {
+                ListenAddr::Tcp(a) => a.port(),
+                ListenAddr::Unix(_) => 0,
+            };
+            let at = match l.block {
+                Some(b) => config
+                    .blocks
+                    .get(b)
+                    .and_then(|b| b.cond.as_ref())
+                    .map(|c| c.loc.clone()),
+                None => config
+                    .blocks
+                    .first()
+                    .and_then(|g| setting(g, "server.bind"))
+                    .map(|s| s.loc.clone()),
+            }
+            .map(|loc| format!("{}:{}: ", loc.file, loc.line))
+            .unwrap_or_default();
+            l.addr = (h.as_str(), port)
+                .to_socket_addrs()
+                .map_err(|e| format!("{at}cannot resolve \"{h}\": {e}"))?
+                .next()
+                .map(ListenAddr::Tcp)
+                .ok_or_else(|| format!("{at}\"{h}\" has no address"))?;
+        }
+        match out.iter_mut().find(|o| o.addr == l.addr) {
+            Some(o) => {
+                if o.block.is_none() && l.block.is_some() {
+                    o.block = l.block;
+                    o.socket = l.socket;
+                }
+            }
+            None => out.push(l),
+        }
+    }
+    config.listeners = out;
+    Ok(())
 }
 
 fn socket_options(ev: &Eval, b: &Block, base: &SocketOptions) -> Result<SocketOptions, ConfError> {
@@ -325,8 +435,10 @@ fn listeners(
     server: &ServerOptions,
 ) -> Result<Vec<Listener>, ConfError> {
     let global = socket_options(ev, &blocks[0], &SocketOptions::default())?;
-    let (spec, addr) = match server.bind.as_deref() {
-        Some(b) if b.starts_with('/') => (b.to_string(), ListenAddr::Unix(PathBuf::from(b))),
+    let (spec, (addr, host)) = match server.bind.as_deref() {
+        Some(b) if b.starts_with('/') => {
+            (b.to_string(), (ListenAddr::Unix(PathBuf::from(b)), None))
+        }
         bind => {
             let host = bind.unwrap_or("");
             let host_text = if host.contains(':') && !host.starts_with('[') {
@@ -335,7 +447,7 @@ fn listeners(
                 host.to_string()
             };
             let spec = format!("{host_text}:{}", server.port);
-            let addr = socket_addr(&spec, server.port, global.use_ipv6).map_err(|m| {
+            let addr = listen_addr(&spec, server.port, global.use_ipv6).map_err(|m| {
                 let loc = setting(&blocks[0], "server.bind")
                     .or(setting(&blocks[0], "server.port"))
                     .map(|s| s.loc.clone());
@@ -352,6 +464,7 @@ fn listeners(
         spec,
         block: None,
         socket: global.clone(),
+        host,
     }];
     for (id, b) in blocks.iter().enumerate() {
         let Some(c) = &b.cond else { continue };
@@ -359,14 +472,14 @@ fn listeners(
             continue;
         }
         let socket = socket_options(ev, b, &global)?;
-        let addr = socket_addr(&c.pattern, server.port, socket.use_ipv6).map_err(|m| {
+        let (addr, host) = listen_addr(&c.pattern, server.port, socket.use_ipv6).map_err(|m| {
             ev.error_at(
                 &c.loc,
                 m,
                 Some("write \":port\", \"ip:port\", \"[ipv6]:port\" or a unix socket path"),
             )
         })?;
-        match out.iter_mut().find(|l| l.addr == addr) {
+        match out.iter_mut().find(|l| l.addr == addr && l.host == host) {
             Some(l) => {
                 if l.block.is_none() {
                     l.block = Some(id as BlockId);
@@ -378,6 +491,7 @@ fn listeners(
                 spec: c.pattern.clone(),
                 block: Some(id),
                 socket,
+                host,
             }),
         }
     }

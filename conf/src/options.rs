@@ -206,7 +206,8 @@ request_options! {
     extforward_forwarder: Vec<(String, String)> = "extforward.forwarder", default Vec::new();
     extforward_headers: Vec<String> = "extforward.headers", default Vec::new();
     extforward_params: Vec<(String, String)> = "extforward.params", default Vec::new();
-    // mod_dirlisting (load.rs sets server.dir-listing, its old name, here too)
+    // mod_dirlisting (load.rs sets server.dir-listing, its old name, here too;
+    // likewise server.indexfiles for index-file.names: keys::ALIASES)
     dirlist_activate: bool = "dir-listing.activate", default false;
     dirlist_hide_dotfiles: bool = "dir-listing.hide-dotfiles", default true;
     dirlist_exclude: Vec<String> = "dir-listing.exclude", default Vec::new();
@@ -263,6 +264,10 @@ pub struct Listener {
     pub block: Option<crate::model::BlockId>,
     /// Socket-scope options: the global values, overridden by that block's.
     pub socket: SocketOptions,
+    /// A host name to resolve when binding (server.bind or `$SERVER["socket"]`
+    /// text): until [`crate::resolve_listeners`] runs, `addr` holds only its port,
+    /// so that reading a configuration (-p, -t) never touches the network.
+    pub host: Option<String>,
 }
 
 /// Options lighttpd reads per listening socket (global scope or
@@ -333,20 +338,18 @@ pub struct ServerOptions {
     /// debug.log-request-header-on-error: a refused request's reason and head go
     /// to the error log.
     pub log_request_header_on_error: bool,
-    /// mod_dirlisting is enabled somewhere (dir-listing.activate / server.dir-listing):
-    /// compat-module-load then loads it.
-    pub dirlisting_used: bool,
     /// server.min-request-body-rate (wickd's): bytes a second a request body must
     /// average once server.max-read-idle seconds have passed; 0: no minimum.
     pub min_request_body_rate: u32,
+    /// What the blocks set that decides which modules lighttpd loads by itself.
+    pub module_facts: crate::keys::ModuleFacts,
 }
 
 impl ServerOptions {
-    /// The modules in force, in order: server.modules plus what lighttpd's
-    /// compat-module-load adds (mod_indexfile first, mod_dirlisting when used,
-    /// mod_staticfile last; mod_compress means mod_deflate).
+    /// The modules in force, in order: server.modules plus what lighttpd loads by
+    /// itself (see [`crate::keys::compat_load`]).
     pub fn effective_modules(&self) -> Vec<String> {
-        crate::keys::effective_modules(&self.modules, self.compat_module_load, self.dirlisting_used)
+        crate::keys::effective_modules(&self.modules, self.compat_module_load, &self.module_facts)
     }
 }
 
@@ -377,8 +380,8 @@ impl Default for ServerOptions {
             breakagelog: None,
             feature_flags: Vec::new(),
             log_request_header_on_error: false,
-            dirlisting_used: false,
             min_request_body_rate: 64,
+            module_facts: Default::default(),
         }
     }
 }

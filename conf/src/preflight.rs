@@ -1,14 +1,19 @@
 //! `wickd -tt`: what start-up would need, checked without binding any socket or
-//! creating any file: the global document root is set, every document root exists,
-//! the user, group and chroot exist, files to be read are readable, log files can
-//! be written, and every module in server.modules is one lighttpd knows.
+//! creating any file. Refused, as start-up or lighttpd's -tt refuses them: no global
+//! document root, a chroot, user or group that does not exist, TLS files that cannot
+//! be read (lighttpd loads them at start-up), log and pid files that cannot be
+//! written (start-up would fail opening them). Only warned about, as lighttpd starts
+//! with them and answers 404: document roots, userdir.basepath and alias targets
+//! that do not exist ([`warnings`]). (Modules lighttpd does not know, and keys whose
+//! absence opens access, are refused by [`crate::support::check`], at start-up as
+//! at -tt.)
 
-use crate::keys;
 use crate::model::{Config, Value};
 use nix::unistd::{access, AccessFlags, Group, User};
 use std::path::{Path, PathBuf};
 
-/// Keys naming files the server reads at start-up.
+/// Keys naming files lighttpd reads at start-up (mod_openssl loads them whenever
+/// it is in force, whatever ssl.engine says).
 const READ_FILES: &[&str] = &[
     "ssl.pemfile",
     "ssl.privkey",
@@ -17,29 +22,15 @@ const READ_FILES: &[&str] = &[
     "ssl.ca-crl-file",
     "ssl.dh-file",
     "ssl.stapling-file",
-    "auth.backend.plain.userfile",
-    "auth.backend.plain.groupfile",
-    "auth.backend.htpasswd.userfile",
-    "auth.backend.htdigest.userfile",
 ];
 
 /// Keys naming files the server writes (append); `|command` and syslog are skipped.
-const WRITE_FILES: &[&str] = &[
-    "server.errorlog",
-    "server.breakagelog",
-    "accesslog.filename",
-];
+const WRITE_FILES: &[&str] = &["server.errorlog", "accesslog.filename"];
 
 /// Ok, or the first problem found, as one line for the user.
 pub fn check(config: &Config) -> Result<(), String> {
     let s = &config.server;
-    for m in &s.modules {
-        if !keys::is_known_module(m) {
-            return Err(format!("server.modules: unknown module \"{m}\""));
-        }
-    }
-    let root = s.chroot.as_deref().map(PathBuf::from);
-    if let Some(r) = &root {
+    if let Some(r) = chroot_of(config) {
         if !r.is_dir() {
             return Err(format!("server.chroot {}: not a directory", r.display()));
         }
@@ -54,6 +45,7 @@ pub fn check(config: &Config) -> Result<(), String> {
             return Err(format!("server.groupname: no such group \"{g}\""));
         }
     }
+    let root = chroot_of(config);
     let global_root = config
         .patches
         .first()
@@ -62,22 +54,7 @@ pub fn check(config: &Config) -> Result<(), String> {
     if global_root.is_empty() {
         return Err("server.document-root is not set".into());
     }
-    // Paths the workers open after chroot are inside it.
-    let inside = |p: &str| -> PathBuf {
-        match &root {
-            Some(r) => r.join(p.trim_start_matches('/')),
-            None => PathBuf::from(p),
-        }
-    };
-    for (id, p) in config.patches.iter().enumerate() {
-        if let Some(dr) = &p.document_root {
-            let path = inside(dr);
-            if !path.is_dir() {
-                let at = where_set(config, id, "server.document-root");
-                return Err(format!("{at}server.document-root {dr}: no such directory"));
-            }
-        }
-    }
+    let tls = crate::keys::module_loaded("mod_openssl", &s.effective_modules());
     for b in &config.blocks {
         for st in &b.settings {
             let key = st.key.to_ascii_lowercase();
@@ -86,21 +63,83 @@ pub fn check(config: &Config) -> Result<(), String> {
                 continue;
             }
             let at = format!("{}:{}: ", st.loc.file, st.loc.line);
-            if READ_FILES.contains(&key.as_str()) {
-                std::fs::File::open(v)
-                    .map_err(|e| format!("{at}{key} {v}: cannot be read: {e}"))?;
+            if tls && READ_FILES.contains(&key.as_str()) {
+                std::fs::File::open(v).map_err(|e| {
+                    format!(
+                        "{at}{key} {v}: cannot be read: {e} (lighttpd does not start without it)"
+                    )
+                })?;
             } else if WRITE_FILES.contains(&key.as_str()) && !v.starts_with('|') {
                 // Log files too are inside the chroot (the master opens them there).
-                writable(&inside(v))
-                    .map_err(|e| format!("{at}{key} {v}: cannot be written: {e}"))?;
+                writable(&inside(&root, v)).map_err(|e| {
+                    format!(
+                        "{at}{key} {v}: cannot be written: {e} (start-up would fail opening it)"
+                    )
+                })?;
             }
         }
     }
     if let Some(pid) = &s.pid_file {
-        writable(Path::new(pid))
-            .map_err(|e| format!("server.pid-file {pid}: cannot be written: {e}"))?;
+        writable(Path::new(pid)).map_err(|e| {
+            format!(
+                "server.pid-file {pid}: cannot be written: {e} (start-up would fail creating it)"
+            )
+        })?;
     }
     Ok(())
+}
+
+/// server.chroot, if set: the workers open document roots and log files inside it.
+fn chroot_of(config: &Config) -> Option<PathBuf> {
+    config
+        .server
+        .chroot
+        .as_deref()
+        .filter(|c| !c.is_empty())
+        .map(PathBuf::from)
+}
+
+/// Where a worker finds `p`: inside the chroot when there is one.
+fn inside(root: &Option<PathBuf>, p: &str) -> PathBuf {
+    match root {
+        Some(r) => r.join(p.trim_start_matches('/')),
+        None => PathBuf::from(p),
+    }
+}
+
+/// What start-up goes on with and requests will answer 404 for: document roots,
+/// userdir.basepath and alias.url targets that do not exist, one line each with
+/// file:line. Printed by -tt and logged at start-up and on reload.
+pub fn warnings(config: &Config) -> Vec<String> {
+    let root = chroot_of(config);
+    let mut out = Vec::new();
+    for (id, p) in config.patches.iter().enumerate() {
+        if let Some(dr) = p.document_root.as_deref().filter(|d| !d.is_empty()) {
+            if !inside(&root, dr).is_dir() {
+                out.push(format!(
+                    "WARNING: {}server.document-root {dr}: no such directory; requests for it get 404",
+                    where_set(config, id, "server.document-root")
+                ));
+            }
+        }
+        if let Some(base) = p.userdir_basepath.as_deref().filter(|b| !b.is_empty()) {
+            if !inside(&root, base).is_dir() {
+                out.push(format!(
+                    "WARNING: {}userdir.basepath {base}: no such directory; requests for it get 404",
+                    where_set(config, id, "userdir.basepath")
+                ));
+            }
+        }
+        for (prefix, target) in p.alias_url.iter().flatten() {
+            if !inside(&root, target).exists() {
+                out.push(format!(
+                    "WARNING: {}alias.url \"{prefix}\" => {target}: no such file or directory; requests for it get 404",
+                    where_set(config, id, "alias.url")
+                ));
+            }
+        }
+    }
+    out
 }
 
 fn where_set(config: &Config, id: usize, key: &str) -> String {

@@ -30,18 +30,42 @@ fn a_sound_configuration_passes() {
 }
 
 #[test]
-fn document_root_must_be_set_and_exist() {
+fn document_root_must_be_set_and_may_be_missing() {
     let e = check("server.port = 80\n").expect_err("no docroot");
     assert!(e.contains("server.document-root is not set"), "{e}");
+    // As lighttpd: a document root or alias target that does not exist is a
+    // warning (requests for it get 404), not a refusal.
     let d = tmpdir("docroot");
-    let e = check(&format!(
-        "server.document-root = \"{0}/www\"\n$HTTP[\"host\"] == \"x\" {{\n server.document-root = \"{0}/nope\"\n}}\n",
+    let text = format!(
+        "server.document-root = \"{0}/gone\"\n$HTTP[\"host\"] == \"x\" {{\n server.document-root = \"{0}/nope\"\n}}\nalias.url = ( \"/a/\" => \"{0}/noalias/\" )\n",
         d.display()
-    ))
-    .expect_err("missing block docroot");
+    );
+    assert_eq!(check(&text), Ok(()));
+    let cfg = load_str(&text, "t.conf", Path::new("")).unwrap_or_else(|e| panic!("{e}"));
+    let w = preflight::warnings(&cfg);
+    assert_eq!(w.len(), 3, "{w:?}");
     assert!(
-        e.contains("t.conf:3:") && e.contains("/nope: no such directory"),
-        "{e}"
+        w[0].contains("t.conf:1: server.document-root")
+            && w[0].contains("/gone: no such directory"),
+        "{w:?}"
+    );
+    assert!(w[1].contains("t.conf:5: alias.url \"/a/\""), "{w:?}");
+    assert!(w[2].contains("t.conf:3: server.document-root"), "{w:?}");
+    fs::create_dir_all(d.join("gone")).expect("mkdir");
+    fs::create_dir_all(d.join("nope")).expect("mkdir");
+    fs::create_dir_all(d.join("noalias")).expect("mkdir");
+    let cfg = load_str(&text, "t.conf", Path::new("")).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(preflight::warnings(&cfg), Vec::<String>::new());
+    let cfg = load_str(
+        &format!("{text}userdir.basepath = \"{}/homes\"\n", d.display()),
+        "t.conf",
+        Path::new(""),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let w = preflight::warnings(&cfg);
+    assert!(
+        w.len() == 1 && w[0].contains("t.conf:6: userdir.basepath") && w[0].contains("404"),
+        "{w:?}"
     );
     let _ = fs::remove_dir_all(&d);
 }
@@ -57,18 +81,6 @@ fn user_and_group_must_exist() {
     ))
     .expect_err("group");
     assert!(e.contains("no such group"), "{e}");
-    let _ = fs::remove_dir_all(&d);
-}
-
-#[test]
-fn modules_must_be_known() {
-    let d = tmpdir("mods");
-    let e = check(&format!(
-        "server.document-root = \"{}/www\"\nserver.modules = (\"mod_access\", \"mod_bogus\")\n",
-        d.display()
-    ))
-    .expect_err("bogus module");
-    assert!(e.contains("mod_bogus"), "{e}");
     let _ = fs::remove_dir_all(&d);
 }
 

@@ -600,6 +600,11 @@ fn unknown_keys_warn_var_and_dir_listing_do_not() {
     assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
     assert!(c.warnings[0].starts_with("WARNING: unknown config-key: server.document-rot (ignored)"));
     assert!(c.warnings[0].contains("did you mean server.document-root?"));
+    assert!(
+        c.warnings[0].ends_with(" (at t.conf:1)"),
+        "{}",
+        c.warnings[0]
+    );
 }
 
 #[test]
@@ -691,4 +696,27 @@ fn caret_keeps_tabs_and_unreadable_files_have_no_position() {
             .starts_with("/nonexistent/wick.conf: opening configfile"),
         "{e}"
     );
+}
+
+#[test]
+fn host_names_are_resolved_only_for_binding() {
+    // Loading (what -p and -t do) leaves a host name as written.
+    let mut c = load(concat!(
+        "server.bind = \"localhost\"\nserver.port = 8085\n",
+        "$SERVER[\"socket\"] == \"no-such-host.invalid:8086\" { }\n",
+    ));
+    assert_eq!(c.listeners[0].host.as_deref(), Some("localhost"));
+    assert_eq!(c.listeners[1].host.as_deref(), Some("no-such-host.invalid"));
+    let e = wick_conf::resolve_listeners(&mut c).expect_err("unresolvable");
+    assert!(
+        e.contains("t.conf:3: cannot resolve \"no-such-host.invalid\""),
+        "{e}"
+    );
+    let mut c = load("server.bind = \"localhost\"\nserver.port = 8085\n");
+    wick_conf::resolve_listeners(&mut c).expect("localhost resolves");
+    assert_eq!(c.listeners[0].host, None);
+    match &c.listeners[0].addr {
+        ListenAddr::Tcp(a) => assert!(a.ip().is_loopback() && a.port() == 8085, "{a}"),
+        other => panic!("{other:?}"),
+    }
 }

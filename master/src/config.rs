@@ -37,10 +37,13 @@ impl Source {
         }
     }
 
-    /// Parse and evaluate; an error names file:line:column and shows the line.
+    /// Parse, evaluate and check as for a start (a graceful restart); an error names
+    /// file:line:column and shows the line.
     pub fn load(&self) -> Result<Config, String> {
-        let c = self.load_unchecked()?;
+        let mut c = self.load_unchecked()?;
         validate(&c)?;
+        wick_conf::support::check(&c)?;
+        wick_conf::resolve_listeners(&mut c)?;
         Ok(c)
     }
 

@@ -145,6 +145,14 @@ impl ListenerSet {
     pub fn ensure(&mut self, config: &Config) -> Result<Vec<ListenAddr>, String> {
         let mut fresh = Vec::new();
         for l in &config.listeners {
+            // Its address is only a port until wick_conf::resolve_listeners ran:
+            // never bind that (it would be every address).
+            if let Some(h) = &l.host {
+                return Err(format!(
+                    "can't bind to socket: {}: \"{h}\" is not resolved",
+                    l.spec
+                ));
+            }
             let n = l.socket.listen_backlog;
             if let Some(b) = self.bound.get(&l.addr) {
                 // Still wanted: same fd, so its queue survives. Apply a changed backlog
@@ -268,6 +276,7 @@ impl ListenerSet {
                     spec: describe(addr),
                     block: None,
                     socket: global.clone(),
+                    host: None,
                 }),
             }
         }

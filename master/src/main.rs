@@ -127,13 +127,17 @@ fn master_main() -> i32 {
             Opt::Test => tests += 1,
         }
     }
-    let (Some(source), Some(config)) = (source, config) else {
+    let (Some(source), Some(mut config)) = (source, config) else {
         eprintln!("No configuration available. Try using -f option.");
         return EXIT_USAGE;
     };
     if print {
         for w in &config.warnings {
             eprintln!("{w}");
+        }
+        // -p prints what lighttpd accepts; what start-up would refuse is only said.
+        for r in wick_conf::support::refusals(&config) {
+            eprintln!("WARNING: {r}; wickd will not start with this");
         }
         println!("{}", wick_conf::print::normalized(&config));
         let _ = std::io::stdout().flush();
@@ -143,8 +147,26 @@ fn master_main() -> i32 {
         eprintln!("{e}");
         return 1;
     }
+    // -t checks the syntax only; -tt and a start refuse what would open access.
+    if tests != 1 {
+        if tests >= 2 {
+            for w in &config.warnings {
+                eprintln!("{w}");
+            }
+        }
+        if let Err(e) = wick_conf::support::check(&config) {
+            eprintln!("{e}");
+            return 1;
+        }
+        // Host names in server.bind / $SERVER["socket"]: resolved for binding (and
+        // by -tt, as lighttpd's), never for -p or -t.
+        if let Err(e) = wick_conf::resolve_listeners(&mut config) {
+            eprintln!("{e}");
+            return 1;
+        }
+    }
     if tests >= 2 {
-        for w in &config.warnings {
+        for w in wick_conf::preflight::warnings(&config) {
             eprintln!("{w}");
         }
         if let Err(e) = wick_conf::preflight::check(&config) {
@@ -266,7 +288,12 @@ fn serve(
 
     // Step 7: supervise.
     let mut log = log;
-    for w in &config.warnings {
+    for w in config
+        .warnings
+        .iter()
+        .cloned()
+        .chain(wick_conf::preflight::warnings(&config))
+    {
         elog!(log, "{w}");
     }
     let setup = server::Setup {

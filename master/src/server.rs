@@ -693,7 +693,12 @@ impl Master {
                 return;
             }
         };
-        for w in &config.warnings {
+        for w in config
+            .warnings
+            .iter()
+            .cloned()
+            .chain(wick_conf::preflight::warnings(&config))
+        {
             elog!(self.log, "{w}");
         }
         self.listeners.apply_inherited(&mut config);

@@ -1,0 +1,401 @@
+//! What wickd does with each key lighttpd knows: acts on it; accepts it without
+//! acting on it, with one warning naming the key, its module and where it is set; or
+//! refuses to start, where ignoring the key would give access the configuration
+//! denies (auth.require, ssl.engine, signed download links, access scripts).
+//! man/wickd.conf.5 keeps the same table (conf/tests/manpage.rs compares them).
+
+use crate::keys;
+use crate::model::{Block, Config, Setting, Value};
+use crate::options::parse_bool;
+
+/// What wickd does with a key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Support {
+    Acted,
+    /// Parsed and checked, not acted on: one warning at start-up and by -tt.
+    Ignored,
+    /// Not acted on, and serving without it would open access: start-up and -tt
+    /// refuse. The text says what would be open.
+    Refused(&'static str),
+}
+
+/// Modules wickd has (worker/src/mods, the CGI gateway, and the core's static file
+/// and index handling).
+pub const BUILT: &[&str] = &[
+    "mod_access",
+    "mod_accesslog",
+    "mod_alias",
+    "mod_cgi",
+    "mod_dirlisting",
+    "mod_evhost",
+    "mod_expire",
+    "mod_extforward",
+    "mod_indexfile",
+    "mod_redirect",
+    "mod_rewrite",
+    "mod_setenv",
+    "mod_simple_vhost",
+    "mod_staticfile",
+    "mod_userdir",
+];
+
+/// Keys of the core and of built modules that wickd accepts and does not act on.
+const IGNORED: &[&str] = &[
+    "server.upload-dirs",
+    "server.upload-temp-file-size",
+    "server.http-parseopts",
+    "server.http-parseopt-header-strict",
+    "server.http-parseopt-host-strict",
+    "server.http-parseopt-host-normalize",
+    "server.core-files",
+    "server.chunkqueue-chunk-sz",
+    "server.h2proto",
+    "server.h2c",
+    "server.graceful-restart-bg",
+    "server.breakagelog",
+    "mimetype.xattr-name",
+    "debug.log-state-handling",
+    "server.bsd-accept-filter",
+    "server.v4mapped",
+    "server.error-intercept",
+    "server.stream-request-body",
+    "server.stream-response-body",
+    "server.kbytes-per-second",
+    "connection.kbytes-per-second",
+    "server.protocol-http11",
+    "server.http-pathinfo",
+    "mimetype.use-xattr",
+    "debug.log-file-not-found",
+    "debug.log-request-handling",
+    "debug.log-response-header",
+    "debug.log-request-header",
+    "debug.log-condition-handling",
+    "debug.log-timeouts",
+    "cgi.upgrade",
+    "simple-vhost.debug",
+    "extforward.hap-proxy",
+    "extforward.hap-proxy-ssl-client-verify",
+];
+
+/// Keys (or, ending in '.', key prefixes) whose absence opens access, and what
+/// would be open. Only the keys that restrict by themselves: auth.backend without
+/// auth.require protects nothing, ssl.pemfile without ssl.engine encrypts nothing
+/// (lighttpd then serves in clear text too); those are ignored with a warning.
+/// Refused whether or not their module is in server.modules: a configuration that
+/// sets them means to restrict access, and serving it open is never the safe guess.
+const REFUSED: &[(&str, &str)] = &[
+    (
+        "auth.require",
+        "mod_auth is not built into wickd: what it protects would be served without authentication",
+    ),
+    (
+        "ssl.engine",
+        "TLS is not built into wickd: this listener would serve in clear text what is meant to be encrypted",
+    ),
+    (
+        "secdownload.",
+        "mod_secdownload is not built into wickd: what it protects would be served without a valid link",
+    ),
+    (
+        "magnet.",
+        "mod_magnet is not built into wickd: its Lua scripts, which may restrict access, would not run",
+    ),
+];
+
+fn has_prefix(key: &str, prefix: &str) -> bool {
+    key.len() > prefix.len()
+        && key.as_bytes()[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes())
+}
+
+fn refused_by(key: &str, pattern: &str) -> bool {
+    if pattern.ends_with('.') {
+        has_prefix(key, pattern)
+    } else {
+        key.eq_ignore_ascii_case(pattern)
+    }
+}
+
+/// What wickd does with `key` (any case).
+pub fn support(key: &str) -> Support {
+    if let Some((_, why)) = REFUSED.iter().find(|(p, _)| refused_by(key, p)) {
+        return Support::Refused(why);
+    }
+    let Some((k, module, _)) = keys::lookup(key) else {
+        // Unknown keys draw lighttpd's own warning (load.rs).
+        return Support::Acted;
+    };
+    if IGNORED.contains(&k) || !(module.is_empty() || BUILT.contains(&module)) {
+        Support::Ignored
+    } else {
+        Support::Acted
+    }
+}
+
+/// Does this setting restrict anything? `ssl.engine = "disable"` and empty values
+/// do not: serving without them is what they ask for.
+fn restricts(s: &Setting) -> bool {
+    match &s.value {
+        Value::Str(v) if v.is_empty() => false,
+        Value::Array(a) if a.is_empty() => false,
+        v if s.key.eq_ignore_ascii_case("ssl.engine") => parse_bool(v).unwrap_or(true),
+        _ => true,
+    }
+}
+
+fn module_of(key: &str) -> &'static str {
+    match keys::lookup(key) {
+        Some((_, "", _)) | None => "core",
+        Some((_, m, _)) => m,
+    }
+}
+
+fn at(s: &Setting) -> String {
+    format!("{}:{}", s.loc.file, s.loc.line)
+}
+
+/// Start-up warnings: one per key that is not acted on (where it is first set; keys
+/// of modules that are not loaded already draw lighttpd's "unknown config-key"), and
+/// one per module in force that wickd does not have.
+pub fn warnings(blocks: &[Block], effective: &[String], listed: &[String]) -> Vec<String> {
+    let mut out = Vec::new();
+    let modules_at = blocks
+        .first()
+        .and_then(|g| {
+            g.settings
+                .iter()
+                .find(|s| s.key.eq_ignore_ascii_case("server.modules"))
+        })
+        .map(|s| format!("{}: ", at(s)))
+        .unwrap_or_default();
+    for m in effective {
+        if BUILT.contains(&m.as_str()) || !keys::is_known_module(m) {
+            continue;
+        }
+        let how = if listed.contains(m) {
+            ""
+        } else {
+            " (lighttpd loads it implicitly)"
+        };
+        out.push(format!(
+            "WARNING: {modules_at}server.modules: {m}{how} is not built into wickd; its keys are not acted on"
+        ));
+    }
+    let mut seen: Vec<String> = Vec::new();
+    for s in blocks.iter().flat_map(|b| &b.settings) {
+        let key = s.key.to_ascii_lowercase();
+        if support(&key) != Support::Ignored || seen.contains(&key) {
+            continue;
+        }
+        let module = module_of(&s.key);
+        if module != "core" && !keys::module_loaded(module, effective) {
+            continue;
+        }
+        let note = if HANDLERS.contains(&key.as_str()) {
+            "; files it would hand to a backend are served as they are (their source) \
+             unless static-file.exclude-extensions or url.access-deny names them"
+        } else {
+            ""
+        };
+        out.push(format!(
+            "WARNING: {}: {} ({module}) is accepted but not acted on by wickd (ignored){note}",
+            at(s),
+            s.key
+        ));
+        seen.push(key);
+    }
+    // Per-request keys of lighttpd's that wickd reads from the global block only.
+    let mut seen: Vec<&str> = Vec::new();
+    for s in blocks.iter().skip(1).flat_map(|b| &b.settings) {
+        let Some(k) = GLOBAL_ONLY.iter().find(|k| s.key.eq_ignore_ascii_case(k)) else {
+            continue;
+        };
+        if !seen.contains(k) {
+            seen.push(k);
+            out.push(format!(
+                "WARNING: {}: {} in a condition is not acted on by wickd (only the global value is used)",
+                at(s),
+                s.key
+            ));
+        }
+    }
+    out
+}
+
+/// lighttpd reads these per request; wickd only from the global block.
+const GLOBAL_ONLY: &[&str] = &[
+    "server.errorlog",
+    "server.max-keep-alive-requests",
+    "server.max-keep-alive-idle",
+];
+
+/// Keys that hand requests for files to a program wickd does not have: without
+/// them those files would be sent as they are, so their warning says so.
+const HANDLERS: &[&str] = &[
+    "fastcgi.server",
+    "scgi.server",
+    "ajp13.server",
+    "ssi.extension",
+];
+
+/// Gateways that run files found by suffix (fastcgi.server ".php" => ...): wickd
+/// does not have them, so such a file would be sent as it is, its source (database
+/// passwords and all) to anyone. Refused unless the global static-file.exclude-
+/// extensions or url.access-deny keeps those files from being served (as Debian's
+/// lighttpd.conf does for .php): a configuration that runs them means them unread.
+const GATEWAYS: &[(&str, &str)] = &[
+    ("fastcgi.server", "mod_fastcgi"),
+    ("scgi.server", "mod_scgi"),
+    ("ajp13.server", "mod_ajp13"),
+];
+
+fn exposed_scripts(config: &Config) -> Vec<String> {
+    let global = |key: &str| -> Vec<String> {
+        config
+            .blocks
+            .first()
+            .and_then(|g| g.settings.iter().find(|s| s.key.eq_ignore_ascii_case(key)))
+            .and_then(|s| <Vec<String> as crate::options::FromValue>::from_value(&s.value).ok())
+            .unwrap_or_default()
+    };
+    let mut guarded = global("static-file.exclude-extensions");
+    guarded.extend(global("url.access-deny"));
+    let mut out = Vec::new();
+    for s in config.blocks.iter().flat_map(|b| &b.settings) {
+        let Some((key, module)) = GATEWAYS.iter().find(|(k, _)| s.key.eq_ignore_ascii_case(k))
+        else {
+            continue;
+        };
+        let Value::Array(items) = &s.value else {
+            continue;
+        };
+        // A key starting with '/' is a URL prefix; any other is a file suffix.
+        let open: Vec<&str> = items
+            .iter()
+            .filter_map(|(k, _)| k.as_deref())
+            .filter(|k| !k.is_empty() && !k.starts_with('/'))
+            .filter(|k| {
+                !guarded
+                    .iter()
+                    .any(|g| !g.is_empty() && k.ends_with(g.as_str()))
+            })
+            .collect();
+        if !open.is_empty() {
+            out.push(format!(
+                "{}: {key}: {module} is not built into wickd: files ending in {} would be served as they are (their source); name them in static-file.exclude-extensions to start without it",
+                at(s),
+                open.iter().map(|e| format!("\"{e}\"")).collect::<Vec<_>>().join(", ")
+            ));
+        }
+    }
+    out
+}
+
+/// Keys that choose a lighttpd internal wickd replaces (it always uses epoll,
+/// sendfile/writev and its own stat cache): the values lighttpd 1.4.69 accepts on
+/// Linux (Debian's build), and its message for the others. Exact and case-sensitive,
+/// as lighttpd compares them; set in a condition, lighttpd ignores them.
+const INTERNALS: &[(&str, &[&str], &str)] = &[
+    (
+        "server.event-handler",
+        &["select", "poll", "linux-sysepoll", "epoll", "libev"],
+        "the selected event-handler in unknown or not supported: ",
+    ),
+    (
+        "server.network-backend",
+        &["", "sendfile", "linux-sendfile", "freebsd-sendfile", "solaris-sendfilev", "writev", "write"],
+        "server.network-backend has an unknown value: ",
+    ),
+    (
+        "server.stat-cache-engine",
+        &["", "disable", "none", "simple", "inotify", "fam"],
+        "server.stat-cache-engine can be one of \"disable\", \"simple\", \"inotify\", \"fam\", but not: ",
+    ),
+];
+
+/// Why wickd will not start with this configuration, one line each: keys whose
+/// absence opens access, modules lighttpd does not have (it fails to load them), and
+/// values of lighttpd internals that lighttpd refuses on Linux.
+pub fn refusals(config: &Config) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(s) = config.blocks.first().and_then(|g| {
+        g.settings
+            .iter()
+            .find(|s| s.key.eq_ignore_ascii_case("server.modules"))
+    }) {
+        for m in &config.server.modules {
+            if !keys::is_known_module(m) {
+                out.push(format!(
+                    "{}: server.modules: unknown module \"{m}\" (lighttpd 1.4.69 has no such module)",
+                    at(s)
+                ));
+            }
+        }
+    }
+    out.extend(exposed_scripts(config));
+    for s in config.blocks.iter().take(1).flat_map(|b| &b.settings) {
+        let Some((_, accepted, message)) = INTERNALS
+            .iter()
+            .find(|(k, _, _)| s.key.eq_ignore_ascii_case(k))
+        else {
+            continue;
+        };
+        let v = match &s.value {
+            Value::Str(v) => v.clone(),
+            Value::Int(i) => i.to_string(),
+            Value::Array(_) => "(a list)".to_string(),
+        };
+        if !accepted.contains(&v.as_str()) {
+            out.push(format!("{}: {message}{v}", at(s)));
+        }
+    }
+    for s in config.blocks.iter().flat_map(|b| &b.settings) {
+        if let Support::Refused(why) = support(&s.key) {
+            if restricts(s) {
+                out.push(format!("{}: {}: {why}", at(s), s.key));
+            }
+        }
+    }
+    out
+}
+
+/// Ok, or every refusal and a last line that says what happens.
+pub fn check(config: &Config) -> Result<(), String> {
+    let r = refusals(config);
+    if r.is_empty() {
+        return Ok(());
+    }
+    Err(format!(
+        "{}\nwickd refuses to start with this configuration (see \"Refused\" in wickd.conf(5))",
+        r.join("\n")
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classes() {
+        assert_eq!(support("server.document-root"), Support::Acted);
+        assert_eq!(support("url.rewrite-once"), Support::Acted);
+        assert_eq!(support("server.stat-cache-engine"), Support::Acted);
+        assert_eq!(support("server.h2proto"), Support::Ignored);
+        assert_eq!(support("fastcgi.server"), Support::Ignored);
+        assert!(matches!(support("Auth.Require"), Support::Refused(_)));
+        assert!(matches!(support("ssl.engine"), Support::Refused(_)));
+        assert_eq!(support("ssl.pemfile"), Support::Ignored);
+        assert_eq!(support("auth.backend"), Support::Ignored);
+        assert!(matches!(support("secdownload.secret"), Support::Refused(_)));
+        assert_eq!(support("no.such-key"), Support::Acted);
+    }
+
+    #[test]
+    fn every_built_module_is_a_lighttpd_module() {
+        for m in BUILT {
+            assert!(keys::is_known_module(m), "{m}");
+        }
+        for k in IGNORED {
+            assert!(keys::lookup(k).is_some(), "{k}");
+        }
+    }
+}

@@ -1,0 +1,297 @@
+//! What wickd says about keys it does not act on (one warning per key, with its
+//! module and file:line), what it refuses (keys whose absence opens access, modules
+//! lighttpd does not have), and the modules lighttpd 1.4.69 loads by itself.
+
+use std::path::Path;
+use wick_conf::{load_str, support, Config};
+
+fn load(text: &str) -> Config {
+    load_str(text, "t.conf", Path::new("")).unwrap_or_else(|e| panic!("{e}"))
+}
+
+const BASE: &str = "server.document-root = \"/tmp\"\n";
+
+#[test]
+fn an_ignored_key_warns_once_with_module_and_place() {
+    let c = load(&format!(
+        "{BASE}server.modules = (\"mod_status\")\nserver.h2proto = \"enable\"\n\
+         status.status-url = \"/server-status\"\n\
+         $HTTP[\"host\"] == \"a\" {{\n  status.status-url = \"/status\"\n}}\n"
+    ));
+    let w: Vec<&String> = c
+        .warnings
+        .iter()
+        .filter(|w| w.contains("not acted on by wickd"))
+        .collect();
+    assert_eq!(w.len(), 2, "{:?}", c.warnings);
+    assert!(w[0].contains("t.conf:3: server.h2proto (core)"), "{}", w[0]);
+    assert!(
+        w[1].contains("t.conf:4: status.status-url (mod_status)"),
+        "{}",
+        w[1]
+    );
+    assert!(
+        c.warnings
+            .iter()
+            .any(|w| w.contains("t.conf:2: server.modules: mod_status is not built into wickd")),
+        "{:?}",
+        c.warnings
+    );
+    assert_eq!(
+        support::check(&c),
+        Ok(()),
+        "ignored keys do not stop start-up"
+    );
+}
+
+#[test]
+fn acted_on_keys_draw_no_warning() {
+    let c = load(&format!(
+        "{BASE}server.modules = (\"mod_rewrite\")\nurl.rewrite-once = ( \"^/a\" => \"/b\" )\nserver.tag = \"x\"\n"
+    ));
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+}
+
+#[test]
+fn keys_that_would_open_access_are_refused() {
+    for (key_line, key) in [
+        (
+            "auth.require = ( \"/p\" => ( \"method\" => \"basic\", \"realm\" => \"r\", \"require\" => \"valid-user\" ) )",
+            "auth.require",
+        ),
+        ("ssl.engine = \"enable\"", "ssl.engine"),
+        ("secdownload.secret = \"s\"", "secdownload.secret"),
+        (
+            "magnet.attract-physical-path-to = ( \"/etc/a.lua\" )",
+            "magnet.attract-physical-path-to",
+        ),
+    ] {
+        for modules in ["", "server.modules = (\"mod_auth\", \"mod_openssl\")\n"] {
+            let c = load(&format!("{BASE}{modules}$HTTP[\"url\"] =^ \"/p\" {{\n{key_line}\n}}\n"));
+            let e = support::check(&c).expect_err(key);
+            let line = if modules.is_empty() { 3 } else { 4 };
+            assert!(e.contains(&format!("t.conf:{line}: {key}: ")), "{e}");
+            assert!(e.contains("refuses to start"), "{e}");
+        }
+    }
+}
+
+#[test]
+fn what_restricts_nothing_is_not_refused() {
+    let c = load(&format!(
+        "{BASE}ssl.engine = \"disable\"\nauth.require = ()\n"
+    ));
+    assert_eq!(support::check(&c), Ok(()));
+    // Without auth.require and ssl.engine, the other auth.* and ssl.* keys protect
+    // nothing (lighttpd serves the same): a warning each, no refusal.
+    let c = load(&format!(
+        "{BASE}server.modules = (\"mod_auth\")\nauth.backend = \"htpasswd\"\nssl.pemfile = \"/x.pem\"\n"
+    ));
+    assert_eq!(support::check(&c), Ok(()));
+    for key in ["auth.backend (mod_auth)", "ssl.pemfile (mod_openssl)"] {
+        assert!(
+            c.warnings
+                .iter()
+                .any(|w| w.contains(&format!("{key} is accepted but not acted on"))),
+            "{key}: {:?}",
+            c.warnings
+        );
+    }
+}
+
+#[test]
+fn modules_must_be_known_to_lighttpd() {
+    let c = load(&format!(
+        "{BASE}server.modules = (\"mod_access\", \"mod_bogus\")\n"
+    ));
+    let e = support::check(&c).expect_err("bogus module");
+    assert!(
+        e.contains("t.conf:2: server.modules: unknown module \"mod_bogus\""),
+        "{e}"
+    );
+}
+
+#[test]
+fn lighttpd_loads_mod_openssl_for_ssl_keys() {
+    let c = load(&format!(
+        "{BASE}$SERVER[\"socket\"] == \":443\" {{\n ssl.engine = \"enable\"\n}}\n"
+    ));
+    let m = c.server.effective_modules();
+    assert!(m.iter().any(|m| m == "mod_openssl"), "{m:?}");
+    assert!(
+        c.warnings
+            .iter()
+            .any(|w| w.contains("please add \"mod_openssl\"")),
+        "{:?}",
+        c.warnings
+    );
+    // Loaded, so its keys are not "unknown"; and it is named as not built.
+    assert!(
+        !c.warnings.iter().any(|w| w.contains("unknown config-key")),
+        "{:?}",
+        c.warnings
+    );
+    assert!(
+        c.warnings
+            .iter()
+            .any(|w| w
+                .contains("mod_openssl (lighttpd loads it implicitly) is not built into wickd")),
+        "{:?}",
+        c.warnings
+    );
+    // Not with server.compat-module-load disabled: the key is then unknown.
+    let c = load(&format!(
+        "{BASE}server.compat-module-load = \"disable\"\nssl.pemfile = \"/x.pem\"\n"
+    ));
+    assert!(!c
+        .server
+        .effective_modules()
+        .iter()
+        .any(|m| m == "mod_openssl"));
+    assert!(
+        c.warnings
+            .iter()
+            .any(|w| w.contains("unknown config-key: ssl.pemfile")),
+        "{:?}",
+        c.warnings
+    );
+}
+
+#[test]
+fn lighttpd_loads_authn_backends_with_mod_auth() {
+    let c = load(&format!(
+        "{BASE}server.modules = (\"mod_auth\")\nauth.backend = \"htpasswd\"\n"
+    ));
+    assert_eq!(
+        c.server.effective_modules(),
+        [
+            "mod_indexfile",
+            "mod_auth",
+            "mod_staticfile",
+            "mod_authn_file"
+        ]
+    );
+}
+
+#[test]
+fn lighttpd_internals_take_what_lighttpd_takes_on_linux() {
+    for ok in [
+        "server.event-handler = \"linux-sysepoll\"",
+        "server.event-handler = \"poll\"",
+        "server.network-backend = \"writev\"",
+        "server.network-backend = \"linux-sendfile\"",
+        "server.stat-cache-engine = \"simple\"",
+        "server.stat-cache-engine = \"disable\"",
+    ] {
+        let c = load(&format!("{BASE}{ok}\n"));
+        assert_eq!(support::check(&c), Ok(()), "{ok}");
+        assert!(c.warnings.is_empty(), "{ok}: quietly: {:?}", c.warnings);
+    }
+    for (bad, message) in [
+        (
+            "server.event-handler = \"freebsd-kqueue\"",
+            "t.conf:2: the selected event-handler in unknown or not supported: freebsd-kqueue",
+        ),
+        (
+            "server.network-backend = \"mmap\"",
+            "t.conf:2: server.network-backend has an unknown value: mmap",
+        ),
+        (
+            "server.stat-cache-engine = \"kqueue\"",
+            "t.conf:2: server.stat-cache-engine can be one of \"disable\", \"simple\", \"inotify\", \"fam\", but not: kqueue",
+        ),
+        (
+            "server.event-handler = \"EPOLL\"",
+            "not supported: EPOLL",
+        ),
+    ] {
+        let c = load(&format!("{BASE}{bad}\n"));
+        let e = support::check(&c).expect_err(bad);
+        assert!(e.contains(message), "{e}");
+    }
+}
+
+#[test]
+fn old_names_lighttpd_still_reads() {
+    let c = load(&format!(
+        "{BASE}server.indexfiles = ( \"home.html\" )\nserver.dir-listing = \"enable\"\n"
+    ));
+    let p = &c.patches[0];
+    assert_eq!(
+        p.index_files.as_deref(),
+        Some(&["home.html".to_string()][..])
+    );
+    assert_eq!(p.dirlist_activate, Some(true));
+    // lighttpd 1.4.69 takes these two without a word.
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    let c = load(&format!(
+        "{BASE}server.modules = (\"mod_deflate\")\ncompress.filetype = ( \"text/plain\" )\n\
+         $HTTP[\"host\"] == \"a\" {{\ncompress.filetype = ( \"text/html\" )\n}}\n"
+    ));
+    let d: Vec<&String> = c
+        .warnings
+        .iter()
+        .filter(|w| w.starts_with("DEPRECATED: "))
+        .collect();
+    assert_eq!(
+        d,
+        ["DEPRECATED: compress.filetype replaced with deflate.mimetypes"],
+        "{:?}",
+        c.warnings
+    );
+}
+
+#[test]
+fn scripts_that_would_be_served_as_source_are_refused() {
+    let php = "fastcgi.server = ( \".php\" => (( \"socket\" => \"/run/php.sock\" )), \"/app\" => (( \"socket\" => \"/run/app.sock\" )) )";
+    let c = load(&format!(
+        "{BASE}server.modules = (\"mod_fastcgi\")\n{php}\n"
+    ));
+    let e = support::check(&c).expect_err(".php served as source");
+    assert!(
+        e.contains("t.conf:3: fastcgi.server: mod_fastcgi is not built into wickd: files ending in \".php\" would be served"),
+        "{e}"
+    );
+    assert!(
+        !e.contains("/app"),
+        "a URL prefix serves no script file: {e}"
+    );
+    // Kept from being served (Debian's lighttpd.conf does so): a warning only.
+    for guard in [
+        "static-file.exclude-extensions = ( \".php\", \".pl\", \".fcgi\" )",
+        "url.access-deny = ( \"~\", \".php\" )",
+    ] {
+        let c = load(&format!(
+            "{BASE}server.modules = (\"mod_fastcgi\")\n{guard}\n{php}\n"
+        ));
+        assert_eq!(support::check(&c), Ok(()), "{guard}");
+        assert!(
+            c.warnings.iter().any(|w| w.contains("fastcgi.server (mod_fastcgi) is accepted but not acted on by wickd (ignored); files it would hand to a backend are served as they are")),
+            "{:?}",
+            c.warnings
+        );
+    }
+}
+
+#[test]
+fn keys_read_from_the_global_block_only_warn_in_a_condition() {
+    let c = load(&format!(
+        "{BASE}$HTTP[\"host\"] == \"a\" {{\nserver.errorlog = \"/tmp/a.log\"\nserver.max-keep-alive-idle = 1\n}}\n"
+    ));
+    assert!(
+        c.warnings.iter().any(|w| w.contains(
+            "t.conf:3: server.errorlog in a condition is not acted on by wickd (only the global value is used)"
+        )),
+        "{:?}",
+        c.warnings
+    );
+    assert!(
+        c.warnings
+            .iter()
+            .any(|w| w.contains("t.conf:4: server.max-keep-alive-idle in a condition")),
+        "{:?}",
+        c.warnings
+    );
+    let c = load(&format!("{BASE}server.errorlog = \"/tmp/a.log\"\n"));
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+}
