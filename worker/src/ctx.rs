@@ -37,6 +37,43 @@ pub struct Ctx {
 }
 
 impl Ctx {
+    /// The shared state for a worker serving `site`.
+    pub fn new(site: Site) -> Ctx {
+        let tag = {
+            let c = &site.compiled;
+            let mut v = c.defaults().view();
+            v.apply(c.patch(0));
+            v.server_tag.clone()
+        };
+        let cond = CondState::new(&site.compiled);
+        let cgi_on = site
+            .cfg
+            .server
+            .effective_modules()
+            .iter()
+            .any(|m| m == "mod_cgi");
+        let cgi = crate::cgi::Client::new(cgi_on, &site.compiled);
+        Ctx {
+            site,
+            tag,
+            cond,
+            clock: Clock::new(),
+            out: Out::default(),
+            fields: Vec::with_capacity(32),
+            path: Vec::with_capacity(256),
+            scratch: Vec::with_capacity(256),
+            etag: Vec::with_capacity(16),
+            cache: StatCache::new(),
+            roots: Roots::default(),
+            pages: Pages::new(),
+            draining: false,
+            activity: false,
+            rq: crate::mods::Rq::default(),
+            cgi,
+            log: Vec::new(),
+        }
+    }
+
     /// A built-in error page that closes the connection (parse errors, 413).
     pub fn error_response(&mut self, version: Version, status: u16) {
         static_file::simple_error(

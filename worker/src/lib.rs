@@ -13,6 +13,8 @@ pub mod body;
 pub mod cgi;
 pub mod chunked;
 pub mod conn;
+#[cfg(test)]
+mod conn_tests;
 pub mod ctx;
 pub mod date;
 pub mod errors;

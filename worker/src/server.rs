@@ -4,13 +4,8 @@
 
 use crate::conn::{Conn, Next, Want};
 pub use crate::ctx::Ctx;
-use crate::date::Clock;
-use crate::errors::Pages;
 
-use crate::response::Out;
 use crate::site::Site;
-use crate::stat_cache::StatCache;
-use crate::static_file::Roots;
 use crate::sys;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
@@ -19,7 +14,6 @@ use std::io;
 use std::net::IpAddr;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::Duration;
-use wick_conf::cond::CondState;
 use wick_proto::{Channel, FromWorker, ToWorker};
 
 const CHANNEL: Token = Token(usize::MAX - 1);
@@ -82,39 +76,7 @@ pub struct Start {
 impl Server {
     pub fn new(site: Site, channel: Channel, start: Start) -> io::Result<Server> {
         let poll = Poll::new()?;
-        let tag = {
-            let c = &site.compiled;
-            let mut v = c.defaults().view();
-            v.apply(c.patch(0));
-            v.server_tag.clone()
-        };
-        let cond = CondState::new(&site.compiled);
-        let cgi_on = site
-            .cfg
-            .server
-            .effective_modules()
-            .iter()
-            .any(|m| m == "mod_cgi");
-        let cgi = crate::cgi::Client::new(cgi_on, &site.compiled);
-        let ctx = Ctx {
-            site,
-            tag,
-            cond,
-            clock: Clock::new(),
-            out: Out::default(),
-            fields: Vec::with_capacity(32),
-            path: Vec::with_capacity(256),
-            scratch: Vec::with_capacity(256),
-            etag: Vec::with_capacity(16),
-            cache: StatCache::new(),
-            roots: Roots::default(),
-            pages: Pages::new(),
-            draining: false,
-            activity: false,
-            rq: crate::mods::Rq::default(),
-            cgi,
-            log: Vec::new(),
-        };
+        let ctx = Ctx::new(site);
         channel.set_nonblocking(true)?;
         poll.registry().register(
             &mut SourceFd(&channel.as_raw_fd()),
