@@ -232,144 +232,124 @@ impl Conn {
     /// Make progress after a readiness event (or right after accept).
     /// `rbuf`: the worker's shared read buffer (bytes that stay go to `State`).
     pub fn drive(&mut self, ctx: &mut Ctx, rbuf: &mut [u8]) -> Next {
-        let mut rounds = 0;
-        loop {
-            rounds += 1;
-            if rounds > 64 {
-                // Fairness: come back on the next loop turn.
-                return Next::Again;
+        // At most 64 rounds, then the other connections get their turn.
+        for _ in 0..64 {
+            let stop = match self.phase {
+                Phase::Write => self.write_turn(ctx),
+                Phase::Linger => Some(self.linger(rbuf)),
+                Phase::Handler => self.drive_handler(ctx, rbuf),
+                Phase::Head | Phase::Body if self.has_unprocessed() => self.feed_buffered(ctx),
+                Phase::Head | Phase::Body => self.read_turn(ctx, rbuf),
+            };
+            if let Some(next) = stop {
+                return next;
             }
-            match self.phase {
-                Phase::Write => {
-                    let closing = self.closes_after_output();
-                    let Some(out) = self.st.as_mut().and_then(|s| s.out.as_mut()) else {
-                        self.phase = Phase::Head;
-                        continue;
-                    };
-                    let before = out.remaining();
-                    self.pace(before);
-                    let Some(out) = self.st.as_mut().and_then(|s| s.out.as_mut()) else {
-                        continue;
-                    };
-                    out.budget = WRITE_SLICE;
-                    let r = out.flush(&self.io, closing);
-                    let yielded = out.yielded;
-                    if out.remaining() < before {
-                        // max-write-idle counts from the last progress.
-                        self.since = ctx.clock.mono;
-                    }
-                    match r {
-                        Ok(true) => {
-                            if let Some(st) = self.st.as_mut() {
-                                st.out = None;
-                            }
-                            if let Some(n) = self.after_write() {
-                                return n;
-                            }
-                        }
-                        Ok(false) if yielded => return Next::Again,
-                        Ok(false) => return Next::Keep,
-                        Err(e) => {
-                            log_write_error(ctx, &e, self.peer);
-                            return Next::Close;
-                        }
-                    }
+        }
+        Next::Again
+    }
+
+    /// Write what waits (one budget's worth). None: all out, go on in the phase
+    /// after the write.
+    fn write_turn(&mut self, ctx: &mut Ctx) -> Option<Next> {
+        let closing = self.closes_after_output();
+        let Some(out) = self.st.as_mut().and_then(|s| s.out.as_mut()) else {
+            self.phase = Phase::Head;
+            return None;
+        };
+        let before = out.remaining();
+        self.pace(before);
+        let out = self.st.as_mut().and_then(|s| s.out.as_mut())?;
+        out.budget = WRITE_SLICE;
+        let r = out.flush(&self.io, closing);
+        let yielded = out.yielded;
+        if out.remaining() < before {
+            // max-write-idle counts from the last progress.
+            self.since = ctx.clock.mono;
+        }
+        match r {
+            Ok(true) => {
+                if let Some(st) = self.st.as_mut() {
+                    st.out = None;
                 }
-                Phase::Linger => return self.linger(rbuf),
-                Phase::Handler => {
-                    if let Some(n) = self.drive_handler(ctx, rbuf) {
-                        return n;
-                    }
-                }
-                Phase::Head | Phase::Body => {
-                    // Buffered input first (pipelined requests, the rest of a body).
-                    if self
-                        .st
-                        .as_ref()
-                        .is_some_and(|s| !s.input.is_empty() && s.scanned < s.input.len())
-                    {
-                        let Some(st) = self.st.as_mut() else { continue };
-                        let input = std::mem::take(&mut st.input);
-                        let used = self.feed(ctx, &input, true);
-                        let junk = self.rest_is_junk();
-                        if let Some(st) = self.st.as_mut() {
-                            if used < input.len() && st.input.is_empty() {
-                                let mut input = input;
-                                input.drain(..used);
-                                st.input = input;
-                                if junk {
-                                    self.flags |= Flags::DIRTY;
-                                    st.input.clear();
-                                    st.scanned = 0;
-                                }
-                            }
-                        }
-                        if let Some(n) = self.flush(ctx) {
-                            return n;
-                        }
-                        continue;
-                    }
-                    if self.flags.contains(Flags::CLOSE_AFTER) && self.phase == Phase::Head {
-                        // Answered and closing: nothing more to read as a request.
-                        return self.close_now(ctx, rbuf);
-                    }
-                    let r = self.io.read(rbuf);
-                    let n = match r {
-                        Ok(0) => {
-                            return Next::Close;
-                        }
-                        Ok(n) => n,
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                            return Next::Keep;
-                        }
-                        Err(_) => {
-                            return Next::Close;
-                        }
-                    };
-                    ctx.activity = true;
-                    self.since = ctx.clock.mono;
-                    if n < rbuf.len() {
-                        self.flags |= Flags::DRAINED;
-                    } else {
-                        self.flags.remove(Flags::DRAINED);
-                    }
-                    let has_input = self.st.as_ref().is_some_and(|s| !s.input.is_empty());
-                    if has_input {
-                        // Append to the partial request and go round again.
-                        if let Some(st) = self.st.as_mut() {
-                            st.input.extend_from_slice(&rbuf[..n]);
-                        }
-                        continue;
-                    }
-                    let used = self.feed(ctx, &rbuf[..n], false);
-                    if used < n && !self.rest_is_junk() {
-                        // A body that came with its head (a CGI's), pipelined requests.
-                        let st = self.state();
-                        st.input.extend_from_slice(&rbuf[used..n]);
-                    } else if used < n {
-                        self.flags |= Flags::DIRTY;
-                    }
-                    if let Some(n) = self.flush(ctx) {
-                        return n;
-                    }
-                    // A handler that took the request goes on at once (its body
-                    // may be in our buffer); after a FIN the next read says so.
-                    if self.flags.contains(Flags::DRAINED)
-                        && !self.flags.contains(Flags::PEER_FIN)
-                        && !self.has_unprocessed()
-                        && self.phase != Phase::Write
-                        && self.phase != Phase::Handler
-                    {
-                        // The socket is empty: wait for the next edge.
-                        self.tidy();
-                        if self.flags.contains(Flags::CLOSE_AFTER) && self.phase == Phase::Head {
-                            return self.close_now(ctx, rbuf);
-                        }
-                        return Next::Keep;
-                    }
+                self.after_write()
+            }
+            Ok(false) if yielded => Some(Next::Again),
+            Ok(false) => Some(Next::Keep),
+            Err(e) => {
+                log_write_error(ctx, &e, self.peer);
+                Some(Next::Close)
+            }
+        }
+    }
+
+    /// Requests (or the rest of a body) already in our buffer, before the socket.
+    fn feed_buffered(&mut self, ctx: &mut Ctx) -> Option<Next> {
+        let st = self.st.as_mut()?;
+        let input = std::mem::take(&mut st.input);
+        let used = self.feed(ctx, &input, true);
+        let junk = self.rest_is_junk();
+        if let Some(st) = self.st.as_mut() {
+            if used < input.len() && st.input.is_empty() {
+                let mut input = input;
+                input.drain(..used);
+                st.input = input;
+                if junk {
+                    self.flags |= Flags::DIRTY;
+                    st.input.clear();
+                    st.scanned = 0;
                 }
             }
         }
+        self.flush(ctx)
+    }
+
+    /// Read the socket and serve what came. None: go round again.
+    fn read_turn(&mut self, ctx: &mut Ctx, rbuf: &mut [u8]) -> Option<Next> {
+        if self.flags.contains(Flags::CLOSE_AFTER) && self.phase == Phase::Head {
+            // Answered and closing: nothing more to read as a request.
+            return Some(self.close_now(ctx, rbuf));
+        }
+        let n = match self.io.read(rbuf) {
+            Ok(0) => return Some(Next::Close),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Some(Next::Keep),
+            Err(_) => return Some(Next::Close),
+        };
+        ctx.activity = true;
+        self.since = ctx.clock.mono;
+        self.flags.set(Flags::DRAINED, n < rbuf.len());
+        if let Some(st) = self.st.as_mut().filter(|s| !s.input.is_empty()) {
+            // Append to the partial request and go round again.
+            st.input.extend_from_slice(&rbuf[..n]);
+            return None;
+        }
+        let used = self.feed(ctx, &rbuf[..n], false);
+        if used < n && !self.rest_is_junk() {
+            // A body that came with its head (a CGI's), pipelined requests.
+            let st = self.state();
+            st.input.extend_from_slice(&rbuf[used..n]);
+        } else if used < n {
+            self.flags |= Flags::DIRTY;
+        }
+        if let Some(n) = self.flush(ctx) {
+            return Some(n);
+        }
+        // A handler that took the request goes on at once (its body may be in our
+        // buffer); after a FIN the next read says so.
+        if self.flags.contains(Flags::DRAINED)
+            && !self.flags.contains(Flags::PEER_FIN)
+            && !self.has_unprocessed()
+            && self.phase != Phase::Write
+            && self.phase != Phase::Handler
+        {
+            // The socket is empty: wait for the next edge.
+            self.tidy();
+            if self.flags.contains(Flags::CLOSE_AFTER) && self.phase == Phase::Head {
+                return Some(self.close_now(ctx, rbuf));
+            }
+            return Some(Next::Keep);
+        }
+        None
     }
 
     /// Bytes after what `feed` used are junk only after the last request of a
