@@ -654,14 +654,7 @@ impl Conn {
 
         let (raw_path, query) = crate::path::split_target(head.path.of(buf));
         let mut path = std::mem::take(&mut ctx.path);
-        let status = if raw_path == b"*" {
-            path.clear();
-            path.push(b'*');
-            Ok(())
-        } else {
-            crate::path::decode_normalize(raw_path, &mut path)
-        };
-        if let Err(s) = status {
+        if let Err(s) = decode_path(raw_path, &mut path) {
             ctx.path = path;
             let why = "invalid percent-escape or control byte in the path";
             self.refuse(ctx, head.version, s, why, buf);
@@ -899,21 +892,7 @@ impl Conn {
             if has_body {
                 self.flags |= Flags::CLOSE_AFTER | Flags::DIRTY;
             }
-            let ir = crate::cgi::Internal {
-                saved: crate::cgi::Saved {
-                    buf: buf.to_vec(),
-                    head: head.clone(),
-                    fields: fields.to_vec(),
-                },
-                target: target.as_bytes().to_vec(),
-                method_get: false,
-                info: crate::cgi::InternalInfo {
-                    orig_target: String::from_utf8_lossy(head.target.of(buf)).into_owned(),
-                    new_target: target.clone(),
-                    loops: 0,
-                    error: Some((status, keep_status)),
-                },
-            };
+            let ir = error_handler_request(buf, head, fields, target, (status, keep_status));
             ctx.path = path;
             self.internal_request(ctx, ir);
             return;
@@ -921,18 +900,24 @@ impl Conn {
         if has_body {
             let names = request::header(buf, fields, b"trailer");
             let body = Body::new(head.body, limit, clock.mono, names);
-            if self.phase == Phase::Handler {
-                // A deferred response: the body goes to its handler (and is dropped).
-                self.state().body = Some(body);
-            } else {
-                let held = out.split_off(mark);
-                let st = self.state();
-                st.held = Some(held);
-                st.body = Some(body);
-                self.phase = Phase::Body;
-            }
+            self.expect_body(body, out, mark);
         }
         ctx.path = path;
+    }
+
+    /// The request has a body: a handler takes it; else it is read (and dropped)
+    /// while the response, from `mark` in `out`, waits.
+    fn expect_body(&mut self, body: Body, out: &mut Out, mark: (usize, usize)) {
+        if self.phase == Phase::Handler {
+            // A deferred response: the body goes to its handler (and is dropped).
+            self.state().body = Some(body);
+        } else {
+            let held = out.split_off(mark);
+            let st = self.state();
+            st.held = Some(held);
+            st.body = Some(body);
+            self.phase = Phase::Body;
+        }
     }
 }
 
@@ -1235,6 +1220,42 @@ impl Conn {
         if self.phase != Phase::Handler {
             let _ = self.flush(ctx);
         }
+    }
+}
+
+/// The request path, decoded and normalised (`*` for OPTIONS stays as it is).
+fn decode_path(raw: &[u8], path: &mut Vec<u8>) -> Result<(), u16> {
+    if raw == b"*" {
+        path.clear();
+        path.push(b'*');
+        return Ok(());
+    }
+    crate::path::decode_normalize(raw, path)
+}
+
+/// server.error-handler(-404) that is a CGI script: the request again, for its
+/// target, as an internal request that keeps the original status (`error`).
+fn error_handler_request(
+    buf: &[u8],
+    head: &Head,
+    fields: &[request::Field],
+    target: &str,
+    error: (u16, bool),
+) -> crate::cgi::Internal {
+    crate::cgi::Internal {
+        saved: crate::cgi::Saved {
+            buf: buf.to_vec(),
+            head: head.clone(),
+            fields: fields.to_vec(),
+        },
+        target: target.as_bytes().to_vec(),
+        method_get: false,
+        info: crate::cgi::InternalInfo {
+            orig_target: String::from_utf8_lossy(head.target.of(buf)).into_owned(),
+            new_target: target.to_string(),
+            loops: 0,
+            error: Some(error),
+        },
     }
 }
 
