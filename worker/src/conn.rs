@@ -610,7 +610,9 @@ impl Conn {
             resp: ctx.out.buf.get(at..).unwrap_or_default(),
             requests: self.requests,
         };
-        crate::mods::accesslog::refused(&ctx.site.compiled, &refused);
+        if let Some(a) = ctx.site.mods.accesslog.as_deref() {
+            crate::mods::accesslog::refused(a, &ctx.site.compiled, &refused);
+        }
     }
 
     /// Body bytes: (used, finished).
@@ -763,21 +765,25 @@ impl Conn {
                     if mods.active { &rq.req_headers } else { &[] };
                 let blocks = cond.matched().map(|b| b as u32).collect();
                 // mod_accesslog: the line is written when the script's response ends.
-                let log = if mods.active && mods.logs() && internal.is_none() {
-                    crate::mods::accesslog::capture(&crate::mods::DoneCx {
-                        view: &view,
-                        base: &base,
-                        rq,
-                        status: 0,
-                        bytes_out: 0,
-                        clock,
-                        compiled: &site.compiled,
-                        cond,
-                        resp: &[],
-                        requests: self.requests,
-                    })
-                } else {
-                    None
+                let log = match mods.accesslog.as_deref() {
+                    Some(a) if mods.active && mods.logs() && internal.is_none() => {
+                        crate::mods::accesslog::capture(
+                            a,
+                            &crate::mods::DoneCx {
+                                view: &view,
+                                base: &base,
+                                rq,
+                                status: 0,
+                                bytes_out: 0,
+                                clock,
+                                compiled: &site.compiled,
+                                cond,
+                                resp: &[],
+                                requests: self.requests,
+                            },
+                        )
+                    }
+                    _ => None,
                 };
                 let parts = crate::cgi::Parts {
                     cgi,

@@ -54,6 +54,7 @@ pub fn run(mut channel: Channel) -> i32 {
     let mut oneshot = None;
     let mut report_activity = false;
     let mut spawner = None;
+    let mut access_logs = None;
     loop {
         let (msg, mut fds) = match channel.recv::<ToWorker>() {
             Ok(Some(m)) => m,
@@ -101,7 +102,8 @@ pub fn run(mut channel: Channel) -> i32 {
             }
             ToWorker::ReportActivity => report_activity = true,
             ToWorker::SpawnerChannel { .. } => spawner = fds.pop(),
-            ToWorker::AccessLogs { .. } => mods::accesslog::deliver(fds),
+            // Kept until mod_accesslog exists (it is built with the site, below).
+            ToWorker::AccessLogs { .. } => access_logs = Some(fds),
             ToWorker::Start => break,
             ToWorker::Drain { .. } | ToWorker::Terminate => return 0,
             // ReopenLog before Start (the fd just given is fresh) and messages for
@@ -116,6 +118,9 @@ pub fn run(mut channel: Channel) -> i32 {
         Ok(s) => s,
         Err(e) => return fail(&channel, format!("worker: {e}")),
     };
+    if let (Some(fds), Some(a)) = (access_logs, &site.mods.accesslog) {
+        a.deliver(fds);
+    }
     // Everything that needs a syscall the sandbox forbids happens before it: the
     // poller, the buffers.
     let start = Start {

@@ -209,20 +209,20 @@ impl Server {
     /// Serve until drained, terminated, or the master goes away. Returns the exit code.
     pub fn run(&mut self) -> i32 {
         let code = self.serve();
-        // mod_accesslog: nothing gathered is lost at exit.
-        self.flush_access_log();
+        // Nothing a module gathered (access-log lines) is lost at exit.
+        self.trigger();
         code
     }
 
-    /// mod_accesslog: write the lines gathered; syslog ones go to the master.
-    fn flush_access_log(&mut self) {
-        let f = crate::mods::accesslog::flush();
-        if !f.syslog.is_empty() {
+    /// The modules' trigger hooks; syslog lines go to the master.
+    fn trigger(&mut self) {
+        let t = self.ctx.site.mods.trigger();
+        if !t.syslog.is_empty() {
             let _ = self
                 .channel
-                .send(&FromWorker::AccessLogSyslog { lines: f.syslog }, &[]);
+                .send(&FromWorker::AccessLogSyslog { lines: t.syslog }, &[]);
         }
-        for e in f.errors {
+        for e in t.errors {
             self.log(format_args!("{e}"));
         }
     }
@@ -312,7 +312,7 @@ impl Server {
 
     /// Once a second: timeouts, drain deadline, activity report.
     fn tick(&mut self) -> Option<i32> {
-        self.flush_access_log();
+        self.trigger();
         let now = self.ctx.clock.mono;
         let mut expired = Vec::new();
         for (key, c) in self.conns.iter() {
@@ -378,7 +378,11 @@ impl Server {
                             }
                         }
                     }
-                    ToWorker::AccessLogs { .. } => crate::mods::accesslog::deliver(fds),
+                    ToWorker::AccessLogs { .. } => {
+                        if let Some(a) = &self.ctx.site.mods.accesslog {
+                            a.deliver(fds);
+                        }
+                    }
                     other => self.log(format_args!(
                         "unexpected message from the master: {other:?}"
                     )),

@@ -934,8 +934,8 @@ impl Job {
         if !self.errbuf.is_empty() {
             flush_err(ctx, self, true);
         }
-        if let Some(l) = self.log.take() {
-            l.finish(self.out.remaining());
+        if let (Some(l), Some(a)) = (self.log.take(), ctx.site.mods.accesslog.as_deref()) {
+            l.finish(a, self.out.remaining());
         }
     }
 }

@@ -1143,28 +1143,6 @@ impl AccessLog {
 
 // ---- the module in the worker ----------------------------------------------------
 
-thread_local! {
-    /// The worker's access log. The event loop flushes it once a second and before
-    /// exit ([`flush`]); fds from the master reach it through [`deliver`].
-    static LOG: RefCell<Option<AccessLog>> = const { RefCell::new(None) };
-    /// Fds that came before the log existed (they arrive before `Start`).
-    static EARLY_FDS: RefCell<Option<Vec<OwnedFd>>> = const { RefCell::new(None) };
-}
-
-/// The access log fds the master sent (`ToWorker::AccessLogs`).
-pub fn deliver(fds: Vec<OwnedFd>) {
-    let left = LOG.with(|l| match l.borrow_mut().as_mut() {
-        Some(log) => {
-            log.set_fds(fds);
-            None
-        }
-        None => Some(fds),
-    });
-    if let Some(fds) = left {
-        EARLY_FDS.with(|e| *e.borrow_mut() = Some(fds));
-    }
-}
-
 /// What a flush leaves for the event loop to pass on.
 #[derive(Default)]
 pub struct Flushed {
@@ -1174,34 +1152,38 @@ pub struct Flushed {
     pub errors: Vec<String>,
 }
 
-/// Write what the log gathered (once a second, and before the worker exits).
-pub fn flush() -> Flushed {
-    LOG.with(|l| match l.borrow_mut().as_mut() {
-        Some(log) => Flushed {
-            syslog: log.flush(),
-            errors: std::mem::take(&mut log.errors),
-        },
-        None => Flushed::default(),
-    })
+/// mod_accesslog: a request_done hook that formats the line into its buffers and
+/// a trigger (once a second, and before the worker exits) that writes them. Its
+/// state is its own; the worker reaches it through `Mods::accesslog`.
+pub struct Accesslog {
+    log: RefCell<AccessLog>,
 }
-
-/// Lines waiting (syslog ones are sent when a batch is large, before the second ends).
-pub fn pending_syslog() -> usize {
-    LOG.with(|l| l.borrow().as_ref().map_or(0, AccessLog::syslog_pending))
-}
-
-/// mod_accesslog as a request_done hook (its state is the worker's [`LOG`]).
-pub struct Accesslog;
 
 impl Accesslog {
-    /// Parse the formats (a bad one stops start-up) and make this the worker's log.
+    /// Parse the formats (a bad one stops start-up).
     pub fn new(cfg: &Config) -> Result<Accesslog, String> {
-        let mut log = AccessLog::new(cfg)?;
-        if let Some(fds) = EARLY_FDS.with(|e| e.borrow_mut().take()) {
-            log.set_fds(fds);
+        Ok(Accesslog {
+            log: RefCell::new(AccessLog::new(cfg)?),
+        })
+    }
+
+    /// The access log fds the master sent (`ToWorker::AccessLogs`).
+    pub fn deliver(&self, fds: Vec<OwnedFd>) {
+        self.log.borrow_mut().set_fds(fds);
+    }
+
+    /// Write what the log gathered.
+    pub fn flush(&self) -> Flushed {
+        let mut log = self.log.borrow_mut();
+        Flushed {
+            syslog: log.flush(),
+            errors: std::mem::take(&mut log.errors),
         }
-        LOG.with(|l| *l.borrow_mut() = Some(log));
-        Ok(Accesslog)
+    }
+
+    /// Lines waiting (syslog ones are sent when a batch is large, before the second ends).
+    pub fn pending_syslog(&self) -> usize {
+        self.log.borrow().syslog_pending()
     }
 }
 
@@ -1347,7 +1329,8 @@ impl Lookup for Done<'_, '_> {
     }
 }
 
-impl super::Module for Accesslog {
+/// The module list holds it shared with `Mods::accesslog`.
+impl super::Module for std::rc::Rc<Accesslog> {
     fn name(&self) -> &'static str {
         "mod_accesslog"
     }
@@ -1362,9 +1345,8 @@ impl super::Module for Accesslog {
             return;
         }
         let (head, keep_alive) = response_head(x.resp);
-        LOG.with(|l| {
-            let mut l = l.borrow_mut();
-            let Some(log) = l.as_mut() else { return };
+        {
+            let mut log = self.log.borrow_mut();
             let Some(res) = log.resolve(x.compiled, x.cond, v) else {
                 return;
             };
@@ -1378,7 +1360,13 @@ impl super::Module for Accesslog {
                 log.format_of(&res).write(&r, res.how, &mut line);
             }
             log.queue(&res, line);
-        });
+        }
+    }
+
+    fn trigger(&self, t: &mut super::Trigger) {
+        let f = self.flush();
+        t.syslog.extend(f.syslog);
+        t.errors.extend(f.errors);
     }
 }
 
@@ -1401,10 +1389,9 @@ const REFUSED_LINE_MAX: usize = 1024;
 /// Log a refused request, as lighttpd does (its request_done hook runs for every
 /// response): by the global scope's access-log options, no condition having been
 /// evaluated, `%r` being its first line as received, escaped.
-pub fn refused(compiled: &Compiled, r: &Refused) {
-    LOG.with(|l| {
-        let mut l = l.borrow_mut();
-        let Some(log) = l.as_mut() else { return };
+pub fn refused(me: &Accesslog, compiled: &Compiled, r: &Refused) {
+    {
+        let mut log = me.log.borrow_mut();
         let mut view = compiled.defaults().view();
         view.apply(compiled.patch(0));
         if !*view.accesslog_use_syslog && view.accesslog_filename.is_empty() {
@@ -1447,7 +1434,7 @@ pub fn refused(compiled: &Compiled, r: &Refused) {
             log.format_of(&res).write(&rec, res.how, &mut line);
         }
         log.queue(&res, line);
-    });
+    }
 }
 
 /// A refused request has no headers worth trusting; its response has some.
@@ -1503,13 +1490,10 @@ impl std::fmt::Debug for Pending {
 }
 
 /// The log line of `x` to write later, when mod_accesslog logs it at all.
-pub fn capture(x: &super::DoneCx) -> Option<Box<Pending>> {
-    LOG.with(|l| {
-        let l = l.borrow();
-        let log = l.as_ref()?;
-        let res = log.resolve(x.compiled, x.cond, x.view)?;
-        Some(pending(res, log.early(x), x))
-    })
+pub fn capture(me: &Accesslog, x: &super::DoneCx) -> Option<Box<Pending>> {
+    let log = me.log.borrow();
+    let res = log.resolve(x.compiled, x.cond, x.view)?;
+    Some(pending(res, log.early(x), x))
 }
 
 fn pending(res: Resolved, e: Early, x: &super::DoneCx) -> Box<Pending> {
@@ -1572,7 +1556,7 @@ impl Lookup for Later<'_> {
 impl Pending {
     /// The response is complete: `resp` starts with its head; `bytes_out` counts
     /// head and body.
-    pub fn complete(self: Box<Self>, status: u16, resp: &[u8], bytes_out: u64) {
+    pub fn complete(self: Box<Self>, me: &Accesslog, status: u16, resp: &[u8], bytes_out: u64) {
         let (head, keep_alive) = response_head(resp);
         let p = &*self;
         let e = Early {
@@ -1592,11 +1576,7 @@ impl Pending {
         };
         let later = Later { p, head };
         let r = record(&e, status, bytes_out, head, keep_alive, &later);
-        LOG.with(|l| {
-            if let Some(log) = l.borrow_mut().as_mut() {
-                log.write(&p.res, &r);
-            }
-        });
+        me.log.borrow_mut().write(&p.res, &r);
     }
 }
 
@@ -1637,9 +1617,9 @@ impl Tally {
     }
 
     /// The response is over; `unsent` bytes of it are still queued.
-    pub fn finish(self, unsent: u64) {
+    pub fn finish(self, me: &Accesslog, unsent: u64) {
         let total = (self.bytes + unsent).saturating_sub(self.skip);
-        self.pending.complete(self.status, &self.head, total);
+        self.pending.complete(me, self.status, &self.head, total);
     }
 }
 

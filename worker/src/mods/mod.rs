@@ -43,6 +43,7 @@ use crate::response::Out;
 use crate::stat_cache::StatCache;
 use crate::static_file::{Env, Req, Roots};
 use std::net::IpAddr;
+use std::rc::Rc;
 use wick_conf::cond::{Compiled, CondState, Facts};
 use wick_conf::{BlockId, Config, View};
 
@@ -111,6 +112,18 @@ pub trait Module {
     fn request_env(&self, _x: &EnvCx, _env: &mut Vec<(String, String)>) {}
     /// The response is complete (access log).
     fn request_done(&self, _x: &DoneCx) {}
+    /// Once a second, and before the worker exits (lighttpd's handle_trigger):
+    /// write what was gathered.
+    fn trigger(&self, _t: &mut Trigger) {}
+}
+
+/// What the modules' trigger hooks leave for the event loop to pass on.
+#[derive(Default)]
+pub struct Trigger {
+    /// (syslog level, line) for the master (`FromWorker::AccessLogSyslog`).
+    pub syslog: Vec<(u8, String)>,
+    /// Lines for the error log.
+    pub errors: Vec<String>,
 }
 
 /// The request as received: read-only for modules.
@@ -325,11 +338,11 @@ impl std::fmt::Debug for Deferred {
 impl Deferred {
     /// One step. Some(response) once the job is done: the earlier responses and
     /// this one, to be written (its access log line is written now).
-    pub fn step(&mut self, clock: &Clock) -> Option<Out> {
+    pub fn step(&mut self, clock: &Clock, accesslog: Option<&accesslog::Accesslog>) -> Option<Out> {
         let mut resp = Out::default();
         let status = self.job.step(&mut resp, clock, &self.head)?;
-        if let Some(log) = self.log.take() {
-            log.complete(status, &resp.buf, resp.remaining());
+        if let (Some(log), Some(a)) = (self.log.take(), accesslog) {
+            log.complete(a, status, &resp.buf, resp.remaining());
         }
         let mut all = std::mem::take(&mut self.before);
         all.append(&resp);
@@ -351,7 +364,8 @@ impl crate::handler::Handler for Deferred {
         _client: &mut crate::handler::Client,
         _rbuf: &mut [u8],
     ) -> crate::handler::Step {
-        match Deferred::step(self, &ctx.clock) {
+        let accesslog = ctx.site.mods.accesslog.as_deref();
+        match Deferred::step(self, &ctx.clock, accesslog) {
             None => crate::handler::Step::Yield,
             Some(out) => crate::handler::Step::Done {
                 out,
@@ -429,6 +443,9 @@ pub struct Mods {
     /// Some loaded module hooks a request stage: conn.rs takes the module path.
     pub active: bool,
     list: Vec<Box<dyn Module>>,
+    /// mod_accesslog, for lines written later (CGI, deferred responses, refused
+    /// requests) and the fds the master sends.
+    pub accesslog: Option<Rc<accesslog::Accesslog>>,
     stages: [Vec<usize>; 8],
     /// Local port of each listener (0: unix socket).
     ports: Vec<u16>,
@@ -461,7 +478,6 @@ fn build(name: &str, cfg: &Config) -> Result<Option<Box<dyn Module>>, String> {
         "mod_simple_vhost" => Some(Box::new(simple_vhost::SimpleVhost::new())),
         "mod_evhost" => Some(Box::new(evhost::Evhost::new(cfg)?)),
         "mod_userdir" => Some(Box::new(userdir::Userdir::new(cfg))),
-        "mod_accesslog" => Some(Box::new(accesslog::Accesslog::new(cfg)?)),
         _ => None,
     })
 }
@@ -574,8 +590,13 @@ impl Mods {
     pub fn new(cfg: &Config) -> Result<Mods, String> {
         let names = effective_modules(cfg);
         let mut list: Vec<Box<dyn Module>> = Vec::new();
+        let mut log = None;
         for n in &names {
-            if let Some(m) = build(n, cfg)? {
+            if n == "mod_accesslog" {
+                let a = Rc::new(accesslog::Accesslog::new(cfg)?);
+                log = Some(a.clone());
+                list.push(Box::new(a));
+            } else if let Some(m) = build(n, cfg)? {
                 list.push(m);
             }
         }
@@ -590,6 +611,7 @@ impl Mods {
         }
         let has = |m: &str| names.iter().any(|x| x == m);
         Ok(Mods {
+            accesslog: log,
             // (compat loading drops it without index-file.names; when listed with
             // compat loading off and no names set, it has none, as in lighttpd)
             indexfile: has("mod_indexfile")
@@ -828,21 +850,23 @@ impl Mods {
                 None => Vec::new(),
             };
             // So does its line in the access log.
-            let log = if self.logs() {
-                accesslog::capture(&DoneCx {
-                    view,
-                    base,
-                    rq,
-                    status,
-                    bytes_out: 0,
-                    clock,
-                    compiled,
-                    cond,
-                    resp: &[],
-                    requests,
-                })
-            } else {
-                None
+            let log = match self.accesslog.as_deref() {
+                Some(a) if self.logs() => accesslog::capture(
+                    a,
+                    &DoneCx {
+                        view,
+                        base,
+                        rq,
+                        status,
+                        bytes_out: 0,
+                        clock,
+                        compiled,
+                        cond,
+                        resp: &[],
+                        requests,
+                    },
+                ),
+                _ => None,
             };
             return Some(Box::new(Deferred {
                 job,
@@ -896,6 +920,15 @@ impl Mods {
     /// Does any module hook request_done (the access log)?
     pub fn logs(&self) -> bool {
         !self.stages[7].is_empty()
+    }
+
+    /// Every module's trigger hook.
+    pub fn trigger(&self) -> Trigger {
+        let mut t = Trigger::default();
+        for m in &self.list {
+            m.trigger(&mut t);
+        }
+        t
     }
 }
 
