@@ -224,51 +224,31 @@ fn dribble(c: &mut TcpStream, data: &[u8], gap: Duration, limit: Duration) -> (S
     (String::from_utf8_lossy(&got).into_owned(), t.elapsed())
 }
 
+/// Send `head`, then dribble `byte` every 250 ms: the server must answer 408 and
+/// close within `within`.
+fn cut_with_408(port: u16, head: &[u8], byte: &[u8], within: Duration) {
+    let mut c = connect(port);
+    c.write_all(head).expect("write");
+    let (r, took) = dribble(&mut c, byte, Duration::from_millis(250), within * 2);
+    assert!(took < within, "still open after {took:?}");
+    assert!(r.starts_with("HTTP/1.1 408 "), "{r:?}");
+}
+
 #[test]
 fn a_head_dribbled_byte_by_byte_is_cut_at_max_read_idle() {
     let s = start("server.max-read-idle = 2");
-    let mut c = connect(s.port);
-    c.write_all(b"GET /a.txt HTTP/1.1\r\nHost: t\r\nX-Slow: ")
-        .expect("write");
-    let (r, took) = dribble(
-        &mut c,
-        b"a",
-        Duration::from_millis(250),
-        Duration::from_secs(10),
-    );
-    assert!(took < Duration::from_secs(6), "still open after {took:?}");
-    assert!(r.starts_with("HTTP/1.1 408 "), "{r:?}");
+    let head = b"GET /a.txt HTTP/1.1\r\nHost: t\r\nX-Slow: ";
+    cut_with_408(s.port, head, b"a", Duration::from_secs(6));
 }
 
 #[test]
 fn a_body_below_the_minimum_rate_is_cut() {
     let s = start("server.max-read-idle = 2\nserver.min-request-body-rate = 100");
-    let mut c = connect(s.port);
-    c.write_all(b"POST /a.txt HTTP/1.1\r\nHost: t\r\nContent-Length: 100000\r\n\r\n")
-        .expect("write");
-    let (r, took) = dribble(
-        &mut c,
-        b"x",
-        Duration::from_millis(250),
-        Duration::from_secs(12),
-    );
-    assert!(took < Duration::from_secs(8), "still open after {took:?}");
-    assert!(r.starts_with("HTTP/1.1 408 "), "{r:?}");
+    let head = b"POST /a.txt HTTP/1.1\r\nHost: t\r\nContent-Length: 100000\r\n\r\n";
+    cut_with_408(s.port, head, b"x", Duration::from_secs(8));
     // The same to a CGI (that answers once it has the whole body).
-    let mut c = connect(s.port);
-    c.write_all(b"POST /cgi-bin/drain.cgi HTTP/1.1\r\nHost: t\r\nContent-Length: 100000\r\n\r\n")
-        .expect("write");
-    let (r, took) = dribble(
-        &mut c,
-        b"x",
-        Duration::from_millis(250),
-        Duration::from_secs(12),
-    );
-    assert!(
-        took < Duration::from_secs(8),
-        "CGI upload still open after {took:?}"
-    );
-    assert!(r.starts_with("HTTP/1.1 408 "), "{r:?}");
+    let head = b"POST /cgi-bin/drain.cgi HTTP/1.1\r\nHost: t\r\nContent-Length: 100000\r\n\r\n";
+    cut_with_408(s.port, head, b"x", Duration::from_secs(8));
 }
 
 #[test]

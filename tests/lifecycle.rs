@@ -36,6 +36,32 @@ fn prepare(d: &Path) {
     std::fs::write(d.join("www/index.html"), INDEX).expect("index");
 }
 
+/// wickd started by hand on CONF in a fresh directory (for runs the harness's
+/// start-up probe does not fit), owned by a `Server` so that it is stopped even
+/// when an assertion fails.
+fn spawn_by_hand(args: &[&str], stdin: Stdio, stderr: Stdio) -> Server {
+    let dir = TempDir::new();
+    std::fs::create_dir_all(dir.path().join("www")).expect("www");
+    prepare(dir.path());
+    let conf = dir.path().join("wickd.conf");
+    let text = render(&with_tag(CONF, "wick"), free_port(), dir.path());
+    std::fs::write(&conf, text).expect("conf");
+    let child = Command::new(wickd_bin())
+        .args(args)
+        .arg("-f")
+        .arg(&conf)
+        .stdin(stdin)
+        .stderr(stderr)
+        .spawn()
+        .expect("spawn");
+    Server {
+        child: Some(child),
+        port: 0,
+        dir,
+        conf,
+    }
+}
+
 fn count(hay: &str, needle: &str) -> usize {
     hay.matches(needle).count()
 }
@@ -678,25 +704,7 @@ fn idle_timeout_stops_the_server() {
     // sees it listening (on a loaded machine), which is this test's success. A
     // port a parallel test took meanwhile means another try.
     for _ in 0..5 {
-        let dir = TempDir::new();
-        std::fs::create_dir_all(dir.path().join("www")).expect("www");
-        prepare(dir.path());
-        let conf = dir.path().join("wickd.conf");
-        let text = render(&with_tag(CONF, "wick"), free_port(), dir.path());
-        std::fs::write(&conf, text).expect("conf");
-        let child = Command::new(wickd_bin())
-            .args(["-D", "-i", "1", "-f"])
-            .arg(&conf)
-            .stdin(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn");
-        let mut s = Server {
-            child: Some(child),
-            port: 0,
-            dir,
-            conf,
-        };
+        let mut s = spawn_by_hand(&["-D", "-i", "1"], Stdio::null(), Stdio::piped());
         let st = s
             .wait_exit(Duration::from_secs(10))
             .expect("exits when idle");
@@ -735,29 +743,9 @@ fn idle_timeout_waits_while_busy() {
 
 #[test]
 fn one_shot_serves_the_connection_on_stdin() {
-    let dir = TempDir::new();
-    std::fs::create_dir_all(dir.path().join("www")).expect("www");
-    prepare(dir.path());
-    let conf = dir.path().join("wickd.conf");
-    std::fs::write(
-        &conf,
-        render(&with_tag(CONF, "wick"), free_port(), dir.path()),
-    )
-    .expect("conf");
     let (mut ours, theirs) = std::os::unix::net::UnixStream::pair().expect("pair");
-    let child = Command::new(wickd_bin())
-        .args(["-1", "-f"])
-        .arg(&conf)
-        .stdin(Stdio::from(std::os::fd::OwnedFd::from(theirs)))
-        .spawn()
-        .expect("spawn");
-    // Owned by a Server so that it is stopped even when an assertion fails.
-    let mut s = Server {
-        child: Some(child),
-        port: 0,
-        dir,
-        conf,
-    };
+    let stdin = Stdio::from(std::os::fd::OwnedFd::from(theirs));
+    let mut s = spawn_by_hand(&["-1"], stdin, Stdio::inherit());
     ours.set_read_timeout(Some(Duration::from_secs(10)))
         .expect("timeout");
     ours.write_all(b"GET /index.html HTTP/1.0\r\n\r\n")
