@@ -29,7 +29,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::time::{Duration, Instant};
 use wick_proto::log::ErrorLog;
 use wick_proto::spawner::{CgiRequest, FromWorkerToSpawner, SpawnerToWorker};
-use wick_proto::{Channel, FromWorker, Level, ToWorker, PROTO_VERSION};
+use wick_proto::{Channel, ChildEnd, FromWorker, Level, SpawnerEnd, ToWorker, PROTO_VERSION};
 
 /// Environment variables of wickd's own that scripts get, as lighttpd passes them.
 const PASSTHROUGH: &[&str] = &["LD_PRELOAD", "LD_LIBRARY_PATH"];
@@ -40,7 +40,7 @@ struct Log {
 }
 
 impl Log {
-    fn write(&mut self, master: &Channel, level: Level, line: &str) {
+    fn write(&mut self, master: &ChildEnd, level: Level, line: &str) {
         match &mut self.file {
             Some(f) => f.write(format_args!("{line}")),
             // Best effort: a full channel drops the line rather than stall the spawner.
@@ -60,12 +60,12 @@ impl Log {
 /// One worker's channel and what could not be sent to it yet.
 struct Worker {
     id: u32,
-    chan: Channel,
+    chan: SpawnerEnd,
     out: VecDeque<(SpawnerToWorker, Vec<OwnedFd>)>,
 }
 
 struct Spawner {
-    master: Channel,
+    master: ChildEnd,
     log: Log,
     policy: Policy,
     workers: Vec<Option<Worker>>,
@@ -78,7 +78,8 @@ struct Spawner {
 }
 
 /// Entry point of the `gateway-spawner` role. Returns the process exit code.
-pub fn run(mut master: Channel) -> i32 {
+pub fn run(master: Channel) -> i32 {
+    let mut master = ChildEnd::new(master);
     let mut log = Log { file: None };
     let (policy, sigfd, pending) = match start(&mut master, &mut log) {
         Ok(parts) => parts,
@@ -120,12 +121,12 @@ pub fn run(mut master: Channel) -> i32 {
 type Parts = (Policy, SignalFd, Vec<(u32, OwnedFd)>);
 
 /// The start-up conversation with the master, then confinement.
-fn start(master: &mut Channel, log: &mut Log) -> Result<Parts, String> {
+fn start(master: &mut ChildEnd, log: &mut Log) -> Result<Parts, String> {
     let mut config = None;
     let mut hello = false;
     let mut pending_workers = Vec::new();
     loop {
-        let (msg, mut fds) = match master.recv::<ToWorker>() {
+        let (msg, mut fds) = match master.recv() {
             Ok(Some(m)) => m,
             Ok(None) => return Err("master closed the channel during start-up".into()),
             Err(e) => return Err(format!("reading from master: {e}")),
@@ -226,7 +227,7 @@ impl Spawner {
     }
 
     fn add_worker(&mut self, id: u32, fd: OwnedFd) {
-        let chan = Channel::from_fd(fd);
+        let chan = SpawnerEnd::new(Channel::from_fd(fd));
         if let Err(e) = chan.set_nonblocking(true) {
             self.log(
                 Level::Error,
@@ -387,7 +388,7 @@ impl Spawner {
     /// Returns false when the master is gone.
     fn on_master(&mut self) -> bool {
         loop {
-            let (msg, mut fds) = match self.master.recv::<ToWorker>() {
+            let (msg, mut fds) = match self.master.recv() {
                 Ok(Some(m)) => m,
                 Ok(None) => return false,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
@@ -434,7 +435,7 @@ impl Spawner {
             let Some(Some(w)) = self.workers.get_mut(k) else {
                 return;
             };
-            let res = w.chan.recv::<FromWorkerToSpawner>();
+            let res = w.chan.recv();
             let wid = w.id;
             match res {
                 Ok(Some((msg, fds))) => {

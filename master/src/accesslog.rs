@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use wick_conf::Config;
-use wick_proto::{Channel, ToWorker, ROLE_ENV};
+use wick_proto::{MasterEnd, ToWorker, ROLE_ENV};
 
 /// The role a piped logger's process starts in (main.rs), before it becomes
 /// server.username and execs the command.
@@ -151,7 +151,7 @@ impl AccessLogs {
     }
 
     /// Send a worker of `cfg` its access log fds (nothing when it has none).
-    pub fn send(&self, ch: &Channel, cfg: &Config) -> io::Result<()> {
+    pub fn send(&self, ch: &MasterEnd, cfg: &Config) -> io::Result<()> {
         let fds = self.fds_for(cfg).map_err(io::Error::other)?;
         if fds.is_empty() {
             return Ok(());

@@ -23,7 +23,7 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 use wick_conf::{Config, ListenAddr};
-use wick_proto::{Channel, FromWorker, ToWorker, PROTO_VERSION};
+use wick_proto::{FromWorker, MasterEnd, ToWorker, PROTO_VERSION};
 
 const SIGNAL: Token = Token(0);
 
@@ -71,7 +71,7 @@ struct Child {
     role: Role,
     gen: u64,
     /// None after the child closed it.
-    channel: Option<Channel>,
+    channel: Option<MasterEnd>,
     ready: bool,
     started: Instant,
     failed: Option<String>,
@@ -384,7 +384,7 @@ impl Master {
     /// The start-up conversation, in the order the worker expects it.
     fn send_start(
         &self,
-        ch: &Channel,
+        ch: &MasterEnd,
         gen: u64,
         role: Role,
         config: &Config,
@@ -439,7 +439,7 @@ impl Master {
     /// worker of the generation gets a channel to the new one.
     fn start_spawner(
         &self,
-        ch: &Channel,
+        ch: &MasterEnd,
         gen: u64,
         config: &Config,
         log_fd: Option<OwnedFd>,
@@ -454,7 +454,7 @@ impl Master {
     }
 
     /// The channel to generation `gen`'s gateway-spawner, if it has one running.
-    fn spawner_channel(&self, gen: u64) -> Option<&Channel> {
+    fn spawner_channel(&self, gen: u64) -> Option<&MasterEnd> {
         let g = &self.gens[self.gen_index(gen)?];
         let slot = spawner_launch::slot_of(Role::Spawner, g.workers);
         let c = self.children.get(&g.slots.get(slot)?.child?)?;
@@ -868,7 +868,7 @@ impl Master {
                 return;
             };
             let Some(ch) = c.channel.as_mut() else { return };
-            match ch.recv::<FromWorker>() {
+            match ch.recv() {
                 Ok(Some((msg, _fds))) => self.on_message(key, msg),
                 Ok(None) => {
                     // Closed: the exit itself arrives by SIGCHLD.

@@ -9,7 +9,7 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
-use wick_proto::{Channel, ROLE_ENV, ROLE_IPC_FD};
+use wick_proto::{Channel, MasterEnd, ToWorker, ROLE_ENV, ROLE_IPC_FD};
 
 /// What a child is. A new role is a variant here plus a dispatch line in main.rs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -101,7 +101,7 @@ pub fn retitle_master(args: &[std::ffi::OsString]) {
 /// A started child: its pid and the master's end of its channel.
 pub struct Spawned {
     pub pid: nix::unistd::Pid,
-    pub channel: Channel,
+    pub channel: MasterEnd,
 }
 
 /// fork + exec `role`. The child gets its channel on fd 3, stdin/stdout on
@@ -161,17 +161,16 @@ pub fn spawn(role: Role) -> io::Result<Spawned> {
     // A child that stops reading must not hang the master in a blocking send.
     let tv = nix::sys::time::TimeVal::new(5, 0);
     nix::sys::socket::setsockopt(&ours, nix::sys::socket::sockopt::SendTimeout, &tv)?;
-    Ok(Spawned { pid, channel: ours })
+    Ok(Spawned {
+        pid,
+        channel: MasterEnd::new(ours),
+    })
 }
 
 /// Send one message on a master-side channel. The channel is non-blocking for the
 /// event loop; a message may span several datagrams, so the send itself blocks
 /// (bounded by SO_SNDTIMEO) rather than stop half-way.
-pub fn send<T: serde::Serialize>(
-    ch: &Channel,
-    msg: &T,
-    fds: &[std::os::fd::BorrowedFd<'_>],
-) -> io::Result<()> {
+pub fn send(ch: &MasterEnd, msg: &ToWorker, fds: &[std::os::fd::BorrowedFd<'_>]) -> io::Result<()> {
     ch.set_nonblocking(false)?;
     let r = ch.send(msg, fds);
     ch.set_nonblocking(true)?;

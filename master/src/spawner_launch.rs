@@ -8,7 +8,7 @@ use crate::spawn::{self, Role};
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use wick_conf::Config;
-use wick_proto::{Channel, ToWorker, PROTO_VERSION};
+use wick_proto::{Channel, MasterEnd, ToWorker, PROTO_VERSION};
 
 /// Does this config need a spawner? (mod_cgi is the module that starts processes.)
 pub fn needed(config: &Config) -> bool {
@@ -55,7 +55,7 @@ pub fn slot_of(role: Role, workers: u32) -> usize {
 
 /// The spawner's start-up conversation: Hello, Config, the error log fd, Start.
 pub fn send_start(
-    ch: &Channel,
+    ch: &MasterEnd,
     gen: u64,
     config: &Config,
     log_fd: Option<OwnedFd>,
@@ -78,7 +78,7 @@ pub fn send_start(
 }
 
 /// A new socketpair between worker `worker_id` and the spawner: one end to each.
-pub fn connect(spawner: &Channel, worker: &Channel, worker_id: u32) -> io::Result<()> {
+pub fn connect(spawner: &MasterEnd, worker: &MasterEnd, worker_id: u32) -> io::Result<()> {
     let (a, b) = Channel::pair()?;
     let msg = ToWorker::SpawnerChannel { worker_id };
     spawn::send(spawner, &msg, &[a.as_fd()])?;

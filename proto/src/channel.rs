@@ -10,6 +10,7 @@ use nix::sys::socket::{
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::io::{self, IoSlice, IoSliceMut};
+use std::marker::PhantomData;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 /// Payload bytes per datagram; well under the default AF_UNIX socket buffer.
@@ -193,6 +194,54 @@ impl Channel {
             }
             return Ok(Some((msg, fds)));
         }
+    }
+}
+
+/// A channel typed by direction: what this end sends (`Tx`) and what it receives
+/// (`Rx`). The two ends of a pair have the types swapped, so a message sent the
+/// wrong way does not compile (the aliases in lib.rs name each role's end).
+#[derive(Debug)]
+pub struct Link<Tx, Rx> {
+    ch: Channel,
+    dir: PhantomData<fn(Tx) -> Rx>,
+}
+
+impl<Tx: Serialize, Rx: DeserializeOwned> Link<Tx, Rx> {
+    pub fn new(ch: Channel) -> Self {
+        Link {
+            ch,
+            dir: PhantomData,
+        }
+    }
+
+    /// See [`Channel::send`].
+    pub fn send(&self, msg: &Tx, fds: &[BorrowedFd<'_>]) -> io::Result<()> {
+        self.ch.send(msg, fds)
+    }
+
+    /// See [`Channel::recv`].
+    pub fn recv(&mut self) -> io::Result<Option<(Rx, Vec<OwnedFd>)>> {
+        self.ch.recv()
+    }
+
+    pub fn set_nonblocking(&self, on: bool) -> io::Result<()> {
+        self.ch.set_nonblocking(on)
+    }
+
+    pub fn into_fd(self) -> OwnedFd {
+        self.ch.into_fd()
+    }
+}
+
+impl<Tx, Rx> AsRawFd for Link<Tx, Rx> {
+    fn as_raw_fd(&self) -> RawFd {
+        self.ch.as_raw_fd()
+    }
+}
+
+impl<Tx, Rx> AsFd for Link<Tx, Rx> {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.ch.as_fd()
     }
 }
 

@@ -9,7 +9,16 @@ pub mod channel;
 pub mod log;
 pub mod spawner;
 
-pub use channel::Channel;
+pub use channel::{Channel, Link};
+
+/// The master's end of a child's channel (a worker or the gateway-spawner).
+pub type MasterEnd = Link<ToWorker, FromWorker>;
+/// A child's end of its channel to the master.
+pub type ChildEnd = Link<FromWorker, ToWorker>;
+/// A worker's end of its channel to the gateway-spawner.
+pub type WorkerEnd = Link<spawner::FromWorkerToSpawner, spawner::SpawnerToWorker>;
+/// The gateway-spawner's end of a worker's channel.
+pub type SpawnerEnd = Link<spawner::SpawnerToWorker, spawner::FromWorkerToSpawner>;
 
 use serde::{Deserialize, Serialize};
 

@@ -37,14 +37,15 @@ pub mod trailer;
 pub mod transport;
 
 use server::{Logger, Server, Start};
-use wick_proto::{Channel, FromWorker, ToWorker, PROTO_VERSION};
+use wick_proto::{Channel, ChildEnd, FromWorker, ToWorker, PROTO_VERSION};
 
 /// The worker's main: the start-up conversation with the master, the sandbox, then
 /// the event loop. Returns the process exit code.
-pub fn run(mut channel: Channel) -> i32 {
+pub fn run(channel: Channel) -> i32 {
+    let mut channel = ChildEnd::new(channel);
     wick_proto::log::init_timezone();
     sys::ignore_signals();
-    let fail = |ch: &Channel, reason: String| {
+    let fail = |ch: &ChildEnd, reason: String| {
         let _ = ch.send(&FromWorker::Failed { reason }, &[]);
         1
     };
@@ -56,7 +57,7 @@ pub fn run(mut channel: Channel) -> i32 {
     let mut spawner = None;
     let mut access_logs = None;
     loop {
-        let (msg, mut fds) = match channel.recv::<ToWorker>() {
+        let (msg, mut fds) = match channel.recv() {
             Ok(Some(m)) => m,
             Ok(None) => return 0,
             Err(e) => {

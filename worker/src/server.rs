@@ -14,7 +14,7 @@ use std::io;
 use std::net::IpAddr;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::Duration;
-use wick_proto::{Channel, FromWorker, ToWorker};
+use wick_proto::{ChildEnd, FromWorker, ToWorker};
 
 const CHANNEL: Token = Token(usize::MAX - 1);
 const LISTENER_BASE: usize = 1 << 40;
@@ -50,7 +50,7 @@ pub struct Server {
     rbuf: Box<[u8]>,
     conns: Slab<Conn>,
     listeners: Vec<Listener>,
-    channel: Channel,
+    channel: ChildEnd,
     log: Logger,
     /// Connections to drive again without waiting for an event.
     again: Vec<usize>,
@@ -74,7 +74,7 @@ pub struct Start {
 }
 
 impl Server {
-    pub fn new(site: Site, channel: Channel, start: Start) -> io::Result<Server> {
+    pub fn new(site: Site, channel: ChildEnd, start: Start) -> io::Result<Server> {
         let poll = Poll::new()?;
         let ctx = Ctx::new(site);
         channel.set_nonblocking(true)?;
@@ -356,7 +356,7 @@ impl Server {
 
     fn channel_event(&mut self) -> Option<i32> {
         loop {
-            match self.channel.recv::<ToWorker>() {
+            match self.channel.recv() {
                 Ok(Some((msg, mut fds))) => match msg {
                     ToWorker::Drain { timeout_ms } => self.start_drain(timeout_ms),
                     ToWorker::Terminate => return Some(0),

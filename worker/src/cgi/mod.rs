@@ -28,7 +28,7 @@ use wick_conf::View;
 use wick_proto::spawner::{
     CgiLimits, CgiRequest, FinishReason, FromWorkerToSpawner, HttpVersion, SpawnerToWorker,
 };
-use wick_proto::Channel;
+use wick_proto::{Channel, WorkerEnd};
 
 /// Poll token of the channel to the spawner.
 pub const SPAWNER: Token = Token(usize::MAX - 2);
@@ -62,7 +62,7 @@ pub fn token_key(t: Token) -> usize {
 pub struct Client {
     /// mod_cgi is in server.modules.
     pub enabled: bool,
-    chan: Option<Channel>,
+    chan: Option<WorkerEnd>,
     /// Messages the channel did not take yet.
     queue: VecDeque<FromWorkerToSpawner>,
     next_id: u64,
@@ -116,7 +116,7 @@ impl Client {
             // Scripts asked of the old spawner will never start (see spawner_event).
             self.orphans.extend(self.jobs.drain());
         }
-        let ch = Channel::from_fd(fd);
+        let ch = WorkerEnd::new(Channel::from_fd(fd));
         ch.set_nonblocking(true)?;
         reg.register(
             &mut SourceFd(&ch.as_raw_fd()),
@@ -675,7 +675,7 @@ pub fn spawner_event(conns: &mut impl Jobs, ctx: &mut Ctx, reg: &Registry) -> Ve
         }
     }
     while let Some(ch) = ctx.cgi.chan.as_mut() {
-        let (msg, fds) = match ch.recv::<SpawnerToWorker>() {
+        let (msg, fds) = match ch.recv() {
             Ok(Some(m)) => m,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
             Ok(None) | Err(_) => {
