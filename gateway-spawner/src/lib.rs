@@ -158,9 +158,9 @@ fn start(master: &mut ChildEnd, log: &mut Log) -> Result<Parts, String> {
                     log.file = Some(ErrorLog::file(fd, "gateway-spawner"));
                 }
             }
-            // Messages for workers only (listeners, one-shot, access logs, ...);
-            // their fds, if any, are closed.
-            _ => {}
+            ToWorker::ErrorLog { has_fd: false } => {}
+            // Messages for workers only: the master never sends them here.
+            other => return Err(format!("unexpected start-up message: {other:?}")),
         }
     }
     if !hello {
@@ -420,11 +420,10 @@ impl Spawner {
                         }
                     }
                 }
-                _ => {
-                    self.log(
-                        Level::Warning,
-                        "gateway-spawner: start-up message after start ignored",
-                    );
+                other => {
+                    let line =
+                        format!("gateway-spawner: unexpected message from the master: {other:?}");
+                    self.log(Level::Error, &line);
                 }
             }
         }

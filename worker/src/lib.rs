@@ -107,9 +107,12 @@ pub fn run(channel: Channel) -> i32 {
             ToWorker::AccessLogs { .. } => access_logs = Some(fds),
             ToWorker::Start => break,
             ToWorker::Drain { .. } | ToWorker::Terminate => return 0,
-            // ReopenLog before Start (the fd just given is fresh) and messages for
-            // modules this worker does not run yet.
-            _ => {}
+            // SIGHUP while we start: the fresh fd replaces the one just given.
+            ToWorker::ReopenLog => {
+                if let Some(fd) = fds.pop() {
+                    log = Logger::File(wick_proto::log::ErrorLog::file(fd, "worker"));
+                }
+            }
         }
     }
     let Some(config) = config else {
