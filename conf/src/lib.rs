@@ -74,6 +74,7 @@ mod load;
 pub mod mime;
 pub mod model;
 pub mod options;
+pub mod parseopts;
 pub mod preflight;
 pub mod print;
 pub mod support;

@@ -68,6 +68,18 @@ fn finish(ev: Eval, main_file: PathBuf) -> Result<Config, ConfError> {
     let mut warnings = ev.warnings.clone();
     warnings.extend(implicit);
     warnings.extend(check_keys(&blocks, &effective));
+    let parseopts_at = blocks[0].settings.iter().find(|s| {
+        s.key.eq_ignore_ascii_case("server.http-parseopts")
+            || crate::parseopts::legacy_bit(&s.key).is_some()
+    });
+    if let Some(s) = parseopts_at {
+        for w in server.http_parseopts.kept_strict() {
+            warnings.push(format!(
+                "WARNING: {}:{}: server.http-parseopts: {w}",
+                s.loc.file, s.loc.line
+            ));
+        }
+    }
     warnings.extend(crate::support::warnings(
         &blocks,
         &effective,
@@ -196,6 +208,20 @@ fn server_options(ev: &Eval, blocks: &[Block]) -> Result<ServerOptions, ConfErro
                 })?;
             }
             o.feature_flags.push((k.clone(), v.clone()));
+        }
+    }
+    // lighttpd reads server.http-parseopts before the old single-option keys.
+    if let Some(s) = setting(g, "server.http-parseopts") {
+        o.http_parseopts
+            .apply(&s.value)
+            .map_err(|m| ev.error_at(&s.loc, m, None))?;
+    }
+    for s in &g.settings {
+        if let Some(bit) = crate::parseopts::legacy_bit(&s.key) {
+            let on = crate::options::parse_bool(&s.value)
+                .map_err(|m| ev.error_at(&s.loc, format!("{}: {m}", s.key), None))?;
+            let o = &mut o.http_parseopts.0;
+            *o = if on { *o | bit } else { *o & !bit };
         }
     }
     let settings = || blocks.iter().flat_map(|b| &b.settings);

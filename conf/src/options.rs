@@ -343,6 +343,8 @@ pub struct ServerOptions {
     pub min_request_body_rate: u32,
     /// What the blocks set that decides which modules lighttpd loads by itself.
     pub module_facts: crate::keys::ModuleFacts,
+    /// server.http-parseopts and the old server.http-parseopt-* keys.
+    pub http_parseopts: crate::parseopts::ParseOpts,
 }
 
 impl ServerOptions {
@@ -382,6 +384,7 @@ impl Default for ServerOptions {
             log_request_header_on_error: false,
             min_request_body_rate: 64,
             module_facts: Default::default(),
+            http_parseopts: Default::default(),
         }
     }
 }

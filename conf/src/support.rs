@@ -43,10 +43,6 @@ pub const BUILT: &[&str] = &[
 const IGNORED: &[&str] = &[
     "server.upload-dirs",
     "server.upload-temp-file-size",
-    "server.http-parseopts",
-    "server.http-parseopt-header-strict",
-    "server.http-parseopt-host-strict",
-    "server.http-parseopt-host-normalize",
     "server.core-files",
     "server.chunkqueue-chunk-sz",
     "server.h2proto",

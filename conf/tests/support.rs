@@ -295,3 +295,57 @@ fn keys_read_from_the_global_block_only_warn_in_a_condition() {
     let c = load(&format!("{BASE}server.errorlog = \"/tmp/a.log\"\n"));
     assert!(c.warnings.is_empty(), "{:?}", c.warnings);
 }
+
+/// server.http-parseopts is read at load with lighttpd's checks: an unknown option,
+/// a bad value or a conflict is an error at its file:line; an option wickd does not
+/// relax is a warning.
+#[test]
+fn http_parseopts_errors_and_warnings() {
+    let err = |opts: &str| {
+        load_str(
+            &format!("{BASE}\nserver.http-parseopts = ( {opts} )\n"),
+            "t.conf",
+            Path::new(""),
+        )
+        .map(|_| ())
+        .expect_err("an error")
+        .to_string()
+    };
+    let e = err("\"url-frob\" => \"enable\"");
+    assert!(
+        e.contains("t.conf:3")
+            && e.contains("unrecognized key for server.http-parseopts: url-frob"),
+        "{e}"
+    );
+    let e = err("\"host-strict\" => \"maybe\"");
+    assert!(
+        e.contains("unrecognized value for server.http-parseopts: host-strict => maybe"),
+        "{e}"
+    );
+    let e = err("\"url-path-dotseg-reject\" => \"enable\"");
+    assert!(e.contains("conflicting options"), "{e}");
+    let c = load(&format!(
+        "{BASE}server.http-parseopts = ( \"header-strict\" => \"disable\", \"url-query-20-plus\" => \"enable\" )\n"
+    ));
+    let o = c.server.http_parseopts;
+    assert!(!o.has(wick_conf::parseopts::ParseOpts::HEADER_STRICT));
+    assert!(o.has(wick_conf::parseopts::ParseOpts::QUERY_20_PLUS));
+    assert!(
+        c.warnings
+            .iter()
+            .any(|w| w.contains("t.conf:2: server.http-parseopts: header-strict disabled")),
+        "{:?}",
+        c.warnings
+    );
+    assert!(!c
+        .warnings
+        .iter()
+        .any(|w| w.contains("not acted on by wickd")));
+    let c = load(&format!(
+        "{BASE}server.http-parseopt-host-strict = \"disable\"\n"
+    ));
+    assert!(!c
+        .server
+        .http_parseopts
+        .has(wick_conf::parseopts::ParseOpts::HOST_STRICT));
+}
