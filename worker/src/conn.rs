@@ -656,12 +656,16 @@ impl Conn {
 
         let (raw_path, query) = crate::path::split_target(head.path.of(buf));
         let mut path = std::mem::take(&mut ctx.path);
-        if let Err(s) = decode_path(raw_path, &mut path) {
-            ctx.path = path;
-            let why = "invalid percent-escape or control byte in the path";
-            self.refuse(ctx, head.version, s, why, buf);
-            return;
-        }
+        let opts = ctx.site.parseopts;
+        let query = match crate::parseopts::admit(buf, head, raw_path, query, opts, &mut path) {
+            Ok(q) => q,
+            Err(why) => {
+                ctx.path = path;
+                self.refuse(ctx, head.version, 400, why, buf);
+                return;
+            }
+        };
+        let query: &[u8] = &query;
 
         let Ctx {
             site,
@@ -1227,16 +1231,6 @@ impl Conn {
             let _ = self.flush(ctx);
         }
     }
-}
-
-/// The request path, decoded and normalised (`*` for OPTIONS stays as it is).
-fn decode_path(raw: &[u8], path: &mut Vec<u8>) -> Result<(), u16> {
-    if raw == b"*" {
-        path.clear();
-        path.push(b'*');
-        return Ok(());
-    }
-    crate::path::decode_normalize(raw, path)
 }
 
 /// server.error-handler(-404) that is a CGI script: the request again, for its

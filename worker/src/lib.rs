@@ -21,6 +21,7 @@ pub mod errors;
 pub mod handler;
 pub mod mime;
 pub mod mods;
+pub mod parseopts;
 pub mod path;
 pub mod request;
 pub mod response;

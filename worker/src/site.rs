@@ -27,6 +27,8 @@ pub struct Site {
     /// Request trailers merged into the headers (server.feature-flags'
     /// request.trailer-whitelist, lower case).
     pub trailer_whitelist: Vec<String>,
+    /// server.http-parseopts, decoded at load (parseopts.rs acts on it).
+    pub parseopts: wick_conf::parseopts::ParseOpts,
 }
 
 /// Seconds a closing connection may linger, reading what the client still sends.
@@ -60,6 +62,7 @@ impl Site {
             field_limit: (s.max_request_field_size as usize).clamp(1024, 1 << 20),
             log_refused: s.log_request_header_on_error,
             trailer_whitelist: crate::trailer::whitelist(&s.feature_flags),
+            parseopts: s.http_parseopts,
             keep_alive_requests: s.max_keep_alive_requests,
             keep_alive_idle: u64::from(s.max_keep_alive_idle),
             read_idle: global.0.max(1),

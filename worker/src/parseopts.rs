@@ -1,0 +1,340 @@
+//! server.http-parseopts acted on for one parsed request (the bit set is decoded
+//! once at load, wick_conf::parseopts): what lighttpd 1.4.69 refuses with the same
+//! options is refused here, then the path is decoded and normalised
+//! (path::decode_normalize) and the query string rewritten if asked. Where wickd is
+//! stricter than an option (control bytes in the path, header-strict), it stays so.
+
+use std::borrow::Cow;
+
+use wick_conf::parseopts::ParseOpts;
+
+use crate::request::{BodyKind, Head, Method};
+
+/// Check the request against `o`, decode `raw_path` into `path`; the query string as
+/// the request goes on with it. Err: why the request is refused (400).
+pub fn admit<'q>(
+    buf: &[u8],
+    head: &Head,
+    raw_path: &[u8],
+    query: &'q [u8],
+    o: ParseOpts,
+    path: &mut Vec<u8>,
+) -> Result<Cow<'q, [u8]>, &'static str> {
+    if !o.has(ParseOpts::METHOD_GET_BODY)
+        && matches!(head.method, Method::Get | Method::Head)
+        && head.body != BodyKind::None
+    {
+        return Err("GET/HEAD with a body (server.http-parseopts method-get-body)");
+    }
+    if o.has(ParseOpts::HOST_STRICT) {
+        if let Some(h) = head.host {
+            if !strict_hostname(h.of(buf)) {
+                return Err("invalid Host (server.http-parseopts host-strict)");
+            }
+        }
+    }
+    if raw_path == b"*" {
+        path.clear();
+        path.push(b'*');
+        return Ok(Cow::Borrowed(query));
+    }
+    if o.has(ParseOpts::INVALID_UTF8_REJECT)
+        && (has_non_utf8_byte(raw_path) || has_non_utf8_byte(query))
+    {
+        return Err("byte that is never UTF-8 in the request-target");
+    }
+    if o.has(ParseOpts::CTRLS_REJECT) && has_encoded_ctrl(query) {
+        return Err("control character in the query string");
+    }
+    if o.has(ParseOpts::PATH_2F_REJECT) && find_2f(raw_path) {
+        return Err("%2F in the path (server.http-parseopts url-path-2f-reject)");
+    }
+    if o.has(ParseOpts::DOTSEG_REJECT) && has_dot_segment(raw_path, o) {
+        return Err(
+            "dot or empty segment in the path (server.http-parseopts url-path-dotseg-reject)",
+        );
+    }
+    if crate::path::decode_normalize(raw_path, path).is_err() {
+        return Err("invalid percent-escape or control byte in the path");
+    }
+    if o.has(ParseOpts::QUERY_20_PLUS) && memchr::memmem::find(query, b"%20").is_some() {
+        return Ok(Cow::Owned(plus_for_20(query)));
+    }
+    Ok(Cow::Borrowed(query))
+}
+
+fn hex(c: u8) -> Option<u8> {
+    (c as char).to_digit(16).map(|d| d as u8)
+}
+
+/// The byte a valid `%XX` at `s[i]` encodes.
+fn escaped(s: &[u8], i: usize) -> Option<u8> {
+    if s.get(i) != Some(&b'%') {
+        return None;
+    }
+    Some(hex(*s.get(i + 1)?)? << 4 | hex(*s.get(i + 2)?)?)
+}
+
+/// lighttpd's url-invalid-utf8-reject (burl.c): a byte that never occurs in UTF-8,
+/// raw or percent-encoded: C0 and C1 (overlong ASCII, such as `%c0%af` for `/`) and
+/// F5..FF. Other invalid sequences pass, as there.
+pub fn has_non_utf8_byte(s: &[u8]) -> bool {
+    let never = |b: u8| b >= 0xf5 || b | 1 == 0xc1;
+    let mut i = 0;
+    while i < s.len() {
+        if let Some(b) = escaped(s, i) {
+            if never(b) {
+                return true;
+            }
+            i += 3;
+        } else {
+            if never(s[i]) {
+                return true;
+            }
+            i += 1;
+        }
+    }
+    false
+}
+
+/// url-ctrls-reject: `%00`..`%1F` or `%7F`.
+fn has_encoded_ctrl(s: &[u8]) -> bool {
+    memchr::memchr_iter(b'%', s).any(|i| escaped(s, i).is_some_and(|b| b < 0x20 || b == 0x7f))
+}
+
+fn find_2f(s: &[u8]) -> bool {
+    memchr::memchr_iter(b'%', s).any(|i| escaped(s, i) == Some(b'/'))
+}
+
+/// url-path-dotseg-reject: a `.` or `..` segment or `//` in the path as lighttpd sees
+/// it after its normalisation (`%2E` is `.`; `%2F` is `/` with url-path-2f-decode).
+fn has_dot_segment(raw: &[u8], o: ParseOpts) -> bool {
+    let mut p = Vec::with_capacity(raw.len());
+    let mut i = 0;
+    while i < raw.len() {
+        match escaped(raw, i) {
+            Some(b'.') => {
+                p.push(b'.');
+                i += 3;
+            }
+            Some(b'/') if o.has(ParseOpts::PATH_2F_DECODE) => {
+                p.push(b'/');
+                i += 3;
+            }
+            _ => {
+                p.push(raw[i]);
+                i += 1;
+            }
+        }
+    }
+    let segs: Vec<&[u8]> = p.split(|&c| c == b'/').skip(1).collect();
+    let last = segs.len().saturating_sub(1);
+    segs.iter()
+        .enumerate()
+        .any(|(n, s)| *s == b"." || *s == b".." || (s.is_empty() && n != last))
+}
+
+/// url-query-20-plus: `%20` in the query string becomes `+`.
+fn plus_for_20(q: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(q.len());
+    let mut i = 0;
+    while i < q.len() {
+        if q[i..].starts_with(b"%20") {
+            out.push(b'+');
+            i += 3;
+        } else {
+            out.push(q[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
+/// lighttpd's host-strict check (request.c request_check_hostname): a host name of
+/// labels (letters, digits, `-` but not first; the last label not all digits unless the
+/// whole is an IPv4 address of four numbers), one trailing dot allowed; an IPv6
+/// literal of hex digits, `:` and `.`; an optional port of digits.
+pub fn strict_hostname(h: &[u8]) -> bool {
+    if h.first() == Some(&b'[') {
+        let Some(close) = memchr::memchr(b']', h) else {
+            return false;
+        };
+        let inner = &h[1..close];
+        if inner.iter().filter(|&&c| c == b':').count() > 7
+            || !inner
+                .iter()
+                .all(|&c| c.is_ascii_hexdigit() || c == b':' || c == b'.')
+        {
+            return false;
+        }
+        return match &h[close + 1..] {
+            [] => true,
+            [b':', port @ ..] => port.iter().all(u8::is_ascii_digit),
+            _ => false,
+        };
+    }
+    let (mut name, port) = match memchr::memchr(b':', h) {
+        Some(i) => (&h[..i], &h[i + 1..]),
+        None => (h, &b""[..]),
+    };
+    if !port.iter().all(u8::is_ascii_digit) {
+        return false;
+    }
+    if let [rest @ .., b'.'] = name {
+        name = rest;
+    }
+    if name.is_empty() {
+        return false;
+    }
+    let labels: Vec<&[u8]> = name.split(|&c| c == b'.').collect();
+    let label_ok = |l: &&[u8]| {
+        !l.is_empty() && l.iter().all(|&c| c.is_ascii_alphanumeric() || c == b'-') && l[0] != b'-'
+    };
+    if !labels.iter().all(label_ok) {
+        return false;
+    }
+    let digits = |l: &&[u8]| l.iter().all(u8::is_ascii_digit);
+    let top = labels[labels.len() - 1];
+    if digits(&top) {
+        // All digits at the top: only a dotted IPv4 address of four numbers.
+        return labels.len() == 4 && labels.iter().all(digits);
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head_of(raw: &[u8]) -> Head {
+        let mut f = Vec::new();
+        crate::request::parse(raw, &mut f).expect("parses")
+    }
+
+    fn admit_str(target: &str, o: ParseOpts) -> Result<(String, String), &'static str> {
+        let raw = format!("GET {target} HTTP/1.1\r\nHost: a\r\n\r\n");
+        let head = head_of(raw.as_bytes());
+        let (p, q) = crate::path::split_target(head.path.of(raw.as_bytes()));
+        let mut path = Vec::new();
+        let q = admit(raw.as_bytes(), &head, p, q, o, &mut path)?;
+        Ok((
+            String::from_utf8_lossy(&path).into_owned(),
+            String::from_utf8_lossy(&q).into_owned(),
+        ))
+    }
+
+    fn with(bits_on: u16, bits_off: u16) -> ParseOpts {
+        let d = ParseOpts::default().0;
+        ParseOpts((d | bits_on) & !bits_off)
+    }
+
+    #[test]
+    fn defaults() {
+        let d = ParseOpts::default();
+        assert_eq!(admit_str("/a%2Fb", d), Ok(("/a/b".into(), "".into())));
+        assert_eq!(
+            admit_str("/x/../a/./b?q=a%20b", d),
+            Ok(("/a/b".into(), "q=a%20b".into()))
+        );
+        for bad in ["/a%ff", "/%c0%af", "/a?%fe", "/a?%01", "/a?x=%7f", "/a%00"] {
+            assert!(admit_str(bad, d).is_err(), "{bad}");
+        }
+        // Invalid UTF-8 lighttpd lets through.
+        assert!(admit_str("/caf%c3%a9/%e9/%f4/%e0%80%af", d).is_ok());
+    }
+
+    #[test]
+    fn options() {
+        let reject_2f = with(ParseOpts::PATH_2F_REJECT, ParseOpts::PATH_2F_DECODE);
+        assert!(admit_str("/a%2fb", reject_2f).is_err());
+        assert!(admit_str("/a/b?x=%2F", reject_2f).is_ok());
+        let dotseg = with(ParseOpts::DOTSEG_REJECT, ParseOpts::DOTSEG_REMOVE);
+        for bad in [
+            "/a/../b",
+            "/a/./b",
+            "/a//b",
+            "/a/%2e%2E/b",
+            "/a/..",
+            "/.",
+            "/a/..%2fb",
+        ] {
+            assert!(admit_str(bad, dotseg).is_err(), "{bad}");
+        }
+        for good in ["/", "/a/", "/a/.b/..c", "/a/b?x=/../", "/a..b"] {
+            assert!(admit_str(good, dotseg).is_ok(), "{good}");
+        }
+        let q20 = with(ParseOpts::QUERY_20_PLUS, 0);
+        assert_eq!(
+            admit_str("/a%20b?q=a%20b%2520", q20),
+            Ok(("/a b".into(), "q=a+b%2520".into()))
+        );
+        let no_utf8 = with(0, ParseOpts::INVALID_UTF8_REJECT);
+        assert_eq!(
+            admit_str("/a%ff?%c0", no_utf8).map(|(_, q)| q),
+            Ok("%c0".into())
+        );
+        let no_ctrls = with(0, ParseOpts::CTRLS_REJECT);
+        assert!(admit_str("/a?%01", no_ctrls).is_ok());
+        assert!(
+            admit_str("/a%01", no_ctrls).is_err(),
+            "the path stays strict"
+        );
+    }
+
+    #[test]
+    fn get_body_and_host() {
+        let d = ParseOpts::default();
+        let get_body = with(ParseOpts::METHOD_GET_BODY, 0);
+        let check = |raw: &[u8], o| {
+            let head = head_of(raw);
+            let mut path = Vec::new();
+            admit(raw, &head, b"/", b"", o, &mut path).map(|_| ())
+        };
+        let body = b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\n";
+        assert!(check(body, d).is_err());
+        assert!(check(body, get_body).is_ok());
+        let chunked = b"HEAD / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n";
+        assert!(check(chunked, d).is_err());
+        assert!(check(b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n", d).is_ok());
+        assert!(check(b"GET / HTTP/1.1\r\nHost: a_b\r\n\r\n", d).is_err());
+        let lax = with(0, ParseOpts::HOST_STRICT);
+        assert!(check(b"GET / HTTP/1.1\r\nHost: a_b\r\n\r\n", lax).is_ok());
+    }
+
+    #[test]
+    fn hostnames() {
+        for ok in [
+            "example.com",
+            "EXAMPLE.com.:80",
+            "a",
+            "a-b.c",
+            "1.2.3.4",
+            "1.2.3.4:8080",
+            "3com.com",
+            "ab-.c",
+            "[::1]",
+            "[::0001]:8080",
+            "x.1a",
+        ] {
+            assert!(strict_hostname(ok.as_bytes()), "{ok}");
+        }
+        for bad in [
+            "a_b",
+            "-ab.c",
+            "a.-b",
+            "127.1",
+            "1.2.3.4:0x50",
+            "a..b",
+            ".",
+            "",
+            "a b",
+            "a.1",
+            "[::1",
+            "[::1]x",
+            "[1:2:3:4:5:6:7:8:9]",
+            "a:b",
+        ] {
+            assert!(!strict_hostname(bad.as_bytes()), "{bad}");
+        }
+    }
+}
