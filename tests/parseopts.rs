@@ -213,3 +213,44 @@ fn options_are_checked_at_start_up() {
     );
     assert!(!e.contains("not acted on"), "{e}");
 }
+
+/// url.redirect (like url.rewrite) matches lighttpd's normalised target:
+/// unreserved escapes decoded, %2F decoded, dot segments removed; and the query
+/// conditions see is normalised too. With url-normalize disabled, the target as sent.
+#[test]
+fn redirect_sees_the_normalised_target() {
+    let rules = r#"
+server.modules += ( "mod_redirect" )
+url.redirect = ( "^/old/([^?]*)(?:\?(.*))?$" => "/new/$1;$2" )
+$HTTP["querystring"] == "q=A" {
+  setenv.add-response-header = ( "X-Query" => "normalised" )
+}"#;
+    let location = |s: &Server, target: &str| {
+        let mut c = wire::Conn::new(s.port);
+        c.send(format!("GET {target} HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n").as_bytes());
+        let r = c.response_to(false).expect("a response");
+        (r.status, r.header("Location").map(str::to_string))
+    };
+    let s = start(rules);
+    assert_eq!(location(&s, "/%6Fld/x"), (301, Some("/new/x;".into())));
+    assert_eq!(
+        location(&s, "/old%2Fx%2fy"),
+        (301, Some("/new/x/y;".into()))
+    );
+    assert_eq!(
+        location(&s, "/a/../old/x?b=%2f%41"),
+        (301, Some("/new/x;b=%2FA".into()))
+    );
+    assert_eq!(get(&s, "/a/b?q=%41").2.as_deref(), Some("normalised"));
+    let s = start(&format!(
+        "{rules}\nserver.http-parseopts = ( \"url-path-2f-decode\" => \"disable\", \"url-path-dotseg-remove\" => \"disable\" )"
+    ));
+    assert_eq!(location(&s, "/%6Fld/x"), (301, Some("/new/x;".into())));
+    assert_eq!(location(&s, "/old%2Fx").0, 404);
+    assert_eq!(location(&s, "/a/../old/x").0, 404);
+    let s = start(&format!(
+        "{rules}\nserver.http-parseopts = ( \"url-normalize\" => \"disable\" )"
+    ));
+    assert_eq!(location(&s, "/%6Fld/x").0, 404);
+    assert_eq!(get(&s, "/a/b?q=%41").2, None);
+}

@@ -53,6 +53,7 @@ impl Ctx {
             .iter()
             .any(|m| m == "mod_cgi");
         let cgi = crate::cgi::Client::new(cgi_on, &site.compiled);
+        let parseopts = site.parseopts;
         Ctx {
             site,
             tag,
@@ -68,7 +69,7 @@ impl Ctx {
             pages: Pages::new(),
             draining: false,
             activity: false,
-            rq: crate::mods::Rq::default(),
+            rq: crate::mods::Rq::with_parseopts(parseopts),
             cgi,
             log: Vec::new(),
         }

@@ -57,10 +57,109 @@ pub fn admit<'q>(
     if crate::path::decode_normalize(raw_path, path).is_err() {
         return Err("invalid percent-escape or control byte in the path");
     }
-    if o.has(ParseOpts::QUERY_20_PLUS) && memchr::memmem::find(query, b"%20").is_some() {
-        return Ok(Cow::Owned(plus_for_20(query)));
+    Ok(match normalize_query(query, o) {
+        Some(q) => Cow::Owned(q),
+        None => Cow::Borrowed(query),
+    })
+}
+
+/// Bytes lighttpd keeps %-encoded in a target (burl.c encoded_chars_http_uri_reqd):
+/// everything but `! $ & ' ( ) * + , - . / 0-9 : ; = ? @ A-Z _ a-z ~`.
+fn reqd(c: u8) -> bool {
+    !(c.is_ascii_alphanumeric() || b"!$&'()*+,-./:;=?@_~".contains(&c))
+}
+
+fn unreserved(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_' | b'~')
+}
+
+const HEX: &[u8; 16] = b"0123456789ABCDEF";
+
+fn push_escaped(out: &mut Vec<u8>, b: u8) {
+    out.extend_from_slice(&[b'%', HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]]);
+}
+
+/// lighttpd's basic normalisation of one part of the target (burl_normalize_basic_*):
+/// escapes of unreserved characters (url-normalize-unreserved) or of anything not
+/// required to be escaped (url-normalize-required; in the path `/` and `?`, in the
+/// query `& = ; +` stay escaped) are decoded, other escapes upper-cased, bytes that
+/// may not appear raw escaped (a `%` without two hex digits becomes `%25`).
+fn normalize_part(s: &[u8], o: ParseOpts, query: bool, out: &mut Vec<u8>) {
+    let required = o.has(ParseOpts::REQUIRED);
+    let mut i = 0;
+    while i < s.len() {
+        let c = s[i];
+        if !reqd(c) {
+            out.push(c);
+            i += 1;
+        } else if let Some(x) = escaped(s, i) {
+            let keep = if required {
+                reqd(x)
+                    || if query {
+                        b"&=;+".contains(&x)
+                    } else {
+                        x == b'/' || x == b'?'
+                    }
+            } else {
+                !unreserved(x)
+            };
+            if keep {
+                push_escaped(out, x);
+            } else {
+                out.push(x);
+            }
+            i += 3;
+        } else {
+            push_escaped(out, c);
+            i += 1;
+        }
     }
-    Ok(Cow::Borrowed(query))
+}
+
+/// The path of the target as url.rewrite and url.redirect match it (lighttpd's
+/// normalised r->target): basic normalisation, then %2F to `/`
+/// (url-path-2f-decode), then `.`/`..`/`//` resolved (url-path-dotseg-remove).
+/// With url-normalize disabled, the path as sent.
+pub fn normalize_target(raw: &[u8], o: ParseOpts, out: &mut Vec<u8>) {
+    if !o.has(ParseOpts::URL_NORMALIZE) {
+        out.extend_from_slice(raw);
+        return;
+    }
+    let start = out.len();
+    normalize_part(raw, o, false, out);
+    if o.has(ParseOpts::PATH_2F_DECODE) && memchr::memmem::find(&out[start..], b"%2F").is_some() {
+        let p = out.split_off(start);
+        let mut i = 0;
+        while i < p.len() {
+            if p[i..].starts_with(b"%2F") {
+                out.push(b'/');
+                i += 3;
+            } else {
+                out.push(p[i]);
+                i += 1;
+            }
+        }
+    }
+    if o.has(ParseOpts::DOTSEG_REMOVE) && out.get(start) == Some(&b'/') {
+        // '.' and '/' are literal here; everything else that matters is escaped.
+        let mut p = out.split_off(start);
+        crate::path::normalize(&mut p);
+        out.extend_from_slice(&p);
+    }
+}
+
+/// The query string as lighttpd's normalised target holds it (what conditions, the
+/// CGI QUERY_STRING and rewrite targets see); None: unchanged.
+fn normalize_query(q: &[u8], o: ParseOpts) -> Option<Vec<u8>> {
+    if q.is_empty() || !o.has(ParseOpts::URL_NORMALIZE) {
+        return None;
+    }
+    let mut out = Vec::with_capacity(q.len() + 8);
+    normalize_part(q, o, true, &mut out);
+    if o.has(ParseOpts::QUERY_20_PLUS) && memchr::memmem::find(&out, b"%20").is_some() {
+        out = plus_for_20(&out);
+    }
+    (out != q).then_some(out)
 }
 
 fn hex(c: u8) -> Option<u8> {
@@ -271,7 +370,7 @@ mod tests {
         let no_utf8 = with(0, ParseOpts::INVALID_UTF8_REJECT);
         assert_eq!(
             admit_str("/a%ff?%c0", no_utf8).map(|(_, q)| q),
-            Ok("%c0".into())
+            Ok("%C0".into())
         );
         let no_ctrls = with(0, ParseOpts::CTRLS_REJECT);
         assert!(admit_str("/a?%01", no_ctrls).is_ok());
@@ -299,6 +398,60 @@ mod tests {
         assert!(check(b"GET / HTTP/1.1\r\nHost: a_b\r\n\r\n", d).is_err());
         let lax = with(0, ParseOpts::HOST_STRICT);
         assert!(check(b"GET / HTTP/1.1\r\nHost: a_b\r\n\r\n", lax).is_ok());
+    }
+
+    /// Outputs of lighttpd 1.4.69 (its %U and %q) for the same requests.
+    #[test]
+    fn targets_as_lighttpd_normalises_them() {
+        let t = |raw: &[u8], o: ParseOpts| {
+            let (p, q) = crate::path::split_target(raw);
+            let mut out = Vec::new();
+            normalize_target(p, o, &mut out);
+            let q = normalize_query(q, o).unwrap_or_else(|| q.to_vec());
+            (
+                String::from_utf8_lossy(&out).into_owned(),
+                String::from_utf8_lossy(&q).into_owned(),
+            )
+        };
+        let d = ParseOpts::default();
+        let pair = |a: &str, b: &str| (a.to_string(), b.to_string());
+        assert_eq!(t(b"/a%2fb?x=%2f", d), pair("/a/b", "x=%2F"));
+        assert_eq!(t(b"/%61/b?q=a%20b+c%2b", d), pair("/a/b", "q=a%20b+c%2B"));
+        assert_eq!(
+            t(b"/a%3ab%3F%23?a%3db%26c%3F", d),
+            pair("/a%3Ab%3F%23", "a%3Db%26c%3F")
+        );
+        assert_eq!(t(b"/x/../a/./b", d), pair("/a/b", ""));
+        assert_eq!(t(b"/a//b", d), pair("/a/b", ""));
+        assert_eq!(t(b"/a/b/.", d), pair("/a/b/", ""));
+        assert_eq!(
+            t(b"/a\\b\xc3\xa9\"<x>?y=\xe9\"%zz", d),
+            pair("/a%5Cb%C3%A9%22%3Cx%3E", "y=%E9%22%25zz")
+        );
+        assert_eq!(
+            t(
+                b"/a%3ab%2f%3f%41%7e%25%5c%c3%a9?x=%3a%26%3d%2b%2f%3f%41%20",
+                d
+            ),
+            pair("/a%3Ab/%3FA~%25%5C%C3%A9", "x=%3A%26%3D%2B%2F%3FA%20")
+        );
+        let required = with(ParseOpts::REQUIRED, 0);
+        assert_eq!(
+            t(
+                b"/a%3ab%2f%3f%41%7e%25%5c%c3%a9?x=%3a%26%3d%2b%2f%3f%41%20",
+                required
+            ),
+            pair("/a:b/%3FA~%25%5C%C3%A9", "x=:%26%3D%2B/?A%20")
+        );
+        let no_2f = with(0, ParseOpts::PATH_2F_DECODE);
+        assert_eq!(t(b"/a/%2E%2e%2Fa/b", no_2f), pair("/a/..%2Fa/b", ""));
+        let keep_dots = with(0, ParseOpts::DOTSEG_REMOVE);
+        assert_eq!(t(b"/x/../a/./b", keep_dots), pair("/x/../a/./b", ""));
+        assert_eq!(t(b"/a/%2e%2e/a/b", keep_dots), pair("/a/../a/b", ""));
+        let q20 = with(ParseOpts::QUERY_20_PLUS, 0);
+        assert_eq!(t(b"/a?q=a%20b%2520", q20), pair("/a", "q=a+b%2520"));
+        let off = ParseOpts(ParseOpts::HEADER_STRICT | ParseOpts::HOST_STRICT);
+        assert_eq!(t(b"/%61/../b?q=%61", off), pair("/%61/../b", "q=%61"));
     }
 
     #[test]

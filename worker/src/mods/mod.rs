@@ -210,6 +210,8 @@ pub struct Rq {
     pub job: std::cell::RefCell<Option<Box<dyn Job>>>,
     /// Scratch for Facts (lossy UTF-8 views are built from these).
     facts_host: String,
+    /// server.http-parseopts: how `target` is normalised.
+    pub parseopts: wick_conf::parseopts::ParseOpts,
 }
 
 impl Default for Rq {
@@ -236,6 +238,7 @@ impl Default for Rq {
             server_name: String::new(),
             job: std::cell::RefCell::new(None),
             facts_host: String::new(),
+            parseopts: Default::default(),
         }
     }
 }
@@ -968,11 +971,19 @@ pub fn reevaluate<'s>(
 }
 
 impl Rq {
+    /// An Rq whose targets are normalised as server.http-parseopts says.
+    pub fn with_parseopts(parseopts: wick_conf::parseopts::ParseOpts) -> Rq {
+        Rq {
+            parseopts,
+            ..Default::default()
+        }
+    }
+
     /// Start a request: the received target (path and query as sent), its decoded
     /// path, the Host, the peer.
     pub fn start(&mut self, raw_path: &[u8], query: &[u8], path: &[u8], host: &[u8], peer: IpAddr) {
         self.target.clear();
-        normalize_target(raw_path, &mut self.target);
+        crate::parseopts::normalize_target(raw_path, self.parseopts, &mut self.target);
         if !query.is_empty() {
             self.target.push(b'?');
             self.target.extend_from_slice(query);
@@ -1001,67 +1012,6 @@ impl Rq {
         self.server_name.clear();
         self.job.take();
     }
-}
-
-fn is_unreserved(c: u8) -> bool {
-    c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_' | b'~')
-}
-
-fn hexval(c: u8) -> Option<u8> {
-    (c as char).to_digit(16).map(|d| d as u8)
-}
-
-const HEX: &[u8; 16] = b"0123456789ABCDEF";
-
-/// lighttpd's target normalisation (burl_normalize with its defaults) of a path as
-/// sent: %-escapes of unreserved characters decoded, other escapes upper-cased,
-/// bytes that may not appear raw %-encoded, then `.`/`..` segments resolved, so
-/// that url.rewrite and url.redirect match what lighttpd's would.
-pub fn normalize_target(raw: &[u8], out: &mut Vec<u8>) {
-    let start = out.len();
-    let mut i = 0;
-    while i < raw.len() {
-        let c = raw[i];
-        if c == b'%' {
-            if let (Some(h), Some(l)) = (
-                raw.get(i + 1).copied().and_then(hexval),
-                raw.get(i + 2).copied().and_then(hexval),
-            ) {
-                let b = h << 4 | l;
-                if is_unreserved(b) {
-                    out.push(b);
-                } else {
-                    out.extend_from_slice(&[b'%', HEX[(b >> 4) as usize], HEX[(b & 15) as usize]]);
-                }
-                i += 3;
-                continue;
-            }
-        }
-        if c > 0x20
-            && c < 0x7f
-            && c != b'%'
-            && c != b'"'
-            && c != b'<'
-            && c != b'>'
-            && c != b'\\'
-            && c != b'^'
-            && c != b'`'
-            && c != b'{'
-            && c != b'|'
-            && c != b'}'
-        {
-            out.push(c);
-        } else {
-            out.extend_from_slice(&[b'%', HEX[(c >> 4) as usize], HEX[(c & 15) as usize]]);
-        }
-        i += 1;
-    }
-    // Dot segments: the path is %-encoded but '.' and '/' are literal here.
-    let mut p = out.split_off(start);
-    if p.first() == Some(&b'/') {
-        crate::path::normalize(&mut p);
-    }
-    out.extend_from_slice(&p);
 }
 
 /// The response head a handler wrote, for response_start hooks to edit.
