@@ -254,3 +254,43 @@ $HTTP["querystring"] == "q=A" {
     assert_eq!(location(&s, "/%6Fld/x").0, 404);
     assert_eq!(get(&s, "/a/b?q=%41").2, None);
 }
+
+/// host-strict (which implies host-normalize) and host-normalize: the Host
+/// conditions see has its trailing dot and default port dropped and an IPv6
+/// literal in canonical form; a port strtol cannot read whole is 400.
+#[test]
+fn host_normalize() {
+    let rules = r#"
+$HTTP["host"] == "example.com" {
+  setenv.add-response-header = ( "X-Query" => "example" )
+}
+$HTTP["host"] == "[::1]:8080" {
+  setenv.add-response-header = ( "X-Query" => "v6" )
+}"#;
+    let host = |s: &Server, h: &str| {
+        ask(
+            s,
+            &format!("GET /a/b HTTP/1.1\r\nHost: {h}\r\nConnection: close\r\n\r\n"),
+        )
+    };
+    let s = start(rules);
+    assert_eq!(host(&s, "Example.COM.").2.as_deref(), Some("example"));
+    assert_eq!(host(&s, "example.com.:80").2.as_deref(), Some("example"));
+    assert_eq!(host(&s, "[::0001]:8080").2.as_deref(), Some("v6"));
+    assert_eq!(host(&s, "a.b:081").0, 400);
+    let s = start(&format!(
+        "{rules}\nserver.http-parseopts = ( \"host-strict\" => \"disable\" )"
+    ));
+    assert_eq!(host(&s, "example.com.").2, None);
+    assert_eq!(host(&s, "a.b:081").0, 200);
+    let s = start(&format!(
+        "{rules}\nserver.http-parseopts = ( \"host-strict\" => \"disable\", \"host-normalize\" => \"enable\" )"
+    ));
+    assert_eq!(
+        host(&s, "example.com.").2,
+        None,
+        "the dot stays without host-strict"
+    );
+    assert_eq!(host(&s, "[::0001]:8080").2.as_deref(), Some("v6"));
+    assert_eq!(host(&s, "a.b:081").0, 400);
+}

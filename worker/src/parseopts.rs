@@ -26,11 +26,13 @@ pub fn admit<'q>(
     {
         return Err("GET/HEAD with a body (server.http-parseopts method-get-body)");
     }
-    if o.has(ParseOpts::HOST_STRICT) {
-        if let Some(h) = head.host {
-            if !strict_hostname(h.of(buf)) {
-                return Err("invalid Host (server.http-parseopts host-strict)");
-            }
+    if let Some(h) = head.host {
+        let h = h.of(buf);
+        if o.has(ParseOpts::HOST_STRICT) && !strict_hostname(h) {
+            return Err("invalid Host (server.http-parseopts host-strict)");
+        }
+        if normalize_host(h, o).is_err() {
+            return Err("invalid Host (server.http-parseopts host-normalize)");
         }
     }
     if raw_path == b"*" {
@@ -249,6 +251,88 @@ fn plus_for_20(q: &[u8]) -> Vec<u8> {
     out
 }
 
+/// A Host that host-normalize cannot read (400).
+#[derive(Debug, PartialEq, Eq)]
+pub struct BadHost;
+
+/// The Host as lighttpd normalises it (request.c http_request_host_normalize; on
+/// with host-normalize, and with host-strict, which implies it, by default): with
+/// host-strict one trailing dot dropped; a port (decimal, 0x hex or 0 octal, as
+/// strtol reads it) of 1..65535 written in decimal, dropped when it is 80; an IPv6
+/// literal in its canonical form. Ok(None): unchanged (the common case, no copy).
+/// Letter case is not touched here (Rq::start lowers it).
+pub fn normalize_host(h: &[u8], o: ParseOpts) -> Result<Option<Vec<u8>>, BadHost> {
+    let strict = o.has(ParseOpts::HOST_STRICT);
+    if !strict && !o.has(ParseOpts::HOST_NORMALIZE) {
+        return Ok(None);
+    }
+    let (name, port) = if h.first() == Some(&b'[') {
+        let close = memchr::memchr(b']', h).ok_or(BadHost)?;
+        match &h[close + 1..] {
+            [] => (h, None),
+            [b':', p @ ..] => (&h[..=close], Some(p)),
+            _ => return Err(BadHost),
+        }
+    } else {
+        match memchr::memchr(b':', h) {
+            Some(0) => return Err(BadHost),
+            Some(i) => (&h[..i], Some(&h[i + 1..])),
+            None => (h, None),
+        }
+    };
+    let trailing_dot = strict && name.len() > 1 && name.ends_with(b".");
+    let port = match port {
+        None | Some([]) => None,
+        Some(p) => Some(strtol_port(p).ok_or(BadHost)?),
+    };
+    let v6 = if name.first() == Some(&b'[') {
+        let inner = &name[1..name.len() - 1];
+        if memchr::memchr(b'%', inner).is_some() {
+            None // a zone: kept as written
+        } else {
+            let a: std::net::Ipv6Addr = std::str::from_utf8(inner)
+                .map_err(|_| BadHost)?
+                .parse()
+                .map_err(|_| BadHost)?;
+            let canon = format!("[{a}]");
+            (!canon.as_bytes().eq_ignore_ascii_case(name)).then_some(canon)
+        }
+    } else {
+        None
+    };
+    let port_text = port.filter(|&p| p != 80).map(|p| p.to_string());
+    let same_port = match (h.len() - name.len(), &port_text) {
+        (0, None) => true,
+        (_, Some(t)) => h[name.len() + 1..] == *t.as_bytes(),
+        _ => false,
+    };
+    if !trailing_dot && v6.is_none() && same_port {
+        return Ok(None);
+    }
+    let mut out = match v6 {
+        Some(c) => c.into_bytes(),
+        None => name[..name.len() - usize::from(trailing_dot)].to_vec(),
+    };
+    if let Some(t) = port_text {
+        out.push(b':');
+        out.extend_from_slice(t.as_bytes());
+    }
+    Ok(Some(out))
+}
+
+/// A port as C's strtol(s, &e, 0) reads it, whole: 1..=65535 or None.
+fn strtol_port(p: &[u8]) -> Option<u16> {
+    let s = std::str::from_utf8(p).ok()?;
+    let n = if let Some(x) = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        u32::from_str_radix(x, 16).ok()?
+    } else if s.len() > 1 && s.starts_with('0') {
+        u32::from_str_radix(&s[1..], 8).ok()?
+    } else {
+        s.parse::<u32>().ok()?
+    };
+    u16::try_from(n).ok().filter(|&n| n > 0)
+}
+
 /// lighttpd's host-strict check (request.c request_check_hostname): a host name of
 /// labels (letters, digits, `-` but not first; the last label not all digits unless the
 /// whole is an IPv4 address of four numbers), one trailing dot allowed; an IPv6
@@ -452,6 +536,31 @@ mod tests {
         assert_eq!(t(b"/a?q=a%20b%2520", q20), pair("/a", "q=a+b%2520"));
         let off = ParseOpts(ParseOpts::HEADER_STRICT | ParseOpts::HOST_STRICT);
         assert_eq!(t(b"/%61/../b?q=%61", off), pair("/%61/../b", "q=%61"));
+    }
+
+    #[test]
+    fn hosts_as_lighttpd_normalises_them() {
+        let d = ParseOpts::default();
+        let n = |h: &str, o| {
+            normalize_host(h.as_bytes(), o)
+                .map(|v| v.map(|v| String::from_utf8_lossy(&v).into_owned()))
+        };
+        assert_eq!(n("example.com", d), Ok(None));
+        assert_eq!(n("a:8080", d), Ok(None));
+        assert_eq!(n("EXAMPLE.com.:80", d), Ok(Some("EXAMPLE.com".into())));
+        assert_eq!(n("a.b.", d), Ok(Some("a.b".into())));
+        assert_eq!(n("[::0001]:8080", d), Ok(Some("[::1]:8080".into())));
+        assert_eq!(n("[::1]", d), Ok(None));
+        assert_eq!(n("a:", d), Ok(Some("a".into())));
+        assert_eq!(n("a.b:081", d), Err(BadHost));
+        assert_eq!(n("a:0", d), Err(BadHost));
+        assert_eq!(n("a:65536", d), Err(BadHost));
+        assert_eq!(n("[zz]", d), Err(BadHost));
+        let lax = ParseOpts(ParseOpts::HOST_NORMALIZE);
+        assert_eq!(n("1.2.3.4:0x50", lax), Ok(Some("1.2.3.4".into())));
+        assert_eq!(n("a:010", lax), Ok(Some("a:8".into())));
+        assert_eq!(n("example.com.:80", lax), Ok(Some("example.com.".into())));
+        assert_eq!(n("a.b:081", ParseOpts(0)), Ok(None));
     }
 
     #[test]

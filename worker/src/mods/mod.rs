@@ -993,6 +993,11 @@ impl Rq {
         self.query.clear();
         self.query.extend_from_slice(query);
         self.host.clear();
+        let normal = crate::parseopts::normalize_host(host, self.parseopts);
+        let host = match &normal {
+            Ok(Some(h)) => h.as_slice(),
+            _ => host,
+        };
         self.host
             .extend(host.iter().map(|c| c.to_ascii_lowercase()));
         self.remote_ip = peer;
