@@ -153,7 +153,7 @@ pub fn normalize_target(raw: &[u8], o: ParseOpts, out: &mut Vec<u8>) {
 /// The query string as lighttpd's normalised target holds it (what conditions, the
 /// CGI QUERY_STRING and rewrite targets see); None: unchanged.
 fn normalize_query(q: &[u8], o: ParseOpts) -> Option<Vec<u8>> {
-    if q.is_empty() || !o.has(ParseOpts::URL_NORMALIZE) {
+    if q.is_empty() || !o.has(ParseOpts::URL_NORMALIZE) || !q.iter().any(|&c| reqd(c)) {
         return None;
     }
     let mut out = Vec::with_capacity(q.len() + 8);
@@ -369,20 +369,21 @@ pub fn strict_hostname(h: &[u8]) -> bool {
     if name.is_empty() {
         return false;
     }
-    let labels: Vec<&[u8]> = name.split(|&c| c == b'.').collect();
-    let label_ok = |l: &&[u8]| {
-        !l.is_empty() && l.iter().all(|&c| c.is_ascii_alphanumeric() || c == b'-') && l[0] != b'-'
-    };
-    if !labels.iter().all(label_ok) {
-        return false;
+    // No allocation: this runs for every request.
+    let (mut count, mut all_digits, mut top_digits) = (0, true, false);
+    for l in name.split(|&c| c == b'.') {
+        if l.is_empty()
+            || l[0] == b'-'
+            || !l.iter().all(|&c| c.is_ascii_alphanumeric() || c == b'-')
+        {
+            return false;
+        }
+        count += 1;
+        top_digits = l.iter().all(u8::is_ascii_digit);
+        all_digits &= top_digits;
     }
-    let digits = |l: &&[u8]| l.iter().all(u8::is_ascii_digit);
-    let top = labels[labels.len() - 1];
-    if digits(&top) {
-        // All digits at the top: only a dotted IPv4 address of four numbers.
-        return labels.len() == 4 && labels.iter().all(digits);
-    }
-    true
+    // All digits at the top: only a dotted IPv4 address of four numbers.
+    !top_digits || (count == 4 && all_digits)
 }
 
 #[cfg(test)]
