@@ -294,3 +294,37 @@ $HTTP["host"] == "[::1]:8080" {
     assert_eq!(host(&s, "[::0001]:8080").2.as_deref(), Some("v6"));
     assert_eq!(host(&s, "a.b:081").0, 400);
 }
+
+/// Without a module that hooks a request stage (the plain path), conditions see
+/// the normalised Host too.
+#[test]
+fn host_normalize_without_modules() {
+    let conf = r#"
+server.bind = "127.0.0.1"
+server.port = @PORT@
+server.document-root = "@DOCROOT@"
+server.errorlog = "@DIR@/error.log"
+server.modules = ( )
+mimetype.assign = ( "" => "text/plain" )
+$HTTP["host"] == "example.com" {
+  server.document-root = "@DIR@/other"
+}
+"#;
+    let s = Server::start_with(conf, &[], |d| {
+        std::fs::create_dir_all(d.join("www/a")).expect("mkdir");
+        std::fs::write(d.join("www/a/b"), "main\n").expect("main");
+        std::fs::create_dir_all(d.join("other/a")).expect("mkdir");
+        std::fs::write(d.join("other/a/b"), "other\n").expect("other");
+    });
+    for (h, want) in [
+        ("example.com", "other\n"),
+        ("example.com.:80", "other\n"),
+        ("elsewhere", "main\n"),
+    ] {
+        let r = ask(
+            &s,
+            &format!("GET /a/b HTTP/1.1\r\nHost: {h}\r\nConnection: close\r\n\r\n"),
+        );
+        assert_eq!((r.0, r.1.as_str()), (200, want), "{h}");
+    }
+}

@@ -686,6 +686,15 @@ impl Conn {
         // Modules (mods/): extforward, rewrite, redirect, access, alias, ... decide
         // the facts, the view, the physical path, or answer at once (`early`).
         let mods = &site.mods;
+        // Without them (Rq::start does it for them), conditions still see the Host
+        // as server.http-parseopts normalises it; a copy only when it changes.
+        let normal_host = match mods.active {
+            false => crate::parseopts::normalize_host(host, opts).ok().flatten(),
+            true => None,
+        };
+        if let Some(h) = &normal_host {
+            host = h;
+        }
         let base = crate::mods::Base {
             buf,
             head,
