@@ -240,6 +240,48 @@ fn rewrite_rules() {
     assert_eq!(r.text(), "rc\n");
 }
 
+// ------------------------------------------------- PCRE-only regex features
+
+const PCRE: &str = r#"
+$HTTP["url"] =~ "^/(?!(dispatch\.map))" {
+  url.rewrite-once = ( "^/(\w+)/\1/(.*?)(\.txt)?$" => "/twice/$2.txt" )
+}
+$HTTP["url"] =~ "^/go/(?=(\d+))" {
+  url.redirect = ( "" => "/n/%1" )
+}
+$HTTP["url"] =~ "^/evil/(a*)*\1b" {
+  url.redirect = ( "" => "/never" )
+}
+"#;
+
+#[test]
+fn pcre_look_ahead_and_back_reference() {
+    let s = Server::start_with(&conf("\"mod_rewrite\", \"mod_redirect\"", PCRE), &[], |d| {
+        put(d, "twice/f.txt", "twice\n");
+        put(d, "dispatch.map", "map\n");
+    });
+    // back-reference and lazy group in the rule, inside a negative look-ahead block
+    assert_eq!(get(&s, "/ab/ab/f.txt", &[]).text(), "twice\n");
+    assert_eq!(get(&s, "/ab/ab/f", &[]).text(), "twice\n");
+    assert_eq!(get(&s, "/ab/cd/f.txt", &[]).status, 404);
+    // the look-ahead excludes this one: served as it is
+    assert_eq!(get(&s, "/dispatch.map", &[]).text(), "map\n");
+    // %1 captured inside a look-ahead of the condition
+    assert_eq!(location(&get(&s, "/go/42x", &[])), "/n/42");
+    // catastrophic backtracking: cut at the limit, no match, logged once
+    let evil = format!("/evil/{}", "a".repeat(40));
+    assert_eq!(get(&s, &evil, &[]).status, 404);
+    assert_eq!(get(&s, &evil, &[]).status, 404);
+    let start = std::time::Instant::now();
+    let mut log = s.error_log();
+    while !log.contains("counted as no match") && start.elapsed().as_secs() < 5 {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        log = s.error_log();
+    }
+    assert_eq!(log.matches("counted as no match").count(), 1, "{log}");
+    assert!(!log.contains("PCRE feature"), "{log}");
+}
+
 // ---------------------------------------------------------------- mod_access
 
 #[test]
@@ -624,8 +666,8 @@ fn bad_module_settings_fail_at_start() {
             "url.rewrite-once",
         ),
         (
-            "server.modules = (\"mod_redirect\")\nurl.redirect = ( \"^/(?!x)\" => \"/b\" )",
-            "look-ahead",
+            "server.modules = (\"mod_redirect\")\nurl.redirect = ( \"^/(?|(a)|(b))\" => \"/b\" )",
+            "branch reset",
         ),
         (
             "server.modules = (\"mod_expire\")\nexpire.url = ( \"/\" => \"access plus 1 fortnight\" )",

@@ -28,7 +28,7 @@
 use crate::error::ConfError;
 use crate::model::{BlockId, CondField, CondOp, Config, ListenerIndex};
 use crate::options::{ListenAddr, Patch, RequestOptions, View};
-use regex::bytes::{CaptureLocations, Regex, RegexBuilder};
+use crate::pattern::{Locs, Pattern};
 use std::fmt::Write as _;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -81,7 +81,7 @@ enum Test {
     Eq(String),
     Prefix(String),
     Suffix(String),
-    Regex(Regex),
+    Regex(Pattern),
     /// `$HTTP["remoteip"] == "net/bits"` (bits None: the exact address).
     Cidr(IpAddr, Option<u8>),
     /// `$SERVER["socket"] ==`: the listener it names (None: no listener has it).
@@ -116,7 +116,7 @@ static SERIAL: AtomicU64 = AtomicU64::new(1);
 pub struct CondState {
     serial: u64,
     res: Vec<Res>,
-    locs: Vec<Option<CaptureLocations>>,
+    locs: Vec<Option<Locs>>,
     /// The text each regex block matched against, when it matched.
     subject: Vec<String>,
     has_caps: Vec<bool>,
@@ -124,90 +124,18 @@ pub struct CondState {
     ip: String,
 }
 
-/// The PCRE feature a pattern uses that the regex crate lacks, if any.
-pub fn pcre_only_feature(p: &str) -> Option<&'static str> {
-    const FEATURES: &[(&str, &str)] = &[
-        ("(?<=", "look-behind (?<=...)"),
-        ("(?<!", "negative look-behind (?<!...)"),
-        ("(?=", "look-ahead (?=...)"),
-        ("(?!", "negative look-ahead (?!...)"),
-        ("(?>", "atomic groups (?>...)"),
-        ("(?|", "branch reset groups (?|...)"),
-        ("(?(", "conditional groups (?(...)...)"),
-        ("(?R)", "recursion (?R)"),
-        ("\\k<", "named backreferences \\k<name>"),
-        ("\\k{", "named backreferences \\k{name}"),
-        ("\\k'", "named backreferences \\k'name'"),
-        ("\\g", "backreferences \\g"),
-        ("\\G", "the \\G anchor"),
-        ("\\K", "match reset \\K"),
-        ("\\Q", "quoting \\Q...\\E"),
-        ("(*", "backtracking verbs (*...)"),
-    ];
-    if let Some((_, f)) = FEATURES.iter().find(|(s, _)| p.contains(s)) {
-        return Some(f);
-    }
-    // Outside a character class: \1..\9 is a backreference, and a quantifier
-    // followed by '+' is possessive (the regex crate would read `a*+` as `(a*)+`,
-    // which matches differently: never a silent mismatch).
-    let b = p.as_bytes();
-    let (mut i, mut in_class) = (0, false);
-    while i < b.len() {
-        match b[i] {
-            b'\\' => {
-                if !in_class && b.get(i + 1).is_some_and(|c| (b'1'..=b'9').contains(c)) {
-                    return Some("backreferences \\1..\\9");
-                }
-                i += 1;
-            }
-            b'[' if !in_class => {
-                in_class = true;
-                // A ']' right after '[' or '[^' is a literal member.
-                if b.get(i + 1) == Some(&b'^') {
-                    i += 1;
-                }
-                if b.get(i + 1) == Some(&b']') {
-                    i += 1;
-                }
-            }
-            b']' => in_class = false,
-            // `(?+` is not a quantifier; `x?+` and `x++` are.
-            b'*' | b'+' | b'?' | b'}'
-                if !in_class
-                    && b.get(i + 1) == Some(&b'+')
-                    && !(b[i] == b'?' && i > 0 && b[i - 1] == b'(') =>
-            {
-                return Some("possessive quantifiers (*+, ++, ?+, {n}+)");
-            }
-            _ => {}
-        }
-        i += 1;
-    }
-    None
-}
-
-/// Compile a condition regex, or explain why not (message, hint).
-pub fn compile_regex(pattern: &str) -> Result<Regex, (String, Option<String>)> {
-    if let Some(f) = pcre_only_feature(pattern) {
-        return Err((
-            format!("regex \"{pattern}\" uses {f}, a PCRE feature that wickd's regex engine does not support"),
-            Some("express the condition without it, for example with nested conditions or !~".into()),
-        ));
-    }
-    // PCRE as lighttpd uses it works on bytes, not UTF-8: `.` is one byte and
-    // \d \w \s \b and (?i) are ASCII. Unicode mode off gives the same.
-    let re = RegexBuilder::new(pattern)
-        .unicode(false)
-        .build()
-        .map_err(|e| {
-            (
-                format!(
-                    "invalid regex \"{pattern}\": {}",
-                    regex_error_line(&e.to_string())
-                ),
-                None,
-            )
-        })?;
+/// Compile a condition regex (see [`crate::pattern`]), or explain why not
+/// (message, hint).
+pub fn compile_regex(pattern: &str) -> Result<Pattern, (String, Option<String>)> {
+    let re = Pattern::new(pattern).map_err(|e| match e {
+        crate::pattern::Error::Unsupported(_) => (
+            format!("regex \"{pattern}\" {e}"),
+            Some(
+                "express the condition without it, for example with nested conditions or !~".into(),
+            ),
+        ),
+        crate::pattern::Error::Invalid(m) => (format!("invalid regex \"{pattern}\": {m}"), None),
+    })?;
     if re.captures_len() > 10 {
         return Err((
             format!("Too many captures in regex \"{pattern}\" (at most 9)"),
@@ -222,16 +150,6 @@ fn quote_line(loc: &crate::model::Loc) -> Option<String> {
     let text = std::fs::read_to_string(&loc.file).ok()?;
     let line = text.split('\n').nth((loc.line as usize).checked_sub(1)?)?;
     Some(line.strip_suffix('\r').unwrap_or(line).to_string())
-}
-
-/// The descriptive line of a regex error (they are multi-line drawings; keep the last).
-pub fn regex_error_line(s: &str) -> String {
-    s.lines()
-        .rev()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or(s)
-        .trim()
-        .to_string()
 }
 
 impl Compiled {
@@ -405,7 +323,7 @@ impl Compiled {
             Test::Socket(idx) => *idx == Some(f.listener),
             Test::Regex(re) => match locs[id].as_mut() {
                 Some(l) => {
-                    let m = re.captures_read(l, text.as_bytes()).is_some();
+                    let m = re.captures_read(l, text.as_bytes());
                     if m && !b.negate {
                         subject[id].clear();
                         subject[id].push_str(text);
@@ -485,7 +403,7 @@ impl CondState {
                 .blocks
                 .iter()
                 .map(|b| match &b.test {
-                    Test::Regex(re) if !b.negate => Some(re.capture_locations()),
+                    Test::Regex(re) if !b.negate => Some(re.locations()),
                     _ => None,
                 })
                 .collect(),
@@ -568,21 +486,17 @@ mod tests {
     }
 
     #[test]
-    fn pcre_features_named() {
-        for (p, f) in [
-            ("^/(?!admin)", "look-ahead"),
-            ("(?<=x)y", "look-behind"),
-            ("(a)\\1", "backreferences"),
-            ("a*+", "possessive"),
-        ] {
-            let e = compile_regex(p).expect_err(p);
-            assert!(e.0.contains(f), "{p}: {}", e.0);
-            assert!(e.0.contains(p));
+    fn pcre_patterns_compile() {
+        for p in ["^/(?!admin)", "(?<=x)y", "(a)\\1", "a*+", "^/(.*?)/"] {
+            assert!(compile_regex(p).is_ok(), "{p}");
         }
+        let e = compile_regex("(?|(a)|(b))").expect_err("branch reset");
         assert!(
-            compile_regex("^/a\\++$").is_ok(),
-            "an escaped + then + is not possessive"
+            e.0.contains("a PCRE feature") && e.0.contains("(?|(a)|(b))"),
+            "{}",
+            e.0
         );
+        assert!(compile_regex("^/a\\++$").is_ok());
         assert!(compile_regex("[]+]+").is_ok());
         assert!(compile_regex("(a)(b)(c)(d)(e)(f)(g)(h)(i)(j)").is_err());
         assert!(compile_regex("^/(a|b)$").is_ok());

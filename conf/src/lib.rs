@@ -75,6 +75,7 @@ pub mod mime;
 pub mod model;
 pub mod options;
 pub mod parseopts;
+pub mod pattern;
 pub mod preflight;
 pub mod print;
 pub mod support;

@@ -195,12 +195,12 @@ fn run_one(
             println!("{name}: {w}");
         }
     }
-    // Every condition regex compiles, except those needing a PCRE-only feature,
-    // which must say so (and only warn at load).
+    // Every condition regex compiles, PCRE-only ones (look-ahead, ...) included.
     if let Err(e) = wick_conf::cond::Compiled::new(&cfg) {
-        if !e.message.contains("a PCRE feature") {
-            return Err(format!("conditions do not compile: {e}"));
-        }
+        return Err(format!("conditions do not compile: {e}"));
+    }
+    if let Some(w) = cfg.warnings.iter().find(|w| w.contains("PCRE feature")) {
+        return Err(format!("a regex wickd cannot run: {w}"));
     }
     let printed = wick_conf::print::normalized(&cfg);
     let again = wick_conf::load_str(&printed, "printed", scratch)

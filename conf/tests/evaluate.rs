@@ -538,25 +538,57 @@ fn server_socket_by_listener() {
 
 #[test]
 fn unsupported_regex_fails_compile_with_the_feature_named() {
-    let cfg = config("$HTTP[\"url\"] =~ \"^/(?!admin)\" { server.tag = \"x\" }\n");
+    let cfg = config("$HTTP[\"url\"] =~ \"^/(?|(a)|(b))\" { server.tag = \"x\" }\n");
     assert!(
-        cfg.warnings.iter().any(|w| w.contains("look-ahead")),
+        cfg.warnings.iter().any(|w| w.contains("branch reset")),
         "{:?}",
         cfg.warnings
     );
     let Err(e) = Compiled::new(&cfg) else {
-        panic!("look-ahead compiled")
+        panic!("branch reset compiled")
     };
     assert!(
-        e.message.contains("^/(?!admin)") && e.message.contains("look-ahead"),
+        e.message.contains("^/(?|(a)|(b))") && e.message.contains("a PCRE feature"),
         "{e}"
     );
     assert_eq!((e.loc.file.as_str(), e.loc.line), ("t.conf", 1));
-    let cfg = config("$HTTP[\"host\"] =~ \"^(a)\\1$\" { }\n");
-    let Err(e) = Compiled::new(&cfg) else {
-        panic!("backreference compiled")
-    };
-    assert!(e.message.contains("backreferences"), "{e}");
+}
+
+fn url(u: &'static str) -> Req {
+    Req {
+        url: u,
+        ..Req::default()
+    }
+}
+
+#[test]
+fn pcre_look_ahead_back_reference_and_lazy_conditions() {
+    let text = concat!(
+        "$HTTP[\"url\"] =~ \"^/(?!(dispatch\\.map))\" { server.tag = \"not-map\" }\n",
+        "$HTTP[\"url\"] =~ \"^/(\\w+)/\\1/\" { server.tag = \"twice %1\" }\n",
+        "$HTTP[\"url\"] =~ \"^/(.+?)/(.*)$\" { server.tag = \"lazy\" }\n",
+        "$HTTP[\"url\"] !~ \"(?<=/)private\" { } else { server.tag = \"private\" }\n",
+    );
+    let cfg = config(text);
+    assert!(
+        !cfg.warnings.iter().any(|w| w.contains("PCRE")),
+        "PCRE patterns load without a warning: {:?}",
+        cfg.warnings
+    );
+    let (c, mut st) = setup(text);
+    assert_eq!(eval(&c, &mut st, &url("/index.html")).1, [0, 1, 4]);
+    assert_eq!(eval(&c, &mut st, &url("/dispatch.map")).1, [0, 4]);
+    let (tag, m) = eval(&c, &mut st, &url("/ab/ab/c"));
+    assert_eq!((tag.as_str(), m), ("lazy", vec![0, 1, 2, 3, 4]));
+    assert_eq!(st.capture(2, 1), Some("ab"));
+    // lazy: the shortest first group
+    assert_eq!(st.capture(3, 1), Some("ab"));
+    assert_eq!(st.capture(3, 2), Some("ab/c"));
+    // the negative look-ahead's own group did not take part
+    assert_eq!(st.capture(1, 1), None);
+    assert_eq!(st.capture(1, 0), Some("/"));
+    assert_eq!(eval(&c, &mut st, &url("/ab/cd/")).1, [0, 1, 3, 4]);
+    assert_eq!(eval(&c, &mut st, &url("/x/private")).0, "private");
 }
 
 #[test]

@@ -487,7 +487,11 @@ impl Spawner {
             );
             return;
         }
-        let plan = match self.policy.plan(req) {
+        let plan = self.policy.plan(req);
+        for line in wick_conf::pattern::take_reports() {
+            self.log(Level::Error, &format!("gateway-spawner: {line}"));
+        }
+        let plan = match plan {
             Ok(p) => p,
             Err(r) => {
                 let line = format!(

@@ -140,7 +140,8 @@ pub fn features() -> String {
         (false, "GnuTLS"),
         (false, "WolfSSL"),
         (false, "Nettle"),
-        // Regex conditions (=~, !~) are matched with the regex crate.
+        // Config regexes have PCRE2's meaning (conf/src/pattern.rs: regex crate,
+        // fancy-regex for look-around and back-references).
         (true, "PCRE"),
         (false, "MySQL"),
         (false, "PgSQL"),

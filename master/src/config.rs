@@ -48,7 +48,8 @@ impl Source {
     }
 
     /// Parse and evaluate without compiling the conditions: `-p` prints a config
-    /// whose regexes only PCRE can run (with a warning), as lighttpd would print it.
+    /// whose regexes use a PCRE feature wickd lacks (with a warning), as lighttpd
+    /// would print it.
     pub fn load_unchecked(&self) -> Result<Config, String> {
         let c = match self {
             Source::File(p) => wick_conf::load_file(p),

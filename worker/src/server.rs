@@ -313,6 +313,9 @@ impl Server {
     /// Once a second: timeouts, drain deadline, activity report.
     fn tick(&mut self) -> Option<i32> {
         self.trigger();
+        for line in wick_conf::pattern::take_reports() {
+            self.log(format_args!("{line}"));
+        }
         let now = self.ctx.clock.mono;
         let mut expired = Vec::new();
         for (key, c) in self.conns.iter() {

@@ -18,9 +18,9 @@ use crate::request::Version;
 use crate::response::Out;
 use crate::stat_cache::{Body, Found, Root};
 use crate::static_file::{finish_head, status_line};
-use regex::bytes::Regex;
 use std::cell::RefCell;
 use std::collections::HashMap;
+use wick_conf::pattern::Pattern;
 /// An open directory stream that keeps its place between loop turns.
 type Dir = nix::dir::OwningIter;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
@@ -35,7 +35,7 @@ const INCLUDE_MAX: u64 = 1 << 20;
 /// dir-listing.exclude lists, compiled once.
 struct Excludes {
     patterns: Vec<String>,
-    res: Vec<Regex>,
+    res: Vec<Pattern>,
 }
 
 struct Cached {
@@ -180,7 +180,7 @@ pub struct Entry {
 pub struct Filter<'a> {
     pub hide_dotfiles: bool,
     pub hide: [Option<&'a [u8]>; 2],
-    pub excludes: &'a [Regex],
+    pub excludes: &'a [Pattern],
 }
 
 impl Filter<'_> {
@@ -538,7 +538,7 @@ fn open_dir(dirfd: RawFd, rel: &[u8], follow: bool) -> Option<OwnedFd> {
 }
 
 impl Dirlisting {
-    fn excludes_for(&self, list: &[String]) -> &[Regex] {
+    fn excludes_for(&self, list: &[String]) -> &[Pattern] {
         self.excludes
             .iter()
             .find(|e| e.patterns == list)
@@ -666,7 +666,7 @@ struct Listing {
     follow: bool,
     hide_dotfiles: bool,
     hide: [Option<Vec<u8>>; 2],
-    excludes: Vec<Regex>,
+    excludes: Vec<Pattern>,
     entries: Vec<Entry>,
     /// None while reading; then the next entry to render.
     rendered: Option<usize>,
@@ -1008,7 +1008,7 @@ mod tests {
 
     #[test]
     fn filter_and_order() {
-        let res = [Regex::new(r"\.bak$").expect("re")];
+        let res = [Pattern::new(r"\.bak$").expect("re")];
         let f = Filter {
             hide_dotfiles: true,
             hide: [Some(b"README.txt"), None],

@@ -1143,11 +1143,7 @@ pub fn where_set(cfg: &Config, id: BlockId, key: &str) -> String {
 }
 
 /// The substitution source for a url.rewrite/url.redirect match on `rq.target`.
-pub fn subst_source<'a>(
-    x: &'a Cx,
-    caps: &'a regex::bytes::Captures<'a>,
-    block: BlockId,
-) -> subst::Source<'a> {
+pub fn subst_source<'a>(x: &'a Cx, caps: &'a subst::Caps<'a>, block: BlockId) -> subst::Source<'a> {
     let authority: &[u8] = if x.rq.host.is_empty() {
         x.view.server_name.as_bytes()
     } else {

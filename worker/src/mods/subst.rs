@@ -11,8 +11,8 @@
 //! appends nothing for `${tolower:N}` without an encoding modifier; wickd applies
 //! the default encoding first.
 
-use regex::bytes::Captures;
 use wick_conf::cond::CondState;
+use wick_conf::pattern::{Locs, Pattern};
 use wick_conf::BlockId;
 
 const TOLOWER: u8 = 1;
@@ -27,7 +27,7 @@ const B64U_DEC: u8 = 128;
 /// Where the values come from.
 pub struct Source<'a> {
     /// The rule's match (`$N`).
-    pub caps: &'a Captures<'a>,
+    pub caps: &'a Caps<'a>,
     /// The condition captures (`%N`) of `block`.
     pub cond: &'a CondState,
     pub block: BlockId,
@@ -79,7 +79,7 @@ pub fn expand(pattern: &[u8], src: &Source, out: &mut Vec<u8>) {
 
 fn capture(kind: u8, num: usize, flags: u8, src: &Source, out: &mut Vec<u8>) {
     let v: Option<&[u8]> = if kind == b'$' {
-        src.caps.get(num).map(|m| m.as_bytes())
+        src.caps.get(num)
     } else if num <= 9 {
         src.cond.capture(src.block, num).map(str::as_bytes)
     } else {
@@ -350,9 +350,23 @@ pub fn b64u_decode(v: &[u8], out: &mut Vec<u8>) {
     }
 }
 
+/// A rule's match: its capture spans over the subject.
+pub struct Caps<'s> {
+    locs: Locs,
+    subject: &'s [u8],
+}
+
+impl<'s> Caps<'s> {
+    /// `$n`: the text of group `n`, None when the group did not take part.
+    pub fn get(&self, n: usize) -> Option<&'s [u8]> {
+        let (s, e) = self.locs.get(n)?;
+        self.subject.get(s..e)
+    }
+}
+
 /// One `"regex" => "target"` list (lighttpd's pcre_keyvalue_buffer), compiled once.
 pub struct Rules {
-    pub rules: Vec<(regex::bytes::Regex, Vec<u8>)>,
+    pub rules: Vec<(Pattern, Vec<u8>)>,
     /// Rules before this index are "once" rules (mod_rewrite's repeat_idx).
     pub repeat_idx: usize,
 }
@@ -368,16 +382,11 @@ impl Rules {
     /// Compile and append `list`; the error text names the regex.
     pub fn push(&mut self, list: &[(String, String)]) -> Result<(), String> {
         for (k, v) in list {
-            if let Some(f) = wick_conf::cond::pcre_only_feature(k) {
-                return Err(format!(
-                    "regex \"{k}\" uses {f}, a PCRE feature that wickd's regex engine does not support"
-                ));
-            }
-            let re = regex::bytes::Regex::new(k).map_err(|e| {
-                format!(
-                    "pcre-compile failed for {k}: {}",
-                    wick_conf::cond::regex_error_line(&e.to_string())
-                )
+            let re = Pattern::new(k).map_err(|e| match e {
+                wick_conf::pattern::Error::Unsupported(_) => format!("regex \"{k}\" {e}"),
+                wick_conf::pattern::Error::Invalid(m) => {
+                    format!("pcre-compile failed for {k}: {m}")
+                }
             })?;
             if re.captures_len() > 20 {
                 return Err(format!(
@@ -392,7 +401,7 @@ impl Rules {
     /// The first rule matching `subject`: its index, target and captures. A
     /// matching rule with an empty target stops the list: None. No allocation
     /// unless a rule matches.
-    pub fn find<'s>(&self, subject: &'s [u8]) -> Option<(usize, &[u8], Captures<'s>)> {
+    pub fn find<'s>(&self, subject: &'s [u8]) -> Option<(usize, &[u8], Caps<'s>)> {
         for (i, (re, target)) in self.rules.iter().enumerate() {
             if !re.is_match(subject) {
                 continue;
@@ -400,7 +409,12 @@ impl Rules {
             if target.is_empty() {
                 return None;
             }
-            return re.captures(subject).map(|c| (i, target.as_slice(), c));
+            let mut locs = re.locations();
+            return re.captures_read(&mut locs, subject).then_some((
+                i,
+                target.as_slice(),
+                Caps { locs, subject },
+            ));
         }
         None
     }
@@ -436,6 +450,39 @@ mod tests {
         let mut d = Vec::new();
         b64u_decode(b"a*b", &mut d);
         assert!(d.is_empty());
+    }
+
+    #[test]
+    fn rules_capture_with_pcre_features() {
+        let mut r = Rules::new();
+        let list = [
+            (r"^/(?!(?:static|img)/)(\w+)/\1(/.*)?$", "/twice/$1$2"),
+            (r"^/(.*?)(?:\?(.*))?$", "/lazy?p=$1&q=$2"),
+        ];
+        let list: Vec<(String, String)> = list
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        r.push(&list).expect("compiles");
+        let (i, t, c) = r.find(b"/ab/ab/x").expect("back-reference");
+        assert_eq!((i, t), (0, &b"/twice/$1$2"[..]));
+        assert_eq!((c.get(1), c.get(2)), (Some(&b"ab"[..]), Some(&b"/x"[..])));
+        let (i, _, c) = r
+            .find(b"/static/static")
+            .expect("look-ahead refuses rule 0");
+        assert_eq!(i, 1);
+        assert_eq!(c.get(1), Some(&b"static/static"[..]));
+        let (_, _, c) = r.find(b"/a/b?x=1").expect("lazy");
+        assert_eq!((c.get(1), c.get(2)), (Some(&b"a/b"[..]), Some(&b"x=1"[..])));
+        let (_, _, c) = r.find(b"/a").expect("lazy, no query");
+        assert_eq!((c.get(1), c.get(2)), (Some(&b"a"[..]), None));
+        // bytes, as lighttpd: `.` is one byte, even of a broken UTF-8 sequence
+        let mut b = Rules::new();
+        b.push(&[("^/(.)(.)$".to_string(), "/$2".to_string())])
+            .expect("compiles");
+        let (_, _, c) = b.find(b"/\xc3\xa9").expect("two bytes");
+        assert_eq!(c.get(2), Some(&b"\xa9"[..]));
+        assert!(b.find(b"/\xff").is_none());
     }
 
     #[test]
