@@ -249,6 +249,9 @@ $HTTP["url"] =~ "^/(?!(dispatch\.map))" {
 $HTTP["url"] =~ "^/go/(?=(\d+))" {
   url.redirect = ( "" => "/n/%1" )
 }
+$HTTP["url"] =~ "^/u/(.)" {
+  url.redirect = ( "" => "/b/%{1}" )
+}
 $HTTP["url"] =~ "^/evil/(a*)*\1b" {
   url.redirect = ( "" => "/never" )
 }
@@ -268,6 +271,8 @@ fn pcre_look_ahead_and_back_reference() {
     assert_eq!(get(&s, "/dispatch.map", &[]).text(), "map\n");
     // %1 captured inside a look-ahead of the condition
     assert_eq!(location(&get(&s, "/go/42x", &[])), "/n/42");
+    // `.` is one byte, as in lighttpd: %1 is the first byte of "é"
+    assert_eq!(location(&get(&s, "/u/%C3%A9", &[])), "/b/%C3");
     // catastrophic backtracking: cut at the limit, no match, logged once
     let evil = format!("/evil/{}", "a".repeat(40));
     assert_eq!(get(&s, &evil, &[]).status, 404);

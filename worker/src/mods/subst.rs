@@ -81,7 +81,7 @@ fn capture(kind: u8, num: usize, flags: u8, src: &Source, out: &mut Vec<u8>) {
     let v: Option<&[u8]> = if kind == b'$' {
         src.caps.get(num)
     } else if num <= 9 {
-        src.cond.capture(src.block, num).map(str::as_bytes)
+        src.cond.capture_bytes(src.block, num)
     } else {
         None
     };
