@@ -300,15 +300,18 @@ pub fn normalize_host(h: &[u8], o: ParseOpts) -> Result<Option<Vec<u8>>, BadHost
     } else {
         None
     };
-    let port_text = port.filter(|&p| p != 80).map(|p| p.to_string());
-    let same_port = match (h.len() - name.len(), &port_text) {
-        (0, None) => true,
-        (_, Some(t)) => h[name.len() + 1..] == *t.as_bytes(),
-        _ => false,
+    // Unchanged when the port is absent, or written in plain decimal and not 80:
+    // decided without formatting it (this runs for every request).
+    let written = h.get(name.len() + 1..).unwrap_or_default();
+    let same_port = match port {
+        None => written.is_empty() && h.len() == name.len(),
+        Some(80) => false,
+        Some(_) => written.first() != Some(&b'0') && written.iter().all(u8::is_ascii_digit),
     };
     if !trailing_dot && v6.is_none() && same_port {
         return Ok(None);
     }
+    let port_text = port.filter(|&p| p != 80).map(|p| p.to_string());
     let mut out = match v6 {
         Some(c) => c.into_bytes(),
         None => name[..name.len() - usize::from(trailing_dot)].to_vec(),
