@@ -657,15 +657,15 @@ impl Conn {
         let (raw_path, query) = crate::path::split_target(head.path.of(buf));
         let mut path = std::mem::take(&mut ctx.path);
         let opts = ctx.site.parseopts;
-        let query = match crate::parseopts::admit(buf, head, raw_path, query, opts, &mut path) {
-            Ok(q) => q,
+        let admitted = match crate::parseopts::admit(buf, head, raw_path, query, opts, &mut path) {
+            Ok(a) => a,
             Err(why) => {
                 ctx.path = path;
                 self.refuse(ctx, head.version, 400, why, buf);
                 return;
             }
         };
-        let query: &[u8] = &query;
+        let query: &[u8] = &admitted.query;
 
         let Ctx {
             site,
@@ -682,19 +682,12 @@ impl Conn {
             log,
             ..
         } = ctx;
-        let mut host = head.host.map(|h| h.of(buf)).unwrap_or(b"");
+        // The Host as server.http-parseopts normalised it (conditions see this one).
+        let raw_host = head.host.map(|h| h.of(buf)).unwrap_or(b"");
+        let mut host = admitted.host.as_deref().unwrap_or(raw_host);
         // Modules (mods/): extforward, rewrite, redirect, access, alias, ... decide
         // the facts, the view, the physical path, or answer at once (`early`).
         let mods = &site.mods;
-        // Without them (Rq::start does it for them), conditions still see the Host
-        // as server.http-parseopts normalises it; a copy only when it changes.
-        let normal_host = match mods.active {
-            false => crate::parseopts::normalize_host(host, opts).ok().flatten(),
-            true => None,
-        };
-        if let Some(h) = &normal_host {
-            host = h;
-        }
         let base = crate::mods::Base {
             buf,
             head,
@@ -963,13 +956,8 @@ impl Conn {
 
     /// Once a second: the handler's own timers. True: drive the connection.
     pub fn tick_handler(&mut self, ctx: &mut Ctx, now: u64) -> bool {
-        let Some(st) = self.st.as_mut() else {
-            return false;
-        };
-        let body_open = st.body.is_some();
-        st.handler
-            .as_mut()
-            .is_some_and(|h| h.tick(ctx, now, body_open))
+        let h = self.st.as_mut().and_then(|s| s.handler.as_mut());
+        h.is_some_and(|h| h.tick(ctx, now))
     }
 
     /// The connection is being closed: its handler lets go of what it holds.

@@ -99,7 +99,7 @@ pub trait Handler: Any {
     }
 
     /// Once a second: the handler's own timers. True: step the connection now.
-    fn tick(&mut self, _ctx: &mut Ctx, _now: u64, _body_open: bool) -> bool {
+    fn tick(&mut self, _ctx: &mut Ctx, _now: u64) -> bool {
         false
     }
 

@@ -10,8 +10,16 @@ use wick_conf::parseopts::ParseOpts;
 
 use crate::request::{BodyKind, Head, Method};
 
-/// Check the request against `o`, decode `raw_path` into `path`; the query string as
-/// the request goes on with it. Err: why the request is refused (400).
+/// What a request goes on with once admitted.
+pub struct Admitted<'q> {
+    /// The query string, rewritten if the options ask.
+    pub query: Cow<'q, [u8]>,
+    /// The Host as normalised, when that changed it (conditions see this one).
+    pub host: Option<Vec<u8>>,
+}
+
+/// Check the request against `o`, decode `raw_path` into `path`; the query string
+/// and Host as the request goes on with them. Err: why the request is refused (400).
 pub fn admit<'q>(
     buf: &[u8],
     head: &Head,
@@ -19,26 +27,27 @@ pub fn admit<'q>(
     query: &'q [u8],
     o: ParseOpts,
     path: &mut Vec<u8>,
-) -> Result<Cow<'q, [u8]>, &'static str> {
+) -> Result<Admitted<'q>, &'static str> {
     if !o.has(ParseOpts::METHOD_GET_BODY)
         && matches!(head.method, Method::Get | Method::Head)
         && head.body != BodyKind::None
     {
         return Err("GET/HEAD with a body (server.http-parseopts method-get-body)");
     }
+    let mut host = None;
     if let Some(h) = head.host {
         let h = h.of(buf);
         if o.has(ParseOpts::HOST_STRICT) && !strict_hostname(h) {
             return Err("invalid Host (server.http-parseopts host-strict)");
         }
-        if normalize_host(h, o).is_err() {
-            return Err("invalid Host (server.http-parseopts host-normalize)");
-        }
+        host = normalize_host(h, o)
+            .map_err(|_| "invalid Host (server.http-parseopts host-normalize)")?;
     }
     if raw_path == b"*" {
         path.clear();
         path.push(b'*');
-        return Ok(Cow::Borrowed(query));
+        let query = Cow::Borrowed(query);
+        return Ok(Admitted { query, host });
     }
     if o.has(ParseOpts::INVALID_UTF8_REJECT)
         && (has_non_utf8_byte(raw_path) || has_non_utf8_byte(query))
@@ -59,10 +68,11 @@ pub fn admit<'q>(
     if crate::path::decode_normalize(raw_path, path).is_err() {
         return Err("invalid percent-escape or control byte in the path");
     }
-    Ok(match normalize_query(query, o) {
+    let query = match normalize_query(query, o) {
         Some(q) => Cow::Owned(q),
         None => Cow::Borrowed(query),
-    })
+    };
+    Ok(Admitted { query, host })
 }
 
 /// Bytes lighttpd keeps %-encoded in a target (burl.c encoded_chars_http_uri_reqd):
@@ -260,7 +270,8 @@ pub struct BadHost;
 /// host-strict one trailing dot dropped; a port (decimal, 0x hex or 0 octal, as
 /// strtol reads it) of 1..65535 written in decimal, dropped when it is 80; an IPv6
 /// literal in its canonical form. Ok(None): unchanged (the common case, no copy).
-/// Letter case is not touched here (Rq::start lowers it).
+/// Letter case is not touched here (Rq::start lowers it). Called once per request,
+/// by `admit`.
 pub fn normalize_host(h: &[u8], o: ParseOpts) -> Result<Option<Vec<u8>>, BadHost> {
     let strict = o.has(ParseOpts::HOST_STRICT);
     if !strict && !o.has(ParseOpts::HOST_NORMALIZE) {
@@ -403,10 +414,10 @@ mod tests {
         let head = head_of(raw.as_bytes());
         let (p, q) = crate::path::split_target(head.path.of(raw.as_bytes()));
         let mut path = Vec::new();
-        let q = admit(raw.as_bytes(), &head, p, q, o, &mut path)?;
+        let a = admit(raw.as_bytes(), &head, p, q, o, &mut path)?;
         Ok((
             String::from_utf8_lossy(&path).into_owned(),
-            String::from_utf8_lossy(&q).into_owned(),
+            String::from_utf8_lossy(&a.query).into_owned(),
         ))
     }
 

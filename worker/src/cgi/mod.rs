@@ -220,8 +220,6 @@ pub struct Job {
     inpos: usize,
     /// The script stopped reading its stdin: the rest of the body is thrown away.
     in_closed: bool,
-    /// The client half-closed after its request (cgi.limits tcp-fin-propagate).
-    client_fin: bool,
     /// The connection is still reading the request body for us.
     body_open: bool,
     /// The request, kept until it can be sent (a chunked body is being collected).
@@ -481,7 +479,6 @@ pub fn begin(p: Parts<'_>, view: &View, b: Begin<'_>) -> Box<Job> {
         inbuf: Vec::new(),
         inpos: 0,
         in_closed: false,
-        client_fin: false,
         body_open: b.head.body != BodyKind::None,
         req: None,
         head: Vec::new(),
@@ -967,7 +964,6 @@ impl crate::handler::Handler for Job {
     fn client_fin(&mut self, ctx: &mut Ctx) {
         // The response still goes out, then the close; with cgi.limits
         // tcp-fin-propagate the script gets a signal.
-        self.client_fin = true;
         self.keep_alive = false;
         let sig = self.limits.signal_fin;
         if sig != 0 && matches!(self.stage, Stage::Waiting | Stage::Running) {
@@ -1048,7 +1044,7 @@ impl crate::handler::Handler for Job {
     /// cgi.limits read-timeout and write-timeout. Without a read-timeout, a script
     /// that says nothing for server.max-write-idle seconds once its request body is
     /// in ends the same way: a request never waits on a silent script for ever.
-    fn tick(&mut self, ctx: &mut Ctx, now: u64, _body_open: bool) -> bool {
+    fn tick(&mut self, ctx: &mut Ctx, now: u64) -> bool {
         let job = self;
         let body_open = job.body_open;
         let l = job.limits;

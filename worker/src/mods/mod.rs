@@ -379,10 +379,6 @@ impl crate::handler::Handler for Deferred {
 
     fn abort(&mut self, _ctx: &mut crate::ctx::Ctx, _status: Option<u16>) {}
 
-    fn started(&self) -> bool {
-        true
-    }
-
     fn as_any(&mut self) -> &mut dyn std::any::Any {
         self
     }
@@ -992,12 +988,8 @@ impl Rq {
         self.path.extend_from_slice(path);
         self.query.clear();
         self.query.extend_from_slice(query);
+        // `host` comes normalised (parseopts::admit); conditions see it lower-cased.
         self.host.clear();
-        let normal = crate::parseopts::normalize_host(host, self.parseopts);
-        let host = match &normal {
-            Ok(Some(h)) => h.as_slice(),
-            _ => host,
-        };
         self.host
             .extend(host.iter().map(|c| c.to_ascii_lowercase()));
         self.remote_ip = peer;
