@@ -7,6 +7,9 @@
 
 mod common;
 
+#[path = "common/debian.rs"]
+mod debian;
+use debian::debian_helpers;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -161,23 +164,6 @@ fn wickd_tt_gives_lighttpds_verdicts_but_for_its_refusals() {
         wrong.len(),
         wrong.join("\n")
     );
-}
-
-/// The Debian helper scripts a config names (`/usr/share/lighttpd/NAME.pl`).
-fn debian_helpers(text: &str) -> Vec<String> {
-    const DIR: &str = "/usr/share/lighttpd/";
-    let mut out: Vec<String> = Vec::new();
-    for (i, _) in text.match_indices(DIR) {
-        let name: String = text[i + DIR.len()..]
-            .chars()
-            .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
-            .collect();
-        let path = format!("{DIR}{name}");
-        if name.ends_with(".pl") && !out.contains(&path) {
-            out.push(path);
-        }
-    }
-    out
 }
 
 /// INDEX.tsv with a `shim-cmd` stub added for each Debian helper a file names.

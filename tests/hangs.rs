@@ -71,6 +71,17 @@ fn until_close(s: &mut TcpStream) -> Option<String> {
     }
 }
 
+/// A connection that has carried one keep-alive request (and its answer).
+fn after_one_request(port: u16) -> TcpStream {
+    let mut c = connect(port);
+    c.write_all(b"GET /a.txt HTTP/1.1\r\nHost: t\r\n\r\n")
+        .expect("write");
+    let mut first = [0u8; 512];
+    let n = c.read(&mut first).expect("first response");
+    assert!(String::from_utf8_lossy(&first[..n]).contains("file a"));
+    c
+}
+
 /// One write, then shutdown(SHUT_WR), then the whole answer.
 fn send_and_half_close(port: u16, req: &[u8]) -> Option<String> {
     let mut s = connect(port);
@@ -117,12 +128,7 @@ fn half_closed_client_gets_its_static_response_then_the_close() {
 #[test]
 fn keep_alive_then_half_close_is_closed_after_the_response() {
     let s = start("server.max-keep-alive-idle = 30");
-    let mut c = connect(s.port);
-    c.write_all(b"GET /a.txt HTTP/1.1\r\nHost: t\r\n\r\n")
-        .expect("write");
-    let mut first = [0u8; 512];
-    let n = c.read(&mut first).expect("first response");
-    assert!(String::from_utf8_lossy(&first[..n]).contains("file a"));
+    let mut c = after_one_request(s.port);
     // The second request and the FIN arrive together.
     c.write_all(b"GET /a.txt HTTP/1.1\r\nHost: t\r\n\r\n")
         .expect("write");
@@ -166,12 +172,7 @@ fn body_in_the_same_write_as_the_head_reaches_the_cgi() {
 #[test]
 fn chunked_post_with_fin_after_a_keep_alive_request() {
     let s = start("");
-    let mut c = connect(s.port);
-    c.write_all(b"GET /a.txt HTTP/1.1\r\nHost: t\r\n\r\n")
-        .expect("write");
-    let mut first = [0u8; 512];
-    let n = c.read(&mut first).expect("first response");
-    assert!(String::from_utf8_lossy(&first[..n]).contains("file a"));
+    let mut c = after_one_request(s.port);
     c.write_all(b"POST /cgi-bin/echo.cgi HTTP/1.1\r\nHost: t\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n")
         .expect("write");
     c.shutdown(Shutdown::Write).expect("half-close");

@@ -14,6 +14,9 @@
 //! so that the result does not depend on the machine (its lighttpd package, its
 //! /etc/lighttpd/conf-enabled); the test prints which.
 
+#[path = "../../tests/common/debian.rs"]
+mod debian;
+use debian::debian_helpers;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -84,23 +87,6 @@ fn redirect(text: &mut String, abs: &str, root: &Path) {
             return;
         }
     }
-}
-
-/// The Debian helper scripts a config names (`/usr/share/lighttpd/NAME.pl`).
-fn debian_helpers(text: &str) -> Vec<String> {
-    const DIR: &str = "/usr/share/lighttpd/";
-    let mut out: Vec<String> = Vec::new();
-    for (i, _) in text.match_indices(DIR) {
-        let name: String = text[i + DIR.len()..]
-            .chars()
-            .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
-            .collect();
-        let path = format!("{DIR}{name}");
-        if name.ends_with(".pl") && !out.contains(&path) {
-            out.push(path);
-        }
-    }
-    out
 }
 
 /// `stubs` plus a `shim-cmd` for each Debian helper the config names.

@@ -1,8 +1,9 @@
 //! The connection core driven by hand: a `Conn` over one end of a socketpair, a
 //! `Ctx` from a config string, no server process, no poller, no TCP. Each test
 //! writes what a client would, calls `Conn::drive` as the event loop would, and
-//! reads what came back: pipelining, 100-continue, lingering close, the write
-//! budget, body limits, a handler that yields many times.
+//! reads what came back: pipelining, 100-continue, lingering close, a large body
+//! over several turns (the exact budget is response.rs's unit test), body limits,
+//! a handler that yields many times.
 
 use crate::conn::{Conn, Next, Phase};
 use crate::ctx::Ctx;
@@ -137,7 +138,7 @@ fn a_refused_request_with_unread_input_lingers() {
 }
 
 #[test]
-fn a_large_body_goes_out_in_budgeted_turns() {
+fn a_large_body_goes_out_over_several_turns() {
     let big = vec![b'x'; 1 << 20];
     let mut r = rig("budget", "", &[("big.bin", &big)]);
     r.send(b"GET /big.bin HTTP/1.1\r\nHost: t\r\n\r\n");
