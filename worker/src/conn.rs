@@ -9,14 +9,13 @@ use crate::body::{Body, Taken};
 use crate::ctx::Ctx;
 pub use crate::handler::Want;
 use crate::handler::{Client, Handler, Step};
-use crate::request::{self, BodyKind, Head, ParseError, Version};
+use crate::pipeline::{self, Outcome};
+use crate::request::{self, Head, ParseError, Version};
 use crate::response::Out;
-use crate::static_file::{self, Env, Req};
 use crate::transport::Transport;
 use std::io;
 use std::net::IpAddr;
 use std::os::fd::OwnedFd;
-use wick_conf::cond::Facts;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Phase {
@@ -639,7 +638,8 @@ impl Conn {
         Ok((used, done))
     }
 
-    /// One parsed request: decide keep-alive, run the handler, set up the body.
+    /// One parsed request: decide keep-alive, run it through the pipeline
+    /// (pipeline.rs), and go on as its outcome says.
     fn request(
         &mut self,
         ctx: &mut Ctx,
@@ -653,283 +653,52 @@ impl Conn {
             && !ctx.draining
             && ctx.site.keep_alive_enabled()
             && self.requests < ctx.site.keep_alive_requests;
-
-        let (raw_path, query) = crate::path::split_target(head.path.of(buf));
-        let mut path = std::mem::take(&mut ctx.path);
-        let opts = ctx.site.parseopts;
-        let admitted = match crate::parseopts::admit(buf, head, raw_path, query, opts, &mut path) {
-            Ok(a) => a,
-            Err(why) => {
-                ctx.path = path;
-                self.refuse(ctx, head.version, 400, why, buf);
-                return;
-            }
-        };
-        let query: &[u8] = &admitted.query;
-
-        let Ctx {
-            site,
-            cond,
-            out,
-            clock,
-            cache,
-            pages,
-            roots,
-            scratch,
-            etag,
-            cgi,
-            rq,
-            log,
-            ..
-        } = ctx;
-        // The Host as server.http-parseopts normalised it (conditions see this one).
-        let raw_host = head.host.map(|h| h.of(buf)).unwrap_or(b"");
-        let mut host = admitted.host.as_deref().unwrap_or(raw_host);
-        // Modules (mods/): extforward, rewrite, redirect, access, alias, ... decide
-        // the facts, the view, the physical path, or answer at once (`early`).
-        let mods = &site.mods;
-        let base = crate::mods::Base {
+        let r = pipeline::Request {
             buf,
             head,
             fields,
             peer: self.peer,
             peer_port: self.peer_port,
-            listener: self.listener as usize,
-            port: mods.port(self.listener as usize),
+            listener: self.listener,
+            fd: self.io.fd(),
+            requests: self.requests,
+            keep_alive,
+            rest_empty,
         };
-        let (mut early, mut pre, mut raw_path, mut query) = (None, None, raw_path, query);
-        if mods.active {
-            rq.start(raw_path, query, &path, host, self.peer);
-            let fs = crate::mods::Fs {
-                cache: &mut *cache,
-                roots: &mut *roots,
-                clock,
-            };
-            let (v, e) = mods.prepare(&site.compiled, cond, &base, rq, fs);
-            (early, pre) = (e, Some(v));
-            path.clear();
-            path.extend_from_slice(&rq.path);
-            (host, raw_path, query) = (&rq.host, rq.target_path(), &rq.query);
-        }
-        let rel: &[u8] = if mods.active { &rq.rel } else { &path };
-        let path_s = String::from_utf8_lossy(&path);
-        let query_s = String::from_utf8_lossy(query);
-        let host_s = String::from_utf8_lossy(host);
-        let method_s = std::str::from_utf8(head.method_span.of(buf)).unwrap_or("");
-        let lookup = |name: &str| -> Option<&str> {
-            request::header(buf, fields, name.as_bytes()).and_then(|v| std::str::from_utf8(v).ok())
-        };
-        let facts = Facts {
-            host: &host_s,
-            url_path: &path_s,
-            query: &query_s,
-            remote_ip: if mods.active { rq.remote_ip } else { self.peer },
-            scheme: if mods.active { rq.scheme } else { "http" },
-            method: method_s,
-            listener: self.listener as usize,
-            header: &lookup,
-        };
-        let view = match pre {
-            Some(v) => mods.handler_view(&v, rq),
-            None => mods.plain_view(site.view(&facts, cond)),
-        };
-
-        // Body: refuse an oversized one before reading it (413), else read it after
-        // the handler ran and send the response once it is in.
-        let limit = view.max_request_size.saturating_mul(1024);
-        if let BodyKind::Length(n) = head.body {
-            if limit > 0 && n > limit {
-                ctx.path = path;
-                let why = "Content-Length larger than server.max-request-size";
-                self.refuse(ctx, head.version, 413, why, buf);
-                return;
-            }
-        }
+        let outcome = pipeline::run(ctx, &r);
         if !keep_alive {
             self.flags |= Flags::CLOSE_AFTER;
         }
-        let has_body = head.body != BodyKind::None;
-        if has_body && rest_empty && head.expect_continue && head.version == Version::Http11 {
-            out.put(b"HTTP/1.1 100 Continue\r\n\r\n");
-        }
-        // mod_cgi (cgi/): a script answers; its response comes later, from its pipes.
-        let internal = if cgi.enabled {
-            cgi.internal.take()
-        } else {
-            None
-        };
-        let mut cgi_handler = [false; 2];
-        let mut hview = view;
-        if cgi.enabled && early.is_none() {
-            if let Some(sel) = crate::cgi::select(roots, cache, clock.mono, &view, rel) {
-                let (listener, fd) = (self.listener, self.io.fd());
-                let (peer, peer_port) = match mods.active {
-                    true if rq.remote_ip != self.peer => (rq.remote_ip, 0),
-                    _ => (self.peer, self.peer_port),
-                };
-                let set_headers: &[(String, String, bool)] =
-                    if mods.active { &rq.req_headers } else { &[] };
-                let blocks = cond.matched().map(|b| b as u32).collect();
-                // mod_accesslog: the line is written when the script's response ends.
-                let log = match mods.accesslog.as_deref() {
-                    Some(a) if mods.active && mods.logs() && internal.is_none() => {
-                        crate::mods::accesslog::capture(
-                            a,
-                            &crate::mods::DoneCx {
-                                view: &view,
-                                base: &base,
-                                rq,
-                                status: 0,
-                                bytes_out: 0,
-                                clock,
-                                compiled: &site.compiled,
-                                cond,
-                                resp: &[],
-                                requests: self.requests,
-                            },
-                        )
-                    }
-                    _ => None,
-                };
-                let parts = crate::cgi::Parts {
-                    cgi,
-                    out,
-                    clock,
-                    pages,
-                    cfg: &site.cfg,
-                };
-                let begin = crate::cgi::Begin {
-                    buf,
-                    head,
-                    fields,
-                    path: sel.path.as_deref().unwrap_or(&path),
-                    script_len: sel.script_len,
-                    query,
-                    keep_alive,
-                    peer,
-                    peer_port,
-                    set_headers,
-                    listener,
-                    fd,
-                    blocks,
-                    internal,
-                    log,
-                };
-                let job = crate::cgi::begin(parts, &view, begin);
-                self.install(job);
-                if has_body {
-                    let st = self.state();
-                    let names = request::header(buf, fields, b"trailer");
-                    st.body = Some(Body::new(head.body, limit, clock.mono, names));
-                }
-                ctx.path = path;
-                return;
-            }
-            // Error handlers that are CGI scripts run as internal requests (below):
-            // the static handler must not serve their source. Only once per request.
-            if internal.as_ref().is_none_or(|i| i.error.is_none()) {
-                for (i, h) in [view.error_handler_404, view.error_handler]
-                    .iter()
-                    .enumerate()
-                {
-                    cgi_handler[i] = !h.is_empty()
-                        && crate::cgi::probe(
-                            site,
-                            &mut cgi.cond2,
-                            &facts,
-                            h,
-                            roots,
-                            cache,
-                            clock.mono,
-                        );
-                }
-                if cgi_handler[0] {
-                    hview.error_handler_404 = &NO_HANDLER;
-                }
-                if cgi_handler[1] {
-                    hview.error_handler = &NO_HANDLER;
+        match outcome {
+            Outcome::Refused { status, why } => self.refuse(ctx, head.version, status, why, buf),
+            Outcome::Answered { mark, body } => {
+                if let Some(body) = body {
+                    self.expect_body(body, &mut ctx.out, mark);
                 }
             }
-        }
-        let mark = out.mark();
-        let req = Req {
-            buf,
-            head,
-            path: rel,
-            raw_path,
-            query,
-            keep_alive,
-        };
-        let mut env = Env {
-            out,
-            cache,
-            clock,
-            pages,
-            roots,
-            scratch,
-            etag,
-            log,
-        };
-        let status = match early {
-            Some(s) => mods.answer(s, &req, &hview, &mut env, rq),
-            None if mods.active => mods.handle(&req, &hview, &mut env, &base, rq),
-            None => static_file::handle(&req, &hview, &mut env),
-        };
-        if mods.active {
-            let job = mods.finish(
-                out,
-                mark,
-                &site.compiled,
-                cond,
-                &view,
-                &base,
-                rq,
-                clock,
-                status,
-                self.requests,
-            );
-            if let Some(j) = job {
-                self.install(j);
+            Outcome::Handler { handler, body } => {
+                self.install(handler);
+                if body.is_some() {
+                    self.state().body = body;
+                }
+            }
+            Outcome::Internal { ir, had_body } => {
+                if had_body {
+                    self.flags |= Flags::CLOSE_AFTER | Flags::DIRTY;
+                }
+                self.internal_request(ctx, *ir);
             }
         }
-        let handler = if status == 404 && !view.error_handler_404.is_empty() {
-            Some((0, view.error_handler_404, false))
-        } else if status >= 400 && !view.error_handler.is_empty() {
-            Some((1, view.error_handler, true))
-        } else {
-            None
-        };
-        if let Some((_, target, keep_status)) = handler.filter(|h| cgi_handler[h.0]) {
-            drop(out.split_off(mark));
-            if has_body {
-                self.flags |= Flags::CLOSE_AFTER | Flags::DIRTY;
-            }
-            let ir = error_handler_request(buf, head, fields, target, (status, keep_status));
-            ctx.path = path;
-            self.internal_request(ctx, ir);
-            return;
-        }
-        if has_body {
-            let names = request::header(buf, fields, b"trailer");
-            let body = Body::new(head.body, limit, clock.mono, names);
-            self.expect_body(body, out, mark);
-        }
-        ctx.path = path;
     }
 
-    /// The request has a body: a handler takes it; else it is read (and dropped)
-    /// while the response, from `mark` in `out`, waits.
+    /// The request has a body: it is read (and dropped) while the response, from
+    /// `mark` in `out`, waits.
     fn expect_body(&mut self, body: Body, out: &mut Out, mark: (usize, usize)) {
-        if self.phase == Phase::Handler {
-            // A deferred response: the body goes to its handler (and is dropped).
-            self.state().body = Some(body);
-        } else {
-            let held = out.split_off(mark);
-            let st = self.state();
-            st.held = Some(held);
-            st.body = Some(body);
-            self.phase = Phase::Body;
-        }
+        let held = out.split_off(mark);
+        let st = self.state();
+        st.held = Some(held);
+        st.body = Some(body);
+        self.phase = Phase::Body;
     }
 }
 
@@ -1229,36 +998,6 @@ impl Conn {
         }
     }
 }
-
-/// server.error-handler(-404) that is a CGI script: the request again, for its
-/// target, as an internal request that keeps the original status (`error`).
-fn error_handler_request(
-    buf: &[u8],
-    head: &Head,
-    fields: &[request::Field],
-    target: &str,
-    error: (u16, bool),
-) -> crate::cgi::Internal {
-    crate::cgi::Internal {
-        saved: crate::cgi::Saved {
-            buf: buf.to_vec(),
-            head: head.clone(),
-            fields: fields.to_vec(),
-        },
-        target: target.as_bytes().to_vec(),
-        method_get: false,
-        info: crate::cgi::InternalInfo {
-            orig_target: String::from_utf8_lossy(head.target.of(buf)).into_owned(),
-            new_target: target.to_string(),
-            loops: 0,
-            error: Some(error),
-        },
-    }
-}
-
-/// An error handler that runs as a CGI script is taken out of the static handler's
-/// view.
-static NO_HANDLER: String = String::new();
 
 /// A response cut short by us, not by the peer: a file that shrank under
 /// sendfile (its promised length cannot be kept). A peer that went away is

@@ -23,6 +23,7 @@ pub mod mime;
 pub mod mods;
 pub mod parseopts;
 pub mod path;
+pub mod pipeline;
 pub mod request;
 pub mod response;
 #[allow(unsafe_code)]

@@ -8,7 +8,10 @@
 //! The spawner re-checks everything; the worker's own checks only decide which
 //! handler a request goes to.
 
+mod module;
 pub mod resp;
+
+pub use module::ModCgi;
 
 use crate::chunked::Decoder;
 use crate::ctx::Ctx;

@@ -38,6 +38,7 @@ pub mod subst;
 pub mod userdir;
 
 use crate::date::Clock;
+use crate::handler::Handler;
 use crate::request::{Field, Head, Method};
 use crate::response::Out;
 use crate::stat_cache::StatCache;
@@ -106,6 +107,13 @@ pub trait Module {
     fn handler(&self, _x: &mut HandlerCx) -> Option<u16> {
         None
     }
+
+    /// Handler stage, before `handler`: take the request for a [`Handler`] that
+    /// answers over later loop turns (a gateway: mod_cgi). The connection steps it
+    /// and reads the request body for it.
+    fn claim(&self, _x: &mut HandlerCx, _gw: &mut Gateways) -> Option<Box<dyn Handler>> {
+        None
+    }
     /// Edit the response head a handler wrote.
     fn response_start(&self, _x: &RespCx, _head: &mut HeadEdit) {}
     /// Add to the environment of a CGI/FastCGI/SCGI request.
@@ -139,6 +147,10 @@ pub struct Base<'a> {
     pub listener: usize,
     /// The local port the request came in on (0 for unix sockets).
     pub port: u16,
+    /// The connection's socket (its local address, for a gateway's SERVER_ADDR).
+    pub fd: std::os::fd::RawFd,
+    /// Requests on the connection so far, this one included.
+    pub requests: u32,
 }
 
 impl Base<'_> {
@@ -384,6 +396,28 @@ impl crate::handler::Handler for Deferred {
     }
 }
 
+/// How the handler stage ended.
+pub enum Handled {
+    /// The response is written; its status.
+    Status(u16),
+    /// A module's handler answers over later turns.
+    Claimed(Box<dyn Handler>),
+}
+
+/// What a claiming handler uses beyond [`HandlerCx`]: the worker's gateway
+/// channels and the configuration they need.
+pub struct Gateways<'a> {
+    pub cgi: &'a mut crate::cgi::Client,
+    pub cfg: &'a Config,
+    pub compiled: &'a Compiled,
+    pub cond: &'a CondState,
+    /// The decoded URL path (SCRIPT_NAME and PATH_INFO come from it).
+    pub path: &'a [u8],
+    /// mod_accesslog, when it logs: a gateway's line is written when its
+    /// response ends.
+    pub accesslog: Option<&'a accesslog::Accesslog>,
+}
+
 /// What a handler sees.
 pub struct HandlerCx<'a, 'b> {
     pub req: &'a Req<'a>,
@@ -462,8 +496,8 @@ const STAGE_BITS: [u16; 8] = [
 ];
 
 /// The module of that name, when it hooks a request stage. Modules that wickd
-/// runs elsewhere (mod_indexfile, mod_staticfile in static_file.rs; mod_cgi through
-/// the spawner) or not at all give None.
+/// runs elsewhere (mod_indexfile, mod_staticfile in static_file.rs) or not at all
+/// give None.
 fn build(name: &str, cfg: &Config) -> Result<Option<Box<dyn Module>>, String> {
     Ok(match name {
         "mod_access" => Some(Box::new(access::Access)),
@@ -477,6 +511,7 @@ fn build(name: &str, cfg: &Config) -> Result<Option<Box<dyn Module>>, String> {
         "mod_simple_vhost" => Some(Box::new(simple_vhost::SimpleVhost::new())),
         "mod_evhost" => Some(Box::new(evhost::Evhost::new(cfg)?)),
         "mod_userdir" => Some(Box::new(userdir::Userdir::new(cfg))),
+        "mod_cgi" => Some(Box::new(crate::cgi::ModCgi)),
         _ => None,
     })
 }
@@ -745,7 +780,15 @@ impl Mods {
 
     /// The handler stage: modules first, then static files (when mod_staticfile is
     /// loaded); nothing handles it: 403, as lighttpd.
-    pub fn handle(&self, req: &Req, view: &View, env: &mut Env, base: &Base, rq: &Rq) -> u16 {
+    pub fn handle(
+        &self,
+        req: &Req,
+        view: &View,
+        env: &mut Env,
+        base: &Base,
+        rq: &Rq,
+        mut gw: Gateways,
+    ) -> Handled {
         for m in self.stage(4) {
             let mut x = HandlerCx {
                 req,
@@ -754,14 +797,17 @@ impl Mods {
                 base,
                 rq,
             };
+            if let Some(h) = m.claim(&mut x, &mut gw) {
+                return Handled::Claimed(h);
+            }
             if let Some(s) = m.handler(&mut x) {
-                return s;
+                return Handled::Status(s);
             }
         }
         if self.staticfile || req.head.method == Method::Options {
-            return crate::static_file::handle(req, view, env);
+            return Handled::Status(crate::static_file::handle(req, view, env));
         }
-        crate::static_file::error(req, view, env, 403)
+        Handled::Status(crate::static_file::error(req, view, env, 403))
     }
 
     /// Answer with `status` from a request stage: a redirect to `rq.location`, or

@@ -1,0 +1,331 @@
+//! One request from its parsed head to its answer, as lighttpd's
+//! http_response_prepare runs it: the stages below in order, each a small function.
+//! A connection (conn.rs; an HTTP/2 stream later) hands in a [`Request`] and acts on
+//! the [`Outcome`]; nothing here reads or writes a socket.
+//!
+//! ```text
+//! run → uri         split the target, server.http-parseopts (400)
+//!     → prepare     Mods::prepare: uri_raw … physical, conditions (or the plain view)
+//!     → body_gate   413 on the announced length, 100 Continue
+//!     → handle      a module claims it (mod_cgi: a Handler), or an answer now:
+//!                   Mods::answer (a stage's status), Mods::handle, static_file::handle
+//!     → error_handler   server.error-handler(-404) that is a script: an internal request
+//!     → Mods::finish    response_start, request_done (or a deferred job's Handler)
+//! ```
+
+use crate::body::Body;
+use crate::cgi::Internal;
+use crate::ctx::Ctx;
+use crate::handler::Handler;
+use crate::mods::{Base, Handled, Rq};
+use crate::request::{self, BodyKind, Field, Head, Version};
+use crate::response::Out;
+use crate::static_file::{self, Env, Req};
+use std::net::IpAddr;
+use std::os::fd::RawFd;
+use wick_conf::cond::Facts;
+use wick_conf::View;
+
+/// A parsed request and the connection it came on.
+pub struct Request<'a> {
+    pub buf: &'a [u8],
+    pub head: &'a Head,
+    pub fields: &'a [Field],
+    pub peer: IpAddr,
+    /// The peer's TCP port (0 for a unix socket or a pipe).
+    pub peer_port: u16,
+    pub listener: u16,
+    /// The connection's socket (SERVER_ADDR for a script).
+    pub fd: RawFd,
+    /// Requests on the connection so far, this one included.
+    pub requests: u32,
+    /// The connection stays open after this response.
+    pub keep_alive: bool,
+    /// Nothing followed the head in its read: a 100 Continue is worth sending.
+    pub rest_empty: bool,
+}
+
+/// What the connection does next with the request.
+pub enum Outcome {
+    /// Refused before a handler ran: the status's page, then close.
+    Refused { status: u16, why: &'static str },
+    /// The response is in `ctx.out` from `mark`; a body, if any, is read (and
+    /// dropped) before it goes out.
+    Answered {
+        mark: (usize, usize),
+        body: Option<Body>,
+    },
+    /// A handler answers over later turns; the body, if any, is read for it.
+    Handler {
+        handler: Box<dyn Handler>,
+        body: Option<Body>,
+    },
+    /// An error handler that is a script runs as an internal request (the first
+    /// answer was dropped). `had_body`: the client's body is left unread.
+    Internal { ir: Box<Internal>, had_body: bool },
+}
+
+/// The target as the handler sees it after the request stages.
+struct Target<'a> {
+    host: &'a [u8],
+    /// Decoded, normalised URL path.
+    path: &'a [u8],
+    /// The physical path below the document root.
+    rel: &'a [u8],
+    /// The path as sent (redirects).
+    raw_path: &'a [u8],
+    query: &'a [u8],
+}
+
+/// Run every stage for `r`; the response, if there is one now, goes to `ctx.out`.
+pub fn run(ctx: &mut Ctx, r: &Request) -> Outcome {
+    let mut path = std::mem::take(&mut ctx.path);
+    let o = run_with(ctx, r, &mut path);
+    ctx.path = path;
+    o
+}
+
+fn run_with(ctx: &mut Ctx, r: &Request, path: &mut Vec<u8>) -> Outcome {
+    // uri: the target split and checked; `path` gets the decoded path.
+    let (raw_path, query) = crate::path::split_target(r.head.path.of(r.buf));
+    let opts = ctx.site.parseopts;
+    let admitted = match crate::parseopts::admit(r.buf, r.head, raw_path, query, opts, path) {
+        Ok(a) => a,
+        Err(why) => return Outcome::Refused { status: 400, why },
+    };
+    let raw_host = r.head.host.map_or(&b""[..], |h| h.of(r.buf));
+    let host = admitted.host.as_deref().unwrap_or(raw_host);
+    let Ctx {
+        site,
+        cond,
+        out,
+        clock,
+        cache,
+        pages,
+        roots,
+        scratch,
+        etag,
+        cgi,
+        rq,
+        log,
+        ..
+    } = ctx;
+    let mods = &site.mods;
+    let base = Base {
+        buf: r.buf,
+        head: r.head,
+        fields: r.fields,
+        peer: r.peer,
+        peer_port: r.peer_port,
+        listener: usize::from(r.listener),
+        port: mods.port(usize::from(r.listener)),
+        fd: r.fd,
+        requests: r.requests,
+    };
+    let (mut view, mut early) = (None, None);
+    if mods.active {
+        rq.start(raw_path, &admitted.query, path, host, r.peer);
+        let fs = crate::mods::Fs {
+            cache,
+            roots,
+            clock,
+        };
+        let (v, status) = mods.prepare(&site.compiled, cond, &base, rq, fs);
+        (view, early) = (Some(v), status);
+        path.clear();
+        path.extend_from_slice(&rq.path);
+    }
+    let rq: &Rq = rq;
+    let t = match view {
+        Some(_) => Target {
+            host: &rq.host,
+            path: &rq.path,
+            rel: &rq.rel,
+            raw_path: rq.target_path(),
+            query: &rq.query,
+        },
+        None => Target {
+            host,
+            path,
+            rel: path,
+            raw_path,
+            query: &admitted.query,
+        },
+    };
+    let (remote_ip, scheme) = match view {
+        Some(_) => (rq.remote_ip, rq.scheme),
+        None => (r.peer, "http"),
+    };
+    let view = match view {
+        Some(v) => mods.handler_view(&v, rq),
+        None => with_facts(r, &t, remote_ip, scheme, |f| {
+            mods.plain_view(site.view(f, cond))
+        }),
+    };
+    let limit = view.max_request_size.saturating_mul(1024);
+    let body = match body_gate(r, limit, clock.mono, out) {
+        Ok(b) => b,
+        Err(why) => return Outcome::Refused { status: 413, why },
+    };
+    // Error handlers that are scripts run as internal requests (error_handler):
+    // the static handler must not serve their source.
+    let mut scripted = [false; 2];
+    if early.is_none() && cgi.enabled && cgi.internal.as_ref().is_none_or(|i| i.error.is_none()) {
+        for (i, h) in [view.error_handler_404, view.error_handler]
+            .iter()
+            .enumerate()
+        {
+            scripted[i] = !h.is_empty()
+                && with_facts(r, &t, remote_ip, scheme, |f| {
+                    crate::cgi::probe(site, &mut cgi.cond2, f, h, roots, cache, clock.mono)
+                });
+        }
+    }
+    let mut hview = view;
+    if scripted[0] {
+        hview.error_handler_404 = &NO_HANDLER;
+    }
+    if scripted[1] {
+        hview.error_handler = &NO_HANDLER;
+    }
+    let mark = out.mark();
+    let req = Req {
+        buf: r.buf,
+        head: r.head,
+        path: t.rel,
+        raw_path: t.raw_path,
+        query: t.query,
+        keep_alive: r.keep_alive,
+    };
+    let mut env = Env {
+        out,
+        cache,
+        clock,
+        pages,
+        roots,
+        scratch,
+        etag,
+        log,
+    };
+    let status = match early {
+        Some(s) => mods.answer(s, &req, &hview, &mut env, rq),
+        None if mods.active => {
+            let gw = crate::mods::Gateways {
+                cgi,
+                cfg: &site.cfg,
+                compiled: &site.compiled,
+                cond,
+                path: t.path,
+                accesslog: mods.accesslog.as_deref().filter(|_| mods.logs()),
+            };
+            match mods.handle(&req, &hview, &mut env, &base, rq, gw) {
+                Handled::Status(s) => s,
+                Handled::Claimed(handler) => return Outcome::Handler { handler, body },
+            }
+        }
+        None => static_file::handle(&req, &hview, &mut env),
+    };
+    let mut deferred = None;
+    if mods.active {
+        // response_start and request_done run for the first answer even when an
+        // error handler replaces it (its line is the one logged).
+        let (c, n) = (&site.compiled, r.requests);
+        deferred = mods.finish(out, mark, c, cond, &view, &base, rq, clock, status, n);
+    }
+    if let Some(handler) = deferred {
+        return Outcome::Handler { handler, body };
+    }
+    match error_handler(r, &view, status, scripted) {
+        Some(ir) => {
+            drop(out.split_off(mark));
+            let had_body = body.is_some();
+            Outcome::Internal {
+                ir: Box::new(ir),
+                had_body,
+            }
+        }
+        None => Outcome::Answered { mark, body },
+    }
+}
+
+/// The facts conditions test, for `t`.
+fn with_facts<R>(
+    r: &Request,
+    t: &Target,
+    remote_ip: IpAddr,
+    scheme: &str,
+    f: impl FnOnce(&Facts) -> R,
+) -> R {
+    let path = String::from_utf8_lossy(t.path);
+    let query = String::from_utf8_lossy(t.query);
+    let host = String::from_utf8_lossy(t.host);
+    let lookup = |name: &str| -> Option<&str> {
+        request::header(r.buf, r.fields, name.as_bytes()).and_then(|v| std::str::from_utf8(v).ok())
+    };
+    f(&Facts {
+        host: &host,
+        url_path: &path,
+        query: &query,
+        remote_ip,
+        scheme,
+        method: std::str::from_utf8(r.head.method_span.of(r.buf)).unwrap_or(""),
+        listener: usize::from(r.listener),
+        header: &lookup,
+    })
+}
+
+/// The body's gate: 413 for a Content-Length over server.max-request-size (before
+/// reading it), 100 Continue when the client waits for one; then the body to read.
+fn body_gate(
+    r: &Request,
+    limit: u64,
+    now: u64,
+    out: &mut Out,
+) -> Result<Option<Body>, &'static str> {
+    let head = r.head;
+    if let BodyKind::Length(n) = head.body {
+        if limit > 0 && n > limit {
+            return Err("Content-Length larger than server.max-request-size");
+        }
+    }
+    if head.body == BodyKind::None {
+        return Ok(None);
+    }
+    if r.rest_empty && head.expect_continue && head.version == Version::Http11 {
+        out.put(b"HTTP/1.1 100 Continue\r\n\r\n");
+    }
+    let names = request::header(r.buf, r.fields, b"trailer");
+    Ok(Some(Body::new(head.body, limit, now, names)))
+}
+
+/// server.error-handler-404 / server.error-handler when it is a script and the
+/// handler answered with an error: the request again for the script's target.
+fn error_handler(r: &Request, view: &View, status: u16, scripted: [bool; 2]) -> Option<Internal> {
+    let (target, keep_status) = if status == 404 && !view.error_handler_404.is_empty() {
+        (view.error_handler_404, scripted[0].then_some(false)?)
+    } else if status >= 400 && !view.error_handler.is_empty() {
+        (view.error_handler, scripted[1].then_some(true)?)
+    } else {
+        return None;
+    };
+    let (buf, head) = (r.buf, r.head);
+    Some(Internal {
+        saved: crate::cgi::Saved {
+            buf: buf.to_vec(),
+            head: head.clone(),
+            fields: r.fields.to_vec(),
+        },
+        target: target.as_bytes().to_vec(),
+        method_get: false,
+        info: crate::cgi::InternalInfo {
+            orig_target: String::from_utf8_lossy(head.target.of(buf)).into_owned(),
+            new_target: target.to_string(),
+            loops: 0,
+            error: Some((status, keep_status)),
+        },
+    })
+}
+
+/// An error handler that runs as a script is taken out of the static handler's
+/// view.
+static NO_HANDLER: String = String::new();
