@@ -590,3 +590,41 @@ fn socket_file_is_403() {
     });
     assert_eq!(get(&s, "/app.sock", "").status, 403);
 }
+
+/// Issue 13 item 3: an error handler runs the request again for its target, through
+/// the conditions (lighttpd's http_response_call_error_handler): a block matching
+/// the handler's URL decides its document root and headers.
+#[test]
+fn error_handler_target_is_evaluated_as_a_request() {
+    let extra = "server.modules = ( \"mod_setenv\" )\n\
+                 server.error-handler-404 = \"/errors/nf.html\"\n\
+                 $HTTP[\"url\"] =~ \"^/errors/\" {\n\
+                   server.document-root = \"@DIR@/errdocs\"\n\
+                   setenv.add-response-header = ( \"X-Error-Page\" => \"yes\" )\n\
+                 }\n";
+    let s = Server::start_with(&conf(extra), &[], |d| {
+        files(d);
+        std::fs::create_dir_all(d.join("errdocs/errors")).expect("mkdir");
+        std::fs::write(d.join("errdocs/errors/nf.html"), "from errdocs\n").expect("write");
+    });
+    let r = get(&s, "/missing", "");
+    assert_eq!((r.status, r.text().as_str()), (200, "from errdocs\n"));
+    assert_eq!(r.header("X-Error-Page"), Some("yes"));
+    // The request's own block did not match: a file found is served without it.
+    let r = get(&s, "/digits.txt", "");
+    assert_eq!((r.status, r.header("X-Error-Page")), (200, None));
+}
+
+/// A request body sent to a missing path with an error handler is read and dropped
+/// while the handler's page waits: the connection stays usable.
+#[test]
+fn error_handler_answer_waits_for_the_body_and_keeps_the_connection() {
+    let s = start("server.error-handler = \"/handler.html\"");
+    let mut c = wire::Conn::new(s.port);
+    c.send(b"POST /missing HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhello");
+    let r = c.response().expect("response");
+    assert_eq!((r.status, r.text().as_str()), (404, "handler page\n"));
+    c.send(b"GET /digits.txt HTTP/1.1\r\nHost: t\r\n\r\n");
+    let r = c.response().expect("second response");
+    assert_eq!((r.status, r.text().as_str()), (200, DIGITS));
+}

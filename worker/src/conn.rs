@@ -682,11 +682,16 @@ impl Conn {
                     self.state().body = body;
                 }
             }
-            Outcome::Internal { ir, had_body } => {
-                if had_body {
-                    self.flags |= Flags::CLOSE_AFTER | Flags::DIRTY;
-                }
+            Outcome::Internal { ir, body } => {
+                let mark = ctx.out.mark();
                 self.internal_request(ctx, *ir);
+                match body {
+                    // The handler's answer waits for the body, as any other.
+                    Some(b) if self.phase == Phase::Head => self.expect_body(b, &mut ctx.out, mark),
+                    // A script handles it: the body is not read for it.
+                    Some(_) => self.flags |= Flags::CLOSE_AFTER | Flags::DIRTY,
+                    None => {}
+                }
             }
         }
     }
@@ -969,15 +974,19 @@ impl Conn {
             buf.extend_from_slice(f.value.of(&sv.buf));
             buf.extend_from_slice(b"\r\n");
         }
+        if !ir.method_get && sv.head.method == request::Method::Post {
+            // Without its body; a POST still says how long that is.
+            buf.extend_from_slice(b"Content-Length: 0\r\n");
+        }
         buf.extend_from_slice(b"\r\n");
         let mut fields = Vec::new();
         match request::parse(&buf, &mut fields) {
             Ok(head) => {
-                ctx.cgi.internal = Some(ir.info);
+                ctx.internal = Some(ir.info);
                 // Not a request of the client's: keep-alive counting is unchanged.
                 self.requests = self.requests.saturating_sub(1);
                 self.request(ctx, &buf, &head, &fields, true);
-                ctx.cgi.internal = None;
+                ctx.internal = None;
             }
             Err(_) => {
                 ctx.cgi.log.push(format!(

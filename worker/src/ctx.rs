@@ -32,6 +32,9 @@ pub struct Ctx {
     pub rq: crate::mods::Rq,
     /// mod_cgi: the channel to the gateway-spawner and the jobs it runs for us.
     pub cgi: crate::cgi::Client,
+    /// Set while an internal request (a script's local redirect, an error
+    /// handler) runs through the pipeline.
+    pub internal: Option<crate::cgi::InternalInfo>,
     /// Error-log lines from request handling, written after the loop turn.
     pub log: Vec<String>,
 }
@@ -52,7 +55,7 @@ impl Ctx {
             .effective_modules()
             .iter()
             .any(|m| m == "mod_cgi");
-        let cgi = crate::cgi::Client::new(cgi_on, &site.compiled);
+        let cgi = crate::cgi::Client::new(cgi_on);
         let parseopts = site.parseopts;
         Ctx {
             site,
@@ -71,6 +74,7 @@ impl Ctx {
             activity: false,
             rq: crate::mods::Rq::with_parseopts(parseopts),
             cgi,
+            internal: None,
             log: Vec::new(),
         }
     }

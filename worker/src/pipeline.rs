@@ -60,9 +60,12 @@ pub enum Outcome {
         handler: Box<dyn Handler>,
         body: Option<Body>,
     },
-    /// An error handler that is a script runs as an internal request (the first
-    /// answer was dropped). `had_body`: the client's body is left unread.
-    Internal { ir: Box<Internal>, had_body: bool },
+    /// An error handler runs as an internal request (the first answer was
+    /// dropped); the client's body, if any, is still to be read (and dropped).
+    Internal {
+        ir: Box<Internal>,
+        body: Option<Body>,
+    },
 }
 
 /// The target as the handler sees it after the request stages.
@@ -106,6 +109,7 @@ fn run_with(ctx: &mut Ctx, r: &Request, path: &mut Vec<u8>) -> Outcome {
         scratch,
         etag,
         cgi,
+        internal,
         rq,
         log,
         ..
@@ -167,27 +171,7 @@ fn run_with(ctx: &mut Ctx, r: &Request, path: &mut Vec<u8>) -> Outcome {
         Ok(b) => b,
         Err(why) => return Outcome::Refused { status: 413, why },
     };
-    // Error handlers that are scripts run as internal requests (error_handler):
-    // the static handler must not serve their source.
-    let mut scripted = [false; 2];
-    if early.is_none() && cgi.enabled && cgi.internal.as_ref().is_none_or(|i| i.error.is_none()) {
-        for (i, h) in [view.error_handler_404, view.error_handler]
-            .iter()
-            .enumerate()
-        {
-            scripted[i] = !h.is_empty()
-                && with_facts(r, &t, remote_ip, scheme, |f| {
-                    crate::cgi::probe(site, &mut cgi.cond2, f, h, roots, cache, clock.mono)
-                });
-        }
-    }
-    let mut hview = view;
-    if scripted[0] {
-        hview.error_handler_404 = &NO_HANDLER;
-    }
-    if scripted[1] {
-        hview.error_handler = &NO_HANDLER;
-    }
+    let error_run = internal.as_ref().and_then(|i| i.error);
     let mark = out.mark();
     let req = Req {
         buf: r.buf,
@@ -196,6 +180,7 @@ fn run_with(ctx: &mut Ctx, r: &Request, path: &mut Vec<u8>) -> Outcome {
         raw_path: t.raw_path,
         query: t.query,
         keep_alive: r.keep_alive,
+        error: error_run,
     };
     let mut env = Env {
         out,
@@ -208,42 +193,39 @@ fn run_with(ctx: &mut Ctx, r: &Request, path: &mut Vec<u8>) -> Outcome {
         log,
     };
     let status = match early {
-        Some(s) => mods.answer(s, &req, &hview, &mut env, rq),
+        Some(s) => mods.answer(s, &req, &view, &mut env, rq),
         None if mods.active => {
             let gw = crate::mods::Gateways {
                 cgi,
+                internal,
                 cfg: &site.cfg,
                 compiled: &site.compiled,
                 cond,
                 path: t.path,
                 accesslog: mods.accesslog.as_deref().filter(|_| mods.logs()),
             };
-            match mods.handle(&req, &hview, &mut env, &base, rq, gw) {
+            match mods.handle(&req, &view, &mut env, &base, rq, gw) {
                 Handled::Status(s) => s,
                 Handled::Claimed(handler) => return Outcome::Handler { handler, body },
             }
         }
-        None => static_file::handle(&req, &hview, &mut env),
+        None => static_file::handle(&req, &view, &mut env),
     };
-    let mut deferred = None;
-    if mods.active {
-        // response_start and request_done run for the first answer even when an
-        // error handler replaces it (its line is the one logged).
-        let (c, n) = (&site.compiled, r.requests);
-        deferred = mods.finish(out, mark, c, cond, &view, &base, rq, clock, status, n);
-    }
-    if let Some(handler) = deferred {
-        return Outcome::Handler { handler, body };
-    }
-    match error_handler(r, &view, status, scripted) {
-        Some(ir) => {
+    if error_run.is_none() {
+        if let Some(ir) = error_handler(r, &view, status) {
+            // The first answer is dropped unsent and unlogged: the handler's is
+            // the request's.
             drop(out.split_off(mark));
-            let had_body = body.is_some();
-            Outcome::Internal {
-                ir: Box::new(ir),
-                had_body,
-            }
+            let ir = Box::new(ir);
+            return Outcome::Internal { ir, body };
         }
+    }
+    if !mods.active {
+        return Outcome::Answered { mark, body };
+    }
+    let (c, n) = (&site.compiled, r.requests);
+    match mods.finish(out, mark, c, cond, &view, &base, rq, clock, status, n) {
+        Some(handler) => Outcome::Handler { handler, body },
         None => Outcome::Answered { mark, body },
     }
 }
@@ -298,13 +280,16 @@ fn body_gate(
     Ok(Some(Body::new(head.body, limit, now, names)))
 }
 
-/// server.error-handler-404 / server.error-handler when it is a script and the
-/// handler answered with an error: the request again for the script's target.
-fn error_handler(r: &Request, view: &View, status: u16, scripted: [bool; 2]) -> Option<Internal> {
+/// server.error-handler-404 / server.error-handler, when the handler answered
+/// with an error: the request again for the handler's target, through every stage
+/// (its conditions evaluated for that target), as lighttpd's
+/// http_response_call_error_handler. The status is kept for server.error-handler
+/// (and REDIRECT_STATUS), replaced by the handler's for -404.
+fn error_handler(r: &Request, view: &View, status: u16) -> Option<Internal> {
     let (target, keep_status) = if status == 404 && !view.error_handler_404.is_empty() {
-        (view.error_handler_404, scripted[0].then_some(false)?)
+        (view.error_handler_404, false)
     } else if status >= 400 && !view.error_handler.is_empty() {
-        (view.error_handler, scripted[1].then_some(true)?)
+        (view.error_handler, true)
     } else {
         return None;
     };
@@ -325,7 +310,3 @@ fn error_handler(r: &Request, view: &View, status: u16, scripted: [bool; 2]) -> 
         },
     })
 }
-
-/// An error handler that runs as a script is taken out of the static handler's
-/// view.
-static NO_HANDLER: String = String::new();

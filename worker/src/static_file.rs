@@ -1,7 +1,8 @@
 //! mod_staticfile and mod_indexfile: GET/HEAD/POST of files under the document
 //! root, directory redirects and index files, ETag and Last-Modified, conditional
 //! requests (RFC 9110 13.2.2 order), byte ranges (single and multipart), OPTIONS,
-//! 405 for other methods, and error responses with error-handler / errorfile-prefix.
+//! 405 for other methods, error pages (errorfile-prefix) and the files an
+//! error-handler run names.
 
 use crate::date::{parse_http_date, Clock};
 use crate::errors::{reason, Pages};
@@ -25,6 +26,9 @@ pub struct Req<'a> {
     pub query: &'a [u8],
     /// Whether the connection stays open after this response (decided by the caller).
     pub keep_alive: bool,
+    /// An error handler's run (server.error-handler(-404)): the status the
+    /// handler answered first, and whether it is kept (else 200).
+    pub error: Option<(u16, bool)>,
 }
 
 impl Req<'_> {
@@ -138,6 +142,9 @@ pub fn simple_error(
 /// Handle one request; returns the status sent.
 pub fn handle(req: &Req, view: &View, env: &mut Env) -> u16 {
     let head = req.head;
+    if let Some((status, keep)) = req.error {
+        return error_document(req, view, env, status, keep);
+    }
     if head.method == Method::Options {
         status_line(env.out, head.version, 200);
         env.out.header(b"Allow", ALLOW);
@@ -252,35 +259,10 @@ fn redirect_dir(req: &Req, view: &View, env: &mut Env) -> u16 {
     301
 }
 
-/// An error status from the handler stage: error-handler-404, error-handler,
-/// errorfile-prefix, or the built-in page.
+/// An error status from the handler stage: the page from server.errorfile-prefix,
+/// or the built-in one. (server.error-handler(-404) runs the request again for its
+/// target: pipeline.rs.)
 pub fn error(req: &Req, view: &View, env: &mut Env, status: u16) -> u16 {
-    let (target, send_status) = if status == 404 && !view.error_handler_404.is_empty() {
-        (view.error_handler_404.as_str(), 200)
-    } else if !view.error_handler.is_empty() {
-        (view.error_handler.as_str(), status)
-    } else {
-        ("", status)
-    };
-    if !target.is_empty() {
-        let (p, _) = crate::path::split_target(target.as_bytes());
-        let mut norm = Vec::new();
-        if crate::path::decode_normalize(p, &mut norm).is_ok() {
-            if let Some((dirfd, id)) = env.roots.get(view.document_root, env.clock.mono) {
-                let root = Root::Beneath {
-                    dirfd,
-                    id,
-                    symlinks: *view.follow_symlink,
-                };
-                if let Found::File { info, file_len } =
-                    env.cache.lookup(root, &norm, env.clock.mono)
-                {
-                    norm.truncate(file_len);
-                    return serve_file(req, view, env, &info, &norm, Some(send_status));
-                }
-            }
-        }
-    }
     if !view.errorfile_prefix.is_empty() {
         let mut p = view.errorfile_prefix.as_bytes().to_vec();
         p.extend_from_slice(status.to_string().as_bytes());
@@ -295,6 +277,24 @@ pub fn error(req: &Req, view: &View, env: &mut Env, status: u16) -> u16 {
         &[]
     };
     page(req, view, env, status, extra)
+}
+
+/// An error handler's target, served as a file (whatever the method; no
+/// conditionals, no ranges) with the status the handler keeps (server.error-handler)
+/// or 200 (error-handler-404); missing, the first error's own page.
+fn error_document(req: &Req, view: &View, env: &mut Env, status: u16, keep: bool) -> u16 {
+    if let Some((dirfd, id)) = env.roots.get(view.document_root, env.clock.mono) {
+        let root = Root::Beneath {
+            dirfd,
+            id,
+            symlinks: *view.follow_symlink,
+        };
+        if let Found::File { info, file_len } = env.cache.lookup(root, req.path, env.clock.mono) {
+            let send = if keep { status } else { 200 };
+            return serve_file(req, view, env, &info, &req.path[..file_len], Some(send));
+        }
+    }
+    error(req, view, env, status)
 }
 
 /// The built-in page for `status`, answering this request (a HEAD gets the head).

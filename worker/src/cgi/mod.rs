@@ -26,7 +26,6 @@ use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-use wick_conf::cond::CondState;
 use wick_conf::View;
 use wick_proto::spawner::{
     CgiLimits, CgiRequest, FinishReason, FromWorkerToSpawner, HttpVersion, SpawnerToWorker,
@@ -75,10 +74,6 @@ pub struct Client {
     pub current: usize,
     /// Lines for the error log.
     pub log: Vec<String>,
-    /// Set while an internal request (local redirect, error handler) is dispatched.
-    pub internal: Option<InternalInfo>,
-    /// Condition state for probing error-handler URLs, apart from the request's own.
-    pub cond2: CondState,
     /// Jobs of a spawner channel that was replaced.
     orphans: Vec<(u64, usize)>,
 }
@@ -97,7 +92,7 @@ pub struct InternalInfo {
 }
 
 impl Client {
-    pub fn new(enabled: bool, compiled: &wick_conf::cond::Compiled) -> Client {
+    pub fn new(enabled: bool) -> Client {
         Client {
             enabled,
             chan: None,
@@ -106,8 +101,6 @@ impl Client {
             jobs: HashMap::new(),
             current: 0,
             log: Vec::new(),
-            internal: None,
-            cond2: CondState::new(compiled),
             orphans: Vec::new(),
         }
     }
@@ -355,41 +348,6 @@ pub fn select(
         }
         _ => None,
     }
-}
-
-/// Is the error handler `target` a CGI script, for this request? The conditions are
-/// evaluated for the handler's URL (with `cond2`, so the request's own results stay).
-#[allow(clippy::too_many_arguments)]
-pub fn probe(
-    site: &crate::site::Site,
-    cond2: &mut CondState,
-    facts: &wick_conf::cond::Facts,
-    target: &str,
-    roots: &mut crate::static_file::Roots,
-    cache: &mut crate::stat_cache::StatCache,
-    now: u64,
-) -> bool {
-    let (p, q) = crate::path::split_target(target.as_bytes());
-    let mut norm = Vec::new();
-    if p.first() != Some(&b'/') || crate::path::decode_normalize(p, &mut norm).is_err() {
-        return false;
-    }
-    let path_s = String::from_utf8_lossy(&norm);
-    let query_s = String::from_utf8_lossy(q);
-    let outer = facts.header;
-    let header = move |n: &str| outer(n);
-    let f2 = wick_conf::cond::Facts {
-        host: facts.host,
-        url_path: &path_s,
-        query: &query_s,
-        remote_ip: facts.remote_ip,
-        scheme: facts.scheme,
-        method: facts.method,
-        listener: facts.listener,
-        header: &header,
-    };
-    let v2 = site.view(&f2, cond2);
-    select(roots, cache, now, &v2, &norm).is_some()
 }
 
 fn has_x_bit(dirfd: RawFd, name: &[u8], symlinks: bool) -> bool {

@@ -20,7 +20,7 @@ impl Module for ModCgi {
         let env = &mut *x.env;
         let now = env.clock.mono;
         let sel = super::select(env.roots, env.cache, now, x.view, x.req.path)?;
-        let internal = gw.cgi.internal.take();
+        let internal = gw.internal.take();
         let (base, rq) = (x.base, x.rq);
         // REMOTE_PORT is 0 for an address mod_extforward trusted, as in lighttpd.
         let (peer, peer_port) = match rq.remote_ip != base.peer {
@@ -29,7 +29,7 @@ impl Module for ModCgi {
         };
         // mod_accesslog: the line is written when the script's response ends.
         let log = match gw.accesslog {
-            Some(a) if internal.is_none() => crate::mods::accesslog::capture(
+            Some(a) => crate::mods::accesslog::capture(
                 a,
                 &DoneCx {
                     view: x.view,

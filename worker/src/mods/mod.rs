@@ -408,6 +408,8 @@ pub enum Handled {
 /// channels and the configuration they need.
 pub struct Gateways<'a> {
     pub cgi: &'a mut crate::cgi::Client,
+    /// What an internal request carries (taken by the module that claims it).
+    pub internal: &'a mut Option<crate::cgi::InternalInfo>,
     pub cfg: &'a Config,
     pub compiled: &'a Compiled,
     pub cond: &'a CondState,
