@@ -1,5 +1,6 @@
 //! The evaluated configuration: blocks of settings, conditions, values.
-//! This is what the master parses once and sends to every worker and the spawner.
+//! This is what the master parses once; each worker gets [`Config::for_worker`], the
+//! gateway-spawner the part its policy reads.
 
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -106,6 +107,25 @@ pub struct Config {
     pub listeners: Vec<crate::options::Listener>,
     /// Warnings to print at start-up (unknown keys, deprecated use).
     pub warnings: Vec<String>,
+}
+
+impl Config {
+    /// A worker's copy: all of it but `warnings`, which the master printed. The
+    /// worker evaluates every block (conditions and patches), its modules and
+    /// sandbox plan read raw settings of the blocks, `$SERVER["socket"]`
+    /// conditions and its listener fds follow `listeners`, and its limits, user and
+    /// chroot are server options. (The spawner's cut is `policy::slice` in
+    /// gateway-spawner, next to the code that reads it.)
+    pub fn for_worker(&self) -> Config {
+        Config {
+            main_file: self.main_file.clone(),
+            blocks: self.blocks.clone(),
+            server: self.server.clone(),
+            patches: self.patches.clone(),
+            listeners: self.listeners.clone(),
+            warnings: Vec::new(),
+        }
+    }
 }
 
 /// Alias kept so the struct above reads as the data it holds.

@@ -3,11 +3,11 @@
 //! the config.
 //!
 //! Life: the master fork+execs `wickd` with WICKD_ROLE=gateway-spawner and the channel
-//! on fd 3 and speaks to it as to a worker ([`ToWorker`]: Hello, Config, the error log
-//! fd, Start; later Drain, Terminate, ReopenLog; answers are [`FromWorker`]); the
-//! spawner resolves the users the config names, confines itself ([`confine`]), answers
-//! Ready, then serves one channel per worker (each passed by the master with
-//! `ToWorker::SpawnerChannel`) in a poll loop:
+//! on fd 3 and sends it one [`ToWorker::SpawnerSetup`] (its slice of the config,
+//! [`policy::slice`], and the error log fd); later Drain, Terminate, ReopenLog and
+//! one `ToWorker::SpawnerChannel` per worker; answers are [`FromWorker`]. The
+//! spawner resolves the users the config names, confines itself ([`confine`]),
+//! answers Ready, then serves one channel per worker in a poll loop:
 //! Run → [`policy`] → [`launch`] → pipes back; Finish/Signal → [`children`]; SIGCHLD
 //! (signalfd) → reap, tell the worker.
 
@@ -28,6 +28,7 @@ use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::time::{Duration, Instant};
 use wick_proto::log::ErrorLog;
+use wick_proto::setup::SpawnerFds;
 use wick_proto::spawner::{CgiRequest, FromWorkerToSpawner, SpawnerToWorker};
 use wick_proto::{Channel, ChildEnd, FromWorker, Level, SpawnerEnd, ToWorker, PROTO_VERSION};
 
@@ -81,7 +82,7 @@ struct Spawner {
 pub fn run(master: Channel) -> i32 {
     let mut master = ChildEnd::new(master);
     let mut log = Log { file: None };
-    let (policy, sigfd, pending) = match start(&mut master, &mut log) {
+    let (policy, sigfd) = match start(&mut master, &mut log) {
         Ok(parts) => parts,
         Err(reason) => {
             log.write(&master, Level::Error, &format!("gateway-spawner: {reason}"));
@@ -100,9 +101,6 @@ pub fn run(master: Channel) -> i32 {
         drain: None,
         stop_at: None,
     };
-    for (id, fd) in pending {
-        s.add_worker(id, fd);
-    }
     if let Err(e) = s.master.send(
         &FromWorker::Ready {
             pid: std::process::id(),
@@ -118,55 +116,39 @@ pub fn run(master: Channel) -> i32 {
     s.serve()
 }
 
-type Parts = (Policy, SignalFd, Vec<(u32, OwnedFd)>);
+type Parts = (Policy, SignalFd);
 
-/// The start-up conversation with the master, then confinement.
+/// The setup from the master (the first message, and only that), then
+/// confinement. Worker channels that arrive meanwhile wait on the channel.
 fn start(master: &mut ChildEnd, log: &mut Log) -> Result<Parts, String> {
-    let mut config = None;
-    let mut hello = false;
-    let mut pending_workers = Vec::new();
-    loop {
-        let (msg, mut fds) = match master.recv() {
-            Ok(Some(m)) => m,
-            Ok(None) => return Err("master closed the channel during start-up".into()),
-            Err(e) => return Err(format!("reading from master: {e}")),
-        };
-        match msg {
-            ToWorker::Hello { proto, .. } => {
-                if proto != PROTO_VERSION {
-                    return Err(format!("protocol {proto}, expected {PROTO_VERSION}"));
-                }
-                hello = true;
-            }
-            ToWorker::Config(c) => config = Some(*c),
-            ToWorker::ErrorLog { has_fd: true } => {
-                if let Some(fd) = fds.pop() {
-                    log.file = Some(ErrorLog::file(fd, "gateway-spawner"));
-                }
-            }
-            ToWorker::SpawnerChannel { worker_id } => {
-                if let Some(fd) = fds.pop() {
-                    pending_workers.push((worker_id, fd));
-                }
-            }
-            ToWorker::Start => break,
-            ToWorker::Terminate | ToWorker::Drain { .. } => {
-                return Err("stopped during start-up".into())
-            }
-            ToWorker::ReopenLog => {
-                if let Some(fd) = fds.pop() {
-                    log.file = Some(ErrorLog::file(fd, "gateway-spawner"));
-                }
-            }
-            ToWorker::ErrorLog { has_fd: false } => {}
-            // Messages for workers only: the master never sends them here.
-            other => return Err(format!("unexpected start-up message: {other:?}")),
+    let (msg, fds) = match master.recv() {
+        Ok(Some(m)) => m,
+        Ok(None) => return Err("master closed the channel during start-up".into()),
+        Err(e) => return Err(format!("reading the setup from master: {e}")),
+    };
+    let setup = match msg {
+        ToWorker::SpawnerSetup(s) => s,
+        ToWorker::WorkerSetup(_) => return Err("got a worker's setup".into()),
+        ToWorker::Drain { .. }
+        | ToWorker::Terminate
+        | ToWorker::ReopenLog
+        | ToWorker::SpawnerChannel { .. }
+        | ToWorker::AccessLogs { .. } => {
+            return Err(format!("expected the setup first, got {}", msg.name()))
         }
+    };
+    if setup.proto != PROTO_VERSION {
+        return Err(format!(
+            "protocol {}, expected {PROTO_VERSION}",
+            setup.proto
+        ));
     }
-    if !hello {
-        return Err("no Hello from master".into());
+    let setup = *setup;
+    let fds = SpawnerFds::from_vec(&setup.fds, fds)?;
+    if let Some(fd) = fds.error_log {
+        log.file = Some(ErrorLog::file(fd, "gateway-spawner"));
     }
-    let config = config.ok_or("no config from master")?;
+    let config = setup.config;
 
     // Everything that reads /etc happens before the sandbox.
     let root = nix::unistd::geteuid().is_root();
@@ -218,7 +200,7 @@ fn start(master: &mut ChildEnd, log: &mut Log) -> Result<Parts, String> {
         log.write(master, Level::Info, &format!("gateway-spawner: {line}"));
     }
 
-    Ok((policy, sigfd, pending_workers))
+    Ok((policy, sigfd))
 }
 
 impl Spawner {
@@ -420,9 +402,14 @@ impl Spawner {
                         }
                     }
                 }
-                other => {
-                    let line =
-                        format!("gateway-spawner: unexpected message from the master: {other:?}");
+                // Worker-only, or a second setup: the master's mistake, not ours.
+                ToWorker::WorkerSetup(_)
+                | ToWorker::SpawnerSetup(_)
+                | ToWorker::AccessLogs { .. } => {
+                    let line = format!(
+                        "gateway-spawner: unexpected message from the master: {}",
+                        msg.name()
+                    );
                     self.log(Level::Error, &line);
                 }
             }

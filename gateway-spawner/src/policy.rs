@@ -15,7 +15,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::OwnedFd;
 use wick_conf::cond::{Compiled, CondState, Facts};
 use wick_conf::options::FromValue;
-use wick_conf::{Config, ListenAddr, Value, View};
+use wick_conf::{Block, Config, ListenAddr, Listener, Patch, SocketOptions, Value, View};
 use wick_proto::spawner::CgiRequest;
 
 /// Everything needed to start one script.
@@ -46,6 +46,75 @@ fn refuse<T>(status: u16, reason: impl Into<String>) -> Result<T, Refusal> {
         status,
         reason: reason.into(),
     })
+}
+
+/// Keys the policy reads from the blocks' settings as written (lighttpd's
+/// patching), not from the typed patches.
+const ALIAS_URL: &str = "alias.url";
+const SETENV_ADD: &str = "setenv.add-environment";
+const SETENV_SET: &str = "setenv.set-environment";
+const BLOCK_KEYS: [&str; 3] = [ALIAS_URL, SETENV_ADD, SETENV_SET];
+
+/// The spawner's part of the config, which the master sends in its setup. Kept:
+/// every block's condition and place (the conditions are evaluated again), of the
+/// blocks' settings only [`BLOCK_KEYS`], of each block's patch only the options
+/// [`Policy`] and start-up read (document root, server tag and name, symlinks,
+/// lowercase names, cgi.assign, cgi.execute-x-only, cgi.user, cgi.group), the
+/// server options whole (user, group, modules, the port socket conditions need; a
+/// few bytes), the listeners without their socket options (it binds nothing).
+/// Gone: the start-up warnings, and what only the request path reads (mimetypes,
+/// rewrites, redirects, access-log formats, dir-listing, ...). A field cut here
+/// holds its default in the spawner, not the configured value: code that starts
+/// reading one adds it here.
+pub fn slice(cfg: &Config) -> Config {
+    let blocks = cfg
+        .blocks
+        .iter()
+        .map(|b| Block {
+            parent: b.parent,
+            cond: b.cond.clone(),
+            else_of: b.else_of,
+            settings: b
+                .settings
+                .iter()
+                .filter(|s| BLOCK_KEYS.contains(&s.key.as_str()))
+                .cloned()
+                .collect(),
+            loc: b.loc.clone(),
+        })
+        .collect();
+    let patches = cfg
+        .patches
+        .iter()
+        .map(|p| Patch {
+            document_root: p.document_root.clone(),
+            server_tag: p.server_tag.clone(),
+            server_name: p.server_name.clone(),
+            follow_symlink: p.follow_symlink,
+            force_lowercase_filenames: p.force_lowercase_filenames,
+            cgi_assign: p.cgi_assign.clone(),
+            cgi_execute_x_only: p.cgi_execute_x_only,
+            cgi_user: p.cgi_user.clone(),
+            cgi_group: p.cgi_group.clone(),
+            ..Patch::default()
+        })
+        .collect();
+    let listeners = cfg
+        .listeners
+        .iter()
+        .map(|l| Listener {
+            socket: SocketOptions::default(),
+            ..l.clone()
+        })
+        .collect();
+    Config {
+        main_file: cfg.main_file.clone(),
+        blocks,
+        server: cfg.server.clone(),
+        patches,
+        listeners,
+        warnings: Vec::new(),
+    }
 }
 
 /// The spawner's copy of the config, compiled, and the identities it resolved.
@@ -285,7 +354,7 @@ impl Policy {
             return None;
         }
         let map =
-            <Vec<(String, String)> as FromValue>::from_value(self.setting(matched, "alias.url")?)
+            <Vec<(String, String)> as FromValue>::from_value(self.setting(matched, ALIAS_URL)?)
                 .ok()?;
         let (prefix, target) = map.iter().find(|(k, _)| {
             !k.is_empty()
@@ -326,8 +395,8 @@ impl Policy {
                 .and_then(|v| <Vec<(String, String)> as FromValue>::from_value(v).ok())
                 .unwrap_or_default()
         };
-        let mut env = get("setenv.add-environment");
-        for (k, v) in get("setenv.set-environment") {
+        let mut env = get(SETENV_ADD);
+        for (k, v) in get(SETENV_SET) {
             env.retain(|(n, _)| !n.eq_ignore_ascii_case(&k));
             env.push((k, v));
         }

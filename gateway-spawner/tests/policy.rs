@@ -36,6 +36,8 @@ fn policy(conf: &str, dir: &Path) -> Policy {
     }
     let root = nix::unistd::geteuid().is_root();
     let users = Users::resolve(None, None, &users, &[], root).expect("users");
+    // What the master sends the spawner: its slice of the config.
+    let cfg = wick_gateway_spawner::policy::slice(&cfg);
     Policy::new(cfg, users, Vec::new()).expect("policy")
 }
 
@@ -326,4 +328,48 @@ $HTTP["host"] == "site.test" {{
 fn cgi_user_root_refused_at_start() {
     let e = Users::resolve(None, None, &["root".into()], &[], true).expect_err("root");
     assert!(e.contains("root"), "{e}");
+}
+
+/// The slice the master sends keeps what the policy reads (conditions, setenv and
+/// alias settings, the cgi options, server tag and name) and drops the request
+/// path's options.
+#[test]
+fn slice_keeps_what_the_policy_reads() {
+    let t = tmp();
+    write_script(&t.0.join("www/cgi-bin/ok.cgi"), 0o755);
+    let conf = format!(
+        "{}server.modules += (\"mod_setenv\", \"mod_accesslog\")\n\
+         server.tag = \"tagged\"\n\
+         mimetype.assign = (\".x\" => \"text/x\")\n\
+         accesslog.format = \"%h %r\"\n\
+         $HTTP[\"url\"] =^ \"/cgi-bin/\" {{\n\
+           setenv.add-environment = (\"FROM_BLOCK\" => \"yes\")\n\
+           url.access-deny = (\"~\")\n\
+         }}\n",
+        base_conf(&t.0)
+    );
+    let full = load_str(&conf, "test.conf", &t.0).expect("config");
+    let cut = wick_gateway_spawner::policy::slice(&full);
+    assert_eq!(cut.blocks.len(), full.blocks.len());
+    assert_eq!(cut.listeners.len(), full.listeners.len());
+    let keys: Vec<&str> = cut
+        .blocks
+        .iter()
+        .flat_map(|b| b.settings.iter().map(|s| s.key.as_str()))
+        .collect();
+    assert_eq!(keys, ["setenv.add-environment"]);
+    assert!(cut.patches.iter().all(|p| p.mimetypes.is_none()
+        && p.accesslog_format.is_none()
+        && p.url_access_deny.is_none()));
+
+    let mut p = policy(&conf, &t.0);
+    let plan = p.plan(&req("/cgi-bin/ok.cgi", 15)).expect("allowed");
+    let env = |k: &str| {
+        plan.env
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.as_str())
+    };
+    assert_eq!(env("FROM_BLOCK"), Some("yes"));
+    assert_eq!(env("SERVER_SOFTWARE"), Some("tagged"));
 }

@@ -10,6 +10,7 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
+use wick_proto::setup::{SpawnerFds, SpawnerSetup, WorkerSetup};
 use wick_proto::spawner::{
     CgiRequest, ExitStatus, FinishReason, FromWorkerToSpawner, HttpVersion, SpawnerToWorker,
 };
@@ -38,6 +39,10 @@ fn main() {
             worker_gone_kills_its_scripts,
         ),
         ("root_confinement_and_user", root_confinement_and_user),
+        (
+            "anything_but_its_setup_first_fails",
+            anything_but_its_setup_first_fails,
+        ),
     ];
     let filter: Vec<String> = std::env::args()
         .skip(1)
@@ -87,6 +92,27 @@ fn script(dir: &Path, name: &str, body: &str) {
     std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).expect("chmod");
 }
 
+/// This binary re-executed as the spawner, its channel on fd 3.
+fn launch() -> (Child, Channel) {
+    let (ours, theirs) = Channel::pair().expect("pair");
+    let exe = std::env::current_exe().expect("exe");
+    let fd = theirs.as_raw_fd();
+    let mut cmd = Command::new(exe);
+    cmd.env(ROLE, "1");
+    // SAFETY: dup2 is async-signal-safe; it puts the channel on fd 3 without CLOEXEC.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::dup2(fd, 3) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let child = cmd.spawn().expect("spawn spawner");
+    drop(theirs);
+    (child, ours)
+}
+
 fn start(extra_conf: &str) -> Harness {
     let base = std::env::temp_dir().join("wick-spawner-proto-XXXXXX");
     let dir = Tmp(nix::unistd::mkdtemp(&base).expect("mkdtemp"));
@@ -109,42 +135,28 @@ fn start(extra_conf: &str) -> Harness {
         d = dir.0.display()
     );
     let cfg = wick_conf::load_str(&conf, "test.conf", &dir.0).expect("config");
-    let (ours, theirs) = Channel::pair().expect("pair");
-    let exe = std::env::current_exe().expect("exe");
-    let fd = theirs.as_raw_fd();
-    let mut cmd = Command::new(exe);
-    cmd.env(ROLE, "1");
-    // SAFETY: dup2 is async-signal-safe; it puts the channel on fd 3 without CLOEXEC.
-    unsafe {
-        cmd.pre_exec(move || {
-            if libc::dup2(fd, 3) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let child = cmd.spawn().expect("spawn spawner");
-    drop(theirs);
+    let (child, ours) = launch();
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(dir.0.join("error.log"))
         .expect("log");
     let log: OwnedFd = log.into();
+    // What the master sends: the spawner's slice of the config, the log fd.
+    let fds = SpawnerFds {
+        error_log: Some(log.as_fd()),
+    };
+    let setup = SpawnerSetup {
+        proto: PROTO_VERSION,
+        generation: 1,
+        config: wick_gateway_spawner::policy::slice(&cfg),
+        fds: fds.counts(),
+    };
     ours.send(
-        &ToWorker::Hello {
-            proto: PROTO_VERSION,
-            generation: 1,
-            worker_id: 0,
-        },
-        &[],
+        &ToWorker::SpawnerSetup(Box::new(setup)),
+        &fds.into_vec().expect("fds"),
     )
-    .expect("hello");
-    ours.send(&ToWorker::Config(Box::new(cfg)), &[])
-        .expect("config");
-    ours.send(&ToWorker::ErrorLog { has_fd: true }, &[log.as_fd()])
-        .expect("log");
-    ours.send(&ToWorker::Start, &[]).expect("start");
+    .expect("setup");
     let (spawner_end, worker) = Channel::pair().expect("pair");
     ours.send(
         &ToWorker::SpawnerChannel { worker_id: 1 },
@@ -445,4 +457,39 @@ fn root_confinement_and_user() {
     File::from(stdout).read_to_string(&mut out).expect("stdout");
     assert!(out.contains(&format!("uid={}", nobody.uid)), "{out}");
     assert!(out.contains("CapEff:\t0000000000000000"), "{out}");
+}
+
+/// The first message must be the spawner's setup: a worker's setup, or a later
+/// message, makes it answer Failed with the reason and exit.
+fn anything_but_its_setup_first_fails() {
+    let dir = std::env::temp_dir();
+    let cfg = wick_conf::load_str("server.port = 8080\n", "test.conf", &dir).expect("config");
+    let worker_setup = ToWorker::WorkerSetup(Box::new(WorkerSetup {
+        proto: PROTO_VERSION,
+        generation: 1,
+        worker_id: 1,
+        config: cfg.for_worker(),
+        report_activity: false,
+        fds: Default::default(),
+    }));
+    for (msg, want) in [
+        (worker_setup, "got a worker's setup"),
+        (
+            ToWorker::Drain { timeout_ms: 0 },
+            "expected the setup first, got Drain",
+        ),
+    ] {
+        let (mut child, mut master) = launch();
+        master.send(&msg, &[]).expect("send");
+        let reason = loop {
+            match master.recv::<FromWorker>().expect("recv") {
+                Some((FromWorker::Failed { reason }, _)) => break reason,
+                Some((FromWorker::Log { .. }, _)) => continue,
+                other => panic!("expected Failed, got {other:?}"),
+            }
+        };
+        assert!(reason.contains(want), "{reason}");
+        let st = child.wait().expect("wait");
+        assert_eq!(st.code(), Some(1));
+    }
 }

@@ -23,6 +23,7 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 use wick_conf::{Config, ListenAddr};
+use wick_proto::setup::{WorkerFds, WorkerSetup};
 use wick_proto::{FromWorker, MasterEnd, ToWorker, PROTO_VERSION};
 
 const SIGNAL: Token = Token(0);
@@ -381,7 +382,9 @@ impl Master {
         Ok(())
     }
 
-    /// The start-up conversation, in the order the worker expects it.
+    /// A worker's setup: its config, and every fd it starts with in one message
+    /// (`wick_proto::setup::WorkerFds` declares their order). The spawner gets
+    /// its end of the worker's channel first.
     fn send_start(
         &self,
         ch: &MasterEnd,
@@ -393,46 +396,38 @@ impl Master {
         let Role::Worker { id } = role else {
             return self.start_spawner(ch, gen, config, log_fd);
         };
-        spawn::send(
-            ch,
-            &ToWorker::Hello {
-                proto: PROTO_VERSION,
-                generation: gen,
-                worker_id: id,
-            },
-            &[],
-        )?;
-        spawn::send(ch, &ToWorker::Config(Box::new(config.clone())), &[])?;
-        let fds = self.listeners.fds_for(config).map_err(io::Error::other)?;
-        spawn::send(
-            ch,
-            &ToWorker::Listeners {
-                count: fds.len() as u32,
-            },
-            &fds,
-        )?;
-        match &log_fd {
-            Some(fd) => spawn::send(ch, &ToWorker::ErrorLog { has_fd: true }, &[fd.as_fd()])?,
-            None => spawn::send(ch, &ToWorker::ErrorLog { has_fd: false }, &[])?,
-        }
-        self.accesslog.send(ch, config)?;
-        if let Some(conn) = &self.oneshot {
-            let fds: Vec<_> = conn.iter().map(|f| f.as_fd()).collect();
-            spawn::send(
-                ch,
-                &ToWorker::OneShot {
-                    has_out: fds.len() > 1,
-                },
-                &fds,
-            )?;
-        }
-        if self.idle.is_some() {
-            spawn::send(ch, &ToWorker::ReportActivity, &[])?;
-        }
-        if let Some(sp) = self.spawner_channel(gen) {
-            spawner_launch::connect(sp, ch, id)?;
-        }
-        spawn::send(ch, &ToWorker::Start, &[])
+        let spawner = match self.spawner_channel(gen) {
+            Some(sp) => Some(spawner_launch::connect_new(sp, id)?),
+            None => None,
+        };
+        let one_shot = match self.oneshot.as_deref() {
+            None => None,
+            Some([conn]) => Some((conn.as_fd(), None)),
+            Some([conn, out]) => Some((conn.as_fd(), Some(out.as_fd()))),
+            Some(other) => {
+                return Err(io::Error::other(format!(
+                    "one-shot connection of {} fds",
+                    other.len()
+                )))
+            }
+        };
+        let fds = WorkerFds {
+            listeners: self.listeners.fds_for(config).map_err(io::Error::other)?,
+            error_log: log_fd.as_ref().map(|f| f.as_fd()),
+            access_logs: self.accesslog.fds_for(config).map_err(io::Error::other)?,
+            one_shot,
+            spawner: spawner.as_ref().map(|c| c.as_fd()),
+        };
+        let setup = WorkerSetup {
+            proto: PROTO_VERSION,
+            generation: gen,
+            worker_id: id,
+            config: config.for_worker(),
+            report_activity: self.idle.is_some(),
+            fds: fds.counts(),
+        };
+        let fds = fds.into_vec().map_err(io::Error::other)?;
+        spawn::send(ch, &ToWorker::WorkerSetup(Box::new(setup)), &fds)
     }
 
     /// The gateway-spawner's start-up; when it replaces one that died, every live

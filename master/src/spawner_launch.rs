@@ -1,13 +1,15 @@
 //! The gateway-spawner as the master sees it: one per generation (when the config
 //! loads mod_cgi), started like a worker and kept in the generation's last slot, and
 //! the socketpair the master makes for every worker of that generation, one end to
-//! the worker and the other to the spawner (`ToWorker::SpawnerChannel` to both). The
-//! spawner's control channel speaks the workers' protocol minus the listeners.
+//! the worker (in its setup, or by `ToWorker::SpawnerChannel` after a spawner
+//! restart) and the other to the spawner (`ToWorker::SpawnerChannel`). The spawner
+//! starts with its own setup, `ToWorker::SpawnerSetup`.
 
 use crate::spawn::{self, Role};
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use wick_conf::Config;
+use wick_proto::setup::{SpawnerFds, SpawnerSetup};
 use wick_proto::{Channel, MasterEnd, ToWorker, PROTO_VERSION};
 
 /// Does this config need a spawner? (mod_cgi is the module that starts processes.)
@@ -53,34 +55,46 @@ pub fn slot_of(role: Role, workers: u32) -> usize {
     }
 }
 
-/// The spawner's start-up conversation: Hello, Config, the error log fd, Start.
+/// The spawner's setup: its slice of the config and the error log fd, in one
+/// message. Worker channels follow, one `SpawnerChannel` each.
 pub fn send_start(
     ch: &MasterEnd,
     gen: u64,
     config: &Config,
     log_fd: Option<OwnedFd>,
 ) -> io::Result<()> {
-    spawn::send(
-        ch,
-        &ToWorker::Hello {
-            proto: PROTO_VERSION,
-            generation: gen,
-            worker_id: 0,
-        },
-        &[],
-    )?;
-    spawn::send(ch, &ToWorker::Config(Box::new(config.clone())), &[])?;
-    match &log_fd {
-        Some(fd) => spawn::send(ch, &ToWorker::ErrorLog { has_fd: true }, &[fd.as_fd()])?,
-        None => spawn::send(ch, &ToWorker::ErrorLog { has_fd: false }, &[])?,
-    }
-    spawn::send(ch, &ToWorker::Start, &[])
+    let fds = SpawnerFds {
+        error_log: log_fd.as_ref().map(|f| f.as_fd()),
+    };
+    let setup = SpawnerSetup {
+        proto: PROTO_VERSION,
+        generation: gen,
+        config: wick_gateway_spawner::policy::slice(config),
+        fds: fds.counts(),
+    };
+    let fds = fds.into_vec().map_err(io::Error::other)?;
+    spawn::send(ch, &ToWorker::SpawnerSetup(Box::new(setup)), &fds)
 }
 
-/// A new socketpair between worker `worker_id` and the spawner: one end to each.
-pub fn connect(spawner: &MasterEnd, worker: &MasterEnd, worker_id: u32) -> io::Result<()> {
+/// A new socketpair for worker `worker_id`: one end to the spawner now, the other
+/// returned for the worker's setup.
+pub fn connect_new(spawner: &MasterEnd, worker_id: u32) -> io::Result<Channel> {
     let (a, b) = Channel::pair()?;
-    let msg = ToWorker::SpawnerChannel { worker_id };
-    spawn::send(spawner, &msg, &[a.as_fd()])?;
-    spawn::send(worker, &msg, &[b.as_fd()])
+    spawn::send(
+        spawner,
+        &ToWorker::SpawnerChannel { worker_id },
+        &[a.as_fd()],
+    )?;
+    Ok(b)
+}
+
+/// A new socketpair between a running worker and a restarted spawner: one end to
+/// each.
+pub fn connect(spawner: &MasterEnd, worker: &MasterEnd, worker_id: u32) -> io::Result<()> {
+    let b = connect_new(spawner, worker_id)?;
+    spawn::send(
+        worker,
+        &ToWorker::SpawnerChannel { worker_id },
+        &[b.as_fd()],
+    )
 }

@@ -17,8 +17,9 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 const CHUNK: usize = 64 * 1024;
 /// Upper bound on a reassembled message, so a peer cannot make us allocate without end.
 const MAX_MESSAGE: usize = 64 * 1024 * 1024;
-/// Most fds one message may carry.
-pub const MAX_FDS: usize = 64;
+/// Most fds one message may carry: the kernel's SCM_MAX_FD (a worker's setup
+/// carries its listeners, logs and channels together).
+pub const MAX_FDS: usize = 253;
 
 /// Chunk header: 1 byte flags (bit 0: more chunks follow).
 const MORE: u8 = 1;

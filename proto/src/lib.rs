@@ -1,12 +1,14 @@
 //! wick-proto: every message that crosses a wick process boundary, and the channel
 //! that carries them (postcard over SOCK_SEQPACKET, fds by SCM_RIGHTS).
 //!
-//! Reading this file tells what the processes can say to each other. postcard is
-//! positional: enums here are append-only, and [`PROTO_VERSION`] is checked in the
-//! first message of every channel.
+//! Reading this file (and `setup.rs`, each child's start-up) tells what the
+//! processes can say to each other. postcard is positional: enums here are
+//! append-only between versions, and [`PROTO_VERSION`] is checked in the setup, the
+//! first message on a child's channel to the master.
 
 pub mod channel;
 pub mod log;
+pub mod setup;
 pub mod spawner;
 
 pub use channel::{Channel, Link};
@@ -22,8 +24,9 @@ pub type SpawnerEnd = Link<spawner::SpawnerToWorker, spawner::FromWorkerToSpawne
 
 use serde::{Deserialize, Serialize};
 
-/// Bumped on any incompatible change; checked in `Hello`.
-pub const PROTO_VERSION: u32 = 1;
+/// Bumped on any incompatible change; checked in each child's setup.
+/// 2: one setup message per role instead of Hello, Config, ..., Start.
+pub const PROTO_VERSION: u32 = 2;
 
 /// Environment variable that tells a re-executed wickd which role it plays
 /// (`worker`, `gateway-spawner`); its IPC socket is on fd [`ROLE_IPC_FD`].
@@ -40,23 +43,16 @@ pub enum Level {
     Debug,
 }
 
-/// Master → worker.
+/// Master → child (a worker or the gateway-spawner). A child's first message is
+/// its setup, and only that; the rest may come at any time after it. Each side
+/// matches every variant by name, so a new one must be decided on, and a message
+/// for the other role is an error with a log line.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum ToWorker {
-    /// First message: protocol check and identity.
-    Hello {
-        proto: u32,
-        generation: u64,
-        worker_id: u32,
-    },
-    /// The whole evaluated config (sent in chunks by the channel when large).
-    Config(Box<wick_conf::Config>),
-    /// Listening sockets, in `Config::listeners` order; fds ride along with this message.
-    Listeners { count: u32 },
-    /// The error log fd (rides along), or none: then log lines go over the channel.
-    ErrorLog { has_fd: bool },
-    /// Everything sent: sandbox yourself, then start accepting.
-    Start,
+    /// A worker's start-up, its fds riding along in [`setup::WorkerFds`] order.
+    WorkerSetup(Box<setup::WorkerSetup>),
+    /// The gateway-spawner's start-up, its fds in [`setup::SpawnerFds`] order.
+    SpawnerSetup(Box<setup::SpawnerSetup>),
     /// Graceful stop: stop accepting, finish in-flight requests, answer the next
     /// request on keep-alive connections with `Connection: close`, exit by the deadline.
     /// `timeout_ms == 0` means no deadline (lighttpd's graceful-shutdown-timeout 0).
@@ -67,24 +63,30 @@ pub enum ToWorker {
     Terminate,
     /// A reopened error log fd (SIGHUP), riding along.
     ReopenLog,
-    /// `wickd -1` (inetd style), optional, before `Start`: serve the one connection
-    /// whose fd rides along (plus a separate write-side fd when `has_out`, for a pipe
-    /// pair as inetd passes on stdin/stdout), then exit. `Listeners { count: 0 }` is sent.
-    OneShot { has_out: bool },
-    /// `wickd -i SECS`, optional, before `Start`: send [`FromWorker::Active`] at most
-    /// once a second while the worker sees network activity (accept, read, write).
-    ReportActivity,
-    /// One end of a worker ⇄ gateway-spawner socketpair rides along. To a worker (before
-    /// `Start`, or later when the spawner was restarted): its channel to the spawner,
-    /// replacing any earlier one. To the spawner: the channel of worker `worker_id`.
-    /// The spawner's control channel speaks this same enum (Hello, Config, ErrorLog,
-    /// Start, Drain, Terminate, ReopenLog) and answers with [`FromWorker`].
+    /// One end of a worker ⇄ gateway-spawner socketpair rides along. To the spawner:
+    /// the channel of worker `worker_id`, for each worker of its generation. To a
+    /// worker, after its setup (which carries the first one): a channel to a
+    /// restarted spawner, replacing the earlier one.
     SpawnerChannel { worker_id: u32 },
-    /// The access log targets (mod_accesslog), their fds riding along in the order
-    /// of `wick_worker::mods::accesslog::targets`: files opened for appending and the
-    /// write ends of piped loggers. Before `Start`, and again after SIGHUP reopened
-    /// the files (the worker writes what it gathered to the old ones first).
+    /// Worker only, after SIGHUP reopened the files: the access log targets again,
+    /// fds riding along as in the setup (the worker writes what it gathered to the
+    /// old ones first).
     AccessLogs { count: u32 },
+}
+
+impl ToWorker {
+    /// The variant's name, for a log line (a setup's config is no line's business).
+    pub fn name(&self) -> &'static str {
+        match self {
+            ToWorker::WorkerSetup(_) => "WorkerSetup",
+            ToWorker::SpawnerSetup(_) => "SpawnerSetup",
+            ToWorker::Drain { .. } => "Drain",
+            ToWorker::Terminate => "Terminate",
+            ToWorker::ReopenLog => "ReopenLog",
+            ToWorker::SpawnerChannel { .. } => "SpawnerChannel",
+            ToWorker::AccessLogs { .. } => "AccessLogs",
+        }
+    }
 }
 
 /// Worker → master.
@@ -98,7 +100,7 @@ pub enum FromWorker {
     Failed { reason: String },
     /// Drain finished, about to exit.
     Drained,
-    /// Network activity since the last report (only after `ToWorker::ReportActivity`).
+    /// Network activity since the last report (only with `WorkerSetup::report_activity`).
     Active,
     /// Access log lines for syslog (accesslog.use-syslog), with their syslog
     /// levels; a batch at most once a second (and before the worker exits).

@@ -1,9 +1,9 @@
 //! wick-worker: one sandboxed mio event loop per process, serving HTTP on the
 //! listening sockets it receives from the master.
 //!
-//! Start-up order (DESIGN.md): receive Hello, Config, listener fds and the error log
-//! fd from the master; compile the config; [`sandbox::enter`]; tell the master Ready;
-//! serve.
+//! Start-up order (DESIGN.md): receive the setup from the master (config, listener,
+//! log and spawner fds in one message); compile the config; [`sandbox::enter`]; tell
+//! the master Ready; serve.
 
 // Unsafe code lives where the OS demands it: system calls (sys), the file
 // opens beneath a root (stat_cache), the sandbox; not in HTTP, modules, handlers.
@@ -39,9 +39,10 @@ pub mod trailer;
 pub mod transport;
 
 use server::{Logger, Server, Start};
+use wick_proto::setup::WorkerFds;
 use wick_proto::{Channel, ChildEnd, FromWorker, ToWorker, PROTO_VERSION};
 
-/// The worker's main: the start-up conversation with the master, the sandbox, then
+/// The worker's main: the setup from the master, the sandbox, then
 /// the event loop. Returns the process exit code.
 pub fn run(channel: Channel) -> i32 {
     let mut channel = ChildEnd::new(channel);
@@ -51,90 +52,56 @@ pub fn run(channel: Channel) -> i32 {
         let _ = ch.send(&FromWorker::Failed { reason }, &[]);
         1
     };
-    let mut config = None;
-    let mut listeners = Vec::new();
-    let mut log = Logger::Channel;
-    let mut oneshot = None;
-    let mut report_activity = false;
-    let mut spawner = None;
-    let mut access_logs = None;
-    loop {
-        let (msg, mut fds) = match channel.recv() {
-            Ok(Some(m)) => m,
-            Ok(None) => return 0,
-            Err(e) => {
-                return fail(
-                    &channel,
-                    format!("worker: reading the start-up messages: {e}"),
-                )
-            }
-        };
-        match msg {
-            ToWorker::Hello { proto, .. } if proto != PROTO_VERSION => {
-                return fail(
-                    &channel,
-                    format!("worker: protocol {proto}, expected {PROTO_VERSION}"),
-                );
-            }
-            ToWorker::Hello { .. } => {}
-            ToWorker::Config(c) => config = Some(*c),
-            ToWorker::Listeners { count } => {
-                if fds.len() != count as usize {
-                    return fail(
-                        &channel,
-                        format!(
-                            "worker: {count} listeners announced, {} fds came",
-                            fds.len()
-                        ),
-                    );
-                }
-                listeners = fds;
-            }
-            ToWorker::ErrorLog { has_fd: true } => {
-                if let Some(fd) = fds.pop() {
-                    log = Logger::File(wick_proto::log::ErrorLog::file(fd, "worker"));
-                }
-            }
-            ToWorker::ErrorLog { has_fd: false } => {}
-            ToWorker::OneShot { has_out } => {
-                let mut it = fds.into_iter();
-                let (Some(r), w) = (it.next(), it.next()) else {
-                    return fail(&channel, "worker: one-shot without its connection".into());
-                };
-                oneshot = Some((r, if has_out { w } else { None }));
-            }
-            ToWorker::ReportActivity => report_activity = true,
-            ToWorker::SpawnerChannel { .. } => spawner = fds.pop(),
-            // Kept until mod_accesslog exists (it is built with the site, below).
-            ToWorker::AccessLogs { .. } => access_logs = Some(fds),
-            ToWorker::Start => break,
-            ToWorker::Drain { .. } | ToWorker::Terminate => return 0,
-            // SIGHUP while we start: the fresh fd replaces the one just given.
-            ToWorker::ReopenLog => {
-                if let Some(fd) = fds.pop() {
-                    log = Logger::File(wick_proto::log::ErrorLog::file(fd, "worker"));
-                }
-            }
-        }
-    }
-    let Some(config) = config else {
-        return fail(&channel, "worker: started without a configuration".into());
+    // The setup comes first and alone; the setup implies the start.
+    let (msg, fds) = match channel.recv() {
+        Ok(Some(m)) => m,
+        Ok(None) => return 0,
+        Err(e) => return fail(&channel, format!("worker: reading the setup: {e}")),
     };
+    let setup = match msg {
+        ToWorker::WorkerSetup(s) => *s,
+        ToWorker::SpawnerSetup(_) => {
+            return fail(&channel, "worker: got the gateway-spawner's setup".into())
+        }
+        ToWorker::Drain { .. }
+        | ToWorker::Terminate
+        | ToWorker::ReopenLog
+        | ToWorker::SpawnerChannel { .. }
+        | ToWorker::AccessLogs { .. } => {
+            let reason = format!("worker: expected the setup first, got {}", msg.name());
+            return fail(&channel, reason);
+        }
+    };
+    if setup.proto != PROTO_VERSION {
+        let reason = format!("worker: protocol {}, expected {PROTO_VERSION}", setup.proto);
+        return fail(&channel, reason);
+    }
+    let fds = match WorkerFds::from_vec(&setup.fds, fds) {
+        Ok(f) => f,
+        Err(e) => return fail(&channel, format!("worker: {e}")),
+    };
+    let log = match fds.error_log {
+        Some(fd) => Logger::File(wick_proto::log::ErrorLog::file(fd, "worker")),
+        None => Logger::Channel,
+    };
+    let config = setup.config;
     let site = match site::Site::new(config) {
         Ok(s) => s,
         Err(e) => return fail(&channel, format!("worker: {e}")),
     };
-    if let (Some(fds), Some(a)) = (access_logs, &site.mods.accesslog) {
-        a.deliver(fds);
+    if !fds.access_logs.is_empty() {
+        if let Some(a) = &site.mods.accesslog {
+            a.deliver(fds.access_logs);
+        }
     }
     // Everything that needs a syscall the sandbox forbids happens before it: the
     // poller, the buffers.
     let start = Start {
-        listeners,
+        listeners: fds.listeners,
         log,
-        oneshot,
-        report_activity,
-        spawner,
+        oneshot: fds.one_shot,
+        report_activity: setup.report_activity,
+        spawner: fds.spawner,
     };
     let mut server = match Server::new(site, channel, start) {
         Ok(s) => s,

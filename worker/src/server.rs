@@ -62,7 +62,7 @@ pub struct Server {
     last_tick: u64,
 }
 
-/// What the start-up conversation delivered besides the config.
+/// What the setup delivered besides the config: its fds, split.
 pub struct Start {
     pub listeners: Vec<OwnedFd>,
     pub log: Logger,
@@ -386,8 +386,10 @@ impl Server {
                             a.deliver(fds);
                         }
                     }
-                    other => self.log(format_args!(
-                        "unexpected message from the master: {other:?}"
+                    // A second setup, or the spawner's: the master's mistake.
+                    ToWorker::WorkerSetup(_) | ToWorker::SpawnerSetup(_) => self.log(format_args!(
+                        "unexpected message from the master: {}",
+                        msg.name()
                     )),
                 },
                 Ok(None) => return Some(0),

@@ -266,7 +266,7 @@ impl Accesslog {
         })
     }
 
-    /// The access log fds the master sent (`ToWorker::AccessLogs`).
+    /// The access log fds the master sent (in the setup, or `ToWorker::AccessLogs`).
     pub fn deliver(&self, fds: Vec<OwnedFd>) {
         self.log.borrow_mut().set_fds(fds);
     }
