@@ -7,6 +7,7 @@
 
 use crate::body::{Body, Taken};
 use crate::ctx::Ctx;
+use crate::h1;
 pub use crate::handler::Want;
 use crate::handler::{Client, Handler, Step};
 use crate::pipeline::{self, Outcome};
@@ -474,113 +475,111 @@ impl Conn {
     fn feed(&mut self, ctx: &mut Ctx, data: &[u8], from_input: bool) -> usize {
         let mut off = 0;
         while off < data.len() {
-            if self.flags.contains(Flags::CLOSE_AFTER) && self.phase == Phase::Head {
-                return off;
-            }
-            match self.phase {
-                Phase::Body => {
-                    match self.consume_body(ctx, &data[off..]) {
-                        Ok((used, done)) => {
-                            off += used;
-                            if !done {
-                                return off;
-                            }
-                        }
-                        Err(status) => {
-                            if ctx.site.log_refused {
-                                ctx.log.push(format!(
-                                    "{} -> {status}",
-                                    match status {
-                                        413 => "request body larger than server.max-request-size",
-                                        431 => "request trailers larger than server.max-request-field-size",
-                                        _ => "malformed chunked request body or trailers",
-                                    }
-                                ));
-                            }
-                            // Bad chunked body or too large: drop the held response.
-                            if let Some(st) = self.st.as_mut() {
-                                st.held = None;
-                                st.body = None;
-                            }
-                            self.phase = Phase::Head;
-                            ctx.error_response(Version::Http11, status);
-                            self.flags |= Flags::CLOSE_AFTER | Flags::DIRTY;
-                            return data.len();
-                        }
-                    }
-                }
-                Phase::Head => {
-                    if ctx.out.buf.len() > OUT_HIGH {
-                        return off;
-                    }
-                    let d = &data[off..];
-                    let skip = request::leading_crlf(d);
-                    if skip > 0 {
-                        if skip > 2 || self.flags.contains(Flags::BLANK_SKIPPED) {
-                            let e = ParseError {
-                                status: 400,
-                                version: Version::Http10,
-                                reason: "more than one blank line before the request line",
-                            };
-                            self.parse_error(ctx, e, d);
-                            return data.len();
-                        }
-                        self.flags |= Flags::BLANK_SKIPPED;
-                        off += skip;
-                        continue;
-                    }
-                    let mut scanned = if from_input {
-                        self.st.as_ref().map_or(0, |s| s.scanned)
-                    } else {
-                        0
-                    };
-                    scanned = scanned.saturating_sub(off).min(d.len());
-                    let mut new_scanned = 0;
-                    match request::find_end(d, scanned, ctx.site.field_limit, &mut new_scanned) {
-                        Ok(None) => {
-                            if scanned == 0 {
-                                // The first look at this head: its time starts.
-                                self.state().head_since = ctx.clock.mono;
-                            }
-                            if from_input || new_scanned > 0 {
-                                let st = self.state();
-                                st.scanned = new_scanned;
-                            }
-                            return off;
-                        }
-                        Err(e) => {
-                            self.parse_error(ctx, e, d);
-                            return data.len();
-                        }
-                        Ok(Some(n)) => {
-                            self.flags.remove(Flags::BLANK_SKIPPED);
-                            if let Some(st) = self.st.as_mut() {
-                                st.scanned = 0;
-                            }
-                            let head_bytes = &d[..n];
-                            let mut fields = std::mem::take(&mut ctx.fields);
-                            let parsed = request::parse(head_bytes, &mut fields);
-                            let r = match parsed {
-                                Ok(head) => {
-                                    off += n;
-                                    let rest_empty = off == data.len();
-                                    self.request(ctx, head_bytes, &head, &fields, rest_empty);
-                                    None
-                                }
-                                Err(e) => Some(e),
-                            };
-                            ctx.fields = fields;
-                            if let Some(e) = r {
-                                self.parse_error(ctx, e, head_bytes);
-                                return data.len();
-                            }
-                        }
-                    }
-                }
+            let used = match self.phase {
+                Phase::Head if self.flags.contains(Flags::CLOSE_AFTER) => return off,
+                Phase::Head if ctx.out.buf.len() > OUT_HIGH => return off,
+                Phase::Head => self.feed_head(ctx, data, off, from_input),
+                Phase::Body => self.feed_body(ctx, &data[off..]),
                 Phase::Write | Phase::Linger | Phase::Handler => return off,
+            };
+            let (n, more) = used;
+            off += n;
+            if !more {
+                return off;
             }
         }
         off
+    }
+
+    /// Body bytes of a request whose response waits: (bytes used, whether the
+    /// body ended: input after it is the next request). A refused body uses all.
+    fn feed_body(&mut self, ctx: &mut Ctx, d: &[u8]) -> (usize, bool) {
+        match self.consume_body(ctx, d) {
+            Ok(used_done) => used_done,
+            Err(status) => {
+                if ctx.site.log_refused {
+                    ctx.log.push(format!(
+                        "{} -> {status}",
+                        match status {
+                            413 => "request body larger than server.max-request-size",
+                            431 => "request trailers larger than server.max-request-field-size",
+                            _ => "malformed chunked request body or trailers",
+                        }
+                    ));
+                }
+                // Bad chunked body or too large: drop the held response.
+                if let Some(st) = self.st.as_mut() {
+                    st.held = None;
+                    st.body = None;
+                }
+                self.phase = Phase::Head;
+                ctx.error_response(Version::Http11, status);
+                self.flags |= Flags::CLOSE_AFTER | Flags::DIRTY;
+                (d.len(), true)
+            }
+        }
+    }
+
+    /// The next head in `data[off..]`: (bytes used, whether to go on: false
+    /// while the head is incomplete).
+    fn feed_head(
+        &mut self,
+        ctx: &mut Ctx,
+        data: &[u8],
+        off: usize,
+        from_input: bool,
+    ) -> (usize, bool) {
+        let d = &data[off..];
+        let scanned = match from_input {
+            true => self
+                .st
+                .as_ref()
+                .map_or(0, |s| s.scanned)
+                .saturating_sub(off),
+            false => 0,
+        };
+        let blank_skipped = self.flags.contains(Flags::BLANK_SKIPPED);
+        match h1::scan(d, scanned, ctx.site.field_limit, blank_skipped) {
+            h1::Scan::Partial { scanned: new } => {
+                if scanned == 0 {
+                    // The first look at this head: its time starts.
+                    self.state().head_since = ctx.clock.mono;
+                }
+                if from_input || new > 0 {
+                    self.state().scanned = new;
+                }
+                (0, false)
+            }
+            h1::Scan::Blank(n) => {
+                self.flags |= Flags::BLANK_SKIPPED;
+                (n, true)
+            }
+            h1::Scan::Bad(e) => {
+                self.parse_error(ctx, e, d);
+                (d.len(), true)
+            }
+            h1::Scan::Head(n) => {
+                self.flags.remove(Flags::BLANK_SKIPPED);
+                if let Some(st) = self.st.as_mut() {
+                    st.scanned = 0;
+                }
+                let head_bytes = &d[..n];
+                let mut fields = std::mem::take(&mut ctx.fields);
+                let used = match request::parse(head_bytes, &mut fields) {
+                    Ok(head) => {
+                        let rest_empty = off + n == data.len();
+                        self.request(ctx, head_bytes, &head, &fields, rest_empty);
+                        n
+                    }
+                    Err(e) => {
+                        self.parse_error(ctx, e, head_bytes);
+                        d.len()
+                    }
+                };
+                ctx.fields = fields;
+                (used, true)
+            }
+        }
     }
 
     fn parse_error(&mut self, ctx: &mut Ctx, e: ParseError, head: &[u8]) {
@@ -595,7 +594,7 @@ impl Conn {
         if ctx.site.log_refused {
             ctx.log.push(format!("{why} -> {status}"));
             ctx.log
-                .push(format!("request-header:\n{}", printable(head, 4096)));
+                .push(format!("request-header:\n{}", h1::printable(head, 4096)));
         }
         let at = ctx.out.buf.len();
         ctx.error_response(v, status);
@@ -649,10 +648,7 @@ impl Conn {
         rest_empty: bool,
     ) {
         self.requests += 1;
-        let keep_alive = head.keep_alive
-            && !ctx.draining
-            && ctx.site.keep_alive_enabled()
-            && self.requests < ctx.site.keep_alive_requests;
+        let keep_alive = h1::keep_alive(head, &ctx.site, ctx.draining, self.requests);
         let r = pipeline::Request {
             buf,
             head,
@@ -663,7 +659,7 @@ impl Conn {
             fd: self.io.fd(),
             requests: self.requests,
             keep_alive,
-            rest_empty,
+            wants_continue: h1::wants_continue(head, rest_empty),
         };
         let outcome = pipeline::run(ctx, &r);
         if !keep_alive {
@@ -949,36 +945,7 @@ impl Conn {
     /// method), without its body.
     pub(crate) fn internal_request(&mut self, ctx: &mut Ctx, ir: crate::cgi::Internal) {
         let sv = &ir.saved;
-        let mut buf = Vec::with_capacity(sv.buf.len() + ir.target.len() + 16);
-        if ir.method_get {
-            buf.extend_from_slice(b"GET");
-        } else {
-            buf.extend_from_slice(sv.head.method_span.of(&sv.buf));
-        }
-        buf.push(b' ');
-        buf.extend_from_slice(&ir.target);
-        buf.extend_from_slice(match sv.head.version {
-            Version::Http10 => b" HTTP/1.0\r\n",
-            Version::Http11 => b" HTTP/1.1\r\n",
-        });
-        for f in &sv.fields {
-            use request::Known;
-            if matches!(
-                f.known,
-                Known::ContentLength | Known::TransferEncoding | Known::Expect
-            ) {
-                continue;
-            }
-            buf.extend_from_slice(f.name.of(&sv.buf));
-            buf.extend_from_slice(b": ");
-            buf.extend_from_slice(f.value.of(&sv.buf));
-            buf.extend_from_slice(b"\r\n");
-        }
-        if !ir.method_get && sv.head.method == request::Method::Post {
-            // Without its body; a POST still says how long that is.
-            buf.extend_from_slice(b"Content-Length: 0\r\n");
-        }
-        buf.extend_from_slice(b"\r\n");
+        let buf = h1::internal_head(&sv.buf, &sv.head, &sv.fields, &ir.target, ir.method_get);
         let mut fields = Vec::new();
         match request::parse(&buf, &mut fields) {
             Ok(head) => {
@@ -1017,27 +984,6 @@ fn log_write_error(ctx: &mut Ctx, e: &io::Error, peer: IpAddr) {
             "a file shrank while being sent to {peer}: connection closed"
         ));
     }
-}
-
-/// `b` (at most `max` bytes) for a log line: CRLF as a line break, other
-/// control and non-ASCII bytes as \xNN, so a request cannot forge log lines.
-fn printable(b: &[u8], max: usize) -> String {
-    let b = &b[..b.len().min(max)];
-    let mut s = String::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'\r' if b.get(i + 1) == Some(&b'\n') => {
-                s.push('\n');
-                i += 1;
-            }
-            c @ (b' '..=b'~' | b'\t') => s.push(c as char),
-            c => s.push_str(&format!("\\x{c:02x}")),
-        }
-        i += 1;
-    }
-    s.truncate(s.trim_end().len());
-    s
 }
 
 #[cfg(test)]

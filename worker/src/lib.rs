@@ -18,6 +18,7 @@ mod conn_tests;
 pub mod ctx;
 pub mod date;
 pub mod errors;
+pub mod h1;
 pub mod handler;
 pub mod mime;
 pub mod mods;

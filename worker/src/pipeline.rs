@@ -18,7 +18,7 @@ use crate::cgi::Internal;
 use crate::ctx::Ctx;
 use crate::handler::Handler;
 use crate::mods::{Base, Handled, Rq};
-use crate::request::{self, BodyKind, Field, Head, Version};
+use crate::request::{self, BodyKind, Field, Head};
 use crate::response::Out;
 use crate::static_file::{self, Env, Req};
 use std::net::IpAddr;
@@ -41,8 +41,8 @@ pub struct Request<'a> {
     pub requests: u32,
     /// The connection stays open after this response.
     pub keep_alive: bool,
-    /// Nothing followed the head in its read: a 100 Continue is worth sending.
-    pub rest_empty: bool,
+    /// The client waits for a 100 Continue before its body (h1.rs decides).
+    pub wants_continue: bool,
 }
 
 /// What the connection does next with the request.
@@ -78,6 +78,24 @@ struct Target<'a> {
     /// The path as sent (redirects).
     raw_path: &'a [u8],
     query: &'a [u8],
+    /// The client and scheme as conditions see them (mod_extforward may change them).
+    remote_ip: IpAddr,
+    scheme: &'a str,
+}
+
+impl Target<'_> {
+    /// What the request stages left in `rq`.
+    fn of(rq: &Rq) -> Target<'_> {
+        Target {
+            host: &rq.host,
+            path: &rq.path,
+            rel: &rq.rel,
+            raw_path: rq.target_path(),
+            query: &rq.query,
+            remote_ip: rq.remote_ip,
+            scheme: rq.scheme,
+        }
+    }
 }
 
 /// Run every stage for `r`; the response, if there is one now, goes to `ctx.out`.
@@ -126,7 +144,7 @@ fn run_with(ctx: &mut Ctx, r: &Request, path: &mut Vec<u8>) -> Outcome {
         fd: r.fd,
         requests: r.requests,
     };
-    let (mut view, mut early) = (None, None);
+    let mut early = None;
     if mods.active {
         rq.start(raw_path, &admitted.query, path, host, r.peer);
         let fs = crate::mods::Fs {
@@ -134,43 +152,96 @@ fn run_with(ctx: &mut Ctx, r: &Request, path: &mut Vec<u8>) -> Outcome {
             roots,
             clock,
         };
-        let (v, status) = mods.prepare(&site.compiled, cond, &base, rq, fs);
-        (view, early) = (Some(v), status);
+        early = Some(mods.prepare(&site.compiled, cond, &base, rq, fs));
         path.clear();
         path.extend_from_slice(&rq.path);
     }
     let rq: &Rq = rq;
-    let t = match view {
-        Some(_) => Target {
-            host: &rq.host,
-            path: &rq.path,
-            rel: &rq.rel,
-            raw_path: rq.target_path(),
-            query: &rq.query,
-        },
+    let t = match early {
+        Some(_) => Target::of(rq),
         None => Target {
             host,
             path,
             rel: path,
             raw_path,
             query: &admitted.query,
+            remote_ip: r.peer,
+            scheme: "http",
         },
     };
-    let (remote_ip, scheme) = match view {
-        Some(_) => (rq.remote_ip, rq.scheme),
-        None => (r.peer, "http"),
-    };
-    let view = match view {
-        Some(v) => mods.handler_view(&v, rq),
-        None => with_facts(r, &t, remote_ip, scheme, |f| {
-            mods.plain_view(site.view(f, cond))
-        }),
+    let (view, status) = match early {
+        Some((v, status)) => (mods.handler_view(&v, rq), status),
+        None => {
+            let view = with_facts(r, &t, |f| mods.plain_view(site.view(f, cond)));
+            (view, None)
+        }
     };
     let limit = view.max_request_size.saturating_mul(1024);
     let body = match body_gate(r, limit, clock.mono, out) {
         Ok(b) => b,
         Err(why) => return Outcome::Refused { status: 413, why },
     };
+    let w = Worker {
+        site,
+        cond,
+        out,
+        clock,
+        cache,
+        pages,
+        roots,
+        scratch,
+        etag,
+        cgi,
+        internal,
+        log,
+    };
+    respond(w, r, &base, rq, &t, &view, status, body)
+}
+
+/// What [`respond`] borrows of the worker's state.
+struct Worker<'c> {
+    site: &'c crate::site::Site,
+    cond: &'c mut wick_conf::cond::CondState,
+    out: &'c mut Out,
+    clock: &'c crate::date::Clock,
+    cache: &'c mut crate::stat_cache::StatCache,
+    pages: &'c crate::errors::Pages,
+    roots: &'c mut static_file::Roots,
+    scratch: &'c mut Vec<u8>,
+    etag: &'c mut Vec<u8>,
+    cgi: &'c mut crate::cgi::Client,
+    internal: &'c mut Option<crate::cgi::InternalInfo>,
+    log: &'c mut Vec<String>,
+}
+
+/// handler → error_handler → response_start and request_done: the answer, now
+/// or from a handler later. `early`: a request stage's status.
+#[allow(clippy::too_many_arguments)]
+fn respond(
+    w: Worker,
+    r: &Request,
+    base: &Base,
+    rq: &Rq,
+    t: &Target,
+    view: &View,
+    early: Option<u16>,
+    body: Option<Body>,
+) -> Outcome {
+    let Worker {
+        site,
+        cond,
+        out,
+        clock,
+        cache,
+        pages,
+        roots,
+        scratch,
+        etag,
+        cgi,
+        internal,
+        log,
+    } = w;
+    let mods = &site.mods;
     let error_run = internal.as_ref().and_then(|i| i.error);
     let mark = out.mark();
     let req = Req {
@@ -193,7 +264,7 @@ fn run_with(ctx: &mut Ctx, r: &Request, path: &mut Vec<u8>) -> Outcome {
         log,
     };
     let status = match early {
-        Some(s) => mods.answer(s, &req, &view, &mut env, rq),
+        Some(s) => mods.answer(s, &req, view, &mut env, rq),
         None if mods.active => {
             let gw = crate::mods::Gateways {
                 cgi,
@@ -204,15 +275,15 @@ fn run_with(ctx: &mut Ctx, r: &Request, path: &mut Vec<u8>) -> Outcome {
                 path: t.path,
                 accesslog: mods.accesslog.as_deref().filter(|_| mods.logs()),
             };
-            match mods.handle(&req, &view, &mut env, &base, rq, gw) {
+            match mods.handle(&req, view, &mut env, base, rq, gw) {
                 Handled::Status(s) => s,
                 Handled::Claimed(handler) => return Outcome::Handler { handler, body },
             }
         }
-        None => static_file::handle(&req, &view, &mut env),
+        None => static_file::handle(&req, view, &mut env),
     };
     if error_run.is_none() {
-        if let Some(ir) = error_handler(r, &view, status) {
+        if let Some(ir) = error_handler(r, view, status) {
             // The first answer is dropped unsent and unlogged: the handler's is
             // the request's.
             drop(out.split_off(mark));
@@ -224,20 +295,14 @@ fn run_with(ctx: &mut Ctx, r: &Request, path: &mut Vec<u8>) -> Outcome {
         return Outcome::Answered { mark, body };
     }
     let (c, n) = (&site.compiled, r.requests);
-    match mods.finish(out, mark, c, cond, &view, &base, rq, clock, status, n) {
+    match mods.finish(out, mark, c, cond, view, base, rq, clock, status, n) {
         Some(handler) => Outcome::Handler { handler, body },
         None => Outcome::Answered { mark, body },
     }
 }
 
 /// The facts conditions test, for `t`.
-fn with_facts<R>(
-    r: &Request,
-    t: &Target,
-    remote_ip: IpAddr,
-    scheme: &str,
-    f: impl FnOnce(&Facts) -> R,
-) -> R {
+fn with_facts<R>(r: &Request, t: &Target, f: impl FnOnce(&Facts) -> R) -> R {
     let path = String::from_utf8_lossy(t.path);
     let query = String::from_utf8_lossy(t.query);
     let host = String::from_utf8_lossy(t.host);
@@ -248,8 +313,8 @@ fn with_facts<R>(
         host: &host,
         url_path: &path,
         query: &query,
-        remote_ip,
-        scheme,
+        remote_ip: t.remote_ip,
+        scheme: t.scheme,
         method: std::str::from_utf8(r.head.method_span.of(r.buf)).unwrap_or(""),
         listener: usize::from(r.listener),
         header: &lookup,
@@ -273,8 +338,8 @@ fn body_gate(
     if head.body == BodyKind::None {
         return Ok(None);
     }
-    if r.rest_empty && head.expect_continue && head.version == Version::Http11 {
-        out.put(b"HTTP/1.1 100 Continue\r\n\r\n");
+    if r.wants_continue {
+        crate::h1::interim_continue(out);
     }
     let names = request::header(r.buf, r.fields, b"trailer");
     Ok(Some(Body::new(head.body, limit, now, names)))
