@@ -677,6 +677,7 @@ impl Conn {
             roots,
             scratch,
             etag,
+            resp,
             cgi,
             rq,
             log,
@@ -860,8 +861,14 @@ impl Conn {
             query,
             keep_alive,
         };
+        let hooks = match mods.active {
+            true => mods.hooks(&site.compiled, cond, &view, &base, rq, clock),
+            false => None,
+        };
         let mut env = Env {
             out,
+            head: resp,
+            hooks: hooks.as_ref(),
             cache,
             clock,
             pages,

@@ -24,6 +24,7 @@ pub mod mods;
 pub mod parseopts;
 pub mod path;
 pub mod request;
+pub mod resp_head;
 pub mod response;
 #[allow(unsafe_code)]
 pub mod sandbox;
