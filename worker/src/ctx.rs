@@ -5,6 +5,7 @@
 use crate::date::Clock;
 use crate::errors::Pages;
 use crate::request::{Field, Version};
+use crate::resp_head::ResponseHead;
 use crate::response::Out;
 use crate::site::Site;
 use crate::stat_cache::StatCache;
@@ -23,6 +24,8 @@ pub struct Ctx {
     pub path: Vec<u8>,
     pub scratch: Vec<u8>,
     pub etag: Vec<u8>,
+    /// The response head handlers fill (resp_head.rs), reused.
+    pub resp: ResponseHead,
     pub cache: StatCache,
     pub roots: Roots,
     pub pages: Pages,
@@ -67,6 +70,7 @@ impl Ctx {
             path: Vec::with_capacity(256),
             scratch: Vec::with_capacity(256),
             etag: Vec::with_capacity(16),
+            resp: ResponseHead::default(),
             cache: StatCache::new(),
             roots: Roots::default(),
             pages: Pages::new(),
@@ -83,6 +87,7 @@ impl Ctx {
     pub fn error_response(&mut self, version: Version, status: u16) {
         static_file::simple_error(
             &mut self.out,
+            &mut self.resp,
             &self.clock,
             &self.pages,
             &self.tag,
@@ -90,7 +95,6 @@ impl Ctx {
             status,
             false,
             false,
-            &[],
         );
     }
 }

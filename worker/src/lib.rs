@@ -26,6 +26,7 @@ pub mod parseopts;
 pub mod path;
 pub mod pipeline;
 pub mod request;
+pub mod resp_head;
 pub mod response;
 #[allow(unsafe_code)]
 pub mod sandbox;

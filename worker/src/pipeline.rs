@@ -126,6 +126,7 @@ fn run_with(ctx: &mut Ctx, r: &Request, path: &mut Vec<u8>) -> Outcome {
         roots,
         scratch,
         etag,
+        resp,
         cgi,
         internal,
         rq,
@@ -191,6 +192,7 @@ fn run_with(ctx: &mut Ctx, r: &Request, path: &mut Vec<u8>) -> Outcome {
         roots,
         scratch,
         etag,
+        resp,
         cgi,
         internal,
         log,
@@ -209,6 +211,7 @@ struct Worker<'c> {
     roots: &'c mut static_file::Roots,
     scratch: &'c mut Vec<u8>,
     etag: &'c mut Vec<u8>,
+    resp: &'c mut crate::resp_head::ResponseHead,
     cgi: &'c mut crate::cgi::Client,
     internal: &'c mut Option<crate::cgi::InternalInfo>,
     log: &'c mut Vec<String>,
@@ -237,10 +240,12 @@ fn respond(
         roots,
         scratch,
         etag,
+        resp,
         cgi,
         internal,
         log,
     } = w;
+    let cond: &wick_conf::cond::CondState = cond;
     let mods = &site.mods;
     let error_run = internal.as_ref().and_then(|i| i.error);
     let mark = out.mark();
@@ -253,8 +258,15 @@ fn respond(
         keep_alive: r.keep_alive,
         error: error_run,
     };
+    // The request's response_start hooks, run when a handler sends its head.
+    let hooks = match mods.active {
+        true => mods.hooks(&site.compiled, cond, view, base, rq, clock),
+        false => None,
+    };
     let mut env = Env {
         out,
+        head: resp,
+        hooks: hooks.as_ref(),
         cache,
         clock,
         pages,

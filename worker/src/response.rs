@@ -69,14 +69,6 @@ impl Out {
         put_u64(&mut self.buf, v);
     }
 
-    pub fn header(&mut self, name: &[u8], value: &[u8]) {
-        self.buf.reserve(name.len() + value.len() + 4);
-        self.put(name);
-        self.put(b": ");
-        self.put(value);
-        self.put(b"\r\n");
-    }
-
     pub fn file(&mut self, fd: Rc<OwnedFd>, off: u64, len: u64) {
         if len > 0 {
             self.files

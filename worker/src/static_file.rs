@@ -5,9 +5,11 @@
 //! error-handler run names.
 
 use crate::date::{parse_http_date, Clock};
-use crate::errors::{reason, Pages};
+use crate::errors::Pages;
+use crate::mods::Hooks;
 use crate::request::{Head, Method, Version};
-use crate::response::Out;
+use crate::resp_head::ResponseHead;
+use crate::response::{put_u64, Out};
 use crate::stat_cache::{Body, FileInfo, Found, Root, StatCache};
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
@@ -72,6 +74,10 @@ impl Roots {
 /// The worker pieces a handler writes with.
 pub struct Env<'a> {
     pub out: &'a mut Out,
+    /// The response head being made (one per worker, reused).
+    pub head: &'a mut ResponseHead,
+    /// The response_start hooks of this request (None: no module takes them).
+    pub hooks: Option<&'a Hooks<'a>>,
     pub cache: &'a mut StatCache,
     pub clock: &'a Clock,
     pub pages: &'a Pages,
@@ -82,58 +88,54 @@ pub struct Env<'a> {
     pub log: &'a mut Vec<String>,
 }
 
-/// Status line for `version`.
-pub fn status_line(out: &mut Out, version: Version, status: u16) {
-    out.put(match version {
-        Version::Http11 => b"HTTP/1.1 ",
-        Version::Http10 => b"HTTP/1.0 ",
-    });
-    out.put_u64(u64::from(status));
-    out.put(b" ");
-    out.put(reason(status).as_bytes());
-    out.put(b"\r\n");
-}
-
-/// Connection, Date, Server and the blank line.
-pub fn finish_head(out: &mut Out, clock: &Clock, tag: &str, version: Version, keep_alive: bool) {
-    if !keep_alive {
-        out.put(b"Connection: close\r\n");
-    } else if version == Version::Http10 {
-        out.put(b"Connection: keep-alive\r\n");
-    }
-    out.put(b"Date: ");
-    out.put(clock.http_date());
-    if tag.is_empty() {
-        out.put(b"\r\n\r\n");
-    } else {
-        out.put(b"\r\nServer: ");
-        out.put(tag.as_bytes());
-        out.put(b"\r\n\r\n");
+impl Env<'_> {
+    /// The head is complete: Connection, Date and Server, the response_start
+    /// hooks, then into `out`, once. The body goes after it.
+    pub fn send_head(&mut self, keep_alive: bool, tag: &str) {
+        self.head.finish(self.clock, tag, keep_alive);
+        if let Some(h) = self.hooks {
+            h.run(self.head);
+        }
+        self.head.write(self.out);
     }
 }
 
-/// A built-in error page (no error handlers): parse errors, 413, 416, ...
+/// Begin `head` as the built-in error page for `status` (`extra` fields first);
+/// returns the page, the body to send after the head.
+pub fn error_head<'p>(
+    head: &mut ResponseHead,
+    pages: &'p Pages,
+    version: Version,
+    status: u16,
+    extra: &[(&[u8], &[u8])],
+) -> &'p [u8] {
+    let page = pages.get(status);
+    head.begin(version, status);
+    for (n, v) in extra {
+        head.add(n, v);
+    }
+    head.add(b"Content-Type", b"text/html")
+        .add_u64(b"Content-Length", page.len() as u64);
+    page
+}
+
+/// A built-in error page answered outside a request's handler (parse errors, 413,
+/// a failed CGI script): no response_start hooks.
 #[allow(clippy::too_many_arguments)]
 pub fn simple_error(
     out: &mut Out,
-    env_clock: &Clock,
+    head: &mut ResponseHead,
+    clock: &Clock,
     pages: &Pages,
     tag: &str,
     version: Version,
     status: u16,
     keep_alive: bool,
     head_only: bool,
-    extra: &[(&[u8], &[u8])],
 ) {
-    let page = pages.get(status);
-    status_line(out, version, status);
-    for (n, v) in extra {
-        out.header(n, v);
-    }
-    out.put(b"Content-Type: text/html\r\nContent-Length: ");
-    out.put_u64(page.len() as u64);
-    out.put(b"\r\n");
-    finish_head(out, env_clock, tag, version, keep_alive);
+    let page = error_head(head, pages, version, status, &[]);
+    head.finish(clock, tag, keep_alive);
+    head.write(out);
     if !head_only {
         out.put(page);
     }
@@ -146,16 +148,11 @@ pub fn handle(req: &Req, view: &View, env: &mut Env) -> u16 {
         return error_document(req, view, env, status, keep);
     }
     if head.method == Method::Options {
-        status_line(env.out, head.version, 200);
-        env.out.header(b"Allow", ALLOW);
-        env.out.put(b"Content-Length: 0\r\n");
-        finish_head(
-            env.out,
-            env.clock,
-            view.server_tag,
-            head.version,
-            req.keep_alive,
-        );
+        env.head
+            .begin(head.version, 200)
+            .add(b"Allow", ALLOW)
+            .add(b"Content-Length", b"0");
+        env.send_head(req.keep_alive, view.server_tag);
         return 200;
     }
     let Some((dirfd, id)) = env.roots.get(view.document_root, env.clock.mono) else {
@@ -246,16 +243,18 @@ fn serve_found(req: &Req, view: &View, env: &mut Env, info: &FileInfo, name: &[u
 
 fn redirect_dir(req: &Req, view: &View, env: &mut Env) -> u16 {
     let v = req.head.version;
-    status_line(env.out, v, 301);
-    env.out.put(b"Location: ");
-    env.out.put(req.raw_path);
-    env.out.put(b"/");
-    if !req.query.is_empty() {
-        env.out.put(b"?");
-        env.out.put(req.query);
-    }
-    env.out.put(b"\r\nContent-Length: 0\r\n");
-    finish_head(env.out, env.clock, view.server_tag, v, req.keep_alive);
+    env.head
+        .begin(v, 301)
+        .add_with(b"Location", |b| {
+            b.extend_from_slice(req.raw_path);
+            b.push(b'/');
+            if !req.query.is_empty() {
+                b.push(b'?');
+                b.extend_from_slice(req.query);
+            }
+        })
+        .add(b"Content-Length", b"0");
+    env.send_head(req.keep_alive, view.server_tag);
     301
 }
 
@@ -299,17 +298,12 @@ fn error_document(req: &Req, view: &View, env: &mut Env, status: u16, keep: bool
 
 /// The built-in page for `status`, answering this request (a HEAD gets the head).
 fn page(req: &Req, view: &View, env: &mut Env, status: u16, extra: &[(&[u8], &[u8])]) -> u16 {
-    simple_error(
-        env.out,
-        env.clock,
-        env.pages,
-        view.server_tag,
-        req.head.version,
-        status,
-        req.keep_alive,
-        req.head.method == Method::Head,
-        extra,
-    );
+    let v = req.head.version;
+    let page = error_head(env.head, env.pages, v, status, extra);
+    env.send_head(req.keep_alive, view.server_tag);
+    if req.head.method != Method::Head {
+        env.out.put(page);
+    }
     status
 }
 
@@ -395,7 +389,7 @@ fn serve_file_tagged(
                         RangeResult::Ignore => {}
                         RangeResult::Unsatisfiable => {
                             let mut cr = b"bytes */".to_vec();
-                            crate::response::put_u64(&mut cr, info.size);
+                            put_u64(&mut cr, info.size);
                             return page(req, view, env, 416, &[(b"Content-Range", &cr)]);
                         }
                         RangeResult::Ranges(v) => ranges = Some(v),
@@ -405,70 +399,58 @@ fn serve_file_tagged(
         }
     }
     let send_body = head.method != Method::Head;
-    let out = &mut *env.out;
     let status = match (&ranges, fixed) {
         (_, Some(s)) => s,
         (Some(_), None) => 206,
         (None, None) => 200,
     };
-    status_line(out, head.version, status);
+    let (keep, tag) = (req.keep_alive, view.server_tag);
+    let h = env.head.begin(head.version, status);
     match ranges.as_deref() {
         Some(&[(start, end)]) => {
-            out.put(b"Content-Type: ");
-            out.put(ctype.as_bytes());
-            out.put(b"\r\n");
-            common_validators(out, etag, info);
-            out.put(b"Content-Length: ");
-            out.put_u64(end - start + 1);
-            out.put(b"\r\nAccept-Ranges: bytes\r\nContent-Range: bytes ");
-            put_range(out, start, end, info.size);
-            out.put(b"\r\n");
-            finish_head(
-                out,
-                env.clock,
-                view.server_tag,
-                head.version,
-                req.keep_alive,
-            );
-            body(out, info, start, end - start + 1);
+            h.add(b"Content-Type", ctype.as_bytes());
+            common_validators(h, etag, info);
+            h.add_u64(b"Content-Length", end - start + 1)
+                .add(b"Accept-Ranges", b"bytes")
+                .add_with(b"Content-Range", |b| {
+                    b.extend_from_slice(b"bytes ");
+                    put_range(b, start, end, info.size);
+                });
+            env.send_head(keep, tag);
+            body(env.out, info, start, end - start + 1);
         }
         Some(list) => {
             // multipart/byteranges
             let boundary = boundary(info);
-            let part_head = |out: &mut Out, start: u64, end: u64| {
-                out.put(b"\r\n--");
-                out.put(&boundary);
-                out.put(b"\r\nContent-Type: ");
-                out.put(ctype.as_bytes());
-                out.put(b"\r\nContent-Range: bytes ");
+            let part_head = |out: &mut Vec<u8>, start: u64, end: u64| {
+                out.extend_from_slice(b"\r\n--");
+                out.extend_from_slice(&boundary);
+                out.extend_from_slice(b"\r\nContent-Type: ");
+                out.extend_from_slice(ctype.as_bytes());
+                out.extend_from_slice(b"\r\nContent-Range: bytes ");
                 put_range(out, start, end, info.size);
-                out.put(b"\r\n\r\n");
+                out.extend_from_slice(b"\r\n\r\n");
             };
-            // Length: measure the part headers by writing them to a scratch Out.
-            let mut probe = Out::default();
+            // Length: measure the part headers by writing them to a scratch buffer.
+            let mut probe = Vec::new();
             let mut total = 0u64;
             for &(s, e) in list {
-                probe.buf.clear();
+                probe.clear();
                 part_head(&mut probe, s, e);
-                total += probe.buf.len() as u64 + (e - s + 1);
+                total += probe.len() as u64 + (e - s + 1);
             }
             total += 2 + 2 + boundary.len() as u64 + 4; // "\r\n--" B "--\r\n"
-            out.put(b"Content-Type: multipart/byteranges; boundary=");
-            out.put(&boundary);
-            out.put(b"\r\n");
-            common_validators(out, etag, info);
-            out.put(b"Content-Length: ");
-            out.put_u64(total);
-            out.put(b"\r\nAccept-Ranges: bytes\r\n");
-            finish_head(
-                out,
-                env.clock,
-                view.server_tag,
-                head.version,
-                req.keep_alive,
-            );
+            h.add_with(b"Content-Type", |b| {
+                b.extend_from_slice(b"multipart/byteranges; boundary=");
+                b.extend_from_slice(&boundary);
+            });
+            common_validators(h, etag, info);
+            h.add_u64(b"Content-Length", total)
+                .add(b"Accept-Ranges", b"bytes");
+            env.send_head(keep, tag);
+            let out = &mut *env.out;
             for &(s, e) in list {
-                part_head(out, s, e);
+                part_head(&mut out.buf, s, e);
                 body(out, info, s, e - s + 1);
             }
             out.put(b"\r\n--");
@@ -476,48 +458,34 @@ fn serve_file_tagged(
             out.put(b"--\r\n");
         }
         None => {
-            out.put(b"Content-Type: ");
-            out.put(ctype.as_bytes());
-            out.put(b"\r\n");
-            common_validators(out, etag, info);
-            out.put(b"Content-Length: ");
-            out.put_u64(info.size);
-            out.put(b"\r\n");
+            h.add(b"Content-Type", ctype.as_bytes());
+            common_validators(h, etag, info);
+            h.add_u64(b"Content-Length", info.size);
             if fixed.is_none() && *view.range_requests {
-                out.put(b"Accept-Ranges: bytes\r\n");
+                h.add(b"Accept-Ranges", b"bytes");
             }
-            finish_head(
-                out,
-                env.clock,
-                view.server_tag,
-                head.version,
-                req.keep_alive,
-            );
+            env.send_head(keep, tag);
             if send_body {
-                body(out, info, 0, info.size);
+                body(env.out, info, 0, info.size);
             }
         }
     }
     status
 }
 
-fn common_validators(out: &mut Out, etag: &[u8], info: &FileInfo) {
+fn common_validators(h: &mut ResponseHead, etag: &[u8], info: &FileInfo) {
     if !etag.is_empty() {
-        out.put(b"ETag: ");
-        out.put(etag);
-        out.put(b"\r\n");
+        h.add(b"ETag", etag);
     }
-    out.put(b"Last-Modified: ");
-    out.put(&info.last_modified);
-    out.put(b"\r\n");
+    h.add(b"Last-Modified", &info.last_modified);
 }
 
-fn put_range(out: &mut Out, start: u64, end: u64, size: u64) {
-    out.put_u64(start);
-    out.put(b"-");
-    out.put_u64(end);
-    out.put(b"/");
-    out.put_u64(size);
+fn put_range(b: &mut Vec<u8>, start: u64, end: u64, size: u64) {
+    put_u64(b, start);
+    b.push(b'-');
+    put_u64(b, end);
+    b.push(b'/');
+    put_u64(b, size);
 }
 
 fn body(out: &mut Out, info: &FileInfo, off: u64, len: u64) {
@@ -535,16 +503,9 @@ fn boundary(info: &FileInfo) -> Vec<u8> {
 }
 
 fn not_modified(req: &Req, view: &View, env: &mut Env, info: &FileInfo, etag: &[u8]) -> u16 {
-    let out = &mut *env.out;
-    status_line(out, req.head.version, 304);
-    common_validators(out, etag, info);
-    finish_head(
-        out,
-        env.clock,
-        view.server_tag,
-        req.head.version,
-        req.keep_alive,
-    );
+    let v = req.head.version;
+    common_validators(env.head.begin(v, 304), etag, info);
+    env.send_head(req.keep_alive, view.server_tag);
     304
 }
 

@@ -597,8 +597,10 @@ fn fail(job: &mut Job, clock: &crate::date::Clock, pages: &crate::errors::Pages,
     }
     job.started = true;
     let mark = job.out.buf.len();
+    // (a failed script is rare: its head is not worth a shared buffer)
     crate::static_file::simple_error(
         &mut job.out,
+        &mut crate::resp_head::ResponseHead::default(),
         clock,
         pages,
         &job.tag,
@@ -606,7 +608,6 @@ fn fail(job: &mut Job, clock: &crate::date::Clock, pages: &crate::errors::Pages,
         status,
         job.keep_alive,
         job.head_only,
-        &[],
     );
     if let Some(l) = &mut job.log {
         l.head(status, &job.out.buf[mark..]);
@@ -1286,35 +1287,28 @@ fn commit_head(ctx: &mut Ctx, job: &mut Job, ended: bool) {
     body_bytes_raw(job, &body);
 }
 
-/// The head for the client, framed as `job.framing` says.
+/// The head for the client, framed as `job.framing` says: the script's fields,
+/// then Transfer-Encoding, Connection, Date (unless the script sent one), Server
+/// (the script's, else server.tag). The response_start hooks do not run here (the
+/// request's context is gone; lighttpd runs them on backend responses too).
 fn write_head(ctx: &mut Ctx, job: &mut Job, mut h: RespHead, status: u16) {
     let out = &mut job.out;
     let mark = out.buf.len();
-    crate::static_file::status_line(out, job.version, status);
+    let head = ctx.resp.begin(job.version, status);
     let has_date = h.get("date").is_some();
     let server = h.remove("server");
     for (k, v) in &h.fields {
-        out.header(k.as_bytes(), v.as_bytes());
+        head.add(k.as_bytes(), v.as_bytes());
     }
     if job.framing == Framing::Chunked {
-        out.put(b"Transfer-Encoding: chunked\r\n");
+        head.add(b"Transfer-Encoding", b"chunked");
     }
-    if !job.keep_alive {
-        out.put(b"Connection: close\r\n");
-    } else if job.version == Version::Http10 {
-        out.put(b"Connection: keep-alive\r\n");
-    }
+    head.connection(job.keep_alive);
     if !has_date {
-        out.put(b"Date: ");
-        out.put(ctx.clock.http_date());
-        out.put(b"\r\n");
+        head.date(&ctx.clock);
     }
-    match server {
-        Some(s) => out.header(b"Server", s.as_bytes()),
-        None if !job.tag.is_empty() => out.header(b"Server", job.tag.as_bytes()),
-        None => {}
-    }
-    out.put(b"\r\n");
+    head.server(server.as_deref().unwrap_or(&job.tag).as_bytes());
+    head.write(out);
     if let Some(l) = &mut job.log {
         l.head(status, &job.out.buf[mark..]);
     }

@@ -11,13 +11,12 @@
 //! lighttpd's listings apply.
 
 use super::accesslog::{strftime, Tm};
-use super::{hook, HandlerCx, Job, Module};
+use super::{hook, HandlerCx, Hooks, Job, Module};
 use crate::date::Clock;
 use crate::request::Method;
-use crate::request::Version;
+use crate::resp_head::ResponseHead;
 use crate::response::Out;
 use crate::stat_cache::{Body, Found, Root};
-use crate::static_file::{finish_head, status_line};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use wick_conf::pattern::Pattern;
@@ -630,29 +629,26 @@ impl Dirlisting {
     }
 }
 
-/// The 200 response with `body`. `lines`: header lines edited by the
-/// response_start hooks (a deferred listing), in place of Content-Type.
+/// The 200 response with `body`, after `head` (begun, with Content-Type): adds
+/// Content-Length and the connection's fields, runs `hooks` (None for a deferred
+/// listing, whose head they edited in the handler) and serialises it.
 #[allow(clippy::too_many_arguments)]
 fn respond(
     out: &mut Out,
+    head: &mut ResponseHead,
+    hooks: Option<&Hooks>,
     clock: &Clock,
     tag: &str,
-    version: Version,
     keep_alive: bool,
     head_only: bool,
-    ctype: &str,
-    lines: Option<&[u8]>,
     body: &[u8],
 ) {
-    status_line(out, version, 200);
-    match lines {
-        Some(l) => out.put(l),
-        None => out.header(b"Content-Type", ctype.as_bytes()),
+    head.add_u64(b"Content-Length", body.len() as u64);
+    head.finish(clock, tag, keep_alive);
+    if let Some(h) = hooks {
+        h.run(head);
     }
-    out.put(b"Content-Length: ");
-    out.put_u64(body.len() as u64);
-    out.put(b"\r\n");
-    finish_head(out, clock, tag, version, keep_alive);
+    head.write(out);
     if !head_only {
         out.put(body);
     }
@@ -682,12 +678,14 @@ struct Listing {
     header: Option<Vec<u8>>,
     readme: Option<Vec<u8>>,
     mimetypes: Vec<(String, String)>,
-    version: Version,
     keep_alive: bool,
     head_only: bool,
     tag: String,
     /// Where the finished page is kept (dir-listing.cache): cache, key, max-age.
     cache: Option<(Rc<RefCell<Cache>>, CacheKey, u64)>,
+    /// A deferred listing's head: status, Content-Type and the response_start
+    /// hooks' edits.
+    head: ResponseHead,
 }
 
 impl Listing {
@@ -778,42 +776,36 @@ impl Listing {
         true
     }
 
-    /// The response, once the page is complete.
-    fn answer(&mut self, out: &mut Out, clock: &Clock, lines: Option<&[u8]>) -> u16 {
-        let ctype = self.ctype();
+    /// The response, once the page is complete, after `head` (begun, with
+    /// Content-Type; `hooks` as [`respond`]).
+    fn answer(
+        &mut self,
+        out: &mut Out,
+        head: &mut ResponseHead,
+        hooks: Option<&Hooks>,
+        clock: &Clock,
+    ) -> u16 {
         if let Some((cache, key, age)) = self.cache.take() {
             cache
                 .borrow_mut()
-                .put(key, clock.mono, age, &ctype, &self.body);
+                .put(key, clock.mono, age, &self.ctype(), &self.body);
         }
-        respond(
-            out,
-            clock,
-            &self.tag,
-            self.version,
-            self.keep_alive,
-            self.head_only,
-            &ctype,
-            lines,
-            &self.body,
-        );
+        let (tag, keep, head_only) = (&self.tag, self.keep_alive, self.head_only);
+        respond(out, head, hooks, clock, tag, keep, head_only, &self.body);
         200
     }
 }
 
 impl Job for Listing {
-    fn content_type(&self) -> String {
-        self.ctype()
-    }
-
-    fn step(&mut self, out: &mut Out, clock: &Clock, head: &[u8]) -> Option<u16> {
+    fn step(&mut self, out: &mut Out, clock: &Clock) -> Option<u16> {
         if self.rendered.is_none() && !self.read(BATCH) {
             return None;
         }
         if !self.render(RENDER_BATCH) {
             return None;
         }
-        Some(self.answer(out, clock, Some(head)))
+        let mut head = std::mem::take(&mut self.head);
+        Some(self.answer(out, &mut head, None, clock))
     }
 }
 
@@ -879,17 +871,11 @@ impl Module for Dirlisting {
             if let Some((ctype, body)) = self.cache.borrow().get(k, now, age) {
                 let e = &mut *x.env;
                 let keep = x.req.keep_alive;
-                respond(
-                    e.out,
-                    e.clock,
-                    v.server_tag,
-                    version,
-                    keep,
-                    head_only,
-                    &ctype,
-                    None,
-                    &body,
-                );
+                e.head
+                    .begin(version, 200)
+                    .add(b"Content-Type", ctype.as_bytes());
+                let tag = v.server_tag;
+                respond(e.out, e.head, e.hooks, e.clock, tag, keep, head_only, &body);
                 return Some(200);
             }
         }
@@ -936,11 +922,11 @@ impl Module for Dirlisting {
             header: head_text,
             readme: readme_text,
             mimetypes: v.mimetypes.clone(),
-            version,
             keep_alive: x.req.keep_alive,
             head_only,
             tag: v.server_tag.clone(),
             cache: key.map(|k| (Rc::clone(&self.cache), k, age)),
+            head: ResponseHead::default(),
         };
         // A small directory is answered at once; a large one over the next turns
         // (not with a request body to read: that path holds the response itself).
@@ -949,10 +935,22 @@ impl Module for Dirlisting {
             while !l.read(BATCH) {}
             done = true;
         }
+        let e = &mut *x.env;
         if done {
             l.render(usize::MAX);
-            let e = &mut *x.env;
-            return Some(l.answer(&mut *e.out, e.clock, None));
+            e.head
+                .begin(version, 200)
+                .add(b"Content-Type", l.ctype().as_bytes());
+            return Some(l.answer(e.out, e.head, e.hooks, e.clock));
+        }
+        // The response_start hooks edit the head now, as for any response (the
+        // request's context is gone when the listing is done).
+        let ctype = l.ctype();
+        l.head
+            .begin(version, 200)
+            .add(b"Content-Type", ctype.as_bytes());
+        if let Some(h) = e.hooks {
+            h.run(&mut l.head);
         }
         x.rq.job.replace(Some(Box::new(l)));
         Some(200)

@@ -7,7 +7,9 @@
 //! `Cache-Control: max-age=N` and an HTTP/1.0 answer `Expires:`; "modification"
 //! counts from the file's Last-Modified time (no header without one).
 
-use super::{hook, HeadEdit, Module, RespCx};
+use super::{hook, Module, RespCx};
+use crate::request::Version;
+use crate::resp_head::ResponseHead;
 use wick_conf::Config;
 
 /// A parsed value: (from modification time?, seconds).
@@ -121,13 +123,13 @@ impl Module for Expire {
         hook::RESPONSE_START
     }
 
-    fn response_start(&self, x: &RespCx, head: &mut HeadEdit) {
+    fn response_start(&self, x: &RespCx, head: &mut ResponseHead) {
         if !matches!(head.status, 200 | 206)
             || !matches!(
                 x.base.head.method,
                 crate::request::Method::Get | crate::request::Method::Head
             )
-            || head.has("Cache-Control")
+            || head.has(b"Cache-Control")
         {
             return;
         }
@@ -150,7 +152,7 @@ impl Module for Expire {
             let Some(l) = self.blocks.get(mime_block) else {
                 return;
             };
-            let ct = head.get("Content-Type").unwrap_or(b"");
+            let ct = head.get(b"Content-Type").unwrap_or(b"");
             spec = l
                 .mime
                 .iter()
@@ -163,7 +165,7 @@ impl Module for Expire {
         let mut expires = spec.secs;
         if spec.modification {
             let Some(mtime) = head
-                .get("Last-Modified")
+                .get(b"Last-Modified")
                 .and_then(|d| crate::date::parse_http_date(d, now))
             else {
                 return;
@@ -172,14 +174,20 @@ impl Module for Expire {
         } else {
             expires = expires.saturating_add(now);
         }
-        if head.http10 {
+        if head.version == Version::Http10 {
             let mut d = [0u8; crate::date::HTTP_DATE_LEN];
             crate::date::format_http_date(expires, &mut d);
-            head.set("Expires", &d);
+            head.set(b"Expires", &d);
         } else {
-            let mut s = b"max-age=".to_vec();
-            s.extend_from_slice((expires - now).to_string().as_bytes());
-            head.set("Cache-Control", &s);
+            // (no Cache-Control yet: checked above)
+            let age = expires.saturating_sub(now);
+            head.add_with(b"Cache-Control", |b| {
+                b.extend_from_slice(b"max-age=");
+                if age < 0 {
+                    b.push(b'-');
+                }
+                crate::response::put_u64(b, age.unsigned_abs());
+            });
         }
     }
 }

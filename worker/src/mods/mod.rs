@@ -40,6 +40,7 @@ pub mod userdir;
 use crate::date::Clock;
 use crate::handler::Handler;
 use crate::request::{Field, Head, Method};
+use crate::resp_head::ResponseHead;
 use crate::response::Out;
 use crate::stat_cache::StatCache;
 use crate::static_file::{Env, Req, Roots};
@@ -114,8 +115,9 @@ pub trait Module {
     fn claim(&self, _x: &mut HandlerCx, _gw: &mut Gateways) -> Option<Box<dyn Handler>> {
         None
     }
-    /// Edit the response head a handler wrote.
-    fn response_start(&self, _x: &RespCx, _head: &mut HeadEdit) {}
+    /// Edit the response head before it is serialised (its fields end with
+    /// Connection, Date and Server; a deferred listing's with Content-Type).
+    fn response_start(&self, _x: &RespCx, _head: &mut ResponseHead) {}
     /// Add to the environment of a CGI/FastCGI/SCGI request.
     fn request_env(&self, _x: &EnvCx, _env: &mut Vec<(String, String)>) {}
     /// The response is complete (access log).
@@ -161,15 +163,6 @@ impl Base<'_> {
     pub fn method(&self) -> &[u8] {
         self.head.method_span.of(self.buf)
     }
-}
-
-/// A response header change queued by a module.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum HeaderOp {
-    /// Add a line (even when the name is already there).
-    Add(String, String),
-    /// Replace every line of that name; an empty value removes them.
-    Set(String, String),
 }
 
 /// Per-request state the modules read and change. One per worker, reused: cleared
@@ -320,16 +313,13 @@ impl Cx<'_, '_> {
 
 /// Work a handler goes on with over several event-loop turns, so that one big
 /// response (a directory of 100 000 entries) does not hold up the other
-/// connections. The handler stores it in [`Rq::job`] and returns 200.
+/// connections. The handler stores it in [`Rq::job`] and returns 200; it keeps
+/// its own [`ResponseHead`], on which the response_start hooks ran in the handler
+/// (they see Content-Type, not yet Content-Length).
 pub trait Job {
-    /// The response's Content-Type (response_start hooks see it before the job
-    /// is done: mod_expire's expire.mimetypes).
-    fn content_type(&self) -> String;
-    /// Do a bounded amount of work. Some(status) when done: the whole response is
-    /// then in `out`; its header lines are `head` (Content-Type and what the
-    /// response_start hooks added, each line with its CRLF) plus Content-Length
-    /// and the connection's.
-    fn step(&mut self, out: &mut Out, clock: &Clock, head: &[u8]) -> Option<u16>;
+    /// Do a bounded amount of work. Some(status) when done: the whole response,
+    /// head and body, is then in `out`.
+    fn step(&mut self, out: &mut Out, clock: &Clock) -> Option<u16>;
 }
 
 /// A request whose response a [`Job`] builds: the job, its access log line, and
@@ -338,8 +328,6 @@ pub struct Deferred {
     pub job: Box<dyn Job>,
     pub log: Option<Box<accesslog::Pending>>,
     pub before: Out,
-    /// Header lines for the response, edited by the response_start hooks.
-    pub head: Vec<u8>,
     /// Request body bytes, read and dropped.
     pub dropped: Vec<u8>,
 }
@@ -355,7 +343,7 @@ impl Deferred {
     /// this one, to be written (its access log line is written now).
     pub fn step(&mut self, clock: &Clock, accesslog: Option<&accesslog::Accesslog>) -> Option<Out> {
         let mut resp = Out::default();
-        let status = self.job.step(&mut resp, clock, &self.head)?;
+        let status = self.job.step(&mut resp, clock)?;
         if let (Some(log), Some(a)) = (self.log.take(), accesslog) {
             log.complete(a, status, &resp.buf, resp.remaining());
         }
@@ -429,15 +417,30 @@ pub struct HandlerCx<'a, 'b> {
     pub rq: &'a Rq,
 }
 
-/// What a response_start hook sees.
+/// What a response_start hook sees besides the head (its status is the head's).
 pub struct RespCx<'a> {
     pub compiled: &'a Compiled,
     pub cond: &'a CondState,
     pub view: &'a View<'a>,
     pub base: &'a Base<'a>,
     pub rq: &'a Rq,
-    pub status: u16,
     pub clock: &'a Clock,
+}
+
+/// The response_start hooks of one request, for the handler to run on its head
+/// just before the head is serialised ([`crate::static_file::Env::send_head`]).
+pub struct Hooks<'a> {
+    mods: &'a Mods,
+    cx: RespCx<'a>,
+}
+
+impl Hooks<'_> {
+    /// Every response_start hook, in server.modules order.
+    pub fn run(&self, head: &mut ResponseHead) {
+        for m in self.mods.stage(5) {
+            m.response_start(&self.cx, head);
+        }
+    }
 }
 
 /// What a request_env hook sees.
@@ -819,54 +822,42 @@ impl Mods {
             return crate::static_file::error(req, view, env, status);
         }
         let v = req.head.version;
-        crate::static_file::status_line(env.out, v, status);
-        env.out.header(b"Location", &rq.location);
-        env.out.put(b"Content-Length: 0\r\n");
-        crate::static_file::finish_head(env.out, env.clock, view.server_tag, v, req.keep_alive);
+        env.head
+            .begin(v, status)
+            .add(b"Location", &rq.location)
+            .add(b"Content-Length", b"0");
+        env.send_head(req.keep_alive, view.server_tag);
         status
     }
 
-    /// Let response_start hooks edit the head written at `mark` in `out`.
-    #[allow(clippy::too_many_arguments)]
-    pub fn response_start(
-        &self,
-        out: &mut Out,
-        mark: (usize, usize),
-        compiled: &Compiled,
-        cond: &CondState,
-        view: &View,
-        base: &Base,
-        rq: &Rq,
-        clock: &Clock,
-    ) {
+    /// The response_start hooks of a request, for its handler's [`Env`]; None
+    /// when no loaded module takes them.
+    pub fn hooks<'a>(
+        &'a self,
+        compiled: &'a Compiled,
+        cond: &'a CondState,
+        view: &'a View<'a>,
+        base: &'a Base<'a>,
+        rq: &'a Rq,
+        clock: &'a Clock,
+    ) -> Option<Hooks<'a>> {
         if self.stages[5].is_empty() {
-            return;
+            return None;
         }
-        let Some(mut head) = HeadEdit::new(&mut out.buf, mark.0) else {
-            return;
-        };
-        let x = RespCx {
+        let cx = RespCx {
             compiled,
             cond,
             view,
             base,
             rq,
-            status: head.status,
             clock,
         };
-        for m in self.stage(5) {
-            m.response_start(&x, &mut head);
-        }
-        let shift = head.finish();
-        if shift != 0 {
-            for (at, _) in &mut out.files[mark.1..] {
-                *at = at.wrapping_add_signed(shift);
-            }
-        }
+        Some(Hooks { mods: self, cx })
     }
 
-    /// After the handler wrote its response at `mark`: response_start hooks, then
-    /// request_done (access log).
+    /// After the handler wrote its response (head and body) at `mark`:
+    /// request_done (access log). A handler that left a [`Job`] gets its
+    /// [`Deferred`] instead, the access-log line captured now.
     #[allow(clippy::too_many_arguments)]
     pub fn finish(
         &self,
@@ -882,21 +873,7 @@ impl Mods {
         requests: u32,
     ) -> Option<Box<Deferred>> {
         if let Some(job) = rq.job.take() {
-            // The response comes later: the response_start hooks edit its header
-            // lines now, on a provisional head.
-            let mut head = Out::default();
-            head.put(match base.head.version {
-                crate::request::Version::Http10 => b"HTTP/1.0 200 OK\r\nContent-Type: ",
-                crate::request::Version::Http11 => b"HTTP/1.1 200 OK\r\nContent-Type: ",
-            });
-            head.put(job.content_type().as_bytes());
-            head.put(b"\r\n\r\n");
-            self.response_start(&mut head, (0, 0), compiled, cond, view, base, rq, clock);
-            let lines = match memchr::memchr(b'\n', &head.buf) {
-                Some(i) => head.buf[i + 1..head.buf.len().saturating_sub(2)].to_vec(),
-                None => Vec::new(),
-            };
-            // So does its line in the access log.
+            // The response comes later; its line in the access log is made now.
             let log = match self.accesslog.as_deref() {
                 Some(a) if self.logs() => accesslog::capture(
                     a,
@@ -919,11 +896,9 @@ impl Mods {
                 job,
                 log,
                 before: out.take_rest(),
-                head: lines,
                 dropped: Vec::new(),
             }));
         }
-        self.response_start(out, mark, compiled, cond, view, base, rq, clock);
         if self.logs() {
             let bytes_out = (out.buf.len() - mark.0.min(out.buf.len())) as u64
                 + out.files[mark.1.min(out.files.len())..]
@@ -1056,115 +1031,6 @@ impl Rq {
         self.started = accesslog::Timespec::now();
         self.server_name.clear();
         self.job.take();
-    }
-}
-
-/// The response head a handler wrote, for response_start hooks to edit.
-pub struct HeadEdit<'a> {
-    buf: &'a mut Vec<u8>,
-    start: usize,
-    /// Offset of the blank line's CRLF that ends the head.
-    end: usize,
-    orig_end: usize,
-    /// The status code of the response.
-    pub status: u16,
-    /// The response answers HTTP/1.0.
-    pub http10: bool,
-}
-
-impl<'a> HeadEdit<'a> {
-    fn new(buf: &'a mut Vec<u8>, start: usize) -> Option<HeadEdit<'a>> {
-        let h = &buf[start..];
-        let end = start + memchr::memmem::find(h, b"\r\n\r\n")? + 2;
-        let line_end = start + memchr::memchr(b'\n', h)?;
-        let line = &buf[start..line_end];
-        let status = line
-            .get(9..12)
-            .and_then(|s| std::str::from_utf8(s).ok())
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
-        Some(HeadEdit {
-            http10: line.starts_with(b"HTTP/1.0"),
-            buf,
-            start,
-            end,
-            orig_end: end,
-            status,
-        })
-    }
-
-    /// Byte ranges of each header line's name and value (after the status line).
-    fn lines(&self) -> impl Iterator<Item = (usize, usize, usize, usize)> + '_ {
-        let first = self.start + memchr::memchr(b'\n', &self.buf[self.start..]).unwrap_or(0) + 1;
-        let mut pos = first;
-        std::iter::from_fn(move || {
-            if pos >= self.end {
-                return None;
-            }
-            let nl = pos + memchr::memchr(b'\n', &self.buf[pos..self.end])?;
-            let line_start = pos;
-            pos = nl + 1;
-            let colon = line_start + memchr::memchr(b':', &self.buf[line_start..nl])?;
-            let mut vs = colon + 1;
-            while self.buf.get(vs) == Some(&b' ') {
-                vs += 1;
-            }
-            Some((line_start, colon, vs, nl.saturating_sub(1)))
-        })
-    }
-
-    /// The value of the first header `name`.
-    pub fn get(&self, name: &str) -> Option<&[u8]> {
-        let (_, _, vs, ve) = self
-            .lines()
-            .find(|&(s, c, _, _)| self.buf[s..c].eq_ignore_ascii_case(name.as_bytes()))?;
-        Some(&self.buf[vs..ve.max(vs)])
-    }
-
-    /// Is header `name` present?
-    pub fn has(&self, name: &str) -> bool {
-        self.get(name).is_some()
-    }
-
-    /// Append a header line (before the blank line).
-    pub fn add(&mut self, name: &str, value: &[u8]) {
-        let mut line = Vec::with_capacity(name.len() + value.len() + 4);
-        line.extend_from_slice(name.as_bytes());
-        line.extend_from_slice(b": ");
-        line.extend(
-            value
-                .iter()
-                .map(|&c| if c == b'\r' || c == b'\n' { b' ' } else { c }),
-        );
-        line.extend_from_slice(b"\r\n");
-        self.buf.splice(self.end..self.end, line.iter().copied());
-        self.end += line.len();
-    }
-
-    /// Remove every line of header `name`.
-    pub fn remove(&mut self, name: &str) {
-        loop {
-            let hit = self
-                .lines()
-                .find(|&(s, c, _, _)| self.buf[s..c].eq_ignore_ascii_case(name.as_bytes()));
-            let Some((s, _, _, ve)) = hit else { break };
-            let e = ve + 2;
-            self.buf.drain(s..e);
-            self.end -= e - s;
-        }
-    }
-
-    /// Replace header `name` (an empty value removes it).
-    pub fn set(&mut self, name: &str, value: &[u8]) {
-        self.remove(name);
-        if !value.is_empty() {
-            self.add(name, value);
-        }
-    }
-
-    /// How far the bytes after the head moved.
-    fn finish(self) -> isize {
-        self.end as isize - self.orig_end as isize
     }
 }
 

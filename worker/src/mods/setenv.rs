@@ -5,7 +5,8 @@
 //! environment value already there gets ", value"; a response header gets another
 //! line); "set" replaces, and an empty value removes.
 
-use super::{hook, Cx, Flow, HeadEdit, Module, RespCx};
+use super::{hook, Cx, Flow, Module, RespCx};
+use crate::resp_head::ResponseHead;
 
 pub struct Setenv;
 
@@ -55,12 +56,12 @@ impl Module for Setenv {
         Flow::Go
     }
 
-    fn response_start(&self, x: &RespCx, head: &mut HeadEdit) {
+    fn response_start(&self, x: &RespCx, head: &mut ResponseHead) {
         for (k, v) in x.view.setenv_add_response_header.iter() {
-            head.add(k, v.as_bytes());
+            head.add(k.as_bytes(), v.as_bytes());
         }
         for (k, v) in x.view.setenv_set_response_header.iter() {
-            head.set(k, v.as_bytes());
+            head.set(k.as_bytes(), v.as_bytes());
         }
     }
 }
