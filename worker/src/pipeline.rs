@@ -14,7 +14,6 @@
 //! ```
 
 use crate::body::Body;
-use crate::cgi::Internal;
 use crate::ctx::Ctx;
 use crate::handler::Handler;
 use crate::mods::{Base, Handled, Rq};
@@ -213,7 +212,7 @@ struct Worker<'c> {
     etag: &'c mut Vec<u8>,
     resp: &'c mut crate::resp_head::ResponseHead,
     cgi: &'c mut crate::cgi::Client,
-    internal: &'c mut Option<crate::cgi::InternalInfo>,
+    internal: &'c mut Option<InternalInfo>,
     log: &'c mut Vec<String>,
 }
 
@@ -277,7 +276,7 @@ fn respond(
     };
     let status = match early {
         Some(s) => mods.answer(s, &req, view, &mut env, rq),
-        None if mods.active => {
+        None if mods.active || mods.claims => {
             let gw = crate::mods::Gateways {
                 cgi,
                 internal,
@@ -285,6 +284,11 @@ fn respond(
                 compiled: &site.compiled,
                 cond,
                 path: t.path,
+                remote: match mods.active && rq.remote_ip != r.peer {
+                    true => (rq.remote_ip, 0),
+                    false => (r.peer, r.peer_port),
+                },
+                set_headers: if mods.active { &rq.req_headers } else { &[] },
                 accesslog: mods.accesslog.as_deref().filter(|_| mods.logs()),
             };
             match mods.handle(&req, view, &mut env, base, rq, gw) {
@@ -372,18 +376,51 @@ fn error_handler(r: &Request, view: &View, status: u16) -> Option<Internal> {
     };
     let (buf, head) = (r.buf, r.head);
     Some(Internal {
-        saved: crate::cgi::Saved {
+        saved: Saved {
             buf: buf.to_vec(),
             head: head.clone(),
             fields: r.fields.to_vec(),
         },
         target: target.as_bytes().to_vec(),
         method_get: false,
-        info: crate::cgi::InternalInfo {
+        info: InternalInfo {
             orig_target: String::from_utf8_lossy(head.target.of(buf)).into_owned(),
             new_target: target.to_string(),
             loops: 0,
             error: Some((status, keep_status)),
         },
     })
+}
+
+/// What an internal request (a script's local redirect, an error handler) carries
+/// through the pipeline; a script started by one reports it (REQUEST_URI,
+/// REDIRECT_URI, REDIRECT_STATUS).
+#[derive(Debug, Clone)]
+pub struct InternalInfo {
+    /// The client's request-target (REQUEST_URI).
+    pub orig_target: String,
+    /// The target run now (REDIRECT_URI).
+    pub new_target: String,
+    pub loops: u8,
+    /// An error handler: the original status, and whether the handler's 200 is
+    /// replaced by it (server.error-handler).
+    pub error: Option<(u16, bool)>,
+}
+
+/// The owned copy of a request, for an internal request made from it later.
+#[derive(Debug, Clone)]
+pub struct Saved {
+    pub buf: Vec<u8>,
+    pub head: Head,
+    pub fields: Vec<Field>,
+}
+
+/// An internal request to run: a local redirect or an error handler. The saved
+/// head is sent again with another target (and method), without its body.
+pub struct Internal {
+    pub saved: Saved,
+    /// The new target (path and query, undecoded).
+    pub target: Vec<u8>,
+    pub method_get: bool,
+    pub info: InternalInfo,
 }

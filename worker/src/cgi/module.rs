@@ -13,7 +13,7 @@ impl Module for ModCgi {
     }
 
     fn hooks(&self) -> u16 {
-        hook::HANDLER
+        hook::CLAIM
     }
 
     fn claim(&self, x: &mut HandlerCx, gw: &mut Gateways) -> Option<Box<dyn Handler>> {
@@ -22,11 +22,7 @@ impl Module for ModCgi {
         let sel = super::select(env.roots, env.cache, now, x.view, x.req.path)?;
         let internal = gw.internal.take();
         let (base, rq) = (x.base, x.rq);
-        // REMOTE_PORT is 0 for an address mod_extforward trusted, as in lighttpd.
-        let (peer, peer_port) = match rq.remote_ip != base.peer {
-            true => (rq.remote_ip, 0),
-            false => (base.peer, base.peer_port),
-        };
+        let (peer, peer_port) = gw.remote;
         // mod_accesslog: the line is written when the script's response ends.
         let log = match gw.accesslog {
             Some(a) => crate::mods::accesslog::capture(
@@ -63,7 +59,7 @@ impl Module for ModCgi {
             keep_alive: x.req.keep_alive,
             peer,
             peer_port,
-            set_headers: &rq.req_headers,
+            set_headers: gw.set_headers,
             listener: base.listener as u16,
             fd: base.fd,
             blocks: gw.cond.matched().map(|b| b as u32).collect(),

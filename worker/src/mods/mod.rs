@@ -79,6 +79,9 @@ pub mod hook {
     pub const RESPONSE_START: u16 = 32;
     pub const REQUEST_ENV: u16 = 64;
     pub const REQUEST_DONE: u16 = 128;
+    /// The handler stage, through `claim` only (mod_cgi): the module needs no
+    /// per-request module state, so the plain path stays open.
+    pub const CLAIM: u16 = 256;
 }
 
 /// One module. Hooks that a module does not list in `hooks()` are never called.
@@ -397,12 +400,17 @@ pub enum Handled {
 pub struct Gateways<'a> {
     pub cgi: &'a mut crate::cgi::Client,
     /// What an internal request carries (taken by the module that claims it).
-    pub internal: &'a mut Option<crate::cgi::InternalInfo>,
+    pub internal: &'a mut Option<crate::pipeline::InternalInfo>,
     pub cfg: &'a Config,
     pub compiled: &'a Compiled,
     pub cond: &'a CondState,
     /// The decoded URL path (SCRIPT_NAME and PATH_INFO come from it).
     pub path: &'a [u8],
+    /// The client as mod_extforward left it (REMOTE_ADDR; REMOTE_PORT is 0 for a
+    /// forwarded address, as in lighttpd's).
+    pub remote: (std::net::IpAddr, u16),
+    /// Request headers mod_setenv added or replaced (name, value; empty: removed).
+    pub set_headers: &'a [(String, String, bool)],
     /// mod_accesslog, when it logs: a gateway's line is written when its
     /// response ends.
     pub accesslog: Option<&'a accesslog::Accesslog>,
@@ -414,6 +422,9 @@ pub struct HandlerCx<'a, 'b> {
     pub view: &'a View<'a>,
     pub env: &'a mut Env<'b>,
     pub base: &'a Base<'a>,
+    /// The modules' request state. On the plain path (only claiming modules
+    /// loaded) it was not started for this request: a module that reads it hooks
+    /// a request stage.
     pub rq: &'a Rq,
 }
 
@@ -478,8 +489,11 @@ pub struct Mods {
     pub staticfile: bool,
     /// mod_dirlisting loaded.
     pub dirlisting: bool,
-    /// Some loaded module hooks a request stage: conn.rs takes the module path.
+    /// Some loaded module hooks a request stage: the pipeline takes the module
+    /// path. (Modules that only claim do not count: they run on the plain path too.)
     pub active: bool,
+    /// Some loaded module claims requests (a gateway).
+    pub claims: bool,
     list: Vec<Box<dyn Module>>,
     /// mod_accesslog, for lines written later (CGI, deferred responses, refused
     /// requests) and the fds the master sends.
@@ -494,7 +508,7 @@ const STAGE_BITS: [u16; 8] = [
     hook::URI_CLEAN,
     hook::DOCROOT,
     hook::PHYSICAL,
-    hook::HANDLER,
+    hook::HANDLER | hook::CLAIM,
     hook::RESPONSE_START,
     hook::REQUEST_ENV,
     hook::REQUEST_DONE,
@@ -657,7 +671,8 @@ impl Mods {
                 && (opt_enabled(cfg, "index-file.names") || opt_enabled(cfg, "server.indexfiles")),
             staticfile: has("mod_staticfile"),
             dirlisting: has("mod_dirlisting"),
-            active: !list.is_empty() || !has("mod_staticfile"),
+            active: list.iter().any(|m| m.hooks() & !hook::CLAIM != 0) || !has("mod_staticfile"),
+            claims: list.iter().any(|m| m.hooks() & hook::CLAIM != 0),
             names,
             list,
             stages,

@@ -1,0 +1,486 @@
+//! One CGI request on a connection: [`Job`], the handler the connection steps
+//! (the script's pipes, its body, its response), and how it fails.
+
+use super::resp::RespHead;
+use crate::chunked::Decoder;
+use crate::ctx::Ctx;
+use crate::handler::Want;
+use crate::request::Version;
+use crate::response::Out;
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
+use wick_proto::spawner::{CgiLimits, CgiRequest, FinishReason, FromWorkerToSpawner};
+
+use super::*;
+use crate::pipeline::{Internal, Saved};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Stage {
+    /// Reading a chunked request body before asking for the script.
+    Collecting,
+    /// Asked the spawner; waiting for the pipes.
+    Waiting,
+    Running,
+    /// The response is complete (or an error response replaced it).
+    Done,
+}
+
+/// How response body bytes go to the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Framing {
+    /// The head is not parsed yet.
+    Head,
+    /// Content-Length: this many bytes still to send.
+    Length(u64),
+    /// Chunked to an HTTP/1.1 client.
+    Chunked,
+    /// Until the script ends; the connection closes after.
+    UntilClose,
+    /// Nothing more goes to the client (HEAD, X-Sendfile).
+    Discard,
+    /// No length from the script: the head waits in `Job::pending` with the body
+    /// read so far. A response that ends within about a second gets Content-Length
+    /// (lighttpd buffers whole responses); one that goes on streams, chunked.
+    Pending,
+}
+
+/// A response head held back (Framing::Pending) with the body read so far.
+#[derive(Debug)]
+pub(super) struct PendingHead {
+    pub(super) head: RespHead,
+    pub(super) status: u16,
+    pub(super) body: Vec<u8>,
+    /// Monotonic second the head came.
+    pub(super) since: u64,
+}
+
+/// One CGI request on a connection.
+#[derive(Debug)]
+pub struct Job {
+    pub(super) id: u64,
+    pub(super) stage: Stage,
+    pub(super) pid: u32,
+    pub(super) stdin: Option<OwnedFd>,
+    pub(super) stdout: Option<OwnedFd>,
+    pub(super) stderr: Option<OwnedFd>,
+    /// Request body for the script: `inbuf[inpos..]` is not written yet.
+    pub(super) inbuf: Vec<u8>,
+    pub(super) inpos: usize,
+    /// The script stopped reading its stdin: the rest of the body is thrown away.
+    pub(super) in_closed: bool,
+    /// The connection is still reading the request body for us.
+    pub(super) body_open: bool,
+    /// The request, kept until it can be sent (a chunked body is being collected).
+    pub(super) req: Option<Box<CgiRequest>>,
+    /// Response head bytes until the head is complete.
+    pub(super) head: Vec<u8>,
+    pub(super) framing: Framing,
+    /// The script sent Transfer-Encoding: chunked.
+    pub(super) dechunk: Option<Decoder>,
+    /// Framing::Pending: the head waiting for a framing.
+    pub(super) pending: Option<Box<PendingHead>>,
+    /// Response bytes for the client.
+    pub(super) out: Out,
+    pub(super) errbuf: Vec<u8>,
+    pub(super) read_ts: u64,
+    pub(super) write_ts: u64,
+    pub(super) limits: CgiLimits,
+    /// SCRIPT_NAME, for log lines.
+    pub(super) script: String,
+    pub(super) version: Version,
+    pub(super) head_only: bool,
+    pub(super) keep_alive: bool,
+    /// The response head went into `out`.
+    pub(super) started: bool,
+    pub(super) tag: String,
+    pub(super) local_redir: bool,
+    pub(super) xsendfile: bool,
+    pub(super) xsendfile_docroot: Vec<String>,
+    pub(super) lowercase: bool,
+    /// mimetype.assign, for an X-Sendfile file without a Content-Type (only kept
+    /// when cgi.x-sendfile is on).
+    pub(super) mimetypes: Vec<(String, String)>,
+    /// An error handler run: the original status, and whether a 200 from the
+    /// handler is replaced by it (server.error-handler, not -404).
+    pub(super) error_status: Option<(u16, bool)>,
+    /// Internal redirects so far (lighttpd allows 5).
+    pub(super) loops: u8,
+    pub(super) saved: Saved,
+    /// mod_accesslog: the line, the status and the bytes sent.
+    pub(super) log: Option<crate::mods::accesslog::Tally>,
+}
+
+/// Replace the response with an error page (nothing was sent yet) and end the job.
+pub(super) fn fail(
+    job: &mut Job,
+    clock: &crate::date::Clock,
+    pages: &crate::errors::Pages,
+    status: u16,
+) {
+    job.stage = Stage::Done;
+    job.framing = Framing::Discard;
+    job.pending = None;
+    job.stdin = None;
+    job.stdout = None;
+    if job.started {
+        // Part of the response is out: the connection must end.
+        job.keep_alive = false;
+        return;
+    }
+    job.started = true;
+    let mark = job.out.buf.len();
+    // (a failed script is rare: its head is not worth a shared buffer)
+    crate::static_file::simple_error(
+        &mut job.out,
+        &mut crate::resp_head::ResponseHead::default(),
+        clock,
+        pages,
+        &job.tag,
+        job.version,
+        status,
+        job.keep_alive,
+        job.head_only,
+    );
+    if let Some(l) = &mut job.log {
+        l.head(status, &job.out.buf[mark..]);
+    }
+}
+
+/// How one turn of the job went (internal to the job's step).
+pub(super) enum Pump {
+    Wait,
+    Progress,
+    Close,
+    /// Stop reading the request body and answer with this status.
+    Refuse(u16),
+    Done,
+    Redirect(Box<Internal>),
+}
+
+impl Job {
+    /// One turn: the collected body starts the script, body bytes to its stdin,
+    /// its stdout to the response, stderr lines to the log, the response to the
+    /// client.
+    pub(super) fn pump(
+        &mut self,
+        ctx: &mut Ctx,
+        client: &mut crate::handler::Client,
+        rbuf: &mut [u8],
+    ) -> Pump {
+        let job = self;
+        let now = ctx.clock.mono;
+        let mut progress = false;
+        let body_open = job.body_open;
+
+        // 2. A collected chunked body is complete: now the script can start.
+        // (server.max-request-size is the body's own limit; this bounds memory.)
+        if job.stage == Stage::Collecting {
+            if job.inbuf.len() as u64 > COLLECT_MAX {
+                return Pump::Refuse(413);
+            }
+            if !body_open {
+                if let Some(mut req) = job.req.take() {
+                    req.content_length = job.inbuf.len() as u64;
+                    job.stage = Stage::Waiting;
+                    ctx.cgi.jobs.insert(job.id, ctx.cgi.current);
+                    ctx.cgi.send(FromWorkerToSpawner::Run(req));
+                    progress = true;
+                }
+            }
+        }
+
+        // 3. Body to the script's stdin.
+        if let Some(fd) = &job.stdin {
+            if job.inpos < job.inbuf.len() {
+                match crate::sys::write(fd.as_raw_fd(), &job.inbuf[job.inpos..]) {
+                    Ok(n) => {
+                        job.inpos += n;
+                        job.write_ts = now;
+                        progress = true;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(_) => {
+                        // The script closed its stdin: the rest of the body is dropped.
+                        job.in_closed = true;
+                        job.stdin = None;
+                        progress = true;
+                    }
+                }
+                if job.inpos == job.inbuf.len() || job.inpos > IN_HIGH {
+                    job.inbuf.drain(..job.inpos);
+                    job.inpos = 0;
+                }
+            }
+            if job.inpos >= job.inbuf.len() && !body_open {
+                job.stdin = None; // EOF for the script
+            }
+        } else if job.in_closed && job.inpos < job.inbuf.len() {
+            job.inbuf.clear();
+            job.inpos = 0;
+        }
+
+        // 4. The script's stdout: everything it has (up to OUT_HIGH) before writing
+        // to the client, so that a short response and its end leave in one write
+        // (two small writes would meet Nagle and the client's delayed ACK).
+        while job.stdout.is_some()
+            && job.out.remaining() < OUT_HIGH as u64
+            && job.pending.as_ref().is_none_or(|p| p.body.len() < OUT_HIGH)
+        {
+            let fd = job.stdout.as_ref().map_or(-1, |f| f.as_raw_fd());
+            let r = crate::sys::read(fd, rbuf);
+            let step = match r {
+                Ok(n) if n > 0 => {
+                    job.read_ts = now;
+                    progress = true;
+                    stdout_data(ctx, job, &rbuf[..n])
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    break;
+                }
+                // EOF (or a read error, which ends the output the same way).
+                _ => {
+                    job.stdout = None;
+                    progress = true;
+                    stdout_eof(ctx, job)
+                }
+            };
+            if let Some(s) = step {
+                return s;
+            }
+        }
+
+        // 5. stderr lines to the error log.
+        if let Some(fd) = &job.stderr {
+            match crate::sys::read(fd.as_raw_fd(), rbuf) {
+                Ok(0) => {
+                    job.stderr = None;
+                    flush_err(ctx, job, true);
+                }
+                Ok(n) => {
+                    job.errbuf.extend_from_slice(&rbuf[..n]);
+                    flush_err(ctx, job, false);
+                    progress = true;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(_) => job.stderr = None,
+            }
+        }
+
+        // 6. Response bytes to the client. A pending head waits for the end of the
+        // output (then it has a length) until OUT_HIGH bytes or about a second
+        // (tick) make it stream.
+        if job
+            .pending
+            .as_ref()
+            .is_some_and(|p| p.body.len() >= OUT_HIGH)
+        {
+            commit_head(ctx, job, false);
+        }
+        if !job.out.is_empty() {
+            let before = job.out.remaining();
+            let r = client.send(&mut job.out, now);
+            if let Some(l) = &mut job.log {
+                l.sent(before.saturating_sub(job.out.remaining()));
+            }
+            match r {
+                Ok(true) => {
+                    job.out.clear();
+                    progress = true;
+                }
+                Ok(false) => progress |= job.out.remaining() != before,
+                Err(_) => return Pump::Close,
+            }
+        }
+
+        // 7. Done when the script's output is all read (stderr may trail).
+        if job.stage == Stage::Done && job.stdout.is_none() {
+            return Pump::Done;
+        }
+        if progress {
+            Pump::Progress
+        } else {
+            Pump::Wait
+        }
+    }
+
+    /// The job is over: what the script wrote to stderr before it ended is logged,
+    /// the access-log line closed; the connection sends the rest of `out`.
+    pub(super) fn complete(&mut self, ctx: &mut Ctx, rbuf: &mut [u8]) {
+        ctx.cgi.jobs.remove(&self.id);
+        if let Some(fd) = self.stderr.take() {
+            for _ in 0..16 {
+                match crate::sys::read(fd.as_raw_fd(), rbuf) {
+                    Ok(n) if n > 0 => self.errbuf.extend_from_slice(&rbuf[..n]),
+                    _ => break,
+                }
+            }
+        }
+        if !self.errbuf.is_empty() {
+            flush_err(ctx, self, true);
+        }
+        if let (Some(l), Some(a)) = (self.log.take(), ctx.site.mods.accesslog.as_deref()) {
+            l.finish(a, self.out.remaining());
+        }
+    }
+}
+
+impl Job {
+    /// The handle the worker and the spawner know this job by.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+}
+
+impl crate::handler::Handler for Job {
+    fn body_room(&mut self) -> Option<&mut Vec<u8>> {
+        let pending = self.inbuf.len() - self.inpos;
+        let room = pending < IN_HIGH || self.in_closed || self.stage == Stage::Collecting;
+        room.then_some(&mut self.inbuf)
+    }
+
+    fn body_done(&mut self, _ctx: &mut Ctx, trailers: Vec<(String, String)>) {
+        self.body_open = false;
+        // The script is asked for once a chunked body is in: its HTTP_* include them.
+        if let Some(req) = self.req.as_mut() {
+            for (name, value) in trailers {
+                merge_header(&mut req.headers, name, value);
+            }
+        }
+    }
+
+    fn client_fin(&mut self, ctx: &mut Ctx) {
+        // The response still goes out, then the close; with cgi.limits
+        // tcp-fin-propagate the script gets a signal.
+        self.keep_alive = false;
+        let sig = self.limits.signal_fin;
+        if sig != 0 && matches!(self.stage, Stage::Waiting | Stage::Running) {
+            ctx.cgi.send(FromWorkerToSpawner::Signal {
+                id: self.id,
+                signal: sig,
+            });
+        }
+    }
+
+    fn step(
+        &mut self,
+        ctx: &mut Ctx,
+        client: &mut crate::handler::Client,
+        rbuf: &mut [u8],
+    ) -> crate::handler::Step {
+        use crate::handler::Step;
+        match self.pump(ctx, client, rbuf) {
+            Pump::Wait => Step::Wait,
+            Pump::Progress => Step::Progress,
+            Pump::Close => Step::Close,
+            Pump::Refuse(status) => Step::Refuse(status),
+            Pump::Redirect(ir) => {
+                ctx.cgi.jobs.remove(&self.id);
+                Step::Redirect(ir)
+            }
+            Pump::Done => {
+                self.complete(ctx, rbuf);
+                Step::Done {
+                    out: std::mem::take(&mut self.out),
+                    keep_alive: self.keep_alive,
+                }
+            }
+        }
+    }
+
+    fn abort(&mut self, ctx: &mut Ctx, status: Option<u16>) {
+        match status {
+            None => match self.stage {
+                Stage::Waiting | Stage::Running => {
+                    ctx.cgi.finish(self.id, FinishReason::ClientGone)
+                }
+                Stage::Collecting | Stage::Done => {
+                    ctx.cgi.jobs.remove(&self.id);
+                }
+            },
+            Some(status) => {
+                self.body_open = false;
+                if matches!(self.stage, Stage::Waiting | Stage::Running) {
+                    ctx.cgi.finish(self.id, FinishReason::Error);
+                }
+                self.keep_alive = false;
+                fail(self, &ctx.clock, &ctx.pages, status);
+            }
+        }
+    }
+
+    /// Readable always (the body, or the client going away); writable while
+    /// response bytes wait.
+    fn want(&self) -> Want {
+        if self.out.is_empty() {
+            Want::READ
+        } else {
+            Want::READ | Want::WRITE
+        }
+    }
+
+    /// The write timeout while the client does not take the response; the
+    /// script's own limits (tick) otherwise.
+    fn timeout(&self, write_idle: u64) -> u64 {
+        if self.out.is_empty() {
+            u64::MAX
+        } else {
+            write_idle
+        }
+    }
+
+    /// cgi.limits read-timeout and write-timeout. Without a read-timeout, a script
+    /// that says nothing for server.max-write-idle seconds once its request body is
+    /// in ends the same way: a request never waits on a silent script for ever.
+    fn tick(&mut self, ctx: &mut Ctx, now: u64) -> bool {
+        let job = self;
+        let body_open = job.body_open;
+        let l = job.limits;
+        let read_limit = match l.read_timeout {
+            0 if body_open => 0,
+            0 => ctx.site.write_idle,
+            t => t,
+        };
+        if !job.out.is_empty() {
+            // Waiting for the client, not the script (max-write-idle covers it).
+            job.read_ts = now;
+        }
+        if job.pending.as_ref().is_some_and(|p| now > p.since + 1) {
+            // A script still at work a second after its head: what it said streams.
+            commit_head(ctx, job, false);
+            return true;
+        }
+        // Waiting: the spawner has not started it yet (read_ts is the request's start).
+        let silent = match job.stage {
+            Stage::Running => job.stdout.is_some(),
+            Stage::Waiting => true,
+            Stage::Collecting | Stage::Done => return false,
+        };
+        let what = if read_limit > 0 && silent && now.saturating_sub(job.read_ts) > read_limit {
+            "read"
+        } else if l.write_timeout > 0
+            && job.stdin.is_some()
+            && job.inpos < job.inbuf.len()
+            && now.saturating_sub(job.write_ts) > l.write_timeout
+        {
+            "write"
+        } else {
+            return false;
+        };
+        ctx.cgi.log.push(format!(
+            "mod_cgi: {what} timeout on CGI: {} (pid: {})",
+            job.script, job.pid
+        ));
+        let id = job.id;
+        fail(job, &ctx.clock, &ctx.pages, 504);
+        ctx.cgi.finish(id, FinishReason::Timeout);
+        true
+    }
+
+    fn started(&self) -> bool {
+        self.started
+    }
+
+    fn as_any(&mut self) -> &mut dyn std::any::Any {
+        self
+    }
+}

@@ -1,0 +1,399 @@
+//! A script's output to the client: its head parsed and framed, its body,
+//! local redirects and X-Sendfile, its stderr to the log.
+
+use super::resp::{Parsed, RespHead};
+use crate::chunked::Decoder;
+use crate::ctx::Ctx;
+use crate::request::Version;
+use crate::stat_cache::{Found, Root};
+use wick_proto::spawner::FinishReason;
+
+use super::*;
+use crate::pipeline::{Internal, InternalInfo};
+
+pub(super) fn flush_err(ctx: &mut Ctx, job: &mut Job, all: bool) {
+    while let Some(nl) = memchr::memchr(b'\n', &job.errbuf) {
+        let line: Vec<u8> = job.errbuf.drain(..=nl).collect();
+        let line = &line[..line.len() - 1];
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        ctx.cgi.log.push(format!(
+            "mod_cgi: {}: {}",
+            job.script,
+            String::from_utf8_lossy(&line[..line.len().min(ERR_LINE)])
+        ));
+    }
+    if (all && !job.errbuf.is_empty()) || job.errbuf.len() > ERR_LINE {
+        let line = std::mem::take(&mut job.errbuf);
+        ctx.cgi.log.push(format!(
+            "mod_cgi: {}: {}",
+            job.script,
+            String::from_utf8_lossy(&line[..line.len().min(ERR_LINE)])
+        ));
+    }
+}
+
+/// Bytes from the script's stdout.
+pub(super) fn stdout_data(ctx: &mut Ctx, job: &mut Job, data: &[u8]) -> Option<Pump> {
+    if job.framing != Framing::Head {
+        body_bytes(ctx, job, data);
+        return None;
+    }
+    job.head.extend_from_slice(data);
+    match resp::parse(&job.head) {
+        Parsed::Partial => None,
+        Parsed::NoHeaders => {
+            let body = std::mem::take(&mut job.head);
+            start_response(ctx, job, RespHead::default(), 200);
+            body_bytes(ctx, job, &body);
+            None
+        }
+        Parsed::Malformed(why) => malformed(ctx, job, &why, 500),
+        Parsed::BadStatusLine(why) => malformed(ctx, job, &why, 502),
+        Parsed::Head(h) => {
+            let rest = job.head.split_off(h.len);
+            job.head.clear();
+            if h.effective_status() < 200 && h.effective_status() != 101 {
+                // 1xx from a script: dropped; the real head follows.
+                job.head = rest;
+                return stdout_data(ctx, job, &[]);
+            }
+            if job.local_redir && rest.is_empty() {
+                if let Some(loc) = h.local_redirect() {
+                    return local_redirect(ctx, job, &h, loc.as_bytes().to_vec());
+                }
+            }
+            if job.xsendfile {
+                let file = h.get("x-sendfile").map(str::to_string);
+                if let Some(f) = file {
+                    return x_sendfile(ctx, job, h, &f);
+                }
+            }
+            let status = h.effective_status();
+            start_response(ctx, job, h, status);
+            body_bytes(ctx, job, &rest);
+            None
+        }
+    }
+}
+
+/// A response head that cannot be sent: logged, and an error page instead.
+pub(super) fn malformed(ctx: &mut Ctx, job: &mut Job, why: &str, status: u16) -> Option<Pump> {
+    ctx.cgi.log.push(format!(
+        "mod_cgi: malformed response from {} (pid {}): {why}",
+        job.script, job.pid
+    ));
+    let id = job.id;
+    fail(job, &ctx.clock, &ctx.pages, status);
+    ctx.cgi.finish(id, FinishReason::Error);
+    Some(Pump::Done)
+}
+
+/// The script's output ended.
+pub(super) fn stdout_eof(ctx: &mut Ctx, job: &mut Job) -> Option<Pump> {
+    if job.framing == Framing::Head {
+        if job.head.is_empty() {
+            if job.stage != Stage::Done {
+                ctx.cgi.log.push(format!(
+                    "mod_cgi: {} (pid {}) ended without a response",
+                    job.script, job.pid
+                ));
+                fail(job, &ctx.clock, &ctx.pages, 500);
+            }
+        } else {
+            // Unfinished header lines are a body in reality (lighttpd).
+            let body = std::mem::take(&mut job.head);
+            start_response(ctx, job, RespHead::default(), 200);
+            body_bytes(ctx, job, &body);
+        }
+    }
+    commit_head(ctx, job, true);
+    match job.framing {
+        Framing::Chunked => {
+            // The script's own chunked trailers go on to the client, as lighttpd
+            // passes them (dropped when the response has a length).
+            let trailers = job.dechunk.as_ref().map_or(&[][..], |d| d.trailers());
+            job.out.put(b"0\r\n");
+            job.out.put(trailers);
+            job.out.put(b"\r\n");
+        }
+        Framing::Length(n) if n > 0 => {
+            // Shorter than promised: only closing tells the client.
+            job.keep_alive = false;
+        }
+        _ => {}
+    }
+    if job.stage != Stage::Done {
+        job.stage = Stage::Done;
+        ctx.cgi.finish(job.id, FinishReason::Done);
+    }
+    None
+}
+
+/// Response body bytes as the framing says.
+pub(super) fn body_bytes(ctx: &mut Ctx, job: &mut Job, data: &[u8]) {
+    if data.is_empty() {
+        return;
+    }
+    let mut decoded;
+    let data = match job.dechunk.as_mut() {
+        Some(dec) => {
+            decoded = Vec::with_capacity(data.len());
+            if dec.decode(data, |b| decoded.extend_from_slice(b)).is_err() {
+                // What came so far goes out; the client learns of the rest by the close.
+                commit_head(ctx, job, false);
+                job.keep_alive = false;
+                job.framing = Framing::Discard;
+                return;
+            }
+            &decoded[..]
+        }
+        None => data,
+    };
+    body_bytes_raw(job, data);
+}
+
+/// Decoded response body bytes into `out` (or the pending body) by the framing.
+pub(super) fn body_bytes_raw(job: &mut Job, data: &[u8]) {
+    if data.is_empty() {
+        return;
+    }
+    match job.framing {
+        Framing::Head | Framing::Discard => {}
+        Framing::Pending => {
+            if let Some(p) = job.pending.as_mut() {
+                p.body.extend_from_slice(data);
+            }
+        }
+        Framing::Length(rem) => {
+            let n = (rem as usize).min(data.len());
+            job.out.put(&data[..n]);
+            job.framing = Framing::Length(rem - n as u64);
+        }
+        Framing::Chunked => {
+            job.out.put(format!("{:x}\r\n", data.len()).as_bytes());
+            job.out.put(data);
+            job.out.put(b"\r\n");
+        }
+        Framing::UntilClose => job.out.put(data),
+    }
+}
+
+/// Write the response head for the client and choose the body framing.
+pub(super) fn start_response(ctx: &mut Ctx, job: &mut Job, h: RespHead, status: u16) {
+    let status = match job.error_status {
+        // server.error-handler: a handler that says 200 keeps the original status.
+        Some((orig, true)) if status == 200 => orig,
+        _ => status,
+    };
+    if h.close {
+        job.keep_alive = false;
+    }
+    if h.chunked {
+        job.dechunk = Some(Decoder::new());
+    }
+    let no_body = job.head_only || status == 204 || status == 304 || (100..200).contains(&status);
+    job.framing = match h.content_length {
+        _ if no_body => Framing::Discard,
+        Some(n) => Framing::Length(n),
+        None => {
+            job.framing = Framing::Pending;
+            job.pending = Some(Box::new(PendingHead {
+                head: h,
+                status,
+                body: Vec::new(),
+                since: ctx.clock.mono,
+            }));
+            return;
+        }
+    };
+    write_head(ctx, job, h, status);
+}
+
+/// A pending head goes out: with Content-Length when the script's output is all
+/// in (`ended`), else chunked to HTTP/1.1 (until close to HTTP/1.0).
+pub(super) fn commit_head(ctx: &mut Ctx, job: &mut Job, ended: bool) {
+    if job.framing != Framing::Pending {
+        return;
+    }
+    let Some(p) = job.pending.take() else {
+        return;
+    };
+    let PendingHead {
+        head: mut h,
+        status,
+        body,
+        ..
+    } = *p;
+    job.framing = if ended {
+        h.fields
+            .push(("Content-Length".into(), body.len().to_string()));
+        Framing::Length(body.len() as u64)
+    } else if job.version == Version::Http11 {
+        Framing::Chunked
+    } else {
+        job.keep_alive = false;
+        Framing::UntilClose
+    };
+    write_head(ctx, job, h, status);
+    body_bytes_raw(job, &body);
+}
+
+/// The head for the client, framed as `job.framing` says: the script's fields,
+/// then Transfer-Encoding, Connection, Date (unless the script sent one), Server
+/// (the script's, else server.tag). The response_start hooks do not run here (the
+/// request's context is gone; lighttpd runs them on backend responses too).
+pub(super) fn write_head(ctx: &mut Ctx, job: &mut Job, mut h: RespHead, status: u16) {
+    let out = &mut job.out;
+    let mark = out.buf.len();
+    let head = ctx.resp.begin(job.version, status);
+    let has_date = h.get("date").is_some();
+    let server = h.remove("server");
+    for (k, v) in &h.fields {
+        head.add(k.as_bytes(), v.as_bytes());
+    }
+    if job.framing == Framing::Chunked {
+        head.add(b"Transfer-Encoding", b"chunked");
+    }
+    head.connection(job.keep_alive);
+    if !has_date {
+        head.date(&ctx.clock);
+    }
+    head.server(server.as_deref().unwrap_or(&job.tag).as_bytes());
+    head.write(out);
+    if let Some(l) = &mut job.log {
+        l.head(status, &job.out.buf[mark..]);
+    }
+    job.started = true;
+}
+
+/// cgi.local-redir: the request runs again for the Location path; the script that
+/// asked is done.
+pub(super) fn local_redirect(
+    ctx: &mut Ctx,
+    job: &mut Job,
+    h: &RespHead,
+    loc: Vec<u8>,
+) -> Option<Pump> {
+    let own = &job.saved.buf[job.saved.head.path.start as usize..job.saved.head.path.end as usize];
+    let own_path = crate::path::split_target(own).0;
+    let (new_path, _) = crate::path::split_target(&loc);
+    // Not back to the same URL (the script could have answered that itself): sent
+    // to the client as the redirect it is.
+    if new_path == own_path {
+        let status = h.effective_status();
+        let h2 = RespHead {
+            fields: h.fields.clone(),
+            ..Default::default()
+        };
+        start_response(ctx, job, h2, status);
+        return None;
+    }
+    let id = job.id;
+    job.stage = Stage::Done;
+    ctx.cgi.finish(id, FinishReason::Done);
+    if job.loops >= 5 {
+        ctx.cgi.log.push(format!(
+            "mod_cgi: too many internal loops while processing request: {}",
+            String::from_utf8_lossy(job.saved.head.target.of(&job.saved.buf))
+        ));
+        fail(job, &ctx.clock, &ctx.pages, 500);
+        return Some(Pump::Done);
+    }
+    let status = h.effective_status();
+    let orig_target =
+        String::from_utf8_lossy(job.saved.head.target.of(&job.saved.buf)).into_owned();
+    Some(Pump::Redirect(Box::new(Internal {
+        saved: job.saved.clone(),
+        method_get: status != 307 && status != 308,
+        info: InternalInfo {
+            orig_target,
+            new_target: String::from_utf8_lossy(&loc).into_owned(),
+            loops: job.loops + 1,
+            error: None,
+        },
+        target: loc,
+    })))
+}
+
+/// cgi.x-sendfile: the response body is a file the script names.
+pub(super) fn x_sendfile(
+    ctx: &mut Ctx,
+    job: &mut Job,
+    mut h: RespHead,
+    value: &str,
+) -> Option<Pump> {
+    h.remove("x-sendfile");
+    h.remove("content-length");
+    h.content_length = None;
+    let mut path = Vec::new();
+    let status =
+        if crate::path::decode_normalize(value.as_bytes(), &mut path).is_err() || path.is_empty() {
+            502
+        } else {
+            if job.lowercase {
+                path.make_ascii_lowercase();
+            }
+            let allowed = job.xsendfile_docroot.is_empty()
+                || job.xsendfile_docroot.iter().any(|d| {
+                    let d = d.trim_end_matches('/');
+                    let p = &path[..];
+                    p.len() > d.len()
+                        && p[d.len()] == b'/'
+                        && if job.lowercase {
+                            p[..d.len()].eq_ignore_ascii_case(d.as_bytes())
+                        } else {
+                            p.starts_with(d.as_bytes())
+                        }
+                });
+            if !allowed {
+                ctx.cgi.log.push(format!(
+                    "mod_cgi: X-Sendfile ({}) not under configured x-sendfile-docroot(s)",
+                    String::from_utf8_lossy(&path)
+                ));
+                403
+            } else {
+                match ctx.cache.lookup(Root::Absolute, &path, ctx.clock.mono) {
+                    Found::File { info, file_len } if file_len == path.len() => {
+                        let status = h.effective_status();
+                        if h.get("content-type").is_none() {
+                            let ct = crate::mime::content_type(&job.mimetypes, &path);
+                            h.fields.push(("Content-Type".into(), ct.to_string()));
+                        }
+                        if h.get("last-modified").is_none() {
+                            h.fields.push((
+                                "Last-Modified".into(),
+                                String::from_utf8_lossy(&info.last_modified).into_owned(),
+                            ));
+                        }
+                        h.content_length = Some(info.size);
+                        h.fields
+                            .push(("Content-Length".into(), info.size.to_string()));
+                        h.chunked = false;
+                        start_response(ctx, job, h, status);
+                        if !job.head_only {
+                            match &info.body {
+                                crate::stat_cache::Body::Mem(m) => job.out.put(m),
+                                crate::stat_cache::Body::Fd(fd) => {
+                                    job.out.file(fd.clone(), 0, info.size)
+                                }
+                            }
+                        }
+                        // The script's own body, if any, is not sent.
+                        job.framing = Framing::Discard;
+                        return None;
+                    }
+                    Found::NotFound => 404,
+                    _ => 403,
+                }
+            }
+        };
+    ctx.cgi.log.push(format!(
+        "mod_cgi: X-Sendfile from {}: {} ({status})",
+        job.script,
+        String::from_utf8_lossy(&path)
+    ));
+    let id = job.id;
+    fail(job, &ctx.clock, &ctx.pages, status);
+    ctx.cgi.finish(id, FinishReason::Done);
+    Some(Pump::Done)
+}
