@@ -1072,3 +1072,37 @@ fn accesslog_logs_refused_requests() {
         .unwrap_or(0);
     assert!(bytes > 0, "%b of the 400 page: {log}");
 }
+
+/// A client that pipelines a request behind a large listing and half-closes at
+/// once gets both responses: its FIN, seen while the listing is built, does not
+/// drop the request already received behind it.
+#[test]
+fn half_close_behind_a_deferred_listing_keeps_the_pipelined_request() {
+    use std::io::{Read, Write};
+    let s = Server::start_with(&conf("", "dir-listing.activate = \"enable\""), &[], |d| {
+        put(d, "www/small.txt", "SMALL");
+        let big = d.join("www/big");
+        std::fs::create_dir_all(&big).expect("mkdir");
+        for i in 0..20_000 {
+            std::fs::File::create(big.join(format!("entry-{i:06}"))).expect("create");
+        }
+    });
+    for _ in 0..3 {
+        let mut a = s.connect();
+        a.write_all(
+            b"GET /big/ HTTP/1.1\r\nHost: x\r\n\r\nGET /small.txt HTTP/1.1\r\nHost: x\r\n\r\n",
+        )
+        .expect("write");
+        a.shutdown(std::net::Shutdown::Write).expect("half-close");
+        let mut all = Vec::new();
+        a.read_to_end(&mut all).expect("read");
+        let text = String::from_utf8_lossy(&all);
+        assert_eq!(
+            text.matches("HTTP/1.1 200 OK").count(),
+            2,
+            "{}",
+            &text[..200.min(text.len())]
+        );
+        assert!(text.ends_with("SMALL"), "pipelined response last");
+    }
+}

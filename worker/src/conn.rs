@@ -853,7 +853,9 @@ impl Conn {
             Ok(0) => {
                 // Half-closed after its request, as scripted clients do: the
                 // response still goes out, then the close.
-                self.flags |= Flags::EOF | Flags::CLOSE_AFTER;
+                // Requests already buffered behind this one are still answered;
+                // the read of 0 after them closes the connection.
+                self.flags |= Flags::EOF;
                 h.client_fin(ctx);
                 fed = Fed::Some;
             }
