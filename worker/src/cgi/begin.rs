@@ -48,8 +48,7 @@ pub struct Parts<'a> {
 /// Start a CGI job for a request: the handler the connection steps from now on.
 /// Output already produced for earlier pipelined requests (in `p.out`) moves into
 /// the job, ahead of the script's response.
-pub fn begin(p: Parts<'_>, view: &View, b: Begin<'_>) -> Box<Job> {
-    let now = p.clock.mono;
+pub fn begin(p: Parts<'_>, view: &View, mut b: Begin<'_>) -> Box<Job> {
     let (limits, warnings) = CgiLimits::parse(view.cgi_limits);
     for w in warnings {
         p.cgi.log.push(format!("mod_cgi: {w}"));
@@ -60,22 +59,75 @@ pub fn begin(p: Parts<'_>, view: &View, b: Begin<'_>) -> Box<Job> {
     } else {
         p.out.clear();
     }
-    let version = b.head.version;
-    let method = String::from_utf8_lossy(b.head.method_span.of(b.buf)).into_owned();
-    let head_only = b.head.method == Method::Head;
-    let script = String::from_utf8_lossy(&b.path[..b.script_len]).into_owned();
     let id = p.cgi.next_id;
     p.cgi.next_id += 1;
-    let (orig_target, redirect_uri, error, loops) = match b.internal {
-        Some(i) => (i.orig_target, Some(i.new_target), i.error, i.loops),
-        None => (
-            String::from_utf8_lossy(b.head.target.of(b.buf)).into_owned(),
-            None,
-            None,
-            0,
-        ),
+    let run = match &b.internal {
+        Some(i) => Run {
+            target: i.orig_target.clone(),
+            redirect_uri: Some(i.new_target.clone()),
+            error: i.error,
+            loops: i.loops,
+        },
+        None => Run {
+            target: String::from_utf8_lossy(b.head.target.of(b.buf)).into_owned(),
+            redirect_uri: None,
+            error: None,
+            loops: 0,
+        },
     };
-    let mut job = Box::new(Job {
+    let mut job = new_job(id, out, view, &b, &run, limits, p.clock.mono);
+    if let Some(l) = b.log.take() {
+        job.log = Some(crate::mods::accesslog::Tally::new(l, job.out.remaining()));
+    }
+    let Ok(path) = std::str::from_utf8(b.path) else {
+        p.cgi
+            .log
+            .push(format!("mod_cgi: {}: the path is not UTF-8", job.script));
+        fail(&mut job, p.clock, p.pages, 400);
+        return job;
+    };
+    if p.cgi.chan.is_none() {
+        p.cgi.log.push(format!(
+            "mod_cgi: {}: no gateway-spawner to run it",
+            job.script
+        ));
+        fail(&mut job, p.clock, p.pages, 503);
+        return job;
+    }
+    let req = Box::new(request(id, path, &b, run, p.cfg));
+    if b.head.body == BodyKind::Chunked {
+        job.stage = Stage::Collecting;
+        job.req = Some(req);
+    } else {
+        p.cgi.jobs.insert(id, p.cgi.current);
+        p.cgi.send(FromWorkerToSpawner::Run(req));
+    }
+    job
+}
+
+/// What the request is run as: the client's, or an internal one's.
+struct Run {
+    /// REQUEST_URI: the client's request-target.
+    target: String,
+    /// REDIRECT_URI of an internal request.
+    redirect_uri: Option<String>,
+    /// An error handler's run: the first status, and whether it is kept.
+    error: Option<(u16, bool)>,
+    /// Internal redirects so far.
+    loops: u8,
+}
+
+/// The job for a request, waiting for the spawner.
+fn new_job(
+    id: u64,
+    out: Out,
+    view: &View,
+    b: &Begin,
+    run: &Run,
+    limits: CgiLimits,
+    now: u64,
+) -> Box<Job> {
+    Box::new(Job {
         id,
         stage: Stage::Waiting,
         pid: 0,
@@ -96,9 +148,9 @@ pub fn begin(p: Parts<'_>, view: &View, b: Begin<'_>) -> Box<Job> {
         read_ts: now,
         write_ts: now,
         limits,
-        script,
-        version,
-        head_only,
+        script: String::from_utf8_lossy(&b.path[..b.script_len]).into_owned(),
+        version: b.head.version,
+        head_only: b.head.method == Method::Head,
         keep_alive: b.keep_alive,
         started: false,
         tag: view.server_tag.clone(),
@@ -111,28 +163,20 @@ pub fn begin(p: Parts<'_>, view: &View, b: Begin<'_>) -> Box<Job> {
         } else {
             Vec::new()
         },
-        error_status: error,
-        loops,
+        error_status: run.error,
+        loops: run.loops,
         saved: Saved {
             buf: b.buf.to_vec(),
             head: b.head.clone(),
             fields: b.fields.to_vec(),
         },
         log: None,
-    });
-    if let Some(l) = b.log {
-        job.log = Some(crate::mods::accesslog::Tally::new(l, job.out.remaining()));
-    }
-    let path = match std::str::from_utf8(b.path) {
-        Ok(p) => p.to_string(),
-        Err(_) => {
-            p.cgi
-                .log
-                .push(format!("mod_cgi: {}: the path is not UTF-8", job.script));
-            fail(&mut job, p.clock, p.pages, 400);
-            return job;
-        }
-    };
+    })
+}
+
+/// The facts the spawner gets: the request, its headers (joined as lighttpd joins
+/// them, mod_setenv's applied), the addresses, the blocks that matched.
+fn request(id: u64, path: &str, b: &Begin, run: Run, cfg: &wick_conf::Config) -> CgiRequest {
     let mut headers: Vec<(String, String)> = Vec::with_capacity(b.fields.len());
     for f in b.fields {
         let name = String::from_utf8_lossy(f.name.of(b.buf)).into_owned();
@@ -146,18 +190,16 @@ pub fn begin(p: Parts<'_>, view: &View, b: Begin<'_>) -> Box<Job> {
             headers.push((name.clone(), value.clone()));
         }
     }
-    let local_addr = local_addr(b.fd, p.cfg, b.listener);
-    let remote_port = b.peer_port;
-    let req = CgiRequest {
+    CgiRequest {
         id,
-        method,
-        version: Some(match version {
+        method: String::from_utf8_lossy(b.head.method_span.of(b.buf)).into_owned(),
+        version: Some(match b.head.version {
             Version::Http10 => HttpVersion::Http10,
             Version::Http11 => HttpVersion::Http11,
         }),
-        target: orig_target,
-        redirect_uri,
-        path,
+        target: run.target,
+        redirect_uri: run.redirect_uri,
+        path: path.to_string(),
         script_name_len: b.script_len as u32,
         query: String::from_utf8_lossy(b.query).into_owned(),
         host: b
@@ -165,9 +207,9 @@ pub fn begin(p: Parts<'_>, view: &View, b: Begin<'_>) -> Box<Job> {
             .host
             .map(|h| String::from_utf8_lossy(h.of(b.buf)).into_owned()),
         listener: u32::from(b.listener),
-        local_addr,
+        local_addr: local_addr(b.fd, cfg, b.listener),
         remote_addr: Some(b.peer),
-        remote_port,
+        remote_port: b.peer_port,
         tls: false,
         headers,
         content_length: match b.head.body {
@@ -175,25 +217,9 @@ pub fn begin(p: Parts<'_>, view: &View, b: Begin<'_>) -> Box<Job> {
             _ => 0,
         },
         auth: None,
-        error_status: error.map(|e| e.0),
-        blocks: b.blocks,
-    };
-    if p.cgi.chan.is_none() {
-        p.cgi.log.push(format!(
-            "mod_cgi: {}: no gateway-spawner to run it",
-            job.script
-        ));
-        fail(&mut job, p.clock, p.pages, 503);
-        return job;
+        error_status: run.error.map(|e| e.0),
+        blocks: b.blocks.clone(),
     }
-    if b.head.body == BodyKind::Chunked {
-        job.stage = Stage::Collecting;
-        job.req = Some(Box::new(req));
-    } else {
-        p.cgi.jobs.insert(id, p.cgi.current);
-        p.cgi.send(FromWorkerToSpawner::Run(Box::new(req)));
-    }
-    job
 }
 
 /// Add a request header for the script, joined to one of the same name as lighttpd

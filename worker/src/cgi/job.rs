@@ -167,139 +167,176 @@ impl Job {
         client: &mut crate::handler::Client,
         rbuf: &mut [u8],
     ) -> Pump {
-        let job = self;
-        let now = ctx.clock.mono;
         let mut progress = false;
-        let body_open = job.body_open;
-
-        // 2. A collected chunked body is complete: now the script can start.
-        // (server.max-request-size is the body's own limit; this bounds memory.)
-        if job.stage == Stage::Collecting {
-            if job.inbuf.len() as u64 > COLLECT_MAX {
-                return Pump::Refuse(413);
-            }
-            if !body_open {
-                if let Some(mut req) = job.req.take() {
-                    req.content_length = job.inbuf.len() as u64;
-                    job.stage = Stage::Waiting;
-                    ctx.cgi.jobs.insert(job.id, ctx.cgi.current);
-                    ctx.cgi.send(FromWorkerToSpawner::Run(req));
-                    progress = true;
-                }
-            }
+        match self.start_collected(ctx) {
+            Err(p) => return p,
+            Ok(p) => progress |= p,
         }
-
-        // 3. Body to the script's stdin.
-        if let Some(fd) = &job.stdin {
-            if job.inpos < job.inbuf.len() {
-                match crate::sys::write(fd.as_raw_fd(), &job.inbuf[job.inpos..]) {
-                    Ok(n) => {
-                        job.inpos += n;
-                        job.write_ts = now;
-                        progress = true;
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                    Err(_) => {
-                        // The script closed its stdin: the rest of the body is dropped.
-                        job.in_closed = true;
-                        job.stdin = None;
-                        progress = true;
-                    }
-                }
-                if job.inpos == job.inbuf.len() || job.inpos > IN_HIGH {
-                    job.inbuf.drain(..job.inpos);
-                    job.inpos = 0;
-                }
-            }
-            if job.inpos >= job.inbuf.len() && !body_open {
-                job.stdin = None; // EOF for the script
-            }
-        } else if job.in_closed && job.inpos < job.inbuf.len() {
-            job.inbuf.clear();
-            job.inpos = 0;
+        progress |= self.feed_stdin(ctx.clock.mono);
+        match self.read_stdout(ctx, rbuf) {
+            Err(p) => return p,
+            Ok(p) => progress |= p,
         }
-
-        // 4. The script's stdout: everything it has (up to OUT_HIGH) before writing
-        // to the client, so that a short response and its end leave in one write
-        // (two small writes would meet Nagle and the client's delayed ACK).
-        while job.stdout.is_some()
-            && job.out.remaining() < OUT_HIGH as u64
-            && job.pending.as_ref().is_none_or(|p| p.body.len() < OUT_HIGH)
-        {
-            let fd = job.stdout.as_ref().map_or(-1, |f| f.as_raw_fd());
-            let r = crate::sys::read(fd, rbuf);
-            let step = match r {
-                Ok(n) if n > 0 => {
-                    job.read_ts = now;
-                    progress = true;
-                    stdout_data(ctx, job, &rbuf[..n])
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    break;
-                }
-                // EOF (or a read error, which ends the output the same way).
-                _ => {
-                    job.stdout = None;
-                    progress = true;
-                    stdout_eof(ctx, job)
-                }
-            };
-            if let Some(s) = step {
-                return s;
-            }
+        progress |= self.read_stderr(ctx, rbuf);
+        match self.send_out(ctx, client) {
+            Err(p) => return p,
+            Ok(p) => progress |= p,
         }
-
-        // 5. stderr lines to the error log.
-        if let Some(fd) = &job.stderr {
-            match crate::sys::read(fd.as_raw_fd(), rbuf) {
-                Ok(0) => {
-                    job.stderr = None;
-                    flush_err(ctx, job, true);
-                }
-                Ok(n) => {
-                    job.errbuf.extend_from_slice(&rbuf[..n]);
-                    flush_err(ctx, job, false);
-                    progress = true;
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(_) => job.stderr = None,
-            }
-        }
-
-        // 6. Response bytes to the client. A pending head waits for the end of the
-        // output (then it has a length) until OUT_HIGH bytes or about a second
-        // (tick) make it stream.
-        if job
-            .pending
-            .as_ref()
-            .is_some_and(|p| p.body.len() >= OUT_HIGH)
-        {
-            commit_head(ctx, job, false);
-        }
-        if !job.out.is_empty() {
-            let before = job.out.remaining();
-            let r = client.send(&mut job.out, now);
-            if let Some(l) = &mut job.log {
-                l.sent(before.saturating_sub(job.out.remaining()));
-            }
-            match r {
-                Ok(true) => {
-                    job.out.clear();
-                    progress = true;
-                }
-                Ok(false) => progress |= job.out.remaining() != before,
-                Err(_) => return Pump::Close,
-            }
-        }
-
-        // 7. Done when the script's output is all read (stderr may trail).
-        if job.stage == Stage::Done && job.stdout.is_none() {
+        // Done when the script's output is all read (stderr may trail).
+        if self.stage == Stage::Done && self.stdout.is_none() {
             return Pump::Done;
         }
         if progress {
             Pump::Progress
         } else {
             Pump::Wait
+        }
+    }
+
+    /// A collected chunked body is complete: now the script can start.
+    /// (server.max-request-size is the body's own limit; this bounds memory.)
+    fn start_collected(&mut self, ctx: &mut Ctx) -> Result<bool, Pump> {
+        if self.stage != Stage::Collecting {
+            return Ok(false);
+        }
+        if self.inbuf.len() as u64 > COLLECT_MAX {
+            return Err(Pump::Refuse(413));
+        }
+        if self.body_open {
+            return Ok(false);
+        }
+        let Some(mut req) = self.req.take() else {
+            return Ok(false);
+        };
+        req.content_length = self.inbuf.len() as u64;
+        self.stage = Stage::Waiting;
+        ctx.cgi.jobs.insert(self.id, ctx.cgi.current);
+        ctx.cgi.send(FromWorkerToSpawner::Run(req));
+        Ok(true)
+    }
+
+    /// Body bytes to the script's stdin; its EOF once the body is all written.
+    fn feed_stdin(&mut self, now: u64) -> bool {
+        let mut progress = false;
+        if let Some(fd) = &self.stdin {
+            if self.inpos < self.inbuf.len() {
+                match crate::sys::write(fd.as_raw_fd(), &self.inbuf[self.inpos..]) {
+                    Ok(n) => {
+                        self.inpos += n;
+                        self.write_ts = now;
+                        progress = true;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(_) => {
+                        // The script closed its stdin: the rest of the body is dropped.
+                        self.in_closed = true;
+                        self.stdin = None;
+                        progress = true;
+                    }
+                }
+                if self.inpos == self.inbuf.len() || self.inpos > IN_HIGH {
+                    self.inbuf.drain(..self.inpos);
+                    self.inpos = 0;
+                }
+            }
+            if self.inpos >= self.inbuf.len() && !self.body_open {
+                self.stdin = None; // EOF for the script
+            }
+        } else if self.in_closed && self.inpos < self.inbuf.len() {
+            self.inbuf.clear();
+            self.inpos = 0;
+        }
+        progress
+    }
+
+    /// The script's stdout: everything it has (up to OUT_HIGH) before writing to
+    /// the client, so that a short response and its end leave in one write (two
+    /// small writes would meet Nagle and the client's delayed ACK).
+    fn read_stdout(&mut self, ctx: &mut Ctx, rbuf: &mut [u8]) -> Result<bool, Pump> {
+        let mut progress = false;
+        while self.stdout.is_some()
+            && self.out.remaining() < OUT_HIGH as u64
+            && self
+                .pending
+                .as_ref()
+                .is_none_or(|p| p.body.len() < OUT_HIGH)
+        {
+            let fd = self.stdout.as_ref().map_or(-1, |f| f.as_raw_fd());
+            let step = match crate::sys::read(fd, rbuf) {
+                Ok(n) if n > 0 => {
+                    self.read_ts = ctx.clock.mono;
+                    progress = true;
+                    stdout_data(ctx, self, &rbuf[..n])
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                // EOF (or a read error, which ends the output the same way).
+                _ => {
+                    self.stdout = None;
+                    progress = true;
+                    stdout_eof(ctx, self)
+                }
+            };
+            if let Some(s) = step {
+                return Err(s);
+            }
+        }
+        Ok(progress)
+    }
+
+    /// stderr lines to the error log.
+    fn read_stderr(&mut self, ctx: &mut Ctx, rbuf: &mut [u8]) -> bool {
+        let Some(fd) = &self.stderr else {
+            return false;
+        };
+        match crate::sys::read(fd.as_raw_fd(), rbuf) {
+            Ok(0) => {
+                self.stderr = None;
+                flush_err(ctx, self, true);
+                false
+            }
+            Ok(n) => {
+                self.errbuf.extend_from_slice(&rbuf[..n]);
+                flush_err(ctx, self, false);
+                true
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => false,
+            Err(_) => {
+                self.stderr = None;
+                false
+            }
+        }
+    }
+
+    /// Response bytes to the client. A pending head waits for the end of the
+    /// output (then it has a length) until OUT_HIGH bytes or about a second
+    /// (tick) make it stream.
+    fn send_out(
+        &mut self,
+        ctx: &mut Ctx,
+        client: &mut crate::handler::Client,
+    ) -> Result<bool, Pump> {
+        if self
+            .pending
+            .as_ref()
+            .is_some_and(|p| p.body.len() >= OUT_HIGH)
+        {
+            commit_head(ctx, self, false);
+        }
+        if self.out.is_empty() {
+            return Ok(false);
+        }
+        let before = self.out.remaining();
+        let r = client.send(&mut self.out, ctx.clock.mono);
+        if let Some(l) = &mut self.log {
+            l.sent(before.saturating_sub(self.out.remaining()));
+        }
+        match r {
+            Ok(true) => {
+                self.out.clear();
+                Ok(true)
+            }
+            Ok(false) => Ok(self.out.remaining() != before),
+            Err(_) => Err(Pump::Close),
         }
     }
 
