@@ -945,7 +945,7 @@ impl Conn {
     /// Run `ir` as a request of this connection (a CGI's local redirect, an error
     /// handler that is a CGI script): the saved head again with another target (and
     /// method), without its body.
-    pub(crate) fn internal_request(&mut self, ctx: &mut Ctx, ir: crate::pipeline::Internal) {
+    pub(crate) fn internal_request(&mut self, ctx: &mut Ctx, ir: crate::internal::Internal) {
         let sv = &ir.saved;
         let buf = h1::internal_head(&sv.buf, &sv.head, &sv.fields, &ir.target, ir.method_get);
         let mut fields = Vec::new();
@@ -969,7 +969,7 @@ impl Conn {
     }
 
     /// A CGI's local redirect: run it and queue what it answered.
-    fn redispatch(&mut self, ctx: &mut Ctx, ir: crate::pipeline::Internal) {
+    fn redispatch(&mut self, ctx: &mut Ctx, ir: crate::internal::Internal) {
         self.internal_request(ctx, ir);
         if self.phase != Phase::Handler {
             let _ = self.flush(ctx);

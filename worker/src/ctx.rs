@@ -37,7 +37,7 @@ pub struct Ctx {
     pub cgi: crate::cgi::Client,
     /// Set while an internal request (a script's local redirect, an error
     /// handler) runs through the pipeline.
-    pub internal: Option<crate::pipeline::InternalInfo>,
+    pub internal: Option<crate::internal::InternalInfo>,
     /// Error-log lines from request handling, written after the loop turn.
     pub log: Vec<String>,
 }

@@ -63,7 +63,7 @@ pub enum Step {
     /// `keep_alive` says whether the connection may carry another request.
     Done { out: Out, keep_alive: bool },
     /// Run another target as this connection's request (a CGI's local redirect).
-    Redirect(Box<crate::pipeline::Internal>),
+    Redirect(Box<crate::internal::Internal>),
 }
 
 pub trait Handler: Any {

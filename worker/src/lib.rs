@@ -20,6 +20,7 @@ pub mod date;
 pub mod errors;
 pub mod h1;
 pub mod handler;
+pub mod internal;
 pub mod mime;
 pub mod mods;
 pub mod parseopts;

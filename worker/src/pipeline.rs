@@ -16,6 +16,7 @@
 use crate::body::Body;
 use crate::ctx::Ctx;
 use crate::handler::Handler;
+use crate::internal::{Internal, InternalInfo, Saved};
 use crate::mods::{Base, Handled, Rq};
 use crate::request::{self, BodyKind, Field, Head};
 use crate::response::Out;
@@ -390,37 +391,4 @@ fn error_handler(r: &Request, view: &View, status: u16) -> Option<Internal> {
             error: Some((status, keep_status)),
         },
     })
-}
-
-/// What an internal request (a script's local redirect, an error handler) carries
-/// through the pipeline; a script started by one reports it (REQUEST_URI,
-/// REDIRECT_URI, REDIRECT_STATUS).
-#[derive(Debug, Clone)]
-pub struct InternalInfo {
-    /// The client's request-target (REQUEST_URI).
-    pub orig_target: String,
-    /// The target run now (REDIRECT_URI).
-    pub new_target: String,
-    pub loops: u8,
-    /// An error handler: the original status, and whether the handler's 200 is
-    /// replaced by it (server.error-handler).
-    pub error: Option<(u16, bool)>,
-}
-
-/// The owned copy of a request, for an internal request made from it later.
-#[derive(Debug, Clone)]
-pub struct Saved {
-    pub buf: Vec<u8>,
-    pub head: Head,
-    pub fields: Vec<Field>,
-}
-
-/// An internal request to run: a local redirect or an error handler. The saved
-/// head is sent again with another target (and method), without its body.
-pub struct Internal {
-    pub saved: Saved,
-    /// The new target (path and query, undecoded).
-    pub target: Vec<u8>,
-    pub method_get: bool,
-    pub info: InternalInfo,
 }

@@ -9,7 +9,7 @@ use wick_conf::View;
 use wick_proto::spawner::{CgiLimits, CgiRequest, FromWorkerToSpawner, HttpVersion};
 
 use super::*;
-use crate::pipeline::{InternalInfo, Saved};
+use crate::internal::{InternalInfo, Saved};
 
 /// Everything `begin` needs about the request.
 pub struct Begin<'a> {

@@ -12,7 +12,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use wick_proto::spawner::{CgiLimits, CgiRequest, FinishReason, FromWorkerToSpawner};
 
 use super::*;
-use crate::pipeline::{Internal, Saved};
+use crate::internal::{Internal, Saved};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Stage {

@@ -9,7 +9,7 @@ use crate::stat_cache::{Found, Root};
 use wick_proto::spawner::FinishReason;
 
 use super::*;
-use crate::pipeline::{Internal, InternalInfo};
+use crate::internal::{Internal, InternalInfo};
 
 pub(super) fn flush_err(ctx: &mut Ctx, job: &mut Job, all: bool) {
     while let Some(nl) = memchr::memchr(b'\n', &job.errbuf) {

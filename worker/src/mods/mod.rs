@@ -400,7 +400,7 @@ pub enum Handled {
 pub struct Gateways<'a> {
     pub cgi: &'a mut crate::cgi::Client,
     /// What an internal request carries (taken by the module that claims it).
-    pub internal: &'a mut Option<crate::pipeline::InternalInfo>,
+    pub internal: &'a mut Option<crate::internal::InternalInfo>,
     pub cfg: &'a Config,
     pub compiled: &'a Compiled,
     pub cond: &'a CondState,
