@@ -737,3 +737,29 @@ fn response_trailers_of_a_chunked_script_pass_through() {
         "{text}"
     );
 }
+
+/// lighttpd runs the response_start hooks on a backend's response too: mod_setenv's
+/// response headers and mod_expire apply to what a script answers.
+#[test]
+fn response_headers_of_modules_apply_to_script_responses() {
+    let extra = "server.modules += ( \"mod_setenv\", \"mod_expire\" )\n\
+                 setenv.add-response-header = ( \"X-Frame-Options\" => \"DENY\" )\n\
+                 setenv.set-response-header = ( \"X-Powered-By\" => \"\" )\n\
+                 expire.url = ( \"/cgi-bin/\" => \"access plus 1 hours\" )\n";
+    let body =
+        "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\nX-Powered-By: sh\\r\\n\\r\\nhello\\n'\n";
+    let s = start(extra, &[("hello.cgi", body)]);
+    let r = s.get("/cgi-bin/hello.cgi");
+    assert_eq!(r.status, 200, "{}", s.error_log());
+    assert_eq!(r.text(), "hello\n");
+    assert_eq!(r.header("x-frame-options"), Some("DENY"));
+    assert_eq!(r.header("x-powered-by"), None, "set to empty: removed");
+    assert_eq!(r.header("cache-control"), Some("max-age=3600"));
+    // A script that sets its own Cache-Control keeps it.
+    let own =
+        "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\nCache-Control: no-store\\r\\n\\r\\nx'\n";
+    let s = start(extra, &[("own.cgi", own)]);
+    let r = s.get("/cgi-bin/own.cgi");
+    assert_eq!(r.header("cache-control"), Some("no-store"));
+    assert_eq!(r.header("x-frame-options"), Some("DENY"));
+}

@@ -34,6 +34,8 @@ pub struct Begin<'a> {
     pub internal: Option<InternalInfo>,
     /// Its access log line, written when the response is complete (mod_accesslog).
     pub log: Option<Box<crate::mods::accesslog::Pending>>,
+    /// The request's response_start hooks, for the script's head.
+    pub hooks: crate::mods::LaterHooks,
 }
 
 /// The worker pieces `begin` uses (the caller holds the rest of the context).
@@ -75,7 +77,7 @@ pub fn begin(p: Parts<'_>, view: &View, mut b: Begin<'_>) -> Box<Job> {
             loops: 0,
         },
     };
-    let mut job = new_job(id, out, view, &b, &run, limits, p.clock.mono);
+    let mut job = new_job(id, out, view, &mut b, &run, limits, p.clock.mono);
     if let Some(l) = b.log.take() {
         job.log = Some(crate::mods::accesslog::Tally::new(l, job.out.remaining()));
     }
@@ -122,7 +124,7 @@ fn new_job(
     id: u64,
     out: Out,
     view: &View,
-    b: &Begin,
+    b: &mut Begin,
     run: &Run,
     limits: CgiLimits,
     now: u64,
@@ -171,6 +173,7 @@ fn new_job(
             fields: b.fields.to_vec(),
         },
         log: None,
+        hooks: std::mem::take(&mut b.hooks),
     })
 }
 

@@ -108,6 +108,9 @@ pub struct Job {
     pub(super) saved: Saved,
     /// mod_accesslog: the line, the status and the bytes sent.
     pub(super) log: Option<crate::mods::accesslog::Tally>,
+    /// The request's response_start hooks (mod_setenv, mod_expire), run on the
+    /// script's head.
+    pub(super) hooks: crate::mods::LaterHooks,
 }
 
 /// Replace the response with an error page (nothing was sent yet) and end the job.

@@ -65,6 +65,7 @@ impl Module for ModCgi {
             blocks: gw.cond.matched().map(|b| b as u32).collect(),
             internal,
             log,
+            hooks: env.hooks.map(|h| h.later()).unwrap_or_default(),
         };
         Some(super::begin(parts, x.view, begin))
     }

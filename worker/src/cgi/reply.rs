@@ -259,6 +259,7 @@ pub(super) fn write_head(ctx: &mut Ctx, job: &mut Job, mut h: RespHead, status: 
         head.date(&ctx.clock);
     }
     head.server(server.as_deref().unwrap_or(&job.tag).as_bytes());
+    job.hooks.run(head, &ctx.clock);
     head.write(out);
     if let Some(l) = &mut job.log {
         l.head(status, &job.out.buf[mark..]);

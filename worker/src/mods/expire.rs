@@ -7,7 +7,7 @@
 //! `Cache-Control: max-age=N` and an HTTP/1.0 answer `Expires:`; "modification"
 //! counts from the file's Last-Modified time (no header without one).
 
-use super::{hook, Module, RespCx};
+use super::{hook, LaterHook, Module, RespCx};
 use crate::request::Version;
 use crate::resp_head::ResponseHead;
 use wick_conf::Config;
@@ -124,44 +124,79 @@ impl Module for Expire {
     }
 
     fn response_start(&self, x: &RespCx, head: &mut ResponseHead) {
-        if !matches!(head.status, 200 | 206)
-            || !matches!(
-                x.base.head.method,
-                crate::request::Method::Get | crate::request::Method::Head
-            )
-            || head.has(b"Cache-Control")
-        {
+        if !get_or_head(x) {
             return;
         }
+        if let Some(plan) = self.plan(x) {
+            plan.apply(head, x.clock.unix);
+        }
+    }
+
+    fn response_later(&self, x: &RespCx) -> Option<Box<dyn LaterHook>> {
+        if !get_or_head(x) {
+            return None;
+        }
+        let plan = self.plan(x)?;
+        Some(Box::new(Later {
+            url: plan.url,
+            mime: plan.mime.to_vec(),
+        }))
+    }
+}
+
+fn get_or_head(x: &RespCx) -> bool {
+    matches!(
+        x.base.head.method,
+        crate::request::Method::Get | crate::request::Method::Head
+    )
+}
+
+impl Expire {
+    /// What the request's blocks say: the expire.url rule its path matches, and
+    /// the expire.mimetypes rules to try on the response's Content-Type.
+    fn plan<'a>(&'a self, x: &RespCx) -> Option<Plan<'a>> {
         let v = x.view;
         if v.expire_url.is_empty() && v.expire_mimetypes.is_empty() {
-            return;
+            return None;
         }
         let url_block = x.compiled.winning_block(x.cond, |p| p.expire_url.is_some());
         let mime_block = x
             .compiled
             .winning_block(x.cond, |p| p.expire_mimetypes.is_some());
         let path = &x.rq.path;
-        let mut spec = self.blocks.get(url_block).and_then(|l| {
+        let url = self.blocks.get(url_block).and_then(|l| {
             l.url
                 .iter()
                 .find(|(k, _)| path.starts_with(k.as_bytes()))
                 .map(|(_, s)| *s)
         });
-        if spec.is_none() {
-            let Some(l) = self.blocks.get(mime_block) else {
-                return;
-            };
+        let mime = self.blocks.get(mime_block).map_or(&[][..], |l| &l.mime[..]);
+        Some(Plan { url, mime })
+    }
+}
+
+/// The expiry rules that apply to one request's response.
+struct Plan<'a> {
+    url: Option<Spec>,
+    mime: &'a [(String, Spec)],
+}
+
+impl Plan<'_> {
+    /// Expires (HTTP/1.0) or Cache-Control: max-age for a 200/206 without its own
+    /// Cache-Control.
+    fn apply(&self, head: &mut ResponseHead, now: i64) {
+        if !matches!(head.status, 200 | 206) || head.has(b"Cache-Control") {
+            return;
+        }
+        let spec = self.url.or_else(|| {
             let ct = head.get(b"Content-Type").unwrap_or(b"");
-            spec = l
-                .mime
+            self.mime
                 .iter()
                 .find(|(k, _)| !k.is_empty() && ct.starts_with(k.as_bytes()))
-                .or_else(|| l.mime.iter().find(|(k, _)| k.is_empty()))
-                .map(|(_, s)| *s);
-        }
+                .or_else(|| self.mime.iter().find(|(k, _)| k.is_empty()))
+                .map(|(_, s)| *s)
+        });
         let Some(spec) = spec else { return };
-        let now = x.clock.unix;
         let mut expires = spec.secs;
         if spec.modification {
             let Some(mtime) = head
@@ -189,6 +224,22 @@ impl Module for Expire {
                 crate::response::put_u64(b, age.unsigned_abs());
             });
         }
+    }
+}
+
+/// The rules for a head that comes later (a CGI response).
+struct Later {
+    url: Option<Spec>,
+    mime: Vec<(String, Spec)>,
+}
+
+impl LaterHook for Later {
+    fn run(&self, head: &mut ResponseHead, clock: &crate::date::Clock) {
+        let plan = Plan {
+            url: self.url,
+            mime: &self.mime,
+        };
+        plan.apply(head, clock.unix);
     }
 }
 

@@ -121,6 +121,11 @@ pub trait Module {
     /// Edit the response head before it is serialised (its fields end with
     /// Connection, Date and Server; a deferred listing's with Content-Type).
     fn response_start(&self, _x: &RespCx, _head: &mut ResponseHead) {}
+    /// response_start for a head that comes later (a gateway's response, after
+    /// the request's context is gone): what the hook will do, decided now.
+    fn response_later(&self, _x: &RespCx) -> Option<Box<dyn LaterHook>> {
+        None
+    }
     /// Add to the environment of a CGI/FastCGI/SCGI request.
     fn request_env(&self, _x: &EnvCx, _env: &mut Vec<(String, String)>) {}
     /// The response is complete (access log).
@@ -451,6 +456,40 @@ impl Hooks<'_> {
         for m in self.mods.stage(5) {
             m.response_start(&self.cx, head);
         }
+    }
+
+    /// The hooks for a head a handler sends later (a gateway's).
+    pub fn later(&self) -> LaterHooks {
+        let list: Vec<_> = self
+            .mods
+            .stage(5)
+            .filter_map(|m| m.response_later(&self.cx))
+            .collect();
+        LaterHooks(list)
+    }
+}
+
+/// A response_start hook decided while its request's context was there, run on a
+/// head that comes later.
+pub trait LaterHook {
+    fn run(&self, head: &mut ResponseHead, clock: &Clock);
+}
+
+/// A request's response_start hooks for a later head, in server.modules order.
+#[derive(Default)]
+pub struct LaterHooks(Vec<Box<dyn LaterHook>>);
+
+impl LaterHooks {
+    pub fn run(&self, head: &mut ResponseHead, clock: &Clock) {
+        for h in &self.0 {
+            h.run(head, clock);
+        }
+    }
+}
+
+impl std::fmt::Debug for LaterHooks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "LaterHooks({})", self.0.len())
     }
 }
 

@@ -5,7 +5,7 @@
 //! environment value already there gets ", value"; a response header gets another
 //! line); "set" replaces, and an empty value removes.
 
-use super::{hook, Cx, Flow, Module, RespCx};
+use super::{hook, Cx, Flow, LaterHook, Module, RespCx};
 use crate::resp_head::ResponseHead;
 
 pub struct Setenv;
@@ -57,11 +57,47 @@ impl Module for Setenv {
     }
 
     fn response_start(&self, x: &RespCx, head: &mut ResponseHead) {
-        for (k, v) in x.view.setenv_add_response_header.iter() {
-            head.add(k.as_bytes(), v.as_bytes());
+        edit_head(
+            x.view.setenv_add_response_header,
+            x.view.setenv_set_response_header,
+            head,
+        );
+    }
+
+    fn response_later(&self, x: &RespCx) -> Option<Box<dyn LaterHook>> {
+        let (add, set) = (
+            &x.view.setenv_add_response_header,
+            &x.view.setenv_set_response_header,
+        );
+        if add.is_empty() && set.is_empty() {
+            return None;
         }
-        for (k, v) in x.view.setenv_set_response_header.iter() {
-            head.set(k.as_bytes(), v.as_bytes());
-        }
+        Some(Box::new(Later {
+            add: add.to_vec(),
+            set: set.to_vec(),
+        }))
+    }
+}
+
+/// setenv.add-response-header adds a field, set-response-header replaces every
+/// field of its name (an empty value removes them).
+fn edit_head(add: &[(String, String)], set: &[(String, String)], head: &mut ResponseHead) {
+    for (k, v) in add {
+        head.add(k.as_bytes(), v.as_bytes());
+    }
+    for (k, v) in set {
+        head.set(k.as_bytes(), v.as_bytes());
+    }
+}
+
+/// The response headers of a request whose head comes later (a CGI response).
+struct Later {
+    add: Vec<(String, String)>,
+    set: Vec<(String, String)>,
+}
+
+impl LaterHook for Later {
+    fn run(&self, head: &mut ResponseHead, _clock: &crate::date::Clock) {
+        edit_head(&self.add, &self.set, head);
     }
 }
