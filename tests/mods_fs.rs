@@ -1106,3 +1106,24 @@ fn half_close_behind_a_deferred_listing_keeps_the_pipelined_request() {
         assert!(text.ends_with("SMALL"), "pipelined response last");
     }
 }
+
+/// An error handler's answer is the request's one access-log line, and %r shows
+/// the request as the client sent it (lighttpd's r->target_orig), not the
+/// handler's URL.
+#[test]
+fn error_handler_run_is_logged_once_with_the_client_request_line() {
+    let s = Server::start_with(
+        &conf(
+            "\"mod_accesslog\"",
+            "accesslog.filename = \"@DIR@/access.log\"\naccesslog.format = \"%s %r\"\nserver.error-handler-404 = \"/handler.txt\"",
+        ),
+        &[],
+        |d| put(d, "www/handler.txt", "handler page\n"),
+    );
+    let r = parse_response(
+        &s.raw(b"GET /missing?q=1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+    );
+    assert_eq!((r.status, r.text().as_str()), (200, "handler page\n"));
+    let log = wait_file(&s.dir.path().join("access.log"), |t| !t.is_empty());
+    assert_eq!(log.trim_end(), "200 GET /missing?q=1 HTTP/1.1", "{log}");
+}

@@ -116,6 +116,8 @@ fn run_with(ctx: &mut Ctx, r: &Request, path: &mut Vec<u8>) -> Outcome {
     };
     let raw_host = r.head.host.map_or(&b""[..], |h| h.of(r.buf));
     let host = admitted.host.as_deref().unwrap_or(raw_host);
+    // An internal request logs the client's target (allocates only for those).
+    let orig = ctx.internal.as_ref().map(|i| i.orig_target.clone());
     let Ctx {
         site,
         cond,
@@ -144,6 +146,9 @@ fn run_with(ctx: &mut Ctx, r: &Request, path: &mut Vec<u8>) -> Outcome {
         port: mods.port(usize::from(r.listener)),
         fd: r.fd,
         requests: r.requests,
+        target_orig: orig
+            .as_deref()
+            .map_or(r.head.target.of(r.buf), str::as_bytes),
     };
     let mut early = None;
     if mods.active {

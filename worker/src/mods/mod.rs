@@ -161,6 +161,9 @@ pub struct Base<'a> {
     pub fd: std::os::fd::RawFd,
     /// Requests on the connection so far, this one included.
     pub requests: u32,
+    /// The client's request-target (an internal request's is another: %r logs
+    /// this one, as lighttpd's r->target_orig).
+    pub target_orig: &'a [u8],
 }
 
 impl Base<'_> {

@@ -329,7 +329,7 @@ impl AccessLog {
             local: self.local.get(b.listener).copied().flatten(),
             local_path: self.paths.get(b.listener).map_or(&b""[..], |p| p),
             method: b.method(),
-            target: h.target.of(b.buf),
+            target: b.target_orig,
             version: match h.version {
                 crate::request::Version::Http10 => b"HTTP/1.0",
                 crate::request::Version::Http11 => b"HTTP/1.1",
