@@ -154,9 +154,14 @@ pub fn normalize_target(raw: &[u8], o: ParseOpts, out: &mut Vec<u8>) {
     }
     if o.has(ParseOpts::DOTSEG_REMOVE) && out.get(start) == Some(&b'/') {
         // '.' and '/' are literal here; everything else that matters is escaped.
-        let mut p = out.split_off(start);
-        crate::path::normalize(&mut p);
-        out.extend_from_slice(&p);
+        if start == 0 {
+            // In place: this runs for every request on the module path.
+            crate::path::normalize(out);
+        } else {
+            let mut p = out.split_off(start);
+            crate::path::normalize(&mut p);
+            out.extend_from_slice(&p);
+        }
     }
 }
 
