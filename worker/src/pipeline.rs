@@ -274,6 +274,10 @@ fn respond(
         scratch,
         etag,
         log,
+        fields: match (early, mods.active) {
+            (Some(_), true) => &rq.answer_fields,
+            _ => &[],
+        },
     };
     let status = match early {
         Some(s) => mods.answer(s, &req, view, &mut env, rq),
@@ -290,6 +294,8 @@ fn respond(
                     false => (r.peer, r.peer_port),
                 },
                 set_headers: if mods.active { &rq.req_headers } else { &[] },
+                auth: (mods.active && !rq.auth_type.is_empty())
+                    .then_some((rq.remote_user.as_str(), rq.auth_type)),
                 accesslog: mods.accesslog.as_deref().filter(|_| mods.logs()),
             };
             match mods.handle(&req, view, &mut env, base, rq, gw) {
