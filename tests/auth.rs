@@ -1,5 +1,6 @@
 //! mod_auth + mod_authn_file through the real server (its workers sandboxed as
-//! nobody when the tests run as root): Basic challenges, every htpasswd hash the
+//! nobody when the tests run as root): Basic and Digest challenges (MD5, SHA-256,
+//! stale nonces, nonce_secret), every htpasswd hash the
 //! `htpasswd` tool makes, the plain and htdigest backends, user=/group=/valid-user,
 //! open paths left open, REMOTE_USER and AUTH_TYPE for CGI, %u in the access log,
 //! a user file edited while serving.
@@ -303,7 +304,7 @@ fn a_user_file_the_worker_cannot_read_refuses_every_login() {
 }
 
 /// A bad auth.require value stops -tt (and start-up) with its file and line, as
-/// lighttpd's set_defaults fails; Digest is refused, never served open.
+/// lighttpd's set_defaults fails.
 #[test]
 fn bad_auth_require_is_refused_with_file_and_line() {
     let d = common::TempDir::new();
@@ -319,8 +320,8 @@ fn bad_auth_require_is_refused_with_file_and_line() {
             "the realm field is missing",
         ),
         (
-            r#"( "/p" => ( "method" => "digest", "realm" => "r", "require" => "valid-user" ) )"#,
-            "method \"digest\" is not built into wickd",
+            r#"( "/p" => ( "method" => "digest", "realm" => "r", "require" => "valid-user", "algorithm" => "SHA-1" ) )"#,
+            "invalid algorithm",
         ),
     ] {
         let c = d.path().join("wickd.conf");
@@ -344,4 +345,141 @@ fn bad_auth_require_is_refused_with_file_and_line() {
         assert!(e.contains(&format!("{}:6: ", c.display())), "{want}: {e}");
         assert!(e.contains(want), "{e}");
     }
+}
+
+fn hash_hex(cmd: &str, input: &str) -> String {
+    let o = Command::new("sh")
+        .args(["-c", &format!("printf '%s' '{input}' | {cmd}")])
+        .output()
+        .expect("hash");
+    String::from_utf8_lossy(&o.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap_or("")
+        .to_string()
+}
+
+/// `k="v"` out of a challenge.
+fn param(challenge: &str, k: &str) -> String {
+    let start = challenge.find(&format!("{k}=\"")).expect(k) + k.len() + 2;
+    let len = challenge[start..].find('"').expect("closing quote");
+    challenge[start..start + len].to_string()
+}
+
+#[test]
+fn digest_md5_sha256_stale_and_cgi() {
+    let conf = format!(
+        r#"{CONF}auth.backend = "htdigest"
+auth.backend.htdigest.userfile = "@DIR@/htdigest"
+auth.require = (
+  "/d/" => ( "method" => "digest", "realm" => "DR", "require" => "valid-user" ),
+  "/s/" => ( "method" => "digest", "realm" => "SR", "require" => "user=dave", "algorithm" => "SHA-256", "nonce_secret" => "sec" ),
+  "/cgi-bin/" => ( "method" => "digest", "realm" => "DR", "require" => "valid-user" ),
+)
+"#
+    );
+    let md5 = hash_hex("md5sum", "dave:DR:pw-dave");
+    let sha = hash_hex("sha256sum", "dave:SR:pw-dave");
+    assert_eq!((md5.len(), sha.len()), (32, 64));
+    let s = Server::start_with(&conf, &[], |d| {
+        files(d);
+        put(d, "www/d/x.txt", "digest\n", 0o644);
+        put(d, "www/s/x.txt", "sha\n", 0o644);
+        put(
+            d,
+            "htdigest",
+            &format!("dave:DR:{md5}\ndave:SR:{sha}\n"),
+            0o644,
+        );
+    });
+    let r = get(&s, "/d/x.txt", None);
+    assert_eq!(r.status, 401);
+    let ch = r.header("www-authenticate").unwrap_or("").to_string();
+    assert!(
+        ch.starts_with("Digest realm=\"DR\", charset=\"UTF-8\", algorithm=MD5, nonce=\"")
+            && ch.ends_with("\", qop=\"auth\""),
+        "{ch}"
+    );
+    // curl answers the challenge (MD5, qop=auth).
+    // (curl -i prints the 401 it answered, then the final response)
+    let dig = |path: &str, cred: &str| {
+        let mut r = curl(&s.url(path), &["--digest", "-u", cred]);
+        while r.body.starts_with(b"HTTP/") {
+            r = common::parse_response(&r.body);
+        }
+        r
+    };
+    let r = dig("/d/x.txt", "dave:pw-dave");
+    assert_eq!((r.status, r.text().as_str()), (200, "digest\n"));
+    assert_eq!(dig("/d/x.txt", "dave:wrong").status, 401);
+    assert_eq!(dig("/d/x.txt", "eve:pw-dave").status, 401);
+    // SHA-256 with a nonce_secret.
+    let r = get(&s, "/s/x.txt", None);
+    let ch = r.header("www-authenticate").unwrap_or("").to_string();
+    assert!(ch.contains("algorithm=SHA-256, nonce=\""), "{ch}");
+    assert_eq!(param(&ch, "nonce").split(':').count(), 3, "{ch}");
+    let r = dig("/s/x.txt", "dave:pw-dave");
+    assert_eq!((r.status, r.text().as_str()), (200, "sha\n"));
+    assert_eq!(dig("/s/x.txt", "dave:pw-davE").status, 401);
+    // By hand: a good response on a nonce the server did not make (secret) is
+    // refused; on an expired nonce of its own, 401 with stale=true.
+    let by_hand = |nonce: &str| {
+        let ha2 = hash_hex("sha256sum", "GET:/s/x.txt");
+        let resp = hash_hex(
+            "sha256sum",
+            &format!("{sha}:{nonce}:00000001:abc:auth:{ha2}"),
+        );
+        let h = format!(
+            "Authorization: Digest username=\"dave\", realm=\"SR\", nonce=\"{nonce}\", uri=\"/s/x.txt\", algorithm=SHA-256, qop=auth, nc=00000001, cnonce=\"abc\", response=\"{resp}\""
+        );
+        curl(&s.url("/s/x.txt"), &["-H", &h])
+    };
+    let fresh = format!(
+        "{:x}:1:{}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_secs(),
+        "0".repeat(64)
+    );
+    let r = by_hand(&fresh);
+    assert_eq!(r.status, 401);
+    assert!(!r.header("www-authenticate").unwrap_or("").contains("stale"));
+    let r = by_hand(&format!("1:1:{}", "0".repeat(64)));
+    assert_eq!(r.status, 401);
+    assert!(
+        r.header("www-authenticate")
+            .unwrap_or("")
+            .ends_with("qop=\"auth\", stale=true"),
+        "{:?}",
+        r.headers
+    );
+    // The URI in the credentials must be the one requested.
+    let ch = get(&s, "/s/x.txt", None)
+        .header("www-authenticate")
+        .unwrap_or("")
+        .to_string();
+    let nonce = param(&ch, "nonce");
+    let ha2 = hash_hex("sha256sum", "GET:/s/other");
+    let resp = hash_hex(
+        "sha256sum",
+        &format!("{sha}:{nonce}:00000001:abc:auth:{ha2}"),
+    );
+    let h = format!(
+        "Authorization: Digest username=\"dave\", realm=\"SR\", nonce=\"{nonce}\", uri=\"/s/other\", algorithm=SHA-256, qop=auth, nc=00000001, cnonce=\"abc\", response=\"{resp}\""
+    );
+    assert_eq!(curl(&s.url("/s/x.txt"), &["-H", &h]).status, 400);
+    let ha2 = hash_hex("sha256sum", "GET:/s/x.txt");
+    let resp = hash_hex(
+        "sha256sum",
+        &format!("{sha}:{nonce}:00000001:abc:auth:{ha2}"),
+    );
+    let h = h
+        .replace("/s/other", "/s/x.txt")
+        .replace(&param(&h, "response"), &resp);
+    assert_eq!(curl(&s.url("/s/x.txt"), &["-H", &h]).status, 200);
+    // CGI: AUTH_TYPE=Digest.
+    let r = dig("/cgi-bin/env.sh", "dave:pw-dave");
+    assert!(r.text().contains("RU=dave\n"), "{}", r.text());
+    assert!(r.text().contains("AT=Digest\n"), "{}", r.text());
 }

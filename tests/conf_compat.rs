@@ -135,8 +135,6 @@ fn wickd_tt_gives_lighttpds_verdicts_but_for_its_refusals() {
     let refusal = |err: &str| {
         [
             ": auth.require: mod_auth is not in server.modules",
-            // (JSON-escaped, as conf_accept.py reports it)
-            r#"method \"digest\" is not built into wickd"#,
             "are built into wickd: what auth.require protects",
             "wickd refuses a user file it cannot open",
             ": ssl.engine: TLS is not built into wickd",

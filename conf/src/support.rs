@@ -1,7 +1,7 @@
 //! What wickd does with each key lighttpd knows: acts on it; accepts it without
 //! acting on it, with one warning naming the key, its module and where it is set; or
 //! refuses to start, where ignoring the key would give access the configuration
-//! denies (auth.require without mod_auth, or with what wickd's mod_auth lacks,
+//! denies (auth.require without mod_auth, or with a backend wickd lacks,
 //! ssl.engine, signed download links, access scripts).
 //! man/wickd.conf.5 keeps the same table (conf/tests/manpage.rs compares them).
 
@@ -361,8 +361,8 @@ pub const AUTH_BACKENDS: &[&str] = &["plain", "htpasswd", "htdigest"];
 
 /// auth.require that wickd would not enforce as lighttpd does: mod_auth not in
 /// force (lighttpd then ignores the key; serving open is never the safe guess),
-/// method "digest" (not built), a backend wickd lacks, a user file that cannot be
-/// read (named inside server.chroot, where the workers read it).
+/// a backend wickd lacks, a user file that cannot be read (named inside
+/// server.chroot, where the workers read it).
 fn auth_refusals(config: &Config) -> Vec<String> {
     let mut out = Vec::new();
     let require: Vec<&Setting> = config
@@ -383,28 +383,6 @@ fn auth_refusals(config: &Config) -> Vec<String> {
             ));
         }
         return out;
-    }
-    for s in &require {
-        let Value::Array(items) = &s.value else {
-            continue;
-        };
-        for (path, v) in items {
-            let Value::Array(opts) = v else { continue };
-            let method = opts
-                .iter()
-                .find(|(k, _)| k.as_deref() == Some("method"))
-                .and_then(|(_, v)| match v {
-                    Value::Str(m) => Some(m.as_str()),
-                    _ => None,
-                });
-            if method == Some("digest") {
-                out.push(format!(
-                    "{}: auth.require \"{}\": method \"digest\" is not built into wickd (only \"basic\" and \"extern\"): what it protects would be served without authentication",
-                    at(s),
-                    path.as_deref().unwrap_or("")
-                ));
-            }
-        }
     }
     let chroot = config.server.chroot.as_deref().filter(|c| !c.is_empty());
     for s in config.blocks.iter().flat_map(|b| &b.settings) {

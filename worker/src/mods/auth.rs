@@ -1,7 +1,7 @@
-//! mod_auth with mod_authn_file: HTTP Basic authentication (and "extern", a
-//! REMOTE_USER set before) for the URL paths auth.require names, against the
-//! plain, htpasswd or htdigest user files, as lighttpd 1.4.69 does. Digest is not
-//! built: support.rs refuses a configuration that asks for it (and `new` too).
+//! mod_auth with mod_authn_file: HTTP Basic and Digest authentication (and
+//! "extern", a REMOTE_USER set before) for the URL paths auth.require names,
+//! against the plain, htpasswd or htdigest user files, as lighttpd 1.4.69 does
+//! (Digest: `digest.rs`; not with htpasswd files, as in lighttpd).
 //!
 //! Hooks uri_clean. The first auth.require key (in the order written) that
 //! prefixes the URL path decides (case-insensitively with
@@ -11,6 +11,8 @@
 //! requires), looked at again at most once a second, re-read when its inode, size
 //! or mtime changed. Passwords that verified are kept briefly (a salted SHA-256, not
 //! the password) so that bcrypt's cost is not paid per request.
+
+mod digest;
 
 use super::{hook, Cx, Flow, Module, Trigger};
 use base64::Engine as _;
@@ -32,6 +34,7 @@ const MAX_B64: usize = 1363;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Method {
     Basic,
+    Digest,
     Extern,
 }
 
@@ -43,6 +46,10 @@ struct Require {
     realm: String,
     /// The WWW-Authenticate value of a Basic challenge.
     challenge: Vec<u8>,
+    /// Digest: the algorithms accepted ([`digest::MD5`] ... bits; -sess always).
+    algos: u8,
+    /// Digest: nonce_secret, to check that a nonce is the server's.
+    nonce_secret: Option<String>,
     valid_user: bool,
     users: Vec<String>,
     /// Cache key part: which entry verified.
@@ -83,12 +90,17 @@ struct UserFile {
 type CacheKey = (u64, u32, Vec<u8>);
 
 pub struct Auth {
+    /// Some block requires authentication: else the module hooks nothing, and
+    /// requests keep the plain path.
+    active: bool,
     /// Per block: its auth.require, parsed (None: not set there).
     requires: Vec<Option<Vec<Require>>>,
     /// User files by path: [other backends, htdigest] (their lines split differently).
     files: RefCell<[HashMap<String, UserFile>; 2]>,
     cache: RefCell<HashMap<CacheKey, ([u8; 32], u64)>>,
     salt: [u8; 32],
+    /// Digest nonces made so far (their random part comes from it and `salt`).
+    nonces: std::cell::Cell<u64>,
     /// Error-log lines, written by the trigger.
     log: RefCell<Vec<String>>,
 }
@@ -171,11 +183,7 @@ fn parse_require(v: &Value, next_id: &mut u32) -> Result<Vec<Require>, String> {
             }
             Some("basic") => Method::Basic,
             Some("extern") => Method::Extern,
-            Some("digest") => {
-                return Err(format!(
-                    "auth.require \"{path}\": method \"digest\" is not built into wickd"
-                ))
-            }
+            Some("digest") => Method::Digest,
             Some(m) => {
                 return Err(format!(
                     "unknown method {m} (e.g. \"basic\", \"digest\" or \"extern\") in auth.require = ( \"...\" => ( ..., \"method\" => \"...\") )"
@@ -189,17 +197,22 @@ fn parse_require(v: &Value, next_id: &mut u32) -> Result<Vec<Require>, String> {
             Some(r) if !r.trim().is_empty() => r,
             _ => return Err("the require field is missing or blank in: auth.require = ( \"...\" => ( ..., \"require\" => \"...\" ) )".into()),
         };
-        if let Some(a) = str_opt(opts, "algorithm")? {
-            // Only Digest reads it; lighttpd still refuses what it does not know.
-            let ok = a.split('|').all(|a| {
-                let a = a.to_ascii_lowercase();
-                let a = a.strip_suffix("-sess").unwrap_or(&a);
-                matches!(a, "" | "md5" | "sha-256" | "sha-512-256")
-            });
-            if !ok {
-                return Err("invalid algorithm in: auth.require = ( \"...\" => ( ..., \"algorithm\" => \"...\" ) )".into());
+        let mut algos = digest::SESS;
+        match str_opt(opts, "algorithm")? {
+            None | Some("") => algos |= digest::MD5,
+            Some(a) => {
+                for one in a.split('|') {
+                    match digest::parse_algorithm(one) {
+                        Some(bits) => algos |= bits,
+                        None => return Err("invalid algorithm in: auth.require = ( \"...\" => ( ..., \"algorithm\" => \"...\" ) )".into()),
+                    }
+                }
             }
         }
+        let nonce_secret = match str_opt(opts, "nonce_secret")? {
+            Some(n) => Some(n.to_string()),
+            None => str_opt(opts, "nonce-secret")?.map(str::to_string),
+        };
         let mut challenge = b"Basic realm=\"".to_vec();
         challenge.extend_from_slice(realm.as_bytes());
         challenge.extend_from_slice(b"\", charset=\"UTF-8\"");
@@ -208,6 +221,8 @@ fn parse_require(v: &Value, next_id: &mut u32) -> Result<Vec<Require>, String> {
             method,
             realm: realm.to_string(),
             challenge,
+            algos,
+            nonce_secret,
             valid_user: false,
             users: Vec::new(),
             id: *next_id,
@@ -279,10 +294,12 @@ impl Auth {
             }
         }
         Ok(Auth {
+            active: requires.iter().flatten().any(|r| !r.is_empty()),
             requires,
             files: RefCell::default(),
             cache: RefCell::default(),
             salt,
+            nonces: std::cell::Cell::new(0),
             log: RefCell::default(),
         })
     }
@@ -361,6 +378,181 @@ impl Auth {
         x.rq.remote_user.push_str(&String::from_utf8_lossy(user));
         x.rq.auth_type = "Basic";
         Flow::Go
+    }
+
+    /// A Digest challenge: one WWW-Authenticate per algorithm (strongest first),
+    /// or only `stale`'s with stale=true.
+    fn digest_challenge(&self, x: &mut Cx, req: &Require, stale: u8) -> Flow {
+        let now = x.fs.clock.unix;
+        let algos = if stale != 0 { stale } else { req.algos };
+        for (bit, name) in [
+            (digest::SHA512_256, "SHA-512-256"),
+            (digest::SHA256, "SHA-256"),
+            (digest::MD5, "MD5"),
+        ] {
+            if algos & bit == 0 {
+                continue;
+            }
+            let n = self.nonces.get().wrapping_add(1);
+            self.nonces.set(n);
+            let r = sha2::Sha256::new()
+                .chain_update(self.salt)
+                .chain_update(n.to_le_bytes())
+                .finalize();
+            let rnd = u32::from_le_bytes([r[0], r[1], r[2], r[3]]);
+            let nonce = digest::nonce(bit, now, rnd, req.nonce_secret.as_deref());
+            let mut v = format!(
+                "Digest realm=\"{}\", charset=\"UTF-8\", algorithm={name}, nonce=\"{nonce}\", qop=\"auth\"",
+                req.realm
+            );
+            if stale != 0 {
+                v.push_str(", stale=true");
+            }
+            x.rq.answer_fields
+                .push((&b"WWW-Authenticate"[..], v.into_bytes()));
+        }
+        Flow::Status(401)
+    }
+
+    /// The Digest check (lighttpd's mod_auth_check_digest): Go with REMOTE_USER
+    /// set, or 400/401/500.
+    fn digest(&self, x: &mut Cx, req: &Require) -> Flow {
+        let view = x.view;
+        let path = || String::from_utf8_lossy(&x.rq.path).into_owned();
+        let backend = match backend_of(view.auth_backend) {
+            Some(Backend::Htpasswd) => {
+                self.log(format!(
+                    "auth.require \"method\" => \"digest\" invalid (try \"basic\"?) for {}",
+                    path()
+                ));
+                return Flow::Status(500);
+            }
+            Some(b) => b,
+            None => {
+                self.log(format!("auth.backend not configured for {}", path()));
+                return Flow::Status(500);
+            }
+        };
+        let hdr = match x.rq.header(x.base, "Authorization") {
+            Some(h) if h.len() >= 7 && h[..7].eq_ignore_ascii_case(b"Digest ") => h[7..].to_vec(),
+            _ => return self.digest_challenge(x, req, 0),
+        };
+        let p = digest::parse(&hdr);
+        let (Some(user), Some(realm), Some(nonce), Some(uri), Some(resp)) =
+            (p.username, p.realm, p.nonce, p.uri, p.response)
+        else {
+            self.log("digest: missing field".into());
+            return Flow::Status(400);
+        };
+        if p.qop.is_some() && (p.nc.is_none() || p.cnonce.is_none()) {
+            self.log("digest: missing field".into());
+            return Flow::Status(400);
+        }
+        if realm != req.realm.as_bytes() {
+            self.log("digest: realm mismatch".into());
+            return self.digest_challenge(x, req, 0);
+        }
+        let alg_name = String::from_utf8_lossy(p.algorithm.unwrap_or(b""));
+        let a = match digest::parse_algorithm(&alg_name) {
+            Some(a) if req.algos & a & !digest::SESS != 0 => a,
+            _ => {
+                self.log(format!("digest: ({alg_name}): invalid"));
+                return self.digest_challenge(x, req, 0);
+            }
+        };
+        if a & digest::SESS != 0 && p.cnonce.is_none() {
+            self.log(format!("digest: ({alg_name}): missing field"));
+            return Flow::Status(400);
+        }
+        if resp.len() != digest::hex_len(a) || !resp.iter().all(u8::is_ascii_hexdigit) {
+            self.log(format!(
+                "digest: ({}): invalid format",
+                String::from_utf8_lossy(resp)
+            ));
+            return Flow::Status(400);
+        }
+        if p.qop.is_some_and(|q| q.eq_ignore_ascii_case(b"auth-int")) {
+            self.log("digest: qop=auth-int not supported".into());
+            return Flow::Status(400);
+        }
+        if x.base.head.target.of(x.base.buf) != uri {
+            self.log(format!(
+                "digest: auth failed: uri mismatch ({} != {}), IP: {}",
+                String::from_utf8_lossy(x.base.head.target.of(x.base.buf)),
+                String::from_utf8_lossy(uri),
+                x.rq.remote_ip
+            ));
+            return Flow::Status(400);
+        }
+        let now = x.fs.clock.unix;
+        match digest::check_nonce(nonce, a, now, req.nonce_secret.as_deref()) {
+            digest::NonceCheck::Ok => {}
+            digest::NonceCheck::Stale => return self.digest_challenge(x, req, a & !digest::SESS),
+            digest::NonceCheck::Invalid => {
+                self.log("digest: nonce invalid".into());
+                return Flow::Status(400);
+            }
+            digest::NonceCheck::Mismatch => {
+                self.log("digest: nonce mismatch".into());
+                return self.digest_challenge(x, req, 0);
+            }
+        }
+        let file = match backend {
+            Backend::Htdigest => view.auth_htdigest_userfile,
+            _ => view.auth_plain_userfile,
+        };
+        let ha1 = self
+            .stored(file, backend, user, realm, x.fs.clock.mono)
+            .and_then(|stored| match backend {
+                Backend::Htdigest => (stored.len() == digest::hex_len(a))
+                    .then(|| String::from_utf8_lossy(&stored).to_ascii_lowercase()),
+                _ => Some(digest::h(a, &[user, b":", realm, b":", &stored])),
+            });
+        let Some(ha1) = ha1 else {
+            return self.digest_challenge(x, req, 0);
+        };
+        let want = digest::response(a, &ha1, &p, x.base.method());
+        let ok = bool::from(want.as_bytes().ct_eq(&resp.to_ascii_lowercase()));
+        if !ok {
+            self.log(format!(
+                "digest: auth failed for {}: wrong password, IP: {}",
+                String::from_utf8_lossy(user),
+                x.rq.remote_ip
+            ));
+            return self.digest_challenge(x, req, 0);
+        }
+        if !req.allows(user) {
+            return self.digest_challenge(x, req, 0);
+        }
+        x.rq.remote_user.clear();
+        x.rq.remote_user.push_str(&String::from_utf8_lossy(user));
+        x.rq.auth_type = "Digest";
+        Flow::Go
+    }
+
+    /// The stored password (plain) or HA1 (htdigest, for `realm`) of `user`.
+    fn stored(
+        &self,
+        file: &str,
+        backend: Backend,
+        user: &[u8],
+        realm: &[u8],
+        now: u64,
+    ) -> Option<Vec<u8>> {
+        if file.is_empty() {
+            return None;
+        }
+        let mut files = self.files.borrow_mut();
+        let files = &mut files[usize::from(backend == Backend::Htdigest)];
+        if !files.contains_key(file) {
+            files.insert(file.to_string(), UserFile::default());
+        }
+        let uf = files.get_mut(file)?;
+        self.refresh(file, backend, uf, now);
+        uf.lines
+            .iter()
+            .find(|(u, r, _)| u == user && (backend != Backend::Htdigest || r == realm))
+            .map(|(_, _, p)| p.clone())
     }
 
     /// Does `pw` verify for `user` in `file`? A verified password is cached.
@@ -532,7 +724,7 @@ fn parse_file(
     out
 }
 
-fn hex(b: &[u8]) -> String {
+pub(crate) fn hex(b: &[u8]) -> String {
     let mut s = String::with_capacity(b.len() * 2);
     for c in b {
         s.push_str(&format!("{c:02x}"));
@@ -661,7 +853,11 @@ impl Module for Auth {
     }
 
     fn hooks(&self) -> u16 {
-        hook::URI_CLEAN
+        if self.active {
+            hook::URI_CLEAN
+        } else {
+            0
+        }
     }
 
     fn uri_clean(&self, x: &mut Cx) -> Flow {
@@ -687,7 +883,10 @@ impl Module for Auth {
                 return Flow::Status(401);
             }
         }
-        self.basic(x, req)
+        match req.method {
+            Method::Digest => self.digest(x, req),
+            _ => self.basic(x, req),
+        }
     }
 
     fn trigger(&self, t: &mut Trigger) {
