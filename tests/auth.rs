@@ -483,3 +483,51 @@ auth.require = (
     assert!(r.text().contains("RU=dave\n"), "{}", r.text());
     assert!(r.text().contains("AT=Digest\n"), "{}", r.text());
 }
+
+/// A user file replaced by rename (an editor's save) is a new inode, outside the
+/// Landlock rule made for the old one: logins fail (closed, never open) and the
+/// log says to restart gracefully, which makes the new workers' rule for it.
+#[test]
+fn a_user_file_replaced_by_rename_needs_a_graceful_restart() {
+    let conf = format!(
+        "{CONF}auth.backend = \"plain\"\nauth.backend.plain.userfile = \"@DIR@/plain\"\n{REQUIRE}"
+    );
+    let s = Server::start_with(&conf, &[], |d| {
+        files(d);
+        put(d, "plain", "alice:one\n", 0o644);
+    });
+    assert_eq!(
+        get(&s, "/private/secret.txt", Some("alice:one")).status,
+        200
+    );
+    put(s.dir.path(), "plain.new", "alice:two\n", 0o644);
+    std::fs::rename(s.dir.path().join("plain.new"), s.dir.path().join("plain")).expect("rename");
+    std::thread::sleep(Duration::from_millis(1100));
+    assert_eq!(
+        get(&s, "/private/secret.txt", Some("alice:two")).status,
+        401
+    );
+    assert_eq!(
+        get(&s, "/private/secret.txt", Some("alice:one")).status,
+        401
+    );
+    assert!(
+        wait_until(Duration::from_secs(5), || s
+            .error_log()
+            .contains("outside the worker's sandbox until a graceful restart")),
+        "{}",
+        s.error_log()
+    );
+    s.signal(nix::sys::signal::Signal::SIGUSR1);
+    assert!(
+        wait_until(Duration::from_secs(15), || get(
+            &s,
+            "/private/secret.txt",
+            Some("alice:two")
+        )
+        .status
+            == 200),
+        "{}",
+        s.error_log()
+    );
+}

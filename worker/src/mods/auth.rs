@@ -681,7 +681,12 @@ impl Auth {
             Err(e) => {
                 uf.id = None;
                 if !uf.failed {
-                    self.log(format!("opening auth user file {file} failed: {e}"));
+                    // Landlock allows the inode the worker started with.
+                    let hint = match e.kind() {
+                        std::io::ErrorKind::PermissionDenied => " (it must be readable by server.username; a file replaced by rename is outside the worker's sandbox until a graceful restart, SIGUSR1)",
+                        _ => "",
+                    };
+                    self.log(format!("opening auth user file {file} failed: {e}{hint}"));
                 }
                 uf.failed = true;
                 return;
