@@ -232,6 +232,7 @@ fn plain_and_htdigest_backends() {
     let conf = format!(
         "{CONF}auth.backend = \"plain\"\nauth.backend.plain.userfile = \"@DIR@/plain\"\n\
          auth.backend.htdigest.userfile = \"@DIR@/htdigest\"\n\
+         server.error-handler = \"/err.html\"\n\
          $HTTP[\"url\"] =^ \"/g/\" {{\n auth.backend = \"htdigest\"\n}}\n{}",
         REQUIRE.replace("group=staff", "user=dave")
     );
@@ -257,8 +258,16 @@ fn plain_and_htdigest_backends() {
             &format!("dave:Other:{ha1}\ndave:G:{ha1}\n"),
             0o644,
         );
+        put(d, "www/err.html", "custom error\n", 0o644);
     });
-    assert_eq!(get(&s, "/private/secret.txt", None).status, 401);
+    // server.error-handler answers the 401, which keeps its challenge (as
+    // lighttpd keeps WWW-Authenticate through error documents).
+    let r = get(&s, "/private/secret.txt", None);
+    assert_eq!((r.status, r.text().as_str()), (401, "custom error\n"));
+    assert_eq!(
+        r.header("www-authenticate"),
+        Some("Basic realm=\"Private Area\", charset=\"UTF-8\"")
+    );
     let r = get(&s, "/private/secret.txt", Some("alice:wonder land"));
     assert_eq!((r.status, r.text().as_str()), (200, "secret\n"));
     assert_eq!(

@@ -248,6 +248,12 @@ fn respond(
     let cond: &wick_conf::cond::CondState = cond;
     let mods = &site.mods;
     let error_run = internal.as_ref().and_then(|i| i.error);
+    // An error handler's answer to a 401 keeps the challenge (no allocation
+    // otherwise: an empty Vec).
+    let carried: Vec<(&'static [u8], Vec<u8>)> = internal
+        .as_ref()
+        .map(|i| i.fields.clone())
+        .unwrap_or_default();
     let mark = out.mark();
     let req = Req {
         buf: r.buf,
@@ -276,7 +282,7 @@ fn respond(
         log,
         fields: match (early, mods.active) {
             (Some(_), true) => &rq.answer_fields,
-            _ => &[],
+            _ => &carried,
         },
     };
     let status = match early {
@@ -306,7 +312,7 @@ fn respond(
         None => static_file::handle(&req, view, &mut env),
     };
     if error_run.is_none() {
-        if let Some(ir) = error_handler(r, view, status) {
+        if let Some(ir) = error_handler(r, view, status, rq, early.is_some() && mods.active) {
             // The first answer is dropped unsent and unlogged: the handler's is
             // the request's.
             drop(out.split_off(mark));
@@ -373,7 +379,7 @@ fn body_gate(
 /// (its conditions evaluated for that target), as lighttpd's
 /// http_response_call_error_handler. The status is kept for server.error-handler
 /// (and REDIRECT_STATUS), replaced by the handler's for -404.
-fn error_handler(r: &Request, view: &View, status: u16) -> Option<Internal> {
+fn error_handler(r: &Request, view: &View, status: u16, rq: &Rq, early: bool) -> Option<Internal> {
     let (target, keep_status) = if status == 404 && !view.error_handler_404.is_empty() {
         (view.error_handler_404, false)
     } else if status >= 400 && !view.error_handler.is_empty() {
@@ -391,6 +397,10 @@ fn error_handler(r: &Request, view: &View, status: u16) -> Option<Internal> {
         target: target.as_bytes().to_vec(),
         method_get: false,
         info: InternalInfo {
+            fields: match (status, early) {
+                (401, true) => rq.answer_fields.clone(),
+                _ => Vec::new(),
+            },
             orig_target: String::from_utf8_lossy(head.target.of(buf)).into_owned(),
             new_target: target.to_string(),
             loops: 0,
