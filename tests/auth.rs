@@ -134,8 +134,19 @@ fn htpasswd_hashes_challenges_cgi_and_access_log() {
     let r = get(&s, "/public.txt", None);
     assert_eq!((r.status, r.text().as_str()), (200, "public\n"));
     assert_eq!(r.header("www-authenticate"), None);
-    // Wrong password, unknown user.
-    assert_eq!(get(&s, "/private/secret.txt", Some("bc:wrong")).status, 401);
+    // Wrong password, unknown user; wrong credentials close the connection, as
+    // lighttpd does.
+    let r = get(&s, "/private/secret.txt", Some("bc:wrong"));
+    assert_eq!((r.status, r.header("connection")), (401, Some("close")));
+    let r = get(&s, "/private/secret.txt", Some("bc:pw-bc"));
+    assert_ne!(r.header("connection"), Some("close"));
+    // (and really closes: the request pipelined behind gets no answer)
+    let two = format!(
+        "GET /private/secret.txt HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {}\r\n\r\nGET /public.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        "YmM6d3Jvbmc=" // bc:wrong
+    );
+    let raw = String::from_utf8_lossy(&s.raw(two.as_bytes())).into_owned();
+    assert_eq!(raw.matches("HTTP/1.1 ").count(), 1, "{raw}");
     assert_eq!(get(&s, "/private/secret.txt", Some("nobody:x")).status, 401);
     // Not base64 / no colon: 400, as lighttpd.
     let r = curl(

@@ -54,6 +54,8 @@ pub enum Outcome {
     Answered {
         mark: (usize, usize),
         body: Option<Body>,
+        /// Close after it though the request allowed keep-alive (`Rq::close`).
+        close: bool,
     },
     /// A handler answers over later turns; the body, if any, is read for it.
     Handler {
@@ -255,13 +257,15 @@ fn respond(
         .map(|i| i.fields.clone())
         .unwrap_or_default();
     let mark = out.mark();
+    let keep_alive = r.keep_alive && !(mods.active && rq.close);
+    let close = keep_alive != r.keep_alive;
     let req = Req {
         buf: r.buf,
         head: r.head,
         path: t.rel,
         raw_path: t.raw_path,
         query: t.query,
-        keep_alive: r.keep_alive,
+        keep_alive,
         error: error_run,
     };
     // The request's response_start hooks, run when a handler sends its head.
@@ -321,12 +325,12 @@ fn respond(
         }
     }
     if !mods.active {
-        return Outcome::Answered { mark, body };
+        return Outcome::Answered { mark, body, close };
     }
     let (c, n) = (&site.compiled, r.requests);
     match mods.finish(out, mark, c, cond, view, base, rq, clock, status, n) {
         Some(handler) => Outcome::Handler { handler, body },
-        None => Outcome::Answered { mark, body },
+        None => Outcome::Answered { mark, body, close },
     }
 }
 

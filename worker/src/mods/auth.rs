@@ -372,6 +372,7 @@ impl Auth {
                 String::from_utf8_lossy(user),
                 x.rq.remote_ip
             ));
+            x.rq.close = true;
             return challenge(x);
         }
         x.rq.remote_user.clear();
@@ -509,6 +510,7 @@ impl Auth {
                 _ => Some(digest::h(a, &[user, b":", realm, b":", &stored])),
             });
         let Some(ha1) = ha1 else {
+            x.rq.close = true;
             return self.digest_challenge(x, req, 0);
         };
         let want = digest::response(a, &ha1, &p, x.base.method());
@@ -519,6 +521,7 @@ impl Auth {
                 String::from_utf8_lossy(user),
                 x.rq.remote_ip
             ));
+            x.rq.close = true;
             return self.digest_challenge(x, req, 0);
         }
         if !req.allows(user) {

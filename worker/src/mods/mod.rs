@@ -200,6 +200,9 @@ pub struct Rq {
     pub answer_fields: Vec<(&'static [u8], Vec<u8>)>,
     /// AUTH_TYPE when mod_auth authenticated the request ("Basic"), else "".
     pub auth_type: &'static str,
+    /// Close the connection after this answer (mod_auth after wrong
+    /// credentials, as lighttpd: no more guesses on the same connection).
+    pub close: bool,
     /// Request headers added or replaced (mod_setenv), in order; an empty value
     /// removes the header. Read them through [`Rq::header`].
     pub req_headers: Vec<(String, String, bool)>,
@@ -243,6 +246,7 @@ impl Default for Rq {
             location: Vec::new(),
             answer_fields: Vec::new(),
             auth_type: "",
+            close: false,
             req_headers: Vec::new(),
             env: Vec::new(),
             restarts: 0,
@@ -1050,6 +1054,7 @@ impl Rq {
         self.location.clear();
         self.answer_fields.clear();
         self.auth_type = "";
+        self.close = false;
         self.req_headers.clear();
         self.env.clear();
         self.restarts = 0;
