@@ -12,7 +12,7 @@ pub const SHA512_256: u8 = 4;
 pub const SESS: u8 = 8;
 
 /// Seconds a nonce is good for.
-const NONCE_MAX_AGE: i64 = 600;
+const NONCE_MAX_AGE: u64 = 600;
 
 /// One algorithm name ("" is MD5), as lighttpd's mod_auth_algorithm_parse: its
 /// bits, or None.
@@ -176,15 +176,18 @@ pub enum NonceCheck {
 
 /// lighttpd's mod_auth_digest_validate_nonce.
 pub fn check_nonce(n: &[u8], a: u8, now: i64, secret: Option<&str>) -> NonceCheck {
-    let mut ts: i64 = 0;
+    // Unsigned: 16 hex digits from the client may set the top bit.
+    let mut ts: u64 = 0;
     let mut i = 0;
     while i < n.len() && i < 16 && n[i].is_ascii_hexdigit() {
-        ts = (ts << 4) | i64::from(hexval(n[i]));
+        ts = (ts << 4) | u64::from(hexval(n[i]));
         i += 1;
     }
-    if n.get(i) != Some(&b':') || ts > now || now - ts > NONCE_MAX_AGE {
+    let now_u = u64::try_from(now).unwrap_or(0);
+    if n.get(i) != Some(&b':') || ts > now_u || now_u - ts > NONCE_MAX_AGE {
         return NonceCheck::Stale;
     }
+    let ts = now - (now_u - ts) as i64; // ts ≤ now: no overflow
     i += 1;
     let Some(secret) = secret else {
         return NonceCheck::Ok;
@@ -303,5 +306,23 @@ mod tests {
             check_nonce(b"3e8:zz", MD5, 1000, Some("s")),
             NonceCheck::Invalid
         ));
+        // Malformed headers end the parse, never panic.
+        for h in [
+            &b""[..],
+            b"a",
+            b"username",
+            b"username=",
+            b"username=\"abc\\",
+            b"username=\"a\\\"",
+            b"=,=,\"",
+            b",,,  ,",
+            b"realm=x,uri",
+        ] {
+            let _ = parse(h);
+        }
+        // No overflow on a hostile timestamp.
+        for n in [&b"ffffffffffffffff:x"[..], b"8000000000000000:x"] {
+            assert!(matches!(check_nonce(n, MD5, 1000, None), NonceCheck::Stale));
+        }
     }
 }
