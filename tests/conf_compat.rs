@@ -134,7 +134,9 @@ fn wickd_tt_gives_lighttpds_verdicts_but_for_its_refusals() {
     let lighttpd = verdicts(&tsv, "lighttpd_1.4.69_tt");
     let refusal = |err: &str| {
         [
-            ": auth.require: mod_auth is not built into wickd",
+            ": auth.require: mod_auth is not in server.modules",
+            "are built into wickd: what auth.require protects",
+            "wickd refuses a user file it cannot open",
             ": ssl.engine: TLS is not built into wickd",
             ": secdownload.",
             ": magnet.",

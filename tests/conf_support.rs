@@ -1,6 +1,6 @@
 //! What wickd does not do, it says out loud: a key it accepts without acting on it
 //! draws one warning with its module and file:line (at -tt and at start-up); a key
-//! whose absence would open access (auth.require, ssl.engine, secdownload.*, magnet.*) stops
+//! whose absence would open access (auth.require without mod_auth, ssl.engine, secdownload.*, magnet.*) stops
 //! -tt, start-up and a graceful restart, naming key and file:line; -p and -t still
 //! accept it, as lighttpd does. A document root that does not exist is a warning
 //! (requests for it get 404), as lighttpd starts with it.

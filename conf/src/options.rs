@@ -177,6 +177,16 @@ request_options! {
     cgi_limits: Value = "cgi.limits", default Value::Array(Vec::new());
     cgi_user: String = "cgi.user", default String::new();
     cgi_group: String = "cgi.group", default String::new();
+    // mod_auth, mod_authn_file (auth.require and auth.cache are parsed by the worker's
+    // mods::auth, which refuses bad values at start-up with file:line)
+    auth_backend: String = "auth.backend", default String::new();
+    auth_require: Value = "auth.require", default Value::Array(Vec::new());
+    auth_cache: Value = "auth.cache", default Value::Array(Vec::new());
+    auth_extern_authn: bool = "auth.extern-authn", default false;
+    auth_plain_userfile: String = "auth.backend.plain.userfile", default String::new();
+    auth_plain_groupfile: String = "auth.backend.plain.groupfile", default String::new();
+    auth_htpasswd_userfile: String = "auth.backend.htpasswd.userfile", default String::new();
+    auth_htdigest_userfile: String = "auth.backend.htdigest.userfile", default String::new();
     // mod_access
     url_access_deny: Vec<String> = "url.access-deny", default Vec::new();
     url_access_allow: Vec<String> = "url.access-allow", default Vec::new();

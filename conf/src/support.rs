@@ -1,7 +1,8 @@
 //! What wickd does with each key lighttpd knows: acts on it; accepts it without
 //! acting on it, with one warning naming the key, its module and where it is set; or
 //! refuses to start, where ignoring the key would give access the configuration
-//! denies (auth.require, ssl.engine, signed download links, access scripts).
+//! denies (auth.require without mod_auth, or with a backend wickd lacks,
+//! ssl.engine, signed download links, access scripts).
 //! man/wickd.conf.5 keeps the same table (conf/tests/manpage.rs compares them).
 
 use crate::keys;
@@ -25,6 +26,8 @@ pub const BUILT: &[&str] = &[
     "mod_access",
     "mod_accesslog",
     "mod_alias",
+    "mod_auth",
+    "mod_authn_file",
     "mod_cgi",
     "mod_dirlisting",
     "mod_evhost",
@@ -71,6 +74,7 @@ const IGNORED: &[&str] = &[
     "simple-vhost.debug",
     "extforward.hap-proxy",
     "extforward.hap-proxy-ssl-client-verify",
+    "auth.debug",
 ];
 
 /// Keys (or, ending in '.', key prefixes) whose absence opens access, and what
@@ -80,10 +84,6 @@ const IGNORED: &[&str] = &[
 /// Refused whether or not their module is in server.modules: a configuration that
 /// sets them means to restrict access, and serving it open is never the safe guess.
 const REFUSED: &[(&str, &str)] = &[
-    (
-        "auth.require",
-        "mod_auth is not built into wickd: what it protects would be served without authentication",
-    ),
     (
         "ssl.engine",
         "TLS is not built into wickd: this listener would serve in clear text what is meant to be encrypted",
@@ -328,6 +328,7 @@ pub fn refusals(config: &Config) -> Vec<String> {
         }
     }
     out.extend(exposed_scripts(config));
+    out.extend(auth_refusals(config));
     for s in config.blocks.iter().take(1).flat_map(|b| &b.settings) {
         let Some((_, accepted, message)) = INTERNALS
             .iter()
@@ -354,6 +355,67 @@ pub fn refusals(config: &Config) -> Vec<String> {
     out
 }
 
+/// auth.backend values wickd's mod_authn_file has; lighttpd's others are modules
+/// wickd does not have.
+pub const AUTH_BACKENDS: &[&str] = &["plain", "htpasswd", "htdigest"];
+
+/// auth.require that wickd would not enforce as lighttpd does: mod_auth not in
+/// force (lighttpd then ignores the key; serving open is never the safe guess),
+/// a backend wickd lacks, a user file that cannot be read (named inside
+/// server.chroot, where the workers read it).
+fn auth_refusals(config: &Config) -> Vec<String> {
+    let mut out = Vec::new();
+    let require: Vec<&Setting> = config
+        .blocks
+        .iter()
+        .flat_map(|b| &b.settings)
+        .filter(|s| s.key.eq_ignore_ascii_case("auth.require") && restricts(s))
+        .collect();
+    if require.is_empty() {
+        return out;
+    }
+    let effective = config.server.effective_modules();
+    if !effective.iter().any(|m| m == "mod_auth") {
+        for s in &require {
+            out.push(format!(
+                "{}: auth.require: mod_auth is not in server.modules: what it protects would be served without authentication",
+                at(s)
+            ));
+        }
+        return out;
+    }
+    let chroot = config.server.chroot.as_deref().filter(|c| !c.is_empty());
+    for s in config.blocks.iter().flat_map(|b| &b.settings) {
+        let key = s.key.to_ascii_lowercase();
+        let Value::Str(v) = &s.value else { continue };
+        if key == "auth.backend" && !v.is_empty() && !AUTH_BACKENDS.contains(&v.as_str()) {
+            out.push(format!(
+                "{}: auth.backend \"{v}\": only \"plain\", \"htpasswd\" and \"htdigest\" are built into wickd: what auth.require protects would be served without authentication",
+                at(s)
+            ));
+        } else if AUTH_FILES.contains(&key.as_str()) && !v.is_empty() {
+            let p = match chroot {
+                Some(r) => std::path::Path::new(r).join(v.trim_start_matches('/')),
+                None => std::path::PathBuf::from(v),
+            };
+            if let Err(e) = std::fs::File::open(&p) {
+                out.push(format!(
+                    "{}: {key} {v}: cannot be read: {e} (wickd refuses a user file it cannot open; lighttpd would answer 401)",
+                    at(s)
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// The user files of mod_authn_file.
+pub const AUTH_FILES: &[&str] = &[
+    "auth.backend.plain.userfile",
+    "auth.backend.htpasswd.userfile",
+    "auth.backend.htdigest.userfile",
+];
+
 /// Ok, or every refusal and a last line that says what happens.
 pub fn check(config: &Config) -> Result<(), String> {
     let r = refusals(config);
@@ -377,10 +439,11 @@ mod tests {
         assert_eq!(support("server.stat-cache-engine"), Support::Acted);
         assert_eq!(support("server.h2proto"), Support::Ignored);
         assert_eq!(support("fastcgi.server"), Support::Ignored);
-        assert!(matches!(support("Auth.Require"), Support::Refused(_)));
+        assert_eq!(support("Auth.Require"), Support::Acted);
         assert!(matches!(support("ssl.engine"), Support::Refused(_)));
         assert_eq!(support("ssl.pemfile"), Support::Ignored);
-        assert_eq!(support("auth.backend"), Support::Ignored);
+        assert_eq!(support("auth.backend"), Support::Acted);
+        assert_eq!(support("auth.backend.ldap.hostname"), Support::Ignored);
         assert!(matches!(support("secdownload.secret"), Support::Refused(_)));
         assert_eq!(support("no.such-key"), Support::Acted);
     }

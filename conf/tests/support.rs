@@ -54,11 +54,16 @@ fn acted_on_keys_draw_no_warning() {
 
 #[test]
 fn keys_that_would_open_access_are_refused() {
+    // auth.require without mod_auth: lighttpd would ignore it.
+    let c = load(&format!(
+        "{BASE}$HTTP[\"url\"] =^ \"/p\" {{\nauth.require = ( \"/p\" => ( \"method\" => \"basic\", \"realm\" => \"r\", \"require\" => \"valid-user\" ) )\n}}\n"
+    ));
+    let e = support::check(&c).expect_err("auth.require");
+    assert!(
+        e.contains("t.conf:3: auth.require: mod_auth is not in server.modules"),
+        "{e}"
+    );
     for (key_line, key) in [
-        (
-            "auth.require = ( \"/p\" => ( \"method\" => \"basic\", \"realm\" => \"r\", \"require\" => \"valid-user\" ) )",
-            "auth.require",
-        ),
         ("ssl.engine = \"enable\"", "ssl.engine"),
         ("secdownload.secret = \"s\"", "secdownload.secret"),
         (
@@ -67,7 +72,9 @@ fn keys_that_would_open_access_are_refused() {
         ),
     ] {
         for modules in ["", "server.modules = (\"mod_auth\", \"mod_openssl\")\n"] {
-            let c = load(&format!("{BASE}{modules}$HTTP[\"url\"] =^ \"/p\" {{\n{key_line}\n}}\n"));
+            let c = load(&format!(
+                "{BASE}{modules}$HTTP[\"url\"] =^ \"/p\" {{\n{key_line}\n}}\n"
+            ));
             let e = support::check(&c).expect_err(key);
             let line = if modules.is_empty() { 3 } else { 4 };
             assert!(e.contains(&format!("t.conf:{line}: {key}: ")), "{e}");
@@ -82,21 +89,26 @@ fn what_restricts_nothing_is_not_refused() {
         "{BASE}ssl.engine = \"disable\"\nauth.require = ()\n"
     ));
     assert_eq!(support::check(&c), Ok(()));
-    // Without auth.require and ssl.engine, the other auth.* and ssl.* keys protect
-    // nothing (lighttpd serves the same): a warning each, no refusal.
+    // Without ssl.engine, the other ssl.* keys protect nothing (lighttpd serves
+    // the same): a warning each, no refusal. auth.backend is mod_auth's: acted on.
     let c = load(&format!(
         "{BASE}server.modules = (\"mod_auth\")\nauth.backend = \"htpasswd\"\nssl.pemfile = \"/x.pem\"\n"
     ));
     assert_eq!(support::check(&c), Ok(()));
-    for key in ["auth.backend (mod_auth)", "ssl.pemfile (mod_openssl)"] {
-        assert!(
-            c.warnings
-                .iter()
-                .any(|w| w.contains(&format!("{key} is accepted but not acted on"))),
-            "{key}: {:?}",
-            c.warnings
-        );
-    }
+    assert!(
+        !c.warnings
+            .iter()
+            .any(|w| w.contains("auth.backend (mod_auth)")),
+        "{:?}",
+        c.warnings
+    );
+    assert!(
+        c.warnings
+            .iter()
+            .any(|w| w.contains("ssl.pemfile (mod_openssl) is accepted but not acted on")),
+        "{:?}",
+        c.warnings
+    );
 }
 
 #[test]
@@ -348,4 +360,41 @@ fn http_parseopts_errors_and_warnings() {
         .server
         .http_parseopts
         .has(wick_conf::parseopts::ParseOpts::HOST_STRICT));
+}
+
+/// What wickd's mod_auth lacks is refused, never served open: backends it does
+/// not have, a user file it cannot open. Basic and Digest are served.
+#[test]
+fn auth_refuses_what_it_cannot_enforce() {
+    let req = |m: &str| {
+        format!("auth.require = ( \"/p\" => ( \"method\" => \"{m}\", \"realm\" => \"r\", \"require\" => \"valid-user\" ) )\n")
+    };
+    let m = "server.modules = (\"mod_auth\")\n";
+    let ok = load(&format!(
+        "{BASE}{m}auth.backend = \"plain\"\nauth.backend.plain.userfile = \"/etc/hostname\"\n{}",
+        req("basic")
+    ));
+    assert_eq!(support::check(&ok), Ok(()));
+    let c = load(&format!(
+        "{BASE}{m}auth.backend = \"plain\"\nauth.backend.plain.userfile = \"/etc/hostname\"\n{}",
+        req("digest")
+    ));
+    assert_eq!(support::check(&c), Ok(()));
+    let c = load(&format!(
+        "{BASE}{m}auth.backend = \"ldap\"\n{}",
+        req("basic")
+    ));
+    let e = support::check(&c).expect_err("ldap");
+    assert!(e.contains("t.conf:3: auth.backend \"ldap\""), "{e}");
+    let c = load(&format!(
+        "{BASE}{m}auth.backend = \"htpasswd\"\nauth.backend.htpasswd.userfile = \"/nonexistent/htpasswd\"\n{}",
+        req("basic")
+    ));
+    let e = support::check(&c).expect_err("missing file");
+    assert!(
+        e.contains(
+            "t.conf:4: auth.backend.htpasswd.userfile /nonexistent/htpasswd: cannot be read"
+        ),
+        "{e}"
+    );
 }

@@ -667,7 +667,10 @@ impl Conn {
         }
         match outcome {
             Outcome::Refused { status, why } => self.refuse(ctx, head.version, status, why, buf),
-            Outcome::Answered { mark, body } => {
+            Outcome::Answered { mark, body, close } => {
+                if close {
+                    self.flags |= Flags::CLOSE_AFTER;
+                }
                 if let Some(body) = body {
                     self.expect_body(body, &mut ctx.out, mark);
                 }

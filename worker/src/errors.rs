@@ -11,6 +11,7 @@ pub fn reason(status: u16) -> &'static str {
         302 => "Found",
         304 => "Not Modified",
         400 => "Bad Request",
+        401 => "Unauthorized",
         403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
@@ -45,7 +46,7 @@ pub struct Pages {
 }
 
 const STATUSES: &[u16] = &[
-    400, 403, 404, 405, 408, 411, 412, 413, 414, 416, 417, 431, 500, 501, 503, 505,
+    400, 401, 403, 404, 405, 408, 411, 412, 413, 414, 416, 417, 431, 500, 501, 503, 505,
 ];
 
 impl Default for Pages {
@@ -78,6 +79,7 @@ mod tests {
     fn pages() {
         let p = super::Pages::new();
         assert!(String::from_utf8_lossy(p.get(404)).contains("<title>404 Not Found</title>"));
+        assert!(String::from_utf8_lossy(p.get(401)).contains("<title>401 Unauthorized</title>"));
         assert!(String::from_utf8_lossy(p.get(431)).contains("431 Request Header Fields Too Large"));
     }
 }

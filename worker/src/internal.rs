@@ -18,6 +18,9 @@ pub struct InternalInfo {
     /// An error handler: the original status, and whether the handler's 200 is
     /// replaced by it (server.error-handler).
     pub error: Option<(u16, bool)>,
+    /// Response fields the error handler's answer keeps: a 401's
+    /// WWW-Authenticate (lighttpd's http_response_errdoc_init keeps it).
+    pub fields: Vec<(&'static [u8], Vec<u8>)>,
 }
 
 /// The owned copy of a request, for an internal request made from it later.

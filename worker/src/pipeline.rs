@@ -54,6 +54,8 @@ pub enum Outcome {
     Answered {
         mark: (usize, usize),
         body: Option<Body>,
+        /// Close after it though the request allowed keep-alive (`Rq::close`).
+        close: bool,
     },
     /// A handler answers over later turns; the body, if any, is read for it.
     Handler {
@@ -253,14 +255,22 @@ fn respond(
     let cond: &wick_conf::cond::CondState = cond;
     let mods = &site.mods;
     let error_run = internal.as_ref().and_then(|i| i.error);
+    // An error handler's answer to a 401 keeps the challenge (no allocation
+    // otherwise: an empty Vec).
+    let carried: Vec<(&'static [u8], Vec<u8>)> = internal
+        .as_ref()
+        .map(|i| i.fields.clone())
+        .unwrap_or_default();
     let mark = out.mark();
+    let keep_alive = r.keep_alive && !(mods.active && rq.close);
+    let close = keep_alive != r.keep_alive;
     let req = Req {
         buf: r.buf,
         head: r.head,
         path: t.rel,
         raw_path: t.raw_path,
         query: t.query,
-        keep_alive: r.keep_alive,
+        keep_alive,
         error: error_run,
     };
     // The request's response_start hooks, run when a handler sends its head.
@@ -279,6 +289,10 @@ fn respond(
         scratch,
         etag,
         log,
+        fields: match (early, mods.active) {
+            (Some(_), true) => &rq.answer_fields,
+            _ => &carried,
+        },
     };
     let status = match early {
         Some(s) => mods.answer(s, &req, view, &mut env, rq),
@@ -295,6 +309,8 @@ fn respond(
                     false => (r.peer, r.peer_port),
                 },
                 set_headers: if mods.active { &rq.req_headers } else { &[] },
+                auth: (mods.active && !rq.auth_type.is_empty())
+                    .then_some((rq.remote_user.as_str(), rq.auth_type)),
                 accesslog: mods.accesslog.as_deref().filter(|_| mods.logs()),
             };
             match mods.handle(&req, view, &mut env, base, rq, gw) {
@@ -305,7 +321,7 @@ fn respond(
         None => static_file::handle(&req, view, &mut env),
     };
     if error_run.is_none() {
-        if let Some(ir) = error_handler(r, view, status) {
+        if let Some(ir) = error_handler(r, view, status, rq, early.is_some() && mods.active) {
             // The first answer is dropped unsent and unlogged: the handler's is
             // the request's.
             drop(out.split_off(mark));
@@ -314,12 +330,12 @@ fn respond(
         }
     }
     if !mods.active {
-        return Outcome::Answered { mark, body };
+        return Outcome::Answered { mark, body, close };
     }
     let (c, n) = (&site.compiled, r.requests);
     match mods.finish(out, mark, c, cond, view, base, rq, clock, status, n) {
         Some(handler) => Outcome::Handler { handler, body },
-        None => Outcome::Answered { mark, body },
+        None => Outcome::Answered { mark, body, close },
     }
 }
 
@@ -372,7 +388,7 @@ fn body_gate(
 /// (its conditions evaluated for that target), as lighttpd's
 /// http_response_call_error_handler. The status is kept for server.error-handler
 /// (and REDIRECT_STATUS), replaced by the handler's for -404.
-fn error_handler(r: &Request, view: &View, status: u16) -> Option<Internal> {
+fn error_handler(r: &Request, view: &View, status: u16, rq: &Rq, early: bool) -> Option<Internal> {
     let (target, keep_status) = if status == 404 && !view.error_handler_404.is_empty() {
         (view.error_handler_404, false)
     } else if status >= 400 && !view.error_handler.is_empty() {
@@ -390,6 +406,10 @@ fn error_handler(r: &Request, view: &View, status: u16) -> Option<Internal> {
         target: target.as_bytes().to_vec(),
         method_get: false,
         info: InternalInfo {
+            fields: match (status, early) {
+                (401, true) => rq.answer_fields.clone(),
+                _ => Vec::new(),
+            },
             orig_target: String::from_utf8_lossy(head.target.of(buf)).into_owned(),
             new_target: target.to_string(),
             loops: 0,

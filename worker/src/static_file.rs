@@ -86,12 +86,17 @@ pub struct Env<'a> {
     pub etag: &'a mut Vec<u8>,
     /// Error-log lines for this request (the worker writes them after the turn).
     pub log: &'a mut Vec<String>,
+    /// Fields every head sent for this request gets ([`crate::mods::Rq::answer_fields`]).
+    pub fields: &'a [(&'static [u8], Vec<u8>)],
 }
 
 impl Env<'_> {
     /// The head is complete: Connection, Date and Server, the response_start
     /// hooks, then into `out`, once. The body goes after it.
     pub fn send_head(&mut self, keep_alive: bool, tag: &str) {
+        for (n, v) in self.fields {
+            self.head.add(n, v);
+        }
         self.head.finish(self.clock, tag, keep_alive);
         if let Some(h) = self.hooks {
             h.run(self.head);

@@ -27,6 +27,8 @@ pub struct Begin<'a> {
     pub peer_port: u16,
     /// Request headers mod_setenv added or replaced (name, value; empty: removed).
     pub set_headers: &'a [(String, String, bool)],
+    /// (REMOTE_USER, AUTH_TYPE) from mod_auth.
+    pub auth: Option<(&'a str, &'static str)>,
     pub listener: u16,
     pub fd: RawFd,
     pub blocks: Vec<u32>,
@@ -219,7 +221,7 @@ fn request(id: u64, path: &str, b: &Begin, run: Run, cfg: &wick_conf::Config) ->
             BodyKind::Length(n) => n,
             _ => 0,
         },
-        auth: None,
+        auth: b.auth.map(|(u, t)| (u.to_string(), t.to_string())),
         error_status: run.error.map(|e| e.0),
         blocks: b.blocks.clone(),
     }

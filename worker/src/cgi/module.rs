@@ -60,6 +60,7 @@ impl Module for ModCgi {
             peer,
             peer_port,
             set_headers: gw.set_headers,
+            auth: gw.auth,
             listener: base.listener as u16,
             fd: base.fd,
             blocks: gw.cond.matched().map(|b| b as u32).collect(),

@@ -307,6 +307,7 @@ pub(super) fn local_redirect(
         saved: job.saved.clone(),
         method_get: status != 307 && status != 308,
         info: InternalInfo {
+            fields: Vec::new(),
             orig_target,
             new_target: String::from_utf8_lossy(&loc).into_owned(),
             loops: job.loops + 1,

@@ -4,7 +4,7 @@
 //! them:
 //!
 //! ```text
-//! uri_raw (extforward, rewrite) → uri_clean (redirect, access, setenv)
+//! uri_raw (extforward, rewrite) → uri_clean (auth, redirect, access, setenv)
 //!   → docroot (simple_vhost, evhost) → physical (alias, userdir, rewrite-if-not-file)
 //!   → handler (modules, then the built-in static file handler)
 //!   → response_start (setenv, expire) → request_done (accesslog)
@@ -25,6 +25,7 @@
 pub mod access;
 pub mod accesslog;
 pub mod alias;
+pub mod auth;
 pub mod confine;
 pub mod dirlisting;
 pub mod evhost;
@@ -202,6 +203,14 @@ pub struct Rq {
     pub rel: Vec<u8>,
     /// Location of a redirect answer.
     pub location: Vec<u8>,
+    /// Fields a stage's early answer ([`Flow::Status`]) carries besides the error
+    /// page's (mod_auth's WWW-Authenticate).
+    pub answer_fields: Vec<(&'static [u8], Vec<u8>)>,
+    /// AUTH_TYPE when mod_auth authenticated the request ("Basic"), else "".
+    pub auth_type: &'static str,
+    /// Close the connection after this answer (mod_auth after wrong
+    /// credentials, as lighttpd: no more guesses on the same connection).
+    pub close: bool,
     /// Request headers added or replaced (mod_setenv), in order; an empty value
     /// removes the header. Read them through [`Rq::header`].
     pub req_headers: Vec<(String, String, bool)>,
@@ -243,6 +252,9 @@ impl Default for Rq {
             docroot: String::new(),
             rel: Vec::new(),
             location: Vec::new(),
+            answer_fields: Vec::new(),
+            auth_type: "",
+            close: false,
             req_headers: Vec::new(),
             env: Vec::new(),
             restarts: 0,
@@ -419,6 +431,8 @@ pub struct Gateways<'a> {
     pub remote: (std::net::IpAddr, u16),
     /// Request headers mod_setenv added or replaced (name, value; empty: removed).
     pub set_headers: &'a [(String, String, bool)],
+    /// (REMOTE_USER, AUTH_TYPE) when mod_auth authenticated the request.
+    pub auth: Option<(&'a str, &'static str)>,
     /// mod_accesslog, when it logs: a gateway's line is written when its
     /// response ends.
     pub accesslog: Option<&'a accesslog::Accesslog>,
@@ -562,6 +576,7 @@ const STAGE_BITS: [u16; 8] = [
 fn build(name: &str, cfg: &Config) -> Result<Option<Box<dyn Module>>, String> {
     Ok(match name {
         "mod_access" => Some(Box::new(access::Access)),
+        "mod_auth" => Some(Box::new(auth::Auth::new(cfg)?)),
         "mod_alias" => Some(Box::new(alias::Alias::new(cfg)?)),
         "mod_redirect" => Some(Box::new(redirect::Redirect::new(cfg)?)),
         "mod_rewrite" => Some(Box::new(rewrite::Rewrite::new(cfg)?)),
@@ -1079,6 +1094,9 @@ impl Rq {
         self.rel.clear();
         self.rel.extend_from_slice(path);
         self.location.clear();
+        self.answer_fields.clear();
+        self.auth_type = "";
+        self.close = false;
         self.req_headers.clear();
         self.env.clear();
         self.restarts = 0;

@@ -1,0 +1,959 @@
+//! mod_auth with mod_authn_file: HTTP Basic and Digest authentication (and
+//! "extern", a REMOTE_USER set before) for the URL paths auth.require names,
+//! against the plain, htpasswd or htdigest user files, as lighttpd 1.4.69 does
+//! (Digest: `digest.rs`; not with htpasswd files, as in lighttpd).
+//!
+//! Hooks uri_clean. The first auth.require key (in the order written) that
+//! prefixes the URL path decides (case-insensitively with
+//! server.force-lowercase-filenames); a path no key prefixes costs a scan of the
+//! list, no allocation, no file access. The user file is read on first use (inside
+//! the sandbox, as server.username: it must be readable by that user, as lighttpd
+//! requires), looked at again at most once a second, re-read when its inode, size
+//! or mtime changed. Passwords that verified are kept briefly (a salted SHA-256, not
+//! the password) so that bcrypt's cost is not paid per request.
+
+mod digest;
+
+use super::{hook, Cx, Flow, Module, Trigger};
+use base64::Engine as _;
+use sha2::Digest as _;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::os::unix::fs::MetadataExt;
+use subtle::ConstantTimeEq;
+use wick_conf::{Config, Value};
+
+/// Verified credentials kept at most this many per worker.
+const CACHE_MAX: usize = 1024;
+/// Seconds a verified password is kept without auth.cache (lighttpd checks every
+/// request then; a changed user file empties the cache anyway).
+const CACHE_TTL: u64 = 10;
+/// lighttpd's limit on the base64 credentials (1023 bytes decoded).
+const MAX_B64: usize = 1363;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Method {
+    Basic,
+    Digest,
+    Extern,
+}
+
+/// One auth.require entry.
+#[derive(Debug)]
+struct Require {
+    prefix: String,
+    method: Method,
+    realm: String,
+    /// The WWW-Authenticate value of a Basic challenge.
+    challenge: Vec<u8>,
+    /// Digest: the algorithms accepted ([`digest::MD5`] ... bits; -sess always).
+    algos: u8,
+    /// Digest: nonce_secret, to check that a nonce is the server's.
+    nonce_secret: Option<String>,
+    valid_user: bool,
+    users: Vec<String>,
+    /// Cache key part: which entry verified.
+    id: u32,
+}
+
+impl Require {
+    /// lighttpd's http_auth_match_rules as mod_authn_file calls it: user only
+    /// (group= and host= never match with file backends).
+    fn allows(&self, user: &[u8]) -> bool {
+        self.valid_user || self.users.iter().any(|u| u.as_bytes() == user)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Backend {
+    Plain,
+    Htpasswd,
+    Htdigest,
+}
+
+/// A user file as last read.
+#[derive(Default)]
+struct UserFile {
+    /// (user, realm for htdigest or empty, password or hash)
+    lines: Vec<(Vec<u8>, Vec<u8>, Vec<u8>)>,
+    /// (dev, ino, size, mtime, mtime_nsec) at the last read; None: not read.
+    id: Option<(u64, u64, u64, i64, i64)>,
+    /// Monotonic second of the last look.
+    looked: u64,
+    /// Bumped on every re-read: cached verifications of the old content die.
+    generation: u64,
+    /// The last look failed (logged once).
+    failed: bool,
+}
+
+/// (file generation, require id, user) → (salted SHA-256 of the password, when).
+type CacheKey = (u64, u32, Vec<u8>);
+
+pub struct Auth {
+    /// Some block requires authentication: else the module hooks nothing, and
+    /// requests keep the plain path.
+    active: bool,
+    /// Per block: its auth.require, parsed (None: not set there).
+    requires: Vec<Option<Vec<Require>>>,
+    /// User files by path: [other backends, htdigest] (their lines split differently).
+    files: RefCell<[HashMap<String, UserFile>; 2]>,
+    cache: RefCell<HashMap<CacheKey, ([u8; 32], u64)>>,
+    salt: [u8; 32],
+    /// Digest nonces made so far (their random part comes from it and `salt`).
+    nonces: std::cell::Cell<u64>,
+    /// Error-log lines, written by the trigger.
+    log: RefCell<Vec<String>>,
+}
+
+fn str_opt<'v>(opts: &'v [(Option<String>, Value)], key: &str) -> Result<Option<&'v str>, String> {
+    match opts.iter().rev().find(|(k, _)| k.as_deref() == Some(key)) {
+        None => Ok(None),
+        Some((_, Value::Str(s))) => Ok(Some(s)),
+        Some(_) => Err(format!(
+            "a string was expected for: auth.require = ( \"...\" => ( ..., -> \"{key}\" <- => \"...\" ) )"
+        )),
+    }
+}
+
+/// lighttpd's mod_auth_require_parse: "valid-user" or "user=a|user=b|group=g|host=h".
+fn parse_rule(r: &mut Require, s: &str) -> Result<(), String> {
+    if s == "valid-user" {
+        r.valid_user = true;
+        return Ok(());
+    }
+    let expect = "(expecting \"valid-user\" or \"user=a|user=b|group=g|host=h\")";
+    for tok in s.split('|').filter(|t| !t.is_empty()) {
+        let Some((k, v)) = tok.split_once('=') else {
+            return Err(format!(
+                "error parsing auth.require 'require' field: missing '=' {expect}. error value: {s} error near: {tok}"
+            ));
+        };
+        if v.is_empty() {
+            return Err(format!(
+                "error parsing auth.require 'require' field: missing token after '=' {expect}. error value: {s} error near: {tok}"
+            ));
+        }
+        match k {
+            "user" => r.users.push(v.to_string()),
+            // Kept by lighttpd for other backends; never true with user files.
+            "group" | "host" => {}
+            "valid-user" => {
+                return Err(format!(
+                    "error parsing auth.require 'require' field: valid user can not be combined with other require rules {expect}. error value: {s}"
+                ))
+            }
+            _ => {
+                return Err(format!(
+                    "error parsing auth.require 'require' field: invalid/unsupported token {expect}. error value: {s} error near: {tok}"
+                ))
+            }
+        }
+    }
+    Ok(())
+}
+
+/// One block's auth.require list, checked as lighttpd's mod_auth_require_parse_array.
+fn parse_require(v: &Value, next_id: &mut u32) -> Result<Vec<Require>, String> {
+    let shape = "unexpected value for auth.require; expected auth.require = ( \"urlpath\" => ( \"option\" => \"value\" ) )";
+    let Value::Array(items) = v else {
+        return Err(shape.into());
+    };
+    let mut out = Vec::new();
+    for (path, entry) in items {
+        let (Some(path), Value::Array(opts)) = (path, entry) else {
+            return Err(shape.into());
+        };
+        for (k, _) in opts {
+            match k.as_deref() {
+                Some(
+                    "method" | "realm" | "require" | "algorithm" | "nonce_secret" | "nonce-secret"
+                    | "userhash",
+                ) => {}
+                Some(k) => {
+                    return Err(format!(
+                        "the field is unknown in: auth.require = ( \"...\" => ( ..., -> \"{k}\" <- => \"...\" ) )"
+                    ))
+                }
+                None => return Err(shape.into()),
+            }
+        }
+        let method = match str_opt(opts, "method")? {
+            None | Some("") => {
+                return Err("the method field is missing or blank in: auth.require = ( \"...\" => ( ..., \"method\" => \"...\" ) )".into())
+            }
+            Some("basic") => Method::Basic,
+            Some("extern") => Method::Extern,
+            Some("digest") => Method::Digest,
+            Some(m) => {
+                return Err(format!(
+                    "unknown method {m} (e.g. \"basic\", \"digest\" or \"extern\") in auth.require = ( \"...\" => ( ..., \"method\" => \"...\") )"
+                ))
+            }
+        };
+        let Some(realm) = str_opt(opts, "realm")? else {
+            return Err("the realm field is missing in: auth.require = ( \"...\" => ( ..., \"realm\" => \"...\" ) )".into());
+        };
+        let require = match str_opt(opts, "require")? {
+            Some(r) if !r.trim().is_empty() => r,
+            _ => return Err("the require field is missing or blank in: auth.require = ( \"...\" => ( ..., \"require\" => \"...\" ) )".into()),
+        };
+        let mut algos = digest::SESS;
+        match str_opt(opts, "algorithm")? {
+            None | Some("") => algos |= digest::MD5,
+            Some(a) => {
+                for one in a.split('|') {
+                    match digest::parse_algorithm(one) {
+                        Some(bits) => algos |= bits,
+                        None => return Err("invalid algorithm in: auth.require = ( \"...\" => ( ..., \"algorithm\" => \"...\" ) )".into()),
+                    }
+                }
+            }
+        }
+        let nonce_secret = match str_opt(opts, "nonce_secret")? {
+            Some(n) => Some(n.to_string()),
+            None => str_opt(opts, "nonce-secret")?.map(str::to_string),
+        };
+        let mut challenge = b"Basic realm=\"".to_vec();
+        challenge.extend_from_slice(realm.as_bytes());
+        challenge.extend_from_slice(b"\", charset=\"UTF-8\"");
+        let mut r = Require {
+            prefix: path.clone(),
+            method,
+            realm: realm.to_string(),
+            challenge,
+            algos,
+            nonce_secret,
+            valid_user: false,
+            users: Vec::new(),
+            id: *next_id,
+        };
+        *next_id += 1;
+        parse_rule(&mut r, require)?;
+        out.push(r);
+    }
+    Ok(out)
+}
+
+fn backend_of(s: &str) -> Option<Backend> {
+    match s {
+        "plain" => Some(Backend::Plain),
+        "htpasswd" => Some(Backend::Htpasswd),
+        "htdigest" => Some(Backend::Htdigest),
+        _ => None,
+    }
+}
+
+/// auth.cache's "max-age" (lighttpd's default 600 when the list has none).
+fn cache_ttl(v: &Value) -> u64 {
+    match v {
+        Value::Array(a) if !a.is_empty() => a
+            .iter()
+            .find(|(k, _)| k.as_deref() == Some("max-age"))
+            .and_then(|(_, v)| match v {
+                Value::Int(n) => u64::try_from(*n).ok(),
+                Value::Str(s) => s.trim().parse().ok(),
+                _ => None,
+            })
+            .unwrap_or(600),
+        _ => CACHE_TTL,
+    }
+}
+
+impl Auth {
+    pub fn new(cfg: &Config) -> Result<Auth, String> {
+        let mut next_id = 0;
+        let mut requires = Vec::with_capacity(cfg.patches.len());
+        for (id, p) in cfg.patches.iter().enumerate() {
+            let at = || super::where_set(cfg, id, "auth.require");
+            requires.push(match &p.auth_require {
+                Some(v) => {
+                    Some(parse_require(v, &mut next_id).map_err(|e| format!("{}{e}", at()))?)
+                }
+                None => None,
+            });
+            if let Some(b) = p.auth_backend.as_deref().filter(|b| !b.is_empty()) {
+                if backend_of(b).is_none() {
+                    return Err(format!(
+                        "{}auth.backend not supported: {b}",
+                        super::where_set(cfg, id, "auth.backend")
+                    ));
+                }
+            }
+        }
+        let mut salt = [0u8; 32];
+        if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
+            use std::io::Read as _;
+            let _ = f.read_exact(&mut salt);
+        }
+        if salt == [0u8; 32] {
+            use std::hash::{BuildHasher, Hasher};
+            for (i, c) in salt.chunks_mut(8).enumerate() {
+                let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+                h.write_usize(i);
+                c.copy_from_slice(&h.finish().to_le_bytes());
+            }
+        }
+        Ok(Auth {
+            active: requires.iter().flatten().any(|r| !r.is_empty()),
+            requires,
+            files: RefCell::default(),
+            cache: RefCell::default(),
+            salt,
+            nonces: std::cell::Cell::new(0),
+            log: RefCell::default(),
+        })
+    }
+
+    fn log(&self, line: String) {
+        let mut l = self.log.borrow_mut();
+        if l.len() < 1000 {
+            l.push(line);
+        }
+    }
+
+    /// The Basic check: Go with REMOTE_USER set, or 400/401/500.
+    fn basic(&self, x: &mut Cx, req: &Require) -> Flow {
+        let challenge = |x: &mut Cx| {
+            x.rq.answer_fields
+                .push((&b"WWW-Authenticate"[..], req.challenge.clone()));
+            Flow::Status(401)
+        };
+        let view = x.view;
+        let backend = match backend_of(view.auth_backend) {
+            Some(b) => b,
+            None => {
+                self.log(format!(
+                    "auth.backend not configured for {}",
+                    String::from_utf8_lossy(&x.rq.path)
+                ));
+                return Flow::Status(500);
+            }
+        };
+        let cred = match x.rq.header(x.base, "Authorization") {
+            Some(h) if h.len() >= 6 && h[..6].eq_ignore_ascii_case(b"Basic ") => &h[6..],
+            _ => return challenge(x),
+        };
+        if cred.len() > MAX_B64 {
+            return challenge(x);
+        }
+        let Ok(dec) = base64::engine::general_purpose::STANDARD.decode(cred) else {
+            self.log(format!(
+                "decoding base64-string failed {}",
+                String::from_utf8_lossy(cred)
+            ));
+            return Flow::Status(400);
+        };
+        let Some(colon) = dec.iter().position(|&c| c == b':') else {
+            self.log(format!("missing ':' in {}", String::from_utf8_lossy(&dec)));
+            return Flow::Status(400);
+        };
+        let (user, pw) = (&dec[..colon], &dec[colon + 1..]);
+        let file = match backend {
+            Backend::Plain => view.auth_plain_userfile,
+            Backend::Htpasswd => view.auth_htpasswd_userfile,
+            Backend::Htdigest => view.auth_htdigest_userfile,
+        };
+        let now = x.fs.clock.mono;
+        let ok = !user.is_empty()
+            && self.verify(
+                file,
+                backend,
+                req,
+                user,
+                pw,
+                now,
+                cache_ttl(view.auth_cache),
+            )
+            && req.allows(user);
+        if !ok {
+            self.log(format!(
+                "password doesn't match for {} username: {} IP: {}",
+                String::from_utf8_lossy(&x.rq.path),
+                String::from_utf8_lossy(user),
+                x.rq.remote_ip
+            ));
+            x.rq.close = true;
+            return challenge(x);
+        }
+        x.rq.remote_user.clear();
+        x.rq.remote_user.push_str(&String::from_utf8_lossy(user));
+        x.rq.auth_type = "Basic";
+        Flow::Go
+    }
+
+    /// A Digest challenge: one WWW-Authenticate per algorithm (strongest first),
+    /// or only `stale`'s with stale=true.
+    fn digest_challenge(&self, x: &mut Cx, req: &Require, stale: u8) -> Flow {
+        let now = x.fs.clock.unix;
+        let algos = if stale != 0 { stale } else { req.algos };
+        for (bit, name) in [
+            (digest::SHA512_256, "SHA-512-256"),
+            (digest::SHA256, "SHA-256"),
+            (digest::MD5, "MD5"),
+        ] {
+            if algos & bit == 0 {
+                continue;
+            }
+            let n = self.nonces.get().wrapping_add(1);
+            self.nonces.set(n);
+            let r = sha2::Sha256::new()
+                .chain_update(self.salt)
+                .chain_update(n.to_le_bytes())
+                .finalize();
+            let rnd = u32::from_le_bytes([r[0], r[1], r[2], r[3]]);
+            let nonce = digest::nonce(bit, now, rnd, req.nonce_secret.as_deref());
+            let mut v = format!(
+                "Digest realm=\"{}\", charset=\"UTF-8\", algorithm={name}, nonce=\"{nonce}\", qop=\"auth\"",
+                req.realm
+            );
+            if stale != 0 {
+                v.push_str(", stale=true");
+            }
+            x.rq.answer_fields
+                .push((&b"WWW-Authenticate"[..], v.into_bytes()));
+        }
+        Flow::Status(401)
+    }
+
+    /// The Digest check (lighttpd's mod_auth_check_digest): Go with REMOTE_USER
+    /// set, or 400/401/500.
+    fn digest(&self, x: &mut Cx, req: &Require) -> Flow {
+        let view = x.view;
+        let path = || String::from_utf8_lossy(&x.rq.path).into_owned();
+        let backend = match backend_of(view.auth_backend) {
+            Some(Backend::Htpasswd) => {
+                self.log(format!(
+                    "auth.require \"method\" => \"digest\" invalid (try \"basic\"?) for {}",
+                    path()
+                ));
+                return Flow::Status(500);
+            }
+            Some(b) => b,
+            None => {
+                self.log(format!("auth.backend not configured for {}", path()));
+                return Flow::Status(500);
+            }
+        };
+        let hdr = match x.rq.header(x.base, "Authorization") {
+            Some(h) if h.len() >= 7 && h[..7].eq_ignore_ascii_case(b"Digest ") => h[7..].to_vec(),
+            _ => return self.digest_challenge(x, req, 0),
+        };
+        let p = digest::parse(&hdr);
+        let (Some(user), Some(realm), Some(nonce), Some(uri), Some(resp)) =
+            (p.username, p.realm, p.nonce, p.uri, p.response)
+        else {
+            self.log("digest: missing field".into());
+            return Flow::Status(400);
+        };
+        if p.qop.is_some() && (p.nc.is_none() || p.cnonce.is_none()) {
+            self.log("digest: missing field".into());
+            return Flow::Status(400);
+        }
+        if realm != req.realm.as_bytes() {
+            self.log("digest: realm mismatch".into());
+            return self.digest_challenge(x, req, 0);
+        }
+        let alg_name = String::from_utf8_lossy(p.algorithm.unwrap_or(b""));
+        let a = match digest::parse_algorithm(&alg_name) {
+            Some(a) if req.algos & a & !digest::SESS != 0 => a,
+            _ => {
+                self.log(format!("digest: ({alg_name}): invalid"));
+                return self.digest_challenge(x, req, 0);
+            }
+        };
+        if a & digest::SESS != 0 && p.cnonce.is_none() {
+            self.log(format!("digest: ({alg_name}): missing field"));
+            return Flow::Status(400);
+        }
+        if resp.len() != digest::hex_len(a) || !resp.iter().all(u8::is_ascii_hexdigit) {
+            self.log(format!(
+                "digest: ({}): invalid format",
+                String::from_utf8_lossy(resp)
+            ));
+            return Flow::Status(400);
+        }
+        if p.qop.is_some_and(|q| q.eq_ignore_ascii_case(b"auth-int")) {
+            self.log("digest: qop=auth-int not supported".into());
+            return Flow::Status(400);
+        }
+        if x.base.head.target.of(x.base.buf) != uri {
+            self.log(format!(
+                "digest: auth failed: uri mismatch ({} != {}), IP: {}",
+                String::from_utf8_lossy(x.base.head.target.of(x.base.buf)),
+                String::from_utf8_lossy(uri),
+                x.rq.remote_ip
+            ));
+            return Flow::Status(400);
+        }
+        let now = x.fs.clock.unix;
+        match digest::check_nonce(nonce, a, now, req.nonce_secret.as_deref()) {
+            digest::NonceCheck::Ok => {}
+            digest::NonceCheck::Stale => return self.digest_challenge(x, req, a & !digest::SESS),
+            digest::NonceCheck::Invalid => {
+                self.log("digest: nonce invalid".into());
+                return Flow::Status(400);
+            }
+            digest::NonceCheck::Mismatch => {
+                self.log("digest: nonce mismatch".into());
+                return self.digest_challenge(x, req, 0);
+            }
+        }
+        let file = match backend {
+            Backend::Htdigest => view.auth_htdigest_userfile,
+            _ => view.auth_plain_userfile,
+        };
+        let ha1 = self
+            .stored(file, backend, user, realm, x.fs.clock.mono)
+            .and_then(|stored| match backend {
+                Backend::Htdigest => (stored.len() == digest::hex_len(a))
+                    .then(|| String::from_utf8_lossy(&stored).to_ascii_lowercase()),
+                _ => Some(digest::h(a, &[user, b":", realm, b":", &stored])),
+            });
+        let Some(ha1) = ha1 else {
+            x.rq.close = true;
+            return self.digest_challenge(x, req, 0);
+        };
+        let want = digest::response(a, &ha1, &p, x.base.method());
+        let ok = bool::from(want.as_bytes().ct_eq(&resp.to_ascii_lowercase()));
+        if !ok {
+            self.log(format!(
+                "digest: auth failed for {}: wrong password, IP: {}",
+                String::from_utf8_lossy(user),
+                x.rq.remote_ip
+            ));
+            x.rq.close = true;
+            return self.digest_challenge(x, req, 0);
+        }
+        if !req.allows(user) {
+            return self.digest_challenge(x, req, 0);
+        }
+        x.rq.remote_user.clear();
+        x.rq.remote_user.push_str(&String::from_utf8_lossy(user));
+        x.rq.auth_type = "Digest";
+        Flow::Go
+    }
+
+    /// The stored password (plain) or HA1 (htdigest, for `realm`) of `user`.
+    fn stored(
+        &self,
+        file: &str,
+        backend: Backend,
+        user: &[u8],
+        realm: &[u8],
+        now: u64,
+    ) -> Option<Vec<u8>> {
+        if file.is_empty() {
+            return None;
+        }
+        let mut files = self.files.borrow_mut();
+        let files = &mut files[usize::from(backend == Backend::Htdigest)];
+        if !files.contains_key(file) {
+            files.insert(file.to_string(), UserFile::default());
+        }
+        let uf = files.get_mut(file)?;
+        self.refresh(file, backend, uf, now);
+        uf.lines
+            .iter()
+            .find(|(u, r, _)| u == user && (backend != Backend::Htdigest || r == realm))
+            .map(|(_, _, p)| p.clone())
+    }
+
+    /// Does `pw` verify for `user` in `file`? A verified password is cached.
+    #[allow(clippy::too_many_arguments)]
+    fn verify(
+        &self,
+        file: &str,
+        backend: Backend,
+        req: &Require,
+        user: &[u8],
+        pw: &[u8],
+        now: u64,
+        ttl: u64,
+    ) -> bool {
+        if file.is_empty() {
+            return false;
+        }
+        let mut files = self.files.borrow_mut();
+        let files = &mut files[usize::from(backend == Backend::Htdigest)];
+        if !files.contains_key(file) {
+            files.insert(file.to_string(), UserFile::default());
+        }
+        let Some(uf) = files.get_mut(file) else {
+            return false;
+        };
+        self.refresh(file, backend, uf, now);
+        let mut h = sha2::Sha256::new();
+        h.update(self.salt);
+        h.update(pw);
+        let digest: [u8; 32] = h.finalize().into();
+        let key = (uf.generation, req.id, user.to_vec());
+        if let Some((d, t)) = self.cache.borrow().get(&key) {
+            if now.saturating_sub(*t) < ttl && bool::from(d.ct_eq(&digest)) {
+                return true;
+            }
+        }
+        let realm = req.realm.as_bytes();
+        let Some((_, _, stored)) = uf
+            .lines
+            .iter()
+            .find(|(u, r, _)| u == user && (backend != Backend::Htdigest || r == realm))
+        else {
+            return false;
+        };
+        let ok = match backend {
+            Backend::Plain => bool::from(stored.as_slice().ct_eq(pw)),
+            Backend::Htdigest => {
+                let mut m = md5::Md5::new();
+                m.update(user);
+                m.update(b":");
+                m.update(realm);
+                m.update(b":");
+                m.update(pw);
+                let hex = hex(&m.finalize());
+                bool::from(hex.as_bytes().ct_eq(&stored.to_ascii_lowercase()))
+            }
+            Backend::Htpasswd => match check_htpasswd(stored, pw) {
+                Some(ok) => ok,
+                None => {
+                    self.log(format!(
+                        "{file}: the password hash of user {} is of a kind wickd cannot verify; the user is refused",
+                        String::from_utf8_lossy(user)
+                    ));
+                    false
+                }
+            },
+        };
+        if ok {
+            let mut c = self.cache.borrow_mut();
+            if c.len() >= CACHE_MAX {
+                c.retain(|_, (_, t)| now.saturating_sub(*t) < ttl);
+                if c.len() >= CACHE_MAX {
+                    c.clear();
+                }
+            }
+            c.insert(key, (digest, now));
+        }
+        ok
+    }
+
+    /// Read `file` again when it changed (looked at once a second at most).
+    fn refresh(&self, file: &str, backend: Backend, uf: &mut UserFile, now: u64) {
+        if uf.generation != 0 && uf.looked == now {
+            return;
+        }
+        uf.looked = now;
+        let meta = match std::fs::metadata(file) {
+            Ok(m) => m,
+            Err(e) => {
+                // Logged when it starts failing, not every second after.
+                if uf.id.take().is_some() || !uf.failed {
+                    self.log(format!("opening auth user file {file} failed: {e}"));
+                }
+                uf.failed = true;
+                uf.lines.clear();
+                uf.generation += 1;
+                return;
+            }
+        };
+        let id = (
+            meta.dev(),
+            meta.ino(),
+            meta.size(),
+            meta.mtime(),
+            meta.mtime_nsec(),
+        );
+        if uf.id == Some(id) {
+            return;
+        }
+        uf.generation += 1;
+        uf.lines.clear();
+        match std::fs::read(file) {
+            Ok(data) => {
+                uf.id = Some(id);
+                uf.lines = parse_file(&data, backend, |n| {
+                    self.log(format!(
+                        "parse error in {file} line {n}: expected 'username:{}'",
+                        if backend == Backend::Htdigest {
+                            "realm:hashed password"
+                        } else {
+                            "hashed password"
+                        }
+                    ))
+                });
+            }
+            Err(e) => {
+                uf.id = None;
+                if !uf.failed {
+                    // Landlock allows the inode the worker started with.
+                    let hint = match e.kind() {
+                        std::io::ErrorKind::PermissionDenied => " (it must be readable by server.username; a file replaced by rename is outside the worker's sandbox until a graceful restart, SIGUSR1)",
+                        _ => "",
+                    };
+                    self.log(format!("opening auth user file {file} failed: {e}{hint}"));
+                }
+                uf.failed = true;
+                return;
+            }
+        }
+        uf.failed = false;
+        // Old verifications can no longer match (the generation is in the key):
+        // drop what is older than this second.
+        self.cache.borrow_mut().retain(|_, (_, t)| *t >= now);
+    }
+}
+
+/// `user:password` (`user:realm:HA1` for htdigest) lines; blank and `#` lines
+/// skipped, bad lines reported and skipped.
+fn parse_file(
+    data: &[u8],
+    backend: Backend,
+    mut bad: impl FnMut(usize),
+) -> Vec<(Vec<u8>, Vec<u8>, Vec<u8>)> {
+    let mut out = Vec::new();
+    for (n, line) in data.split(|&c| c == b'\n').enumerate() {
+        if line.is_empty() || line[0] == b'#' {
+            continue;
+        }
+        let Some(i) = line.iter().position(|&c| c == b':') else {
+            bad(n + 1);
+            continue;
+        };
+        let (user, rest) = (&line[..i], &line[i + 1..]);
+        if backend == Backend::Htdigest {
+            let Some(j) = rest.iter().position(|&c| c == b':') else {
+                bad(n + 1);
+                continue;
+            };
+            out.push((user.to_vec(), rest[..j].to_vec(), rest[j + 1..].to_vec()));
+        } else {
+            out.push((user.to_vec(), Vec::new(), rest.to_vec()));
+        }
+    }
+    out
+}
+
+pub(crate) fn hex(b: &[u8]) -> String {
+    let mut s = String::with_capacity(b.len() * 2);
+    for c in b {
+        s.push_str(&format!("{c:02x}"));
+    }
+    s
+}
+
+/// Verify `pw` against an htpasswd hash: Some(matches), None for a hash kind wickd
+/// cannot verify (DES crypt and others).
+fn check_htpasswd(stored: &[u8], pw: &[u8]) -> Option<bool> {
+    let s = std::str::from_utf8(stored).ok()?;
+    if s.starts_with("$apr1$") || s.starts_with("$1$") {
+        let magic = if s.starts_with("$1$") {
+            "$1$"
+        } else {
+            "$apr1$"
+        };
+        let calc = md5_crypt(pw, &s[magic.len()..], magic);
+        return Some(bool::from(calc.as_bytes().ct_eq(stored)));
+    }
+    if ["$2a$", "$2b$", "$2x$", "$2y$"]
+        .iter()
+        .any(|p| s.starts_with(p))
+    {
+        return Some(bcrypt::verify(pw, s).unwrap_or(false));
+    }
+    if let Some(b64) = s.strip_prefix("{SHA}") {
+        let d = sha1::Sha1::digest(pw);
+        let calc = base64::engine::general_purpose::STANDARD.encode(d);
+        return Some(bool::from(calc.as_bytes().ct_eq(b64.as_bytes())));
+    }
+    if s.starts_with("$5$") || s.starts_with("$6$") {
+        let Ok(p) = std::str::from_utf8(pw) else {
+            return Some(false);
+        };
+        let r = if s.starts_with("$5$") {
+            sha_crypt::sha256_check(p, s)
+        } else {
+            sha_crypt::sha512_check(p, s)
+        };
+        return Some(r.is_ok());
+    }
+    None
+}
+
+/// MD5-crypt (`$1$`) and Apache's `$apr1$`: the same algorithm, another magic.
+fn md5_crypt(pw: &[u8], rest: &str, magic: &str) -> String {
+    let salt = rest.split('$').next().unwrap_or("");
+    let salt = &salt.as_bytes()[..salt.len().min(8)];
+    let mut alt = md5::Md5::new();
+    alt.update(pw);
+    alt.update(salt);
+    alt.update(pw);
+    let alt = alt.finalize();
+    let mut ctx = md5::Md5::new();
+    ctx.update(pw);
+    ctx.update(magic.as_bytes());
+    ctx.update(salt);
+    let mut n = pw.len();
+    while n > 0 {
+        ctx.update(&alt[..n.min(16)]);
+        n = n.saturating_sub(16);
+    }
+    let mut i = pw.len();
+    while i > 0 {
+        if i & 1 == 1 {
+            ctx.update([0u8]);
+        } else {
+            ctx.update(&pw[..1]);
+        }
+        i >>= 1;
+    }
+    let mut fin = ctx.finalize();
+    for i in 0..1000 {
+        let mut c = md5::Md5::new();
+        if i & 1 == 1 {
+            c.update(pw);
+        } else {
+            c.update(fin);
+        }
+        if i % 3 != 0 {
+            c.update(salt);
+        }
+        if i % 7 != 0 {
+            c.update(pw);
+        }
+        if i & 1 == 1 {
+            c.update(fin);
+        } else {
+            c.update(pw);
+        }
+        fin = c.finalize();
+    }
+    const ITOA: &[u8] = b"./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    let mut out = String::with_capacity(magic.len() + salt.len() + 23);
+    out.push_str(magic);
+    out.push_str(&String::from_utf8_lossy(salt));
+    out.push('$');
+    let mut to64 = |mut v: u32, n: usize| {
+        for _ in 0..n {
+            out.push(ITOA[(v & 0x3f) as usize] as char);
+            v >>= 6;
+        }
+    };
+    let f = |i: usize| u32::from(fin[i]);
+    for (a, b, c) in [(0, 6, 12), (1, 7, 13), (2, 8, 14), (3, 9, 15), (4, 10, 5)] {
+        to64((f(a) << 16) | (f(b) << 8) | f(c), 4);
+    }
+    to64(f(11), 2);
+    out
+}
+
+fn prefixed(path: &[u8], prefix: &str, nocase: bool) -> bool {
+    let p = prefix.as_bytes();
+    path.len() >= p.len()
+        && if nocase {
+            path[..p.len()].eq_ignore_ascii_case(p)
+        } else {
+            &path[..p.len()] == p
+        }
+}
+
+impl Module for Auth {
+    fn name(&self) -> &'static str {
+        "mod_auth"
+    }
+
+    fn hooks(&self) -> u16 {
+        if self.active {
+            hook::URI_CLEAN
+        } else {
+            0
+        }
+    }
+
+    fn uri_clean(&self, x: &mut Cx) -> Flow {
+        if matches!(x.view.auth_require, Value::Array(a) if a.is_empty()) {
+            return Flow::Go;
+        }
+        let id = x.block_of(|p| p.auth_require.is_some());
+        let Some(Some(list)) = self.requires.get(id) else {
+            return Flow::Go;
+        };
+        let nocase = *x.view.force_lowercase_filenames;
+        let Some(req) = list
+            .iter()
+            .find(|r| !r.prefix.is_empty() && prefixed(&x.rq.path, &r.prefix, nocase))
+        else {
+            return Flow::Go;
+        };
+        if *x.view.auth_extern_authn || req.method == Method::Extern {
+            if !x.rq.remote_user.is_empty() && req.allows(x.rq.remote_user.as_bytes()) {
+                return Flow::Go;
+            }
+            if req.method == Method::Extern {
+                return Flow::Status(401);
+            }
+        }
+        match req.method {
+            Method::Digest => self.digest(x, req),
+            _ => self.basic(x, req),
+        }
+    }
+
+    fn trigger(&self, t: &mut Trigger) {
+        let mut l = self.log.borrow_mut();
+        t.errors
+            .extend(l.drain(..).map(|s| format!("mod_auth: {s}")));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn md5_crypt_matches_openssl() {
+        // openssl passwd -apr1 -salt abcdefgh secret; openssl passwd -1 ...
+        let apr1 = b"$apr1$abcdefgh$h9FWgUz3n9YxylKLlR5SQ/";
+        assert_eq!(check_htpasswd(apr1, b"secret"), Some(true));
+        assert_eq!(check_htpasswd(apr1, b"secreT"), Some(false));
+        let md5 = b"$1$abcdefgh$cHJi5PXp/ki/ktXzqlk6I1";
+        assert_eq!(check_htpasswd(md5, b"secret"), Some(true));
+    }
+
+    #[test]
+    fn other_hashes() {
+        let sha = b"{SHA}5en6G6MezRroT3XKqkdPOmY/BfQ=";
+        assert_eq!(check_htpasswd(sha, b"secret"), Some(true));
+        assert_eq!(check_htpasswd(sha, b"x"), Some(false));
+        let b = b"$2y$05$PE9eU8AhWpid7uJzOMQdC.0KcpT.hacbsiXMKNuJuybOEHpFYEaDu";
+        assert_eq!(check_htpasswd(b, b"secret"), Some(true));
+        assert_eq!(check_htpasswd(b, b"nope"), Some(false));
+        let s6 = b"$6$5xIyKIqRL0S4wsP8$IIj1mGszOfIFXBduIQpgjgEjmG9b0ceSZCG2ifYXpOx1da3Vpu8xbUFzTlnr.YGcO.h8Omr5oTxPWkwE7z.ZN/";
+        assert_eq!(check_htpasswd(s6, b"secret"), Some(true));
+        assert_eq!(check_htpasswd(s6, b"secret2"), Some(false));
+        // DES crypt: not verifiable
+        assert_eq!(check_htpasswd(b"abJnggxhB/yWI", b"secret"), None);
+    }
+
+    #[test]
+    fn require_rules() {
+        let mut id = 0;
+        let v = |r: &str| {
+            Value::Array(vec![(
+                Some("/p".into()),
+                Value::Array(vec![
+                    (Some("method".into()), Value::Str("basic".into())),
+                    (Some("realm".into()), Value::Str("R".into())),
+                    (Some("require".into()), Value::Str(r.into())),
+                ]),
+            )])
+        };
+        let r = parse_require(&v("user=a|user=b"), &mut id).expect("parses");
+        assert!(r[0].allows(b"a") && r[0].allows(b"b") && !r[0].allows(b"c"));
+        assert_eq!(r[0].challenge, b"Basic realm=\"R\", charset=\"UTF-8\"");
+        assert!(parse_require(&v("valid-user"), &mut id).expect("parses")[0].allows(b"z"));
+        assert!(!parse_require(&v("group=g"), &mut id).expect("parses")[0].allows(b"g"));
+        assert!(parse_require(&v("user"), &mut id).is_err());
+        assert!(parse_require(&v("user="), &mut id).is_err());
+        assert!(parse_require(&v("user=a|valid-user=x"), &mut id).is_err());
+        assert!(parse_require(&v("bogus=1"), &mut id).is_err());
+    }
+}
