@@ -551,3 +551,23 @@ fn a_user_file_replaced_by_rename_needs_a_graceful_restart() {
         s.error_log()
     );
 }
+
+/// A user file that does not exist: lighttpd starts and refuses every login; so
+/// does wickd, with a warning naming the file. What it protects stays closed.
+#[test]
+fn a_missing_user_file_starts_with_a_warning_and_refuses_every_login() {
+    let conf = format!(
+        "{CONF}auth.backend = \"htpasswd\"\nauth.backend.htpasswd.userfile = \"@DIR@/no-such-file\"\n{REQUIRE}"
+    );
+    let s = Server::start_with(&conf, &[], files);
+    assert_eq!(get(&s, "/private/secret.txt", Some("alice:pw")).status, 401);
+    assert_eq!(get(&s, "/private/secret.txt", None).status, 401);
+    assert_eq!(get(&s, "/public.txt", None).status, 200);
+    assert!(
+        wait_until(Duration::from_secs(5), || s
+            .error_log()
+            .contains("no-such-file: cannot be read")),
+        "{}",
+        s.error_log()
+    );
+}

@@ -130,6 +130,22 @@ pub fn warnings(config: &Config) -> Vec<String> {
                 ));
             }
         }
+        // mod_authn_file: lighttpd starts and refuses every login; so does wickd.
+        for (key, file) in [
+            ("auth.backend.plain.userfile", &p.auth_plain_userfile),
+            ("auth.backend.htpasswd.userfile", &p.auth_htpasswd_userfile),
+            ("auth.backend.htdigest.userfile", &p.auth_htdigest_userfile),
+        ] {
+            let Some(f) = file.as_deref().filter(|f| !f.is_empty()) else {
+                continue;
+            };
+            if let Err(e) = std::fs::File::open(inside(&root, f)) {
+                out.push(format!(
+                    "WARNING: {}{key} {f}: cannot be read: {e}; every login to what auth.require protects with it fails (401) until it can be (a file created later needs a graceful restart, SIGUSR1, to be inside the workers' sandbox)",
+                    where_set(config, id, key)
+                ));
+            }
+        }
         for (prefix, target) in p.alias_url.iter().flatten() {
             if !inside(&root, target).exists() {
                 out.push(format!(

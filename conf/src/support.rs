@@ -360,9 +360,9 @@ pub fn refusals(config: &Config) -> Vec<String> {
 pub const AUTH_BACKENDS: &[&str] = &["plain", "htpasswd", "htdigest"];
 
 /// auth.require that wickd would not enforce as lighttpd does: mod_auth not in
-/// force (lighttpd then ignores the key; serving open is never the safe guess),
-/// a backend wickd lacks, a user file that cannot be read (named inside
-/// server.chroot, where the workers read it).
+/// force (lighttpd then ignores the key; serving open is never the safe guess), a
+/// backend wickd lacks. (A user file that cannot be read is a warning, as lighttpd
+/// starts: logins fail closed, `preflight::warnings`.)
 fn auth_refusals(config: &Config) -> Vec<String> {
     let mut out = Vec::new();
     let require: Vec<&Setting> = config
@@ -384,7 +384,6 @@ fn auth_refusals(config: &Config) -> Vec<String> {
         }
         return out;
     }
-    let chroot = config.server.chroot.as_deref().filter(|c| !c.is_empty());
     for s in config.blocks.iter().flat_map(|b| &b.settings) {
         let key = s.key.to_ascii_lowercase();
         let Value::Str(v) = &s.value else { continue };
@@ -393,17 +392,6 @@ fn auth_refusals(config: &Config) -> Vec<String> {
                 "{}: auth.backend \"{v}\": only \"plain\", \"htpasswd\" and \"htdigest\" are built into wickd: what auth.require protects would be served without authentication",
                 at(s)
             ));
-        } else if AUTH_FILES.contains(&key.as_str()) && !v.is_empty() {
-            let p = match chroot {
-                Some(r) => std::path::Path::new(r).join(v.trim_start_matches('/')),
-                None => std::path::PathBuf::from(v),
-            };
-            if let Err(e) = std::fs::File::open(&p) {
-                out.push(format!(
-                    "{}: {key} {v}: cannot be read: {e} (wickd refuses a user file it cannot open; lighttpd would answer 401)",
-                    at(s)
-                ));
-            }
         }
     }
     out
