@@ -199,6 +199,26 @@ pub fn warnings(blocks: &[Block], effective: &[String], listed: &[String]) -> Ve
         ));
         seen.push(key);
     }
+    // server.feature-flags: a flag wickd does not act on is said, as a key is.
+    for s in blocks.iter().flat_map(|b| &b.settings) {
+        if !s.key.eq_ignore_ascii_case("server.feature-flags") {
+            continue;
+        }
+        let Value::Array(items) = &s.value else {
+            continue;
+        };
+        for (flag, _) in items {
+            let Some(flag) = flag.as_deref() else {
+                continue;
+            };
+            if !FEATURE_FLAGS_ACTED.contains(&flag) {
+                out.push(format!(
+                    "WARNING: {}: server.feature-flags \"{flag}\" is accepted but not acted on by wickd (ignored)",
+                    at(s)
+                ));
+            }
+        }
+    }
     // Per-request keys of lighttpd's that wickd reads from the global block only.
     let mut seen: Vec<&str> = Vec::new();
     for s in blocks.iter().skip(1).flat_map(|b| &b.settings) {
@@ -354,6 +374,13 @@ pub fn refusals(config: &Config) -> Vec<String> {
     }
     out
 }
+
+/// server.feature-flags entries wickd acts on (see wickd.conf(5)); any other draws
+/// a warning.
+pub const FEATURE_FLAGS_ACTED: &[&str] = &[
+    "server.graceful-shutdown-timeout",
+    "request.trailer-whitelist",
+];
 
 /// auth.backend values wickd's mod_authn_file has; lighttpd's others are modules
 /// wickd does not have.

@@ -400,3 +400,23 @@ fn auth_refuses_what_it_cannot_enforce() {
         "{w}"
     );
 }
+
+/// A server.feature-flags entry wickd does not act on is said, with its place;
+/// the ones it acts on are not.
+#[test]
+fn a_feature_flag_not_acted_on_warns() {
+    let c = load(&format!(
+        "{BASE}server.feature-flags = ( \"auth.delay-invalid-creds\" => \"enable\", \"request.trailer-whitelist\" => \"X-A\" )\n"
+    ));
+    let w: Vec<&String> = c
+        .warnings
+        .iter()
+        .filter(|w| w.contains("server.feature-flags"))
+        .collect();
+    assert_eq!(w.len(), 1, "{:?}", c.warnings);
+    assert!(
+        w[0].contains("t.conf:2: server.feature-flags \"auth.delay-invalid-creds\" is accepted but not acted on"),
+        "{}",
+        w[0]
+    );
+}
