@@ -141,16 +141,7 @@ pub fn normalize_target(raw: &[u8], o: ParseOpts, out: &mut Vec<u8>) {
     normalize_part(raw, o, false, out);
     if o.has(ParseOpts::PATH_2F_DECODE) && memchr::memmem::find(&out[start..], b"%2F").is_some() {
         let p = out.split_off(start);
-        let mut i = 0;
-        while i < p.len() {
-            if p[i..].starts_with(b"%2F") {
-                out.push(b'/');
-                i += 3;
-            } else {
-                out.push(p[i]);
-                i += 1;
-            }
-        }
+        unescape_one(&p, b"%2F", b'/', out);
     }
     if o.has(ParseOpts::DOTSEG_REMOVE) && out.get(start) == Some(&b'/') {
         // '.' and '/' are literal here; everything else that matters is escaped.
@@ -253,17 +244,22 @@ fn has_dot_segment(raw: &[u8], o: ParseOpts) -> bool {
 /// url-query-20-plus: `%20` in the query string becomes `+`.
 fn plus_for_20(q: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(q.len());
+    unescape_one(q, b"%20", b'+', &mut out);
+    out
+}
+
+/// `src` to `out` with every `escape` (a %XX triplet) written as `to`.
+fn unescape_one(src: &[u8], escape: &[u8; 3], to: u8, out: &mut Vec<u8>) {
     let mut i = 0;
-    while i < q.len() {
-        if q[i..].starts_with(b"%20") {
-            out.push(b'+');
+    while i < src.len() {
+        if src[i..].starts_with(escape) {
+            out.push(to);
             i += 3;
         } else {
-            out.push(q[i]);
+            out.push(src[i]);
             i += 1;
         }
     }
-    out
 }
 
 /// A Host that host-normalize cannot read (400).

@@ -120,23 +120,8 @@ fn run_with(ctx: &mut Ctx, r: &Request, path: &mut Vec<u8>) -> Outcome {
     let host = admitted.host.as_deref().unwrap_or(raw_host);
     // An internal request logs the client's target (allocates only for those).
     let orig = ctx.internal.as_ref().map(|i| i.orig_target.clone());
-    let Ctx {
-        site,
-        cond,
-        out,
-        clock,
-        cache,
-        pages,
-        roots,
-        scratch,
-        etag,
-        resp,
-        cgi,
-        internal,
-        rq,
-        log,
-        ..
-    } = ctx;
+    let (w, rq) = Worker::split(ctx);
+    let site = w.site;
     let mods = &site.mods;
     let base = Base {
         buf: r.buf,
@@ -156,11 +141,11 @@ fn run_with(ctx: &mut Ctx, r: &Request, path: &mut Vec<u8>) -> Outcome {
     if mods.active {
         rq.start(raw_path, &admitted.query, path, host, r.peer);
         let fs = crate::mods::Fs {
-            cache,
-            roots,
-            clock,
+            cache: &mut *w.cache,
+            roots: &mut *w.roots,
+            clock: w.clock,
         };
-        early = Some(mods.prepare(&site.compiled, cond, &base, rq, fs));
+        early = Some(mods.prepare(&site.compiled, w.cond, &base, rq, fs));
         path.clear();
         path.extend_from_slice(&rq.path);
     }
@@ -180,29 +165,14 @@ fn run_with(ctx: &mut Ctx, r: &Request, path: &mut Vec<u8>) -> Outcome {
     let (view, status) = match early {
         Some((v, status)) => (mods.handler_view(&v, rq), status),
         None => {
-            let view = with_facts(r, &t, |f| mods.plain_view(site.view(f, cond)));
+            let view = with_facts(r, &t, |f| mods.plain_view(site.view(f, w.cond)));
             (view, None)
         }
     };
     let limit = view.max_request_size.saturating_mul(1024);
-    let body = match body_gate(r, limit, clock.mono, out) {
+    let body = match body_gate(r, limit, w.clock.mono, w.out) {
         Ok(b) => b,
         Err(why) => return Outcome::Refused { status: 413, why },
-    };
-    let w = Worker {
-        site,
-        cond,
-        out,
-        clock,
-        cache,
-        pages,
-        roots,
-        scratch,
-        etag,
-        resp,
-        cgi,
-        internal,
-        log,
     };
     respond(w, r, &base, rq, &t, &view, status, body)
 }
@@ -222,6 +192,46 @@ struct Worker<'c> {
     cgi: &'c mut crate::cgi::Client,
     internal: &'c mut Option<InternalInfo>,
     log: &'c mut Vec<String>,
+}
+
+impl<'c> Worker<'c> {
+    /// The worker's state taken apart once per request: what the stages use, and
+    /// the modules' request state, which the view borrows from then on.
+    fn split(ctx: &'c mut Ctx) -> (Worker<'c>, &'c mut Rq) {
+        let Ctx {
+            site,
+            cond,
+            out,
+            clock,
+            cache,
+            pages,
+            roots,
+            scratch,
+            etag,
+            resp,
+            cgi,
+            internal,
+            rq,
+            log,
+            ..
+        } = ctx;
+        let w = Worker {
+            site,
+            cond,
+            out,
+            clock,
+            cache,
+            pages,
+            roots,
+            scratch,
+            etag,
+            resp,
+            cgi,
+            internal,
+            log,
+        };
+        (w, rq)
+    }
 }
 
 /// handler → error_handler → response_start and request_done: the answer, now
@@ -332,8 +342,17 @@ fn respond(
     if !mods.active {
         return Outcome::Answered { mark, body, close };
     }
-    let (c, n) = (&site.compiled, r.requests);
-    match mods.finish(out, mark, c, cond, view, base, rq, clock, status, n) {
+    match mods.finish(
+        out,
+        mark,
+        &site.compiled,
+        cond,
+        view,
+        base,
+        rq,
+        clock,
+        status,
+    ) {
         Some(handler) => Outcome::Handler { handler, body },
         None => Outcome::Answered { mark, body, close },
     }

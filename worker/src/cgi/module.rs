@@ -37,7 +37,6 @@ impl Module for ModCgi {
                     compiled: gw.compiled,
                     cond: gw.cond,
                     resp: &[],
-                    requests: base.requests,
                 },
             ),
             _ => None,

@@ -530,8 +530,6 @@ pub struct DoneCx<'a> {
     pub cond: &'a CondState,
     /// The response's bytes held in memory, its head first.
     pub resp: &'a [u8],
-    /// Requests on this connection so far, this one included.
-    pub requests: u32,
 }
 
 /// The modules in force and their per-stage hook lists.
@@ -942,7 +940,6 @@ impl Mods {
         rq: &Rq,
         clock: &Clock,
         status: u16,
-        requests: u32,
     ) -> Option<Box<Deferred>> {
         if let Some(job) = rq.job.take() {
             // The response comes later; its line in the access log is made now.
@@ -959,7 +956,6 @@ impl Mods {
                         compiled,
                         cond,
                         resp: &[],
-                        requests,
                     },
                 ),
                 _ => None,
@@ -987,7 +983,6 @@ impl Mods {
                 compiled,
                 cond,
                 resp: out.buf.get(mark.0..).unwrap_or(&[]),
-                requests,
             });
         }
         None

@@ -339,7 +339,7 @@ impl AccessLog {
             filename,
             bytes_in: h.len as u64 + body_in,
             start: x.rq.started,
-            requests: x.requests,
+            requests: x.base.requests,
         }
     }
 }
