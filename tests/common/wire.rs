@@ -1,5 +1,6 @@
 //! Wire-level helpers: raw requests on one connection, responses read by their
-//! Content-Length (static and error responses are never chunked).
+//! Content-Length (static and error responses are never chunked). A `Conn` runs
+//! over a TCP stream by default, or over any byte stream (a TLS session).
 #![allow(dead_code)]
 
 use std::io::{Read, Write};
@@ -27,8 +28,8 @@ impl Resp {
     }
 }
 
-pub struct Conn {
-    pub s: TcpStream,
+pub struct Conn<S = TcpStream> {
+    pub s: S,
     buf: Vec<u8>,
 }
 
@@ -42,6 +43,13 @@ impl Conn {
 
     /// A connection the caller opened (and may already have written to).
     pub fn from_stream(s: TcpStream) -> Conn {
+        Conn { s, buf: Vec::new() }
+    }
+}
+
+impl<S: Read + Write> Conn<S> {
+    /// A connection over another byte stream (a TLS session).
+    pub fn over(s: S) -> Conn<S> {
         Conn { s, buf: Vec::new() }
     }
 

@@ -1,0 +1,1337 @@
+//! TLS (mod_openssl's ssl.* keys) through the real server, against what lighttpd
+//! 1.4.69 with mod_openssl does: HTTPS with the pem in the global scope or a socket
+//! block, TLS 1.2 and 1.3, scheme conditions and the http→https recipe, SNI
+//! certificates, plain HTTP and stalled handshakes on the TLS port, session
+//! resumption across workers and reloads, client certificates, certificates
+//! renewed or broken at reload, start-up refusals, root-only keys, big bodies,
+//! keep-alive and pipelining, and clients that vanish. Certificates are made at run
+//! time (tests/common/tls.rs); clients are curl, openssl s_client and rustls.
+
+mod common;
+#[path = "common/tls.rs"]
+mod tls_kit;
+
+use common::{free_port, wait_until, wickd_bin, Server};
+use nix::sys::signal::Signal;
+use rustls::{HandshakeKind, ProtocolVersion};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tls_kit::{client_config, curl_https, handshake, s_client, Ca, ClientSpec, Role, Validity};
+
+const INDEX: &str = "hello over tls\n";
+
+/// The common head of every config; `@TLSPORT@` is a second port for the TLS
+/// socket when the main one (`@PORT@`) stays plain.
+fn conf(modules: &str, body: &str) -> String {
+    format!(
+        r#"server.document-root = "@DOCROOT@"
+server.bind = "127.0.0.1"
+server.port = @PORT@
+server.errorlog = "@DIR@/error.log"
+server.modules = ("mod_openssl"{modules})
+{body}
+"#
+    )
+}
+
+/// TLS on the main port, in the global scope.
+const GLOBAL_TLS: &str = r#"ssl.engine = "enable"
+ssl.pemfile = "@DIR@/a.pem"
+"#;
+
+/// A running server with the CA that signed its certificates.
+struct Site {
+    s: Server,
+    ca: Ca,
+    /// The port TLS is served on (the main port, or @TLSPORT@).
+    tls_port: u16,
+}
+
+impl Site {
+    fn ca_file(&self) -> PathBuf {
+        self.s.dir.path().join("ca.pem")
+    }
+    fn path(&self, name: &str) -> PathBuf {
+        self.s.dir.path().join(name)
+    }
+    /// curl GET https://`name`:tls_port`path`, trusting the test CA.
+    fn curl(
+        &self,
+        name: &str,
+        path: &str,
+        extra: &[&str],
+    ) -> (Option<i32>, common::Response, String) {
+        curl_https(self.tls_port, name, path, &self.ca_file(), extra)
+    }
+    /// A rustls client that verifies against the test CA.
+    fn verifying(&self, version: Option<ProtocolVersion>) -> Arc<rustls::ClientConfig> {
+        client_config(&ClientSpec {
+            version,
+            ca: Some(&self.ca),
+            ..ClientSpec::default()
+        })
+    }
+}
+
+/// Start wickd with `template` (see `conf`), a CA written to ca.pem, the server
+/// certificate for a.test (SAN a.test, localhost) to a.pem, index.html in the
+/// document root, then `prepare` for more files.
+fn start_site(template: &str, prepare: impl FnOnce(&Path, &Ca)) -> Site {
+    let ca = Ca::new("wick test CA");
+    let a = ca.server(&["a.test", "localhost"]);
+    let tls_port = if template.contains("@TLSPORT@") {
+        free_port()
+    } else {
+        0
+    };
+    let template = template.replace("@TLSPORT@", &tls_port.to_string());
+    let s = Server::start_with(&template, &[], |d| {
+        ca.write(&d.join("ca.pem"));
+        a.write_pem(&d.join("a.pem"));
+        std::fs::write(d.join("www/index.html"), INDEX).expect("index");
+        prepare(d, &ca);
+    });
+    let tls_port = if tls_port == 0 { s.port } else { tls_port };
+    // The harness waited for @PORT@; a second listener is bound with it, but check.
+    assert!(
+        wait_until(Duration::from_secs(10), || TcpStream::connect((
+            "127.0.0.1",
+            tls_port
+        ))
+        .is_ok()),
+        "TLS port {tls_port} not listening: {}",
+        s.error_log()
+    );
+    Site { s, ca, tls_port }
+}
+
+/// Wait until the master logged that every worker is up.
+fn started(s: &Server) {
+    assert!(
+        wait_until(Duration::from_secs(15), || s
+            .error_log()
+            .contains("server started")),
+        "not started: {}",
+        s.error_log()
+    );
+}
+
+/// The master's worker processes (its children titled as workers).
+fn workers(s: &Server) -> Vec<u32> {
+    let mut w: Vec<u32> = s
+        .children()
+        .into_iter()
+        .filter(|p| common::cmdline(*p).contains("worker"))
+        .collect();
+    w.sort_unstable();
+    w
+}
+
+/// SIGUSR1, then wait until a new generation of workers serves (none of `before`
+/// left) or the log reports a failed reload (`expect_ok` false).
+fn reload(s: &Server, expect_ok: bool) {
+    let failed = |log: &str| log.matches("graceful restart failed").count();
+    let before_failed = failed(&s.error_log());
+    let before = workers(s);
+    s.signal(Signal::SIGUSR1);
+    if expect_ok {
+        assert!(
+            wait_until(Duration::from_secs(20), || {
+                let now = workers(s);
+                !now.is_empty() && now.iter().all(|p| !before.contains(p))
+            }),
+            "no new generation of workers after SIGUSR1 (before {before:?}, now {:?}): {}",
+            workers(s),
+            s.error_log()
+        );
+    } else {
+        assert!(
+            wait_until(Duration::from_secs(20), || failed(&s.error_log())
+                > before_failed),
+            "the reload did not report a failure: {}",
+            s.error_log()
+        );
+    }
+}
+
+fn env_map(body: &[u8]) -> std::collections::HashMap<String, String> {
+    String::from_utf8_lossy(body)
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+const ENV_SH: &str = "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\n\\r\\n'\nenv\n";
+
+fn write_script(d: &Path, name: &str, body: &str) {
+    let p = d.join("www").join(name);
+    std::fs::write(&p, body).expect("script");
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+}
+
+/// Deterministic, non-repeating-looking bytes (a file a dropped or reordered
+/// record would show in).
+fn pattern(len: usize) -> Vec<u8> {
+    let mut x: u32 = 0x9e37_79b9;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------
+// 1. HTTPS with ssl.pemfile, TLS 1.2 and 1.3
+
+#[test]
+fn https_get_with_the_pemfile_in_the_global_scope() {
+    let site = start_site(&conf("", GLOBAL_TLS), |_, _| {});
+    let (code, r, err) = site.curl("a.test", "/index.html", &[]);
+    assert_eq!(code, Some(0), "curl: {err}\n{}", site.s.error_log());
+    assert_eq!(r.status, 200, "{err}");
+    assert_eq!(r.text(), INDEX);
+    // The rustls client, verifying the chain and the name.
+    let r = tls_kit::get(
+        site.tls_port,
+        "a.test",
+        &site.verifying(None),
+        "/index.html",
+    )
+    .expect("rustls GET");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.text(), INDEX);
+}
+
+#[test]
+fn tls12_and_tls13_handshakes_both_serve() {
+    let site = start_site(&conf("", GLOBAL_TLS), |_, _| {});
+    for (args, want) in [
+        (
+            &["--tlsv1.2", "--tls-max", "1.2", "-v"][..],
+            "SSL connection using TLSv1.2",
+        ),
+        (&["--tlsv1.3", "-v"][..], "SSL connection using TLSv1.3"),
+    ] {
+        let (code, r, err) = site.curl("a.test", "/index.html", args);
+        assert_eq!(code, Some(0), "curl {args:?}: {err}");
+        assert_eq!((r.status, r.text().as_str()), (200, INDEX), "curl {args:?}");
+        assert!(err.contains(want), "curl {args:?} negotiated: {err}");
+    }
+    for v in [ProtocolVersion::TLSv1_2, ProtocolVersion::TLSv1_3] {
+        let mut sess = handshake(site.tls_port, "a.test", &site.verifying(Some(v)))
+            .unwrap_or_else(|e| panic!("{v:?} handshake: {e}"));
+        assert_eq!(sess.version, Some(v));
+        sess.conn
+            .send(b"GET /index.html HTTP/1.1\r\nHost: a.test\r\n\r\n");
+        let r = sess.conn.response().expect("response");
+        assert_eq!((r.status, r.text().as_str()), (200, INDEX), "{v:?}");
+    }
+}
+
+#[test]
+fn pemfile_in_a_socket_block_with_the_key_in_ssl_privkey() {
+    let body = r#"$SERVER["socket"] == "127.0.0.1:@TLSPORT@" {
+    ssl.engine = "enable"
+    ssl.pemfile = "@DIR@/s.crt"
+    ssl.privkey = "@DIR@/s.key"
+}
+"#;
+    let mut leaf = None;
+    let site = start_site(&conf("", body), |d, ca| {
+        let l = ca.server(&["a.test"]);
+        std::fs::write(d.join("s.crt"), &l.cert_pem).expect("crt");
+        std::fs::write(d.join("s.key"), &l.key_pem).expect("key");
+        leaf = Some(l);
+    });
+    let leaf = leaf.expect("leaf");
+    let sess = handshake(site.tls_port, "a.test", &site.verifying(None)).expect("handshake");
+    assert_eq!(
+        sess.peer_cert, leaf.der,
+        "not the certificate of ssl.pemfile"
+    );
+    let (code, r, err) = site.curl("a.test", "/index.html", &[]);
+    assert_eq!((code, r.status), (Some(0), 200), "{err}");
+    assert_eq!(r.text(), INDEX);
+    // The main port stays plain HTTP.
+    let r = site.s.get("/index.html");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.text(), INDEX);
+}
+
+#[test]
+fn alpn_offering_h2_gets_http_1_1() {
+    // wickd speaks HTTP/1.1 only: a client offering h2 first must not be told h2.
+    let site = start_site(&conf("", GLOBAL_TLS), |_, _| {});
+    let cfg = client_config(&ClientSpec {
+        ca: Some(&site.ca),
+        alpn: &["h2", "http/1.1"],
+        ..ClientSpec::default()
+    });
+    let mut sess = handshake(site.tls_port, "a.test", &cfg).expect("handshake");
+    assert!(
+        sess.alpn.as_deref().map_or(true, |p| p == b"http/1.1"),
+        "ALPN chose {:?}",
+        sess.alpn.as_deref().map(String::from_utf8_lossy)
+    );
+    sess.conn
+        .send(b"GET /index.html HTTP/1.1\r\nHost: a.test\r\n\r\n");
+    let r = sess.conn.response().expect("an HTTP/1.1 response");
+    assert_eq!((r.version.as_str(), r.status), ("HTTP/1.1", 200));
+    // curl offers h2 and http/1.1 by default.
+    let (code, r, err) = site.curl("a.test", "/index.html", &[]);
+    assert_eq!((code, r.status), (Some(0), 200), "{err}");
+}
+
+// ---------------------------------------------------------------------------
+// 2. $HTTP["scheme"], the http→https recipe, CGI's HTTPS
+
+const SCHEMES: &str = r#"$SERVER["socket"] == "127.0.0.1:@TLSPORT@" {
+    ssl.engine = "enable"
+    ssl.pemfile = "@DIR@/a.pem"
+}
+$HTTP["scheme"] == "https" {
+    setenv.add-response-header = ("Strict-Transport-Security" => "max-age=63072000")
+}
+$HTTP["scheme"] == "http" {
+    $HTTP["host"] =~ ".*" {
+        url.redirect = (".*" => "https://%0$0")
+    }
+}
+"#;
+
+#[test]
+fn scheme_conditions_apply_per_socket_and_http_redirects_to_https() {
+    let site = start_site(
+        &conf(", \"mod_setenv\", \"mod_redirect\"", SCHEMES),
+        |_, _| {},
+    );
+    let (code, r, err) = site.curl("a.test", "/index.html?q=1", &[]);
+    assert_eq!(
+        (code, r.status),
+        (Some(0), 200),
+        "{err}\n{}",
+        site.s.error_log()
+    );
+    assert_eq!(r.text(), INDEX);
+    assert_eq!(
+        r.header("strict-transport-security"),
+        Some("max-age=63072000"),
+        "{:?}",
+        r.headers
+    );
+    // The plain socket: redirected to https with host (and port) and target kept,
+    // as lighttpd's %0 is the whole Host match.
+    let port = site.s.port;
+    let r = common::curl(
+        &format!("http://h.test:{port}/index.html?q=1"),
+        &["--resolve", &format!("h.test:{port}:127.0.0.1")],
+    );
+    assert_eq!(r.status, 301, "{:?}", r.headers);
+    assert_eq!(
+        r.header("location"),
+        Some(format!("https://h.test:{port}/index.html?q=1").as_str())
+    );
+    assert_eq!(r.header("strict-transport-security"), None);
+}
+
+#[test]
+fn cgi_on_the_tls_port_sees_https_on() {
+    let body = r#"$SERVER["socket"] == "127.0.0.1:@TLSPORT@" {
+    ssl.engine = "enable"
+    ssl.pemfile = "@DIR@/a.pem"
+}
+cgi.assign = (".sh" => "/bin/sh")
+"#;
+    let site = start_site(&conf(", \"mod_cgi\"", body), |d, _| {
+        write_script(d, "env.sh", ENV_SH)
+    });
+    let (code, r, err) = site.curl("a.test", "/env.sh", &[]);
+    assert_eq!(
+        (code, r.status),
+        (Some(0), 200),
+        "{err}\n{}",
+        site.s.error_log()
+    );
+    let env = env_map(&r.body);
+    assert_eq!(env.get("HTTPS").map(String::as_str), Some("on"), "{env:?}");
+    assert_eq!(
+        env.get("REQUEST_SCHEME").map(String::as_str),
+        Some("https"),
+        "{env:?}"
+    );
+    assert_eq!(
+        env.get("SERVER_PORT"),
+        Some(&site.tls_port.to_string()),
+        "{env:?}"
+    );
+    // The same script on the plain socket.
+    let r = site.s.get("/env.sh");
+    assert_eq!(r.status, 200);
+    let env = env_map(&r.body);
+    assert_eq!(env.get("HTTPS"), None, "{env:?}");
+    assert_eq!(
+        env.get("REQUEST_SCHEME").map(String::as_str),
+        Some("http"),
+        "{env:?}"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// 3. SNI
+
+#[test]
+fn sni_selects_the_certificate_of_the_host_block() {
+    let body = r#"ssl.engine = "enable"
+ssl.pemfile = "@DIR@/a.pem"
+$HTTP["host"] == "b.test" {
+    ssl.pemfile = "@DIR@/b.pem"
+}
+"#;
+    let mut b = None;
+    let site = start_site(&conf("", body), |d, ca| {
+        let l = ca.server(&["b.test"]);
+        l.write_pem(&d.join("b.pem"));
+        b = Some(l);
+    });
+    let b = b.expect("b");
+    let a_der = {
+        let sess = handshake(site.tls_port, "a.test", &site.verifying(None)).expect("a.test");
+        sess.peer_cert
+    };
+    // b.test, verified by name against its own certificate.
+    let mut sess = handshake(site.tls_port, "b.test", &site.verifying(None))
+        .unwrap_or_else(|e| panic!("b.test handshake: {e}\n{}", site.s.error_log()));
+    assert_eq!(
+        sess.peer_cert, b.der,
+        "SNI b.test did not get b's certificate"
+    );
+    sess.conn
+        .send(b"GET /index.html HTTP/1.1\r\nHost: b.test\r\n\r\n");
+    assert_eq!(sess.conn.response().map(|r| r.status), Some(200));
+    assert_ne!(a_der, b.der);
+    // An unknown name and no SNI at all get the socket's certificate.
+    let any = client_config(&ClientSpec::default());
+    let sess = handshake(site.tls_port, "unknown.test", &any).expect("unknown.test");
+    assert_eq!(sess.peer_cert, a_der, "unknown SNI got another certificate");
+    let no_sni = client_config(&ClientSpec {
+        sni: false,
+        ..ClientSpec::default()
+    });
+    let sess = handshake(site.tls_port, "b.test", &no_sni).expect("no SNI");
+    assert_eq!(sess.peer_cert, a_der, "no SNI got another certificate");
+    let sess = handshake(site.tls_port, "127.0.0.1", &any).expect("IP, no SNI");
+    assert_eq!(sess.peer_cert, a_der);
+    // openssl s_client reports the subject it got.
+    let out = s_client(site.tls_port, "b.test", &site.ca_file(), None, None, &[]);
+    assert!(out.contains("CN = b.test"), "{out}");
+    assert!(out.contains("Verify return code: 0 (ok)"), "{out}");
+    // curl, by name: both verify.
+    for name in ["a.test", "b.test"] {
+        let (code, r, err) = site.curl(name, "/index.html", &[]);
+        assert_eq!((code, r.status), (Some(0), 200), "{name}: {err}");
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 4, 5. Not TLS, or not finished: closed
+
+/// Read until the server closes (or `limit`): (bytes, closed, when).
+fn read_until_closed(s: &mut TcpStream, limit: Duration) -> (Vec<u8>, bool, Duration) {
+    let t = Instant::now();
+    s.set_read_timeout(Some(limit)).expect("timeout");
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return (got, true, t.elapsed()),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return (got, false, t.elapsed())
+            }
+            Err(_) => return (got, true, t.elapsed()),
+        }
+        if t.elapsed() > limit {
+            return (got, false, t.elapsed());
+        }
+    }
+}
+
+#[test]
+fn plain_http_on_the_tls_port_is_closed_without_a_byte() {
+    let site = start_site(&conf("", GLOBAL_TLS), |_, _| {});
+    started(&site.s);
+    let log_before = site.s.error_log().len();
+    let mut s = TcpStream::connect(("127.0.0.1", site.tls_port)).expect("connect");
+    s.write_all(b"GET / HTTP/1.0\r\n\r\n").expect("write");
+    let (got, closed, _) = read_until_closed(&mut s, Duration::from_secs(5));
+    assert!(closed, "the connection stayed open");
+    assert!(
+        got.is_empty(),
+        "lighttpd sends nothing; wickd sent {:?}",
+        String::from_utf8_lossy(&got)
+    );
+    // lighttpd logs the error ("SSL: ... http request").
+    assert!(
+        wait_until(Duration::from_secs(5), || site.s.error_log().len()
+            > log_before),
+        "nothing logged: {}",
+        site.s.error_log()
+    );
+    // The port still serves TLS.
+    let (code, r, err) = site.curl("a.test", "/index.html", &[]);
+    assert_eq!((code, r.status), (Some(0), 200), "{err}");
+}
+
+#[test]
+fn a_stalled_handshake_is_cut_off_after_max_read_idle() {
+    let site = start_site(
+        &conf("", &format!("{GLOBAL_TLS}server.max-read-idle = 2\n")),
+        |_, _| {},
+    );
+    started(&site.s);
+    // A real ClientHello, to send part of or all of.
+    let hello = {
+        let cfg = site.verifying(None);
+        let mut c = rustls::ClientConnection::new(
+            cfg,
+            rustls::pki_types::ServerName::try_from("a.test").expect("name"),
+        )
+        .expect("client");
+        let mut v = Vec::new();
+        c.write_tls(&mut v).expect("ClientHello");
+        v
+    };
+    assert!(hello.len() > 40);
+    let t0 = Instant::now();
+    let mut silent = TcpStream::connect(("127.0.0.1", site.tls_port)).expect("connect");
+    let mut partial = TcpStream::connect(("127.0.0.1", site.tls_port)).expect("connect");
+    partial.write_all(&hello[..hello.len() / 2]).expect("write");
+    let mut stalled = TcpStream::connect(("127.0.0.1", site.tls_port)).expect("connect");
+    stalled.write_all(&hello).expect("write");
+    // Another client is served meanwhile.
+    let (code, r, err) = site.curl("a.test", "/index.html", &[]);
+    assert_eq!(
+        (code, r.status),
+        (Some(0), 200),
+        "served while others stall: {err}"
+    );
+    for (what, s) in [
+        ("nothing sent", &mut silent),
+        ("half a ClientHello", &mut partial),
+        ("a ClientHello, then silence", &mut stalled),
+    ] {
+        let (got, closed, _) = read_until_closed(s, Duration::from_secs(10));
+        let at = t0.elapsed();
+        assert!(closed, "{what}: still open after {at:?}");
+        assert!(
+            at < Duration::from_secs(8),
+            "{what}: closed only after {at:?} (max-read-idle 2)"
+        );
+        assert!(
+            at >= Duration::from_millis(1500),
+            "{what}: closed after {at:?}, before max-read-idle (2 s)"
+        );
+        if what != "a ClientHello, then silence" {
+            assert!(got.is_empty(), "{what}: got {} bytes", got.len());
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 6. Session resumption across workers and reloads
+
+const TWO_WORKERS: &str = "server.max-worker = 2\n";
+
+/// `n` consecutive connections sharing one client session store: every one after
+/// the first must resume. Returns the handshake kinds seen.
+fn resume_chain(
+    site: &Site,
+    cfg: &Arc<rustls::ClientConfig>,
+    n: usize,
+) -> Vec<Option<HandshakeKind>> {
+    let mut kinds = Vec::new();
+    for i in 0..n {
+        let mut sess = handshake(site.tls_port, "a.test", cfg)
+            .unwrap_or_else(|e| panic!("connection {i}: {e}\n{}", site.s.error_log()));
+        // Reading the response also takes in the TLS 1.3 tickets sent after the
+        // handshake.
+        sess.conn
+            .send(b"GET /index.html HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n");
+        let r = sess.conn.response().expect("response");
+        assert_eq!(r.status, 200);
+        let _ = sess.conn.closed();
+        kinds.push(sess.kind);
+    }
+    kinds
+}
+
+#[test]
+fn sessions_resume_across_workers_tls13() {
+    let site = start_site(&conf("", &format!("{GLOBAL_TLS}{TWO_WORKERS}")), |_, _| {});
+    started(&site.s);
+    assert_eq!(workers(&site.s).len(), 2, "{:?}", site.s.children());
+    let cfg = site.verifying(Some(ProtocolVersion::TLSv1_3));
+    let kinds = resume_chain(&site, &cfg, 24);
+    assert_eq!(kinds[0], Some(HandshakeKind::Full));
+    let full: Vec<usize> = (1..kinds.len())
+        .filter(|&i| kinds[i] != Some(HandshakeKind::Resumed))
+        .collect();
+    assert!(
+        full.is_empty(),
+        "connections not resumed: {full:?} of {kinds:?}"
+    );
+}
+
+#[test]
+fn sessions_resume_across_workers_tls12() {
+    let site = start_site(&conf("", &format!("{GLOBAL_TLS}{TWO_WORKERS}")), |_, _| {});
+    started(&site.s);
+    let cfg = site.verifying(Some(ProtocolVersion::TLSv1_2));
+    let kinds = resume_chain(&site, &cfg, 24);
+    assert_eq!(kinds[0], Some(HandshakeKind::Full));
+    let full: Vec<usize> = (1..kinds.len())
+        .filter(|&i| kinds[i] != Some(HandshakeKind::Resumed))
+        .collect();
+    assert!(
+        full.is_empty(),
+        "connections not resumed: {full:?} of {kinds:?}"
+    );
+}
+
+#[test]
+fn sessions_resume_with_openssl_s_client() {
+    let site = start_site(&conf("", &format!("{GLOBAL_TLS}{TWO_WORKERS}")), |_, _| {});
+    started(&site.s);
+    for (flag, version) in [("-tls1_3", "TLSv1.3"), ("-tls1_2", "TLSv1.2")] {
+        let mut prev = site.path(&format!("sess{flag}-0"));
+        let out = s_client(
+            site.tls_port,
+            "a.test",
+            &site.ca_file(),
+            None,
+            Some(&prev),
+            &[flag],
+        );
+        assert!(out.contains(&format!("New, {version}")), "{flag}: {out}");
+        assert!(out.contains(INDEX.trim()), "{flag}: no response: {out}");
+        for i in 1..=10 {
+            let next = site.path(&format!("sess{flag}-{i}"));
+            let out = s_client(
+                site.tls_port,
+                "a.test",
+                &site.ca_file(),
+                Some(&prev),
+                Some(&next),
+                &[flag],
+            );
+            assert!(
+                out.contains(&format!("Reused, {version}")),
+                "{flag} connection {i} not resumed: {out}"
+            );
+            assert!(out.contains(INDEX.trim()), "{flag} {i}: no response: {out}");
+            // A client keeps the newest session it was given (a resumed TLS 1.2
+            // session may bring no new one).
+            if next.exists() {
+                prev = next;
+            }
+        }
+    }
+}
+
+#[test]
+fn a_session_from_before_a_reload_resumes_after_it() {
+    let site = start_site(&conf("", &format!("{GLOBAL_TLS}{TWO_WORKERS}")), |_, _| {});
+    started(&site.s);
+    for v in [ProtocolVersion::TLSv1_3, ProtocolVersion::TLSv1_2] {
+        let cfg = site.verifying(Some(v));
+        // Several full sessions' worth of tickets, from the old workers.
+        let kinds = resume_chain(&site, &cfg, 2);
+        assert_eq!(kinds[0], Some(HandshakeKind::Full), "{v:?}");
+        reload(&site.s, true);
+        let kinds = resume_chain(&site, &cfg, 3);
+        assert_eq!(
+            kinds,
+            vec![Some(HandshakeKind::Resumed); 3],
+            "{v:?}: sessions from before the reload did not resume on the new workers"
+        );
+    }
+    // And s_client's saved session.
+    let sess = site.path("sess-before");
+    let out = s_client(
+        site.tls_port,
+        "a.test",
+        &site.ca_file(),
+        None,
+        Some(&sess),
+        &[],
+    );
+    assert!(out.contains("New, TLSv1.3"), "{out}");
+    reload(&site.s, true);
+    let out = s_client(
+        site.tls_port,
+        "a.test",
+        &site.ca_file(),
+        Some(&sess),
+        None,
+        &[],
+    );
+    assert!(
+        out.contains("Reused, TLSv1.3"),
+        "not resumed after reload: {out}"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// 7. Client certificates
+
+/// A TLS server that asks for client certificates; `enforce` and the key naming
+/// the CA file (ssl.verifyclient.ca-file or ssl.ca-file) vary.
+fn client_cert_site(enforce: bool, ca_key: &str) -> (Site, PathBuf, PathBuf, PathBuf) {
+    let body = format!(
+        r#"ssl.engine = "enable"
+ssl.pemfile = "@DIR@/a.pem"
+{ca_key} = "@DIR@/ca.pem"
+ssl.verifyclient.activate = "enable"
+ssl.verifyclient.enforce = "{}"
+ssl.verifyclient.username = "SSL_CLIENT_S_DN_CN"
+cgi.assign = (".sh" => "/bin/sh")
+"#,
+        if enforce { "enable" } else { "disable" }
+    );
+    let site = start_site(&conf(", \"mod_cgi\"", &body), |d, ca| {
+        write_script(d, "env.sh", ENV_SH);
+        let alice = ca.client("alice", Some("Wick Test"));
+        std::fs::write(d.join("alice.crt"), &alice.cert_pem).expect("crt");
+        std::fs::write(d.join("alice.key"), &alice.key_pem).expect("key");
+        let other = Ca::new("another CA");
+        let mallory = other.client("mallory", None);
+        std::fs::write(d.join("mallory.crt"), &mallory.cert_pem).expect("crt");
+        std::fs::write(d.join("mallory.key"), &mallory.key_pem).expect("key");
+    });
+    let d = site.s.dir.path().to_path_buf();
+    (site, d.join("alice"), d.join("mallory"), d)
+}
+
+fn cert_args(stem: &Path) -> [String; 4] {
+    [
+        "--cert".into(),
+        stem.with_extension("crt").display().to_string(),
+        "--key".into(),
+        stem.with_extension("key").display().to_string(),
+    ]
+}
+
+fn curl_with(
+    site: &Site,
+    path: &str,
+    args: &[String],
+    more: &[&str],
+) -> (Option<i32>, common::Response, String) {
+    let mut v: Vec<&str> = args.iter().map(String::as_str).collect();
+    v.extend_from_slice(more);
+    site.curl("a.test", path, &v)
+}
+
+#[test]
+fn client_certificate_enforced_admits_only_the_right_ca() {
+    for ca_key in ["ssl.verifyclient.ca-file", "ssl.ca-file"] {
+        let (site, alice, mallory, _) = client_cert_site(true, ca_key);
+        for tls in [&["--tlsv1.3"][..], &["--tlsv1.2", "--tls-max", "1.2"][..]] {
+            let (code, r, err) = curl_with(&site, "/index.html", &cert_args(&alice), tls);
+            assert_eq!(
+                (code, r.status),
+                (Some(0), 200),
+                "{ca_key} {tls:?}: the right CA's client refused: {err}\n{}",
+                site.s.error_log()
+            );
+            assert_eq!(r.text(), INDEX);
+            let (code, r, err) = curl_with(&site, "/index.html", &[], tls);
+            assert!(
+                code != Some(0) && r.status == 0,
+                "{ca_key} {tls:?}: served without a client certificate: {code:?} {} {err}",
+                r.status
+            );
+            let (code, r, err) = curl_with(&site, "/index.html", &cert_args(&mallory), tls);
+            assert!(
+                code != Some(0) && r.status == 0,
+                "{ca_key} {tls:?}: served with another CA's certificate: {code:?} {} {err}",
+                r.status
+            );
+        }
+        // rustls: the same three.
+        let ok = client_config(&ClientSpec {
+            ca: Some(&site.ca),
+            client_cert: Some(&site.ca.client("carol", None)),
+            ..ClientSpec::default()
+        });
+        let r = tls_kit::get(site.tls_port, "a.test", &ok, "/index.html");
+        assert_eq!(
+            r.map(|r| r.status),
+            Some(200),
+            "{ca_key}: rustls with a certificate"
+        );
+        let none = site.verifying(None);
+        assert!(
+            tls_kit::get(site.tls_port, "a.test", &none, "/index.html").is_none(),
+            "{ca_key}: rustls without a certificate was served"
+        );
+    }
+}
+
+#[test]
+fn client_certificate_fields_reach_cgi_and_remote_user() {
+    let (site, alice, _, _) = client_cert_site(true, "ssl.verifyclient.ca-file");
+    let (code, r, err) = curl_with(&site, "/env.sh", &cert_args(&alice), &[]);
+    assert_eq!(
+        (code, r.status),
+        (Some(0), 200),
+        "{err}\n{}",
+        site.s.error_log()
+    );
+    let env = env_map(&r.body);
+    for (k, v) in [
+        ("SSL_CLIENT_VERIFY", "SUCCESS"),
+        ("SSL_CLIENT_S_DN_CN", "alice"),
+        ("SSL_CLIENT_S_DN_O", "Wick Test"),
+        ("REMOTE_USER", "alice"),
+        ("AUTH_TYPE", "SSL_CLIENT_VERIFY"),
+        ("HTTPS", "on"),
+        ("REQUEST_SCHEME", "https"),
+    ] {
+        assert_eq!(env.get(k).map(String::as_str), Some(v), "{k}: {env:?}");
+    }
+}
+
+#[test]
+fn client_certificate_not_enforced_serves_without_one_and_trusts_no_foreign_one() {
+    let (site, alice, mallory, _) = client_cert_site(false, "ssl.verifyclient.ca-file");
+    // No certificate: served, SSL_CLIENT_VERIFY=NONE, nobody authenticated.
+    let (code, r, err) = curl_with(&site, "/env.sh", &[], &[]);
+    assert_eq!(
+        (code, r.status),
+        (Some(0), 200),
+        "{err}\n{}",
+        site.s.error_log()
+    );
+    let env = env_map(&r.body);
+    assert_eq!(
+        env.get("SSL_CLIENT_VERIFY").map(String::as_str),
+        Some("NONE"),
+        "{env:?}"
+    );
+    assert_eq!(env.get("REMOTE_USER"), None, "{env:?}");
+    assert_eq!(env.get("SSL_CLIENT_S_DN_CN"), None, "{env:?}");
+    // Another CA's certificate: lighttpd serves, says FAILED, and takes no name
+    // from it.
+    let (code, r, err) = curl_with(&site, "/env.sh", &cert_args(&mallory), &[]);
+    assert_eq!((code, r.status), (Some(0), 200), "{err}");
+    let env = env_map(&r.body);
+    assert!(
+        env.get("SSL_CLIENT_VERIFY")
+            .is_some_and(|v| v.starts_with("FAILED")),
+        "{env:?}"
+    );
+    assert_eq!(
+        env.get("REMOTE_USER"),
+        None,
+        "a foreign certificate's CN became REMOTE_USER: {env:?}"
+    );
+    assert_ne!(
+        env.get("SSL_CLIENT_S_DN_CN").map(String::as_str),
+        Some("mallory"),
+        "{env:?}"
+    );
+    // The right CA's: verified as before.
+    let (code, r, err) = curl_with(&site, "/env.sh", &cert_args(&alice), &[]);
+    assert_eq!((code, r.status), (Some(0), 200), "{err}");
+    let env = env_map(&r.body);
+    assert_eq!(
+        env.get("SSL_CLIENT_VERIFY").map(String::as_str),
+        Some("SUCCESS")
+    );
+    assert_eq!(env.get("REMOTE_USER").map(String::as_str), Some("alice"));
+}
+
+// ---------------------------------------------------------------------------
+// 8. Certificates renewed, or broken, at reload
+
+/// The certificate new connections get now (no verification: a test of which).
+fn served_cert(site: &Site) -> Vec<u8> {
+    handshake(
+        site.tls_port,
+        "a.test",
+        &client_config(&ClientSpec::default()),
+    )
+    .map(|s| s.peer_cert)
+    .unwrap_or_default()
+}
+
+#[test]
+fn a_renewed_certificate_is_served_after_sigusr1() {
+    let site = start_site(&conf("", GLOBAL_TLS), |_, _| {});
+    started(&site.s);
+    let first = served_cert(&site);
+    assert!(!first.is_empty());
+    let renewed = site.ca.server(&["a.test", "localhost"]);
+    renewed.write_pem(&site.path("a.pem"));
+    site.s.signal(Signal::SIGUSR1);
+    assert!(
+        wait_until(Duration::from_secs(20), || served_cert(&site)
+            == renewed.der),
+        "still the old certificate after SIGUSR1: {}",
+        site.s.error_log()
+    );
+    let (code, r, err) = site.curl("a.test", "/index.html", &["-w", "%{certs}"]);
+    assert_eq!((code, r.status), (Some(0), 200), "{err}");
+}
+
+#[test]
+fn a_broken_pem_at_reload_keeps_the_old_certificate_and_names_the_file() {
+    let site = start_site(&conf("", GLOBAL_TLS), |_, _| {});
+    started(&site.s);
+    let first = served_cert(&site);
+    let pem = site.path("a.pem");
+    let named = |log: &str| log.matches(&*pem.to_string_lossy()).count();
+    let before = named(&site.s.error_log());
+    // A renewed certificate with the key of another.
+    let new = site.ca.server(&["a.test"]);
+    let other = site.ca.server(&["a.test"]);
+    tls_kit::write_atomic(&pem, &format!("{}{}", new.cert_pem, other.key_pem));
+    site.s.signal(Signal::SIGUSR1);
+    assert!(
+        wait_until(Duration::from_secs(20), || named(&site.s.error_log())
+            > before),
+        "the error log does not name {}: {}",
+        pem.display(),
+        site.s.error_log()
+    );
+    // Give a (wrong) new generation time to take over, then look.
+    std::thread::sleep(Duration::from_secs(1));
+    for _ in 0..5 {
+        assert_eq!(served_cert(&site), first, "{}", site.s.error_log());
+    }
+    let (code, r, err) = site.curl("a.test", "/index.html", &[]);
+    assert_eq!((code, r.status), (Some(0), 200), "{err}");
+}
+
+// ---------------------------------------------------------------------------
+// 9. Start-up: refusals and the expired-certificate warning
+
+fn run_wickd(args: &[&str]) -> Output {
+    Command::new(wickd_bin())
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run wickd")
+}
+
+/// A TLS config in a fresh directory whose pem `write` prepares; (dir, conf path, pem path).
+fn refusal_conf(write: impl FnOnce(&Path, &Ca)) -> (common::TempDir, String, String) {
+    let d = common::TempDir::new();
+    std::fs::create_dir_all(d.path().join("www")).expect("www");
+    let ca = Ca::new("wick test CA");
+    ca.write(&d.path().join("ca.pem"));
+    std::fs::write(d.path().join("www/index.html"), INDEX).expect("index");
+    write(d.path(), &ca);
+    let text = common::render(&conf("", GLOBAL_TLS), free_port(), d.path());
+    let c = d.path().join("wickd.conf");
+    std::fs::write(&c, text).expect("conf");
+    let pem = d.path().join("a.pem").display().to_string();
+    (d, c.display().to_string(), pem)
+}
+
+/// `wickd -D -f conf` must exit by itself (10 s bound): its exit code and what it
+/// said (stderr and the error log).
+fn start_must_fail(d: &Path, conf: &str, what: &str) -> (Option<i32>, String) {
+    let mut child = Command::new(wickd_bin())
+        .args(["-D", "-f", conf])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn wickd");
+    let mut status = None;
+    let exited = wait_until(Duration::from_secs(10), || {
+        status = child.try_wait().ok().flatten();
+        status.is_some()
+    });
+    if !exited {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("wickd started with {what}");
+    }
+    let out = child.wait_with_output().expect("output");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stderr),
+        std::fs::read_to_string(d.join("error.log")).unwrap_or_default()
+    );
+    (status.and_then(|s| s.code()), said)
+}
+
+fn refused(make: impl FnOnce(&Path, &Ca), what: &str) {
+    let (d, c, pem) = refusal_conf(make);
+    let o = run_wickd(&["-tt", "-f", &c]);
+    let said = format!(
+        "{}{}{}",
+        String::from_utf8_lossy(&o.stderr),
+        String::from_utf8_lossy(&o.stdout),
+        std::fs::read_to_string(d.path().join("error.log")).unwrap_or_default()
+    );
+    assert_ne!(o.status.code(), Some(0), "-tt accepted {what}: {said}");
+    assert!(said.contains(&pem), "-tt does not name {pem}: {said}");
+    let (code, said) = start_must_fail(d.path(), &c, what);
+    assert_ne!(code, Some(0), "{what}: {said}");
+    assert!(said.contains(&pem), "start-up does not name {pem}: {said}");
+}
+
+#[test]
+fn start_up_refuses_a_key_that_does_not_match_the_certificate() {
+    refused(
+        |d, ca| {
+            let a = ca.server(&["a.test"]);
+            let b = ca.server(&["a.test"]);
+            std::fs::write(d.join("a.pem"), format!("{}{}", a.cert_pem, b.key_pem)).expect("pem");
+        },
+        "a key that does not match its certificate",
+    );
+}
+
+#[test]
+fn start_up_refuses_a_missing_pemfile() {
+    refused(|_, _| {}, "a missing ssl.pemfile");
+}
+
+#[test]
+fn start_up_refuses_a_pemfile_without_a_key() {
+    refused(
+        |d, ca| std::fs::write(d.join("a.pem"), ca.server(&["a.test"]).cert_pem).expect("pem"),
+        "a pem with no private key",
+    );
+}
+
+#[test]
+fn an_expired_certificate_starts_with_a_warning_naming_the_file() {
+    // lighttpd 1.4.69 warns "SSL: inactive/expired X509 certificate '<file>'" on
+    // stderr and serves.
+    let (d, c, pem) = refusal_conf(|d, ca| {
+        ca.leaf("a.test", None, &["a.test"], Role::Server, Validity::Expired)
+            .write_pem(&d.join("a.pem"))
+    });
+    let o = run_wickd(&["-tt", "-f", &c]);
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stderr),
+        std::fs::read_to_string(d.path().join("error.log")).unwrap_or_default()
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "-tt refused an expired certificate: {said}"
+    );
+    assert!(
+        said.contains(&pem) && said.to_lowercase().contains("expired"),
+        "-tt: {said}"
+    );
+    // Start it for real, stderr kept: lighttpd warns there, before its error log
+    // is open.
+    let port = free_port();
+    std::fs::write(&c, common::render(&conf("", GLOBAL_TLS), port, d.path())).expect("conf");
+    let stderr = std::fs::File::create(d.path().join("stderr")).expect("stderr file");
+    let server = Spawned(
+        Command::new(wickd_bin())
+            .args(["-D", "-f", &c])
+            .stdin(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .expect("spawn wickd"),
+    );
+    assert!(
+        wait_until(Duration::from_secs(15), || TcpStream::connect((
+            "127.0.0.1",
+            port
+        ))
+        .is_ok()),
+        "did not start with an expired certificate: {}",
+        said_in(d.path())
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            let said = said_in(d.path());
+            said.contains(&pem) && said.to_lowercase().contains("expired")
+        }),
+        "no warning naming {pem}: {}",
+        said_in(d.path())
+    );
+    // Served; a verifying client refuses it, as it should.
+    let ca_file = d.path().join("ca.pem");
+    let (code, r, err) = curl_https(port, "a.test", "/index.html", &ca_file, &["-k"]);
+    assert_eq!((code, r.status), (Some(0), 200), "{err}");
+    let (code, _, _) = curl_https(port, "a.test", "/index.html", &ca_file, &[]);
+    assert_ne!(code, Some(0), "curl accepted an expired certificate");
+    drop(server);
+}
+
+/// What a server started by hand in `d` said: its stderr and its error log.
+fn said_in(d: &Path) -> String {
+    format!(
+        "{}{}",
+        std::fs::read_to_string(d.join("stderr")).unwrap_or_default(),
+        std::fs::read_to_string(d.join("error.log")).unwrap_or_default()
+    )
+}
+
+/// A server process started by hand, stopped (SIGTERM, then SIGKILL) on drop.
+struct Spawned(std::process::Child);
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        let pid = nix::unistd::Pid::from_raw(self.0.id() as i32);
+        let _ = nix::sys::signal::kill(pid, Signal::SIGTERM);
+        let gone = wait_until(Duration::from_secs(5), || {
+            self.0.try_wait().ok().flatten().is_some()
+        });
+        if !gone {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 10. Keys only root can read, workers as nobody
+
+#[test]
+fn root_only_keys_serve_with_server_username_nobody() {
+    if common::skip_unless_root("root_only_keys_serve_with_server_username_nobody") {
+        return;
+    }
+    let body = r#"server.username = "nobody"
+ssl.engine = "enable"
+ssl.pemfile = "@DIR@/a.pem"
+$SERVER["socket"] == "127.0.0.1:@TLSPORT@" {
+    ssl.engine = "enable"
+    ssl.pemfile = "@DIR@/s.crt"
+    ssl.privkey = "@DIR@/s.key"
+}
+"#;
+    let site = start_site(&conf("", body), |d, ca| {
+        let l = ca.server(&["a.test"]);
+        std::fs::write(d.join("s.crt"), &l.cert_pem).expect("crt");
+        std::fs::write(d.join("s.key"), &l.key_pem).expect("key");
+        for f in ["a.pem", "s.key"] {
+            std::fs::set_permissions(d.join(f), std::fs::Permissions::from_mode(0o600))
+                .expect("chmod 600");
+        }
+        // The directory open to nobody (the document root), the keys not.
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        // lighttpd opens its error log after dropping privileges: the same config
+        // must start there too.
+        let log = d.join("error.log");
+        std::fs::write(&log, "").expect("error.log");
+        let nobody = nix::unistd::User::from_name("nobody")
+            .ok()
+            .flatten()
+            .expect("nobody");
+        nix::unistd::chown(&log, Some(nobody.uid), Some(nobody.gid)).expect("chown error.log");
+    });
+    started(&site.s);
+    let nobody = nix::unistd::User::from_name("nobody")
+        .expect("getpwnam")
+        .expect("nobody");
+    // The workers really are nobody, who cannot open the keys.
+    let ws = workers(&site.s);
+    assert!(!ws.is_empty());
+    for w in &ws {
+        let status = std::fs::read_to_string(format!("/proc/{w}/status")).unwrap_or_default();
+        let uid = status
+            .lines()
+            .find(|l| l.starts_with("Uid:"))
+            .and_then(|l| l.split_whitespace().nth(2))
+            .unwrap_or("");
+        assert_eq!(uid, nobody.uid.to_string(), "worker {w}: {status}");
+    }
+    for (port, what) in [(site.s.port, "a.pem 0600"), (site.tls_port, "s.key 0600")] {
+        let (code, r, err) = curl_https(port, "a.test", "/index.html", &site.ca_file(), &[]);
+        assert_eq!(
+            (code, r.status),
+            (Some(0), 200),
+            "{what}: {err}\n{}",
+            site.s.error_log()
+        );
+        assert_eq!(r.text(), INDEX);
+    }
+    // A reload reads them again as root.
+    reload(&site.s, true);
+    let (code, r, err) = curl_https(site.tls_port, "a.test", "/index.html", &site.ca_file(), &[]);
+    assert_eq!(
+        (code, r.status),
+        (Some(0), 200),
+        "after reload: {err}\n{}",
+        site.s.error_log()
+    );
+}
+
+// ---------------------------------------------------------------------------
+// 11, 12. Big bodies, slow readers, keep-alive, pipelining, vanishing clients
+
+const BIG: usize = 3 * 1024 * 1024 + 12_345;
+
+fn big_site() -> (Site, Vec<u8>) {
+    let data = pattern(BIG);
+    let d2 = data.clone();
+    let site = start_site(&conf("", GLOBAL_TLS), move |d, _| {
+        std::fs::write(d.join("www/big.bin"), &d2).expect("big")
+    });
+    (site, data)
+}
+
+#[test]
+fn a_big_file_arrives_intact_over_tls() {
+    let (site, data) = big_site();
+    for v in [ProtocolVersion::TLSv1_3, ProtocolVersion::TLSv1_2] {
+        let r = tls_kit::get(
+            site.tls_port,
+            "a.test",
+            &site.verifying(Some(v)),
+            "/big.bin",
+        )
+        .expect("response");
+        assert_eq!(r.status, 200, "{v:?}");
+        assert_eq!(r.body.len(), data.len(), "{v:?}");
+        assert!(r.body == data, "{v:?}: the body differs");
+    }
+    let (code, r, err) = site.curl("a.test", "/big.bin", &[]);
+    assert_eq!((code, r.status), (Some(0), 200), "{err}");
+    assert!(
+        r.body == data,
+        "curl's copy differs ({} bytes)",
+        r.body.len()
+    );
+}
+
+#[test]
+fn a_big_file_arrives_intact_to_a_slow_reader() {
+    let (site, data) = big_site();
+    let mut sess = handshake(site.tls_port, "a.test", &site.verifying(None)).expect("handshake");
+    // A small receive buffer and small, spaced reads: the server's writes block
+    // mid-record again and again.
+    nix::sys::socket::setsockopt(&sess.conn.s.sock, nix::sys::socket::sockopt::RcvBuf, &16384)
+        .expect("SO_RCVBUF");
+    sess.conn
+        .send(b"GET /big.bin HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n");
+    let mut got = Vec::new();
+    let mut buf = [0u8; 8192];
+    let t = Instant::now();
+    loop {
+        match sess.conn.s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
+            Err(e) => panic!("read after {} bytes: {e}", got.len()),
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "too slow: {} bytes",
+            got.len()
+        );
+        if got.len() % (64 * 1024) < 8192 {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    let r = common::parse_response(&got);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body.len(), data.len());
+    assert!(r.body == data, "the body differs");
+}
+
+#[test]
+fn keep_alive_and_pipelining_over_one_tls_connection() {
+    let site = start_site(&conf("", GLOBAL_TLS), |d, _| {
+        std::fs::write(d.join("www/two.txt"), "two\n").expect("two")
+    });
+    let mut sess = handshake(site.tls_port, "a.test", &site.verifying(None)).expect("handshake");
+    for i in 0..5 {
+        sess.conn
+            .send(b"GET /index.html HTTP/1.1\r\nHost: a.test\r\n\r\n");
+        let r = sess
+            .conn
+            .response()
+            .unwrap_or_else(|| panic!("request {i}"));
+        assert_eq!((r.status, r.text().as_str()), (200, INDEX), "request {i}");
+    }
+    // Three requests in one write (one TLS record).
+    sess.conn.send(
+        b"GET /index.html HTTP/1.1\r\nHost: a.test\r\n\r\n\
+          HEAD /two.txt HTTP/1.1\r\nHost: a.test\r\n\r\n\
+          GET /two.txt HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n",
+    );
+    let r = sess.conn.response().expect("pipelined 1");
+    assert_eq!((r.status, r.text().as_str()), (200, INDEX));
+    let r = sess.conn.response_to(true).expect("pipelined 2 (HEAD)");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("Content-Length"), Some("4"));
+    let r = sess.conn.response().expect("pipelined 3");
+    assert_eq!((r.status, r.text().as_str()), (200, "two\n"));
+    assert!(sess.conn.closed(), "Connection: close was not honoured");
+}
+
+#[test]
+fn a_client_vanishing_mid_response_does_not_hurt_the_server() {
+    let (site, data) = big_site();
+    started(&site.s);
+    let before = workers(&site.s);
+    for i in 0..5 {
+        let mut sess = handshake(site.tls_port, "a.test", &site.verifying(None))
+            .unwrap_or_else(|e| panic!("round {i}: {e}"));
+        sess.conn
+            .send(b"GET /big.bin HTTP/1.1\r\nHost: a.test\r\n\r\n");
+        let mut buf = [0u8; 65536];
+        let n = sess.conn.s.read(&mut buf).expect("first bytes");
+        assert!(n > 0);
+        // Gone: a reset rather than a close_notify (SO_LINGER 0).
+        nix::sys::socket::setsockopt(
+            &sess.conn.s.sock,
+            nix::sys::socket::sockopt::Linger,
+            &libc::linger {
+                l_onoff: 1,
+                l_linger: 0,
+            },
+        )
+        .expect("SO_LINGER");
+        drop(sess);
+    }
+    // And one that half-closes after the request, then leaves unread.
+    {
+        let mut sess =
+            handshake(site.tls_port, "a.test", &site.verifying(None)).expect("handshake");
+        sess.conn
+            .send(b"GET /big.bin HTTP/1.1\r\nHost: a.test\r\n\r\n");
+        let _ = sess.conn.s.sock.shutdown(std::net::Shutdown::Write);
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let r = tls_kit::get(site.tls_port, "a.test", &site.verifying(None), "/big.bin")
+        .expect("the next request");
+    assert_eq!(r.status, 200);
+    assert!(r.body == data);
+    assert_eq!(
+        workers(&site.s),
+        before,
+        "a worker died: {}",
+        site.s.error_log()
+    );
+}
