@@ -21,7 +21,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tls_kit::{client_config, curl_https, handshake, s_client, Ca, ClientSpec, Role, Validity};
+use tls_kit::{
+    client_config, curl_https, handshake, s_client, Ca, ClientSpec, Role, TaggedStore, Validity,
+};
 
 const INDEX: &str = "hello over tls\n";
 
@@ -556,60 +558,177 @@ fn a_stalled_handshake_is_cut_off_after_max_read_idle() {
 
 const TWO_WORKERS: &str = "server.max-worker = 2\n";
 
-/// `n` consecutive connections sharing one client session store: every one after
-/// the first must resume. Returns the handshake kinds seen.
-fn resume_chain(
-    site: &Site,
-    cfg: &Arc<rustls::ClientConfig>,
-    n: usize,
-) -> Vec<Option<HandshakeKind>> {
-    let mut kinds = Vec::new();
-    for i in 0..n {
-        let mut sess = handshake(site.tls_port, "a.test", cfg)
-            .unwrap_or_else(|e| panic!("connection {i}: {e}\n{}", site.s.error_log()));
-        // Reading the response also takes in the TLS 1.3 tickets sent after the
-        // handshake.
-        sess.conn
-            .send(b"GET /index.html HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n");
-        let r = sess.conn.response().expect("response");
-        assert_eq!(r.status, 200);
-        let _ = sess.conn.closed();
-        kinds.push(sess.kind);
+/// One connection of a resumption chain.
+#[derive(Debug)]
+struct Hop {
+    kind: Option<HandshakeKind>,
+    /// The worker process that served it (None: not found).
+    worker: Option<u32>,
+    /// The earlier connection whose session it offered.
+    offered: Option<usize>,
+}
+
+/// The worker holding the server side of our connection from `local_port`, by the
+/// socket's inode (/proc/net/tcp, then the workers' fds).
+fn served_by(site: &Site, local_port: u16) -> Option<u32> {
+    let local = format!("0100007F:{:04X}", site.tls_port);
+    let remote = format!("0100007F:{local_port:04X}");
+    let table = std::fs::read_to_string("/proc/net/tcp").ok()?;
+    let inode = table.lines().skip(1).find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        (f.get(1) == Some(&local.as_str()) && f.get(2) == Some(&remote.as_str()))
+            .then(|| f.get(9).map(|s| s.to_string()))
+            .flatten()
+    })?;
+    let want = format!("socket:[{inode}]");
+    workers(&site.s).into_iter().find(|w| {
+        std::fs::read_dir(format!("/proc/{w}/fd")).is_ok_and(|rd| {
+            rd.flatten()
+                .any(|e| std::fs::read_link(e.path()).is_ok_and(|l| l.as_os_str() == want.as_str()))
+        })
+    })
+}
+
+/// A chain of connections sharing one session store (each offering the newest
+/// session it holds), one request each; `hops` grows by `n`.
+struct Chain {
+    store: Arc<TaggedStore>,
+    cfg: Arc<rustls::ClientConfig>,
+    hops: Vec<Hop>,
+}
+
+impl Chain {
+    fn new(site: &Site, version: ProtocolVersion) -> Chain {
+        let store = Arc::new(TaggedStore::default());
+        let cfg = client_config(&ClientSpec {
+            version: Some(version),
+            ca: Some(&site.ca),
+            store: Some(store.clone()),
+            ..ClientSpec::default()
+        });
+        Chain {
+            store,
+            cfg,
+            hops: Vec::new(),
+        }
     }
-    kinds
+
+    fn run(&mut self, site: &Site, n: usize) {
+        for _ in 0..n {
+            let i = self.hops.len();
+            self.store.begin(i);
+            let mut sess = handshake(site.tls_port, "a.test", &self.cfg)
+                .unwrap_or_else(|e| panic!("connection {i}: {e}\n{}", site.s.error_log()));
+            let local_port = sess.conn.s.sock.local_addr().expect("local address").port();
+            let worker = served_by(site, local_port);
+            // Reading the response also takes in TLS 1.3 tickets sent after the
+            // handshake.
+            sess.conn
+                .send(b"GET /index.html HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n");
+            let r = sess.conn.response().expect("response");
+            assert_eq!(r.status, 200);
+            let _ = sess.conn.closed();
+            self.hops.push(Hop {
+                kind: sess.kind,
+                worker,
+                offered: self.store.offered(),
+            });
+        }
+    }
+
+    /// Connections that offered a session made on another worker than theirs.
+    fn crossings(&self) -> usize {
+        self.hops
+            .iter()
+            .filter(|h| {
+                h.offered
+                    .is_some_and(|j| h.worker.is_some() && self.hops[j].worker != h.worker)
+            })
+            .count()
+    }
+
+    /// Every connection that offered a session resumed it; none came from
+    /// nowhere.
+    fn check(&self, what: &str) {
+        let trail: Vec<String> = self
+            .hops
+            .iter()
+            .enumerate()
+            .map(|(i, h)| {
+                format!(
+                    "#{i} {:?} on {:?}, offering #{:?}",
+                    h.kind.unwrap_or(HandshakeKind::Full),
+                    h.worker,
+                    h.offered
+                )
+            })
+            .collect();
+        let refused: Vec<String> = self
+            .hops
+            .iter()
+            .enumerate()
+            .filter(|(_, h)| h.offered.is_some() && h.kind != Some(HandshakeKind::Resumed))
+            .map(|(i, h)| {
+                let j = h.offered.unwrap_or(0);
+                format!(
+                    "#{i} on {:?} with #{j}'s session from {:?}",
+                    h.worker, self.hops[j].worker
+                )
+            })
+            .collect();
+        assert!(
+            refused.is_empty(),
+            "{what}: sessions offered but not resumed: {refused:?}\n{trail:#?}"
+        );
+        assert!(
+            self.hops
+                .iter()
+                .all(|h| h.offered.is_some() || h.kind != Some(HandshakeKind::Resumed)),
+            "{what}: resumed without a session?\n{trail:#?}"
+        );
+    }
+}
+
+/// Consecutive connections to two workers: every session offered resumes, also
+/// on the worker that did not issue it, and the server hands out sessions so that
+/// most connections can resume.
+fn check_resumed_across_workers(version: ProtocolVersion) {
+    let site = start_site(&conf("", &format!("{GLOBAL_TLS}{TWO_WORKERS}")), |_, _| {});
+    started(&site.s);
+    assert_eq!(workers(&site.s).len(), 2, "{:?}", site.s.children());
+    let mut chain = Chain::new(&site, version);
+    // Which worker the kernel wakes is not ours to choose: go on (bounded) until
+    // sessions have crossed between the workers a few times.
+    while chain.hops.len() < 96 && (chain.hops.len() < 24 || chain.crossings() < 3) {
+        chain.run(&site, 8);
+    }
+    let what = format!("{version:?}");
+    chain.check(&what);
+    assert!(
+        chain.crossings() > 0,
+        "{what}: every session was resumed where it was made; across workers untested: {:?}",
+        chain.hops
+    );
+    let resumed = chain
+        .hops
+        .iter()
+        .filter(|h| h.kind == Some(HandshakeKind::Resumed))
+        .count();
+    assert!(
+        resumed * 2 >= chain.hops.len(),
+        "{what}: only {resumed} of {} connections resumed (the server hands out too few sessions)",
+        chain.hops.len()
+    );
 }
 
 #[test]
 fn sessions_resume_across_workers_tls13() {
-    let site = start_site(&conf("", &format!("{GLOBAL_TLS}{TWO_WORKERS}")), |_, _| {});
-    started(&site.s);
-    assert_eq!(workers(&site.s).len(), 2, "{:?}", site.s.children());
-    let cfg = site.verifying(Some(ProtocolVersion::TLSv1_3));
-    let kinds = resume_chain(&site, &cfg, 24);
-    assert_eq!(kinds[0], Some(HandshakeKind::Full));
-    let full: Vec<usize> = (1..kinds.len())
-        .filter(|&i| kinds[i] != Some(HandshakeKind::Resumed))
-        .collect();
-    assert!(
-        full.is_empty(),
-        "connections not resumed: {full:?} of {kinds:?}"
-    );
+    check_resumed_across_workers(ProtocolVersion::TLSv1_3);
 }
 
 #[test]
 fn sessions_resume_across_workers_tls12() {
-    let site = start_site(&conf("", &format!("{GLOBAL_TLS}{TWO_WORKERS}")), |_, _| {});
-    started(&site.s);
-    let cfg = site.verifying(Some(ProtocolVersion::TLSv1_2));
-    let kinds = resume_chain(&site, &cfg, 24);
-    assert_eq!(kinds[0], Some(HandshakeKind::Full));
-    let full: Vec<usize> = (1..kinds.len())
-        .filter(|&i| kinds[i] != Some(HandshakeKind::Resumed))
-        .collect();
-    assert!(
-        full.is_empty(),
-        "connections not resumed: {full:?} of {kinds:?}"
-    );
+    check_resumed_across_workers(ProtocolVersion::TLSv1_2);
 }
 
 #[test]
@@ -657,16 +776,20 @@ fn a_session_from_before_a_reload_resumes_after_it() {
     let site = start_site(&conf("", &format!("{GLOBAL_TLS}{TWO_WORKERS}")), |_, _| {});
     started(&site.s);
     for v in [ProtocolVersion::TLSv1_3, ProtocolVersion::TLSv1_2] {
-        let cfg = site.verifying(Some(v));
-        // Several full sessions' worth of tickets, from the old workers.
-        let kinds = resume_chain(&site, &cfg, 2);
-        assert_eq!(kinds[0], Some(HandshakeKind::Full), "{v:?}");
+        let mut chain = Chain::new(&site, v);
+        chain.run(&site, 1);
+        assert!(chain.store.held() > 0, "{v:?}: the server gave no session");
         reload(&site.s, true);
-        let kinds = resume_chain(&site, &cfg, 3);
+        chain.run(&site, 1);
+        let after = &chain.hops[1];
+        assert_eq!(after.offered, Some(0), "{v:?}");
         assert_eq!(
-            kinds,
-            vec![Some(HandshakeKind::Resumed); 3],
-            "{v:?}: sessions from before the reload did not resume on the new workers"
+            after.kind,
+            Some(HandshakeKind::Resumed),
+            "{v:?}: a session from before the reload did not resume on the new workers \
+             ({:?} then {:?})",
+            chain.hops[0].worker,
+            after.worker
         );
     }
     // And s_client's saved session.

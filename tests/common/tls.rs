@@ -11,18 +11,20 @@ use rcgen::{
     KeyPair, KeyUsagePurpose, SerialNumber,
 };
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::client::Resumption;
+use rustls::client::{
+    ClientSessionStore, Resumption, Tls12ClientSessionValue, Tls13ClientSessionValue,
+};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
 use rustls::{
-    ClientConfig, ClientConnection, DigitallySignedStruct, HandshakeKind, ProtocolVersion,
-    RootCertStore, SignatureScheme, StreamOwned,
+    ClientConfig, ClientConnection, DigitallySignedStruct, HandshakeKind, NamedGroup,
+    ProtocolVersion, RootCertStore, SignatureScheme, StreamOwned,
 };
 use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// A certificate with its key, as the server or a client holds them.
@@ -198,6 +200,8 @@ pub struct ClientSpec<'a> {
     pub client_cert: Option<&'a Leaf>,
     pub sni: bool,
     pub alpn: &'a [&'a str],
+    /// Where sessions go (None: a fresh in-memory store of this config's own).
+    pub store: Option<Arc<TaggedStore>>,
 }
 
 impl Default for ClientSpec<'_> {
@@ -208,6 +212,7 @@ impl Default for ClientSpec<'_> {
             client_cert: None,
             sni: true,
             alpn: &[],
+            store: None,
         }
     }
 }
@@ -238,7 +243,10 @@ pub fn client_config(spec: &ClientSpec) -> Arc<ClientConfig> {
     };
     c.enable_sni = spec.sni;
     c.alpn_protocols = spec.alpn.iter().map(|p| p.as_bytes().to_vec()).collect();
-    c.resumption = Resumption::in_memory_sessions(64);
+    c.resumption = match &spec.store {
+        Some(store) => Resumption::store(store.clone()),
+        None => Resumption::in_memory_sessions(64),
+    };
     Arc::new(c)
 }
 
@@ -286,6 +294,86 @@ impl ServerCertVerifier for AnyCert {
     }
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// A client session store for one server that remembers which connection each
+/// session (TLS 1.2 session, TLS 1.3 ticket) came from and which one a handshake
+/// offered: a test can then tell a session resumed on another worker than the
+/// one that issued it from one resumed where it was made.
+#[derive(Default)]
+pub struct TaggedStore(Mutex<Tagged>);
+
+#[derive(Default)]
+struct Tagged {
+    /// The connection now being made; sessions stored from now on are its.
+    now: usize,
+    /// The connection whose session the current handshake offered.
+    offered: Option<usize>,
+    kx_hint: Option<NamedGroup>,
+    tls12: Option<(Tls12ClientSessionValue, usize)>,
+    /// Newest last; a ticket is used once.
+    tls13: Vec<(Tls13ClientSessionValue, usize)>,
+}
+
+impl TaggedStore {
+    /// Connection `i` begins: what it stores is tagged `i`.
+    pub fn begin(&self, i: usize) {
+        let mut t = self.0.lock().expect("store lock");
+        t.now = i;
+        t.offered = None;
+    }
+    /// The connection whose session the last handshake offered, if any.
+    pub fn offered(&self) -> Option<usize> {
+        self.0.lock().expect("store lock").offered
+    }
+    /// Sessions held now (TLS 1.2 session and TLS 1.3 tickets).
+    pub fn held(&self) -> usize {
+        let t = self.0.lock().expect("store lock");
+        t.tls13.len() + usize::from(t.tls12.is_some())
+    }
+}
+
+impl std::fmt::Debug for TaggedStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TaggedStore")
+    }
+}
+
+impl ClientSessionStore for TaggedStore {
+    fn set_kx_hint(&self, _: ServerName<'static>, group: NamedGroup) {
+        self.0.lock().expect("store lock").kx_hint = Some(group);
+    }
+    fn kx_hint(&self, _: &ServerName<'_>) -> Option<NamedGroup> {
+        self.0.lock().expect("store lock").kx_hint
+    }
+    fn set_tls12_session(&self, _: ServerName<'static>, value: Tls12ClientSessionValue) {
+        let mut t = self.0.lock().expect("store lock");
+        let now = t.now;
+        t.tls12 = Some((value, now));
+    }
+    fn tls12_session(&self, _: &ServerName<'_>) -> Option<Tls12ClientSessionValue> {
+        let mut t = self.0.lock().expect("store lock");
+        let (v, from) = t.tls12.as_ref().map(|(v, from)| (v.clone(), *from))?;
+        t.offered = Some(from);
+        Some(v)
+    }
+    fn remove_tls12_session(&self, _: &ServerName<'static>) {
+        self.0.lock().expect("store lock").tls12 = None;
+    }
+    fn insert_tls13_ticket(&self, _: ServerName<'static>, value: Tls13ClientSessionValue) {
+        let mut t = self.0.lock().expect("store lock");
+        let now = t.now;
+        if t.tls13.len() >= 8 {
+            t.tls13.remove(0);
+        }
+        t.tls13.push((value, now));
+    }
+    fn take_tls13_ticket(&self, _: &ServerName<'static>) -> Option<Tls13ClientSessionValue> {
+        let mut t = self.0.lock().expect("store lock");
+        let (v, from) = t.tls13.pop()?;
+        t.offered = Some(from);
+        Some(v)
     }
 }
 
