@@ -85,8 +85,6 @@ const IGNORED: &[&str] = &[
     "ssl.empty-fragments",
     "ssl.session-cache",
     "ssl.acme-tls-1",
-    "ssl.verifyclient.username",
-    "ssl.verifyclient.exportcert",
     "ssl.ech-opts",
     "ssl.ech-public-name",
     "ssl.ech-keydir",

@@ -269,7 +269,11 @@ impl Conn {
             Hello::Need => return Some(Next::Keep),
             Hello::Closed => return Some(Next::Close),
             Hello::Failed(why) => {
-                ctx.log.push(format!("SSL: {why} ({})", self.peer));
+                // A plain HTTP request is logged, as lighttpd logs it; other
+                // refused hellos only with debug.log-ssl-noise.
+                if why == "http request" || ctx.tls.as_ref().is_some_and(|t| t.log_noise) {
+                    ctx.log.push(format!("SSL: {why} ({})", self.peer));
+                }
                 return Some(Next::Close);
             }
             Hello::Ready(a) => a,

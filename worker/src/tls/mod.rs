@@ -6,6 +6,7 @@
 
 pub mod build;
 pub mod cipher;
+pub mod env;
 pub mod session;
 pub mod settings;
 pub mod tickets;

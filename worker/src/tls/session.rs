@@ -76,15 +76,17 @@ impl Session {
                 Ok(Some(a)) => return Hello::Ready(Box::new(a)),
                 Ok(None) => {}
                 Err((e, mut alert)) => {
-                    let _ = alert.write_all(&mut FdIo(fd));
                     *self = Session::Dead;
-                    let why = match e {
-                        rustls::Error::InvalidMessage(
-                            rustls::InvalidMessage::InvalidContentType,
-                        ) => "http request".to_string(),
-                        e => e.to_string(),
-                    };
-                    return Hello::Failed(why);
+                    // Not TLS at all (a plain HTTP request): lighttpd closes
+                    // without a byte; anything else gets rustls's alert.
+                    if let rustls::Error::InvalidMessage(
+                        rustls::InvalidMessage::InvalidContentType,
+                    ) = e
+                    {
+                        return Hello::Failed("http request".into());
+                    }
+                    let _ = alert.write_all(&mut FdIo(fd));
+                    return Hello::Failed(e.to_string());
                 }
             }
         }
