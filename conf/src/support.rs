@@ -34,6 +34,7 @@ pub const BUILT: &[&str] = &[
     "mod_expire",
     "mod_extforward",
     "mod_indexfile",
+    "mod_openssl",
     "mod_redirect",
     "mod_rewrite",
     "mod_setenv",
@@ -75,6 +76,19 @@ const IGNORED: &[&str] = &[
     "extforward.hap-proxy",
     "extforward.hap-proxy-ssl-client-verify",
     "auth.debug",
+    // mod_openssl: what rustls has no use for (no DHE suites, no SSLv2/SSLv3, no
+    // compression, no empty fragments), what is not built yet
+    "ssl.dh-file",
+    "ssl.use-sslv2",
+    "ssl.use-sslv3",
+    "ssl.use-compression",
+    "ssl.empty-fragments",
+    "ssl.session-cache",
+    "ssl.acme-tls-1",
+    "ssl.ech-opts",
+    "ssl.ech-public-name",
+    "ssl.ech-keydir",
+    "ssl.ech-only",
 ];
 
 /// Keys (or, ending in '.', key prefixes) whose absence opens access, and what
@@ -84,10 +98,6 @@ const IGNORED: &[&str] = &[
 /// Refused whether or not their module is in server.modules: a configuration that
 /// sets them means to restrict access, and serving it open is never the safe guess.
 const REFUSED: &[(&str, &str)] = &[
-    (
-        "ssl.engine",
-        "TLS is not built into wickd: this listener would serve in clear text what is meant to be encrypted",
-    ),
     (
         "secdownload.",
         "mod_secdownload is not built into wickd: what it protects would be served without a valid link",
@@ -455,8 +465,9 @@ mod tests {
         assert_eq!(support("server.h2proto"), Support::Ignored);
         assert_eq!(support("fastcgi.server"), Support::Ignored);
         assert_eq!(support("Auth.Require"), Support::Acted);
-        assert!(matches!(support("ssl.engine"), Support::Refused(_)));
-        assert_eq!(support("ssl.pemfile"), Support::Ignored);
+        assert_eq!(support("ssl.engine"), Support::Acted);
+        assert_eq!(support("ssl.pemfile"), Support::Acted);
+        assert_eq!(support("ssl.dh-file"), Support::Ignored);
         assert_eq!(support("auth.backend"), Support::Acted);
         assert_eq!(support("auth.backend.ldap.hostname"), Support::Ignored);
         assert!(matches!(support("secdownload.secret"), Support::Refused(_)));

@@ -103,6 +103,17 @@ pub fn build(req: &CgiRequest, d: &Derived<'_>) -> Env {
     }
     // lighttpd's r->env, in the order its modules fill it: mod_auth, mod_setenv, then
     // the error handler's REDIRECT_STATUS.
+    // mod_openssl's: SSL_* only (REMOTE_USER/AUTH_TYPE from a client
+    // certificate unless mod_auth set them): a worker names nothing else.
+    for (k, v) in &req.tls_env {
+        let from_cert = (k == "REMOTE_USER" || k == "AUTH_TYPE") && req.auth.is_none();
+        let name_ok = k.len() > 4
+            && k.starts_with("SSL_")
+            && k.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_');
+        if name_ok || from_cert {
+            add(k, v);
+        }
+    }
     if let Some((user, kind)) = &req.auth {
         add("REMOTE_USER", user);
         add("AUTH_TYPE", kind);

@@ -133,7 +133,8 @@ fn start(master: &mut ChildEnd, log: &mut Log) -> Result<Parts, String> {
         | ToWorker::Terminate
         | ToWorker::ReopenLog
         | ToWorker::SpawnerChannel { .. }
-        | ToWorker::AccessLogs { .. } => {
+        | ToWorker::AccessLogs { .. }
+        | ToWorker::TicketKeys(_) => {
             return Err(format!("expected the setup first, got {}", msg.name()))
         }
     };
@@ -405,7 +406,8 @@ impl Spawner {
                 // Worker-only, or a second setup: the master's mistake, not ours.
                 ToWorker::WorkerSetup(_)
                 | ToWorker::SpawnerSetup(_)
-                | ToWorker::AccessLogs { .. } => {
+                | ToWorker::AccessLogs { .. }
+                | ToWorker::TicketKeys(_) => {
                     let line = format!(
                         "gateway-spawner: unexpected message from the master: {}",
                         msg.name()

@@ -470,6 +470,7 @@ fn anything_but_its_setup_first_fails() {
         worker_id: 1,
         config: cfg.for_worker(),
         report_activity: false,
+        tls: None,
         fds: Default::default(),
     }));
     for (msg, want) in [

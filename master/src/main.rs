@@ -13,6 +13,7 @@ mod server;
 mod signals;
 mod spawn;
 mod spawner_launch;
+mod tls;
 
 use cli::{Opt, EXIT_USAGE};
 use errlog::{ErrLog, Target};
@@ -173,6 +174,18 @@ fn master_main() -> i32 {
             eprintln!("{e}");
             return 1;
         }
+        // The TLS files, read and checked as a start would.
+        match tls::load(&config) {
+            Ok(t) => {
+                for w in t.map(|t| t.warnings).unwrap_or_default() {
+                    eprintln!("{w}");
+                }
+            }
+            Err(e) => {
+                eprintln!("TLS: {e}");
+                return 1;
+            }
+        }
     } else if tests == 1 {
         println!("Syntax OK");
     }
@@ -181,7 +194,19 @@ fn master_main() -> i32 {
         return 0;
     }
     let idle = idle.filter(|&n| n > 0).map(Duration::from_secs);
-    serve(source, config, foreground || oneshot, oneshot, idle)
+    // The TLS files are read and checked before anything is bound.
+    let tls = match tls::load(&config) {
+        Ok(Some(t)) => {
+            config.warnings.extend(t.warnings);
+            Some(t.files)
+        }
+        Ok(None) => None,
+        Err(e) => {
+            eprintln!("TLS: {e}");
+            return 1;
+        }
+    };
+    serve(source, config, tls, foreground || oneshot, oneshot, idle)
 }
 
 /// Start-up, in steps; each failure is printed on stderr (the terminal is still
@@ -189,6 +214,7 @@ fn master_main() -> i32 {
 fn serve(
     source: config::Source,
     mut config: wick_conf::Config,
+    tls: Option<Vec<wick_proto::tls::TlsFile>>,
     foreground: bool,
     oneshot: bool,
     idle: Option<Duration>,
@@ -311,7 +337,7 @@ fn serve(
         Ok(m) => m,
         Err(e) => fail!("setting up the event loop failed: {e}"),
     };
-    master.run(config)
+    master.run(config, tls)
 }
 
 fn cleanup_failed(pidfile: &Option<daemon::PidFile>) {

@@ -58,6 +58,8 @@ struct Slot {
 struct Generation {
     id: u64,
     config: Rc<Config>,
+    /// Its TLS files, read and checked (tls.rs), when a listener has ssl.engine.
+    tls: Option<Rc<Vec<wick_proto::tls::TlsFile>>>,
     /// Workers it runs (the spawner, if any, has the slot after them).
     workers: u32,
     state: GenState,
@@ -141,6 +143,8 @@ pub struct Master {
     start_failure: Option<String>,
     /// mod_accesslog's files and piped loggers (accesslog.rs).
     accesslog: crate::accesslog::AccessLogs,
+    /// Session-ticket keys every worker shares (tls.rs).
+    tickets: crate::tls::Tickets,
 }
 
 /// "exited with status 3", "killed by signal 9 (SIGKILL)", with a word on SIGSYS.
@@ -224,12 +228,16 @@ impl Master {
             exit_code: 0,
             start_failure: None,
             accesslog: Default::default(),
+            tickets: crate::tls::Tickets::new(),
         })
     }
 
     /// Serve until told to stop; returns the exit status.
-    pub fn run(mut self, config: Config) -> i32 {
-        self.start_generation(config, None);
+    pub fn run(mut self, config: Config, tls: Option<Vec<wick_proto::tls::TlsFile>>) -> i32 {
+        if let Err(e) = self.tickets.configure(&config) {
+            elog!(self.log, "{e}; tickets use keys of wickd's own");
+        }
+        self.start_generation(config, None, tls);
         let mut events = Events::with_capacity(64);
         while !self.finished() {
             let now = Instant::now();
@@ -285,7 +293,12 @@ impl Master {
         self.gens.iter().position(|g| g.id == id)
     }
 
-    fn start_generation(&mut self, mut config: Config, log: Option<ErrLog>) {
+    fn start_generation(
+        &mut self,
+        mut config: Config,
+        log: Option<ErrLog>,
+        tls: Option<Vec<wick_proto::tls::TlsFile>>,
+    ) {
         if self.oneshot.is_some() {
             config.listeners.clear();
         }
@@ -309,6 +322,7 @@ impl Master {
         self.gens.push(Generation {
             id,
             config: Rc::new(config),
+            tls: tls.map(Rc::new),
             workers: n,
             state: GenState::Starting {
                 deadline: Instant::now() + READY_TIMEOUT,
@@ -424,6 +438,13 @@ impl Master {
             worker_id: id,
             config: config.for_worker(),
             report_activity: self.idle.is_some(),
+            tls: self
+                .gen_index(gen)
+                .and_then(|gi| self.gens[gi].tls.as_ref())
+                .map(|files| wick_proto::tls::TlsMaterial {
+                    files: files.as_ref().clone(),
+                    tickets: self.tickets.current(),
+                }),
             fds: fds.counts(),
         };
         let fds = fds.into_vec().map_err(io::Error::other)?;
@@ -652,6 +673,22 @@ impl Master {
         }
     }
 
+    /// New session-ticket keys to every worker that speaks TLS.
+    fn send_ticket_keys(&mut self) {
+        let keys = self.tickets.current();
+        for c in self.children.values() {
+            let tls = self
+                .gen_index(c.gen)
+                .is_some_and(|gi| self.gens[gi].tls.is_some());
+            if !tls || !matches!(c.role, Role::Worker { .. }) {
+                continue;
+            }
+            if let Some(ch) = &c.channel {
+                let _ = spawn::send(ch, &ToWorker::TicketKeys(keys.clone()), &[]);
+            }
+        }
+    }
+
     // ---- reload ------------------------------------------------------------
 
     /// SIGUSR1: read the config again; if it is good, start a new generation with it.
@@ -688,11 +725,34 @@ impl Master {
                 return;
             }
         };
+        // Certificates and keys read again: a renewed one is served from now on; a
+        // broken one keeps the running generation (and its certificates).
+        let tls = match crate::tls::load(&config) {
+            Ok(t) => t,
+            Err(e) => {
+                elog!(
+                    self.log,
+                    "graceful restart failed, keeping the running configuration: TLS: {e}"
+                );
+                if let Some(n) = &self.notify {
+                    n.ready();
+                }
+                return;
+            }
+        };
+        if let Err(e) = self.tickets.configure(&config) {
+            elog!(self.log, "{e}; keeping the ticket keys in use");
+        }
+        let (tls, tls_warnings) = match tls {
+            Some(t) => (Some(t.files), t.warnings),
+            None => (None, Vec::new()),
+        };
         for w in config
             .warnings
             .iter()
             .cloned()
             .chain(wick_conf::preflight::warnings(&config))
+            .chain(tls_warnings)
         {
             elog!(self.log, "{w}");
         }
@@ -731,7 +791,7 @@ impl Master {
                 }
             }
         };
-        self.start_generation(config, log);
+        self.start_generation(config, log, tls);
     }
 
     // ---- shutdown ----------------------------------------------------------
@@ -1038,6 +1098,9 @@ impl Master {
         if let Some(t) = self.log.next_deadline() {
             at(t);
         }
+        if self.gens.iter().any(|g| g.tls.is_some()) {
+            at(self.tickets.next_deadline());
+        }
         for g in &self.gens {
             match g.state {
                 GenState::Starting { deadline } => at(deadline),
@@ -1063,6 +1126,13 @@ impl Master {
     }
 
     fn on_timers(&mut self, now: Instant) {
+        if self.gens.iter().any(|g| g.tls.is_some()) {
+            match self.tickets.on_timer(now) {
+                Ok(true) => self.send_ticket_keys(),
+                Ok(false) => {}
+                Err(e) => elog!(self.log, "{e}; keeping the ticket keys in use"),
+            }
+        }
         if let Err(e) = self.log.on_timers(now) {
             elog!(self.log, "{e}");
         }

@@ -10,6 +10,7 @@ pub mod channel;
 pub mod log;
 pub mod setup;
 pub mod spawner;
+pub mod tls;
 
 pub use channel::{Channel, Link};
 
@@ -26,7 +27,7 @@ use serde::{Deserialize, Serialize};
 
 /// Bumped on any incompatible change; checked in each child's setup.
 /// 2: one setup message per role instead of Hello, Config, ..., Start.
-pub const PROTO_VERSION: u32 = 2;
+pub const PROTO_VERSION: u32 = 3;
 
 /// Environment variable that tells a re-executed wickd which role it plays
 /// (`worker`, `gateway-spawner`); its IPC socket is on fd [`ROLE_IPC_FD`].
@@ -72,6 +73,9 @@ pub enum ToWorker {
     /// fds riding along as in the setup (the worker writes what it gathered to the
     /// old ones first).
     AccessLogs { count: u32 },
+    /// Worker only: new session-ticket keys (the master rotates them, or
+    /// ssl.stek-file changed).
+    TicketKeys(tls::TicketKeys),
 }
 
 impl ToWorker {
@@ -85,6 +89,7 @@ impl ToWorker {
             ToWorker::ReopenLog => "ReopenLog",
             ToWorker::SpawnerChannel { .. } => "SpawnerChannel",
             ToWorker::AccessLogs { .. } => "AccessLogs",
+            ToWorker::TicketKeys(_) => "TicketKeys",
         }
     }
 }

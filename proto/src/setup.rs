@@ -19,6 +19,8 @@ pub struct WorkerSetup {
     /// `wickd -i SECS`: send `FromWorker::Active` at most once a second while
     /// there is network activity (accept, read, write).
     pub report_activity: bool,
+    /// Certificates, keys and ticket keys, when a listener has ssl.engine.
+    pub tls: Option<crate::tls::TlsMaterial>,
     /// What rides along, in [`WorkerFds`] order.
     pub fds: WorkerFdCounts,
 }
@@ -233,6 +235,7 @@ mod tests {
             worker_id: 2,
             config: config().for_worker(),
             report_activity: true,
+            tls: None,
             fds: fds.counts(),
         };
         let (a, b) = crate::Channel::pair().expect("pair");

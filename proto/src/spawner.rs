@@ -71,6 +71,10 @@ pub struct CgiRequest {
     /// The condition blocks the worker found true; only compared with the spawner's own
     /// evaluation and logged when they differ.
     pub blocks: Vec<u32>,
+    /// TLS facts for the script (SSL_PROTOCOL, SSL_CIPHER, SSL_CLIENT_*, and
+    /// REMOTE_USER/AUTH_TYPE from ssl.verifyclient.username). The spawner passes
+    /// only SSL_* names and those two.
+    pub tls_env: Vec<(String, String)>,
 }
 
 /// Why a worker is finished with a CGI.

@@ -128,10 +128,16 @@ impl Conn {
 
     /// Interest derived from the state (never toggled by hand).
     pub fn interest(&self) -> Want {
-        match self.phase {
+        let http = match self.phase {
             Phase::Write => Want::WRITE,
             Phase::Handler => self.handler().map_or(Want::READ, |h| h.want()),
             _ => Want::READ,
+        };
+        // TLS records of ours (handshake, a response's tail) wait for the socket.
+        if self.io.wants_write() {
+            http | Want::WRITE
+        } else {
+            http
         }
     }
 
@@ -212,7 +218,7 @@ impl Conn {
             why,
             head.as_deref().unwrap_or(&[]),
         );
-        let _ = ctx.out.flush(&self.io, true);
+        let _ = ctx.out.flush(&mut self.io, true);
         ctx.out.clear();
     }
 
@@ -232,6 +238,11 @@ impl Conn {
     /// Make progress after a readiness event (or right after accept).
     /// `rbuf`: the worker's shared read buffer (bytes that stay go to `State`).
     pub fn drive(&mut self, ctx: &mut Ctx, rbuf: &mut [u8]) -> Next {
+        if self.io.tls_accepting() {
+            if let Some(next) = self.tls_hello(ctx) {
+                return next;
+            }
+        }
         // At most 64 rounds, then the other connections get their turn.
         for _ in 0..64 {
             let stop = match self.phase {
@@ -248,6 +259,46 @@ impl Conn {
         Next::Again
     }
 
+    /// A TLS connection's ClientHello: its SNI picks the configuration (tls/).
+    /// None: the handshake goes on in the phases' reads and writes.
+    fn tls_hello(&mut self, ctx: &mut Ctx) -> Option<Next> {
+        use crate::tls::session::Hello;
+        let fd = self.io.fd();
+        let session = self.io.tls.as_deref_mut()?;
+        let accepted = match session.hello(fd) {
+            Hello::Need => return Some(Next::Keep),
+            Hello::Closed => return Some(Next::Close),
+            Hello::Failed(why) => {
+                // A plain HTTP request is logged, as lighttpd logs it; other
+                // refused hellos only with debug.log-ssl-noise.
+                if why == "http request" || ctx.tls.as_ref().is_some_and(|t| t.log_noise) {
+                    ctx.log.push(format!("SSL: {why} ({})", self.peer));
+                }
+                return Some(Next::Close);
+            }
+            Hello::Ready(a) => a,
+        };
+        self.since = ctx.clock.mono;
+        let sni = accepted.client_hello().server_name().map(str::to_string);
+        let tls = ctx.tls.as_mut()?;
+        let chosen = tls.choose(&ctx.site.compiled, self.listener, sni.as_deref(), self.peer);
+        let profile = match chosen {
+            Ok(p) => p,
+            Err(e) => {
+                ctx.log
+                    .push(format!("SSL: no configuration for {sni:?}: {e}"));
+                return Some(Next::Close);
+            }
+        };
+        if let Err(e) = session.start(*accepted, profile, fd) {
+            if tls.log_noise {
+                ctx.log.push(format!("SSL: {e} ({})", self.peer));
+            }
+            return Some(Next::Close);
+        }
+        None
+    }
+
     /// Write what waits (one budget's worth). None: all out, go on in the phase
     /// after the write.
     fn write_turn(&mut self, ctx: &mut Ctx) -> Option<Next> {
@@ -260,7 +311,7 @@ impl Conn {
         self.pace(before);
         let out = self.st.as_mut().and_then(|s| s.out.as_mut())?;
         out.budget = WRITE_SLICE;
-        let r = out.flush(&self.io, closing);
+        let r = out.flush(&mut self.io, closing);
         let yielded = out.yielded;
         if out.remaining() < before {
             // max-write-idle counts from the last progress.
@@ -411,7 +462,7 @@ impl Conn {
         self.pace(ctx.out.remaining());
         ctx.out.budget = WRITE_SLICE;
         let closing = self.phase == Phase::Head && self.closes_after_output();
-        let r = ctx.out.flush(&self.io, closing);
+        let r = ctx.out.flush(&mut self.io, closing);
         let yielded = ctx.out.yielded;
         ctx.out.budget = 0;
         match r {
@@ -660,6 +711,7 @@ impl Conn {
             requests: self.requests,
             keep_alive,
             wants_continue: h1::wants_continue(head, rest_empty),
+            tls: self.io.tls.as_deref(),
         };
         let outcome = pipeline::run(ctx, &r);
         if !keep_alive {
@@ -789,7 +841,7 @@ impl Conn {
             if fed == Fed::Gone {
                 return Step::Close;
             }
-            let mut client = Client::new(&self.io, &mut self.since);
+            let mut client = Client::new(&mut self.io, &mut self.since);
             match h.step(ctx, &mut client, rbuf) {
                 Step::Progress => {}
                 Step::Wait if fed == Fed::Some => {}

@@ -40,6 +40,8 @@ pub struct Ctx {
     pub internal: Option<crate::internal::InternalInfo>,
     /// Error-log lines from request handling, written after the loop turn.
     pub log: Vec<String>,
+    /// TLS configurations and ticket keys, when a listener has ssl.engine (tls/).
+    pub tls: Option<crate::tls::TlsSite>,
 }
 
 impl Ctx {
@@ -80,6 +82,7 @@ impl Ctx {
             cgi,
             internal: None,
             log: Vec::new(),
+            tls: None,
         }
     }
 

@@ -15,13 +15,13 @@ use std::io;
 
 /// The client as a handler uses it during a step: to send its response.
 pub struct Client<'a> {
-    transport: &'a Transport,
+    transport: &'a mut Transport,
     /// The connection's last progress (max-write-idle counts from it).
     since: &'a mut u64,
 }
 
 impl<'a> Client<'a> {
-    pub fn new(transport: &'a Transport, since: &'a mut u64) -> Client<'a> {
+    pub fn new(transport: &'a mut Transport, since: &'a mut u64) -> Client<'a> {
         Client { transport, since }
     }
 

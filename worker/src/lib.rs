@@ -38,6 +38,7 @@ pub mod stat_cache;
 pub mod static_file;
 #[allow(unsafe_code)]
 pub mod sys;
+pub mod tls;
 pub mod trailer;
 pub mod transport;
 
@@ -70,7 +71,8 @@ pub fn run(channel: Channel) -> i32 {
         | ToWorker::Terminate
         | ToWorker::ReopenLog
         | ToWorker::SpawnerChannel { .. }
-        | ToWorker::AccessLogs { .. } => {
+        | ToWorker::AccessLogs { .. }
+        | ToWorker::TicketKeys(_) => {
             let reason = format!("worker: expected the setup first, got {}", msg.name());
             return fail(&channel, reason);
         }
@@ -92,6 +94,12 @@ pub fn run(channel: Channel) -> i32 {
         Ok(s) => s,
         Err(e) => return fail(&channel, format!("worker: {e}")),
     };
+    // TLS configurations are built now, before the sandbox: aws-lc's RNG set-up
+    // maps memory and probes files on first use.
+    let tls = match tls::TlsSite::new(&site.cfg, &site.compiled, setup.tls.unwrap_or_default()) {
+        Ok(t) => t,
+        Err(e) => return fail(&channel, format!("worker: TLS: {e}")),
+    };
     if !fds.access_logs.is_empty() {
         if let Some(a) = &site.mods.accesslog {
             a.deliver(fds.access_logs);
@@ -105,6 +113,7 @@ pub fn run(channel: Channel) -> i32 {
         oneshot: fds.one_shot,
         report_activity: setup.report_activity,
         spawner: fds.spawner,
+        tls,
     };
     let mut server = match Server::new(site, channel, start) {
         Ok(s) => s,

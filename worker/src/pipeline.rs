@@ -43,6 +43,8 @@ pub struct Request<'a> {
     pub keep_alive: bool,
     /// The client waits for a 100 Continue before its body (h1.rs decides).
     pub wants_continue: bool,
+    /// The connection's TLS session (None: plain HTTP).
+    pub tls: Option<&'a crate::tls::session::Session>,
 }
 
 /// What the connection does next with the request.
@@ -132,6 +134,7 @@ fn run_with(ctx: &mut Ctx, r: &Request, path: &mut Vec<u8>) -> Outcome {
         listener: usize::from(r.listener),
         port: mods.port(usize::from(r.listener)),
         fd: r.fd,
+        tls: r.tls,
         requests: r.requests,
         target_orig: orig
             .as_deref()
@@ -140,6 +143,9 @@ fn run_with(ctx: &mut Ctx, r: &Request, path: &mut Vec<u8>) -> Outcome {
     let mut early = None;
     if mods.active {
         rq.start(raw_path, &admitted.query, path, host, r.peer);
+        if r.tls.is_some() {
+            rq.scheme = "https";
+        }
         let fs = crate::mods::Fs {
             cache: &mut *w.cache,
             roots: &mut *w.roots,
@@ -159,7 +165,7 @@ fn run_with(ctx: &mut Ctx, r: &Request, path: &mut Vec<u8>) -> Outcome {
             raw_path,
             query: &admitted.query,
             remote_ip: r.peer,
-            scheme: "http",
+            scheme: if r.tls.is_some() { "https" } else { "http" },
         },
     };
     let (view, status) = match early {

@@ -133,7 +133,7 @@ impl Out {
     /// bytes go with MSG_MORE too and the FIN of close(2) or shutdown(2), which
     /// pushes them, rides on the same segment (one packet, one ACK less per
     /// `Connection: close` response).
-    pub fn flush(&mut self, t: &Transport, closing: bool) -> io::Result<bool> {
+    pub fn flush(&mut self, t: &mut Transport, closing: bool) -> io::Result<bool> {
         self.yielded = false;
         let mut written = 0u64;
         loop {
@@ -156,7 +156,7 @@ impl Out {
                 continue;
             }
             let Some((_, f)) = self.files.get_mut(self.file_idx) else {
-                return Ok(true);
+                return t.finish();
             };
             // A turn moves exactly its budget: the header written just before
             // counts, so sendfile calls end on budget boundaries of the output as
@@ -227,14 +227,14 @@ mod tests {
         let input = Rc::new(OwnedFd::from(std::fs::File::open(&src).expect("open")));
         let sink = std::fs::File::create(dir.join("sink")).expect("create");
         let sink_fd = OwnedFd::from(sink.try_clone().expect("dup"));
-        let t = Transport::new(sink_fd, false);
+        let mut t = Transport::new(sink_fd, false);
         let mut o = Out::default();
         o.put(&[b'h'; 235]);
         o.file(input, 0, 1 << 20);
         o.budget = 256 << 10;
         let mut sizes = Vec::new();
         loop {
-            let done = o.flush(&t, false).expect("flush");
+            let done = o.flush(&mut t, false).expect("flush");
             sizes.push(sink.metadata().expect("stat").len());
             if done {
                 break;

@@ -71,12 +71,15 @@ pub struct Start {
     pub report_activity: bool,
     /// The channel to the gateway-spawner, when the config loads mod_cgi.
     pub spawner: Option<OwnedFd>,
+    /// TLS state, when a listener has ssl.engine.
+    pub tls: Option<crate::tls::TlsSite>,
 }
 
 impl Server {
     pub fn new(site: Site, channel: ChildEnd, start: Start) -> io::Result<Server> {
         let poll = Poll::new()?;
-        let ctx = Ctx::new(site);
+        let mut ctx = Ctx::new(site);
+        ctx.tls = start.tls;
         channel.set_nonblocking(true)?;
         poll.registry().register(
             &mut SourceFd(&channel.as_raw_fd()),
@@ -381,6 +384,11 @@ impl Server {
                             }
                         }
                     }
+                    ToWorker::TicketKeys(t) => {
+                        if let Some(tls) = &self.ctx.tls {
+                            tls.ticket_keys(&t);
+                        }
+                    }
                     ToWorker::AccessLogs { .. } => {
                         if let Some(a) = &self.ctx.site.mods.accesslog {
                             a.deliver(fds);
@@ -467,7 +475,11 @@ impl Server {
 
     fn add_conn(&mut self, fd: OwnedFd, peer: (IpAddr, u16), listener: u16) {
         let now = self.ctx.clock.mono;
-        let key = self.conns.insert(Conn::new(fd, peer, listener, true, now));
+        let mut conn = Conn::new(fd, peer, listener, true, now);
+        if self.ctx.tls.as_ref().is_some_and(|t| t.is_tls(listener)) {
+            conn.io.tls = Some(Box::default());
+        }
+        let key = self.conns.insert(conn);
         // The request usually arrives with the connection: try it before
         // registering, so that a connection answered and closed at once costs no
         // epoll_ctl. The edge-triggered registration afterwards still reports

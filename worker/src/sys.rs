@@ -41,6 +41,21 @@ pub fn send(fd: RawFd, b: &[u8], more: bool) -> io::Result<usize> {
     retry(|| unsafe { libc::send(fd, b.as_ptr().cast(), b.len(), flags) })
 }
 
+/// writev(2): several buffers in one call (TLS records queued by rustls).
+/// SIGPIPE is ignored in the worker, so a closed peer is an EPIPE error.
+pub fn writev(fd: RawFd, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+    let n = bufs.len().min(libc::UIO_MAXIOV as usize) as libc::c_int;
+    // SAFETY: IoSlice is ABI-compatible with iovec; each points at a live
+    // buffer for its length; at most UIO_MAXIOV entries.
+    retry(|| unsafe { libc::writev(fd, bufs.as_ptr().cast(), n) })
+}
+
+/// pread(2): file bytes from `off` without moving the file offset.
+pub fn pread(fd: RawFd, buf: &mut [u8], off: u64) -> io::Result<usize> {
+    // SAFETY: buf is valid and writable for its length; fd is the caller's.
+    retry(|| unsafe { libc::pread(fd, buf.as_mut_ptr().cast(), buf.len(), off as libc::off_t) })
+}
+
 /// sendfile(2) of up to `n` bytes of `file` from `off`.
 pub fn sendfile(out: RawFd, file: RawFd, off: u64, n: usize) -> io::Result<usize> {
     let mut off = off as libc::off_t;

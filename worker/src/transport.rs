@@ -1,27 +1,34 @@
 //! A client connection's byte stream: the seam between HTTP and the wire. Plain
-//! TCP (or a unix socket, or `wickd -1`'s pipe pair) today; TLS will be a second
-//! kind behind the same calls, its sendfile falling back to read and write
-//! through the TLS layer. EINTR and EAGAIN are handled below it (sys.rs).
+//! TCP (or a unix socket, or `wickd -1`'s pipe pair), or TLS (tls/session.rs)
+//! behind the same calls, its sendfile reading the file into the TLS layer.
+//! EINTR and EAGAIN are handled below it (sys.rs).
 
 use crate::sys;
+use crate::tls::session::Session;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
 /// Unsent bytes the kernel may queue on a connection sending a large body.
 const NOTSENT_LOWAT: libc::c_int = 32 << 10;
 
-#[derive(Debug)]
 pub struct Transport {
     fd: OwnedFd,
     /// Write side: the socket itself, or a separate fd (`wickd -1` on a pipe pair).
     wfd: RawFd,
     is_socket: bool,
+    /// TLS on this connection (a listener with ssl.engine).
+    pub tls: Option<Box<Session>>,
 }
 
 impl Transport {
     pub fn new(fd: OwnedFd, is_socket: bool) -> Transport {
         let wfd = fd.as_raw_fd();
-        Transport { fd, wfd, is_socket }
+        Transport {
+            fd,
+            wfd,
+            is_socket,
+            tls: None,
+        }
     }
 
     /// Write to `wfd` instead (it must live as long as this transport).
@@ -39,12 +46,30 @@ impl Transport {
         self.is_socket
     }
 
-    pub fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        sys::read(self.fd(), buf)
+    /// A TLS connection waiting for its ClientHello.
+    pub fn tls_accepting(&self) -> bool {
+        self.tls.as_deref().is_some_and(Session::accepting)
+    }
+
+    /// Bytes of ours wait for the socket to take them (TLS records): the poller
+    /// must report writability whatever the HTTP state.
+    pub fn wants_write(&self) -> bool {
+        self.tls.as_deref().is_some_and(Session::wants_write)
+    }
+
+    pub fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let fd = self.fd();
+        match self.tls.as_deref_mut() {
+            Some(t) => t.read(fd, buf),
+            None => sys::read(fd, buf),
+        }
     }
 
     /// Write some of `b`; `more`: further bytes follow at once (MSG_MORE).
-    pub fn write(&self, b: &[u8], more: bool) -> io::Result<usize> {
+    pub fn write(&mut self, b: &[u8], more: bool) -> io::Result<usize> {
+        if let Some(t) = self.tls.as_deref_mut() {
+            return t.write(self.wfd, b, more);
+        }
         if self.is_socket {
             sys::send(self.wfd, b, more)
         } else {
@@ -53,13 +78,28 @@ impl Transport {
     }
 
     /// Send up to `n` bytes of `file` from `off` without copying them through us.
-    pub fn sendfile(&self, file: RawFd, off: u64, n: usize) -> io::Result<usize> {
+    pub fn sendfile(&mut self, file: RawFd, off: u64, n: usize) -> io::Result<usize> {
+        if let Some(t) = self.tls.as_deref_mut() {
+            return t.send_file(self.wfd, file, off, n);
+        }
         sys::sendfile(self.wfd, file, off, n)
+    }
+
+    /// Everything accepted by `write`/`sendfile` is on the wire. Ok(false): the
+    /// socket is full (TLS records wait).
+    pub fn finish(&mut self) -> io::Result<bool> {
+        match self.tls.as_deref_mut() {
+            Some(t) => t.flush(self.wfd),
+            None => Ok(true),
+        }
     }
 
     /// Our side is done (the FIN goes out); false when there is no such thing
     /// (a pipe), and the caller just closes.
-    pub fn shutdown_write(&self) -> bool {
+    pub fn shutdown_write(&mut self) -> bool {
+        if let Some(t) = self.tls.as_deref_mut() {
+            t.close(self.wfd);
+        }
         if self.is_socket {
             sys::shutdown_write(self.fd());
         }

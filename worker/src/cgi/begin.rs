@@ -32,6 +32,8 @@ pub struct Begin<'a> {
     pub listener: u16,
     pub fd: RawFd,
     pub blocks: Vec<u32>,
+    /// The connection's TLS facts for the script (tls/env.rs).
+    pub tls_env: Vec<(String, String)>,
     /// Set when this request is an internal one.
     pub internal: Option<InternalInfo>,
     /// Its access log line, written when the response is complete (mod_accesslog).
@@ -215,7 +217,7 @@ fn request(id: u64, path: &str, b: &Begin, run: Run, cfg: &wick_conf::Config) ->
         local_addr: local_addr(b.fd, cfg, b.listener),
         remote_addr: Some(b.peer),
         remote_port: b.peer_port,
-        tls: false,
+        tls: !b.tls_env.is_empty(),
         headers,
         content_length: match b.head.body {
             BodyKind::Length(n) => n,
@@ -224,6 +226,7 @@ fn request(id: u64, path: &str, b: &Begin, run: Run, cfg: &wick_conf::Config) ->
         auth: b.auth.map(|(u, t)| (u.to_string(), t.to_string())),
         error_status: run.error.map(|e| e.0),
         blocks: b.blocks.clone(),
+        tls_env: b.tls_env.clone(),
     }
 }
 

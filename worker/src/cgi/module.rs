@@ -63,6 +63,7 @@ impl Module for ModCgi {
             listener: base.listener as u16,
             fd: base.fd,
             blocks: gw.cond.matched().map(|b| b as u32).collect(),
+            tls_env: crate::tls::env::cgi_env(base.tls),
             internal,
             log,
             hooks: env.hooks.map(|h| h.later()).unwrap_or_default(),

@@ -160,6 +160,8 @@ pub struct Base<'a> {
     pub port: u16,
     /// The connection's socket (its local address, for a gateway's SERVER_ADDR).
     pub fd: std::os::fd::RawFd,
+    /// The connection's TLS session (None: plain HTTP).
+    pub tls: Option<&'a crate::tls::session::Session>,
     /// Requests on the connection so far, this one included.
     pub requests: u32,
     /// The client's request-target (an internal request's is another: %r logs
