@@ -22,7 +22,8 @@ use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tls_kit::{
-    client_config, curl_https, handshake, s_client, Ca, ClientSpec, Role, TaggedStore, Validity,
+    client_config, curl_https, handshake, s_client, Ca, ClientSpec, KeyKind, Role, TaggedStore,
+    Validity,
 };
 
 const INDEX: &str = "hello over tls\n";
@@ -270,8 +271,94 @@ fn pemfile_in_a_socket_block_with_the_key_in_ssl_privkey() {
 }
 
 #[test]
-fn alpn_offering_h2_gets_http_1_1() {
-    // wickd speaks HTTP/1.1 only: a client offering h2 first must not be told h2.
+fn a_pemfile_with_an_intermediate_sends_the_whole_chain() {
+    // The fullchain a public CA's tools write: leaf, issuing CA, then the key.
+    // Clients trust only the root, so they verify only if both are sent.
+    let mut leaf_der = Vec::new();
+    let site = start_site(&conf("", GLOBAL_TLS), |d, ca| {
+        let issuing = ca.intermediate("wick issuing CA");
+        let leaf = issuing.server(&["a.test"]);
+        let pem = format!("{}{}{}", leaf.cert_pem, issuing.pem, leaf.key_pem);
+        std::fs::write(d.join("a.pem"), pem).expect("pem");
+        leaf_der = leaf.der.clone();
+    });
+    let sess = handshake(site.tls_port, "a.test", &site.verifying(None))
+        .unwrap_or_else(|e| panic!("rustls, trusting the root only: {e}"));
+    assert_eq!(sess.peer_cert, leaf_der);
+    let (code, r, err) = site.curl("a.test", "/index.html", &[]);
+    assert_eq!((code, r.status), (Some(0), 200), "curl: {err}");
+    let out = s_client(site.tls_port, "a.test", &site.ca_file(), None, None, &[]);
+    assert!(out.contains("Verify return code: 0 (ok)"), "{out}");
+}
+
+/// `openssl pkey -traditional`: the key as "EC PRIVATE KEY" (SEC1) or "RSA
+/// PRIVATE KEY" (PKCS#1), as older tools and `openssl genrsa` write them.
+fn traditional(key_pem: &str) -> String {
+    let mut child = Command::new("openssl")
+        .args(["pkey", "-traditional"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("openssl pkey");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(key_pem.as_bytes())
+        .expect("key to openssl");
+    let out = child.wait_with_output().expect("openssl pkey");
+    assert!(out.status.success(), "openssl pkey -traditional failed");
+    String::from_utf8(out.stdout).expect("PEM is text")
+}
+
+#[test]
+fn pem_files_in_the_key_formats_openssl_writes_all_load() {
+    // One server, one SNI name per variant; every file must load for it to start.
+    let variants = [
+        ("ec-pkcs8", KeyKind::EcP256, false, false),
+        ("ec-sec1", KeyKind::EcP256, true, false),
+        ("rsa-pkcs8", KeyKind::Rsa2048, false, false),
+        ("rsa-pkcs1", KeyKind::Rsa2048, true, false),
+        ("key-first", KeyKind::EcP256, false, true),
+    ];
+    let mut body = GLOBAL_TLS.to_string();
+    for (name, ..) in variants {
+        body.push_str(&format!(
+            "$HTTP[\"host\"] == \"{name}.test\" {{\n    ssl.pemfile = \"@DIR@/{name}.pem\"\n}}\n"
+        ));
+    }
+    let mut ders = Vec::new();
+    let site = start_site(&conf("", &body), |d, ca| {
+        for (name, kind, trad, key_first) in variants {
+            let host = format!("{name}.test");
+            let leaf = ca.server_with(kind, &[&host]);
+            let key = if trad {
+                traditional(&leaf.key_pem)
+            } else {
+                leaf.key_pem.clone()
+            };
+            let pem = if key_first {
+                format!("{key}{}", leaf.cert_pem)
+            } else {
+                format!("{}{key}", leaf.cert_pem)
+            };
+            std::fs::write(d.join(format!("{name}.pem")), pem).expect("pem");
+            ders.push(leaf.der.clone());
+        }
+    });
+    for ((name, ..), der) in variants.iter().zip(&ders) {
+        let host = format!("{name}.test");
+        let sess = handshake(site.tls_port, &host, &site.verifying(None))
+            .unwrap_or_else(|e| panic!("{name}: {e}\n{}", site.s.error_log()));
+        assert_eq!(&sess.peer_cert, der, "{name}: another certificate");
+        let (code, r, err) = site.curl(&host, "/index.html", &[]);
+        assert_eq!((code, r.status), (Some(0), 200), "{name}: {err}");
+    }
+}
+
+#[test]
+fn alpn_offering_h2_gets_http_1_1_and_http_1_0_is_accepted() {
+    // wickd speaks HTTP/1.x only: a client offering h2 first must not be told h2.
     let site = start_site(&conf("", GLOBAL_TLS), |_, _| {});
     let cfg = client_config(&ClientSpec {
         ca: Some(&site.ca),
@@ -291,6 +378,23 @@ fn alpn_offering_h2_gets_http_1_1() {
     // curl offers h2 and http/1.1 by default.
     let (code, r, err) = site.curl("a.test", "/index.html", &[]);
     assert_eq!((code, r.status), (Some(0), 200), "{err}");
+    // An HTTP/1.0 client offers "http/1.0" alone (curl --http1.0 does): lighttpd
+    // selects it; refusing it (no_application_protocol) locks such clients out.
+    let cfg = client_config(&ClientSpec {
+        ca: Some(&site.ca),
+        alpn: &["http/1.0"],
+        ..ClientSpec::default()
+    });
+    let sess = handshake(site.tls_port, "a.test", &cfg);
+    assert!(
+        sess.as_ref()
+            .is_ok_and(|s| s.alpn.as_deref().map_or(true, |p| p == b"http/1.0")),
+        "ALPN http/1.0 alone: {:?}",
+        sess.map(|s| s.alpn)
+    );
+    let (code, r, err) = site.curl("a.test", "/index.html", &["--http1.0"]);
+    assert_eq!((code, r.status), (Some(0), 200), "curl --http1.0: {err}");
+    assert_eq!(r.text(), INDEX);
 }
 
 // ---------------------------------------------------------------------------
@@ -375,11 +479,32 @@ cgi.assign = (".sh" => "/bin/sh")
         Some(&site.tls_port.to_string()),
         "{env:?}"
     );
+    // mod_openssl's SSL_PROTOCOL names the version (lighttpd: "TLSv1.3"), and
+    // SSL_CIPHER is set; without client verification there is no SSL_CLIENT_*.
+    for (args, want) in [
+        (&["--tlsv1.2", "--tls-max", "1.2"][..], "TLSv1.2"),
+        (&["--tlsv1.3"][..], "TLSv1.3"),
+    ] {
+        let (code, r, err) = site.curl("a.test", "/env.sh", args);
+        assert_eq!((code, r.status), (Some(0), 200), "{args:?}: {err}");
+        let env = env_map(&r.body);
+        assert_eq!(
+            env.get("SSL_PROTOCOL").map(String::as_str),
+            Some(want),
+            "{env:?}"
+        );
+        assert!(
+            env.get("SSL_CIPHER").is_some_and(|c| !c.is_empty()),
+            "{env:?}"
+        );
+        assert!(!env.keys().any(|k| k.starts_with("SSL_CLIENT_")), "{env:?}");
+    }
     // The same script on the plain socket.
     let r = site.s.get("/env.sh");
     assert_eq!(r.status, 200);
     let env = env_map(&r.body);
     assert_eq!(env.get("HTTPS"), None, "{env:?}");
+    assert!(!env.keys().any(|k| k.starts_with("SSL_")), "{env:?}");
     assert_eq!(
         env.get("REQUEST_SCHEME").map(String::as_str),
         Some("http"),
@@ -1319,10 +1444,11 @@ $SERVER["socket"] == "127.0.0.1:@TLSPORT@" {
 
 const BIG: usize = 3 * 1024 * 1024 + 12_345;
 
-fn big_site() -> (Site, Vec<u8>) {
+/// A TLS server with big.bin (`BIG` bytes) in its document root; `extra` config.
+fn big_site(extra: &str) -> (Site, Vec<u8>) {
     let data = pattern(BIG);
     let d2 = data.clone();
-    let site = start_site(&conf("", GLOBAL_TLS), move |d, _| {
+    let site = start_site(&conf("", &format!("{GLOBAL_TLS}{extra}")), move |d, _| {
         std::fs::write(d.join("www/big.bin"), &d2).expect("big")
     });
     (site, data)
@@ -1330,7 +1456,7 @@ fn big_site() -> (Site, Vec<u8>) {
 
 #[test]
 fn a_big_file_arrives_intact_over_tls() {
-    let (site, data) = big_site();
+    let (site, data) = big_site("");
     for v in [ProtocolVersion::TLSv1_3, ProtocolVersion::TLSv1_2] {
         let r = tls_kit::get(
             site.tls_port,
@@ -1354,16 +1480,21 @@ fn a_big_file_arrives_intact_over_tls() {
 
 #[test]
 fn a_big_file_arrives_intact_to_a_slow_reader() {
-    let (site, data) = big_site();
+    let (site, data) = big_site("");
     let mut sess = handshake(site.tls_port, "a.test", &site.verifying(None)).expect("handshake");
-    // A small receive buffer and small, spaced reads: the server's writes block
-    // mid-record again and again.
-    nix::sys::socket::setsockopt(&sess.conn.s.sock, nix::sys::socket::sockopt::RcvBuf, &16384)
-        .expect("SO_RCVBUF");
+    // A small receive buffer (above loopback's MSS, or the window opens by
+    // persist-timer probes only) and small, spaced reads: the server's writes
+    // block mid-record again and again.
+    nix::sys::socket::setsockopt(
+        &sess.conn.s.sock,
+        nix::sys::socket::sockopt::RcvBuf,
+        &131072,
+    )
+    .expect("SO_RCVBUF");
     sess.conn
         .send(b"GET /big.bin HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n");
     let mut got = Vec::new();
-    let mut buf = [0u8; 8192];
+    let mut buf = [0u8; 16384];
     let t = Instant::now();
     loop {
         match sess.conn.s.read(&mut buf) {
@@ -1374,12 +1505,10 @@ fn a_big_file_arrives_intact_to_a_slow_reader() {
         }
         assert!(
             t.elapsed() < Duration::from_secs(60),
-            "too slow: {} bytes",
+            "stalled: {} bytes",
             got.len()
         );
-        if got.len() % (64 * 1024) < 8192 {
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        std::thread::sleep(Duration::from_millis(5));
     }
     let r = common::parse_response(&got);
     assert_eq!(r.status, 200);
@@ -1418,9 +1547,70 @@ fn keep_alive_and_pipelining_over_one_tls_connection() {
     assert!(sess.conn.closed(), "Connection: close was not honoured");
 }
 
+/// Read a TLS session to its end: (bytes, ended by close_notify).
+fn read_to_close(sess: &mut tls_kit::Session) -> (Vec<u8>, bool) {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 16384];
+    let t = Instant::now();
+    loop {
+        match sess.conn.s.read(&mut buf) {
+            Ok(0) => return (got, true),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return (got, false),
+            Err(e) => panic!("read after {} bytes: {e}", got.len()),
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "no end after {} bytes",
+            got.len()
+        );
+    }
+}
+
+#[test]
+fn a_closing_response_ends_with_close_notify() {
+    // lighttpd shuts TLS down (SSL_shutdown) before it closes: a body that ends
+    // with the connection is told apart from a truncated one. OpenSSL 3 clients
+    // (curl) fail a close-delimited body that ends without it.
+    let body = format!("{GLOBAL_TLS}cgi.assign = (\".sh\" => \"/bin/sh\")\n");
+    let site = start_site(&conf(", \"mod_cgi\"", &body), |d, _| {
+        // No Content-Length: to an HTTP/1.0 client the body ends with the
+        // connection.
+        write_script(
+            d,
+            "nolen.sh",
+            "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\n\\r\\n'\necho one; echo two\n",
+        );
+    });
+    let mut failures: Vec<String> = Vec::new();
+    for (what, req) in [
+        (
+            "static, Connection: close",
+            "GET /index.html HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n",
+        ),
+        ("static, HTTP/1.0", "GET /index.html HTTP/1.0\r\n\r\n"),
+        (
+            "CGI without a length, HTTP/1.0",
+            "GET /nolen.sh HTTP/1.0\r\n\r\n",
+        ),
+    ] {
+        // Every case runs; the failures are reported together.
+        let mut sess =
+            handshake(site.tls_port, "a.test", &site.verifying(None)).expect("handshake");
+        sess.conn.send(req.as_bytes());
+        let (got, clean) = read_to_close(&mut sess);
+        let r = common::parse_response(&got);
+        assert_eq!(r.status, 200, "{what}");
+        if !clean {
+            failures.push(format!("{what}: closed without close_notify"));
+        }
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
+}
+
 #[test]
 fn a_client_vanishing_mid_response_does_not_hurt_the_server() {
-    let (site, data) = big_site();
+    let (site, data) = big_site("");
     started(&site.s);
     let before = workers(&site.s);
     for i in 0..5 {
@@ -1462,4 +1652,70 @@ fn a_client_vanishing_mid_response_does_not_hurt_the_server() {
         "a worker died: {}",
         site.s.error_log()
     );
+}
+
+#[test]
+fn a_tls_download_in_flight_survives_a_reload() {
+    // A slow client needs more than the default 8 s of drain; lighttpd aborts
+    // what is still open at the deadline, and so may wickd.
+    let (site, data) =
+        big_site("server.feature-flags = (\"server.graceful-shutdown-timeout\" => 60)\n");
+    started(&site.s);
+    let mut sess = handshake(site.tls_port, "a.test", &site.verifying(None)).expect("handshake");
+    nix::sys::socket::setsockopt(&sess.conn.s.sock, nix::sys::socket::sockopt::RcvBuf, &65536)
+        .expect("SO_RCVBUF");
+    sess.conn
+        .send(b"GET /big.bin HTTP/1.1\r\nHost: a.test\r\n\r\n");
+    let mut got = Vec::new();
+    let mut buf = [0u8; 16384];
+    let n = sess.conn.s.read(&mut buf).expect("first bytes");
+    got.extend_from_slice(&buf[..n]);
+    // The old generation drains while this client reads on, slowly.
+    let old = workers(&site.s);
+    site.s.signal(Signal::SIGUSR1);
+    let t = Instant::now();
+    loop {
+        match sess.conn.s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) => panic!("read after {} bytes: {e}", got.len()),
+        }
+        if common::find(&got, b"\r\n\r\n").is_some_and(|h| got.len() >= h + 4 + BIG) {
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "stalled at {} bytes",
+            got.len()
+        );
+        if got.len() % (256 * 1024) < 16384 {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    let r = common::parse_response(&got);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body.len(), data.len(), "{}", site.s.error_log());
+    assert!(r.body == data, "the body differs");
+    assert!(
+        wait_until(Duration::from_secs(20), || workers(&site.s)
+            .iter()
+            .any(|w| !old.contains(w))),
+        "no new generation: {}",
+        site.s.error_log()
+    );
+    // Drained: the keep-alive connection is closed, not served by the old worker.
+    let next = sess
+        .conn
+        .s
+        .write_all(b"GET /index.html HTTP/1.1\r\nHost: a.test\r\n\r\n")
+        .ok()
+        .and_then(|()| sess.conn.response());
+    assert!(
+        next.as_ref()
+            .map_or(true, |r| r.header("Connection") == Some("close")),
+        "an old worker serves on after the reload: {:?}",
+        next.map(|r| r.head)
+    );
+    let (code, r, err) = site.curl("a.test", "/index.html", &[]);
+    assert_eq!((code, r.status), (Some(0), 200), "{err}");
 }

@@ -83,6 +83,26 @@ pub enum Role {
     Client,
 }
 
+/// The key type of a leaf.
+#[derive(Clone, Copy, PartialEq, Debug)]
+pub enum KeyKind {
+    /// ECDSA P-256 (rcgen's default).
+    EcP256,
+    Rsa2048,
+}
+
+impl KeyKind {
+    fn generate(self) -> KeyPair {
+        match self {
+            KeyKind::EcP256 => KeyPair::generate().expect("EC key"),
+            KeyKind::Rsa2048 => {
+                KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_2048)
+                    .expect("RSA key")
+            }
+        }
+    }
+}
+
 /// Validity of a leaf: now (a day back to a year ahead) or long expired.
 #[derive(Clone, Copy, PartialEq)]
 pub enum Validity {
@@ -132,7 +152,24 @@ impl Ca {
         role: Role,
         validity: Validity,
     ) -> Leaf {
-        let key = KeyPair::generate().expect("leaf key");
+        self.leaf_with(KeyKind::EcP256, cn, org, names, role, validity)
+    }
+
+    /// A server certificate for `names` with a key of `kind`.
+    pub fn server_with(&self, kind: KeyKind, names: &[&str]) -> Leaf {
+        self.leaf_with(kind, names[0], None, names, Role::Server, Validity::Current)
+    }
+
+    pub fn leaf_with(
+        &self,
+        kind: KeyKind,
+        cn: &str,
+        org: Option<&str>,
+        names: &[&str],
+        role: Role,
+        validity: Validity,
+    ) -> Leaf {
+        let key = kind.generate();
         let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
         let mut p = CertificateParams::new(names).expect("leaf params");
         p.distinguished_name = dn(cn, org);
@@ -152,6 +189,34 @@ impl Ca {
             key_pem: key.serialize_pem(),
             der: cert.der().to_vec(),
             serial,
+        }
+    }
+
+    /// An intermediate CA this one signs (as a public CA's issuing CA is); its
+    /// `pem` is the certificate a server sends after its own.
+    pub fn intermediate(&self, cn: &str) -> Ca {
+        let key = KeyPair::generate().expect("intermediate key");
+        let mut p = CertificateParams::default();
+        p.distinguished_name = dn(cn, Some("wick test CA"));
+        p.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+        p.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        p.use_authority_key_identifier_extension = true;
+        p.serial_number = Some(SerialNumber::from(next_serial()));
+        set_window(&mut p, Validity::Current);
+        let cert = p
+            .signed_by(&key, &self.cert, &self.key)
+            .expect("sign intermediate");
+        let pem = cert.pem();
+        let der = cert.der().to_vec();
+        Ca {
+            cert,
+            key,
+            pem,
+            der,
         }
     }
 
