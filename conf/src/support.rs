@@ -84,7 +84,6 @@ const IGNORED: &[&str] = &[
     "ssl.use-compression",
     "ssl.empty-fragments",
     "ssl.session-cache",
-    "ssl.acme-tls-1",
     "ssl.ech-opts",
     "ssl.ech-public-name",
     "ssl.ech-keydir",

@@ -134,7 +134,8 @@ fn start(master: &mut ChildEnd, log: &mut Log) -> Result<Parts, String> {
         | ToWorker::ReopenLog
         | ToWorker::SpawnerChannel { .. }
         | ToWorker::AccessLogs { .. }
-        | ToWorker::TicketKeys(_) => {
+        | ToWorker::TicketKeys(_)
+        | ToWorker::Stapling { .. } => {
             return Err(format!("expected the setup first, got {}", msg.name()))
         }
     };
@@ -407,7 +408,8 @@ impl Spawner {
                 ToWorker::WorkerSetup(_)
                 | ToWorker::SpawnerSetup(_)
                 | ToWorker::AccessLogs { .. }
-                | ToWorker::TicketKeys(_) => {
+                | ToWorker::TicketKeys(_)
+                | ToWorker::Stapling { .. } => {
                     let line = format!(
                         "gateway-spawner: unexpected message from the master: {}",
                         msg.name()

@@ -145,6 +145,8 @@ pub struct Master {
     accesslog: crate::accesslog::AccessLogs,
     /// Session-ticket keys every worker shares (tls.rs).
     tickets: crate::tls::Tickets,
+    /// ssl.stapling-file of the newest generation, looked at each minute.
+    stapling: crate::tls::Stapling,
 }
 
 /// "exited with status 3", "killed by signal 9 (SIGKILL)", with a word on SIGSYS.
@@ -229,6 +231,7 @@ impl Master {
             start_failure: None,
             accesslog: Default::default(),
             tickets: crate::tls::Tickets::new(),
+            stapling: Default::default(),
         })
     }
 
@@ -322,7 +325,10 @@ impl Master {
         self.gens.push(Generation {
             id,
             config: Rc::new(config),
-            tls: tls.map(Rc::new),
+            tls: tls.map(|f| {
+                self.stapling.watch(&f);
+                Rc::new(f)
+            }),
             workers: n,
             state: GenState::Starting {
                 deadline: Instant::now() + READY_TIMEOUT,
@@ -676,6 +682,10 @@ impl Master {
     /// New session-ticket keys to every worker that speaks TLS.
     fn send_ticket_keys(&mut self) {
         let keys = self.tickets.current();
+        self.send_to_tls_workers(&ToWorker::TicketKeys(keys));
+    }
+
+    fn send_to_tls_workers(&self, msg: &ToWorker) {
         for c in self.children.values() {
             let tls = self
                 .gen_index(c.gen)
@@ -684,7 +694,7 @@ impl Master {
                 continue;
             }
             if let Some(ch) = &c.channel {
-                let _ = spawn::send(ch, &ToWorker::TicketKeys(keys.clone()), &[]);
+                let _ = spawn::send(ch, msg, &[]);
             }
         }
     }
@@ -1100,6 +1110,9 @@ impl Master {
         }
         if self.gens.iter().any(|g| g.tls.is_some()) {
             at(self.tickets.next_deadline());
+            if let Some(t) = self.stapling.next_deadline() {
+                at(t);
+            }
         }
         for g in &self.gens {
             match g.state {
@@ -1131,6 +1144,15 @@ impl Master {
                 Ok(true) => self.send_ticket_keys(),
                 Ok(false) => {}
                 Err(e) => elog!(self.log, "{e}; keeping the ticket keys in use"),
+            }
+            for (path, r) in self.stapling.on_timer(now) {
+                match r {
+                    Ok(ocsp) => self.send_to_tls_workers(&ToWorker::Stapling { path, ocsp }),
+                    Err(e) => elog!(
+                        self.log,
+                        "ssl.stapling-file \"{path}\": {e}; keeping the response in use"
+                    ),
+                }
             }
         }
         if let Err(e) = self.log.on_timers(now) {

@@ -256,3 +256,117 @@ impl Tickets {
         Ok(true)
     }
 }
+
+/// ssl.stapling-file: OCSP responses are renewed often (hours), so the master
+/// looks at each file every minute and sends a changed one to the workers.
+#[derive(Default)]
+pub struct Stapling {
+    /// Path and modification time when last read.
+    files: Vec<(String, Option<SystemTime>)>,
+    checked: Option<Instant>,
+}
+
+fn mtime(path: &str) -> Option<SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+impl Stapling {
+    /// Watch the OCSP files among `files` (the ones that are not PEM).
+    pub fn watch(&mut self, files: &[TlsFile]) {
+        self.files = files
+            .iter()
+            .filter(|f| !f.raw.is_empty())
+            .map(|f| (f.path.clone(), mtime(&f.path)))
+            .collect();
+        self.checked = Some(Instant::now());
+    }
+
+    pub fn next_deadline(&self) -> Option<Instant> {
+        if self.files.is_empty() {
+            return None;
+        }
+        self.checked.map(|c| c + STEK_POLL)
+    }
+
+    /// Files that changed since: (path, new bytes, or why they cannot be read).
+    pub fn on_timer(&mut self, now: Instant) -> Vec<(String, Result<Vec<u8>, String>)> {
+        match self.checked {
+            Some(c) if now >= c + STEK_POLL && !self.files.is_empty() => {}
+            _ => return Vec::new(),
+        }
+        self.checked = Some(now);
+        let mut out = Vec::new();
+        for (path, seen) in &mut self.files {
+            let m = mtime(path);
+            if m == *seen {
+                continue;
+            }
+            *seen = m;
+            let r = match std::fs::read(&*path) {
+                Ok(b) if b.is_empty() => Err("empty".to_string()),
+                Ok(b) => Ok(b),
+                Err(e) => Err(e.to_string()),
+            };
+            out.push((path.clone(), r));
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tmp(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("wick-tls-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_file(&d);
+        d
+    }
+
+    #[test]
+    fn a_changed_stapling_file_is_sent_at_the_next_look() {
+        let p = tmp("ocsp");
+        std::fs::write(&p, b"first").expect("write");
+        let path = p.to_string_lossy().into_owned();
+        let mut s = Stapling::default();
+        s.watch(&[TlsFile {
+            path: path.clone(),
+            raw: b"first".to_vec(),
+            ..Default::default()
+        }]);
+        let later = Instant::now() + STEK_POLL + Duration::from_secs(1);
+        assert!(s.on_timer(later).is_empty(), "unchanged");
+        std::fs::write(&p, b"second, longer").expect("write");
+        // A new mtime (filesystems with coarse times: set it explicitly).
+        let f = std::fs::File::options().write(true).open(&p).expect("open");
+        f.set_modified(SystemTime::now() + Duration::from_secs(5))
+            .expect("mtime");
+        let got = s.on_timer(later + STEK_POLL + Duration::from_secs(1));
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].1.as_deref().ok(), Some(&b"second, longer"[..]));
+        let _ = std::fs::remove_file(&p);
+    }
+
+    #[test]
+    fn a_stek_file_in_lighttpds_format_gives_the_key_and_keeps_the_old() {
+        let p = tmp("stek");
+        let mut b = vec![0u8; 12];
+        b.extend([7u8; 16]);
+        b.extend([1u8; 32]);
+        b.extend([9u8; 32]);
+        std::fs::write(&p, &b).expect("write");
+        let mut t = Tickets::new();
+        let first = t.keys[0].clone();
+        t.stek = Some((p.clone(), None));
+        assert_eq!(t.read_stek(), Ok(true));
+        assert_eq!(t.keys[0].name, [7u8; 16]);
+        assert_eq!(t.keys[0].secret, [9u8; 32]);
+        assert_eq!(t.keys[1], first, "the key before still opens tickets");
+        std::fs::write(&p, b"short").expect("write");
+        let f = std::fs::File::options().write(true).open(&p).expect("open");
+        f.set_modified(SystemTime::now() + Duration::from_secs(5))
+            .expect("mtime");
+        assert!(t.read_stek().is_err());
+        let _ = std::fs::remove_file(&p);
+    }
+}

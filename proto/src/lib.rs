@@ -76,6 +76,8 @@ pub enum ToWorker {
     /// Worker only: new session-ticket keys (the master rotates them, or
     /// ssl.stek-file changed).
     TicketKeys(tls::TicketKeys),
+    /// Worker only: ssl.stapling-file `path` changed; its new OCSP response.
+    Stapling { path: String, ocsp: Vec<u8> },
 }
 
 impl ToWorker {
@@ -90,6 +92,7 @@ impl ToWorker {
             ToWorker::SpawnerChannel { .. } => "SpawnerChannel",
             ToWorker::AccessLogs { .. } => "AccessLogs",
             ToWorker::TicketKeys(_) => "TicketKeys",
+            ToWorker::Stapling { .. } => "Stapling",
         }
     }
 }

@@ -290,6 +290,27 @@ impl Conn {
                 return Some(Next::Close);
             }
         };
+        let acme = &profile.settings.acme_tls_1;
+        if !acme.is_empty() && crate::tls::acme::is_challenge(&accepted.client_hello()) {
+            let cfg = crate::tls::acme::config(acme, sni.as_deref().unwrap_or(""));
+            let cfg = match cfg {
+                Ok(c) => c,
+                Err(e) => {
+                    ctx.log.push(format!("SSL: {e} ({})", self.peer));
+                    return Some(Next::Close);
+                }
+            };
+            let challenge = std::rc::Rc::new(crate::tls::Profile {
+                config: cfg,
+                settings: profile.settings.clone(),
+            });
+            // The validation needs the handshake only: then the connection ends.
+            self.flags |= Flags::CLOSE_AFTER;
+            return match session.start(*accepted, challenge, fd) {
+                Ok(()) => None,
+                Err(_) => Some(Next::Close),
+            };
+        }
         if let Err(e) = session.start(*accepted, profile, fd) {
             if tls.log_noise {
                 ctx.log.push(format!("SSL: {e} ({})", self.peer));

@@ -72,7 +72,8 @@ pub fn run(channel: Channel) -> i32 {
         | ToWorker::ReopenLog
         | ToWorker::SpawnerChannel { .. }
         | ToWorker::AccessLogs { .. }
-        | ToWorker::TicketKeys(_) => {
+        | ToWorker::TicketKeys(_)
+        | ToWorker::Stapling { .. } => {
             let reason = format!("worker: expected the setup first, got {}", msg.name());
             return fail(&channel, reason);
         }

@@ -389,6 +389,11 @@ impl Server {
                             tls.ticket_keys(&t);
                         }
                     }
+                    ToWorker::Stapling { path, ocsp } => {
+                        if let Some(tls) = &mut self.ctx.tls {
+                            tls.stapling(&path, ocsp);
+                        }
+                    }
                     ToWorker::AccessLogs { .. } => {
                         if let Some(a) = &self.ctx.site.mods.accesslog {
                             a.deliver(fds);

@@ -55,6 +55,9 @@ const READ_KEYS: &[&str] = &[
     "auth.backend.plain.groupfile",
     "auth.backend.htpasswd.userfile",
     "auth.backend.htdigest.userfile",
+    // ACME challenge certificates appear while the worker runs (tls/acme.rs);
+    // the server's own certificates and keys never are the worker's to read.
+    "ssl.acme-tls-1",
     "magnet.attract-raw-url-to",
     "magnet.attract-physical-path-to",
     "magnet.attract-response-start-to",

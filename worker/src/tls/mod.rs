@@ -4,6 +4,7 @@
 //! as lighttpd chooses them: the blocks that test only `$SERVER["socket"]`,
 //! `$HTTP["scheme"]` and `$HTTP["host"]`, evaluated with the SNI name as host.
 
+pub mod acme;
 pub mod build;
 pub mod cipher;
 pub mod env;
@@ -192,6 +193,17 @@ impl TlsSite {
     /// New ticket keys from the master.
     pub fn ticket_keys(&self, t: &wick_proto::tls::TicketKeys) {
         self.tickets.replace(t);
+    }
+
+    /// A new OCSP response for ssl.stapling-file `path`: handshakes from now on
+    /// staple it (configurations are built again as they are needed; those of
+    /// connections already up stay as they are).
+    pub fn stapling(&mut self, path: &str, ocsp: Vec<u8>) {
+        if let Some(f) = self.material.files.iter_mut().find(|f| f.path == path) {
+            f.raw = ocsp;
+            self.profiles.clear();
+            self.by_name.clear();
+        }
     }
 
     /// The profile for a handshake on `listener` naming `sni`.
