@@ -22,8 +22,8 @@ use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tls_kit::{
-    client_config, curl_https, handshake, s_client, Ca, ClientSpec, KeyKind, Role, TaggedStore,
-    Validity,
+    client_config, curl_https, handshake, s_client, Ca, ClientSpec, KeyKind, Leaf, Role,
+    TaggedStore, Validity,
 };
 
 const INDEX: &str = "hello over tls\n";
@@ -238,6 +238,28 @@ fn tls12_and_tls13_handshakes_both_serve() {
         let r = sess.conn.response().expect("response");
         assert_eq!((r.status, r.text().as_str()), (200, INDEX), "{v:?}");
     }
+}
+
+#[test]
+fn ssl_conf_cmd_min_protocol_tls13_refuses_tls12() {
+    let body = format!("{GLOBAL_TLS}ssl.openssl.ssl-conf-cmd = (\"MinProtocol\" => \"TLSv1.3\")\n");
+    let site = start_site(&conf("", &body), |_, _| {});
+    let (code, r, err) = site.curl("a.test", "/index.html", &["--tlsv1.3"]);
+    assert_eq!((code, r.status), (Some(0), 200), "TLS 1.3: {err}");
+    let (code, r, _) = site.curl("a.test", "/index.html", &["--tlsv1.2", "--tls-max", "1.2"]);
+    assert!(
+        code != Some(0) && r.status == 0,
+        "TLS 1.2 served under MinProtocol TLSv1.3"
+    );
+    assert!(
+        handshake(
+            site.tls_port,
+            "a.test",
+            &site.verifying(Some(ProtocolVersion::TLSv1_2))
+        )
+        .is_err(),
+        "rustls TLS 1.2 handshake accepted"
+    );
 }
 
 #[test]
@@ -566,6 +588,44 @@ $HTTP["host"] == "b.test" {
         let (code, r, err) = site.curl(name, "/index.html", &[]);
         assert_eq!((code, r.status), (Some(0), 200), "{name}: {err}");
     }
+}
+
+#[test]
+fn acme_tls_alpn_01_gets_the_challenge_certificate() {
+    // RFC 8737 as lighttpd's ssl.acme-tls-1: a ClientHello offering only
+    // acme-tls/1 gets <dir>/<SNI>.crt.pem with <SNI>.key.pem, and no HTTP.
+    let body = format!("{GLOBAL_TLS}ssl.acme-tls-1 = \"@DIR@/acme\"\n");
+    let mut challenge = Vec::new();
+    let site = start_site(&conf("", &body), |d, ca| {
+        std::fs::create_dir_all(d.join("acme")).expect("acme dir");
+        let l = ca.server(&["a.test"]);
+        std::fs::write(d.join("acme/a.test.crt.pem"), &l.cert_pem).expect("crt");
+        std::fs::write(d.join("acme/a.test.key.pem"), &l.key_pem).expect("key");
+        challenge = l.der.clone();
+    });
+    let normal = served_cert(&site);
+    assert_ne!(normal, challenge);
+    let cfg = client_config(&ClientSpec {
+        alpn: &["acme-tls/1"],
+        ..ClientSpec::default()
+    });
+    let mut sess = handshake(site.tls_port, "a.test", &cfg)
+        .unwrap_or_else(|e| panic!("acme-tls/1: {e}\n{}", site.s.error_log()));
+    assert_eq!(sess.alpn.as_deref(), Some(&b"acme-tls/1"[..]));
+    assert_eq!(sess.peer_cert, challenge, "not the challenge certificate");
+    // Nothing is served on it.
+    let _ = sess
+        .conn
+        .s
+        .write_all(b"GET /index.html HTTP/1.1\r\nHost: a.test\r\n\r\n");
+    assert!(
+        sess.conn.response().is_none(),
+        "HTTP served on an acme-tls/1 connection"
+    );
+    // Other clients get the site's certificate.
+    assert_eq!(served_cert(&site), normal);
+    let (code, r, err) = site.curl("a.test", "/index.html", &[]);
+    assert_eq!((code, r.status), (Some(0), 200), "{err}");
 }
 
 // ---------------------------------------------------------------------------
@@ -948,7 +1008,8 @@ fn a_session_from_before_a_reload_resumes_after_it() {
 
 /// A TLS server that asks for client certificates; `enforce` and the key naming
 /// the CA file (ssl.verifyclient.ca-file or ssl.ca-file) vary.
-fn client_cert_site(enforce: bool, ca_key: &str) -> (Site, PathBuf, PathBuf, PathBuf) {
+/// (site, alice's file stem, mallory's file stem, alice's certificate).
+fn client_cert_site(enforce: bool, ca_key: &str) -> (Site, PathBuf, PathBuf, Leaf) {
     let body = format!(
         r#"ssl.engine = "enable"
 ssl.pemfile = "@DIR@/a.pem"
@@ -956,22 +1017,26 @@ ssl.pemfile = "@DIR@/a.pem"
 ssl.verifyclient.activate = "enable"
 ssl.verifyclient.enforce = "{}"
 ssl.verifyclient.username = "SSL_CLIENT_S_DN_CN"
+ssl.verifyclient.exportcert = "enable"
 cgi.assign = (".sh" => "/bin/sh")
 "#,
         if enforce { "enable" } else { "disable" }
     );
+    let mut alice_leaf = None;
     let site = start_site(&conf(", \"mod_cgi\"", &body), |d, ca| {
         write_script(d, "env.sh", ENV_SH);
         let alice = ca.client("alice", Some("Wick Test"));
         std::fs::write(d.join("alice.crt"), &alice.cert_pem).expect("crt");
         std::fs::write(d.join("alice.key"), &alice.key_pem).expect("key");
+        alice_leaf = Some(alice);
         let other = Ca::new("another CA");
         let mallory = other.client("mallory", None);
         std::fs::write(d.join("mallory.crt"), &mallory.cert_pem).expect("crt");
         std::fs::write(d.join("mallory.key"), &mallory.key_pem).expect("key");
     });
     let d = site.s.dir.path().to_path_buf();
-    (site, d.join("alice"), d.join("mallory"), d)
+    let alice = alice_leaf.expect("alice");
+    (site, d.join("alice"), d.join("mallory"), alice)
 }
 
 fn cert_args(stem: &Path) -> [String; 4] {
@@ -1042,7 +1107,7 @@ fn client_certificate_enforced_admits_only_the_right_ca() {
 
 #[test]
 fn client_certificate_fields_reach_cgi_and_remote_user() {
-    let (site, alice, _, _) = client_cert_site(true, "ssl.verifyclient.ca-file");
+    let (site, alice, _, leaf) = client_cert_site(true, "ssl.verifyclient.ca-file");
     let (code, r, err) = curl_with(&site, "/env.sh", &cert_args(&alice), &[]);
     assert_eq!(
         (code, r.status),
@@ -1059,8 +1124,27 @@ fn client_certificate_fields_reach_cgi_and_remote_user() {
         ("AUTH_TYPE", "SSL_CLIENT_VERIFY"),
         ("HTTPS", "on"),
         ("REQUEST_SCHEME", "https"),
+        ("SSL_CLIENT_M_SERIAL", &format!("{:X}", leaf.serial)),
     ] {
         assert_eq!(env.get(k).map(String::as_str), Some(v), "{k}: {env:?}");
+    }
+    // ssl.verifyclient.exportcert: the certificate as PEM (its lines follow the
+    // first in `env`'s output).
+    let text = r.text();
+    assert!(
+        text.contains("SSL_CLIENT_CERT=-----BEGIN CERTIFICATE-----"),
+        "{text}"
+    );
+    for line in leaf
+        .cert_pem
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+    {
+        assert!(
+            text.contains(line),
+            "SSL_CLIENT_CERT lacks {line:?}: {text}"
+        );
     }
 }
 
@@ -1718,4 +1802,82 @@ fn a_tls_download_in_flight_survives_a_reload() {
     );
     let (code, r, err) = site.curl("a.test", "/index.html", &[]);
     assert_eq!((code, r.status), (Some(0), 200), "{err}");
+}
+
+#[test]
+fn a_big_upload_over_tls_reaches_cgi_intact() {
+    let body = format!("{GLOBAL_TLS}cgi.assign = (\".sh\" => \"/bin/sh\")\n");
+    let data = pattern(2 * 1024 * 1024 + 777);
+    let d2 = data.clone();
+    let site = start_site(&conf(", \"mod_cgi\"", &body), move |d, _| {
+        write_script(
+            d,
+            "echo.sh",
+            "#!/bin/sh\nprintf 'Content-Type: application/octet-stream\\r\\n\\r\\n'\nexec cat\n",
+        );
+        std::fs::write(d.join("up.bin"), &d2).expect("upload file");
+    });
+    let up = format!("@{}", site.path("up.bin").display());
+    let (code, r, err) = site.curl(
+        "a.test",
+        "/echo.sh",
+        &[
+            "--data-binary",
+            &up,
+            "-H",
+            "Content-Type: application/octet-stream",
+        ],
+    );
+    assert_eq!(
+        (code, r.status),
+        (Some(0), 200),
+        "{err}\n{}",
+        site.s.error_log()
+    );
+    assert_eq!(r.body.len(), data.len());
+    assert!(r.body == data, "the echoed body differs");
+}
+
+#[test]
+fn many_concurrent_tls_clients_are_all_served() {
+    let site = start_site(&conf("", &format!("{GLOBAL_TLS}{TWO_WORKERS}")), |_, _| {});
+    started(&site.s);
+    let port = site.tls_port;
+    let errors = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|sc| {
+        for t in 0..32 {
+            // Half TLS 1.2, half 1.3; each its own session store (full handshakes).
+            let v = if t % 2 == 0 {
+                ProtocolVersion::TLSv1_2
+            } else {
+                ProtocolVersion::TLSv1_3
+            };
+            let cfg = site.verifying(Some(v));
+            let errors = &errors;
+            sc.spawn(move || {
+                let mut sess = match handshake(port, "a.test", &cfg) {
+                    Ok(s) => s,
+                    Err(e) => return errors.lock().expect("lock").push(format!("#{t}: {e}")),
+                };
+                for i in 0..4 {
+                    let ok = sess
+                        .conn
+                        .s
+                        .write_all(b"GET /index.html HTTP/1.1\r\nHost: a.test\r\n\r\n")
+                        .ok()
+                        .and_then(|()| sess.conn.response())
+                        .is_some_and(|r| r.status == 200 && r.body == INDEX.as_bytes());
+                    if !ok {
+                        errors
+                            .lock()
+                            .expect("lock")
+                            .push(format!("#{t} request {i}"));
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    let errors = errors.into_inner().expect("lock");
+    assert!(errors.is_empty(), "{errors:?}\n{}", site.s.error_log());
 }
