@@ -389,7 +389,7 @@ fn alpn_offering_h2_gets_http_1_1_and_http_1_0_is_accepted() {
     });
     let mut sess = handshake(site.tls_port, "a.test", &cfg).expect("handshake");
     assert!(
-        sess.alpn.as_deref().map_or(true, |p| p == b"http/1.1"),
+        matches!(sess.alpn.as_deref(), None | Some(b"http/1.1")),
         "ALPN chose {:?}",
         sess.alpn.as_deref().map(String::from_utf8_lossy)
     );
@@ -410,7 +410,7 @@ fn alpn_offering_h2_gets_http_1_1_and_http_1_0_is_accepted() {
     let sess = handshake(site.tls_port, "a.test", &cfg);
     assert!(
         sess.as_ref()
-            .is_ok_and(|s| s.alpn.as_deref().map_or(true, |p| p == b"http/1.0")),
+            .is_ok_and(|s| matches!(s.alpn.as_deref(), None | Some(b"http/1.0"))),
         "ALPN http/1.0 alone: {:?}",
         sess.map(|s| s.alpn)
     );
@@ -1796,7 +1796,7 @@ fn a_tls_download_in_flight_survives_a_reload() {
         .and_then(|()| sess.conn.response());
     assert!(
         next.as_ref()
-            .map_or(true, |r| r.header("Connection") == Some("close")),
+            .is_none_or(|r| r.header("Connection") == Some("close")),
         "an old worker serves on after the reload: {:?}",
         next.map(|r| r.head)
     );

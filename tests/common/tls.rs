@@ -461,8 +461,7 @@ pub fn handshake(port: u16, name: &str, config: &Arc<ClientConfig>) -> std::io::
     sock.set_write_timeout(Some(Duration::from_secs(10)))?;
     let server_name = ServerName::try_from(name.to_string())
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
-    let conn = ClientConnection::new(config.clone(), server_name)
-        .map_err(|e| std::io::Error::new(std::io::ErrorKind::Other, e))?;
+    let conn = ClientConnection::new(config.clone(), server_name).map_err(std::io::Error::other)?;
     let mut tls = StreamOwned::new(conn, sock);
     while tls.conn.is_handshaking() {
         tls.conn.complete_io(&mut tls.sock)?;
