@@ -16,8 +16,20 @@ struct Suite {
     aliases: &'static [&'static str],
 }
 
+/// Aliases every rustls TLS 1.2 suite matches ("PROFILE=SYSTEM": Fedora's system
+/// policy, which allows all of them).
 const COMMON: &[&str] = &[
-    "all", "default", "high", "tlsv1.2", "aead", "kecdhe", "keecdh", "ecdhe", "eecdh", "ecdh",
+    "all",
+    "default",
+    "high",
+    "tlsv1.2",
+    "aead",
+    "kecdhe",
+    "keecdh",
+    "ecdhe",
+    "eecdh",
+    "ecdh",
+    "profile=system",
 ];
 
 fn tls12() -> [Suite; 6] {
@@ -155,6 +167,11 @@ mod tests {
         assert_eq!(ecdsa_first.len(), 2);
         assert!(ecdsa_first[0].contains("ECDSA"));
         assert_eq!(names("HIGH:!aRSA").len(), 3);
+        assert_eq!(names("PROFILE=SYSTEM").len(), 6);
+        // A real config's list: the DHE names select nothing, the rest keep order.
+        let l = names("ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384:DHE-RSA-CHACHA20-POLY1305");
+        assert_eq!(l.len(), 6);
+        assert!(l[0].contains("ECDSA_WITH_AES_128"));
         assert_eq!(names("HIGH:-CHACHA20:CHACHA20").len(), 6);
         assert_eq!(names("HIGH:!CHACHA20:CHACHA20").len(), 4);
         let moved = names("HIGH:+AES128");
