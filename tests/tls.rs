@@ -1276,15 +1276,16 @@ fn run_wickd(args: &[&str]) -> Output {
         .expect("run wickd")
 }
 
-/// A TLS config in a fresh directory whose pem `write` prepares; (dir, conf path, pem path).
-fn refusal_conf(write: impl FnOnce(&Path, &Ca)) -> (common::TempDir, String, String) {
+/// A TLS config (`body`) in a fresh directory whose files `write` prepares; (dir,
+/// conf path, a.pem's path).
+fn refusal_conf(body: &str, write: impl FnOnce(&Path, &Ca)) -> (common::TempDir, String, String) {
     let d = common::TempDir::new();
     std::fs::create_dir_all(d.path().join("www")).expect("www");
     let ca = Ca::new("wick test CA");
     ca.write(&d.path().join("ca.pem"));
     std::fs::write(d.path().join("www/index.html"), INDEX).expect("index");
     write(d.path(), &ca);
-    let text = common::render(&conf("", GLOBAL_TLS), free_port(), d.path());
+    let text = common::render(&conf("", body), free_port(), d.path());
     let c = d.path().join("wickd.conf");
     std::fs::write(&c, text).expect("conf");
     let pem = d.path().join("a.pem").display().to_string();
@@ -1320,8 +1321,11 @@ fn start_must_fail(d: &Path, conf: &str, what: &str) -> (Option<i32>, String) {
     (status.and_then(|s| s.code()), said)
 }
 
-fn refused(make: impl FnOnce(&Path, &Ca), what: &str) {
-    let (d, c, pem) = refusal_conf(make);
+/// -tt and start-up both refuse `body` with the files `make` writes, naming
+/// `file` (in the test's directory).
+fn refused(body: &str, file: &str, make: impl FnOnce(&Path, &Ca), what: &str) {
+    let (d, c, _) = refusal_conf(body, make);
+    let named = d.path().join(file).display().to_string();
     let o = run_wickd(&["-tt", "-f", &c]);
     let said = format!(
         "{}{}{}",
@@ -1330,15 +1334,20 @@ fn refused(make: impl FnOnce(&Path, &Ca), what: &str) {
         std::fs::read_to_string(d.path().join("error.log")).unwrap_or_default()
     );
     assert_ne!(o.status.code(), Some(0), "-tt accepted {what}: {said}");
-    assert!(said.contains(&pem), "-tt does not name {pem}: {said}");
+    assert!(said.contains(&named), "-tt does not name {named}: {said}");
     let (code, said) = start_must_fail(d.path(), &c, what);
     assert_ne!(code, Some(0), "{what}: {said}");
-    assert!(said.contains(&pem), "start-up does not name {pem}: {said}");
+    assert!(
+        said.contains(&named),
+        "start-up does not name {named}: {said}"
+    );
 }
 
 #[test]
 fn start_up_refuses_a_key_that_does_not_match_the_certificate() {
     refused(
+        GLOBAL_TLS,
+        "a.pem",
         |d, ca| {
             let a = ca.server(&["a.test"]);
             let b = ca.server(&["a.test"]);
@@ -1350,14 +1359,45 @@ fn start_up_refuses_a_key_that_does_not_match_the_certificate() {
 
 #[test]
 fn start_up_refuses_a_missing_pemfile() {
-    refused(|_, _| {}, "a missing ssl.pemfile");
+    refused(GLOBAL_TLS, "a.pem", |_, _| {}, "a missing ssl.pemfile");
 }
 
 #[test]
 fn start_up_refuses_a_pemfile_without_a_key() {
     refused(
+        GLOBAL_TLS,
+        "a.pem",
         |d, ca| std::fs::write(d.join("a.pem"), ca.server(&["a.test"]).cert_pem).expect("pem"),
         "a pem with no private key",
+    );
+}
+
+#[test]
+fn start_up_refuses_an_ssl_privkey_that_does_not_match() {
+    let body =
+        "ssl.engine = \"enable\"\nssl.pemfile = \"@DIR@/s.crt\"\nssl.privkey = \"@DIR@/s.key\"\n";
+    refused(
+        body,
+        "s.key",
+        |d, ca| {
+            std::fs::write(d.join("s.crt"), ca.server(&["a.test"]).cert_pem).expect("crt");
+            std::fs::write(d.join("s.key"), ca.server(&["a.test"]).key_pem).expect("key");
+        },
+        "an ssl.privkey of another certificate",
+    );
+}
+
+#[test]
+fn start_up_refuses_a_missing_pemfile_in_a_host_block() {
+    // Only SNI b.test would use it; lighttpd still loads it at start-up.
+    let body = format!(
+        "{GLOBAL_TLS}$HTTP[\"host\"] == \"b.test\" {{\n    ssl.pemfile = \"@DIR@/b.pem\"\n}}\n"
+    );
+    refused(
+        &body,
+        "b.pem",
+        |d, ca| ca.server(&["a.test"]).write_pem(&d.join("a.pem")),
+        "a missing ssl.pemfile for an SNI host",
     );
 }
 
@@ -1365,7 +1405,7 @@ fn start_up_refuses_a_pemfile_without_a_key() {
 fn an_expired_certificate_starts_with_a_warning_naming_the_file() {
     // lighttpd 1.4.69 warns "SSL: inactive/expired X509 certificate '<file>'" on
     // stderr and serves.
-    let (d, c, pem) = refusal_conf(|d, ca| {
+    let (d, c, pem) = refusal_conf(GLOBAL_TLS, |d, ca| {
         ca.leaf("a.test", None, &["a.test"], Role::Server, Validity::Expired)
             .write_pem(&d.join("a.pem"))
     });
