@@ -1003,6 +1003,69 @@ fn a_session_from_before_a_reload_resumes_after_it() {
     );
 }
 
+/// lighttpd's STEK file: i32 version 0, i32 active-from and expire times (host
+/// order), 16-byte key name, 32-byte HMAC key, 32-byte AES key.
+fn stek_file(seed: u8) -> Vec<u8> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs() as i32;
+    let mut b = Vec::with_capacity(92);
+    b.extend_from_slice(&0i32.to_ne_bytes());
+    b.extend_from_slice(&(now - 60).to_ne_bytes());
+    b.extend_from_slice(&(now + 86_400).to_ne_bytes());
+    b.extend((0..80u8).map(|i| i.wrapping_mul(37).wrapping_add(seed)));
+    b
+}
+
+#[test]
+fn ssl_stek_file_resumes_sessions_across_a_full_restart() {
+    for (with_stek, want) in [(true, HandshakeKind::Resumed), (false, HandshakeKind::Full)] {
+        let body = if with_stek {
+            format!("{GLOBAL_TLS}ssl.stek-file = \"@DIR@/stek\"\n")
+        } else {
+            GLOBAL_TLS.to_string()
+        };
+        // One CA for both servers: the second one's certificate verifies too.
+        let ca = Ca::new("wick test CA");
+        let start = |ca: &Ca| {
+            let a = ca.server(&["a.test"]);
+            Server::start_with(&conf("", &body), &[], |d| {
+                ca.write(&d.join("ca.pem"));
+                a.write_pem(&d.join("a.pem"));
+                std::fs::write(d.join("www/index.html"), INDEX).expect("index");
+                std::fs::write(d.join("stek"), stek_file(7)).expect("stek");
+            })
+        };
+        let s = start(&ca);
+        let site = Site {
+            tls_port: s.port,
+            s,
+            ca,
+        };
+        let mut chain = Chain::new(&site, ProtocolVersion::TLSv1_3);
+        chain.run(&site, 1);
+        assert!(chain.store.held() > 0, "no ticket");
+        // Stopped for good; a new server (new master, new process tree) starts.
+        let Site { s, ca, .. } = site;
+        drop(s);
+        let second = start(&ca);
+        let site = Site {
+            tls_port: second.port,
+            s: second,
+            ca,
+        };
+        chain.run(&site, 1);
+        assert_eq!(chain.hops[1].offered, Some(0));
+        assert_eq!(
+            chain.hops[1].kind,
+            Some(want),
+            "ssl.stek-file {}: a ticket from the stopped server",
+            if with_stek { "set" } else { "not set" }
+        );
+    }
+}
+
 // ---------------------------------------------------------------------------
 // 7. Client certificates
 
