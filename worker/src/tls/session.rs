@@ -150,7 +150,10 @@ impl Session {
     /// fits. Ok(0): the peer closed.
     pub fn read(&mut self, fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
         let Session::Up(c, _) = self else {
-            return Err(io::Error::new(io::ErrorKind::NotConnected, "TLS handshake not done"));
+            return Err(io::Error::new(
+                io::ErrorKind::NotConnected,
+                "TLS handshake not done",
+            ));
         };
         let mut raw = [0u8; RAW_CHUNK];
         let mut filled = 0;
