@@ -12,6 +12,8 @@ use std::rc::Rc;
 
 /// Plaintext of a file read into the TLS layer per call (one record's worth).
 pub const FILE_CHUNK: usize = 16 << 10;
+/// TLS bytes read from the socket per call: a full record and its overhead.
+const RAW_CHUNK: usize = 17 << 10;
 
 pub enum Session {
     Hello(Box<Acceptor>),
@@ -141,8 +143,11 @@ impl Session {
         Ok(true)
     }
 
-    /// Plaintext into `buf`, reading the socket until it is empty (edge-triggered:
-    /// a short count must mean the socket had no more). Ok(0): the peer closed.
+    /// Plaintext into `buf`. The socket is read into a buffer of ours and fed to
+    /// rustls, so that a short read tells, as on a plain connection, that the
+    /// socket is empty (edge-triggered: no extra read to see EAGAIN). At most as
+    /// many TLS bytes are read as `buf` has room for, so the plaintext always
+    /// fits. Ok(0): the peer closed.
     pub fn read(&mut self, fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
         let Session::Up(c, _) = self else {
             return Err(io::Error::new(
@@ -150,8 +155,10 @@ impl Session {
                 "TLS handshake not done",
             ));
         };
+        let mut raw = [0u8; RAW_CHUNK];
         let mut filled = 0;
         let mut eof = false;
+        let mut drained = false;
         loop {
             match c.reader().read(&mut buf[filled..]) {
                 Ok(0) if filled < buf.len() => eof = true, // close_notify
@@ -160,25 +167,36 @@ impl Session {
                 Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => eof = true,
                 Err(e) => return Err(e),
             }
-            if filled == buf.len() || eof {
+            if filled == buf.len() || eof || drained {
                 break;
             }
-            match c.read_tls(&mut FdIo(fd)) {
-                Ok(0) => eof = true,
-                Ok(_) => {}
+            let room = (buf.len() - filled).min(RAW_CHUNK);
+            let n = match sys::read(fd, &mut raw[..room]) {
+                Ok(0) => {
+                    eof = true;
+                    0
+                }
+                Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) => return Err(e),
-            }
-            if let Err(e) = c.process_new_packets() {
-                let _ = c.write_tls(&mut FdIo(fd));
-                return Err(io::Error::new(io::ErrorKind::InvalidData, e));
-            }
-            if eof {
-                // What came with the FIN is still to be read out.
-                if let Ok(n) = c.reader().read(&mut buf[filled..]) {
-                    filled += n;
+            };
+            drained = n < room;
+            let mut rest = &raw[..n];
+            while !rest.is_empty() {
+                if c.read_tls(&mut rest)? == 0 {
+                    return Err(io::Error::other("TLS input not taken"));
                 }
-                break;
+                if let Err(e) = c.process_new_packets() {
+                    let _ = c.write_tls(&mut FdIo(fd));
+                    return Err(io::Error::new(io::ErrorKind::InvalidData, e));
+                }
+                // Room was counted: what these bytes decrypt to fits.
+                match c.reader().read(&mut buf[filled..]) {
+                    Ok(n) => filled += n,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => eof = true,
+                    Err(e) => return Err(e),
+                }
             }
         }
         // Handshake replies, tickets, alerts go out now (or on the next writable edge).
