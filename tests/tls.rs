@@ -1796,6 +1796,101 @@ fn a_closing_response_ends_with_close_notify() {
 }
 
 #[test]
+fn requests_arrive_in_tls_records_of_any_size() {
+    let body = format!("{GLOBAL_TLS}cgi.assign = (\".sh\" => \"/bin/sh\")\n");
+    let site = start_site(&conf(", \"mod_cgi\"", &body), |d, _| {
+        write_script(
+            d,
+            "echo.sh",
+            "#!/bin/sh\nprintf 'Content-Type: application/octet-stream\\r\\n\\r\\n'\nexec cat\n",
+        );
+    });
+    // One byte per record: the head arrives in 40-odd records.
+    let mut sess = handshake(site.tls_port, "a.test", &site.verifying(None)).expect("handshake");
+    for b in b"GET /index.html HTTP/1.1\r\nHost: a.test\r\n\r\n" {
+        sess.conn.send(&[*b]);
+    }
+    let r = sess
+        .conn
+        .response()
+        .expect("response to a byte-per-record request");
+    assert_eq!((r.status, r.text().as_str()), (200, INDEX));
+    // 300 requests in one write: records full of requests, more plaintext at once
+    // than any one read of the server takes; none may be left waiting for an
+    // edge that never comes.
+    let n = 300;
+    let burst = "GET /index.html HTTP/1.1\r\nHost: a.test\r\n\r\n".repeat(n);
+    sess.conn.send(burst.as_bytes());
+    for i in 0..n {
+        let r = sess
+            .conn
+            .response()
+            .unwrap_or_else(|| panic!("pipelined response {i} of {n}"));
+        assert_eq!(r.status, 200, "pipelined response {i}");
+    }
+    // A 300 KB body with a request behind it, in one write.
+    let data = pattern(300 * 1000);
+    let mut req = format!(
+        "POST /echo.sh HTTP/1.1\r\nHost: a.test\r\nContent-Length: {}\r\n\r\n",
+        data.len()
+    )
+    .into_bytes();
+    req.extend_from_slice(&data);
+    req.extend_from_slice(b"GET /index.html HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n");
+    sess.conn.send(&req);
+    let (got, _) = read_to_close(&mut sess);
+    let text = String::from_utf8_lossy(&got);
+    let first = common::parse_response(&got);
+    assert_eq!(first.status, 200, "{}", site.s.error_log());
+    // The script's answer, chunked or with a length (lighttpd sets one when the
+    // script ended before the head went out), then the second response.
+    let at = common::find(&got, b"\r\n\r\n").map_or(0, |h| h + 4);
+    let (echoed, used) = match first
+        .header("content-length")
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        Some(len) => (got[at..(at + len).min(got.len())].to_vec(), len),
+        None => dechunk(&got[at..]),
+    };
+    assert!(
+        echoed == data,
+        "the echoed body differs ({} bytes)",
+        echoed.len()
+    );
+    let second = common::parse_response(&got[(at + used).min(got.len())..]);
+    assert_eq!(
+        (second.status, second.text().as_str()),
+        (200, INDEX),
+        "the request behind the body: {}",
+        &text[text.len().saturating_sub(400)..]
+    );
+}
+
+/// A chunked body at the start of `b`: (data, bytes it took including the last
+/// chunk and its CRLF). A malformed one ends early (the test then fails on it).
+fn dechunk(b: &[u8]) -> (Vec<u8>, usize) {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while let Some(eol) = common::find(&b[i..], b"\r\n") {
+        let size = std::str::from_utf8(&b[i..i + eol])
+            .ok()
+            .and_then(|s| usize::from_str_radix(s.split(';').next().unwrap_or("").trim(), 16).ok());
+        let Some(size) = size else { break };
+        i += eol + 2;
+        if size == 0 {
+            // No trailers from a CGI script: the final CRLF.
+            return (out, i + 2);
+        }
+        if i + size + 2 > b.len() {
+            break;
+        }
+        out.extend_from_slice(&b[i..i + size]);
+        i += size + 2;
+    }
+    (out, i)
+}
+
+#[test]
 fn a_client_vanishing_mid_response_does_not_hurt_the_server() {
     let (site, data) = big_site("");
     started(&site.s);
