@@ -1891,6 +1891,38 @@ fn dechunk(b: &[u8]) -> (Vec<u8>, usize) {
 }
 
 #[test]
+fn a_request_followed_by_close_notify_is_answered() {
+    // A TLS half-close (RFC 8446 6.1): the client has said all it will; the
+    // response still comes, as from lighttpd. (A bare TCP FIN instead draws a
+    // decode_error alert and no response from lighttpd's OpenSSL; wickd answers;
+    // neither is asserted.)
+    let site = start_site(&conf("", GLOBAL_TLS), |_, _| {});
+    for v in [ProtocolVersion::TLSv1_3, ProtocolVersion::TLSv1_2] {
+        let mut sess =
+            handshake(site.tls_port, "a.test", &site.verifying(Some(v))).expect("handshake");
+        sess.conn
+            .send(b"GET /index.html HTTP/1.1\r\nHost: a.test\r\n\r\n");
+        sess.conn.s.conn.send_close_notify();
+        let _ = sess.conn.s.conn.complete_io(&mut sess.conn.s.sock);
+        let r = sess.conn.response();
+        assert_eq!(
+            r.map(|r| (r.status, r.text())),
+            Some((200, INDEX.to_string())),
+            "{v:?}: no response after the client's close_notify"
+        );
+        // As after a FIN on a plain connection: closed at once, not kept until
+        // an idle timeout.
+        let t = Instant::now();
+        let closed = sess.conn.closed();
+        let after = t.elapsed();
+        assert!(
+            closed && after < Duration::from_secs(2),
+            "{v:?}: closed {closed} after {after:?} once the client sent close_notify"
+        );
+    }
+}
+
+#[test]
 fn a_client_vanishing_mid_response_does_not_hurt_the_server() {
     let (site, data) = big_site("");
     started(&site.s);
