@@ -263,6 +263,46 @@ fn ssl_conf_cmd_min_protocol_tls13_refuses_tls12() {
 }
 
 #[test]
+fn ssl_cipher_list_limits_tls12_suites() {
+    // An OpenSSL cipher string: TLS 1.2 gets only what it names (lighttpd
+    // honours the server's order by default); TLS 1.3 suites are not affected.
+    use rustls::crypto::aws_lc_rs::cipher_suite as cs;
+    let body = format!("{GLOBAL_TLS}ssl.cipher-list = \"ECDHE+CHACHA20\"\n");
+    let site = start_site(&conf("", &body), |_, _| {});
+    let all = client_config(&ClientSpec {
+        version: Some(ProtocolVersion::TLSv1_2),
+        ca: Some(&site.ca),
+        ..ClientSpec::default()
+    });
+    let sess = handshake(site.tls_port, "a.test", &all)
+        .unwrap_or_else(|e| panic!("TLS 1.2: {e}\n{}", site.s.error_log()));
+    assert_eq!(
+        sess.suite,
+        Some(rustls::CipherSuite::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256)
+    );
+    let gcm_only = client_config(&ClientSpec {
+        version: Some(ProtocolVersion::TLSv1_2),
+        ca: Some(&site.ca),
+        suites: Some(vec![
+            cs::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+            cs::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+        ]),
+        ..ClientSpec::default()
+    });
+    assert!(
+        handshake(site.tls_port, "a.test", &gcm_only).is_err(),
+        "a TLS 1.2 suite ssl.cipher-list does not name was accepted"
+    );
+    let sess = handshake(
+        site.tls_port,
+        "a.test",
+        &site.verifying(Some(ProtocolVersion::TLSv1_3)),
+    )
+    .expect("TLS 1.3 under ssl.cipher-list");
+    assert_eq!(sess.version, Some(ProtocolVersion::TLSv1_3));
+}
+
+#[test]
 fn pemfile_in_a_socket_block_with_the_key_in_ssl_privkey() {
     let body = r#"$SERVER["socket"] == "127.0.0.1:@TLSPORT@" {
     ssl.engine = "enable"

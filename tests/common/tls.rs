@@ -267,6 +267,8 @@ pub struct ClientSpec<'a> {
     pub alpn: &'a [&'a str],
     /// Where sessions go (None: a fresh in-memory store of this config's own).
     pub store: Option<Arc<TaggedStore>>,
+    /// Offer only these suites (None: the provider's defaults).
+    pub suites: Option<Vec<rustls::SupportedCipherSuite>>,
 }
 
 impl Default for ClientSpec<'_> {
@@ -278,6 +280,7 @@ impl Default for ClientSpec<'_> {
             sni: true,
             alpn: &[],
             store: None,
+            suites: None,
         }
     }
 }
@@ -291,7 +294,11 @@ pub fn client_config(spec: &ClientSpec) -> Arc<ClientConfig> {
         Some(v) => panic!("no such version in rustls: {v:?}"),
         None => vec![&rustls::version::TLS13, &rustls::version::TLS12],
     };
-    let b = ClientConfig::builder_with_provider(provider())
+    let mut p = rustls::crypto::aws_lc_rs::default_provider();
+    if let Some(suites) = &spec.suites {
+        p.cipher_suites = suites.clone();
+    }
+    let b = ClientConfig::builder_with_provider(Arc::new(p))
         .with_protocol_versions(&versions)
         .expect("protocol versions");
     let b = match spec.ca {
@@ -451,6 +458,7 @@ pub struct Session {
     pub version: Option<ProtocolVersion>,
     pub kind: Option<HandshakeKind>,
     pub alpn: Option<Vec<u8>>,
+    pub suite: Option<rustls::CipherSuite>,
 }
 
 /// Connect to 127.0.0.1:`port` naming the server `name` (an IP address sends no
@@ -475,12 +483,14 @@ pub fn handshake(port: u16, name: &str, config: &Arc<ClientConfig>) -> std::io::
     let version = tls.conn.protocol_version();
     let kind = tls.conn.handshake_kind();
     let alpn = tls.conn.alpn_protocol().map(|p| p.to_vec());
+    let suite = tls.conn.negotiated_cipher_suite().map(|s| s.suite());
     Ok(Session {
         conn: Conn::over(tls),
         peer_cert,
         version,
         kind,
         alpn,
+        suite,
     })
 }
 
