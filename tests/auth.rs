@@ -571,3 +571,211 @@ fn a_missing_user_file_starts_with_a_warning_and_refuses_every_login() {
         s.error_log()
     );
 }
+
+/// Standard base64, for Basic credentials written by hand.
+fn b64(s: &str) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for c in s.as_bytes().chunks(3) {
+        let n = (u32::from(c[0]) << 16)
+            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*c.get(2).unwrap_or(&0));
+        for i in 0..4 {
+            if i <= c.len() {
+                out.push(T[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// One GET with Basic credentials on its own connection, read until the server
+/// closes: (status line's code, the whole answer, how long it took).
+fn login(port: u16, path: &str, cred: &str) -> (u16, String, Duration) {
+    use std::io::{Read, Write};
+    let t0 = std::time::Instant::now();
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(15)))
+        .expect("timeout");
+    let req = format!(
+        "GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {}\r\nConnection: close\r\n\r\n",
+        b64(cred)
+    );
+    s.write_all(req.as_bytes()).expect("write");
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let status = text
+        .get(9..12)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (status, text, t0.elapsed())
+}
+
+/// auth.delay-invalid-creds (lighttpd 1.4.69: on unless disabled): wrong
+/// credentials are answered a second later, their connection parked, while the
+/// worker (only one here) goes on serving others at once; a missing login's
+/// challenge and a good login are not held. Disabled, the 401 comes at once and
+/// the flag draws no "not acted on" warning.
+#[test]
+fn a_failed_login_is_answered_a_second_later_without_holding_the_worker() {
+    let conf = format!(
+        "{CONF}auth.backend = \"plain\"\nauth.backend.plain.userfile = \"@DIR@/plain\"\n{REQUIRE}"
+    );
+    let prepare = |d: &Path| {
+        files(d);
+        put(d, "plain", "alice:pw\n", 0o644);
+    };
+    let s = Server::start_with(&conf, &[], prepare);
+    let port = s.port;
+    let answered = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = answered.clone();
+    let wrong = std::thread::spawn(move || {
+        let r = login(port, "/private/secret.txt", "alice:wrong");
+        flag.store(true, std::sync::atomic::Ordering::SeqCst);
+        r
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    // Meanwhile: a public file, a good login, a missing login's challenge.
+    let r = get(&s, "/public.txt", None);
+    assert_eq!((r.status, r.text().as_str()), (200, "public\n"));
+    let (status, _, _) = login(port, "/private/secret.txt", "alice:pw");
+    assert_eq!(status, 200);
+    assert_eq!(get(&s, "/private/secret.txt", None).status, 401);
+    assert!(
+        !answered.load(std::sync::atomic::Ordering::SeqCst),
+        "the wrong login was answered before the others"
+    );
+    let (status, text, took) = wrong.join().expect("thread");
+    assert_eq!(status, 401, "{text}");
+    assert!(text.contains("\r\nWWW-Authenticate: Basic realm=\"Private Area\""), "{text}");
+    assert!(text.contains("\r\nConnection: close\r\n"), "{text}");
+    assert!(took >= Duration::from_millis(900), "{took:?}");
+    // The same wrong password again (now a cached verdict) is held as well.
+    let (status, _, took) = login(port, "/private/secret.txt", "alice:wrong");
+    assert_eq!(status, 401);
+    assert!(took >= Duration::from_millis(900), "{took:?}");
+    // Pipelined behind wrong credentials: nothing more is answered.
+    let two = format!(
+        "GET /private/secret.txt HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {}\r\n\r\nGET /public.txt HTTP/1.1\r\nHost: x\r\n\r\n",
+        b64("alice:nope")
+    );
+    let raw = String::from_utf8_lossy(&s.raw(two.as_bytes())).into_owned();
+    assert_eq!(raw.matches("HTTP/1.1 ").count(), 1, "{raw}");
+    drop(s);
+
+    let off = format!(
+        "{conf}server.feature-flags = ( \"auth.delay-invalid-creds\" => \"disable\" )\n"
+    );
+    let s = Server::start_with(&off, &[], prepare);
+    let (status, _, took) = login(s.port, "/private/secret.txt", "alice:wrong");
+    assert_eq!(status, 401);
+    assert!(took < Duration::from_millis(900), "{took:?}");
+    let o = Command::new(common::wickd_bin())
+        .args(["-tt", "-f"])
+        .arg(&s.conf)
+        .output()
+        .expect("run wickd -tt");
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(!e.contains("not acted on"), "{e}");
+}
+
+/// N clients, each on its own connections, sending `cred(i, n)` in a loop for
+/// `secs`: the statuses they got.
+fn flood(
+    port: u16,
+    clients: usize,
+    secs: u64,
+    cred: fn(usize, usize) -> String,
+) -> Vec<std::thread::JoinHandle<Vec<(u16, String)>>> {
+    (0..clients)
+        .map(|i| {
+            std::thread::spawn(move || {
+                let end = std::time::Instant::now() + Duration::from_secs(secs);
+                let mut got = Vec::new();
+                for n in 0..500 {
+                    if std::time::Instant::now() >= end {
+                        break;
+                    }
+                    let (status, text, _) = login(port, "/private/secret.txt", &cred(i, n));
+                    got.push((status, text));
+                }
+                got
+            })
+        })
+        .collect()
+}
+
+/// Issue 18: clients sending wrong passwords for a bcrypt hash in a loop cannot
+/// starve the others of the worker (one here): new passwords wait for the
+/// worker's hashing budget (parked, then refused with 503 and Retry-After), the
+/// same wrong password again is a cached verdict, and a public file and a cached
+/// good login answer throughout.
+#[test]
+fn a_login_flood_does_not_starve_other_clients() {
+    // bcrypt at cost 10, as `htpasswd -B -C 10` makes it.
+    let line = Command::new("htpasswd")
+        .args(["-nbB", "-C", "10", "u", "pw"])
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .filter(|l| l.starts_with("u:$2y$10$"));
+    let Some(line) = line else {
+        eprintln!("SKIP a_login_flood_does_not_starve_other_clients: no htpasswd -B -C 10");
+        return;
+    };
+    // The flag off: the flood comes as fast as the server answers.
+    let conf = format!(
+        "{CONF}auth.backend = \"htpasswd\"\nauth.backend.htpasswd.userfile = \"@DIR@/htpasswd\"\n\
+         server.feature-flags = ( \"auth.delay-invalid-creds\" => \"disable\" )\n{REQUIRE}"
+    );
+    let s = Server::start_with(&conf, &[], |d| {
+        files(d);
+        put(d, "htpasswd", &format!("{line}\n"), 0o644);
+    });
+    let port = s.port;
+    assert_eq!(login(port, "/private/secret.txt", "u:pw").0, 200);
+
+    // Ever new passwords.
+    let flooders = flood(port, 6, 4, |i, n| format!("u:wrong-{i}-{n}"));
+    std::thread::sleep(Duration::from_millis(500));
+    let mut slowest = Duration::ZERO;
+    for _ in 0..10 {
+        let t0 = std::time::Instant::now();
+        let r = get(&s, "/public.txt", None);
+        assert_eq!(r.status, 200);
+        let (status, _, _) = login(port, "/private/secret.txt", "u:pw");
+        assert_eq!(status, 200);
+        slowest = slowest.max(t0.elapsed());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let got: Vec<(u16, String)> = flooders
+        .into_iter()
+        .flat_map(|h| h.join().expect("flooder"))
+        .collect();
+    assert!(got.iter().all(|(st, _)| *st == 401 || *st == 503), "{:?}", got.iter().map(|g| g.0).collect::<Vec<_>>());
+    let busy: Vec<&String> = got.iter().filter(|g| g.0 == 503).map(|g| &g.1).collect();
+    assert!(!busy.is_empty(), "no login was refused for want of budget");
+    assert!(busy.iter().all(|t| t.contains("\r\nRetry-After: ")), "{:?}", busy[0]);
+    // A generous bound: without the budget each waited behind every flooder's hash.
+    assert!(slowest < Duration::from_secs(2), "{slowest:?}");
+    assert!(
+        wait_until(Duration::from_secs(5), || s
+            .error_log()
+            .contains("too many logins to verify; 503")),
+        "{}",
+        s.error_log()
+    );
+
+    // The same wrong password from all: one hash, then cached verdicts only.
+    std::thread::sleep(Duration::from_secs(3));
+    let flooders = flood(port, 6, 2, |_, _| "u:always-the-same".to_string());
+    let got: Vec<u16> = flooders
+        .into_iter()
+        .flat_map(|h| h.join().expect("flooder"))
+        .map(|g| g.0)
+        .collect();
+    assert!(got.len() > 12 && got.iter().all(|st| *st == 401), "{got:?}");
+}

@@ -40,6 +40,8 @@ pub struct Ctx {
     pub internal: Option<crate::internal::InternalInfo>,
     /// Error-log lines from request handling, written after the loop turn.
     pub log: Vec<String>,
+    /// Set while a request a module parked runs again (park.rs): `Base::resumed`.
+    pub resumed: bool,
 }
 
 impl Ctx {
@@ -80,6 +82,7 @@ impl Ctx {
             cgi,
             internal: None,
             log: Vec::new(),
+            resumed: false,
         }
     }
 

@@ -24,6 +24,7 @@ pub mod internal;
 pub mod mime;
 pub mod mods;
 pub mod parseopts;
+pub mod park;
 pub mod path;
 pub mod pipeline;
 pub mod request;

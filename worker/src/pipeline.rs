@@ -18,6 +18,7 @@ use crate::ctx::Ctx;
 use crate::handler::Handler;
 use crate::internal::{Internal, InternalInfo, Saved};
 use crate::mods::{Base, Handled, Rq};
+use crate::park::{Parked, Then};
 use crate::request::{self, BodyKind, Field, Head};
 use crate::response::Out;
 use crate::static_file::{self, Env, Req};
@@ -136,6 +137,8 @@ fn run_with(ctx: &mut Ctx, r: &Request, path: &mut Vec<u8>) -> Outcome {
         target_orig: orig
             .as_deref()
             .map_or(r.head.target.of(r.buf), str::as_bytes),
+        // An internal request is never parked: what it runs for is answered now.
+        resumed: w.resumed || orig.is_some(),
     };
     let mut early = None;
     if mods.active {
@@ -146,6 +149,16 @@ fn run_with(ctx: &mut Ctx, r: &Request, path: &mut Vec<u8>) -> Outcome {
             clock: w.clock,
         };
         early = Some(mods.prepare(&site.compiled, w.cond, &base, rq, fs));
+        if let Some(at) = rq.later {
+            // A module wants it run again later (Flow::Later): the head is kept,
+            // its body (not read yet) waits in the connection.
+            let then = crate::park::Then::Rerun(r.buf.to_vec());
+            let handler = Box::new(crate::park::Parked::new(at, then));
+            return Outcome::Handler {
+                handler,
+                body: None,
+            };
+        }
         path.clear();
         path.extend_from_slice(&rq.path);
     }
@@ -192,6 +205,7 @@ struct Worker<'c> {
     cgi: &'c mut crate::cgi::Client,
     internal: &'c mut Option<InternalInfo>,
     log: &'c mut Vec<String>,
+    resumed: bool,
 }
 
 impl<'c> Worker<'c> {
@@ -213,6 +227,7 @@ impl<'c> Worker<'c> {
             internal,
             rq,
             log,
+            resumed,
             ..
         } = ctx;
         let w = Worker {
@@ -229,6 +244,7 @@ impl<'c> Worker<'c> {
             cgi,
             internal,
             log,
+            resumed: *resumed,
         };
         (w, rq)
     }
@@ -261,6 +277,7 @@ fn respond(
         cgi,
         internal,
         log,
+        ..
     } = w;
     let cond: &wick_conf::cond::CondState = cond;
     let mods = &site.mods;
@@ -330,12 +347,18 @@ fn respond(
         }
         None => static_file::handle(&req, view, &mut env),
     };
+    // An answer held back (mod_auth after wrong credentials) waits parked.
+    let hold = rq.hold.filter(|_| mods.active);
     if error_run.is_none() {
         if let Some(ir) = error_handler(r, view, status, rq, early.is_some() && mods.active) {
             // The first answer is dropped unsent and unlogged: the handler's is
             // the request's.
             drop(out.split_off(mark));
             let ir = Box::new(ir);
+            if let Some(at) = hold {
+                let handler = Box::new(Parked::new(at, Then::Run(ir)));
+                return Outcome::Handler { handler, body };
+            }
             return Outcome::Internal { ir, body };
         }
     }
@@ -354,7 +377,18 @@ fn respond(
         status,
     ) {
         Some(handler) => Outcome::Handler { handler, body },
-        None => Outcome::Answered { mark, body, close },
+        None => match hold {
+            // (its access-log line is written now, as the answer is made)
+            Some(at) => {
+                let then = Then::Send {
+                    out: out.split_off(mark),
+                    keep_alive,
+                };
+                let handler = Box::new(Parked::new(at, then));
+                Outcome::Handler { handler, body }
+            }
+            None => Outcome::Answered { mark, body, close },
+        },
     }
 }
 

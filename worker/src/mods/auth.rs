@@ -9,9 +9,18 @@
 //! list, no allocation, no file access. The user file is read on first use (inside
 //! the sandbox, as server.username: it must be readable by that user, as lighttpd
 //! requires), looked at again at most once a second, re-read when its inode, size
-//! or mtime changed. Passwords that verified are kept briefly (a salted SHA-256, not
-//! the password) so that bcrypt's cost is not paid per request.
+//! or mtime changed.
+//!
+//! Logins cannot stall the worker: passwords that verified are kept briefly (a
+//! salted SHA-256, not the password) so that bcrypt's cost is not paid per
+//! request, and so are the ones that failed (a keyed SHA-256 of user and password):
+//! the same wrong password again costs a hash lookup. A new password for a slow
+//! hash waits for the worker's hashing budget (`budget.rs`: parked, never
+//! verified in a queue). A failed login's 401 is held back a second
+//! (auth.delay-invalid-creds, on by default as in lighttpd), the connection parked
+//! meanwhile, not the worker.
 
+mod budget;
 mod digest;
 
 use super::{hook, Cx, Flow, Module, Trigger};
@@ -25,6 +34,11 @@ use wick_conf::{Config, Value};
 
 /// Verified credentials kept at most this many per worker.
 const CACHE_MAX: usize = 1024;
+/// Failed credentials kept at most this many per worker (each was paid for with
+/// a verification, which the budget bounds).
+const FAILED_MAX: usize = 4096;
+/// lighttpd's hold on the answer to wrong credentials (auth.delay-invalid-creds).
+const DELAY_INVALID: std::time::Duration = std::time::Duration::from_secs(1);
 /// Seconds a verified password is kept without auth.cache (lighttpd checks every
 /// request then; a changed user file empties the cache anyway).
 const CACHE_TTL: u64 = 10;
@@ -89,6 +103,17 @@ struct UserFile {
 /// (file generation, require id, user) → (salted SHA-256 of the password, when).
 type CacheKey = (u64, u32, Vec<u8>);
 
+/// What checking a password came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    Ok,
+    Fail,
+    /// No hashing budget now: run the request again then.
+    Later(std::time::Instant),
+    /// No hashing budget for a while: 503, Retry-After this many seconds.
+    Busy(u64),
+}
+
 pub struct Auth {
     /// Some block requires authentication: else the module hooks nothing, and
     /// requests keep the plain path.
@@ -98,6 +123,13 @@ pub struct Auth {
     /// User files by path: [other backends, htdigest] (their lines split differently).
     files: RefCell<[HashMap<String, UserFile>; 2]>,
     cache: RefCell<HashMap<CacheKey, ([u8; 32], u64)>>,
+    /// Credentials that failed: keyed SHA-256 of (generation, require, user,
+    /// password) → when.
+    failed: RefCell<HashMap<[u8; 32], u64>>,
+    /// Time the worker may spend on slow hashes.
+    budget: RefCell<budget::Budget>,
+    /// server.feature-flags "auth.delay-invalid-creds" (default on).
+    delay_invalid: bool,
     salt: [u8; 32],
     /// Digest nonces made so far (their random part comes from it and `salt`).
     nonces: std::cell::Cell<u64>,
@@ -293,11 +325,24 @@ impl Auth {
                 c.copy_from_slice(&h.finish().to_le_bytes());
             }
         }
+        // lighttpd's config_feature_bool: a value that is not a boolean is the
+        // default.
+        let delay_invalid = cfg
+            .server
+            .feature_flags
+            .iter()
+            .rev()
+            .find(|(k, _)| k == "auth.delay-invalid-creds")
+            .and_then(|(_, v)| <bool as wick_conf::options::FromValue>::from_value(v).ok())
+            .unwrap_or(true);
         Ok(Auth {
             active: requires.iter().flatten().any(|r| !r.is_empty()),
             requires,
             files: RefCell::default(),
             cache: RefCell::default(),
+            failed: RefCell::default(),
+            budget: RefCell::default(),
+            delay_invalid,
             salt,
             nonces: std::cell::Cell::new(0),
             log: RefCell::default(),
@@ -354,31 +399,61 @@ impl Auth {
             Backend::Htdigest => view.auth_htdigest_userfile,
         };
         let now = x.fs.clock.mono;
-        let ok = !user.is_empty()
-            && self.verify(
+        // A user the rule does not allow fails without a hash (as it would after).
+        let verdict = match !user.is_empty() && req.allows(user) {
+            true => self.verify(
                 file,
                 backend,
                 req,
-                user,
-                pw,
+                (user, pw),
                 now,
                 cache_ttl(view.auth_cache),
-            )
-            && req.allows(user);
-        if !ok {
-            self.log(format!(
-                "password doesn't match for {} username: {} IP: {}",
-                String::from_utf8_lossy(&x.rq.path),
-                String::from_utf8_lossy(user),
-                x.rq.remote_ip
-            ));
-            x.rq.close = true;
-            return challenge(x);
+                x.base.resumed,
+            ),
+            false => Verdict::Fail,
+        };
+        match verdict {
+            Verdict::Ok => {}
+            Verdict::Fail => {
+                self.log(format!(
+                    "password doesn't match for {} username: {} IP: {}",
+                    String::from_utf8_lossy(&x.rq.path),
+                    String::from_utf8_lossy(user),
+                    x.rq.remote_ip
+                ));
+                self.refuse(x);
+                return challenge(x);
+            }
+            Verdict::Later(at) => {
+                x.rq.later = Some(at);
+                return Flow::Later;
+            }
+            Verdict::Busy(secs) => {
+                self.log(format!(
+                    "too many logins to verify; 503 for {} username: {} IP: {}",
+                    String::from_utf8_lossy(&x.rq.path),
+                    String::from_utf8_lossy(user),
+                    x.rq.remote_ip
+                ));
+                x.rq.answer_fields
+                    .push((&b"Retry-After"[..], secs.to_string().into_bytes()));
+                self.refuse(x);
+                return Flow::Status(503);
+            }
         }
         x.rq.remote_user.clear();
         x.rq.remote_user.push_str(&String::from_utf8_lossy(user));
         x.rq.auth_type = "Basic";
         Flow::Go
+    }
+
+    /// Wrong credentials: no more guesses on this connection (as lighttpd), and
+    /// the answer held back a second (auth.delay-invalid-creds).
+    fn refuse(&self, x: &mut Cx) {
+        x.rq.close = true;
+        if self.delay_invalid {
+            x.rq.hold = Some(std::time::Instant::now() + DELAY_INVALID);
+        }
     }
 
     /// A Digest challenge: one WWW-Authenticate per algorithm (strongest first),
@@ -510,7 +585,7 @@ impl Auth {
                 _ => Some(digest::h(a, &[user, b":", realm, b":", &stored])),
             });
         let Some(ha1) = ha1 else {
-            x.rq.close = true;
+            self.refuse(x);
             return self.digest_challenge(x, req, 0);
         };
         let want = digest::response(a, &ha1, &p, x.base.method());
@@ -521,7 +596,7 @@ impl Auth {
                 String::from_utf8_lossy(user),
                 x.rq.remote_ip
             ));
-            x.rq.close = true;
+            self.refuse(x);
             return self.digest_challenge(x, req, 0);
         }
         if !req.allows(user) {
@@ -558,20 +633,21 @@ impl Auth {
             .map(|(_, _, p)| p.clone())
     }
 
-    /// Does `pw` verify for `user` in `file`? A verified password is cached.
+    /// Does `pw` verify for `user` in `file`? From the caches when it was
+    /// checked lately; else by its hash, a slow one only when the budget allows.
     #[allow(clippy::too_many_arguments)]
     fn verify(
         &self,
         file: &str,
         backend: Backend,
         req: &Require,
-        user: &[u8],
-        pw: &[u8],
+        (user, pw): (&[u8], &[u8]),
         now: u64,
         ttl: u64,
-    ) -> bool {
+        resumed: bool,
+    ) -> Verdict {
         if file.is_empty() {
-            return false;
+            return Verdict::Fail;
         }
         let mut files = self.files.borrow_mut();
         let files = &mut files[usize::from(backend == Backend::Htdigest)];
@@ -579,7 +655,7 @@ impl Auth {
             files.insert(file.to_string(), UserFile::default());
         }
         let Some(uf) = files.get_mut(file) else {
-            return false;
+            return Verdict::Fail;
         };
         self.refresh(file, backend, uf, now);
         let mut h = sha2::Sha256::new();
@@ -589,7 +665,13 @@ impl Auth {
         let key = (uf.generation, req.id, user.to_vec());
         if let Some((d, t)) = self.cache.borrow().get(&key) {
             if now.saturating_sub(*t) < ttl && bool::from(d.ct_eq(&digest)) {
-                return true;
+                return Verdict::Ok;
+            }
+        }
+        let failed_key = self.failed_key(uf.generation, req.id, user, pw);
+        if let Some(t) = self.failed.borrow().get(&failed_key) {
+            if now.saturating_sub(*t) < ttl {
+                return Verdict::Fail;
             }
         }
         let realm = req.realm.as_bytes();
@@ -598,7 +680,20 @@ impl Auth {
             .iter()
             .find(|(u, r, _)| u == user && (backend != Backend::Htdigest || r == realm))
         else {
-            return false;
+            return Verdict::Fail;
+        };
+        let timed = if backend == Backend::Htpasswd && slow_hash(stored) {
+            match self
+                .budget
+                .borrow_mut()
+                .gate(std::time::Instant::now(), resumed)
+            {
+                budget::Gate::Now => Some(std::time::Instant::now()),
+                budget::Gate::Later(at) => return Verdict::Later(at),
+                budget::Gate::Busy(secs) => return Verdict::Busy(secs),
+            }
+        } else {
+            None
         };
         let ok = match backend {
             Backend::Plain => bool::from(stored.as_slice().ct_eq(pw)),
@@ -623,6 +718,9 @@ impl Auth {
                 }
             },
         };
+        if let Some(t0) = timed {
+            self.budget.borrow_mut().spent(t0.elapsed(), resumed);
+        }
         if ok {
             let mut c = self.cache.borrow_mut();
             if c.len() >= CACHE_MAX {
@@ -632,8 +730,33 @@ impl Auth {
                 }
             }
             c.insert(key, (digest, now));
+            return Verdict::Ok;
         }
-        ok
+        let mut f = self.failed.borrow_mut();
+        if f.len() >= FAILED_MAX {
+            f.retain(|_, t| now.saturating_sub(*t) < ttl);
+            if f.len() >= FAILED_MAX {
+                f.clear();
+            }
+        }
+        f.insert(failed_key, now);
+        Verdict::Fail
+    }
+
+    /// The key a failed login is kept under: the worker's secret salt over the
+    /// file's generation, the rule, the user and the password (lengths included,
+    /// so no two pairs run together).
+    fn failed_key(&self, generation: u64, id: u32, user: &[u8], pw: &[u8]) -> [u8; 32] {
+        sha2::Sha256::new()
+            .chain_update(self.salt)
+            .chain_update(b"failed")
+            .chain_update(generation.to_le_bytes())
+            .chain_update(id.to_le_bytes())
+            .chain_update((user.len() as u64).to_le_bytes())
+            .chain_update(user)
+            .chain_update(pw)
+            .finalize()
+            .into()
     }
 
     /// Read `file` again when it changed (looked at once a second at most).
@@ -699,6 +822,7 @@ impl Auth {
         // Old verifications can no longer match (the generation is in the key):
         // drop what is older than this second.
         self.cache.borrow_mut().retain(|_, (_, t)| *t >= now);
+        self.failed.borrow_mut().retain(|_, t| *t >= now);
     }
 }
 
@@ -738,6 +862,14 @@ pub(crate) fn hex(b: &[u8]) -> String {
         s.push_str(&format!("{c:02x}"));
     }
     s
+}
+
+/// A hash whose check takes milliseconds or more (many rounds): it waits for the
+/// worker's budget. {SHA} and the kinds wickd cannot verify do not.
+fn slow_hash(stored: &[u8]) -> bool {
+    ["$2a$", "$2b$", "$2x$", "$2y$", "$5$", "$6$", "$1$", "$apr1$"]
+        .iter()
+        .any(|p| stored.starts_with(p.as_bytes()))
 }
 
 /// Verify `pw` against an htpasswd hash: Some(matches), None for a hash kind wickd
