@@ -779,3 +779,42 @@ fn a_login_flood_does_not_starve_other_clients() {
         .collect();
     assert!(got.len() > 12 && got.iter().all(|st| *st == 401), "{got:?}");
 }
+
+/// server.error-handler as a CGI script answers the 401: the challenge stays
+/// (before the script's own fields, as lighttpd keeps it through
+/// http_response_errdoc_init), the status stays 401, and after wrong credentials
+/// the script runs a second later (auth.delay-invalid-creds).
+#[test]
+fn a_cgi_error_handler_keeps_the_challenge() {
+    let conf = format!(
+        "{CONF}auth.backend = \"plain\"\nauth.backend.plain.userfile = \"@DIR@/plain\"\n\
+         server.error-handler = \"/errors/err.sh\"\n\
+         $HTTP[\"url\"] =^ \"/errors/\" {{\n cgi.assign = (\".sh\" => \"/bin/sh\")\n}}\n{REQUIRE}"
+    );
+    let s = Server::start_with(&conf, &[], |d| {
+        files(d);
+        put(d, "plain", "alice:pw\n", 0o644);
+        put(
+            d,
+            "www/errors/err.sh",
+            "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\nX-Err: yes\\r\\n\\r\\n'\necho \"error page for $REDIRECT_STATUS\"\n",
+            0o755,
+        );
+    });
+    let r = get(&s, "/private/secret.txt", None);
+    assert_eq!(r.status, 401, "{}", r.text());
+    assert_eq!(r.text(), "error page for 401\n");
+    assert_eq!(
+        r.header("www-authenticate"),
+        Some("Basic realm=\"Private Area\", charset=\"UTF-8\"")
+    );
+    assert_eq!(r.header("x-err"), Some("yes"));
+    let (status, text, took) = login(s.port, "/private/secret.txt", "alice:wrong");
+    assert_eq!(status, 401, "{text}");
+    assert!(text.contains("\r\nWWW-Authenticate: Basic realm=\"Private Area\""), "{text}");
+    assert!(text.ends_with("error page for 401\n"), "{text}");
+    assert!(took >= Duration::from_millis(900), "{took:?}");
+    // Other errors through the same handler carry no challenge.
+    let r = get(&s, "/no-such-file", None);
+    assert_eq!((r.status, r.header("www-authenticate")), (404, None));
+}
