@@ -807,9 +807,10 @@ impl Auth {
             Err(e) => {
                 uf.id = None;
                 if !uf.failed {
-                    // Landlock allows the inode the worker started with.
+                    // Landlock allows the file's directory, or (directly under
+                    // `/` or a top-level directory) the inode the worker started with.
                     let hint = match e.kind() {
-                        std::io::ErrorKind::PermissionDenied => " (it must be readable by server.username; a file replaced by rename is outside the worker's sandbox until a graceful restart, SIGUSR1)",
+                        std::io::ErrorKind::PermissionDenied => " (it must be readable by server.username; a user file in / or a directory directly beneath it, replaced by rename, is outside the worker's sandbox until a graceful restart, SIGUSR1)",
                         _ => "",
                     };
                     self.log(format!("opening auth user file {file} failed: {e}{hint}"));
