@@ -415,7 +415,9 @@ fn a_feature_flag_not_acted_on_warns() {
         .collect();
     assert_eq!(w.len(), 1, "{:?}", c.warnings);
     assert!(
-        w[0].contains("t.conf:2: server.feature-flags \"server.h2proto\" is accepted but not acted on"),
+        w[0].contains(
+            "t.conf:2: server.feature-flags \"server.h2proto\" is accepted but not acted on"
+        ),
         "{}",
         w[0]
     );

@@ -137,8 +137,8 @@ fn run_with(ctx: &mut Ctx, r: &Request, path: &mut Vec<u8>) -> Outcome {
         target_orig: orig
             .as_deref()
             .map_or(r.head.target.of(r.buf), str::as_bytes),
-        // An internal request is never parked: what it runs for is answered now.
-        resumed: w.resumed || orig.is_some(),
+        resumed: w.resumed,
+        internal: orig.is_some(),
     };
     let mut early = None;
     if mods.active {
@@ -149,7 +149,7 @@ fn run_with(ctx: &mut Ctx, r: &Request, path: &mut Vec<u8>) -> Outcome {
             clock: w.clock,
         };
         early = Some(mods.prepare(&site.compiled, w.cond, &base, rq, fs));
-        if let Some(at) = rq.later {
+        if let (Some(at), false) = (rq.later, base.internal) {
             // A module wants it run again later (Flow::Later): the head is kept,
             // its body (not read yet) waits in the connection.
             let then = crate::park::Then::Rerun(r.buf.to_vec());

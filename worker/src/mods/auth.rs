@@ -408,7 +408,7 @@ impl Auth {
                 (user, pw),
                 now,
                 cache_ttl(view.auth_cache),
-                x.base.resumed,
+                x.base,
             ),
             false => Verdict::Fail,
         };
@@ -644,8 +644,10 @@ impl Auth {
         (user, pw): (&[u8], &[u8]),
         now: u64,
         ttl: u64,
-        resumed: bool,
+        base: &super::Base,
     ) -> Verdict {
+        // Parked here before: its cost was reserved then.
+        let resumed = base.resumed;
         if file.is_empty() {
             return Verdict::Fail;
         }
@@ -663,16 +665,21 @@ impl Auth {
         h.update(pw);
         let digest: [u8; 32] = h.finalize().into();
         let key = (uf.generation, req.id, user.to_vec());
-        if let Some((d, t)) = self.cache.borrow().get(&key) {
-            if now.saturating_sub(*t) < ttl && bool::from(d.ct_eq(&digest)) {
-                return Verdict::Ok;
-            }
-        }
         let failed_key = self.failed_key(uf.generation, req.id, user, pw);
-        if let Some(t) = self.failed.borrow().get(&failed_key) {
-            if now.saturating_sub(*t) < ttl {
-                return Verdict::Fail;
+        let cached = match self.cache.borrow().get(&key) {
+            Some((d, t)) if now.saturating_sub(*t) < ttl && bool::from(d.ct_eq(&digest)) => {
+                Some(Verdict::Ok)
             }
+            _ => match self.failed.borrow().get(&failed_key) {
+                Some(t) if now.saturating_sub(*t) < ttl => Some(Verdict::Fail),
+                _ => None,
+            },
+        };
+        if let Some(v) = cached {
+            if resumed {
+                self.budget.borrow_mut().unreserve();
+            }
+            return v;
         }
         let realm = req.realm.as_bytes();
         let Some((_, _, stored)) = uf
@@ -683,10 +690,12 @@ impl Auth {
             return Verdict::Fail;
         };
         let timed = if backend == Backend::Htpasswd && slow_hash(stored) {
+            // An internal request cannot wait: it is verified now.
+            let now_anyway = resumed || base.internal;
             match self
                 .budget
                 .borrow_mut()
-                .gate(std::time::Instant::now(), resumed)
+                .gate(std::time::Instant::now(), now_anyway)
             {
                 budget::Gate::Now => Some(std::time::Instant::now()),
                 budget::Gate::Later(at) => return Verdict::Later(at),
@@ -868,9 +877,11 @@ pub(crate) fn hex(b: &[u8]) -> String {
 /// A hash whose check takes milliseconds or more (many rounds): it waits for the
 /// worker's budget. {SHA} and the kinds wickd cannot verify do not.
 fn slow_hash(stored: &[u8]) -> bool {
-    ["$2a$", "$2b$", "$2x$", "$2y$", "$5$", "$6$", "$1$", "$apr1$"]
-        .iter()
-        .any(|p| stored.starts_with(p.as_bytes()))
+    [
+        "$2a$", "$2b$", "$2x$", "$2y$", "$5$", "$6$", "$1$", "$apr1$",
+    ]
+    .iter()
+    .any(|p| stored.starts_with(p.as_bytes()))
 }
 
 /// Verify `pw` against an htpasswd hash: Some(matches), None for a hash kind wickd

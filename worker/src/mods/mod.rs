@@ -171,6 +171,9 @@ pub struct Base<'a> {
     /// The request runs again after a module parked it ([`Flow::Later`]): what
     /// that module reserved for it is its now.
     pub resumed: bool,
+    /// An internal request (server.error-handler, a local redirect): it cannot
+    /// be parked ([`Flow::Later`] is answered 503).
+    pub internal: bool,
 }
 
 impl Base<'_> {

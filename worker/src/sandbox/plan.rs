@@ -297,7 +297,10 @@ mod tests {
     fn user_file_directories() {
         let cfg = config(vec![
             vec![
-                set("auth.backend.htpasswd.userfile", s("/etc/lighttpd/htpasswd")),
+                set(
+                    "auth.backend.htpasswd.userfile",
+                    s("/etc/lighttpd/htpasswd"),
+                ),
                 set("auth.backend.plain.userfile", s("/etc/lighttpd.user")),
             ],
             vec![
@@ -309,10 +312,7 @@ mod tests {
         let p = Plan::from_config(&cfg);
         assert_eq!(
             p.read_files_in,
-            [
-                PathBuf::from("/etc/lighttpd"),
-                PathBuf::from("/srv/auth/d")
-            ]
+            [PathBuf::from("/etc/lighttpd"), PathBuf::from("/srv/auth/d")]
         );
         assert!(p.read.contains(&PathBuf::from("/etc/lighttpd.user")));
     }

@@ -54,17 +54,18 @@ impl Default for Budget {
 impl Budget {
     fn refill(&mut self, now: Instant) {
         if let Some(at) = self.at {
-            let grown = now.saturating_duration_since(at).as_nanos() as i128 / i128::from(SHARE_DIV);
+            let grown =
+                now.saturating_duration_since(at).as_nanos() as i128 / i128::from(SHARE_DIV);
             self.credit = (self.credit + grown).min(BURST.as_nanos() as i128);
         }
         self.at = Some(now);
     }
 
-    /// May a slow verification run now? `resumed`: the request was parked here
-    /// before, and its cost reserved then.
-    pub fn gate(&mut self, now: Instant, resumed: bool) -> Gate {
+    /// May a slow verification run now? `anyway`: yes (a request parked here
+    /// before, its cost reserved then, or one that cannot be parked).
+    pub fn gate(&mut self, now: Instant, anyway: bool) -> Gate {
         self.refill(now);
-        if resumed || self.credit > 0 {
+        if anyway || self.credit > 0 {
             return Gate::Now;
         }
         // Due when what is owed now has grown back; its own cost is owed after.
@@ -75,6 +76,12 @@ impl Budget {
         }
         self.credit -= self.cost.as_nanos() as i128;
         Gate::Later(now + wait.max(Duration::from_millis(1)))
+    }
+
+    /// A resumed request needed no hash after all (a verdict cached meanwhile):
+    /// what was reserved for it is given back.
+    pub fn unreserve(&mut self) {
+        self.credit += self.cost.as_nanos() as i128;
     }
 
     /// A slow verification took `took` (for a resumed request, beyond the cost
