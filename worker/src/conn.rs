@@ -991,9 +991,7 @@ impl Conn {
         if let Ok(head) = request::parse(buf, &mut fields) {
             self.requests = self.requests.saturating_sub(1);
             let rest_empty = self.st.as_ref().is_none_or(|s| s.input.is_empty());
-            ctx.resumed = true;
             self.request(ctx, buf, &head, &fields, rest_empty);
-            ctx.resumed = false;
         } else {
             // It parsed when it came; not reachable, but never a request unanswered.
             ctx.error_response(Version::Http11, 500);

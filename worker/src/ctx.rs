@@ -40,8 +40,6 @@ pub struct Ctx {
     pub internal: Option<crate::internal::InternalInfo>,
     /// Error-log lines from request handling, written after the loop turn.
     pub log: Vec<String>,
-    /// Set while a request a module parked runs again (park.rs): `Base::resumed`.
-    pub resumed: bool,
 }
 
 impl Ctx {
@@ -82,7 +80,6 @@ impl Ctx {
             cgi,
             internal: None,
             log: Vec::new(),
-            resumed: false,
         }
     }
 

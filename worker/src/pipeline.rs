@@ -137,7 +137,6 @@ fn run_with(ctx: &mut Ctx, r: &Request, path: &mut Vec<u8>) -> Outcome {
         target_orig: orig
             .as_deref()
             .map_or(r.head.target.of(r.buf), str::as_bytes),
-        resumed: w.resumed,
         internal: orig.is_some(),
     };
     let mut early = None;
@@ -205,7 +204,6 @@ struct Worker<'c> {
     cgi: &'c mut crate::cgi::Client,
     internal: &'c mut Option<InternalInfo>,
     log: &'c mut Vec<String>,
-    resumed: bool,
 }
 
 impl<'c> Worker<'c> {
@@ -227,7 +225,6 @@ impl<'c> Worker<'c> {
             internal,
             rq,
             log,
-            resumed,
             ..
         } = ctx;
         let w = Worker {
@@ -244,7 +241,6 @@ impl<'c> Worker<'c> {
             cgi,
             internal,
             log,
-            resumed: *resumed,
         };
         (w, rq)
     }
@@ -277,7 +273,6 @@ fn respond(
         cgi,
         internal,
         log,
-        ..
     } = w;
     let cond: &wick_conf::cond::CondState = cond;
     let mods = &site.mods;

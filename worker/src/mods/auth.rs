@@ -20,6 +20,7 @@
 //! (auth.delay-invalid-creds, on by default as in lighttpd), the connection parked
 //! meanwhile, not the worker.
 
+mod bcrypt_steps;
 mod budget;
 mod digest;
 
@@ -29,6 +30,7 @@ use sha2::Digest as _;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
+use std::time::Instant;
 use subtle::ConstantTimeEq;
 use wick_conf::{Config, Value};
 
@@ -37,6 +39,11 @@ const CACHE_MAX: usize = 1024;
 /// Failed credentials kept at most this many per worker (each was paid for with
 /// a verification, which the budget bounds).
 const FAILED_MAX: usize = 4096;
+/// Slow verifications under way at once per worker, at most (fewer when they
+/// would not all be done within budget::MAX_WAIT); more are refused (503).
+const RUNNING_MAX: usize = 32;
+/// Work per bcrypt slice: what a request of another client may wait behind.
+const SLICE: std::time::Duration = std::time::Duration::from_millis(2);
 /// lighttpd's hold on the answer to wrong credentials (auth.delay-invalid-creds).
 const DELAY_INVALID: std::time::Duration = std::time::Duration::from_secs(1);
 /// Seconds a verified password is kept without auth.cache (lighttpd checks every
@@ -103,6 +110,34 @@ struct UserFile {
 /// (file generation, require id, user) → (salted SHA-256 of the password, when).
 type CacheKey = (u64, u32, Vec<u8>);
 
+/// A slow verification under way.
+struct Running {
+    work: Work,
+    /// When it was taken.
+    since: Instant,
+    /// Monotonic second a request last asked for it.
+    touched: u64,
+    /// Hashing time spent on it.
+    spent: std::time::Duration,
+}
+
+enum Work {
+    /// bcrypt, a slice at a time.
+    Sliced(Box<bcrypt_steps::Stepped>),
+    /// Another slow kind, verified whole when its turn comes.
+    Whole,
+}
+
+/// How far a slow verification got.
+enum Slow {
+    /// Done (None: a hash kind wickd cannot verify).
+    Done(Option<bool>),
+    /// Not done: ask again then (the next slice: the next loop turn).
+    Later(Instant),
+    /// Too many under way: 503, Retry-After.
+    Busy(u64),
+}
+
 /// What checking a password came to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Verdict {
@@ -128,6 +163,12 @@ pub struct Auth {
     failed: RefCell<HashMap<[u8; 32], u64>>,
     /// Time the worker may spend on slow hashes.
     budget: RefCell<budget::Budget>,
+    /// Slow verifications under way, by failed-login key.
+    running: RefCell<HashMap<[u8; 32], Running>>,
+    /// bcrypt rounds per slice, adjusted to take about [`SLICE`].
+    rounds: std::cell::Cell<u64>,
+    /// Hashing time of a whole slow verification, as lately seen.
+    slow_cost: std::cell::Cell<std::time::Duration>,
     /// server.feature-flags "auth.delay-invalid-creds" (default on).
     delay_invalid: bool,
     salt: [u8; 32],
@@ -342,6 +383,9 @@ impl Auth {
             cache: RefCell::default(),
             failed: RefCell::default(),
             budget: RefCell::default(),
+            running: RefCell::default(),
+            rounds: std::cell::Cell::new(8),
+            slow_cost: std::cell::Cell::new(std::time::Duration::from_millis(50)),
             delay_invalid,
             salt,
             nonces: std::cell::Cell::new(0),
@@ -646,8 +690,6 @@ impl Auth {
         ttl: u64,
         base: &super::Base,
     ) -> Verdict {
-        // Parked here before: its cost was reserved then.
-        let resumed = base.resumed;
         if file.is_empty() {
             return Verdict::Fail;
         }
@@ -676,9 +718,6 @@ impl Auth {
             },
         };
         if let Some(v) = cached {
-            if resumed {
-                self.budget.borrow_mut().unreserve();
-            }
             return v;
         }
         let realm = req.realm.as_bytes();
@@ -689,24 +728,21 @@ impl Auth {
         else {
             return Verdict::Fail;
         };
-        let timed = if backend == Backend::Htpasswd && slow_hash(stored) {
-            // An internal request cannot wait: it is verified now.
-            let now_anyway = resumed || base.internal;
-            match self
-                .budget
-                .borrow_mut()
-                .gate(std::time::Instant::now(), now_anyway)
-            {
-                budget::Gate::Now => Some(std::time::Instant::now()),
-                budget::Gate::Later(at) => return Verdict::Later(at),
-                budget::Gate::Busy(secs) => return Verdict::Busy(secs),
-            }
-        } else {
-            None
+        // Slow hashing (not for an internal request, which cannot wait) goes
+        // through the queue of verifications under way.
+        let slow = backend == Backend::Htpasswd && slow_hash(stored) && !base.internal;
+        let queued = match slow {
+            true => match self.slow_verify(failed_key, stored, pw, now) {
+                Slow::Later(at) => return Verdict::Later(at),
+                Slow::Busy(secs) => return Verdict::Busy(secs),
+                Slow::Done(ok) => ok,
+            },
+            false => None,
         };
-        let ok = match backend {
-            Backend::Plain => bool::from(stored.as_slice().ct_eq(pw)),
-            Backend::Htdigest => {
+        let ok = match (queued, backend) {
+            (Some(ok), _) => ok,
+            (None, Backend::Plain) => bool::from(stored.as_slice().ct_eq(pw)),
+            (None, Backend::Htdigest) => {
                 let mut m = md5::Md5::new();
                 m.update(user);
                 m.update(b":");
@@ -716,7 +752,7 @@ impl Auth {
                 let hex = hex(&m.finalize());
                 bool::from(hex.as_bytes().ct_eq(&stored.to_ascii_lowercase()))
             }
-            Backend::Htpasswd => match check_htpasswd(stored, pw) {
+            (None, Backend::Htpasswd) => match check_htpasswd(stored, pw) {
                 Some(ok) => ok,
                 None => {
                     self.log(format!(
@@ -727,9 +763,6 @@ impl Auth {
                 }
             },
         };
-        if let Some(t0) = timed {
-            self.budget.borrow_mut().spent(t0.elapsed(), resumed);
-        }
         if ok {
             let mut c = self.cache.borrow_mut();
             if c.len() >= CACHE_MAX {
@@ -750,6 +783,79 @@ impl Auth {
         }
         f.insert(failed_key, now);
         Verdict::Fail
+    }
+
+    /// A slow verification of `pw` against `stored`, as the worker's budget
+    /// allows: bcrypt a slice at a time (`bcrypt_steps.rs`), other kinds whole.
+    /// Verifications under way are kept by `id` (the failed-login key: one per
+    /// user, password and file), so that the same login sent twice shares one;
+    /// a new one is taken only while all would be done within
+    /// [`budget::MAX_WAIT`] (and at most [`RUNNING_MAX`]), one waiting twice
+    /// that is given up: else 503. `Done(None)`: a hash kind wickd cannot verify.
+    fn slow_verify(&self, id: [u8; 32], stored: &[u8], pw: &[u8], now: u64) -> Slow {
+        let mut running = self.running.borrow_mut();
+        let each = self.slow_cost.get() * budget::SHARE_DIV;
+        if !running.contains_key(&id) {
+            let fits =
+                |n: usize| n < RUNNING_MAX && (n == 0 || each * (n as u32 + 1) <= budget::MAX_WAIT);
+            if !fits(running.len()) {
+                // Those whose clients stopped asking go first.
+                running.retain(|_, r| now.saturating_sub(r.touched) < 3);
+                if !fits(running.len()) {
+                    let wait = each * running.len() as u32;
+                    return Slow::Busy(wait.as_secs().max(1));
+                }
+            }
+            let work = match bcrypt_steps::Stepped::new(stored, pw) {
+                Some(job) => Work::Sliced(Box::new(job)),
+                None => Work::Whole,
+            };
+            let since = Instant::now();
+            running.insert(
+                id,
+                Running {
+                    work,
+                    since,
+                    touched: now,
+                    spent: std::time::Duration::ZERO,
+                },
+            );
+        }
+        let Some(r) = running.get_mut(&id) else {
+            return Slow::Done(Some(false));
+        };
+        r.touched = now;
+        if r.since.elapsed() > budget::MAX_WAIT * 2 {
+            running.remove(&id);
+            return Slow::Busy(each.as_secs().max(1));
+        }
+        let t0 = Instant::now();
+        match self.budget.borrow_mut().gate(t0) {
+            budget::Gate::Now => {}
+            budget::Gate::Later(at) => return Slow::Later(at),
+            budget::Gate::Busy(secs) => return Slow::Busy(secs),
+        }
+        let rounds = self.rounds.get();
+        let done = match &mut r.work {
+            Work::Sliced(job) => job.step(rounds).map(Some),
+            Work::Whole => Some(check_htpasswd(stored, pw)),
+        };
+        let took = t0.elapsed();
+        self.budget.borrow_mut().spent(took, t0 + took);
+        r.spent += took;
+        if let Work::Sliced(_) = r.work {
+            // Rounds for the next slice: about SLICE of work.
+            let per_round = (took.as_nanos() / u128::from(rounds.max(1))).max(1);
+            let next = (SLICE.as_nanos() / per_round).clamp(1, 1 << 16) as u64;
+            self.rounds.set((rounds + next) / 2);
+        }
+        let Some(verdict) = done else {
+            return Slow::Later(Instant::now());
+        };
+        let spent = r.spent;
+        running.remove(&id);
+        self.slow_cost.set((self.slow_cost.get() * 3 + spent) / 4);
+        Slow::Done(verdict)
     }
 
     /// The key a failed login is kept under: the worker's secret salt over the

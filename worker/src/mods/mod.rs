@@ -69,7 +69,7 @@ pub enum Flow {
     /// the error pages (server.error-handler, errorfile-prefix).
     Status(u16),
     /// Not now: the connection parks the request and runs it again from the top
-    /// at [`Rq::later`] (park.rs), with [`Base::resumed`] set.
+    /// at [`Rq::later`] (park.rs).
     Later,
 }
 
@@ -168,9 +168,6 @@ pub struct Base<'a> {
     /// The client's request-target (an internal request's is another: %r logs
     /// this one, as lighttpd's r->target_orig).
     pub target_orig: &'a [u8],
-    /// The request runs again after a module parked it ([`Flow::Later`]): what
-    /// that module reserved for it is its now.
-    pub resumed: bool,
     /// An internal request (server.error-handler, a local redirect): it cannot
     /// be parked ([`Flow::Later`] is answered 503).
     pub internal: bool,

@@ -1,32 +1,30 @@
 //! The worker's budget for slow password hashes (bcrypt, SHA-crypt, MD5-crypt).
 //!
-//! A worker is one thread: a bcrypt verification at cost 10 holds its event loop
-//! for about 70 ms, and clients sending ever new passwords could keep it hashing.
-//! So slow verifications may take at most a share of the worker's time: a credit
-//! of hashing time grows at that share of the time passing (up to a burst) and
-//! each verification spends what it took. Without credit, a request that needs
-//! one is parked (`Flow::Later`) with its cost reserved, and runs again when the
-//! credit it found owed is paid back; one that would wait longer than
-//! [`MAX_WAIT`] is refused with 503 and Retry-After. Everything else the worker
-//! serves, cached logins included, goes on meanwhile.
+//! A worker is one thread: clients sending ever new passwords for a bcrypt hash
+//! could keep it hashing. So slow hashing may take at most a share of the
+//! worker's time: a credit of hashing time grows at that share of the time
+//! passing (up to a burst), and each slice of hashing (`bcrypt_steps.rs`; a
+//! whole verification for the kinds not done in slices) spends what it took.
+//! Without credit, a request that needs hashing is parked (`Flow::Later`) until
+//! the credit is back; everything else the worker serves, cached logins
+//! included, goes on meanwhile.
 
 use std::time::{Duration, Instant};
 
 /// Slow hashes may take at most 1/SHARE_DIV of a worker's time.
-const SHARE_DIV: u32 = 4;
-/// Credit an idle worker holds: a few logins at once are verified without a wait.
+pub const SHARE_DIV: u32 = 4;
+/// Credit an idle worker holds: a login is verified without a wait.
 const BURST: Duration = Duration::from_millis(250);
-/// Longest a login is parked before it is refused (about a dozen bcrypt logins
-/// at cost 10 queued per worker).
-const MAX_WAIT: Duration = Duration::from_secs(3);
-/// Assumed cost of a verification before one was timed.
-const FIRST_COST: Duration = Duration::from_millis(50);
+/// Longest wait for credit before a login is refused (only a hash not done in
+/// slices, SHA-crypt with many rounds, can run the credit that far down), and
+/// for the bcrypt verifications under way to be done.
+pub const MAX_WAIT: Duration = Duration::from_secs(3);
 
-/// What a request needing a slow verification may do.
+/// What a request needing slow hashing may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Gate {
     Now,
-    /// Park it until then (its cost is reserved).
+    /// Park it until then.
     Later(Instant),
     /// Refuse it: 503 with this Retry-After (seconds).
     Busy(u64),
@@ -37,8 +35,10 @@ pub struct Budget {
     credit: i128,
     /// When `credit` was last brought up to date.
     at: Option<Instant>,
-    /// What a slow verification costs, as lately timed (moving average).
-    cost: Duration,
+    /// No hashing before then: a slice is followed by at least as long without,
+    /// so that slices for several requests never run back to back in one loop
+    /// turn, ahead of the others' requests.
+    rest_until: Option<Instant>,
 }
 
 impl Default for Budget {
@@ -46,7 +46,7 @@ impl Default for Budget {
         Budget {
             credit: BURST.as_nanos() as i128,
             at: None,
-            cost: FIRST_COST,
+            rest_until: None,
         }
     }
 }
@@ -61,35 +61,27 @@ impl Budget {
         self.at = Some(now);
     }
 
-    /// May a slow verification run now? `anyway`: yes (a request parked here
-    /// before, its cost reserved then, or one that cannot be parked).
-    pub fn gate(&mut self, now: Instant, anyway: bool) -> Gate {
+    /// May slow hashing run now?
+    pub fn gate(&mut self, now: Instant) -> Gate {
         self.refill(now);
-        if anyway || self.credit > 0 {
-            return Gate::Now;
-        }
-        // Due when what is owed now has grown back; its own cost is owed after.
-        let owed = u64::try_from(-self.credit).unwrap_or(u64::MAX);
+        // Due when what is owed has grown back.
+        let owed = u64::try_from(-self.credit.min(0)).unwrap_or(u64::MAX);
         let wait = Duration::from_nanos(owed.saturating_mul(u64::from(SHARE_DIV)));
         if wait > MAX_WAIT {
             return Gate::Busy(wait.as_secs().max(1));
         }
-        self.credit -= self.cost.as_nanos() as i128;
-        Gate::Later(now + wait.max(Duration::from_millis(1)))
+        let rest = self.rest_until.filter(|t| *t > now);
+        match (rest, self.credit > 0) {
+            (Some(t), _) => Gate::Later(t.max(now + wait)),
+            (None, true) => Gate::Now,
+            (None, false) => Gate::Later(now + wait.max(Duration::from_millis(1))),
+        }
     }
 
-    /// A resumed request needed no hash after all (a verdict cached meanwhile):
-    /// what was reserved for it is given back.
-    pub fn unreserve(&mut self) {
-        self.credit += self.cost.as_nanos() as i128;
-    }
-
-    /// A slow verification took `took` (for a resumed request, beyond the cost
-    /// reserved for it).
-    pub fn spent(&mut self, took: Duration, resumed: bool) {
-        let reserved = if resumed { self.cost } else { Duration::ZERO };
-        self.credit -= took.as_nanos() as i128 - reserved.as_nanos() as i128;
-        self.cost = (self.cost * 3 + took) / 4;
+    /// Hashing took `took`, ending at `end`.
+    pub fn spent(&mut self, took: Duration, end: Instant) {
+        self.credit -= took.as_nanos() as i128;
+        self.rest_until = Some(end + took);
     }
 }
 
@@ -98,28 +90,28 @@ mod tests {
     use super::*;
 
     #[test]
-    fn share_burst_park_and_refuse() {
+    fn share_rest_park_and_refuse() {
+        let ms = Duration::from_millis;
         let mut b = Budget::default();
         let t0 = Instant::now();
-        // An idle worker verifies at once, until the burst is spent.
-        assert_eq!(b.gate(t0, false), Gate::Now);
-        b.spent(Duration::from_millis(300), false);
-        // Owes 50 ms: parked for four times that, its cost reserved.
-        match b.gate(t0, false) {
-            Gate::Later(at) => assert_eq!(at - t0, Duration::from_millis(200)),
-            g => panic!("{g:?}"),
-        }
-        // The next one waits behind it.
-        match b.gate(t0, false) {
-            Gate::Later(at) => assert!(at - t0 > Duration::from_millis(200)),
-            g => panic!("{g:?}"),
-        }
-        // A resumed one runs whatever the credit.
-        assert_eq!(b.gate(t0, true), Gate::Now);
-        // Deeper than MAX_WAIT: refused.
-        b.spent(Duration::from_secs(1), false);
-        assert!(matches!(b.gate(t0, false), Gate::Busy(s) if s >= 3));
-        // Time pays it back.
-        assert_eq!(b.gate(t0 + Duration::from_secs(10), false), Gate::Now);
+        // An idle worker hashes at once; never twice in a row.
+        assert_eq!(b.gate(t0), Gate::Now);
+        b.spent(ms(2), t0 + ms(2));
+        assert_eq!(b.gate(t0 + ms(2)), Gate::Later(t0 + ms(4)));
+        assert_eq!(b.gate(t0 + ms(4)), Gate::Now);
+        // The burst spent: 400 ms hashed, a quarter of it earned meanwhile, owes
+        // 51 ms: parked for four times that.
+        b.spent(ms(400), t0 + ms(4));
+        let t1 = t0 + ms(404);
+        assert_eq!(b.gate(t1), Gate::Later(t1 + ms(204)));
+        // Deeper than MAX_WAIT allows: refused.
+        b.spent(ms(1000), t0);
+        assert!(matches!(b.gate(t1), Gate::Busy(s) if s >= 3));
+        // Time pays it back, at a quarter of its pace.
+        assert!(matches!(
+            b.gate(t1 + Duration::from_secs(4)),
+            Gate::Later(_)
+        ));
+        assert_eq!(b.gate(t1 + Duration::from_secs(10)), Gate::Now);
     }
 }
