@@ -7,8 +7,9 @@ wrk (bounded: -d seconds) against the public file while N scripted clients send
 wrong passwords to the protected path in a loop (bounded in time and count):
 none, the same wrong password, or ever new ones. Also: the protected file with
 good credentials (after the first login) against the same file unprotected.
-Prints one table line per run: req/s and latency p50/p99 of wrk, and what the
-flooders got. Every process it starts is stopped by its PID.
+Prints one table line per run: req/s and latency p50/p99 of wrk, the workers'
+CPU time per wrk request in microseconds (flood included: steadier than req/s on
+a shared machine), wrk's non-2xx count, and what the flooders got. Every process it starts is stopped by its PID.
 
     tools/auth-flood-bench.py --wickd target/release/wickd [--delay on|off]
 """
@@ -102,9 +103,26 @@ def wrk(args, port, path, header=None):
     cmd.append(f"http://127.0.0.1:{port}{path}")
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=args.duration + 30).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    total = int(re.search(r"(\d+) requests in", out).group(1))
     lat = dict(re.findall(r"^\s+(50|99)%\s+(\S+)", out, re.M))
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    return rps, lat.get("50", "?"), lat.get("99", "?"), int(errors.group(1)) if errors else 0
+    return rps, lat.get("50", "?"), lat.get("99", "?"), int(errors.group(1)) if errors else 0, total
+
+
+def workers_cpu(master):
+    """CPU seconds (user + system) the master's children (the workers) used."""
+    ticks = 0
+    try:
+        kids = open(f"/proc/{master}/task/{master}/children").read().split()
+    except OSError:
+        return 0.0
+    for k in kids:
+        try:
+            f = open(f"/proc/{k}/stat").read().rsplit(")", 1)[1].split()
+            ticks += int(f[11]) + int(f[12])
+        except (OSError, IndexError, ValueError):
+            pass
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def run(args, label, mode, path="/pub.txt", header=None):
@@ -131,12 +149,14 @@ def run(args, label, mode, path="/pub.txt", header=None):
                     t.start()
                     threads.append(t)
                 time.sleep(1)
-            rps, p50, p99, bad = wrk(args, port, path, header)
+            cpu0 = workers_cpu(p.pid)
+            rps, p50, p99, bad, total = wrk(args, port, path, header)
+            cpu = (workers_cpu(p.pid) - cpu0) * 1e6 / max(total, 1)
             stop.set()
             for t in threads:
                 t.join(timeout=15)
             got = ", ".join(f"{k}: {v}" for k, v in sorted((k, v) for k, v in tally.items() if k != "lock"))
-            print(f"| {label} | {rps:,.0f} | {p50} | {p99} | {bad} | {got or '-'} |", flush=True)
+            print(f"| {label} | {rps:,.0f} | {p50} | {p99} | {cpu:.2f} | {bad} | {got or '-'} |", flush=True)
         finally:
             p.send_signal(signal.SIGTERM)
             try:

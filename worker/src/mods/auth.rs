@@ -107,8 +107,10 @@ struct UserFile {
     failed: bool,
 }
 
-/// (file generation, require id, user) → (salted SHA-256 of the password, when).
-type CacheKey = (u64, u32, Vec<u8>);
+/// Verified credentials: require id (4 bytes) and user → (file generation,
+/// salted SHA-256 of the password, when). Looked up by a slice ([`Auth::key`]):
+/// a cached login allocates nothing.
+type Cache = HashMap<Box<[u8]>, (u64, [u8; 32], u64)>;
 
 /// A slow verification under way.
 struct Running {
@@ -157,7 +159,9 @@ pub struct Auth {
     requires: Vec<Option<Vec<Require>>>,
     /// User files by path: [other backends, htdigest] (their lines split differently).
     files: RefCell<[HashMap<String, UserFile>; 2]>,
-    cache: RefCell<HashMap<CacheKey, ([u8; 32], u64)>>,
+    cache: RefCell<Cache>,
+    /// The cache key being looked up, reused.
+    key: RefCell<Vec<u8>>,
     /// Credentials that failed: keyed SHA-256 of (generation, require, user,
     /// password) → when.
     failed: RefCell<HashMap<[u8; 32], u64>>,
@@ -381,6 +385,7 @@ impl Auth {
             requires,
             files: RefCell::default(),
             cache: RefCell::default(),
+            key: RefCell::default(),
             failed: RefCell::default(),
             budget: RefCell::default(),
             running: RefCell::default(),
@@ -425,15 +430,19 @@ impl Auth {
         if cred.len() > MAX_B64 {
             return challenge(x);
         }
-        let Ok(dec) = base64::engine::general_purpose::STANDARD.decode(cred) else {
+        // (MAX_B64 characters decode to at most 1023 bytes: on the stack)
+        let mut buf = [0u8; 1024];
+        let decoded = base64::engine::general_purpose::STANDARD.decode_slice(cred, &mut buf);
+        let Ok(n) = decoded else {
             self.log(format!(
                 "decoding base64-string failed {}",
                 String::from_utf8_lossy(cred)
             ));
             return Flow::Status(400);
         };
+        let dec = &buf[..n];
         let Some(colon) = dec.iter().position(|&c| c == b':') else {
-            self.log(format!("missing ':' in {}", String::from_utf8_lossy(&dec)));
+            self.log(format!("missing ':' in {}", String::from_utf8_lossy(dec)));
             return Flow::Status(400);
         };
         let (user, pw) = (&dec[..colon], &dec[colon + 1..]);
@@ -706,19 +715,21 @@ impl Auth {
         h.update(self.salt);
         h.update(pw);
         let digest: [u8; 32] = h.finalize().into();
-        let key = (uf.generation, req.id, user.to_vec());
-        let failed_key = self.failed_key(uf.generation, req.id, user, pw);
-        let cached = match self.cache.borrow().get(&key) {
-            Some((d, t)) if now.saturating_sub(*t) < ttl && bool::from(d.ct_eq(&digest)) => {
-                Some(Verdict::Ok)
+        let mut key = self.key.borrow_mut();
+        key.clear();
+        key.extend_from_slice(&req.id.to_le_bytes());
+        key.extend_from_slice(user);
+        if let Some((g, d, t)) = self.cache.borrow().get(&key[..]) {
+            let fresh = *g == uf.generation && now.saturating_sub(*t) < ttl;
+            if fresh && bool::from(d.ct_eq(&digest)) {
+                return Verdict::Ok;
             }
-            _ => match self.failed.borrow().get(&failed_key) {
-                Some(t) if now.saturating_sub(*t) < ttl => Some(Verdict::Fail),
-                _ => None,
-            },
-        };
-        if let Some(v) = cached {
-            return v;
+        }
+        let failed_key = self.failed_key(uf.generation, req.id, user, pw);
+        if let Some(t) = self.failed.borrow().get(&failed_key) {
+            if now.saturating_sub(*t) < ttl {
+                return Verdict::Fail;
+            }
         }
         let realm = req.realm.as_bytes();
         let Some((_, _, stored)) = uf
@@ -766,12 +777,12 @@ impl Auth {
         if ok {
             let mut c = self.cache.borrow_mut();
             if c.len() >= CACHE_MAX {
-                c.retain(|_, (_, t)| now.saturating_sub(*t) < ttl);
+                c.retain(|_, (_, _, t)| now.saturating_sub(*t) < ttl);
                 if c.len() >= CACHE_MAX {
                     c.clear();
                 }
             }
-            c.insert(key, (digest, now));
+            c.insert(key[..].into(), (uf.generation, digest, now));
             return Verdict::Ok;
         }
         let mut f = self.failed.borrow_mut();
@@ -937,7 +948,7 @@ impl Auth {
         uf.failed = false;
         // Old verifications can no longer match (the generation is in the key):
         // drop what is older than this second.
-        self.cache.borrow_mut().retain(|_, (_, t)| *t >= now);
+        self.cache.borrow_mut().retain(|_, (_, _, t)| *t >= now);
         self.failed.borrow_mut().retain(|_, t| *t >= now);
     }
 }
