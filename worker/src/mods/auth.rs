@@ -15,10 +15,11 @@
 //! salted SHA-256, not the password) so that bcrypt's cost is not paid per
 //! request, and so are the ones that failed (a keyed SHA-256 of user and password):
 //! the same wrong password again costs a hash lookup. A new password for a slow
-//! hash waits for the worker's hashing budget (`budget.rs`: parked, never
-//! verified in a queue). A failed login's 401 is held back a second
-//! (auth.delay-invalid-creds, on by default as in lighttpd), the connection parked
-//! meanwhile, not the worker.
+//! hash is checked within the worker's hashing budget (`budget.rs`: a quarter
+//! of its time), bcrypt in slices of about 2 ms (`bcrypt_steps.rs`), its request
+//! parked in between; no more are taken than would be done within 3 s (503).
+//! A failed login's 401 is held back a second (auth.delay-invalid-creds, on by
+//! default as in lighttpd), the connection parked meanwhile, not the worker.
 
 mod bcrypt_steps;
 mod budget;
@@ -145,9 +146,10 @@ enum Slow {
 enum Verdict {
     Ok,
     Fail,
-    /// No hashing budget now: run the request again then.
+    /// Not decided yet (hashing goes on, or waits for the budget): run the
+    /// request again then.
     Later(std::time::Instant),
-    /// No hashing budget for a while: 503, Retry-After this many seconds.
+    /// Too many logins being checked: 503, Retry-After this many seconds.
     Busy(u64),
 }
 
