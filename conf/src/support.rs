@@ -389,6 +389,7 @@ pub fn refusals(config: &Config) -> Vec<String> {
 pub const FEATURE_FLAGS_ACTED: &[&str] = &[
     "server.graceful-shutdown-timeout",
     "request.trailer-whitelist",
+    "auth.delay-invalid-creds",
 ];
 
 /// auth.backend values wickd's mod_authn_file has; lighttpd's others are modules

@@ -800,6 +800,14 @@ impl Conn {
         (job.id() == id).then_some(job)
     }
 
+    /// When the handler wants to be stepped next, sooner than a second (park.rs).
+    pub fn wake_at(&self) -> Option<std::time::Instant> {
+        match self.phase {
+            Phase::Handler => self.handler().and_then(|h| h.wake_at()),
+            _ => None,
+        }
+    }
+
     /// Once a second: the handler's own timers. True: drive the connection.
     pub fn tick_handler(&mut self, ctx: &mut Ctx, now: u64) -> bool {
         let h = self.st.as_mut().and_then(|s| s.handler.as_mut());
@@ -844,6 +852,11 @@ impl Conn {
                 }
                 self.phase = Phase::Head;
                 self.redispatch(ctx, *ir);
+                None
+            }
+            Step::Rerun(head) => {
+                self.phase = Phase::Head;
+                self.rerun(ctx, &head);
                 None
             }
         }
@@ -1041,6 +1054,25 @@ impl Conn {
                 ctx.error_response(sv.head.version, 500);
                 self.flags |= Flags::CLOSE_AFTER;
             }
+        }
+    }
+
+    /// A request a module parked (park.rs): the same head again, from the top, as
+    /// the same request of the connection; its body, if any, follows in `input`.
+    fn rerun(&mut self, ctx: &mut Ctx, buf: &[u8]) {
+        let mut fields = std::mem::take(&mut ctx.fields);
+        if let Ok(head) = request::parse(buf, &mut fields) {
+            self.requests = self.requests.saturating_sub(1);
+            let rest_empty = self.st.as_ref().is_none_or(|s| s.input.is_empty());
+            self.request(ctx, buf, &head, &fields, rest_empty);
+        } else {
+            // It parsed when it came; not reachable, but never a request unanswered.
+            ctx.error_response(Version::Http11, 500);
+            self.flags |= Flags::CLOSE_AFTER;
+        }
+        ctx.fields = fields;
+        if self.phase != Phase::Handler {
+            let _ = self.flush(ctx);
         }
     }
 

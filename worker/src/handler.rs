@@ -64,6 +64,9 @@ pub enum Step {
     Done { out: Out, keep_alive: bool },
     /// Run another target as this connection's request (a CGI's local redirect).
     Redirect(Box<crate::internal::Internal>),
+    /// Run this request head again from the top, as the connection's request (a
+    /// module parked it until now: park.rs).
+    Rerun(Vec<u8>),
 }
 
 pub trait Handler: Any {
@@ -101,6 +104,12 @@ pub trait Handler: Any {
     /// Once a second: the handler's own timers. True: step the connection now.
     fn tick(&mut self, _ctx: &mut Ctx, _now: u64) -> bool {
         false
+    }
+
+    /// A time before the next second at which to step the connection (the event
+    /// loop's timer list, server.rs): a parked request (park.rs).
+    fn wake_at(&self) -> Option<std::time::Instant> {
+        None
     }
 
     /// Some of the response was queued: an error page can no longer replace it.

@@ -23,6 +23,7 @@ pub mod handler;
 pub mod internal;
 pub mod mime;
 pub mod mods;
+pub mod park;
 pub mod parseopts;
 pub mod path;
 pub mod pipeline;

@@ -18,6 +18,7 @@ use crate::ctx::Ctx;
 use crate::handler::Handler;
 use crate::internal::{Internal, InternalInfo, Saved};
 use crate::mods::{Base, Handled, Rq};
+use crate::park::{Parked, Then};
 use crate::request::{self, BodyKind, Field, Head};
 use crate::response::Out;
 use crate::static_file::{self, Env, Req};
@@ -139,6 +140,7 @@ fn run_with(ctx: &mut Ctx, r: &Request, path: &mut Vec<u8>) -> Outcome {
         target_orig: orig
             .as_deref()
             .map_or(r.head.target.of(r.buf), str::as_bytes),
+        internal: orig.is_some(),
     };
     let mut early = None;
     if mods.active {
@@ -152,6 +154,16 @@ fn run_with(ctx: &mut Ctx, r: &Request, path: &mut Vec<u8>) -> Outcome {
             clock: w.clock,
         };
         early = Some(mods.prepare(&site.compiled, w.cond, &base, rq, fs));
+        if let (Some(at), false) = (rq.later, base.internal) {
+            // A module wants it run again later (Flow::Later): the head is kept,
+            // its body (not read yet) waits in the connection.
+            let then = crate::park::Then::Rerun(r.buf.to_vec());
+            let handler = Box::new(crate::park::Parked::new(at, then));
+            return Outcome::Handler {
+                handler,
+                body: None,
+            };
+        }
         path.clear();
         path.extend_from_slice(&rq.path);
     }
@@ -336,12 +348,18 @@ fn respond(
         }
         None => static_file::handle(&req, view, &mut env),
     };
+    // An answer held back (mod_auth after wrong credentials) waits parked.
+    let hold = rq.hold.filter(|_| mods.active);
     if error_run.is_none() {
         if let Some(ir) = error_handler(r, view, status, rq, early.is_some() && mods.active) {
             // The first answer is dropped unsent and unlogged: the handler's is
             // the request's.
             drop(out.split_off(mark));
             let ir = Box::new(ir);
+            if let Some(at) = hold {
+                let handler = Box::new(Parked::new(at, Then::Run(ir)));
+                return Outcome::Handler { handler, body };
+            }
             return Outcome::Internal { ir, body };
         }
     }
@@ -360,7 +378,18 @@ fn respond(
         status,
     ) {
         Some(handler) => Outcome::Handler { handler, body },
-        None => Outcome::Answered { mark, body, close },
+        None => match hold {
+            // (its access-log line is written now, as the answer is made)
+            Some(at) => {
+                let then = Then::Send {
+                    out: out.split_off(mark),
+                    keep_alive,
+                };
+                let handler = Box::new(Parked::new(at, then));
+                Outcome::Handler { handler, body }
+            }
+            None => Outcome::Answered { mark, body, close },
+        },
     }
 }
 

@@ -10,10 +10,12 @@ use crate::sys;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::io;
 use std::net::IpAddr;
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use wick_proto::{ChildEnd, FromWorker, ToWorker};
 
 const CHANNEL: Token = Token(usize::MAX - 1);
@@ -54,6 +56,9 @@ pub struct Server {
     log: Logger,
     /// Connections to drive again without waiting for an event.
     again: Vec<usize>,
+    /// Connections to drive at a time (a parked request, park.rs), earliest first.
+    /// An entry may outlive its request: driving a connection early is harmless.
+    wakeups: BinaryHeap<Reverse<(Instant, usize)>>,
     /// Accepting paused until this monotonic second (EMFILE), or for max-connections.
     paused_until: u64,
     drain_deadline: Option<u64>,
@@ -103,6 +108,7 @@ impl Server {
             channel,
             log: start.log,
             again: Vec::new(),
+            wakeups: BinaryHeap::new(),
             paused_until: 0,
             drain_deadline: None,
             oneshot: false,
@@ -238,10 +244,14 @@ impl Server {
             self.arm_listeners(true);
         }
         loop {
-            let timeout = if self.again.is_empty() {
-                Duration::from_millis(1000)
-            } else {
+            let timeout = if !self.again.is_empty() {
                 Duration::ZERO
+            } else if let Some(Reverse((at, _))) = self.wakeups.peek() {
+                // Rounded up: a wake-up a little late, never a busy turn early.
+                let d = at.saturating_duration_since(Instant::now());
+                Duration::from_millis(d.as_nanos().div_ceil(1_000_000).min(1000) as u64)
+            } else {
+                Duration::from_millis(1000)
             };
             if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
                 if e.kind() != io::ErrorKind::Interrupted {
@@ -277,6 +287,9 @@ impl Server {
                 for key in again {
                     self.drive(key);
                 }
+            }
+            if !self.wakeups.is_empty() {
+                self.wake_due();
             }
             if !self.ctx.cgi.log.is_empty() || !self.ctx.log.is_empty() {
                 let mut lines = std::mem::take(&mut self.ctx.log);
@@ -505,6 +518,9 @@ impl Server {
         if matches!(next, Next::Again) {
             self.again.push(key);
         }
+        if let Some(at) = conn.wake_at() {
+            self.wakeups.push(Reverse((at, key)));
+        }
         // Edge-triggered: a direction still registered but no longer needed costs
         // at most a spurious wake-up, never a lost one; keeping it saves two
         // epoll_ctl per blocked write. (mod_cgi's phase sets its own, exactly.)
@@ -530,6 +546,18 @@ impl Server {
                 return;
             }
             conn.registered = want;
+        }
+    }
+
+    /// Drive the connections whose time has come.
+    fn wake_due(&mut self) {
+        let now = Instant::now();
+        while let Some(&Reverse((at, key))) = self.wakeups.peek() {
+            if at > now {
+                break;
+            }
+            self.wakeups.pop();
+            self.drive(key);
         }
     }
 

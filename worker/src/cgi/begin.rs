@@ -170,6 +170,11 @@ fn new_job(
             Vec::new()
         },
         error_status: run.error,
+        carried: b
+            .internal
+            .as_ref()
+            .map(|i| i.fields.clone())
+            .unwrap_or_default(),
         loops: run.loops,
         saved: Saved {
             buf: b.buf.to_vec(),

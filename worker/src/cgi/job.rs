@@ -103,6 +103,9 @@ pub struct Job {
     /// An error handler run: the original status, and whether a 200 from the
     /// handler is replaced by it (server.error-handler, not -404).
     pub(super) error_status: Option<(u16, bool)>,
+    /// Fields an error handler's answer keeps (a 401's WWW-Authenticate, as
+    /// lighttpd's http_response_errdoc_init): before the script's own.
+    pub(super) carried: Vec<(&'static [u8], Vec<u8>)>,
     /// Internal redirects so far (lighttpd allows 5).
     pub(super) loops: u8,
     pub(super) saved: Saved,

@@ -248,6 +248,9 @@ pub(super) fn write_head(ctx: &mut Ctx, job: &mut Job, mut h: RespHead, status: 
     let head = ctx.resp.begin(job.version, status);
     let has_date = h.get("date").is_some();
     let server = h.remove("server");
+    for (k, v) in &job.carried {
+        head.add(k, v);
+    }
     for (k, v) in &h.fields {
         head.add(k.as_bytes(), v.as_bytes());
     }

@@ -9,9 +9,20 @@
 //! list, no allocation, no file access. The user file is read on first use (inside
 //! the sandbox, as server.username: it must be readable by that user, as lighttpd
 //! requires), looked at again at most once a second, re-read when its inode, size
-//! or mtime changed. Passwords that verified are kept briefly (a salted SHA-256, not
-//! the password) so that bcrypt's cost is not paid per request.
+//! or mtime changed.
+//!
+//! Logins cannot stall the worker: passwords that verified are kept briefly (a
+//! salted SHA-256, not the password) so that bcrypt's cost is not paid per
+//! request, and so are the ones that failed (a keyed SHA-256 of user and password):
+//! the same wrong password again costs a hash lookup. A new password for a slow
+//! hash is checked within the worker's hashing budget (`budget.rs`: a quarter
+//! of its time), bcrypt in slices of about 2 ms (`bcrypt_steps.rs`), its request
+//! parked in between; no more are taken than would be done within 3 s (503).
+//! A failed login's 401 is held back a second (auth.delay-invalid-creds, on by
+//! default as in lighttpd), the connection parked meanwhile, not the worker.
 
+mod bcrypt_steps;
+mod budget;
 mod digest;
 
 use super::{hook, Cx, Flow, Module, Trigger};
@@ -20,11 +31,22 @@ use sha2::Digest as _;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
+use std::time::Instant;
 use subtle::ConstantTimeEq;
 use wick_conf::{Config, Value};
 
 /// Verified credentials kept at most this many per worker.
 const CACHE_MAX: usize = 1024;
+/// Failed credentials kept at most this many per worker (each was paid for with
+/// a verification, which the budget bounds).
+const FAILED_MAX: usize = 4096;
+/// Slow verifications under way at once per worker, at most (fewer when they
+/// would not all be done within budget::MAX_WAIT); more are refused (503).
+const RUNNING_MAX: usize = 32;
+/// Work per bcrypt slice: what a request of another client may wait behind.
+const SLICE: std::time::Duration = std::time::Duration::from_millis(2);
+/// lighttpd's hold on the answer to wrong credentials (auth.delay-invalid-creds).
+const DELAY_INVALID: std::time::Duration = std::time::Duration::from_secs(1);
 /// Seconds a verified password is kept without auth.cache (lighttpd checks every
 /// request then; a changed user file empties the cache anyway).
 const CACHE_TTL: u64 = 10;
@@ -86,8 +108,50 @@ struct UserFile {
     failed: bool,
 }
 
-/// (file generation, require id, user) → (salted SHA-256 of the password, when).
-type CacheKey = (u64, u32, Vec<u8>);
+/// Verified credentials: require id (4 bytes) and user → (file generation,
+/// salted SHA-256 of the password, when). Looked up by a slice ([`Auth::key`]):
+/// a cached login allocates nothing.
+type Cache = HashMap<Box<[u8]>, (u64, [u8; 32], u64)>;
+
+/// A slow verification under way.
+struct Running {
+    work: Work,
+    /// When it was taken.
+    since: Instant,
+    /// Monotonic second a request last asked for it.
+    touched: u64,
+    /// Hashing time spent on it.
+    spent: std::time::Duration,
+}
+
+enum Work {
+    /// bcrypt, a slice at a time.
+    Sliced(Box<bcrypt_steps::Stepped>),
+    /// Another slow kind, verified whole when its turn comes.
+    Whole,
+}
+
+/// How far a slow verification got.
+enum Slow {
+    /// Done (None: a hash kind wickd cannot verify).
+    Done(Option<bool>),
+    /// Not done: ask again then (the next slice: the next loop turn).
+    Later(Instant),
+    /// Too many under way: 503, Retry-After.
+    Busy(u64),
+}
+
+/// What checking a password came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    Ok,
+    Fail,
+    /// Not decided yet (hashing goes on, or waits for the budget): run the
+    /// request again then.
+    Later(std::time::Instant),
+    /// Too many logins being checked: 503, Retry-After this many seconds.
+    Busy(u64),
+}
 
 pub struct Auth {
     /// Some block requires authentication: else the module hooks nothing, and
@@ -97,7 +161,22 @@ pub struct Auth {
     requires: Vec<Option<Vec<Require>>>,
     /// User files by path: [other backends, htdigest] (their lines split differently).
     files: RefCell<[HashMap<String, UserFile>; 2]>,
-    cache: RefCell<HashMap<CacheKey, ([u8; 32], u64)>>,
+    cache: RefCell<Cache>,
+    /// The cache key being looked up, reused.
+    key: RefCell<Vec<u8>>,
+    /// Credentials that failed: keyed SHA-256 of (generation, require, user,
+    /// password) → when.
+    failed: RefCell<HashMap<[u8; 32], u64>>,
+    /// Time the worker may spend on slow hashes.
+    budget: RefCell<budget::Budget>,
+    /// Slow verifications under way, by failed-login key.
+    running: RefCell<HashMap<[u8; 32], Running>>,
+    /// bcrypt rounds per slice, adjusted to take about [`SLICE`].
+    rounds: std::cell::Cell<u64>,
+    /// Hashing time of a whole slow verification, as lately seen.
+    slow_cost: std::cell::Cell<std::time::Duration>,
+    /// server.feature-flags "auth.delay-invalid-creds" (default on).
+    delay_invalid: bool,
     salt: [u8; 32],
     /// Digest nonces made so far (their random part comes from it and `salt`).
     nonces: std::cell::Cell<u64>,
@@ -293,11 +372,28 @@ impl Auth {
                 c.copy_from_slice(&h.finish().to_le_bytes());
             }
         }
+        // lighttpd's config_feature_bool: a value that is not a boolean is the
+        // default.
+        let delay_invalid = cfg
+            .server
+            .feature_flags
+            .iter()
+            .rev()
+            .find(|(k, _)| k == "auth.delay-invalid-creds")
+            .and_then(|(_, v)| <bool as wick_conf::options::FromValue>::from_value(v).ok())
+            .unwrap_or(true);
         Ok(Auth {
             active: requires.iter().flatten().any(|r| !r.is_empty()),
             requires,
             files: RefCell::default(),
             cache: RefCell::default(),
+            key: RefCell::default(),
+            failed: RefCell::default(),
+            budget: RefCell::default(),
+            running: RefCell::default(),
+            rounds: std::cell::Cell::new(8),
+            slow_cost: std::cell::Cell::new(std::time::Duration::from_millis(50)),
+            delay_invalid,
             salt,
             nonces: std::cell::Cell::new(0),
             log: RefCell::default(),
@@ -336,15 +432,19 @@ impl Auth {
         if cred.len() > MAX_B64 {
             return challenge(x);
         }
-        let Ok(dec) = base64::engine::general_purpose::STANDARD.decode(cred) else {
+        // (MAX_B64 characters decode to at most 1023 bytes: on the stack)
+        let mut buf = [0u8; 1024];
+        let decoded = base64::engine::general_purpose::STANDARD.decode_slice(cred, &mut buf);
+        let Ok(n) = decoded else {
             self.log(format!(
                 "decoding base64-string failed {}",
                 String::from_utf8_lossy(cred)
             ));
             return Flow::Status(400);
         };
+        let dec = &buf[..n];
         let Some(colon) = dec.iter().position(|&c| c == b':') else {
-            self.log(format!("missing ':' in {}", String::from_utf8_lossy(&dec)));
+            self.log(format!("missing ':' in {}", String::from_utf8_lossy(dec)));
             return Flow::Status(400);
         };
         let (user, pw) = (&dec[..colon], &dec[colon + 1..]);
@@ -354,31 +454,61 @@ impl Auth {
             Backend::Htdigest => view.auth_htdigest_userfile,
         };
         let now = x.fs.clock.mono;
-        let ok = !user.is_empty()
-            && self.verify(
+        // A user the rule does not allow fails without a hash (as it would after).
+        let verdict = match !user.is_empty() && req.allows(user) {
+            true => self.verify(
                 file,
                 backend,
                 req,
-                user,
-                pw,
+                (user, pw),
                 now,
                 cache_ttl(view.auth_cache),
-            )
-            && req.allows(user);
-        if !ok {
-            self.log(format!(
-                "password doesn't match for {} username: {} IP: {}",
-                String::from_utf8_lossy(&x.rq.path),
-                String::from_utf8_lossy(user),
-                x.rq.remote_ip
-            ));
-            x.rq.close = true;
-            return challenge(x);
+                x.base,
+            ),
+            false => Verdict::Fail,
+        };
+        match verdict {
+            Verdict::Ok => {}
+            Verdict::Fail => {
+                self.log(format!(
+                    "password doesn't match for {} username: {} IP: {}",
+                    String::from_utf8_lossy(&x.rq.path),
+                    String::from_utf8_lossy(user),
+                    x.rq.remote_ip
+                ));
+                self.refuse(x);
+                return challenge(x);
+            }
+            Verdict::Later(at) => {
+                x.rq.later = Some(at);
+                return Flow::Later;
+            }
+            Verdict::Busy(secs) => {
+                self.log(format!(
+                    "too many logins to verify; 503 for {} username: {} IP: {}",
+                    String::from_utf8_lossy(&x.rq.path),
+                    String::from_utf8_lossy(user),
+                    x.rq.remote_ip
+                ));
+                x.rq.answer_fields
+                    .push((&b"Retry-After"[..], secs.to_string().into_bytes()));
+                self.refuse(x);
+                return Flow::Status(503);
+            }
         }
         x.rq.remote_user.clear();
         x.rq.remote_user.push_str(&String::from_utf8_lossy(user));
         x.rq.auth_type = "Basic";
         Flow::Go
+    }
+
+    /// Wrong credentials: no more guesses on this connection (as lighttpd), and
+    /// the answer held back a second (auth.delay-invalid-creds).
+    fn refuse(&self, x: &mut Cx) {
+        x.rq.close = true;
+        if self.delay_invalid {
+            x.rq.hold = Some(std::time::Instant::now() + DELAY_INVALID);
+        }
     }
 
     /// A Digest challenge: one WWW-Authenticate per algorithm (strongest first),
@@ -510,7 +640,7 @@ impl Auth {
                 _ => Some(digest::h(a, &[user, b":", realm, b":", &stored])),
             });
         let Some(ha1) = ha1 else {
-            x.rq.close = true;
+            self.refuse(x);
             return self.digest_challenge(x, req, 0);
         };
         let want = digest::response(a, &ha1, &p, x.base.method());
@@ -521,7 +651,7 @@ impl Auth {
                 String::from_utf8_lossy(user),
                 x.rq.remote_ip
             ));
-            x.rq.close = true;
+            self.refuse(x);
             return self.digest_challenge(x, req, 0);
         }
         if !req.allows(user) {
@@ -558,20 +688,21 @@ impl Auth {
             .map(|(_, _, p)| p.clone())
     }
 
-    /// Does `pw` verify for `user` in `file`? A verified password is cached.
+    /// Does `pw` verify for `user` in `file`? From the caches when it was
+    /// checked lately; else by its hash, a slow one only when the budget allows.
     #[allow(clippy::too_many_arguments)]
     fn verify(
         &self,
         file: &str,
         backend: Backend,
         req: &Require,
-        user: &[u8],
-        pw: &[u8],
+        (user, pw): (&[u8], &[u8]),
         now: u64,
         ttl: u64,
-    ) -> bool {
+        base: &super::Base,
+    ) -> Verdict {
         if file.is_empty() {
-            return false;
+            return Verdict::Fail;
         }
         let mut files = self.files.borrow_mut();
         let files = &mut files[usize::from(backend == Backend::Htdigest)];
@@ -579,17 +710,27 @@ impl Auth {
             files.insert(file.to_string(), UserFile::default());
         }
         let Some(uf) = files.get_mut(file) else {
-            return false;
+            return Verdict::Fail;
         };
         self.refresh(file, backend, uf, now);
         let mut h = sha2::Sha256::new();
         h.update(self.salt);
         h.update(pw);
         let digest: [u8; 32] = h.finalize().into();
-        let key = (uf.generation, req.id, user.to_vec());
-        if let Some((d, t)) = self.cache.borrow().get(&key) {
-            if now.saturating_sub(*t) < ttl && bool::from(d.ct_eq(&digest)) {
-                return true;
+        let mut key = self.key.borrow_mut();
+        key.clear();
+        key.extend_from_slice(&req.id.to_le_bytes());
+        key.extend_from_slice(user);
+        if let Some((g, d, t)) = self.cache.borrow().get(&key[..]) {
+            let fresh = *g == uf.generation && now.saturating_sub(*t) < ttl;
+            if fresh && bool::from(d.ct_eq(&digest)) {
+                return Verdict::Ok;
+            }
+        }
+        let failed_key = self.failed_key(uf.generation, req.id, user, pw);
+        if let Some(t) = self.failed.borrow().get(&failed_key) {
+            if now.saturating_sub(*t) < ttl {
+                return Verdict::Fail;
             }
         }
         let realm = req.realm.as_bytes();
@@ -598,11 +739,23 @@ impl Auth {
             .iter()
             .find(|(u, r, _)| u == user && (backend != Backend::Htdigest || r == realm))
         else {
-            return false;
+            return Verdict::Fail;
         };
-        let ok = match backend {
-            Backend::Plain => bool::from(stored.as_slice().ct_eq(pw)),
-            Backend::Htdigest => {
+        // Slow hashing (not for an internal request, which cannot wait) goes
+        // through the queue of verifications under way.
+        let slow = backend == Backend::Htpasswd && slow_hash(stored) && !base.internal;
+        let queued = match slow {
+            true => match self.slow_verify(failed_key, stored, pw, now) {
+                Slow::Later(at) => return Verdict::Later(at),
+                Slow::Busy(secs) => return Verdict::Busy(secs),
+                Slow::Done(ok) => ok,
+            },
+            false => None,
+        };
+        let ok = match (queued, backend) {
+            (Some(ok), _) => ok,
+            (None, Backend::Plain) => bool::from(stored.as_slice().ct_eq(pw)),
+            (None, Backend::Htdigest) => {
                 let mut m = md5::Md5::new();
                 m.update(user);
                 m.update(b":");
@@ -612,7 +765,7 @@ impl Auth {
                 let hex = hex(&m.finalize());
                 bool::from(hex.as_bytes().ct_eq(&stored.to_ascii_lowercase()))
             }
-            Backend::Htpasswd => match check_htpasswd(stored, pw) {
+            (None, Backend::Htpasswd) => match check_htpasswd(stored, pw) {
                 Some(ok) => ok,
                 None => {
                     self.log(format!(
@@ -626,14 +779,112 @@ impl Auth {
         if ok {
             let mut c = self.cache.borrow_mut();
             if c.len() >= CACHE_MAX {
-                c.retain(|_, (_, t)| now.saturating_sub(*t) < ttl);
+                c.retain(|_, (_, _, t)| now.saturating_sub(*t) < ttl);
                 if c.len() >= CACHE_MAX {
                     c.clear();
                 }
             }
-            c.insert(key, (digest, now));
+            c.insert(key[..].into(), (uf.generation, digest, now));
+            return Verdict::Ok;
         }
-        ok
+        let mut f = self.failed.borrow_mut();
+        if f.len() >= FAILED_MAX {
+            f.retain(|_, t| now.saturating_sub(*t) < ttl);
+            if f.len() >= FAILED_MAX {
+                f.clear();
+            }
+        }
+        f.insert(failed_key, now);
+        Verdict::Fail
+    }
+
+    /// A slow verification of `pw` against `stored`, as the worker's budget
+    /// allows: bcrypt a slice at a time (`bcrypt_steps.rs`), other kinds whole.
+    /// Verifications under way are kept by `id` (the failed-login key: one per
+    /// user, password and file), so that the same login sent twice shares one;
+    /// a new one is taken only while all would be done within
+    /// [`budget::MAX_WAIT`] (and at most [`RUNNING_MAX`]), one waiting twice
+    /// that is given up: else 503. `Done(None)`: a hash kind wickd cannot verify.
+    fn slow_verify(&self, id: [u8; 32], stored: &[u8], pw: &[u8], now: u64) -> Slow {
+        let mut running = self.running.borrow_mut();
+        let each = self.slow_cost.get() * budget::SHARE_DIV;
+        if !running.contains_key(&id) {
+            let fits =
+                |n: usize| n < RUNNING_MAX && (n == 0 || each * (n as u32 + 1) <= budget::MAX_WAIT);
+            if !fits(running.len()) {
+                // Those whose clients stopped asking go first.
+                running.retain(|_, r| now.saturating_sub(r.touched) < 3);
+                if !fits(running.len()) {
+                    let wait = each * running.len() as u32;
+                    return Slow::Busy(wait.as_secs().max(1));
+                }
+            }
+            let work = match bcrypt_steps::Stepped::new(stored, pw) {
+                Some(job) => Work::Sliced(Box::new(job)),
+                None => Work::Whole,
+            };
+            let since = Instant::now();
+            running.insert(
+                id,
+                Running {
+                    work,
+                    since,
+                    touched: now,
+                    spent: std::time::Duration::ZERO,
+                },
+            );
+        }
+        let Some(r) = running.get_mut(&id) else {
+            return Slow::Done(Some(false));
+        };
+        r.touched = now;
+        if r.since.elapsed() > budget::MAX_WAIT * 2 {
+            running.remove(&id);
+            return Slow::Busy(each.as_secs().max(1));
+        }
+        let t0 = Instant::now();
+        match self.budget.borrow_mut().gate(t0) {
+            budget::Gate::Now => {}
+            budget::Gate::Later(at) => return Slow::Later(at),
+            budget::Gate::Busy(secs) => return Slow::Busy(secs),
+        }
+        let rounds = self.rounds.get();
+        let done = match &mut r.work {
+            Work::Sliced(job) => job.step(rounds).map(Some),
+            Work::Whole => Some(check_htpasswd(stored, pw)),
+        };
+        let took = t0.elapsed();
+        self.budget.borrow_mut().spent(took, t0 + took);
+        r.spent += took;
+        if let Work::Sliced(_) = r.work {
+            // Rounds for the next slice: about SLICE of work.
+            let per_round = (took.as_nanos() / u128::from(rounds.max(1))).max(1);
+            let next = (SLICE.as_nanos() / per_round).clamp(1, 1 << 16) as u64;
+            self.rounds.set((rounds + next) / 2);
+        }
+        let Some(verdict) = done else {
+            return Slow::Later(Instant::now());
+        };
+        let spent = r.spent;
+        running.remove(&id);
+        self.slow_cost.set((self.slow_cost.get() * 3 + spent) / 4);
+        Slow::Done(verdict)
+    }
+
+    /// The key a failed login is kept under: the worker's secret salt over the
+    /// file's generation, the rule, the user and the password (lengths included,
+    /// so no two pairs run together).
+    fn failed_key(&self, generation: u64, id: u32, user: &[u8], pw: &[u8]) -> [u8; 32] {
+        sha2::Sha256::new()
+            .chain_update(self.salt)
+            .chain_update(b"failed")
+            .chain_update(generation.to_le_bytes())
+            .chain_update(id.to_le_bytes())
+            .chain_update((user.len() as u64).to_le_bytes())
+            .chain_update(user)
+            .chain_update(pw)
+            .finalize()
+            .into()
     }
 
     /// Read `file` again when it changed (looked at once a second at most).
@@ -684,9 +935,10 @@ impl Auth {
             Err(e) => {
                 uf.id = None;
                 if !uf.failed {
-                    // Landlock allows the inode the worker started with.
+                    // Landlock allows the file's directory, or (directly under
+                    // `/` or a top-level directory) the inode the worker started with.
                     let hint = match e.kind() {
-                        std::io::ErrorKind::PermissionDenied => " (it must be readable by server.username; a file replaced by rename is outside the worker's sandbox until a graceful restart, SIGUSR1)",
+                        std::io::ErrorKind::PermissionDenied => " (it must be readable by server.username; a user file in / or a directory directly beneath it, replaced by rename, is outside the worker's sandbox until a graceful restart, SIGUSR1)",
                         _ => "",
                     };
                     self.log(format!("opening auth user file {file} failed: {e}{hint}"));
@@ -698,7 +950,8 @@ impl Auth {
         uf.failed = false;
         // Old verifications can no longer match (the generation is in the key):
         // drop what is older than this second.
-        self.cache.borrow_mut().retain(|_, (_, t)| *t >= now);
+        self.cache.borrow_mut().retain(|_, (_, _, t)| *t >= now);
+        self.failed.borrow_mut().retain(|_, t| *t >= now);
     }
 }
 
@@ -738,6 +991,16 @@ pub(crate) fn hex(b: &[u8]) -> String {
         s.push_str(&format!("{c:02x}"));
     }
     s
+}
+
+/// A hash whose check takes milliseconds or more (many rounds): it waits for the
+/// worker's budget. {SHA} and the kinds wickd cannot verify do not.
+fn slow_hash(stored: &[u8]) -> bool {
+    [
+        "$2a$", "$2b$", "$2x$", "$2y$", "$5$", "$6$", "$1$", "$apr1$",
+    ]
+    .iter()
+    .any(|p| stored.starts_with(p.as_bytes()))
 }
 
 /// Verify `pw` against an htpasswd hash: Some(matches), None for a hash kind wickd

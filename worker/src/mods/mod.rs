@@ -68,6 +68,9 @@ pub enum Flow {
     /// Answer now with this status: 3xx sends [`Rq::location`], others go through
     /// the error pages (server.error-handler, errorfile-prefix).
     Status(u16),
+    /// Not now: the connection parks the request and runs it again from the top
+    /// at [`Rq::later`] (park.rs).
+    Later,
 }
 
 /// Stages a module hooks (bits of [`Module::hooks`]).
@@ -167,6 +170,9 @@ pub struct Base<'a> {
     /// The client's request-target (an internal request's is another: %r logs
     /// this one, as lighttpd's r->target_orig).
     pub target_orig: &'a [u8],
+    /// An internal request (server.error-handler, a local redirect): it cannot
+    /// be parked ([`Flow::Later`] is answered 503).
+    pub internal: bool,
 }
 
 impl Base<'_> {
@@ -213,6 +219,11 @@ pub struct Rq {
     /// Close the connection after this answer (mod_auth after wrong
     /// credentials, as lighttpd: no more guesses on the same connection).
     pub close: bool,
+    /// Send this answer not before then (mod_auth after wrong credentials, as
+    /// lighttpd's auth.delay-invalid-creds): the connection waits, parked.
+    pub hold: Option<std::time::Instant>,
+    /// [`Flow::Later`]: when to run the request again.
+    pub later: Option<std::time::Instant>,
     /// Request headers added or replaced (mod_setenv), in order; an empty value
     /// removes the header. Read them through [`Rq::header`].
     pub req_headers: Vec<(String, String, bool)>,
@@ -257,6 +268,8 @@ impl Default for Rq {
             answer_fields: Vec::new(),
             auth_type: "",
             close: false,
+            hold: None,
+            later: None,
             req_headers: Vec::new(),
             env: Vec::new(),
             restarts: 0,
@@ -804,6 +817,8 @@ impl Mods {
                     match f {
                         Flow::Go => {}
                         Flow::Status(st) => return (view, Some(st)),
+                        // (503 were the request not parked: pipeline.rs parks it.)
+                        Flow::Later => return (view, Some(503)),
                         Flow::Reeval => view = reevaluate(compiled, cond, base, rq),
                         Flow::Restart => {
                             rq.restarts += 1;
@@ -1094,6 +1109,8 @@ impl Rq {
         self.answer_fields.clear();
         self.auth_type = "";
         self.close = false;
+        self.hold = None;
+        self.later = None;
         self.req_headers.clear();
         self.env.clear();
         self.restarts = 0;

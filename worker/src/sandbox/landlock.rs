@@ -81,6 +81,9 @@ pub fn prepare(
     for path in plan.read.iter().chain(homes) {
         ruleset = add(ruleset, path, read_dir_access())?;
     }
+    for dir in &plan.read_files_in {
+        ruleset = add(ruleset, dir, AccessFs::ReadFile.into())?;
+    }
     for path in prefixed_files(&plan.read_prefixes) {
         ruleset = add(ruleset, &path, AccessFs::ReadFile.into())?;
     }

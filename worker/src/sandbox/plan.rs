@@ -24,6 +24,10 @@ pub struct Plan {
     /// server.errorfile-prefix values: every existing file whose path starts with
     /// the prefix becomes readable.
     pub read_prefixes: Vec<PathBuf>,
+    /// Directories whose files (not listings) may be read: those of mod_auth's
+    /// user files, so that a file replaced by rename (an editor's save, `htpasswd
+    /// -c`: a new inode, outside a rule made on the old one) is read again.
+    pub read_files_in: Vec<PathBuf>,
     /// Trees the config names for writing (upload and cache dirs): read + write.
     pub write: Vec<PathBuf>,
     /// TCP ports of configured backends (FastCGI, SCGI, proxy, ...).
@@ -63,6 +67,23 @@ const READ_KEYS: &[&str] = &[
     "magnet.attract-response-start-to",
 ];
 
+/// mod_auth's user files: their directories get [`Plan::read_files_in`].
+const USER_FILE_KEYS: &[&str] = &[
+    "auth.backend.plain.userfile",
+    "auth.backend.plain.groupfile",
+    "auth.backend.htpasswd.userfile",
+    "auth.backend.htdigest.userfile",
+];
+
+/// The directory a user file is replaced in, unless that is `/` or a directory
+/// directly beneath it (`/etc`, `/srv`): opening one of those to the worker would
+/// undo the sandbox; such a file is the rule's alone, and one replaced by rename
+/// is read again after a graceful restart (SIGUSR1).
+fn user_file_dir(file: &Path) -> Option<PathBuf> {
+    let dir = file.parent()?;
+    (dir.is_absolute() && dir.components().count() > 2).then(|| dir.to_path_buf())
+}
+
 /// Keys whose values are directories the worker writes into.
 const WRITE_KEYS: &[&str] = &[
     "server.upload-dirs",
@@ -101,6 +122,11 @@ impl Plan {
         let mut userdir_path = None;
         for st in cfg.blocks.iter().flat_map(|b| b.settings.iter()) {
             let key = st.key.as_str();
+            if USER_FILE_KEYS.contains(&key) {
+                let files = strings(&st.value).filter(|f| !f.is_empty());
+                p.read_files_in
+                    .extend(files.filter_map(|f| user_file_dir(Path::new(&f))));
+            }
             if READ_KEYS.contains(&key) {
                 p.read.extend(strings(&st.value).map(PathBuf::from));
                 userdir_basepath |= key == "userdir.basepath";
@@ -139,7 +165,12 @@ impl Plan {
         p.read.retain(|r| !r.as_os_str().is_empty());
         p.write.retain(|w| !w.as_os_str().is_empty());
         p.read_prefixes.retain(|r| !r.as_os_str().is_empty());
-        for v in [&mut p.read, &mut p.write, &mut p.read_prefixes] {
+        for v in [
+            &mut p.read,
+            &mut p.write,
+            &mut p.read_prefixes,
+            &mut p.read_files_in,
+        ] {
             v.sort();
             v.dedup();
         }
@@ -261,6 +292,32 @@ mod tests {
             listeners: Vec::new(),
             warnings: Vec::new(),
         }
+    }
+
+    /// A user file's directory opens to reads of its files (a file replaced by
+    /// rename is a new inode), never `/` or a directory directly beneath it.
+    #[test]
+    fn user_file_directories() {
+        let cfg = config(vec![
+            vec![
+                set(
+                    "auth.backend.htpasswd.userfile",
+                    s("/etc/lighttpd/htpasswd"),
+                ),
+                set("auth.backend.plain.userfile", s("/etc/lighttpd.user")),
+            ],
+            vec![
+                set("auth.backend.htdigest.userfile", s("/srv/auth/d/htdigest")),
+                set("auth.backend.plain.groupfile", s("/groups")),
+                set("auth.backend.plain.userfile", s("relative/file")),
+            ],
+        ]);
+        let p = Plan::from_config(&cfg);
+        assert_eq!(
+            p.read_files_in,
+            [PathBuf::from("/etc/lighttpd"), PathBuf::from("/srv/auth/d")]
+        );
+        assert!(p.read.contains(&PathBuf::from("/etc/lighttpd.user")));
     }
 
     #[test]
