@@ -124,12 +124,12 @@ fn start_site(template: &str, prepare: impl FnOnce(&Path, &Ca)) -> Site {
     });
     let tls_port = if tls_port == 0 { s.port } else { tls_port };
     // The harness waited for @PORT@; a second listener is bound with it, but check.
+    let listening = || {
+        TcpStream::connect(("127.0.0.1", tls_port)).is_ok()
+            || TcpStream::connect(("::1", tls_port)).is_ok()
+    };
     assert!(
-        wait_until(Duration::from_secs(10), || TcpStream::connect((
-            "127.0.0.1",
-            tls_port
-        ))
-        .is_ok()),
+        wait_until(Duration::from_secs(10), listening),
         "TLS port {tls_port} not listening: {}",
         s.error_log()
     );

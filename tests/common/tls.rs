@@ -464,7 +464,16 @@ pub struct Session {
 /// Connect to 127.0.0.1:`port` naming the server `name` (an IP address sends no
 /// SNI) and finish the handshake (10 s bound). Err: the handshake failed.
 pub fn handshake(port: u16, name: &str, config: &Arc<ClientConfig>) -> std::io::Result<Session> {
-    let sock = TcpStream::connect(("127.0.0.1", port))?;
+    handshake_at((std::net::Ipv4Addr::LOCALHOST, port).into(), name, config)
+}
+
+/// `handshake` to another local address (::1).
+pub fn handshake_at(
+    addr: std::net::SocketAddr,
+    name: &str,
+    config: &Arc<ClientConfig>,
+) -> std::io::Result<Session> {
+    let sock = TcpStream::connect(addr)?;
     sock.set_read_timeout(Some(Duration::from_secs(10)))?;
     sock.set_write_timeout(Some(Duration::from_secs(10)))?;
     let server_name = ServerName::try_from(name.to_string())

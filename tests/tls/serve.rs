@@ -266,3 +266,22 @@ fn alpn_offering_h2_gets_http_1_1_and_http_1_0_is_accepted() {
     assert_eq!((code, r.status), (Some(0), 200), "curl --http1.0: {err}");
     assert_eq!(r.text(), INDEX);
 }
+
+#[test]
+fn a_tls_socket_on_ipv6_loopback() {
+    let body = r#"$SERVER["socket"] == "[::1]:@TLSPORT@" {
+    ssl.engine = "enable"
+    ssl.pemfile = "@DIR@/a.pem"
+}
+"#;
+    let site = start_site(&conf("", body), |_, _| {});
+    let at = (std::net::Ipv6Addr::LOCALHOST, site.tls_port).into();
+    let mut sess = tls_kit::handshake_at(at, "a.test", &site.verifying(None))
+        .unwrap_or_else(|e| panic!("[::1]: {e}\n{}", site.s.error_log()));
+    sess.conn
+        .send(b"GET /index.html HTTP/1.1\r\nHost: a.test\r\n\r\n");
+    let r = sess.conn.response().expect("response over [::1]");
+    assert_eq!((r.status, r.text().as_str()), (200, INDEX));
+    // The IPv4 main port stays plain.
+    assert_eq!(site.s.get("/index.html").status, 200);
+}
