@@ -224,6 +224,11 @@ impl Ca {
         std::fs::write(path, &self.pem).expect("write CA pem");
     }
 
+    /// The CA's private key (for `openssl ocsp` to sign a response with).
+    pub fn key_pem(&self) -> String {
+        self.key.serialize_pem()
+    }
+
     pub fn roots(&self) -> RootCertStore {
         let mut r = RootCertStore::empty();
         r.add(CertificateDer::from(self.der.clone()))
@@ -269,6 +274,8 @@ pub struct ClientSpec<'a> {
     pub store: Option<Arc<TaggedStore>>,
     /// Offer only these suites (None: the provider's defaults).
     pub suites: Option<Vec<rustls::SupportedCipherSuite>>,
+    /// With `ca` None: where the stapled OCSP response the server sent goes.
+    pub ocsp: Option<Arc<Mutex<Vec<u8>>>>,
 }
 
 impl Default for ClientSpec<'_> {
@@ -281,6 +288,7 @@ impl Default for ClientSpec<'_> {
             alpn: &[],
             store: None,
             suites: None,
+            ocsp: None,
         }
     }
 }
@@ -305,7 +313,7 @@ pub fn client_config(spec: &ClientSpec) -> Arc<ClientConfig> {
         Some(ca) => b.with_root_certificates(ca.roots()),
         None => b
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AnyCert(provider()))),
+            .with_custom_certificate_verifier(Arc::new(AnyCert(provider(), spec.ocsp.clone()))),
     };
     let mut c = match spec.client_cert {
         Some(l) => b
@@ -323,9 +331,9 @@ pub fn client_config(spec: &ClientSpec) -> Arc<ClientConfig> {
 }
 
 /// Accepts whatever certificate the server sends (signatures still checked), for
-/// tests that look at which certificate that was.
+/// tests that look at which certificate that was; keeps the stapled OCSP response.
 #[derive(Debug)]
-struct AnyCert(Arc<CryptoProvider>);
+struct AnyCert(Arc<CryptoProvider>, Option<Arc<Mutex<Vec<u8>>>>);
 
 impl ServerCertVerifier for AnyCert {
     fn verify_server_cert(
@@ -333,9 +341,12 @@ impl ServerCertVerifier for AnyCert {
         _end_entity: &CertificateDer<'_>,
         _intermediates: &[CertificateDer<'_>],
         _server_name: &ServerName<'_>,
-        _ocsp: &[u8],
+        ocsp: &[u8],
         _now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
+        if let Some(sink) = &self.1 {
+            *sink.lock().expect("ocsp sink") = ocsp.to_vec();
+        }
         Ok(ServerCertVerified::assertion())
     }
     fn verify_tls12_signature(

@@ -1,4 +1,5 @@
-//! Certificates chosen by SNI ($HTTP["host"] blocks) and by ssl.acme-tls-1.
+//! Certificates chosen by SNI ($HTTP["host"] blocks) and by ssl.acme-tls-1, and
+//! the OCSP response stapled to them (ssl.stapling-file).
 
 use super::*;
 
@@ -97,4 +98,89 @@ fn acme_tls_alpn_01_gets_the_challenge_certificate() {
     assert_eq!(served_cert(&site), normal);
     let (code, r, err) = site.curl("a.test", "/index.html", &[]);
     assert_eq!((code, r.status), (Some(0), 200), "{err}");
+}
+
+/// A DER OCSP response "good" for `leaf`, signed by `ca` (openssl ocsp with an
+/// index file, as a small CA would run it), written to `dir/name`.
+fn ocsp_response(dir: &Path, ca: &Ca, leaf: &Leaf, name: &str) {
+    let w = dir.join("ocsp-work");
+    std::fs::create_dir_all(&w).expect("ocsp dir");
+    ca.write(&w.join("ca.pem"));
+    std::fs::write(w.join("ca.key"), ca.key_pem()).expect("ca key");
+    std::fs::write(w.join("leaf.pem"), &leaf.cert_pem).expect("leaf");
+    let mut serial = format!("{:X}", leaf.serial);
+    if serial.len() % 2 == 1 {
+        serial.insert(0, '0');
+    }
+    std::fs::write(
+        w.join("index.txt"),
+        format!("V\t300101000000Z\t\t{serial}\tunknown\t/CN=a.test\n"),
+    )
+    .expect("index");
+    let out = Command::new("openssl")
+        .current_dir(&w)
+        .args([
+            "ocsp",
+            "-index",
+            "index.txt",
+            "-rsigner",
+            "ca.pem",
+            "-rkey",
+            "ca.key",
+            "-CA",
+            "ca.pem",
+            "-issuer",
+            "ca.pem",
+            "-cert",
+            "leaf.pem",
+            "-ndays",
+            "7",
+            "-no_nonce",
+            "-respout",
+        ])
+        .arg(dir.join(name))
+        .output()
+        .expect("openssl ocsp");
+    assert!(
+        out.status.success(),
+        "openssl ocsp: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn ssl_stapling_file_is_stapled() {
+    let body = format!("{GLOBAL_TLS}ssl.stapling-file = \"@DIR@/ocsp.der\"\n");
+    let site = start_site(&conf("", &body), |d, ca| {
+        let leaf = ca.server(&["a.test"]);
+        leaf.write_pem(&d.join("a.pem"));
+        ocsp_response(d, ca, &leaf, "ocsp.der");
+    });
+    let want = std::fs::read(site.path("ocsp.der")).expect("ocsp.der");
+    for v in [ProtocolVersion::TLSv1_3, ProtocolVersion::TLSv1_2] {
+        let sink = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let cfg = client_config(&ClientSpec {
+            version: Some(v),
+            ocsp: Some(sink.clone()),
+            ..ClientSpec::default()
+        });
+        handshake(site.tls_port, "a.test", &cfg)
+            .unwrap_or_else(|e| panic!("{v:?}: {e}\n{}", site.s.error_log()));
+        let got = sink.lock().expect("sink").clone();
+        assert!(
+            got == want,
+            "{v:?}: stapled {} bytes, the file has {}",
+            got.len(),
+            want.len()
+        );
+    }
+    let out = s_client(
+        site.tls_port,
+        "a.test",
+        &site.ca_file(),
+        None,
+        None,
+        &["-status"],
+    );
+    assert!(out.contains("Cert Status: good"), "{out}");
 }
