@@ -313,3 +313,30 @@ fn ranges_of_a_big_file_over_tls() {
         assert!(r.body == data[from..to], "{range}: the bytes differ");
     }
 }
+
+#[test]
+fn a_tls13_key_update_mid_connection_keeps_serving() {
+    // KeyUpdate (RFC 8446 4.6.3) from the client between requests, requesting
+    // one back: the server must take it in its stride, as lighttpd's OpenSSL does.
+    let site = start_site(&conf("", GLOBAL_TLS), |_, _| {});
+    let mut sess = handshake(
+        site.tls_port,
+        "a.test",
+        &site.verifying(Some(ProtocolVersion::TLSv1_3)),
+    )
+    .expect("handshake");
+    for i in 0..3 {
+        sess.conn
+            .send(b"GET /index.html HTTP/1.1\r\nHost: a.test\r\n\r\n");
+        let r = sess
+            .conn
+            .response()
+            .unwrap_or_else(|| panic!("request {i}: {}", site.s.error_log()));
+        assert_eq!((r.status, r.text().as_str()), (200, INDEX), "request {i}");
+        sess.conn
+            .s
+            .conn
+            .refresh_traffic_keys()
+            .expect("KeyUpdate queued");
+    }
+}
