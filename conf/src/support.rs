@@ -29,6 +29,7 @@ pub const BUILT: &[&str] = &[
     "mod_auth",
     "mod_authn_file",
     "mod_cgi",
+    "mod_deflate",
     "mod_dirlisting",
     "mod_evhost",
     "mod_expire",
@@ -75,6 +76,8 @@ const IGNORED: &[&str] = &[
     "extforward.hap-proxy",
     "extforward.hap-proxy-ssl-client-verify",
     "auth.debug",
+    "deflate.params",
+    "deflate.sync-flush",
 ];
 
 /// Keys (or, ending in '.', key prefixes) whose absence opens access, and what

@@ -176,6 +176,7 @@ fn new_job(
         },
         log: None,
         hooks: std::mem::take(&mut b.hooks),
+        zip: None,
     })
 }
 
