@@ -281,6 +281,9 @@ fn entry(cache: &Path, docroot: &Path, name: &str, etag: &str, coding: &str) -> 
 fn cache_dir_is_made_filled_reused_and_follows_the_file() {
     let s = start("deflate.cache-dir = \"@DIR@/cache/\"\n");
     let cache = s.dir.path().join("cache");
+    let url = s.url("/index.html");
+    // (a worker answered, so it has entered its sandbox)
+    let etag = curl(&url, &[]).header("etag").expect("etag").to_string();
     // Made at start by the worker (0700), as lighttpd makes it.
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(&cache)
@@ -288,8 +291,6 @@ fn cache_dir_is_made_filled_reused_and_follows_the_file() {
         .permissions()
         .mode();
     assert_eq!(mode & 0o777, 0o700);
-    let url = s.url("/index.html");
-    let etag = curl(&url, &[]).header("etag").expect("etag").to_string();
     let gz = entry(&cache, &s.docroot(), "index.html", &etag, "gzip");
     assert!(!gz.exists());
     let r1 = curl(&url, &["-H", "Accept-Encoding: gzip"]);
@@ -368,6 +369,8 @@ fn cache_dir_is_made_filled_reused_and_follows_the_file() {
 fn a_symlink_planted_in_the_cache_is_not_followed() {
     let s = start("deflate.cache-dir = \"@DIR@/cache\"\n");
     let cache = s.dir.path().join("cache");
+    // (a worker answered, so it has made the cache dir)
+    assert_eq!(curl(&s.url("/small.txt"), &[]).status, 200);
     let elsewhere = s.dir.path().join("elsewhere");
     std::fs::create_dir_all(&elsewhere).expect("mkdir");
     // The entry's first directory is a symlink out of the cache.
@@ -379,11 +382,11 @@ fn a_symlink_planted_in_the_cache_is_not_followed() {
     assert_eq!(r.header("content-encoding"), Some("gzip"));
     assert!(r.body == html());
     assert_eq!(std::fs::read_dir(&elsewhere).expect("ls").count(), 0);
-    assert!(
-        s.error_log().contains("mod_deflate: writing"),
-        "{}",
-        s.error_log()
-    );
+    // (the worker writes its log lines after the loop turn)
+    let logged = common::wait_until(std::time::Duration::from_secs(5), || {
+        s.error_log().contains("mod_deflate: writing")
+    });
+    assert!(logged, "{}", s.error_log());
 }
 
 const STREAM: &str = r#"#!/bin/sh
@@ -557,4 +560,42 @@ fn over_max_loadavg_nothing_is_compressed() {
     assert_eq!(r.header("content-encoding"), None);
     assert_eq!(r.header("vary"), Some("Accept-Encoding"));
     assert!(r.body == html());
+}
+
+#[test]
+fn directory_listings_are_compressed_small_and_deferred() {
+    let conf = format!("{CONF}dir-listing.activate = \"enable\"\n");
+    let s = Server::start_with(&conf, &[], |d| {
+        let small = d.join("www/small");
+        std::fs::create_dir_all(&small).expect("mkdir");
+        for i in 0..20 {
+            std::fs::write(small.join(format!("file-{i}.txt")), b"x").expect("write");
+        }
+        // More entries than a listing reads at once: answered over later turns.
+        let big = d.join("www/big");
+        std::fs::create_dir_all(&big).expect("mkdir");
+        for i in 0..1500 {
+            std::fs::write(big.join(format!("entry-{i:05}.txt")), b"").expect("write");
+        }
+    });
+    for (path, last) in [("/small/", "file-9.txt"), ("/big/", "entry-01499.txt")] {
+        let plain = curl(&s.url(path), &[]);
+        assert_eq!(plain.status, 200, "{path}");
+        assert!(plain.text().contains(last), "{path}");
+        assert_eq!(plain.header("vary"), Some("Accept-Encoding"), "{path}");
+        for coding in ["gzip", "br"] {
+            let r = curl_coding(&s.url(path), coding);
+            assert_eq!(
+                r.header("content-encoding"),
+                Some(coding),
+                "{path} {coding}"
+            );
+            assert_eq!(r.body, plain.body, "{path} {coding}");
+            let n: usize = r
+                .header("content-length")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            assert!(n > 0 && n < plain.body.len() / 2, "{path} {coding}: {n}");
+        }
+    }
 }

@@ -484,8 +484,15 @@ impl Hooks<'_> {
             .stage(5)
             .filter_map(|m| m.response_later(&self.cx))
             .collect();
-        let deflate = self.mods.deflate.as_ref().and_then(|d| d.later(&self.cx));
-        LaterHooks { list, deflate }
+        LaterHooks {
+            list,
+            deflate: self.deflate_later(),
+        }
+    }
+
+    /// mod_deflate's part in a response made after the request's context.
+    pub fn deflate_later(&self) -> Option<Box<deflate::stream::Later>> {
+        self.mods.deflate.as_ref().and_then(|d| d.later(&self.cx))
     }
 
     /// mod_deflate, for a handler that sends a whole file, with what it needs of

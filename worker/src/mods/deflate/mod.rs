@@ -16,9 +16,10 @@
 //! never compressed) is compressed into memory, or once into deflate.cache-dir
 //! ([`cache`]) and reused while its ETag holds; a gateway's response
 //! ([`Deflate::later`], decided at the claim, [`stream::Zip`] on the script's
-//! head) is compressed while it streams, chunked to HTTP/1.1 clients. The
+//! head) is compressed while it streams, chunked to HTTP/1.1 clients; a
+//! directory listing's page is compressed whole ([`stream::Later::whole`]). The
 //! module's response_start hook has nothing to do on other heads (redirects,
-//! error pages of the server, 206).
+//! the server's own error pages, 206).
 
 pub mod accept;
 pub mod cache;
@@ -41,6 +42,8 @@ pub struct Deflate {
     watch_load: bool,
     /// The 1-minute load average, read once a second (sysinfo(2)).
     load: Cell<f64>,
+    /// A cache entry could not be written (logged once).
+    write_failed: Cell<bool>,
     cache: RefCell<cache::Cache>,
     /// Scratch: an entry name, a file's read block.
     name: RefCell<Vec<u8>>,
@@ -78,6 +81,7 @@ impl Deflate {
         let d = Deflate {
             watch_load,
             load: Cell::new(0.0),
+            write_failed: Cell::new(false),
             cache: RefCell::new(cache::Cache::default()),
             name: RefCell::new(Vec::new()),
             block: RefCell::new(Vec::new()),
@@ -158,11 +162,17 @@ impl Deflate {
                             match cache.put(v.deflate_cache_dir, &entry_name, &bytes, now) {
                                 Ok(e) => Send::Entry(e),
                                 Err(e) => {
-                                    log.push(format!(
-                                        "mod_deflate: writing {}/{} failed: {e}",
-                                        v.deflate_cache_dir.trim_end_matches('/'),
-                                        String::from_utf8_lossy(&entry_name)
-                                    ));
+                                    // Once per worker: a cache dir that cannot
+                                    // be written would log every request.
+                                    if !self.write_failed.replace(true) {
+                                        log.push(format!(
+                                            "mod_deflate: writing {}/{} failed: {e} \
+                                             (answers go out compressed from memory; \
+                                             further failures are not logged)",
+                                            v.deflate_cache_dir.trim_end_matches('/'),
+                                            String::from_utf8_lossy(&entry_name)
+                                        ));
+                                    }
                                     Send::Bytes(bytes)
                                 }
                             }

@@ -1,16 +1,19 @@
-//! mod_deflate on a gateway's response (CGI; FastCGI later): what applies is
-//! decided at the claim ([`Later`]: the coding the client accepts, the options of
-//! its blocks), and on the script's head whether its body is compressed
-//! ([`Later::check`], [`Later::start`]); then [`Zip`] compresses the body as it
-//! streams. Memory per response: the coder's state and what was not sent yet.
+//! mod_deflate on a response that comes after its request's context: a gateway's
+//! (CGI; FastCGI later) or a deferred directory listing. What applies is decided
+//! while the request is there ([`Later`]: the coding the client accepts, the
+//! options of its blocks); on the script's head, whether its body is compressed
+//! ([`Later::check`], [`Later::start`]), and then [`Zip`] compresses the body as
+//! it streams (memory per response: the coder's state and what was not sent yet);
+//! a listing's whole page goes through [`Later::whole`].
 
 use super::accept::Coding;
 use super::encoder::Encoder;
 use crate::cgi::resp::RespHead;
+use crate::resp_head::ResponseHead;
 use std::io;
 
 /// What mod_deflate will do with a gateway's response, decided at the claim.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Later {
     /// The coding the client accepts (None: Vary only; HEAD; over max-loadavg).
     pub coding: Option<Coding>,
@@ -69,6 +72,33 @@ impl Later {
             fed: false,
             sync: self.sync_flush,
         }))
+    }
+}
+
+impl Later {
+    /// A whole body made after the request's context (a directory listing):
+    /// compressed into a new body when it qualifies and the client takes a coding
+    /// (the head gets Vary, Content-Encoding, the compressed Content-Length).
+    pub fn whole(&self, head: &mut ResponseHead, body: &[u8]) -> Option<Vec<u8>> {
+        let len = Some(body.len() as u64);
+        let (min, max) = (self.min, self.max_kib);
+        if !super::qualifies(&self.mimetypes, min, max, head.status, |n| head.get(n), len) {
+            return None;
+        }
+        super::add_vary(head);
+        let coding = self.coding?;
+        let ctype = head.get(b"Content-Type").unwrap_or(b"").to_vec();
+        let mut e = Encoder::new(coding, self.level, len, &ctype).ok()?;
+        let mut out = Vec::with_capacity(body.len() / 4 + 64);
+        e.write(body).ok()?;
+        e.finish(&mut out).ok()?;
+        if let Some(tag) = head.get(b"ETag").map(|t| super::suffixed(t, coding)) {
+            head.set(b"ETag", &tag);
+        }
+        head.remove(b"Content-Length");
+        head.add_u64(b"Content-Length", out.len() as u64);
+        head.set(b"Content-Encoding", coding.label().as_bytes());
+        Some(out)
     }
 }
 
