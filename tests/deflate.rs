@@ -322,7 +322,7 @@ fn cache_dir_is_made_filled_reused_and_follows_the_file() {
     // cache is read, not bypassed (a new file's entry, planted before its first
     // request).
     let other = b"<html>from the cache</html>".repeat(20);
-    std::fs::write(s.docroot().join("planted.html"), &html()).expect("write");
+    std::fs::write(s.docroot().join("planted.html"), html()).expect("write");
     let ptag = curl(&s.url("/planted.html"), &[])
         .header("etag")
         .expect("etag")

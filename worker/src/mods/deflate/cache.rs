@@ -38,7 +38,8 @@ pub enum Entry {
 }
 
 impl Entry {
-    pub fn len(&self) -> u64 {
+    /// Its length in bytes (an entry is never empty).
+    pub fn size(&self) -> u64 {
         match self {
             Entry::Mem(m) => m.len() as u64,
             Entry::Fd(_, n) => *n,
@@ -296,7 +297,7 @@ mod tests {
         assert!(matches!(e, Entry::Fd(_, 40_000)));
         let mut fresh = Cache::default();
         let again = fresh.get(&d, b"srv/www/x.html-1-gzip", 1).expect("get");
-        assert_eq!(again.len(), 40_000);
+        assert_eq!(again.size(), 40_000);
         let small = fresh.put(&d, b"srv/www/y-2-br", b"tiny", 1).expect("put");
         assert!(matches!(small, Entry::Mem(_)));
         let m = std::fs::metadata(dir.join("srv/www/y-2-br")).expect("meta");

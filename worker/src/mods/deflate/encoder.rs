@@ -77,22 +77,22 @@ impl Encoder {
                 flate2::Compression::new(zlevel),
             )),
             Coding::Br => {
-                let mut p = brotli::enc::BrotliEncoderParams::default();
-                p.quality = if (0..=11).contains(&level) {
-                    level as i32
-                } else {
-                    BR_DEFAULT_QUALITY as i32
-                };
                 // A window no larger than the body (same output for the decoder,
                 // less memory for small bodies).
                 let fits = size.map_or(BR_DEFAULT_WINDOW, |n| {
                     (64 - n.max(1).leading_zeros()).clamp(10, BR_DEFAULT_WINDOW)
                 });
-                p.lgwin = fits as i32;
-                p.mode = br_mode(ctype);
-                if let Some(n) = size {
-                    p.size_hint = usize::try_from(n).unwrap_or(0);
-                }
+                let p = brotli::enc::BrotliEncoderParams {
+                    quality: if (0..=11).contains(&level) {
+                        level as i32
+                    } else {
+                        BR_DEFAULT_QUALITY as i32
+                    },
+                    lgwin: fits as i32,
+                    mode: br_mode(ctype),
+                    size_hint: size.and_then(|n| usize::try_from(n).ok()).unwrap_or(0),
+                    ..Default::default()
+                };
                 Encoder::Br(Box::new(brotli::CompressorWriter::with_params(
                     Vec::new(),
                     16 << 10,

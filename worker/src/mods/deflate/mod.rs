@@ -188,7 +188,7 @@ impl Deflate {
         };
         let n = match &body {
             Send::Bytes(b) => b.len() as u64,
-            Send::Entry(e) => e.len(),
+            Send::Entry(e) => e.size(),
             _ => return body,
         };
         if let Some(tag) = &etag {
