@@ -142,7 +142,6 @@ impl Deflate {
         if self.overloaded(v.deflate_max_loadavg) {
             return Send::Plain;
         }
-        let ctype = head.get(b"Content-Type").unwrap_or(b"").to_vec();
         let cacheable = !v.deflate_cache_dir.is_empty()
             && !had_vary
             && etag.as_ref().is_some_and(|t| t.len() > 4)
@@ -157,7 +156,7 @@ impl Deflate {
                 let mut cache = self.cache.borrow_mut();
                 match cache.get(v.deflate_cache_dir, &entry_name, now) {
                     Some(e) => Send::Entry(e),
-                    None => match self.compress(coding, v, file, &ctype) {
+                    None => match self.compress(coding, v, file, head) {
                         Ok(bytes) => {
                             match cache.put(v.deflate_cache_dir, &entry_name, &bytes, now) {
                                 Ok(e) => Send::Entry(e),
@@ -181,7 +180,7 @@ impl Deflate {
                     },
                 }
             }
-            _ => match self.compress(coding, v, file, &ctype) {
+            _ => match self.compress(coding, v, file, head) {
                 Ok(bytes) => Send::Bytes(bytes),
                 Err(e) => return self.failed(log, name, e),
             },
@@ -215,8 +214,10 @@ impl Deflate {
         coding: Coding,
         v: &View,
         file: &FileInfo,
-        ctype: &[u8],
+        head: &ResponseHead,
     ) -> io::Result<Vec<u8>> {
+        // (the Content-Type picks brotli's mode)
+        let ctype = head.get(b"Content-Type").unwrap_or(b"");
         let size = file.size;
         let mut e = Encoder::new(coding, *v.deflate_compression_level, Some(size), ctype)?;
         let mut out = Vec::with_capacity((size / 4) as usize + 64);
