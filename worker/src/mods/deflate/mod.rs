@@ -187,7 +187,7 @@ impl Deflate {
         };
         let n = match &body {
             Send::Bytes(b) => b.len() as u64,
-            Send::Entry(e) => e.size(),
+            Send::Entry(e) => e.len,
             _ => return body,
         };
         if let Some(tag) = &etag {
