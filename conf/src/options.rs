@@ -212,6 +212,18 @@ request_options! {
     // mod_expire
     expire_url: Vec<(String, String)> = "expire.url", default Vec::new();
     expire_mimetypes: Vec<(String, String)> = "expire.mimetypes", default Vec::new();
+    // mod_deflate (the compress.* names are read as these: keys::ALIASES).
+    // max-compress-size in KiB (lighttpd's default: 128 MiB), min-compress-size in
+    // bytes, compression-level -1: each encoder's default, max-loadavg "" = none.
+    deflate_mimetypes: Vec<String> = "deflate.mimetypes", default Vec::new();
+    deflate_allowed_encodings: Vec<String> = "deflate.allowed-encodings", default Vec::new();
+    deflate_cache_dir: String = "deflate.cache-dir", default String::new();
+    deflate_max_compress_size: u64 = "deflate.max-compress-size", default 128 * 1024;
+    deflate_min_compress_size: u64 = "deflate.min-compress-size", default 256;
+    deflate_compression_level: i64 = "deflate.compression-level", default -1;
+    deflate_output_buffer_size: u64 = "deflate.output-buffer-size", default 0;
+    deflate_work_block_size: u64 = "deflate.work-block-size", default 2048;
+    deflate_max_loadavg: String = "deflate.max-loadavg", default String::new();
     // mod_extforward
     extforward_forwarder: Vec<(String, String)> = "extforward.forwarder", default Vec::new();
     extforward_headers: Vec<String> = "extforward.headers", default Vec::new();

@@ -29,6 +29,7 @@ pub const BUILT: &[&str] = &[
     "mod_auth",
     "mod_authn_file",
     "mod_cgi",
+    "mod_deflate",
     "mod_dirlisting",
     "mod_evhost",
     "mod_expire",
@@ -88,6 +89,8 @@ const IGNORED: &[&str] = &[
     "ssl.ech-public-name",
     "ssl.ech-keydir",
     "ssl.ech-only",
+    "deflate.params",
+    "deflate.sync-flush",
 ];
 
 /// Keys (or, ending in '.', key prefixes) whose absence opens access, and what

@@ -285,9 +285,9 @@ impl StatCache {
     }
 }
 
-const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
-const RESOLVE_NO_SYMLINKS: u64 = 0x04;
-const RESOLVE_BENEATH: u64 = 0x08;
+pub const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
+pub const RESOLVE_NO_SYMLINKS: u64 = 0x04;
+pub const RESOLVE_BENEATH: u64 = 0x08;
 /// Symlinks one lookup may follow, as the kernel's MAXSYMLINKS.
 const MAX_LINKS: u32 = 40;
 
@@ -487,9 +487,20 @@ struct OpenHow {
 
 /// openat2(2): the kernel resolves the path and refuses to leave `dirfd`'s tree.
 pub fn openat2(dirfd: RawFd, path: &CStr, flags: u64, resolve: u64) -> io::Result<OwnedFd> {
+    openat2_mode(dirfd, path, flags, 0, resolve)
+}
+
+/// openat2(2) with the mode of a file it creates (O_CREAT).
+pub fn openat2_mode(
+    dirfd: RawFd,
+    path: &CStr,
+    flags: u64,
+    mode: u64,
+    resolve: u64,
+) -> io::Result<OwnedFd> {
     let how = OpenHow {
         flags,
-        mode: 0,
+        mode,
         resolve,
     };
     loop {

@@ -94,6 +94,11 @@ impl Env<'_> {
     /// The head is complete: Connection, Date and Server, the response_start
     /// hooks, then into `out`, once. The body goes after it.
     pub fn send_head(&mut self, keep_alive: bool, tag: &str) {
+        self.finish_head(keep_alive, tag);
+        self.head.write(self.out);
+    }
+
+    fn finish_head(&mut self, keep_alive: bool, tag: &str) {
         for (n, v) in self.fields {
             self.head.add(n, v);
         }
@@ -101,7 +106,33 @@ impl Env<'_> {
         if let Some(h) = self.hooks {
             h.run(self.head);
         }
+    }
+
+    /// A whole file (`name`, beneath the document root) as the response: the
+    /// head as [`Env::send_head`] sends it, then mod_deflate, when loaded, may
+    /// send it compressed (or answer 304 for its compressed form); then the body
+    /// unless `send_body` is false (HEAD).
+    pub fn send_file(
+        &mut self,
+        keep_alive: bool,
+        tag: &str,
+        info: &FileInfo,
+        name: &[u8],
+        send_body: bool,
+    ) {
+        use crate::mods::deflate::{cache::Entry, Send};
+        self.finish_head(keep_alive, tag);
+        let send = match self.hooks.and_then(|h| h.deflate()) {
+            Some((d, cx)) => d.encode_file(cx, self.head, info, name, self.log),
+            None => Send::Plain,
+        };
         self.head.write(self.out);
+        match send {
+            Send::Plain if send_body => body(self.out, info, 0, info.size),
+            Send::Plain | Send::Nothing => {}
+            Send::Bytes(b) => self.out.put(&b),
+            Send::Entry(Entry { fd, len }) => self.out.file(fd, 0, len),
+        }
     }
 }
 
@@ -469,10 +500,7 @@ fn serve_file_tagged(
             if fixed.is_none() && *view.range_requests {
                 h.add(b"Accept-Ranges", b"bytes");
             }
-            env.send_head(keep, tag);
-            if send_body {
-                body(env.out, info, 0, info.size);
-            }
+            env.send_file(keep, tag, info, name, send_body);
         }
     }
     status

@@ -241,3 +241,46 @@ pub fn ignore_signals() {
         libc::signal(libc::SIGUSR1, libc::SIG_IGN);
     }
 }
+
+/// mkdirat(2) of `name` in `dirfd` (mod_deflate's cache subdirectories).
+pub fn mkdirat(dirfd: RawFd, name: &std::ffi::CStr, mode: libc::mode_t) -> io::Result<()> {
+    // SAFETY: name is NUL-terminated; dirfd is the caller's directory.
+    retry(|| unsafe { libc::mkdirat(dirfd, name.as_ptr(), mode) as isize }).map(|_| ())
+}
+
+/// renameat2(2) with no flags, within one directory: an atomic replace.
+pub fn rename_in(dirfd: RawFd, from: &std::ffi::CStr, to: &std::ffi::CStr) -> io::Result<()> {
+    // The system call itself: glibc's renameat2 with no flags calls renameat,
+    // which the seccomp allowlist does not have.
+    // SAFETY: both names are NUL-terminated; dirfd is the caller's directory.
+    retry(|| unsafe {
+        libc::syscall(
+            libc::SYS_renameat2,
+            dirfd,
+            from.as_ptr(),
+            dirfd,
+            to.as_ptr(),
+            0 as libc::c_uint,
+        ) as isize
+    })
+    .map(|_| ())
+}
+
+/// unlinkat(2) of a file in `dirfd`.
+pub fn unlink_in(dirfd: RawFd, name: &std::ffi::CStr) -> io::Result<()> {
+    // SAFETY: name is NUL-terminated; dirfd is the caller's directory.
+    retry(|| unsafe { libc::unlinkat(dirfd, name.as_ptr(), 0) as isize }).map(|_| ())
+}
+
+/// The 1-minute load average from sysinfo(2) (/proc/loadavg is out of the
+/// sandbox's reach).
+pub fn loadavg1() -> Option<f64> {
+    // SAFETY: a zeroed sysinfo is a valid out-buffer.
+    let mut si: libc::sysinfo = unsafe { std::mem::zeroed() };
+    // SAFETY: si is writable and of the size the kernel fills.
+    if unsafe { libc::sysinfo(&mut si) } != 0 {
+        return None;
+    }
+    // loads are fixed point with SI_LOAD_SHIFT (16) fraction bits.
+    Some(si.loads[0] as f64 / 65536.0)
+}

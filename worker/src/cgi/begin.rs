@@ -183,6 +183,7 @@ fn new_job(
         },
         log: None,
         hooks: std::mem::take(&mut b.hooks),
+        zip: None,
     })
 }
 

@@ -114,6 +114,8 @@ pub struct Job {
     /// The request's response_start hooks (mod_setenv, mod_expire), run on the
     /// script's head.
     pub(super) hooks: crate::mods::LaterHooks,
+    /// mod_deflate: the body being compressed (from the script's head on).
+    pub(super) zip: Option<Box<crate::mods::deflate::stream::Zip>>,
 }
 
 /// Replace the response with an error page (nothing was sent yet) and end the job.
@@ -274,7 +276,11 @@ impl Job {
                     progress = true;
                     stdout_data(ctx, self, &rbuf[..n])
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    // The script paused: what it said is compressed out now.
+                    source_paused(self);
+                    break;
+                }
                 // EOF (or a read error, which ends the output the same way).
                 _ => {
                     self.stdout = None;

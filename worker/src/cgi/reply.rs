@@ -107,6 +107,18 @@ pub(super) fn stdout_eof(ctx: &mut Ctx, job: &mut Job) -> Option<Pump> {
         }
     }
     commit_head(ctx, job, true);
+    if let Some(mut z) = job.zip.take() {
+        let mut rest = Vec::new();
+        match z.finish(&mut rest) {
+            Ok(true) => frame(job, &rest),
+            // Shorter than its Content-Length, or the coder failed: the client
+            // learns of it by the close, without the stream's end.
+            _ => {
+                job.keep_alive = false;
+                job.framing = Framing::Discard;
+            }
+        }
+    }
     match job.framing {
         Framing::Chunked => {
             // The script's own chunked trailers go on to the client, as lighttpd
@@ -152,8 +164,46 @@ pub(super) fn body_bytes(ctx: &mut Ctx, job: &mut Job, data: &[u8]) {
     body_bytes_raw(job, data);
 }
 
-/// Decoded response body bytes into `out` (or the pending body) by the framing.
+/// Decoded response body bytes into `out` (or the pending body): compressed
+/// when mod_deflate compresses this response, then framed.
 pub(super) fn body_bytes_raw(job: &mut Job, data: &[u8]) {
+    if data.is_empty() {
+        return;
+    }
+    if let Some(z) = job.zip.as_mut() {
+        let mut c = Vec::new();
+        if z.feed(data, &mut c).is_err() {
+            coder_failed(job);
+            return;
+        }
+        frame(job, &c);
+        return;
+    }
+    frame(job, data);
+}
+
+/// The script paused (its pipe is empty): a compressed body is flushed so that
+/// what it said so far reaches the client (deflate.output-buffer-size 0).
+pub(super) fn source_paused(job: &mut Job) {
+    if let Some(z) = job.zip.as_mut() {
+        let mut c = Vec::new();
+        if z.pause(&mut c).is_err() {
+            coder_failed(job);
+            return;
+        }
+        frame(job, &c);
+    }
+}
+
+/// A coder error (not expected: its output is memory): the response is cut.
+fn coder_failed(job: &mut Job) {
+    job.zip = None;
+    job.keep_alive = false;
+    job.framing = Framing::Discard;
+}
+
+/// Body bytes for the client by the framing.
+fn frame(job: &mut Job, data: &[u8]) {
     if data.is_empty() {
         return;
     }
@@ -192,10 +242,23 @@ pub(super) fn start_response(ctx: &mut Ctx, job: &mut Job, h: RespHead, status: 
         job.dechunk = Some(Decoder::new());
     }
     let no_body = job.head_only || status == 204 || status == 304 || (100..200).contains(&status);
+    // mod_deflate: a response that qualifies varies by Accept-Encoding; its body
+    // is compressed when the client takes a coding (a known length: now, chunked;
+    // none yet: when the pending head is committed).
+    let deflate = job.hooks.deflate.take();
+    let mut h = h;
+    let deflate = deflate.filter(|d| d.check(status, &mut h));
     job.framing = match h.content_length {
         _ if no_body => Framing::Discard,
-        Some(n) => Framing::Length(n),
+        Some(n) => match deflate.and_then(|d| d.start(&mut h)) {
+            Some(z) => {
+                job.zip = Some(z);
+                streamed(job)
+            }
+            None => Framing::Length(n),
+        },
         None => {
+            job.hooks.deflate = deflate;
             job.framing = Framing::Pending;
             job.pending = Some(Box::new(PendingHead {
                 head: h,
@@ -224,18 +287,49 @@ pub(super) fn commit_head(ctx: &mut Ctx, job: &mut Job, ended: bool) {
         body,
         ..
     } = *p;
-    job.framing = if ended {
+    // mod_deflate: a whole body within deflate.min/max-compress-size, or a
+    // stream, is compressed.
+    if let Some(d) = job.hooks.deflate.take() {
+        if !ended || crate::mods::deflate::size_ok(body.len() as u64, d.min, d.max_kib) {
+            job.zip = d.start(&mut h);
+        }
+    }
+    if ended {
+        let mut whole = Vec::new();
+        let body = match job.zip.take() {
+            Some(mut z) => {
+                if z.feed(&body, &mut whole).is_err() || !matches!(z.finish(&mut whole), Ok(true)) {
+                    // (not expected: the coder writes to memory)
+                    let id = job.id;
+                    fail(job, &ctx.clock, &ctx.pages, 500);
+                    ctx.cgi.finish(id, FinishReason::Error);
+                    return;
+                }
+                whole
+            }
+            None => body,
+        };
         h.fields
             .push(("Content-Length".into(), body.len().to_string()));
-        Framing::Length(body.len() as u64)
-    } else if job.version == Version::Http11 {
+        job.framing = Framing::Length(body.len() as u64);
+        write_head(ctx, job, h, status);
+        frame(job, &body);
+        return;
+    }
+    job.framing = streamed(job);
+    write_head(ctx, job, h, status);
+    body_bytes_raw(job, &body);
+}
+
+/// The framing of a body whose length is not known: chunked to HTTP/1.1, else
+/// until the close.
+fn streamed(job: &mut Job) -> Framing {
+    if job.version == Version::Http11 {
         Framing::Chunked
     } else {
         job.keep_alive = false;
         Framing::UntilClose
-    };
-    write_head(ctx, job, h, status);
-    body_bytes_raw(job, &body);
+    }
 }
 
 /// The head for the client, framed as `job.framing` says: the script's fields,
@@ -328,6 +422,8 @@ pub(super) fn x_sendfile(
     value: &str,
 ) -> Option<Pump> {
     h.remove("x-sendfile");
+    // The file goes out as it is (mod_deflate does not see it).
+    job.hooks.deflate = None;
     h.remove("content-length");
     h.content_length = None;
     let mut path = Vec::new();

@@ -642,15 +642,18 @@ fn respond(
     keep_alive: bool,
     head_only: bool,
     body: &[u8],
+    deflate: Option<&crate::mods::deflate::stream::Later>,
 ) {
     head.add_u64(b"Content-Length", body.len() as u64);
     head.finish(clock, tag, keep_alive);
     if let Some(h) = hooks {
         h.run(head);
     }
+    // mod_deflate: the page compressed, when it qualifies and the client takes it.
+    let zipped = deflate.and_then(|d| d.whole(head, body));
     head.write(out);
     if !head_only {
-        out.put(body);
+        out.put(zipped.as_deref().unwrap_or(body));
     }
 }
 
@@ -686,6 +689,8 @@ struct Listing {
     /// A deferred listing's head: status, Content-Type and the response_start
     /// hooks' edits.
     head: ResponseHead,
+    /// mod_deflate's part, decided while the request was there (deferred only).
+    deflate: Option<Box<crate::mods::deflate::stream::Later>>,
 }
 
 impl Listing {
@@ -791,7 +796,21 @@ impl Listing {
                 .put(key, clock.mono, age, &self.ctype(), &self.body);
         }
         let (tag, keep, head_only) = (&self.tag, self.keep_alive, self.head_only);
-        respond(out, head, hooks, clock, tag, keep, head_only, &self.body);
+        let deflate = match (hooks, &self.deflate) {
+            (Some(h), _) => h.deflate_later(),
+            (None, d) => d.clone(),
+        };
+        respond(
+            out,
+            head,
+            hooks,
+            clock,
+            tag,
+            keep,
+            head_only,
+            &self.body,
+            deflate.as_deref(),
+        );
         200
     }
 }
@@ -875,7 +894,11 @@ impl Module for Dirlisting {
                     .begin(version, 200)
                     .add(b"Content-Type", ctype.as_bytes());
                 let tag = v.server_tag;
-                respond(e.out, e.head, e.hooks, e.clock, tag, keep, head_only, &body);
+                let deflate = e.hooks.and_then(|h| h.deflate_later());
+                let d = deflate.as_deref();
+                respond(
+                    e.out, e.head, e.hooks, e.clock, tag, keep, head_only, &body, d,
+                );
                 return Some(200);
             }
         }
@@ -927,6 +950,7 @@ impl Module for Dirlisting {
             tag: v.server_tag.clone(),
             cache: key.map(|k| (Rc::clone(&self.cache), k, age)),
             head: ResponseHead::default(),
+            deflate: None,
         };
         // A small directory is answered at once; a large one over the next turns
         // (not with a request body to read: that path holds the response itself).
@@ -951,6 +975,7 @@ impl Module for Dirlisting {
             .add(b"Content-Type", ctype.as_bytes());
         if let Some(h) = e.hooks {
             h.run(&mut l.head);
+            l.deflate = h.deflate_later();
         }
         x.rq.job.replace(Some(Box::new(l)));
         Some(200)

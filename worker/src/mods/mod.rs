@@ -7,7 +7,8 @@
 //! uri_raw (extforward, rewrite) → uri_clean (auth, redirect, access, setenv)
 //!   → docroot (simple_vhost, evhost) → physical (alias, userdir, rewrite-if-not-file)
 //!   → handler (modules, then the built-in static file handler)
-//!   → response_start (setenv, expire) → request_done (accesslog)
+//!   → response_start (setenv, expire; deflate on whole files and gateway
+//!     bodies) → request_done (accesslog)
 //! ```
 //!
 //! A hook answers with a [`Flow`]: go on, re-evaluate the conditions (the remote
@@ -27,6 +28,7 @@ pub mod accesslog;
 pub mod alias;
 pub mod auth;
 pub mod confine;
+pub mod deflate;
 pub mod dirlisting;
 pub mod evhost;
 pub mod expire;
@@ -497,7 +499,21 @@ impl Hooks<'_> {
             .stage(5)
             .filter_map(|m| m.response_later(&self.cx))
             .collect();
-        LaterHooks(list)
+        LaterHooks {
+            list,
+            deflate: self.deflate_later(),
+        }
+    }
+
+    /// mod_deflate's part in a response made after the request's context.
+    pub fn deflate_later(&self) -> Option<Box<deflate::stream::Later>> {
+        self.mods.deflate.as_ref().and_then(|d| d.later(&self.cx))
+    }
+
+    /// mod_deflate, for a handler that sends a whole file, with what it needs of
+    /// the request.
+    pub fn deflate(&self) -> Option<(&deflate::Deflate, &RespCx<'_>)> {
+        self.mods.deflate.as_deref().map(|d| (d, &self.cx))
     }
 }
 
@@ -507,13 +523,18 @@ pub trait LaterHook {
     fn run(&self, head: &mut ResponseHead, clock: &Clock);
 }
 
-/// A request's response_start hooks for a later head, in server.modules order.
+/// A request's response_start hooks for a later head, in server.modules order,
+/// and mod_deflate's part in its body.
 #[derive(Default)]
-pub struct LaterHooks(Vec<Box<dyn LaterHook>>);
+pub struct LaterHooks {
+    list: Vec<Box<dyn LaterHook>>,
+    /// Taken by the gateway when the head comes ([`deflate::stream::Later`]).
+    pub deflate: Option<Box<deflate::stream::Later>>,
+}
 
 impl LaterHooks {
     pub fn run(&self, head: &mut ResponseHead, clock: &Clock) {
-        for h in &self.0 {
+        for h in &self.list {
             h.run(head, clock);
         }
     }
@@ -521,7 +542,12 @@ impl LaterHooks {
 
 impl std::fmt::Debug for LaterHooks {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "LaterHooks({})", self.0.len())
+        write!(
+            f,
+            "LaterHooks({}, deflate: {})",
+            self.list.len(),
+            self.deflate.is_some()
+        )
     }
 }
 
@@ -567,6 +593,8 @@ pub struct Mods {
     /// mod_accesslog, for lines written later (CGI, deferred responses, refused
     /// requests) and the fds the master sends.
     pub accesslog: Option<Rc<accesslog::Accesslog>>,
+    /// mod_deflate, which handlers reach through [`Hooks::deflate`].
+    pub deflate: Option<Rc<deflate::Deflate>>,
     stages: [Vec<usize>; 8],
     /// Local port of each listener (0: unix socket).
     ports: Vec<u16>,
@@ -714,11 +742,16 @@ impl Mods {
         let names = effective_modules(cfg);
         let mut list: Vec<Box<dyn Module>> = Vec::new();
         let mut log = None;
+        let mut deflate = None;
         for n in &names {
             if n == "mod_accesslog" {
                 let a = Rc::new(accesslog::Accesslog::new(cfg)?);
                 log = Some(a.clone());
                 list.push(Box::new(a));
+            } else if n == "mod_deflate" {
+                let d = Rc::new(deflate::Deflate::new(cfg)?);
+                deflate = Some(d.clone());
+                list.push(Box::new(d));
             } else if let Some(m) = build(n, cfg)? {
                 list.push(m);
             }
@@ -735,6 +768,7 @@ impl Mods {
         let has = |m: &str| names.iter().any(|x| x == m);
         Ok(Mods {
             accesslog: log,
+            deflate,
             // (compat loading drops it without index-file.names; when listed with
             // compat loading off and no names set, it has none, as in lighttpd)
             indexfile: has("mod_indexfile")

@@ -87,13 +87,36 @@ pub fn prepare(
     for path in prefixed_files(&plan.read_prefixes) {
         ruleset = add(ruleset, &path, AccessFs::ReadFile.into())?;
     }
-    for path in &plan.write {
-        ruleset = add(ruleset, path, write_dir_access())?;
-    }
     for &port in &plan.connect_ports {
         ruleset = ruleset
             .add_rule(NetPort::new(port, AccessNet::ConnectTcp))
             .map_err(err)?;
+    }
+    Ok(Prepared { ruleset, granted })
+}
+
+/// The write rules, added once the worker runs as its own user (so that the
+/// cache dirs it made are there; a dir it could not open, it could not write).
+pub fn add_writes(p: Prepared, plan: &Plan, notes: &mut Vec<String>) -> Result<Prepared, String> {
+    let Prepared {
+        mut ruleset,
+        mut granted,
+    } = p;
+    for path in &plan.write {
+        match PathFd::new(path) {
+            Ok(fd) => {
+                let access = if path.is_dir() {
+                    write_dir_access()
+                } else {
+                    write_dir_access() & AccessFs::from_file(LANDLOCK_ABI)
+                };
+                ruleset = ruleset
+                    .add_rule(PathBeneath::new(fd, access))
+                    .map_err(|e| format!("landlock: {e}"))?;
+                granted.push(path.clone());
+            }
+            Err(e) => notes.push(format!("landlock: skipping {}: {e}", path.display())),
+        }
     }
     Ok(Prepared { ruleset, granted })
 }

@@ -13,6 +13,7 @@ mod seccomp;
 
 pub use plan::{Plan, UserDir};
 
+use std::os::unix::fs::DirBuilderExt;
 use std::path::PathBuf;
 
 /// What `enter` did, one line each, for the error log.
@@ -35,7 +36,8 @@ pub fn enter(cfg: &wick_conf::Config) -> Result<SandboxReport, String> {
 /// 4. the Landlock ruleset, built as root so every root can be opened;
 /// 5. bounding set and securebits (need CAP_SETPCAP, so before the uid change);
 /// 6. setgroups, setresgid, setresuid;
-/// 7. the other capability sets, emptied and read back;
+/// 7. the other capability sets, emptied and read back; then, as the new user,
+///    the cache dirs made and Landlock's write rules added (7b);
 /// 8. not dumpable; parent-death signal (setresuid cleared it) and a check that
 ///    the master is still the parent;
 /// 9. Landlock restrict_self (also sets no_new_privs), status logged, canary;
@@ -94,6 +96,17 @@ pub fn enter_with(plan: &Plan) -> Result<SandboxReport, String> {
     }
     caps::clear_rest()?;
     caps::verify_empty(bounding)?;
+
+    // 7b. As the worker's own user: the cache dirs it writes (made when missing,
+    //     as lighttpd makes deflate.cache-dir), then Landlock's write rules.
+    for dir in &plan.create {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| format!("can't create deflate.cache-dir {}: {e}", dir.display()))?;
+    }
+    let ruleset = landlock::add_writes(ruleset, plan, &mut report)?;
     report.push(if bounding {
         "capabilities: all sets empty".into()
     } else {

@@ -30,6 +30,10 @@ pub struct Plan {
     pub read_files_in: Vec<PathBuf>,
     /// Trees the config names for writing (upload and cache dirs): read + write.
     pub write: Vec<PathBuf>,
+    /// Directories the worker makes (mode 0700, as its own user, before its
+    /// Landlock write rule): deflate.cache-dir when mod_deflate is loaded, as
+    /// lighttpd makes it at start-up.
+    pub create: Vec<PathBuf>,
     /// TCP ports of configured backends (FastCGI, SCGI, proxy, ...).
     pub connect_ports: Vec<u16>,
     /// A backend is reached over a unix socket.
@@ -117,6 +121,7 @@ impl Plan {
             ..Plan::default()
         };
         let userdir_loaded = s.modules.iter().any(|m| m == "mod_userdir");
+        let deflate_loaded = s.effective_modules().iter().any(|m| m == "mod_deflate");
         let mut userdir = UserDir::default();
         let mut userdir_basepath = false;
         let mut userdir_path = None;
@@ -132,6 +137,9 @@ impl Plan {
                 userdir_basepath |= key == "userdir.basepath";
             } else if WRITE_KEYS.contains(&key) {
                 p.write.extend(strings(&st.value).map(PathBuf::from));
+                if deflate_loaded && key.ends_with(".cache-dir") {
+                    p.create.extend(strings(&st.value).map(PathBuf::from));
+                }
             } else if BACKEND_KEYS.contains(&key) {
                 p.backends(&st.value);
             } else {
@@ -164,12 +172,14 @@ impl Plan {
         }
         p.read.retain(|r| !r.as_os_str().is_empty());
         p.write.retain(|w| !w.as_os_str().is_empty());
+        p.create.retain(|w| !w.as_os_str().is_empty());
         p.read_prefixes.retain(|r| !r.as_os_str().is_empty());
         for v in [
             &mut p.read,
             &mut p.write,
             &mut p.read_prefixes,
             &mut p.read_files_in,
+            &mut p.create,
         ] {
             v.sort();
             v.dedup();

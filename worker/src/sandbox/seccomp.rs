@@ -126,7 +126,8 @@ pub fn rules(plan: &Plan, pid: i32) -> Result<Rules, String> {
             libc::SYS_rt_sigprocmask,  // glibc's abort()
             libc::SYS_rt_sigaction,    // glibc's abort() resetting SIGABRT
             libc::SYS_sigaltstack,     // std's stack-overflow handler, set up and torn down
-            libc::SYS_getpid,          // log lines
+            libc::SYS_getpid,          // log lines, mod_deflate's temporary cache names
+            libc::SYS_sysinfo,         // deflate.max-loadavg: the load average (/proc is hidden)
             libc::SYS_gettid,          // glibc's raise()
             libc::SYS_restart_syscall, // the kernel resumes a call after SIGSTOP/SIGCONT
             libc::SYS_exit,            // a thread's end (none expected; harmless)
