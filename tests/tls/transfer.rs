@@ -340,3 +340,92 @@ fn a_tls13_key_update_mid_connection_keeps_serving() {
             .expect("KeyUpdate queued");
     }
 }
+
+#[test]
+fn compressed_responses_over_tls_from_memory_cache_and_cgi() {
+    // mod_deflate's bodies take other paths to the socket (a compressed buffer, a
+    // cache file sent from its fd, a compressed CGI stream); each must go through
+    // the TLS layer whole.
+    let body = format!(
+        "{GLOBAL_TLS}server.modules += (\"mod_deflate\", \"mod_cgi\")\n\
+         mimetype.assign = (\".html\" => \"text/html\", \".sh\" => \"text/plain\")\n\
+         deflate.mimetypes = (\"text/\")\n\
+         deflate.allowed-encodings = (\"br\", \"gzip\", \"zstd\")\n\
+         deflate.cache-dir = \"@DIR@/cache\"\n\
+         cgi.assign = (\".sh\" => \"/bin/sh\")\n"
+    );
+    // Text that compresses, but not to nothing.
+    let words = [
+        "alpha ",
+        "beta ",
+        "<p>",
+        "</p>",
+        "gamma ",
+        "<div class=\"x\">",
+        "</div>",
+    ];
+    let html: Vec<u8> = pattern(200_000)
+        .iter()
+        .flat_map(|b| words[*b as usize % words.len()].bytes())
+        .take(300_000)
+        .collect();
+    let h2 = html.clone();
+    let site = start_site(&conf("", &body), move |d, _| {
+        std::fs::create_dir_all(d.join("cache")).expect("cache dir");
+        std::fs::write(d.join("www/page.html"), &h2).expect("page");
+        std::fs::write(d.join("www/page.txt"), &h2).expect("page copy");
+        write_script(
+            d,
+            "cat.sh",
+            "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\n\\r\\n'\nexec cat page.txt\n",
+        );
+    });
+    for coding in ["gzip", "br", "zstd"] {
+        // Twice: compressed on the first request, from deflate.cache-dir after.
+        for round in ["first", "cached"] {
+            let (code, r, err) = site.curl(
+                "a.test",
+                "/page.html",
+                &["--compressed", "-H", &format!("Accept-Encoding: {coding}")],
+            );
+            assert_eq!((code, r.status), (Some(0), 200), "{coding} {round}: {err}");
+            assert_eq!(
+                r.header("content-encoding"),
+                Some(coding),
+                "{coding} {round}"
+            );
+            assert!(
+                r.body == html,
+                "{coding} {round}: decodes to {} bytes",
+                r.body.len()
+            );
+        }
+    }
+    fn files_under(p: &Path) -> usize {
+        std::fs::read_dir(p).map_or(0, |rd| {
+            rd.flatten()
+                .map(|e| match e.file_type() {
+                    Ok(t) if t.is_dir() => files_under(&e.path()),
+                    _ => 1,
+                })
+                .sum()
+        })
+    }
+    assert!(
+        files_under(&site.path("cache")) > 0,
+        "nothing in deflate.cache-dir"
+    );
+    let (code, r, err) = site.curl(
+        "a.test",
+        "/cat.sh",
+        &["--compressed", "-H", "Accept-Encoding: gzip"],
+    );
+    assert_eq!(
+        (code, r.status),
+        (Some(0), 200),
+        "CGI: {err}\n{}",
+        site.s.error_log()
+    );
+    assert_eq!(r.header("content-encoding"), Some("gzip"), "CGI");
+    assert!(r.body == html, "CGI: decodes to {} bytes", r.body.len());
+}
