@@ -303,6 +303,7 @@ impl Conn {
             let challenge = std::rc::Rc::new(crate::tls::Profile {
                 config: cfg,
                 settings: profile.settings.clone(),
+                verifier: None,
             });
             // The validation needs the handshake only: then the connection ends.
             self.flags |= Flags::CLOSE_AFTER;
@@ -390,6 +391,10 @@ impl Conn {
         ctx.activity = true;
         self.since = ctx.clock.mono;
         self.flags.set(Flags::DRAINED, n < rbuf.len());
+        if self.io.peer_closed {
+            // TLS: the close came with the data; read again after it for the 0.
+            self.flags |= Flags::PEER_FIN;
+        }
         if let Some(st) = self.st.as_mut().filter(|s| !s.input.is_empty()) {
             // Append to the partial request and go round again.
             st.input.extend_from_slice(&rbuf[..n]);
@@ -509,9 +514,11 @@ impl Conn {
     /// Close after a complete response: at once when the client has nothing more in
     /// flight, else half-close and read until it closes (lingering close).
     fn close_now(&mut self, ctx: &mut Ctx, rbuf: &mut [u8]) -> Next {
-        if !self.flags.contains(Flags::DIRTY) && self.flags.contains(Flags::DRAINED)
-            || !self.io.shutdown_write()
-        {
+        if !self.flags.contains(Flags::DIRTY) && self.flags.contains(Flags::DRAINED) {
+            self.io.close_notify();
+            return Next::Close;
+        }
+        if !self.io.shutdown_write() {
             return Next::Close;
         }
         self.phase = Phase::Linger;

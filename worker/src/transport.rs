@@ -18,6 +18,9 @@ pub struct Transport {
     is_socket: bool,
     /// TLS on this connection (a listener with ssl.engine).
     pub tls: Option<Box<Session>>,
+    /// The TLS peer closed (close_notify or FIN) in a read that also brought
+    /// data: the connection must read again, no edge will say so.
+    pub peer_closed: bool,
 }
 
 impl Transport {
@@ -28,6 +31,7 @@ impl Transport {
             wfd,
             is_socket,
             tls: None,
+            peer_closed: false,
         }
     }
 
@@ -60,7 +64,11 @@ impl Transport {
     pub fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let fd = self.fd();
         match self.tls.as_deref_mut() {
-            Some(t) => t.read(fd, buf),
+            Some(t) => {
+                let (n, closed) = t.read(fd, buf)?;
+                self.peer_closed |= closed;
+                Ok(n)
+            }
             None => sys::read(fd, buf),
         }
     }
@@ -91,6 +99,14 @@ impl Transport {
         match self.tls.as_deref_mut() {
             Some(t) => t.flush(self.wfd),
             None => Ok(true),
+        }
+    }
+
+    /// A clean end of a TLS connection about to be closed: close_notify, so the
+    /// client can tell a complete response from a cut one (nothing for plain TCP).
+    pub fn close_notify(&mut self) {
+        if let Some(t) = self.tls.as_deref_mut() {
+            t.close(self.wfd);
         }
     }
 

@@ -20,8 +20,9 @@ use rustls::{
 use std::sync::Arc;
 use wick_proto::tls::{KeyKind, TlsFile, TlsMaterial};
 
-/// ALPN protocols offered: HTTP/1.1 only until HTTP/2 lands.
-const ALPN_HTTP11: &[u8] = b"http/1.1";
+/// ALPN protocols offered: HTTP/1.1 (and 1.0, which lighttpd accepts too) until
+/// HTTP/2 lands.
+const ALPN_HTTP: &[&[u8]] = &[b"http/1.1", b"http/1.0"];
 pub const ALPN_ACME: &[u8] = b"acme-tls/1";
 
 fn file<'a>(m: &'a TlsMaterial, path: &str, what: &str) -> Result<&'a TlsFile, String> {
@@ -68,8 +69,16 @@ pub fn certified_key(
         .iter()
         .map(|c| CertificateDer::from(c.clone()))
         .collect();
-    let mut ck = CertifiedKey::from_der(chain, key, provider)
-        .map_err(|e| format!("ssl.pemfile \"{}\": {e}", s.pemfile))?;
+    let mut ck = CertifiedKey::from_der(chain, key, provider).map_err(|e| {
+        if s.privkey.is_empty() {
+            format!("ssl.pemfile \"{}\": {e}", s.pemfile)
+        } else {
+            format!(
+                "ssl.pemfile \"{}\" with ssl.privkey \"{}\": {e}",
+                s.pemfile, s.privkey
+            )
+        }
+    })?;
     if !s.stapling_file.is_empty() {
         let f = file(m, &s.stapling_file, "ssl.stapling-file")?;
         if !f.raw.is_empty() {
@@ -271,14 +280,19 @@ fn roots(m: &TlsMaterial, path: &str, what: &str) -> Result<RootCertStore, Strin
     Ok(r)
 }
 
-/// Client certificates (ssl.verifyclient.*), or none asked.
+/// The verifier of client certificates (ssl.verifyclient.*), or none asked.
+pub type Verifier = Arc<dyn ClientCertVerifier>;
+
+/// Client certificates: the verifier rustls runs, and the strict one behind it
+/// (without ssl.verifyclient.enforce a certificate that fails is let through, as
+/// lighttpd lets it through, and CGI's SSL_CLIENT_VERIFY says FAILED).
 fn client_verifier(
     s: &TlsSettings,
     m: &TlsMaterial,
     provider: &Arc<CryptoProvider>,
-) -> Result<Arc<dyn ClientCertVerifier>, String> {
+) -> Result<(Verifier, Option<Verifier>), String> {
     if !s.verify_activate {
-        return Ok(WebPkiClientVerifier::no_client_auth());
+        return Ok((WebPkiClientVerifier::no_client_auth(), None));
     }
     if s.client_ca().is_empty() {
         return Err(
@@ -311,10 +325,20 @@ fn client_verifier(
         b = b.allow_unauthenticated();
     }
     let inner = b.build().map_err(|e| format!("ssl.verifyclient: {e}"))?;
-    Ok(Arc::new(DepthLimit {
+    let strict: Verifier = Arc::new(DepthLimit {
         inner,
         depth: s.verify_depth as usize,
-    }))
+        enforce: true,
+    });
+    if s.verify_enforce {
+        return Ok((strict.clone(), Some(strict)));
+    }
+    let lenient: Verifier = Arc::new(DepthLimit {
+        inner: strict.clone(),
+        depth: usize::MAX,
+        enforce: false,
+    });
+    Ok((lenient, Some(strict)))
 }
 
 /// The subject of a CA certificate, as sent in a CertificateRequest.
@@ -329,10 +353,13 @@ fn webpki_anchor(der: &CertificateDer<'_>) -> Result<DistinguishedName, String> 
 
 /// ssl.verifyclient.depth: at most that many intermediates between the client's
 /// certificate and its CA (OpenSSL's verify depth, less the leaf).
+/// With `enforce` false, a certificate that fails is let through (the strict
+/// verifier tells CGI later).
 #[derive(Debug)]
 struct DepthLimit {
     inner: Arc<dyn ClientCertVerifier>,
     depth: usize,
+    enforce: bool,
 }
 
 impl ClientCertVerifier for DepthLimit {
@@ -357,8 +384,13 @@ impl ClientCertVerifier for DepthLimit {
                 self.depth
             )));
         }
-        self.inner
+        match self
+            .inner
             .verify_client_cert(end_entity, intermediates, now)
+        {
+            Err(_) if !self.enforce => Ok(ClientCertVerified::assertion()),
+            r => r,
+        }
     }
     fn verify_tls12_signature(
         &self,
@@ -381,29 +413,39 @@ impl ClientCertVerifier for DepthLimit {
     }
 }
 
+/// A built configuration and the strict client verifier (for CGI's
+/// SSL_CLIENT_VERIFY), when client certificates are asked for.
+pub struct Built {
+    pub config: Arc<ServerConfig>,
+    pub verifier: Option<Verifier>,
+}
+
 /// The whole server configuration for these settings.
 pub fn server_config(
     s: &TlsSettings,
     m: &TlsMaterial,
     tickets: &Arc<Tickets>,
-) -> Result<Arc<ServerConfig>, String> {
+) -> Result<Built, String> {
     let provider = Arc::new(provider(s)?);
     let versions = versions(s)?;
     let opts = options(s)?;
     let ck = Arc::new(certified_key(s, m, &provider)?);
-    let verifier = client_verifier(s, m, &provider)?;
+    let (verifier, strict) = client_verifier(s, m, &provider)?;
     let mut cfg = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&versions)
         .map_err(|e| format!("TLS settings: {e}"))?
         .with_client_cert_verifier(verifier)
         .with_cert_resolver(Arc::new(rustls::sign::SingleCertAndKey::from(ck)));
     cfg.ignore_client_order = !opts.honor_order;
-    cfg.alpn_protocols = vec![ALPN_HTTP11.to_vec()];
+    cfg.alpn_protocols = ALPN_HTTP.iter().map(|p| p.to_vec()).collect();
     if opts.tickets && !tickets.is_off() {
         cfg.ticketer = tickets.clone();
         cfg.send_tls13_tickets = opts.tls13_tickets;
     } else {
         cfg.send_tls13_tickets = 0;
     }
-    Ok(Arc::new(cfg))
+    Ok(Built {
+        config: Arc::new(cfg),
+        verifier: strict,
+    })
 }

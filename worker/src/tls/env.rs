@@ -95,11 +95,22 @@ pub fn cgi_env(session: Option<&Session>) -> Vec<(String, String)> {
     if !s.verify_activate {
         return env;
     }
-    let Some(cert) = conn.peer_certificates().and_then(|c| c.first()) else {
+    let Some((cert, chain)) = conn.peer_certificates().and_then(|c| c.split_first()) else {
         add("SSL_CLIENT_VERIFY", "NONE".into());
         return env;
     };
-    // rustls finished the handshake only with a certificate that verified.
+    // With ssl.verifyclient.enforce, rustls finished the handshake only with a
+    // certificate that verified; without, one that failed got through and is
+    // checked again here (lighttpd: FAILED and nothing of the certificate).
+    if !s.verify_enforce {
+        if let Some(v) = &profile.verifier {
+            let now = rustls::pki_types::UnixTime::now();
+            if let Err(e) = v.verify_client_cert(cert, chain, now) {
+                add("SSL_CLIENT_VERIFY", format!("FAILED:{e}"));
+                return env;
+            }
+        }
+    }
     add("SSL_CLIENT_VERIFY", "SUCCESS".into());
     let Ok((_, x)) = x509_parser::parse_x509_certificate(cert) else {
         return env;

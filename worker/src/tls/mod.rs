@@ -29,6 +29,8 @@ use wick_proto::tls::TlsMaterial;
 pub struct Profile {
     pub config: Arc<ServerConfig>,
     pub settings: TlsSettings,
+    /// The strict client-certificate verifier (ssl.verifyclient.activate).
+    pub verifier: Option<build::Verifier>,
 }
 
 /// SNI names remembered per worker before the cache starts over.
@@ -250,10 +252,11 @@ impl TlsSite {
         let profile = match self.profiles.get(&s) {
             Some(p) => p.clone(),
             None => {
-                let config = build::server_config(&s, &self.material, &self.tickets)?;
+                let built = build::server_config(&s, &self.material, &self.tickets)?;
                 let p = Rc::new(Profile {
-                    config,
+                    config: built.config,
                     settings: s.clone(),
+                    verifier: built.verifier,
                 });
                 self.profiles.insert(s, p.clone());
                 p

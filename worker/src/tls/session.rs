@@ -147,8 +147,10 @@ impl Session {
     /// rustls, so that a short read tells, as on a plain connection, that the
     /// socket is empty (edge-triggered: no extra read to see EAGAIN). At most as
     /// many TLS bytes are read as `buf` has room for, so the plaintext always
-    /// fits. Ok(0): the peer closed.
-    pub fn read(&mut self, fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
+    /// fits. Ok((n, closed)): n bytes, and whether the peer has closed (its
+    /// close_notify or its FIN came, maybe with the data: no edge will follow).
+    /// Ok((0, false)) is never returned: that is WouldBlock.
+    pub fn read(&mut self, fd: RawFd, buf: &mut [u8]) -> io::Result<(usize, bool)> {
         let Session::Up(c, _) = self else {
             return Err(io::Error::new(
                 io::ErrorKind::NotConnected,
@@ -186,9 +188,12 @@ impl Session {
                 if c.read_tls(&mut rest)? == 0 {
                     return Err(io::Error::other("TLS input not taken"));
                 }
-                if let Err(e) = c.process_new_packets() {
-                    let _ = c.write_tls(&mut FdIo(fd));
-                    return Err(io::Error::new(io::ErrorKind::InvalidData, e));
+                match c.process_new_packets() {
+                    Ok(st) => eof |= st.peer_has_closed(),
+                    Err(e) => {
+                        let _ = c.write_tls(&mut FdIo(fd));
+                        return Err(io::Error::new(io::ErrorKind::InvalidData, e));
+                    }
                 }
                 // Room was counted: what these bytes decrypt to fits.
                 match c.reader().read(&mut buf[filled..]) {
@@ -201,10 +206,8 @@ impl Session {
         }
         // Handshake replies, tickets, alerts go out now (or on the next writable edge).
         self.flush(fd)?;
-        if filled > 0 {
-            Ok(filled)
-        } else if eof {
-            Ok(0)
+        if filled > 0 || eof {
+            Ok((filled, eof))
         } else {
             Err(io::ErrorKind::WouldBlock.into())
         }
@@ -273,7 +276,7 @@ impl Session {
         Ok(done)
     }
 
-    /// close_notify, then the FIN.
+    /// close_notify (sent as far as the socket takes it), then the caller's FIN.
     pub fn close(&mut self, fd: RawFd) {
         if let Session::Up(c, _) = self {
             c.send_close_notify();
