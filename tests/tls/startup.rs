@@ -294,3 +294,24 @@ $SERVER["socket"] == "127.0.0.1:@TLSPORT@" {
         site.s.error_log()
     );
 }
+
+#[test]
+fn an_empty_or_non_pem_ca_file_is_refused_by_name() {
+    // lighttpd loads ssl.ca-file at start-up even when no client certificates
+    // are asked for: -tt parses it, not just opens it.
+    let body =
+        "ssl.engine = \"enable\"\nssl.pemfile = \"@DIR@/a.pem\"\nssl.ca-file = \"@DIR@/cas.pem\"\n";
+    for content in ["", "not a certificate\n"] {
+        refused(
+            body,
+            "cas.pem",
+            |d, ca| {
+                let a = ca.server(&["a.test"]);
+                std::fs::write(d.join("a.pem"), format!("{}{}", a.cert_pem, a.key_pem))
+                    .expect("pem");
+                std::fs::write(d.join("cas.pem"), content).expect("cas");
+            },
+            "an ssl.ca-file without a certificate",
+        );
+    }
+}

@@ -135,6 +135,7 @@ pub fn check(cfg: &Config, m: &TlsMaterial) -> Result<Vec<String>, String> {
         return Ok(Vec::new());
     }
     let p = Patches::new(cfg)?;
+    check_files(&p, m)?;
     let tickets = Arc::new(Tickets::new(&m.tickets));
     for (place, s) in profiles_to_check(cfg, &p) {
         build::server_config(&s, m, &tickets).map_err(|e| format!("{place}: {e}"))?;
@@ -149,6 +150,50 @@ pub fn check(cfg: &Config, m: &TlsMaterial) -> Result<Vec<String>, String> {
             )
         })
         .collect())
+}
+
+/// Each file holds what its key needs (lighttpd loads them all at start-up,
+/// whether a handshake would use them or not): an empty or non-PEM file is an
+/// error naming it.
+fn check_files(p: &Patches, m: &TlsMaterial) -> Result<(), String> {
+    for patch in p.by_block.iter().flatten() {
+        let named = [
+            ("ssl.pemfile", &patch.pemfile, 'c'),
+            ("ssl.privkey", &patch.privkey, 'k'),
+            ("ssl.ca-file", &patch.ca_file, 'c'),
+            ("ssl.ca-dn-file", &patch.ca_dn_file, 'c'),
+            ("ssl.verifyclient.ca-file", &patch.verify_ca_file, 'c'),
+            ("ssl.verifyclient.ca-dn-file", &patch.verify_ca_dn_file, 'c'),
+            ("ssl.ca-crl-file", &patch.ca_crl_file, 'r'),
+            (
+                "ssl.verifyclient.ca-crl-file",
+                &patch.verify_ca_crl_file,
+                'r',
+            ),
+            ("ssl.stapling-file", &patch.stapling_file, 'o'),
+        ];
+        for (key, path, want) in named {
+            let Some(path) = path.as_deref().filter(|p| !p.is_empty()) else {
+                continue;
+            };
+            let Some(f) = m.file(path) else {
+                return Err(format!("{key} \"{path}\": not read"));
+            };
+            let (ok, what) = match want {
+                'c' => (!f.certs.is_empty(), "no PEM certificate"),
+                'k' => (f.key.is_some(), "no PEM private key"),
+                'r' => (!f.crls.is_empty(), "no PEM X509 CRL"),
+                _ => (
+                    !f.raw.is_empty(),
+                    "an empty file, or PEM where a DER OCSP response belongs",
+                ),
+            };
+            if !ok {
+                return Err(format!("{key} \"{path}\": {what} in it"));
+            }
+        }
+    }
+    Ok(())
 }
 
 impl TlsSite {
