@@ -20,6 +20,14 @@
 //! After an internal rewrite the worker calls `evaluate` again with the new facts:
 //! every result is recomputed.
 //!
+//! Shared hosting puts thousands of `$HTTP["host"] == "name"` blocks side by
+//! side. When a block has [`INDEX_MIN`] or more such children (with no `else`
+//! after them), they go into a map by host and evaluation walks the tree instead
+//! of the list: a request tests the blocks that can match its host, and the
+//! blocks beneath a block only when that block is true, so its cost does not grow
+//! with the number of sites. The results are those of testing every block in
+//! order (`evaluate_plain`, compared by a property test).
+//!
 //! Regex captures of a true `=~` block are kept in the [`CondState`] for `%0`..`%9`
 //! substitution: [`CondState::capture`]. mod_rewrite and mod_redirect use the
 //! captures of the block that defined the winning value; [`Compiled::winning_block`]
@@ -29,6 +37,7 @@ use crate::error::ConfError;
 use crate::model::{BlockId, CondField, CondOp, Config, ListenerIndex};
 use crate::options::{ListenAddr, Patch, RequestOptions, View};
 use crate::pattern::{Locs, Pattern};
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -97,12 +106,25 @@ struct CBlock {
     negate: bool,
 }
 
+/// Sibling `$HTTP["host"] == "literal"` blocks indexed from this many on.
+pub const INDEX_MIN: usize = 8;
+
+/// The tree walk used when some block's host children are indexed.
+struct Tree {
+    /// Per block: its children that are tested one by one, in file order.
+    children: Vec<Vec<BlockId>>,
+    /// Per block: its indexed host children by [`host_key`], each list in file order.
+    hosts: Vec<Option<HashMap<String, Vec<BlockId>>>>,
+}
+
 /// The conditions of one configuration, ready to evaluate; owns a copy of the
 /// defaults and patches so that a [`View`] can borrow from it.
 pub struct Compiled {
     defaults: RequestOptions,
     patches: Vec<Patch>,
     blocks: Vec<CBlock>,
+    /// Set when some block has INDEX_MIN host children or more.
+    tree: Option<Tree>,
     /// Each listener's `$SERVER["socket"]` text, for regex/prefix/suffix tests.
     specs: Vec<String>,
     /// Tells the CondStates made for this Compiled from others (after a reload).
@@ -116,6 +138,10 @@ static SERIAL: AtomicU64 = AtomicU64::new(1);
 pub struct CondState {
     serial: u64,
     res: Vec<Res>,
+    /// The true blocks of the last evaluation, in file order (0 first).
+    trues: Vec<BlockId>,
+    /// Blocks given a result by the last tree walk (reset before the next).
+    touched: Vec<BlockId>,
     locs: Vec<Option<Locs>>,
     /// The text each regex block matched against, when it matched.
     subject: Vec<String>,
@@ -156,6 +182,12 @@ impl Compiled {
     /// Compile every condition of `config`. Fails, naming the block's file:line, on a
     /// regex the engine cannot express.
     pub fn new(config: &Config) -> Result<Compiled, ConfError> {
+        Self::with_index_min(config, INDEX_MIN)
+    }
+
+    /// As [`Compiled::new`], indexing host children from `index_min` siblings on
+    /// (`usize::MAX`: never; tests compare both ways).
+    pub fn with_index_min(config: &Config, index_min: usize) -> Result<Compiled, ConfError> {
         let mut blocks = Vec::with_capacity(config.blocks.len());
         for (id, b) in config.blocks.iter().enumerate() {
             let (subject, test, negate) = match &b.cond {
@@ -215,10 +247,12 @@ impl Compiled {
         }
         let mut patches = config.patches.clone();
         patches.resize_with(config.blocks.len(), Patch::default);
+        let tree = Tree::new(&blocks, index_min);
         Ok(Compiled {
             defaults: RequestOptions::default(),
             patches,
             blocks,
+            tree,
             specs: config.listeners.iter().map(|l| l.spec.clone()).collect(),
             serial: SERIAL.fetch_add(1, Ordering::Relaxed),
         })
@@ -242,6 +276,14 @@ impl Compiled {
     /// Decide every block for this request and return the options in force. `state`
     /// then tells which blocks matched and holds their regex captures.
     pub fn evaluate<'a>(&'a self, facts: &Facts, state: &mut CondState) -> View<'a> {
+        match &self.tree {
+            Some(tree) => self.evaluate_tree(tree, facts, state),
+            None => self.evaluate_plain(facts, state),
+        }
+    }
+
+    /// Every block tested in file order (what the tree walk must equal).
+    pub fn evaluate_plain<'a>(&'a self, facts: &Facts, state: &mut CondState) -> View<'a> {
         if state.serial != self.serial {
             *state = CondState::new(self);
         }
@@ -249,6 +291,7 @@ impl Compiled {
         let mut view = self.defaults.view();
         view.apply(&self.patches[0]);
         state.res[0] = Res::True;
+        state.trues.push(0);
         for id in 1..self.blocks.len() {
             let b = &self.blocks[id];
             let r = if b
@@ -262,19 +305,87 @@ impl Compiled {
             };
             state.res[id] = r;
             if r == Res::True {
+                state.trues.push(id);
                 view.apply(&self.patches[id]);
             }
         }
         view
     }
 
+    /// The tree walk: the blocks beneath a true block, the indexed host children
+    /// by the request's host only; then the true ones applied in file order.
+    fn evaluate_tree<'a>(&'a self, tree: &Tree, facts: &Facts, state: &mut CondState) -> View<'a> {
+        if state.serial != self.serial {
+            *state = CondState::new(self);
+        }
+        for &id in &state.touched {
+            state.res[id] = Res::Skip;
+            state.has_caps[id] = false;
+        }
+        state.touched.clear();
+        state.trues.clear();
+        state.host.clear();
+        state.ip.clear();
+        state.res[0] = Res::True;
+        state.touched.push(0);
+        state.trues.push(0);
+        self.walk(tree, 0, facts, state);
+        state.trues.sort_unstable();
+        let mut view = self.defaults.view();
+        for &id in &state.trues {
+            view.apply(&self.patches[id]);
+        }
+        view
+    }
+
+    fn walk(&self, tree: &Tree, parent: BlockId, facts: &Facts, state: &mut CondState) {
+        for &id in &tree.children[parent] {
+            let prev_open = self.blocks[id]
+                .prev
+                .is_some_and(|q| state.res[q] != Res::False);
+            let r = if prev_open {
+                Res::Skip
+            } else {
+                self.test(id, facts, state)
+            };
+            self.decided(tree, id, r, facts, state);
+        }
+        let Some(index) = &tree.hosts[parent] else {
+            return;
+        };
+        if state.host.is_empty() && !facts.host.is_empty() {
+            state
+                .host
+                .extend(facts.host.chars().map(|c| c.to_ascii_lowercase()));
+        }
+        let Some(ids) = index.get(host_key(&state.host)) else {
+            return;
+        };
+        for &id in ids {
+            let r = self.test(id, facts, state);
+            self.decided(tree, id, r, facts, state);
+        }
+    }
+
+    fn decided(&self, tree: &Tree, id: BlockId, r: Res, facts: &Facts, state: &mut CondState) {
+        state.res[id] = r;
+        state.touched.push(id);
+        if r == Res::True {
+            state.trues.push(id);
+            self.walk(tree, id, facts, state);
+        }
+    }
+
     /// The last true block (in file order) whose patch satisfies `sets`, e.g.
     /// `|p| p.url_rewrite.is_some()`: the block whose captures `%N` refers to.
     /// 0 (global) when no conditional block sets it.
     pub fn winning_block(&self, state: &CondState, sets: impl Fn(&Patch) -> bool) -> BlockId {
-        (1..self.blocks.len().min(state.res.len()))
+        state
+            .trues
+            .iter()
             .rev()
-            .find(|&id| state.res[id] == Res::True && sets(&self.patches[id]))
+            .copied()
+            .find(|&id| id != 0 && id < self.patches.len() && sets(&self.patches[id]))
             .unwrap_or(0)
     }
 
@@ -342,6 +453,63 @@ impl Compiled {
     }
 }
 
+/// The index key of a host or a host pattern: lower case, up to a ':' (so that
+/// [`host_eq`]'s `:port` allowance never separates a host from its pattern).
+fn host_key(h: &str) -> &str {
+    h.split(':').next().unwrap_or("")
+}
+
+impl Tree {
+    /// None when no block has `index_min` indexable host children.
+    fn new(blocks: &[CBlock], index_min: usize) -> Option<Tree> {
+        let n = blocks.len();
+        // An `else` follows a block: that block keeps its place in the order.
+        let mut followed = vec![false; n];
+        for b in blocks {
+            if let Some(q) = b.prev {
+                if q < n {
+                    followed[q] = true;
+                }
+            }
+        }
+        let parent_of = |b: &CBlock| b.parent.unwrap_or(0);
+        let indexable = |id: BlockId, b: &CBlock| {
+            id != 0
+                && b.prev.is_none()
+                && !followed[id]
+                && !b.negate
+                && matches!(b.subject, Subject::Host)
+                && matches!(&b.test, Test::Eq(p) if !p.starts_with('/'))
+        };
+        let mut count = vec![0usize; n];
+        for (id, b) in blocks.iter().enumerate() {
+            if indexable(id, b) {
+                count[parent_of(b)] += 1;
+            }
+        }
+        if !count.iter().any(|&c| c >= index_min) {
+            return None;
+        }
+        let mut children = vec![Vec::new(); n];
+        let mut hosts: Vec<Option<HashMap<String, Vec<BlockId>>>> = (0..n).map(|_| None).collect();
+        for (id, b) in blocks.iter().enumerate().skip(1) {
+            let p = parent_of(b);
+            if indexable(id, b) && count[p] >= index_min {
+                let Test::Eq(pat) = &b.test else { continue };
+                let key = host_key(&pat.to_ascii_lowercase()).to_string();
+                hosts[p]
+                    .get_or_insert_with(HashMap::new)
+                    .entry(key)
+                    .or_default()
+                    .push(id);
+            } else {
+                children[p].push(id);
+            }
+        }
+        Some(Tree { children, hosts })
+    }
+}
+
 /// lighttpd's host `==`: equal, or equal up to a `:port` on either side when the
 /// lengths differ (case-insensitive; the pattern is lowercase).
 fn host_eq(host: &str, pat: &str) -> bool {
@@ -399,6 +567,8 @@ impl CondState {
         CondState {
             serial: compiled.serial,
             res: vec![Res::Skip; n],
+            trues: Vec::new(),
+            touched: Vec::new(),
             locs: compiled
                 .blocks
                 .iter()
@@ -416,6 +586,7 @@ impl CondState {
 
     fn prepare(&mut self) {
         self.res.iter_mut().for_each(|r| *r = Res::Skip);
+        self.trues.clear();
         self.has_caps.iter_mut().for_each(|c| *c = false);
         self.host.clear();
         self.ip.clear();
@@ -428,11 +599,7 @@ impl CondState {
 
     /// The blocks that applied, in file order (0 first).
     pub fn matched(&self) -> impl Iterator<Item = BlockId> + '_ {
-        self.res
-            .iter()
-            .enumerate()
-            .filter(|(_, r)| **r == Res::True)
-            .map(|(i, _)| i)
+        self.trues.iter().copied()
     }
 
     /// `%n` (0..=9) of block `id`: the text of capture group `n` of its `=~` regex

@@ -1,0 +1,133 @@
+#!/usr/bin/env python3
+"""Shared hosting at scale (issue 20): N `$HTTP["host"] == "siteI.example"` blocks,
+each with its own document root, served by wickd and lighttpd side by side.
+
+For each N: write the config, start the server (2 workers), time until the port
+answers, drive wrk (1 KiB file, keep-alive, 64 connections, Host = the last
+site), and read the workers' anonymous memory (smaps_rollup). Bounded: each wrk
+run lasts DURATION seconds; every server is stopped by its pid.
+
+usage: vhost-bench.py WICKD [N ...]     (default N: 0 2000 20000 100000)
+"""
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+PORT_WICKD, PORT_LIGHTTPD = 18490, 18491
+DURATION = 4
+
+
+def tree(pid):
+    out = []
+    for p in os.listdir("/proc"):
+        if p.isdigit():
+            try:
+                with open("/proc/%s/stat" % p) as f:
+                    if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
+                        out.append(int(p))
+            except OSError:
+                pass
+    return out
+
+
+def anon_kib(pids):
+    total = 0
+    for p in pids:
+        try:
+            with open("/proc/%d/smaps_rollup" % p) as f:
+                for line in f:
+                    if line.startswith("Anonymous:"):
+                        total += int(line.split()[1])
+        except OSError:
+            pass
+    return total
+
+
+def wait_port(port, proc, limit=120):
+    t = time.time()
+    while time.time() - t < limit:
+        if proc.poll() is not None:
+            return None
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return time.time() - t
+        except OSError:
+            time.sleep(0.02)
+    return None
+
+
+def write_conf(d, n, port, workers_key):
+    www = os.path.join(d, "www")
+    os.makedirs(www, exist_ok=True)
+    with open(os.path.join(www, "index.html"), "wb") as f:
+        f.write(b"x" * 1024)
+    lines = [
+        'server.document-root = "%s"' % www,
+        "server.port = %d" % port,
+        'server.bind = "127.0.0.1"',
+        "%s = 2" % workers_key,
+        'index-file.names = ("index.html")',
+        "server.max-keep-alive-requests = 65535",
+    ]
+    for i in range(n):
+        lines.append('$HTTP["host"] == "site%d.example" { server.document-root = "%s" }' % (i, www))
+    p = os.path.join(d, "c.conf")
+    with open(p, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    return p
+
+
+def run(name, cmd, port, n, base):
+    d = tempfile.mkdtemp(prefix="vhost-%s-" % name)
+    conf = write_conf(d, n, port, "server.max-worker")
+    proc = subprocess.Popen([c.replace("{conf}", conf) for c in cmd],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            start_new_session=True)
+    started = wait_port(port, proc)
+    if started is None:
+        err = proc.stderr.read().decode(errors="replace")[-200:] if proc.poll() is not None else "no answer"
+        proc.kill()
+        shutil.rmtree(d, ignore_errors=True)
+        print("| %s | %d | does not start: %s | | |" % (name, n, err.strip().replace("\n", " ")))
+        return
+    host = "site%d.example" % (n - 1) if n else "localhost"
+    out = subprocess.run(["wrk", "-t2", "-c64", "-d%ds" % DURATION, "-H", "Host: " + host,
+                          "http://127.0.0.1:%d/index.html" % port],
+                         capture_output=True, text=True, timeout=DURATION + 30).stdout
+    rps = next((l.split()[1] for l in out.splitlines() if l.startswith("Requests/sec")), "?")
+    workers = [p for p in tree(proc.pid)] or [proc.pid]
+    mem = anon_kib(workers) // max(1, len(workers))
+    master = anon_kib([proc.pid])
+    ratio = ""
+    if base.get(name) and rps != "?":
+        ratio = " (x%.2f)" % (float(rps) / base[name])
+    elif n == 0 and rps != "?":
+        base[name] = float(rps)
+    print("| %s | %d | %.2f s | %s%s | %d KiB | %d KiB |" % (name, n, started, rps, ratio, mem, master))
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def main():
+    wickd = sys.argv[1]
+    ns = [int(a) for a in sys.argv[2:]] or [0, 2000, 20000, 100000]
+    base = {}
+    print("| server | sites | start | req/s (x of 0 sites) | anon per worker | master anon |")
+    print("|---|---|---|---|---|---|")
+    for n in ns:
+        run("wickd", [wickd, "-D", "-f", "{conf}"], PORT_WICKD, n, base)
+        if shutil.which("lighttpd"):
+            run("lighttpd", ["lighttpd", "-D", "-f", "{conf}"], PORT_LIGHTTPD, n, base)
+
+
+if __name__ == "__main__":
+    main()
