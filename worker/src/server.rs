@@ -85,6 +85,9 @@ impl Server {
         let poll = Poll::new()?;
         let mut ctx = Ctx::new(site);
         ctx.tls = start.tls;
+        if ctx.site.mods.loaded("mod_fastcgi") {
+            ctx.registry = Some(poll.registry().try_clone()?);
+        }
         channel.set_nonblocking(true)?;
         poll.registry().register(
             &mut SourceFd(&channel.as_raw_fd()),
