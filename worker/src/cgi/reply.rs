@@ -49,7 +49,12 @@ pub(crate) fn stdout_data(ctx: &mut Ctx, job: &mut Job, data: &[u8]) -> Option<P
             body_bytes(ctx, job, &body);
             None
         }
-        Parsed::Malformed(why) => malformed(ctx, job, &why, 500),
+        // A script's bad head is its error (500); a backend server's is a bad
+        // gateway (lighttpd's gw_backend answers 502).
+        Parsed::Malformed(why) => {
+            let status = if job.spawned { 500 } else { 502 };
+            malformed(ctx, job, &why, status)
+        }
         Parsed::BadStatusLine(why) => malformed(ctx, job, &why, 502),
         Parsed::Head(h) => {
             let rest = job.head.split_off(h.len);
