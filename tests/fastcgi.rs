@@ -56,10 +56,7 @@ fn tcp_host(port: u16) -> String {
 #[test]
 fn environment_over_tcp_with_check_local() {
     let be = Responder::tcp();
-    let s = start(
-        &format!("\".php\" => ( {} )", tcp_host(be.port)),
-        "",
-    );
+    let s = start(&format!("\".php\" => ( {} )", tcp_host(be.port)), "");
     let docroot = s.docroot();
     let docroot = docroot.to_str().expect("utf-8");
     let r = s.get("/t.php/a/b?x=1&y");
@@ -121,6 +118,13 @@ fn unix_socket_prefix_without_check_local() {
     let e = env_map(&r.body);
     assert_eq!(e.get("SCRIPT_NAME").map(String::as_str), Some(""));
     assert_eq!(e["PATH_INFO"], "/other/x");
+    // As root the worker that connected is sandboxed (Landlock and seccomp).
+    if common::is_root() {
+        let log = s.error_log();
+        let line = log.lines().find(|l| l.contains("sandbox:")).unwrap_or("");
+        assert!(line.contains("seccomp"), "{log}");
+        assert!(line.to_ascii_lowercase().contains("landlock"), "{log}");
+    }
 }
 
 #[test]
@@ -142,13 +146,18 @@ fn request_bodies_are_echoed() {
     let r = curl(&s.url("/t.php?mode=echo"), &["--data-binary", &at]);
     assert_eq!(r.status, 200);
     assert_eq!(r.header("transfer-encoding"), Some("chunked"));
-    assert!(r.body == big, "5 MiB body came back changed ({} bytes)", r.body.len());
+    assert!(
+        r.body == big,
+        "5 MiB body came back changed ({} bytes)",
+        r.body.len()
+    );
     // A chunked request body: collected, CONTENT_LENGTH set.
     let mut c = TcpStream::connect(("127.0.0.1", s.port)).expect("connect");
     c.write_all(b"POST /t.php?mode=env HTTP/1.1\r\nHost: x\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n")
         .expect("send");
     let mut raw = Vec::new();
-    c.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    c.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
     let _ = c.read_to_end(&mut raw);
     let r = common::parse_response(&raw);
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&raw));
@@ -160,13 +169,16 @@ fn a_large_response_streams_to_a_slow_client() {
     let be = Responder::tcp();
     let s = start(&format!("\".php\" => ( {} )", tcp_host(be.port)), "");
     let mut c = TcpStream::connect(("127.0.0.1", s.port)).expect("connect");
-    c.write_all(b"GET /t.php?mode=bytes&n=8000000 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .expect("send");
+    c.write_all(
+        b"GET /t.php?mode=bytes&n=8000000 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .expect("send");
     // The client reads nothing for a while: the backend is not read meanwhile
     // (the worker holds a bounded amount), then all of it arrives.
     std::thread::sleep(Duration::from_millis(500));
     let mut raw = Vec::new();
-    c.set_read_timeout(Some(Duration::from_secs(20))).expect("timeout");
+    c.set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
     let _ = c.read_to_end(&mut raw);
     let r = common::parse_response(&raw);
     assert_eq!(r.status, 200);
@@ -176,8 +188,8 @@ fn a_large_response_streams_to_a_slow_client() {
     let mut n = 0usize;
     loop {
         let e = common::find(body, b"\r\n").expect("chunk size");
-        let size = usize::from_str_radix(std::str::from_utf8(&body[..e]).expect("hex"), 16)
-            .expect("size");
+        let size =
+            usize::from_str_radix(std::str::from_utf8(&body[..e]).expect("hex"), 16).expect("size");
         if size == 0 {
             break;
         }
@@ -244,20 +256,29 @@ fn timeouts_deaths_and_bad_heads() {
     assert_eq!(s.get("/t.php?mode=malformed").status, 502);
     // Died after a head and part of a body: what came is sent, then the close.
     let mut c = TcpStream::connect(("127.0.0.1", s.port)).expect("connect");
-    c.write_all(b"GET /t.php?mode=die HTTP/1.1\r\nHost: x\r\n\r\n").expect("send");
-    c.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    c.write_all(b"GET /t.php?mode=die HTTP/1.1\r\nHost: x\r\n\r\n")
+        .expect("send");
+    c.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
     let mut raw = Vec::new();
     let _ = c.read_to_end(&mut raw);
     let text = String::from_utf8_lossy(&raw);
     assert!(text.starts_with("HTTP/1.1 200"), "{text}");
     assert!(text.contains("part of a body"), "{text}");
-    assert!(!text.ends_with("0\r\n\r\n"), "a cut response must not look complete: {text}");
+    assert!(
+        !text.ends_with("0\r\n\r\n"),
+        "a cut response must not look complete: {text}"
+    );
     let r = s.get("/t.php?mode=stderr");
     assert_eq!(r.status, 200);
-    assert!(wait_until(Duration::from_secs(2), || {
-        let log = s.error_log();
-        log.contains("a warning from the backend") && log.contains("read timeout on backend")
-    }), "{}", s.error_log());
+    assert!(
+        wait_until(Duration::from_secs(2), || {
+            let log = s.error_log();
+            log.contains("a warning from the backend") && log.contains("read timeout on backend")
+        }),
+        "{}",
+        s.error_log()
+    );
     // The connection keeps working after all that.
     assert_eq!(s.get("/t.php").status, 200);
 }
@@ -265,7 +286,10 @@ fn timeouts_deaths_and_bad_heads() {
 /// A real PHP page through Debian's php-cgi in FastCGI mode (`php-cgi -b`).
 #[test]
 fn php_cgi_serves_a_real_page() {
-    let Some(php) = ["/usr/bin/php-cgi"].into_iter().find(|p| std::path::Path::new(p).exists()) else {
+    let Some(php) = ["/usr/bin/php-cgi"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+    else {
         eprintln!("php_cgi_serves_a_real_page: skipped: php-cgi is not installed (apt-get install php-cgi)");
         return;
     };
@@ -276,7 +300,9 @@ fn php_cgi_serves_a_real_page() {
         .stdin(std::process::Stdio::null())
         .spawn()
         .expect("start php-cgi");
-    let up = wait_until(Duration::from_secs(5), || TcpStream::connect(("127.0.0.1", port)).is_ok());
+    let up = wait_until(Duration::from_secs(5), || {
+        TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
     let s = Server::start_with(
         &conf(&format!("\".php\" => ( {} )", tcp_host(port)), ""),
         &[],

@@ -276,11 +276,7 @@ const GLOBAL_ONLY: &[&str] = &[
 
 /// Keys that hand requests for files to a program wickd does not have: without
 /// them those files would be sent as they are, so their warning says so.
-const HANDLERS: &[&str] = &[
-    "scgi.server",
-    "ajp13.server",
-    "ssi.extension",
-];
+const HANDLERS: &[&str] = &["scgi.server", "ajp13.server", "ssi.extension"];
 
 /// Gateways that run files found by suffix (scgi.server ".py" => ...): wickd
 /// does not have them, so such a file would be sent as it is, its source (database
@@ -312,7 +308,12 @@ fn exposed_scripts(config: &Config) -> Vec<String> {
         else {
             continue;
         };
-        if BUILT.contains(module) && config.server.effective_modules().iter().any(|m| m == module)
+        if BUILT.contains(module)
+            && config
+                .server
+                .effective_modules()
+                .iter()
+                .any(|m| m == module)
         {
             continue;
         }

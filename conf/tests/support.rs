@@ -256,7 +256,9 @@ fn old_names_lighttpd_still_reads() {
 fn scripts_that_would_be_served_as_source_are_refused() {
     // mod_fastcgi is built: with it in force, its suffixes go to the backend.
     let php = "fastcgi.server = ( \".php\" => (( \"socket\" => \"/run/php.sock\" )), \"/app\" => (( \"socket\" => \"/run/app.sock\" )) )";
-    let c = load(&format!("{BASE}server.modules = (\"mod_fastcgi\")\n{php}\n"));
+    let c = load(&format!(
+        "{BASE}server.modules = (\"mod_fastcgi\")\n{php}\n"
+    ));
     assert_eq!(support::check(&c), Ok(()));
     assert!(
         !c.warnings.iter().any(|w| w.contains("fastcgi.server")),
@@ -278,13 +280,18 @@ fn scripts_that_would_be_served_as_source_are_refused() {
         e.contains("t.conf:3: scgi.server: mod_scgi is not built into wickd: files ending in \".py\" would be served"),
         "{e}"
     );
-    assert!(!e.contains("/app"), "a URL prefix serves no script file: {e}");
+    assert!(
+        !e.contains("/app"),
+        "a URL prefix serves no script file: {e}"
+    );
     // Kept from being served (Debian's lighttpd.conf does so): a warning only.
     for guard in [
         "static-file.exclude-extensions = ( \".py\", \".pl\", \".fcgi\" )",
         "url.access-deny = ( \"~\", \".py\" )",
     ] {
-        let c = load(&format!("{BASE}server.modules = (\"mod_scgi\")\n{guard}\n{py}\n"));
+        let c = load(&format!(
+            "{BASE}server.modules = (\"mod_scgi\")\n{guard}\n{py}\n"
+        ));
         assert_eq!(support::check(&c), Ok(()), "{guard}");
         assert!(
             c.warnings.iter().any(|w| w.contains("scgi.server (mod_scgi) is accepted but not acted on by wickd (ignored); files it would hand to a backend are served as they are")),
@@ -301,7 +308,9 @@ fn fastcgi_bin_path_is_said_to_be_not_acted_on() {
     ));
     assert_eq!(support::check(&c), Ok(()));
     assert!(
-        c.warnings.iter().any(|w| w.contains("t.conf:3: fastcgi.server \"bin-path\" is not acted on by wickd")),
+        c.warnings
+            .iter()
+            .any(|w| w.contains("t.conf:3: fastcgi.server \"bin-path\" is not acted on by wickd")),
         "{:?}",
         c.warnings
     );

@@ -33,14 +33,18 @@ impl Responder {
         let l = TcpListener::bind("127.0.0.1:0").expect("bind fcgi");
         let port = l.local_addr().expect("addr").port();
         l.set_nonblocking(true).expect("nonblocking");
-        Self::run(port, move || l.accept().map(|(s, _)| Box::new(s) as Box<dyn Stream>))
+        Self::run(port, move || {
+            l.accept().map(|(s, _)| Box::new(s) as Box<dyn Stream>)
+        })
     }
 
     pub fn unix(path: &Path) -> Responder {
         let _ = std::fs::remove_file(path);
         let l = UnixListener::bind(path).expect("bind fcgi socket");
         l.set_nonblocking(true).expect("nonblocking");
-        Self::run(0, move || l.accept().map(|(s, _)| Box::new(s) as Box<dyn Stream>))
+        Self::run(0, move || {
+            l.accept().map(|(s, _)| Box::new(s) as Box<dyn Stream>)
+        })
     }
 
     fn run(
@@ -209,7 +213,11 @@ fn serve(mut s: Box<dyn Stream>, requests: &AtomicUsize) -> io::Result<()> {
             s.write_all(&record(7, id, b"a warning from the backend\n"))?;
             stdout(s, id, env_text().as_bytes())?;
         }
-        "length" => stdout(s, id, b"Content-Length: 5\r\nContent-Type: text/plain\r\n\r\nhello")?,
+        "length" => stdout(
+            s,
+            id,
+            b"Content-Length: 5\r\nContent-Type: text/plain\r\n\r\nhello",
+        )?,
         "bytes" => {
             let n: usize = arg("n").parse().unwrap_or(0);
             stdout(s, id, b"Content-Type: application/octet-stream\r\n\r\n")?;

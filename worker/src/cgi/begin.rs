@@ -114,7 +114,15 @@ pub fn begin_socket(
         p.out.clear();
     }
     let run = run_of(&b);
-    let mut job = new_job(0, out, view, &mut b, &run, CgiLimits::default(), p.clock.mono);
+    let mut job = new_job(
+        0,
+        out,
+        view,
+        &mut b,
+        &run,
+        CgiLimits::default(),
+        p.clock.mono,
+    );
     job.spawned = false;
     job.module = module;
     if let Some(l) = b.log.take() {

@@ -23,8 +23,8 @@ mod select;
 pub use begin::{begin, begin_socket, Begin, Parts};
 pub use client::{spawner_event, Client, Jobs};
 pub use job::Job;
-pub use module::ModCgi;
 pub(crate) use module::with_begin;
+pub use module::ModCgi;
 pub use select::{select, select_with, Selected};
 // The files share their items: each child sees the others through `super::*`.
 pub(crate) use begin::merge_header;

@@ -30,7 +30,15 @@ pub fn select(
             .iter()
             .any(|(ext, _)| phys.ends_with(ext.as_bytes()))
     };
-    select_with(ctx_roots, cache, now, view, path, *view.cgi_execute_x_only, assigned)
+    select_with(
+        ctx_roots,
+        cache,
+        now,
+        view,
+        path,
+        *view.cgi_execute_x_only,
+        assigned,
+    )
 }
 
 /// The file a request names under the document root (path info allowed; a

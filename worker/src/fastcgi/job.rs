@@ -209,7 +209,13 @@ impl FcgiJob {
         self.tried.push(pick.host);
         self.release();
         self.conn = Conn::None;
-        match pool.pick(pick.ext, self.balance, &self.hkey, ctx.clock.mono, &self.tried) {
+        match pool.pick(
+            pick.ext,
+            self.balance,
+            &self.hkey,
+            ctx.clock.mono,
+            &self.tried,
+        ) {
             Some(next) => {
                 pool.begin(next.host);
                 self.pick = Some(next);
@@ -328,7 +334,7 @@ impl FcgiJob {
     /// Complete records to the job.
     fn records(&mut self, ctx: &mut Ctx) -> Result<(), Step> {
         loop {
-            let rec = match self.reader.next() {
+            let rec = match self.reader.take() {
                 Ok(Some(r)) => r,
                 Ok(None) => return Ok(()),
                 Err(bad) => {
@@ -398,17 +404,21 @@ impl FcgiJob {
         }
     }
 
-    fn pump(&mut self, ctx: &mut Ctx, client: &mut crate::handler::Client, rbuf: &mut [u8]) -> Step {
+    fn pump(
+        &mut self,
+        ctx: &mut Ctx,
+        client: &mut crate::handler::Client,
+        rbuf: &mut [u8],
+    ) -> Step {
         let mut progress = false;
         if self.job.stage == Stage::Collecting {
             if self.job.inbuf.len() as u64 > cgi::COLLECT_MAX {
                 return Step::Refuse(413);
             }
-            if self.job.body_open {
-                return Step::Wait;
+            if !self.job.body_open {
+                self.job.stage = Stage::Running;
+                progress = true;
             }
-            self.job.stage = Stage::Running;
-            progress = true;
         }
         if self.env.is_some() && self.job.stage == Stage::Running {
             self.queue_params();
@@ -486,7 +496,12 @@ impl crate::handler::Handler for FcgiJob {
         self.job.keep_alive = false;
     }
 
-    fn step(&mut self, ctx: &mut Ctx, client: &mut crate::handler::Client, rbuf: &mut [u8]) -> Step {
+    fn step(
+        &mut self,
+        ctx: &mut Ctx,
+        client: &mut crate::handler::Client,
+        rbuf: &mut [u8],
+    ) -> Step {
         self.pump(ctx, client, rbuf)
     }
 

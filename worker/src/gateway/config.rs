@@ -94,7 +94,9 @@ const SPAWN_OPTIONS: &[&str] = &[
 pub fn parse(v: &Value, what: &str) -> Result<Table, String> {
     let mut t = Table::default();
     let Value::Array(items) = v else {
-        return Err(format!("{what}: expected a list of \"suffix\" => ( hosts )"));
+        return Err(format!(
+            "{what}: expected a list of \"suffix\" => ( hosts )"
+        ));
     };
     for (key, hosts) in items {
         let Some(key) = key.as_deref().filter(|k| !k.is_empty()) else {
@@ -119,7 +121,9 @@ pub fn parse(v: &Value, what: &str) -> Result<Table, String> {
         } else {
             for (_, h) in list {
                 let Value::Array(opts) = h else {
-                    return Err(format!("{what}: \"{key}\": a host must be a list of options"));
+                    return Err(format!(
+                        "{what}: \"{key}\": a host must be a list of options"
+                    ));
                 };
                 ext.hosts.push(t.hosts.len());
                 t.hosts.push(host(opts, what, key)?);
@@ -160,10 +164,7 @@ fn host(opts: &[(Option<String>, Value)], what: &str, key: &str) -> Result<Host,
             Value::Int(i) => Ok(i.to_string()),
             Value::Array(_) => Err(err(format!("{k}: expected a value, not a list"))),
         };
-        let b = || {
-            wick_conf::options::parse_bool(v)
-                .map_err(|e| err(format!("{k}: {e}")))
-        };
+        let b = || wick_conf::options::parse_bool(v).map_err(|e| err(format!("{k}: {e}")));
         let n = || -> Result<u64, String> {
             s()?.trim()
                 .parse::<u64>()
@@ -184,7 +185,11 @@ fn host(opts: &[(Option<String>, Value)], what: &str, key: &str) -> Result<Host,
                 h.mode = match s()?.as_str() {
                     "responder" => Mode::Responder,
                     "authorizer" => Mode::Authorizer,
-                    m => return Err(err(format!("mode \"{m}\": expected responder or authorizer"))),
+                    m => {
+                        return Err(err(format!(
+                            "mode \"{m}\": expected responder or authorizer"
+                        )))
+                    }
                 }
             }
             "check-local" => h.check_local = b()?,
@@ -220,7 +225,11 @@ fn host(opts: &[(Option<String>, Value)], what: &str, key: &str) -> Result<Host,
             }
             return Err(err("needs \"socket\", or \"host\" and \"port\"".into()));
         };
-        let host = if host.is_empty() { "127.0.0.1".to_string() } else { host };
+        let host = if host.is_empty() {
+            "127.0.0.1".to_string()
+        } else {
+            host
+        };
         let ip: IpAddr = host
             .trim_start_matches('[')
             .trim_end_matches(']')
@@ -241,7 +250,12 @@ mod tests {
         Value::Str(v.into())
     }
     fn kv(items: Vec<(&str, Value)>) -> Value {
-        Value::Array(items.into_iter().map(|(k, v)| (Some(k.to_string()), v)).collect())
+        Value::Array(
+            items
+                .into_iter()
+                .map(|(k, v)| (Some(k.to_string()), v))
+                .collect(),
+        )
     }
     fn list(items: Vec<Value>) -> Value {
         Value::Array(items.into_iter().map(|v| (None, v)).collect())
@@ -261,12 +275,15 @@ mod tests {
                 "/app",
                 kv(vec![(
                     "name",
-                    kv(vec![("socket", s("/run/php.sock")), ("check-local", s("disable"))]),
+                    kv(vec![
+                        ("socket", s("/run/php.sock")),
+                        ("check-local", s("disable")),
+                    ]),
                 )]),
             ),
             ("/direct", kv(vec![("port", Value::Int(9002))])),
         ]);
-        let t = parse(&v, "fastcgi.server").unwrap();
+        let t = parse(&v, "fastcgi.server").expect("ok");
         assert_eq!(t.exts.len(), 3);
         assert_eq!(t.exts[0].hosts, vec![0, 1]);
         assert_eq!(t.hosts[0].name, "127.0.0.1:9000");
@@ -280,13 +297,27 @@ mod tests {
 
     #[test]
     fn errors() {
-        let bad = kv(vec![(".php", list(vec![kv(vec![("host", s("localhost"))])]))]);
+        let bad = kv(vec![(
+            ".php",
+            list(vec![kv(vec![("host", s("localhost"))])]),
+        )]);
         assert!(parse(&bad, "fastcgi.server").is_err());
         let bad = kv(vec![(".php", list(vec![kv(vec![("port", s("x"))])]))]);
         assert!(parse(&bad, "fastcgi.server").is_err());
-        let bad = kv(vec![(".php", list(vec![kv(vec![("bin-path", s("/usr/bin/php-cgi"))])]))]);
-        assert!(parse(&bad, "fastcgi.server").unwrap_err().contains("bin-path"));
-        let bad = kv(vec![(".php", list(vec![kv(vec![("nonsense", s("1")), ("port", Value::Int(1))])]))]);
+        let bad = kv(vec![(
+            ".php",
+            list(vec![kv(vec![("bin-path", s("/usr/bin/php-cgi"))])]),
+        )]);
+        assert!(parse(&bad, "fastcgi.server")
+            .expect_err("an error")
+            .contains("bin-path"));
+        let bad = kv(vec![(
+            ".php",
+            list(vec![kv(vec![
+                ("nonsense", s("1")),
+                ("port", Value::Int(1)),
+            ])]),
+        )]);
         assert!(parse(&bad, "fastcgi.server").is_err());
     }
 }

@@ -158,20 +158,20 @@ mod tests {
                 .collect(),
         );
         let v = Value::Array(vec![(Some(".php".into()), hosts)]);
-        Pool::new(super::super::parse(&v, "t").unwrap())
+        Pool::new(super::super::parse(&v, "t").expect("ok"))
     }
 
     #[test]
     fn least_connection_and_disable() {
         let p = pool(&[1, 2, 3]);
         let b = Balance::LeastConnection;
-        assert_eq!(p.pick(0, b, b"", 10, &[]).unwrap().host, 0);
+        assert_eq!(p.pick(0, b, b"", 10, &[]).expect("ok").host, 0);
         p.begin(0);
-        assert_eq!(p.pick(0, b, b"", 10, &[]).unwrap().host, 1);
+        assert_eq!(p.pick(0, b, b"", 10, &[]).expect("ok").host, 1);
         p.begin(1);
         p.disable(2, 10);
-        assert_eq!(p.pick(0, b, b"", 10, &[]).unwrap().host, 0);
-        assert_eq!(p.pick(0, b, b"", 11, &[]).unwrap().host, 2);
+        assert_eq!(p.pick(0, b, b"", 10, &[]).expect("ok").host, 0);
+        assert_eq!(p.pick(0, b, b"", 11, &[]).expect("ok").host, 2);
         p.end(0);
         assert_eq!(p.load(0), 0);
         assert_eq!(p.pick(0, b, b"", 10, &[0, 1]), None);
@@ -181,12 +181,26 @@ mod tests {
     fn round_robin_and_hash() {
         let p = pool(&[1, 2, 3]);
         let b = Balance::RoundRobin;
-        let seq: Vec<usize> = (0..4).map(|_| p.pick(0, b, b"", 0, &[]).unwrap().host).collect();
+        let seq: Vec<usize> = (0..4)
+            .map(|_| p.pick(0, b, b"", 0, &[]).expect("ok").host)
+            .collect();
         assert_eq!(seq, vec![0, 1, 2, 0]);
         p.disable(1, 0);
-        assert_eq!(p.pick(0, b, b"", 0, &[]).unwrap().host, 2);
-        let h1 = p.pick(0, Balance::Hash, b"/a.php", 5, &[]).unwrap().host;
-        assert_eq!(p.pick(0, Balance::Hash, b"/a.php", 5, &[]).unwrap().host, h1);
-        assert_eq!(p.pick(0, Balance::Hash, b"/a.php", 5, &[h1]).map(|p| p.host == h1), Some(false));
+        assert_eq!(p.pick(0, b, b"", 0, &[]).expect("ok").host, 2);
+        let h1 = p
+            .pick(0, Balance::Hash, b"/a.php", 5, &[])
+            .expect("ok")
+            .host;
+        assert_eq!(
+            p.pick(0, Balance::Hash, b"/a.php", 5, &[])
+                .expect("ok")
+                .host,
+            h1
+        );
+        assert_eq!(
+            p.pick(0, Balance::Hash, b"/a.php", 5, &[h1])
+                .map(|p| p.host == h1),
+            Some(false)
+        );
     }
 }

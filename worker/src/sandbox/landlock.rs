@@ -90,6 +90,10 @@ pub fn prepare(
     for path in &plan.write {
         ruleset = add(ruleset, path, write_dir_access())?;
     }
+    // A unix-socket backend (fastcgi.server "socket") needs no rule: up to ABI 8
+    // Landlock does not govern connect(2) on a pathname socket (tests/fastcgi.rs
+    // connects to one under this ruleset, as root); seccomp allows the AF_UNIX
+    // stream socket only when the plan has such a backend.
     for &port in &plan.connect_ports {
         ruleset = ruleset
             .add_rule(NetPort::new(port, AccessNet::ConnectTcp))
