@@ -60,6 +60,11 @@ pub struct FcgiJob {
     wpos: usize,
     /// Bytes went to the backend: a failure now cannot be retried elsewhere.
     wrote: bool,
+    /// The last write met a full socket: wait for it to be writable.
+    blocked: bool,
+    /// Something came from the backend (before that, a read right after our own
+    /// write would only find the socket empty: its readable edge says when).
+    heard: bool,
     /// The empty STDIN record that ends the body is queued.
     stdin_end: bool,
     reader: Reader,
@@ -82,6 +87,8 @@ impl FcgiJob {
             wbuf: Vec::with_capacity(4096),
             wpos: 0,
             wrote: false,
+            blocked: false,
+            heard: false,
             stdin_end: false,
             reader: Reader::default(),
             connect_ts: s.now,
@@ -114,6 +121,8 @@ impl FcgiJob {
             wbuf: Vec::new(),
             wpos: 0,
             wrote: false,
+            blocked: false,
+            heard: false,
             stdin_end: true,
             reader: Reader::default(),
             connect_ts: 0,
@@ -170,24 +179,29 @@ impl FcgiJob {
 
     /// Start a connect to the chosen host; a failure that shows at once fails
     /// over like a late one.
-    fn connect(&mut self, ctx: &mut Ctx) -> bool {
+    fn connect(&mut self, ctx: &mut Ctx) {
         let (Some(pool), Some(pick)) = (self.pool.clone(), self.pick) else {
-            return false;
+            return;
         };
         let Some(reg) = ctx.registry.as_ref() else {
             self.fail(ctx, 500);
-            return true;
+            return;
         };
         let token = cgi::pipe_token(self.key, cgi::BACKEND);
         match Backend::connect(&pool.host(pick.host).addr, reg, token) {
             Ok(s) => {
+                self.conn = if s.connecting {
+                    Conn::Connecting
+                } else {
+                    Conn::Up
+                };
                 self.sock = Some(s);
-                self.conn = Conn::Connecting;
                 self.connect_ts = ctx.clock.mono;
+                self.job.read_ts = ctx.clock.mono;
+                self.job.write_ts = ctx.clock.mono;
             }
             Err(e) => self.connect_failed(ctx, &e.to_string()),
         }
-        true
     }
 
     /// The connect failed: the host is disabled and the next live one tried;
@@ -256,6 +270,7 @@ impl FcgiJob {
     fn write(&mut self, ctx: &mut Ctx) -> bool {
         let Some(s) = &self.sock else { return false };
         let mut progress = false;
+        self.blocked = false;
         while self.wpos < self.wbuf.len() {
             match s.write(&self.wbuf[self.wpos..]) {
                 Ok(0) => break,
@@ -265,7 +280,10 @@ impl FcgiJob {
                     self.job.write_ts = ctx.clock.mono;
                     progress = true;
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.blocked = true;
+                    break;
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
                     // The backend stopped reading (it may have answered already):
@@ -325,6 +343,7 @@ impl FcgiJob {
                 }
             };
             progress = true;
+            self.heard = true;
             self.job.read_ts = ctx.clock.mono;
             self.reader.extend(&rbuf[..n]);
             self.records(ctx)?;
@@ -417,23 +436,23 @@ impl FcgiJob {
             }
             if !self.job.body_open {
                 self.job.stage = Stage::Running;
-                progress = true;
             }
         }
+        // Steps that lead on to the next within this pump ask for no second round;
+        // a failed-over connect (a next host to try) does.
         if self.env.is_some() && self.job.stage == Stage::Running {
             self.queue_params();
-            progress = true;
         }
         if self.conn == Conn::None && self.job.stage == Stage::Running {
-            progress |= self.connect(ctx);
+            self.connect(ctx);
+            progress |= self.conn == Conn::None && self.job.stage == Stage::Running;
         }
         if self.conn == Conn::Connecting {
-            match self.sock.as_ref().map(Backend::connected) {
+            match self.sock.as_mut().map(Backend::check_connected) {
                 Some(Ok(true)) => {
                     self.conn = Conn::Up;
                     self.job.read_ts = ctx.clock.mono;
                     self.job.write_ts = ctx.clock.mono;
-                    progress = true;
                 }
                 Some(Err(e)) => {
                     self.connect_failed(ctx, &e.to_string());
@@ -442,12 +461,31 @@ impl FcgiJob {
                 _ => {}
             }
         }
-        progress |= self.stdin();
+        // Body bytes moved on make room for more from the client.
+        if self.stdin() && self.job.body_open {
+            progress = true;
+        }
         if self.conn == Conn::Up {
-            progress |= self.write(ctx);
-            match self.read(ctx, rbuf) {
-                Ok(p) => progress |= p,
-                Err(s) => return s,
+            // Writes alone need no second round: what follows waits for an
+            // event, except a body held back for room that the write made.
+            let wrote = self.write(ctx);
+            if wrote && self.job.body_open {
+                progress = true;
+            }
+            if self.heard || !wrote {
+                match self.read(ctx, rbuf) {
+                    Ok(p) => progress |= p,
+                    Err(s) => return s,
+                }
+            }
+        }
+        if let (Some(sock), Some(reg)) = (self.sock.as_mut(), ctx.registry.as_ref()) {
+            if sock.sync(reg, self.blocked).is_err() {
+                ctx.log.push(format!(
+                    "mod_fastcgi: backend {}: epoll_ctl failed",
+                    self.host_name()
+                ));
+                self.fail(ctx, 502);
             }
         }
         match self.job.send_out(ctx, client) {

@@ -1,19 +1,31 @@
-//! The socket to one backend: a non-blocking connect (TCP or unix stream), its
-//! completion seen as the first writable edge (SO_ERROR), then reads and writes.
-//! Registered edge-triggered for both directions once, under the connection's
-//! gateway token, so that its readiness steps the connection's handler; closing
-//! it takes it out of the poll set.
+//! The socket to one backend: a non-blocking connect (TCP or unix stream; a unix
+//! connect completes or fails at once), then reads and writes. Registered under
+//! the connection's gateway token, so that its readiness steps the connection's
+//! handler; its interest is derived from what the handler waits for (`sync`):
+//! readable always, writable only while a connect is under way or bytes wait
+//! that the socket refused (a writable socket would otherwise wake the loop for
+//! nothing). Closing it takes it out of the poll set.
 
 use super::config::Addr;
 use mio::net::{TcpStream, UnixStream};
 use mio::{Interest, Registry, Token};
 use std::io::{self, Read, Write};
 
-/// A connected (or connecting) backend socket.
 #[derive(Debug)]
-pub enum Backend {
+enum Sock {
     Tcp(TcpStream),
     Unix(UnixStream),
+}
+
+/// A connected (or connecting) backend socket.
+#[derive(Debug)]
+pub struct Backend {
+    sock: Sock,
+    token: Token,
+    /// The interest registered now.
+    writable: bool,
+    /// A TCP connect not known to be complete.
+    pub connecting: bool,
 }
 
 impl Backend {
@@ -24,24 +36,60 @@ impl Backend {
                 let s = TcpStream::connect(*sa)?;
                 // Records are written whole; no Nagle wait for the last one.
                 let _ = s.set_nodelay(true);
-                Backend::Tcp(s)
+                Backend {
+                    sock: Sock::Tcp(s),
+                    token,
+                    writable: true,
+                    connecting: true,
+                }
             }
-            Addr::Unix(p) => Backend::Unix(UnixStream::connect(p)?),
+            Addr::Unix(p) => Backend {
+                sock: Sock::Unix(UnixStream::connect(p)?),
+                token,
+                writable: false,
+                connecting: false,
+            },
         };
-        let i = Interest::READABLE | Interest::WRITABLE;
-        match &mut b {
-            Backend::Tcp(s) => reg.register(s, token, i)?,
-            Backend::Unix(s) => reg.register(s, token, i)?,
+        let i = b.interest();
+        match &mut b.sock {
+            Sock::Tcp(s) => reg.register(s, token, i)?,
+            Sock::Unix(s) => reg.register(s, token, i)?,
         }
         Ok(b)
     }
 
+    fn interest(&self) -> Interest {
+        if self.writable {
+            Interest::READABLE | Interest::WRITABLE
+        } else {
+            Interest::READABLE
+        }
+    }
+
+    /// Register the interest the handler's state calls for: writable while a
+    /// connect is under way or `blocked` (a write met a full socket).
+    pub fn sync(&mut self, reg: &Registry, blocked: bool) -> io::Result<()> {
+        let want = self.connecting || blocked;
+        if want == self.writable {
+            return Ok(());
+        }
+        self.writable = want;
+        let (i, t) = (self.interest(), self.token);
+        match &mut self.sock {
+            Sock::Tcp(s) => reg.reregister(s, t, i),
+            Sock::Unix(s) => reg.reregister(s, t, i),
+        }
+    }
+
     /// After a writable edge: Ok(true) connected, Ok(false) still connecting, Err
     /// the connect failed.
-    pub fn connected(&self) -> io::Result<bool> {
-        let err = match self {
-            Backend::Tcp(s) => s.take_error()?,
-            Backend::Unix(s) => s.take_error()?,
+    pub fn check_connected(&mut self) -> io::Result<bool> {
+        if !self.connecting {
+            return Ok(true);
+        }
+        let err = match &self.sock {
+            Sock::Tcp(s) => s.take_error()?,
+            Sock::Unix(s) => s.take_error()?,
         };
         if let Some(e) = err {
             return Err(e);
@@ -49,7 +97,10 @@ impl Backend {
         // A connect under way has no error yet and is not writable: a zero-length
         // write tells them apart without sending anything.
         match self.write(&[]) {
-            Ok(_) => Ok(true),
+            Ok(_) => {
+                self.connecting = false;
+                Ok(true)
+            }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(false),
             Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => Ok(false),
             Err(e) => Err(e),
@@ -57,16 +108,16 @@ impl Backend {
     }
 
     pub fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            Backend::Tcp(s) => (&*s).read(buf),
-            Backend::Unix(s) => (&*s).read(buf),
+        match &self.sock {
+            Sock::Tcp(s) => (&*s).read(buf),
+            Sock::Unix(s) => (&*s).read(buf),
         }
     }
 
     pub fn write(&self, buf: &[u8]) -> io::Result<usize> {
-        match self {
-            Backend::Tcp(s) => (&*s).write(buf),
-            Backend::Unix(s) => (&*s).write(buf),
+        match &self.sock {
+            Sock::Tcp(s) => (&*s).write(buf),
+            Sock::Unix(s) => (&*s).write(buf),
         }
     }
 }
