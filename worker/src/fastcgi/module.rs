@@ -130,13 +130,18 @@ impl Module for ModFastcgi {
         let view = x.view;
         let now = x.env.clock.mono;
         let balance = Balance::parse(view.fastcgi_balance).unwrap_or(Balance::LeastConnection);
-        let mut hkey = gw.path.to_vec();
-        if let Some(h) = x.base.head.host {
-            hkey.extend_from_slice(h.of(x.base.buf));
-        }
-        if balance == Balance::Sticky {
-            hkey = gw.remote.0.to_string().into_bytes();
-        }
+        // What hash and sticky spread over the hosts (nothing for the others).
+        let hkey = match balance {
+            Balance::Hash => {
+                let mut k = gw.path.to_vec();
+                if let Some(h) = x.base.head.host {
+                    k.extend_from_slice(h.of(x.base.buf));
+                }
+                k
+            }
+            Balance::Sticky => gw.remote.0.to_string().into_bytes(),
+            _ => Vec::new(),
+        };
         // The URL pass (lighttpd's handle_uri_clean): a host without check-local
         // takes the request as the URL names it.
         let mut chosen = None;
