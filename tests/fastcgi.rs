@@ -323,3 +323,47 @@ fn php_cgi_serves_a_real_page() {
     assert!(r.text().starts_with("Hello wick from PHP "), "{}", r.text());
     assert!(r.text().ends_with(" /hello.php /pi"), "{}", r.text());
 }
+
+/// A client that goes away in the middle of a large response: the worker drops
+/// the backend's connection and goes on serving; half-closing after the request
+/// still gets the whole response.
+#[test]
+fn clients_that_vanish_or_half_close() {
+    let be = Responder::tcp();
+    let s = start(&format!("\".php\" => ( {} )", tcp_host(be.port)), "");
+    for _ in 0..3 {
+        let mut c = TcpStream::connect(("127.0.0.1", s.port)).expect("connect");
+        c.write_all(b"GET /t.php?mode=bytes&n=8000000 HTTP/1.1\r\nHost: x\r\n\r\n")
+            .expect("send");
+        let mut buf = [0u8; 4096];
+        c.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        let n = c.read(&mut buf).expect("read");
+        assert!(n > 0 && buf.starts_with(b"HTTP/1.1 200"));
+        drop(c);
+    }
+    // Half-closed after the request, one write for head and body: answered.
+    let mut c = TcpStream::connect(("127.0.0.1", s.port)).expect("connect");
+    c.write_all(b"POST /t.php?mode=echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello")
+        .expect("send");
+    c.shutdown(std::net::Shutdown::Write).expect("shutdown");
+    c.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let mut raw = Vec::new();
+    let _ = c.read_to_end(&mut raw);
+    let r = common::parse_response(&raw);
+    assert_eq!((r.status, r.text().as_str()), (200, "hello"));
+    // Pipelined: two requests in one write, two answers in order.
+    let mut c = TcpStream::connect(("127.0.0.1", s.port)).expect("connect");
+    c.write_all(b"GET /t.php?mode=length HTTP/1.1\r\nHost: x\r\n\r\nGET /t.php?mode=length&b HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .expect("send");
+    c.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let mut raw = Vec::new();
+    let _ = c.read_to_end(&mut raw);
+    let text = String::from_utf8_lossy(&raw);
+    assert_eq!(text.matches("HTTP/1.1 200").count(), 2, "{text}");
+    assert!(text.ends_with("hello"), "{text}");
+    assert_eq!(s.get("/t.php").status, 200);
+    assert!(!s.error_log().contains("panicked"), "{}", s.error_log());
+}
