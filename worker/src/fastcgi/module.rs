@@ -94,6 +94,33 @@ fn uri_key(pool: &Pool, view: &View, path: &[u8]) -> Option<usize> {
     })
 }
 
+/// Could the file pass select this path? A prefix key starts it, a suffix key
+/// (or a map-extensions one) is in it (path info may follow), or it names a
+/// directory and an index file has such a suffix. Cheap and without allocation;
+/// with server.force-lowercase-filenames always yes.
+fn could_select(pool: &Pool, view: &View, path: &[u8]) -> bool {
+    if *view.force_lowercase_filenames {
+        return true;
+    }
+    let suffixes = || {
+        pool.table
+            .exts
+            .iter()
+            .filter(|e| !e.is_prefix())
+            .map(|e| e.key.as_str())
+            .chain(view.fastcgi_map_extensions.iter().map(|(k, _)| k.as_str()))
+            .filter(|k| !k.is_empty())
+    };
+    let has_suffix =
+        |name: &[u8]| suffixes().any(|k| memchr::memmem::find(name, k.as_bytes()).is_some());
+    pool.table
+        .exts
+        .iter()
+        .any(|e| e.is_prefix() && path.starts_with(e.key.as_bytes()))
+        || has_suffix(path)
+        || (path.ends_with(b"/") && view.index_files.iter().any(|i| has_suffix(i.as_bytes())))
+}
+
 /// SCRIPT_NAME's length for a prefix key without check-local (lighttpd: the
 /// prefix and what follows it up to the next '/'; fix-root-scriptname on a "/"
 /// key: empty, all of the path is PATH_INFO). Suffix keys: the whole path.
@@ -159,7 +186,11 @@ impl Module for ModFastcgi {
             }
             chosen = Some(pick);
         }
-        // The file pass (handle_subrequest_start): the file must exist.
+        // The file pass (handle_subrequest_start): the file must exist. Not looked
+        // up for a path no key could select (every static request passes here).
+        if chosen.is_none() && !could_select(&pool, view, gw.path) {
+            return None;
+        }
         let env = &mut *x.env;
         let exts = &pool.table.exts;
         let sel = crate::cgi::select_with(
