@@ -367,3 +367,43 @@ fn clients_that_vanish_or_half_close() {
     assert_eq!(s.get("/t.php").status, 200);
     assert!(!s.error_log().contains("panicked"), "{}", s.error_log());
 }
+
+/// x-sendfile confined to x-sendfile-docroot, and fastcgi.map-extensions.
+#[test]
+fn x_sendfile_and_mapped_extensions() {
+    let be = Responder::tcp();
+    let files = common::TempDir::new();
+    let allowed = files.path().join("allowed");
+    std::fs::create_dir_all(&allowed).expect("mkdir");
+    std::fs::write(allowed.join("f.txt"), "from the file\n").expect("write");
+    std::fs::write(files.path().join("secret.txt"), "secret\n").expect("write");
+    let s = Server::start_with(
+        &conf(
+            &format!(
+                "\".php\" => ( ( \"host\" => \"127.0.0.1\", \"port\" => {}, \"x-sendfile\" => \"enable\", \"x-sendfile-docroot\" => ( \"{}\" ) ) )",
+                be.port,
+                allowed.display()
+            ),
+            "fastcgi.map-extensions = ( \".php3\" => \".php\" )",
+        ),
+        &[],
+        |dir| {
+            std::fs::write(dir.join("www/t.php"), "source").expect("write");
+            std::fs::write(dir.join("www/old.php3"), "source").expect("write");
+        },
+    );
+    let r = s.get(&format!(
+        "/t.php?mode=sendfile&file={}",
+        allowed.join("f.txt").display()
+    ));
+    assert_eq!((r.status, r.text().as_str()), (200, "from the file\n"));
+    let r = s.get(&format!(
+        "/t.php?mode=sendfile&file={}",
+        files.path().join("secret.txt").display()
+    ));
+    assert_eq!(r.status, 403);
+    assert!(!r.text().contains("secret"));
+    let r = s.get("/old.php3");
+    assert_eq!(r.status, 200);
+    assert_eq!(env_map(&r.body)["SCRIPT_NAME"], "/old.php3");
+}

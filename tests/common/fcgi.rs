@@ -7,7 +7,7 @@
 //! closed without END_REQUEST), `diehead` (closed before anything), `malformed`
 //! (a head line without a colon), `stderr` (a line on STDERR, then env), `length`
 //! (a response with Content-Length), `bytes` (a body of N=`n` bytes in small
-//! records, no Content-Length).
+//! records, no Content-Length), `sendfile` (X-Sendfile: the path `file=`).
 
 use std::collections::BTreeMap;
 use std::io::{self, Read, Write};
@@ -218,6 +218,10 @@ fn serve(mut s: Box<dyn Stream>, requests: &AtomicUsize) -> io::Result<()> {
             id,
             b"Content-Length: 5\r\nContent-Type: text/plain\r\n\r\nhello",
         )?,
+        "sendfile" => {
+            let head = format!("X-Sendfile: {}\r\n\r\nnot this", arg("file"));
+            stdout(s, id, head.as_bytes())?
+        }
         "bytes" => {
             let n: usize = arg("n").parse().unwrap_or(0);
             stdout(s, id, b"Content-Type: application/octet-stream\r\n\r\n")?;
