@@ -326,21 +326,38 @@ fn server_indexfiles_is_index_file_names() {
 #[test]
 fn a_php_site_is_refused_rather_than_served_as_source() {
     let d = TempDir::new();
-    let gw = "server.modules = ( \"mod_fastcgi\" )\nfastcgi.server = ( \".php\" => (( \"socket\" => \"/run/php-fpm.sock\" )) )";
-    let c = conf(&d, gw);
+    // mod_fastcgi is built: with it in force the site starts (-tt checks it).
+    let gw = "fastcgi.server = ( \".php\" => (( \"socket\" => \"/run/php-fpm.sock\" )) )";
+    let c = conf(&d, &format!("server.modules = ( \"mod_fastcgi\" )\n{gw}"));
+    let o = run(&["-tt", "-f", &c]);
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    // Without the module in force, lighttpd would send the files as they are.
+    let c = conf(&d, &format!("server.modules = ( \"mod_access\" )\n{gw}"));
     let o = run(&["-tt", "-f", &c]);
     assert_eq!(o.status.code(), Some(1), "{}", err(&o));
     assert!(
         err(&o).contains(&format!(
-            "{c}:5: fastcgi.server: mod_fastcgi is not built into wickd: files ending in \".php\" would be served as they are"
+            "{c}:5: fastcgi.server: mod_fastcgi is not in server.modules: files ending in \".php\" would be served as they are"
         )),
         "{}",
         err(&o)
     );
     let c = conf(
         &d,
-        &format!("static-file.exclude-extensions = ( \".php\" )\n{gw}"),
+        &format!("static-file.exclude-extensions = ( \".php\" )\nserver.modules = ( \"mod_access\" )\n{gw}"),
     );
     let o = run(&["-tt", "-f", &c]);
     assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    // A fastcgi.server wickd cannot read refuses the start with file and line.
+    let c = conf(
+        &d,
+        "server.modules = ( \"mod_fastcgi\" )\nfastcgi.server = ( \".php\" => (( \"host\" => \"localhost\", \"port\" => 9000 )) )",
+    );
+    let o = run(&["-tt", "-f", &c]);
+    assert_eq!(o.status.code(), Some(1), "{}", err(&o));
+    assert!(
+        err(&o).contains(&format!("{c}:5: fastcgi.server")),
+        "{}",
+        err(&o)
+    );
 }

@@ -177,6 +177,12 @@ request_options! {
     cgi_limits: Value = "cgi.limits", default Value::Array(Vec::new());
     cgi_user: String = "cgi.user", default String::new();
     cgi_group: String = "cgi.group", default String::new();
+    // mod_fastcgi (fastcgi.server is parsed by the worker's gateway module, which
+    // refuses bad values at start-up)
+    fastcgi_server: Value = "fastcgi.server", default Value::Array(Vec::new());
+    fastcgi_balance: String = "fastcgi.balance", default String::new();
+    fastcgi_map_extensions: Vec<(String, String)> = "fastcgi.map-extensions", default Vec::new();
+    fastcgi_debug: u64 = "fastcgi.debug", default 0;
     // mod_auth, mod_authn_file (auth.require and auth.cache are parsed by the worker's
     // mods::auth, which refuses bad values at start-up with file:line)
     auth_backend: String = "auth.backend", default String::new();

@@ -34,6 +34,7 @@ pub const BUILT: &[&str] = &[
     "mod_evhost",
     "mod_expire",
     "mod_extforward",
+    "mod_fastcgi",
     "mod_indexfile",
     "mod_openssl",
     "mod_redirect",
@@ -77,6 +78,7 @@ const IGNORED: &[&str] = &[
     "extforward.hap-proxy",
     "extforward.hap-proxy-ssl-client-verify",
     "auth.debug",
+    "fastcgi.debug",
     // mod_openssl: what rustls has no use for (no DHE suites, no SSLv2/SSLv3, no
     // compression, no empty fragments), what is not built yet
     "ssl.dh-file",
@@ -211,6 +213,15 @@ pub fn warnings(blocks: &[Block], effective: &[String], listed: &[String]) -> Ve
         ));
         seen.push(key);
     }
+    // Gateway hosts with "bin-path": lighttpd starts the program; wickd does not.
+    for s in blocks.iter().flat_map(|b| &b.settings) {
+        if s.key.eq_ignore_ascii_case("fastcgi.server") && has_option(&s.value, "bin-path") {
+            out.push(format!(
+                "WARNING: {}: fastcgi.server \"bin-path\" is not acted on by wickd: it does not start backends; start the program by other means (spawn-fcgi, PHP-FPM, a systemd unit) on the \"socket\" or \"host\"/\"port\" given, which wickd connects to",
+                at(s)
+            ));
+        }
+    }
     // server.feature-flags: a flag wickd does not act on is said, as a key is.
     for s in blocks.iter().flat_map(|b| &b.settings) {
         if !s.key.eq_ignore_ascii_case("server.feature-flags") {
@@ -249,6 +260,16 @@ pub fn warnings(blocks: &[Block], effective: &[String], listed: &[String]) -> Ve
     out
 }
 
+/// Does a (nested) `key => value` list name `option` anywhere?
+fn has_option(v: &Value, option: &str) -> bool {
+    match v {
+        Value::Array(items) => items.iter().any(|(k, v)| {
+            k.as_deref().is_some_and(|k| k.eq_ignore_ascii_case(option)) || has_option(v, option)
+        }),
+        _ => false,
+    }
+}
+
 /// lighttpd reads these per request; wickd only from the global block.
 const GLOBAL_ONLY: &[&str] = &[
     "server.errorlog",
@@ -258,18 +279,15 @@ const GLOBAL_ONLY: &[&str] = &[
 
 /// Keys that hand requests for files to a program wickd does not have: without
 /// them those files would be sent as they are, so their warning says so.
-const HANDLERS: &[&str] = &[
-    "fastcgi.server",
-    "scgi.server",
-    "ajp13.server",
-    "ssi.extension",
-];
+const HANDLERS: &[&str] = &["scgi.server", "ajp13.server", "ssi.extension"];
 
-/// Gateways that run files found by suffix (fastcgi.server ".php" => ...): wickd
+/// Gateways that run files found by suffix (scgi.server ".py" => ...): wickd
 /// does not have them, so such a file would be sent as it is, its source (database
 /// passwords and all) to anyone. Refused unless the global static-file.exclude-
 /// extensions or url.access-deny keeps those files from being served (as Debian's
 /// lighttpd.conf does for .php): a configuration that runs them means them unread.
+/// mod_fastcgi is built: its suffixes are refused only when it is not in force
+/// (lighttpd would then serve them as files too).
 const GATEWAYS: &[(&str, &str)] = &[
     ("fastcgi.server", "mod_fastcgi"),
     ("scgi.server", "mod_scgi"),
@@ -293,6 +311,15 @@ fn exposed_scripts(config: &Config) -> Vec<String> {
         else {
             continue;
         };
+        if BUILT.contains(module)
+            && config
+                .server
+                .effective_modules()
+                .iter()
+                .any(|m| m == module)
+        {
+            continue;
+        }
         let Value::Array(items) = &s.value else {
             continue;
         };
@@ -308,8 +335,13 @@ fn exposed_scripts(config: &Config) -> Vec<String> {
             })
             .collect();
         if !open.is_empty() {
+            let why = if BUILT.contains(module) {
+                "is not in server.modules"
+            } else {
+                "is not built into wickd"
+            };
             out.push(format!(
-                "{}: {key}: {module} is not built into wickd: files ending in {} would be served as they are (their source); name them in static-file.exclude-extensions to start without it",
+                "{}: {key}: {module} {why}: files ending in {} would be served as they are (their source); name them in static-file.exclude-extensions to start without it",
                 at(s),
                 open.iter().map(|e| format!("\"{e}\"")).collect::<Vec<_>>().join(", ")
             ));
@@ -466,7 +498,9 @@ mod tests {
         assert_eq!(support("url.rewrite-once"), Support::Acted);
         assert_eq!(support("server.stat-cache-engine"), Support::Acted);
         assert_eq!(support("server.h2proto"), Support::Ignored);
-        assert_eq!(support("fastcgi.server"), Support::Ignored);
+        assert_eq!(support("fastcgi.server"), Support::Acted);
+        assert_eq!(support("fastcgi.debug"), Support::Ignored);
+        assert_eq!(support("scgi.server"), Support::Ignored);
         assert_eq!(support("Auth.Require"), Support::Acted);
         assert_eq!(support("ssl.engine"), Support::Acted);
         assert_eq!(support("ssl.pemfile"), Support::Acted);

@@ -254,13 +254,30 @@ fn old_names_lighttpd_still_reads() {
 
 #[test]
 fn scripts_that_would_be_served_as_source_are_refused() {
+    // mod_fastcgi is built: with it in force, its suffixes go to the backend.
     let php = "fastcgi.server = ( \".php\" => (( \"socket\" => \"/run/php.sock\" )), \"/app\" => (( \"socket\" => \"/run/app.sock\" )) )";
     let c = load(&format!(
         "{BASE}server.modules = (\"mod_fastcgi\")\n{php}\n"
     ));
+    assert_eq!(support::check(&c), Ok(()));
+    assert!(
+        !c.warnings.iter().any(|w| w.contains("fastcgi.server")),
+        "{:?}",
+        c.warnings
+    );
+    // Without the module in force, lighttpd would serve the files: refused.
+    let c = load(&format!("{BASE}server.modules = (\"mod_access\")\n{php}\n"));
     let e = support::check(&c).expect_err(".php served as source");
     assert!(
-        e.contains("t.conf:3: fastcgi.server: mod_fastcgi is not built into wickd: files ending in \".php\" would be served"),
+        e.contains("t.conf:3: fastcgi.server: mod_fastcgi is not in server.modules: files ending in \".php\" would be served"),
+        "{e}"
+    );
+    // A gateway wickd does not have.
+    let py = "scgi.server = ( \".py\" => (( \"socket\" => \"/run/py.sock\" )), \"/app\" => (( \"socket\" => \"/run/app.sock\" )) )";
+    let c = load(&format!("{BASE}server.modules = (\"mod_scgi\")\n{py}\n"));
+    let e = support::check(&c).expect_err(".py served as source");
+    assert!(
+        e.contains("t.conf:3: scgi.server: mod_scgi is not built into wickd: files ending in \".py\" would be served"),
         "{e}"
     );
     assert!(
@@ -269,19 +286,34 @@ fn scripts_that_would_be_served_as_source_are_refused() {
     );
     // Kept from being served (Debian's lighttpd.conf does so): a warning only.
     for guard in [
-        "static-file.exclude-extensions = ( \".php\", \".pl\", \".fcgi\" )",
-        "url.access-deny = ( \"~\", \".php\" )",
+        "static-file.exclude-extensions = ( \".py\", \".pl\", \".fcgi\" )",
+        "url.access-deny = ( \"~\", \".py\" )",
     ] {
         let c = load(&format!(
-            "{BASE}server.modules = (\"mod_fastcgi\")\n{guard}\n{php}\n"
+            "{BASE}server.modules = (\"mod_scgi\")\n{guard}\n{py}\n"
         ));
         assert_eq!(support::check(&c), Ok(()), "{guard}");
         assert!(
-            c.warnings.iter().any(|w| w.contains("fastcgi.server (mod_fastcgi) is accepted but not acted on by wickd (ignored); files it would hand to a backend are served as they are")),
+            c.warnings.iter().any(|w| w.contains("scgi.server (mod_scgi) is accepted but not acted on by wickd (ignored); files it would hand to a backend are served as they are")),
             "{:?}",
             c.warnings
         );
     }
+}
+
+#[test]
+fn fastcgi_bin_path_is_said_to_be_not_acted_on() {
+    let c = load(&format!(
+        "{BASE}server.modules = (\"mod_fastcgi\")\nfastcgi.server = ( \".php\" => (( \"bin-path\" => \"/usr/bin/php-cgi\", \"socket\" => \"/run/php.sock\" )) )\n"
+    ));
+    assert_eq!(support::check(&c), Ok(()));
+    assert!(
+        c.warnings
+            .iter()
+            .any(|w| w.contains("t.conf:3: fastcgi.server \"bin-path\" is not acted on by wickd")),
+        "{:?}",
+        c.warnings
+    );
 }
 
 #[test]

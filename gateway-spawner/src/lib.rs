@@ -11,7 +11,8 @@
 //! Run → [`policy`] → [`launch`] → pipes back; Finish/Signal → [`children`]; SIGCHLD
 //! (signalfd) → reap, tell the worker.
 
-pub mod cgienv;
+/// The CGI environment, shared with the worker's FastCGI (wick-proto builds it).
+pub use wick_proto::cgienv;
 pub mod children;
 pub mod confine;
 pub mod launch;

@@ -15,7 +15,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::OwnedFd;
 use wick_conf::cond::{Compiled, CondState, Facts};
 use wick_conf::options::FromValue;
-use wick_conf::{Block, Config, ListenAddr, Listener, Patch, SocketOptions, Value, View};
+use wick_conf::{Block, Config, Listener, Patch, SocketOptions, Value, View};
 use wick_proto::spawner::CgiRequest;
 
 /// Everything needed to start one script.
@@ -444,24 +444,7 @@ impl Policy {
     /// SERVER_PORT and SERVER_ADDR as lighttpd derives them from the listener's
     /// "host:port" token: a wildcard address is replaced by the connection's local one.
     fn server_port_addr(&self, req: &CgiRequest) -> (String, String) {
-        let Some(l) = self.cfg.listeners.get(req.listener as usize) else {
-            return ("0".into(), String::new());
-        };
-        match &l.addr {
-            ListenAddr::Tcp(sa) => {
-                let addr = if sa.ip().is_unspecified() {
-                    req.local_addr
-                        .map(|a| a.ip().to_string())
-                        .unwrap_or_default()
-                } else if sa.is_ipv6() {
-                    format!("[{}]", sa.ip())
-                } else {
-                    sa.ip().to_string()
-                };
-                (sa.port().to_string(), addr)
-            }
-            ListenAddr::Unix(_) => ("0".into(), String::new()),
-        }
+        cgienv::server_port_addr(&self.cfg, req)
     }
 }
 

@@ -6,6 +6,7 @@
 //! append-only between versions, and [`PROTO_VERSION`] is checked in the setup, the
 //! first message on a child's channel to the master.
 
+pub mod cgienv;
 pub mod channel;
 pub mod log;
 pub mod setup;

@@ -60,7 +60,8 @@ bitflags::bitflags! {
     pub struct Flags: u8 {
         /// Answer what was asked, then close.
         const CLOSE_AFTER = 1;
-        /// The last read emptied the socket's receive queue.
+        /// The last read emptied the socket's receive queue (cleared by a readable
+        /// event: server.rs).
         const DRAINED = 2;
         /// Input was thrown away (or a body left unread): close with lingering.
         const DIRTY = 4;
@@ -933,7 +934,12 @@ impl Conn {
         let want_read = if body_open {
             has_room
         } else {
-            st.input.len() < ctx.site.field_limit && !self.flags.contains(Flags::EOF)
+            // Watching for the next request or the FIN: not while the socket is
+            // known empty (the next bytes come with a readable event, which clears
+            // DRAINED); a handler's own events step it without a read each time.
+            st.input.len() < ctx.site.field_limit
+                && !self.flags.contains(Flags::EOF)
+                && (!self.flags.contains(Flags::DRAINED) || self.flags.contains(Flags::PEER_FIN))
         };
         if body_open && !has_room {
             // The handler holds the body back, not the client: its rate starts over.
@@ -958,6 +964,7 @@ impl Conn {
             Ok(n) => {
                 self.since = now;
                 ctx.activity = true;
+                self.flags.set(Flags::DRAINED, n < rbuf.len());
                 let st = self.st.get_or_insert_with(Default::default);
                 match h.body_room() {
                     Some(room) if st.body.is_some() => {
@@ -971,7 +978,7 @@ impl Conn {
                 }
                 fed = Fed::Some;
             }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.flags |= Flags::DRAINED,
             Err(_) => return Ok(Fed::Gone),
         }
         Ok(fed)

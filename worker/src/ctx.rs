@@ -42,6 +42,9 @@ pub struct Ctx {
     pub log: Vec<String>,
     /// TLS configurations and ticket keys, when a listener has ssl.engine (tls/).
     pub tls: Option<crate::tls::TlsSite>,
+    /// The event loop's registry, for handlers with sockets of their own (a
+    /// FastCGI backend's, registered under `cgi::pipe_token(key, cgi::BACKEND)`).
+    pub registry: Option<mio::Registry>,
 }
 
 impl Ctx {
@@ -83,6 +86,7 @@ impl Ctx {
             internal: None,
             log: Vec::new(),
             tls: None,
+            registry: None,
         }
     }
 

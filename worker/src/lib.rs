@@ -18,6 +18,8 @@ mod conn_tests;
 pub mod ctx;
 pub mod date;
 pub mod errors;
+pub mod fastcgi;
+pub mod gateway;
 pub mod h1;
 pub mod handler;
 pub mod internal;

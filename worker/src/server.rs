@@ -85,6 +85,9 @@ impl Server {
         let poll = Poll::new()?;
         let mut ctx = Ctx::new(site);
         ctx.tls = start.tls;
+        if ctx.site.mods.loaded("mod_fastcgi") {
+            ctx.registry = Some(poll.registry().try_clone()?);
+        }
         channel.set_nonblocking(true)?;
         poll.registry().register(
             &mut SourceFd(&channel.as_raw_fd()),
@@ -273,10 +276,14 @@ impl Server {
                 } else if t.0 >= LISTENER_BASE {
                     self.accept(t.0 - LISTENER_BASE);
                 } else {
-                    if ev.is_read_closed() {
-                        // Edge-triggered: this event is the only news of the FIN.
-                        if let Some(c) = self.conns.get_mut(t.0) {
+                    if let Some(c) = self.conns.get_mut(t.0) {
+                        if ev.is_read_closed() {
+                            // Edge-triggered: this event is the only news of the FIN.
                             c.flags |= crate::conn::Flags::PEER_FIN;
+                        }
+                        if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
+                            // New bytes (or an end): the socket is worth a read.
+                            c.flags.remove(crate::conn::Flags::DRAINED);
                         }
                     }
                     self.drive(t.0);

@@ -67,20 +67,7 @@ pub fn begin(p: Parts<'_>, view: &View, mut b: Begin<'_>) -> Box<Job> {
     }
     let id = p.cgi.next_id;
     p.cgi.next_id += 1;
-    let run = match &b.internal {
-        Some(i) => Run {
-            target: i.orig_target.clone(),
-            redirect_uri: Some(i.new_target.clone()),
-            error: i.error,
-            loops: i.loops,
-        },
-        None => Run {
-            target: String::from_utf8_lossy(b.head.target.of(b.buf)).into_owned(),
-            redirect_uri: None,
-            error: None,
-            loops: 0,
-        },
-    };
+    let run = run_of(&b);
     let mut job = new_job(id, out, view, &mut b, &run, limits, p.clock.mono);
     if let Some(l) = b.log.take() {
         job.log = Some(crate::mods::accesslog::Tally::new(l, job.out.remaining()));
@@ -109,6 +96,64 @@ pub fn begin(p: Parts<'_>, view: &View, mut b: Begin<'_>) -> Box<Job> {
         p.cgi.send(FromWorkerToSpawner::Run(req));
     }
     job
+}
+
+/// Begin a job for a backend the worker talks to itself (mod_fastcgi): the same
+/// job and the same facts as for a script, without the spawner. None for the facts
+/// when the job failed already (it then holds the error answer).
+pub fn begin_socket(
+    p: Parts<'_>,
+    view: &View,
+    mut b: Begin<'_>,
+    module: &'static str,
+) -> (Box<Job>, Option<CgiRequest>) {
+    let mut out = Out::default();
+    if !p.out.is_empty() {
+        out = p.out.take_rest();
+    } else {
+        p.out.clear();
+    }
+    let run = run_of(&b);
+    let mut job = new_job(
+        0,
+        out,
+        view,
+        &mut b,
+        &run,
+        CgiLimits::default(),
+        p.clock.mono,
+    );
+    job.spawned = false;
+    job.module = module;
+    if let Some(l) = b.log.take() {
+        job.log = Some(crate::mods::accesslog::Tally::new(l, job.out.remaining()));
+    }
+    let Ok(path) = std::str::from_utf8(b.path) else {
+        p.cgi
+            .log
+            .push(format!("{module}: {}: the path is not UTF-8", job.script));
+        fail(&mut job, p.clock, p.pages, 400);
+        return (job, None);
+    };
+    let req = request(0, path, &b, run, p.cfg);
+    (job, Some(req))
+}
+
+fn run_of(b: &Begin) -> Run {
+    match &b.internal {
+        Some(i) => Run {
+            target: i.orig_target.clone(),
+            redirect_uri: Some(i.new_target.clone()),
+            error: i.error,
+            loops: i.loops,
+        },
+        None => Run {
+            target: String::from_utf8_lossy(b.head.target.of(b.buf)).into_owned(),
+            redirect_uri: None,
+            error: None,
+            loops: 0,
+        },
+    }
 }
 
 /// What the request is run as: the client's, or an internal one's.
@@ -184,6 +229,9 @@ fn new_job(
         log: None,
         hooks: std::mem::take(&mut b.hooks),
         zip: None,
+        spawned: true,
+        module: "mod_cgi",
+        backend: String::new(),
     })
 }
 
@@ -238,7 +286,7 @@ fn request(id: u64, path: &str, b: &Begin, run: Run, cfg: &wick_conf::Config) ->
 
 /// Add a request header for the script, joined to one of the same name as lighttpd
 /// joins them (", ", "; " for Cookie).
-pub(super) fn merge_header(headers: &mut Vec<(String, String)>, name: String, value: String) {
+pub(crate) fn merge_header(headers: &mut Vec<(String, String)>, name: String, value: String) {
     match headers
         .iter_mut()
         .find(|(k, _)| k.eq_ignore_ascii_case(&name))

@@ -15,7 +15,7 @@ use super::*;
 use crate::internal::{Internal, Saved};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Stage {
+pub(crate) enum Stage {
     /// Reading a chunked request body before asking for the script.
     Collecting,
     /// Asked the spawner; waiting for the pipes.
@@ -27,7 +27,7 @@ pub(super) enum Stage {
 
 /// How response body bytes go to the client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Framing {
+pub(crate) enum Framing {
     /// The head is not parsed yet.
     Head,
     /// Content-Length: this many bytes still to send.
@@ -46,80 +46,94 @@ pub(super) enum Framing {
 
 /// A response head held back (Framing::Pending) with the body read so far.
 #[derive(Debug)]
-pub(super) struct PendingHead {
-    pub(super) head: RespHead,
-    pub(super) status: u16,
-    pub(super) body: Vec<u8>,
+pub(crate) struct PendingHead {
+    pub(crate) head: RespHead,
+    pub(crate) status: u16,
+    pub(crate) body: Vec<u8>,
     /// Monotonic second the head came.
-    pub(super) since: u64,
+    pub(crate) since: u64,
 }
 
 /// One CGI request on a connection.
 #[derive(Debug)]
 pub struct Job {
-    pub(super) id: u64,
-    pub(super) stage: Stage,
-    pub(super) pid: u32,
-    pub(super) stdin: Option<OwnedFd>,
-    pub(super) stdout: Option<OwnedFd>,
-    pub(super) stderr: Option<OwnedFd>,
+    pub(crate) id: u64,
+    pub(crate) stage: Stage,
+    pub(crate) pid: u32,
+    pub(crate) stdin: Option<OwnedFd>,
+    pub(crate) stdout: Option<OwnedFd>,
+    pub(crate) stderr: Option<OwnedFd>,
     /// Request body for the script: `inbuf[inpos..]` is not written yet.
-    pub(super) inbuf: Vec<u8>,
-    pub(super) inpos: usize,
+    pub(crate) inbuf: Vec<u8>,
+    pub(crate) inpos: usize,
     /// The script stopped reading its stdin: the rest of the body is thrown away.
-    pub(super) in_closed: bool,
+    pub(crate) in_closed: bool,
     /// The connection is still reading the request body for us.
-    pub(super) body_open: bool,
+    pub(crate) body_open: bool,
     /// The request, kept until it can be sent (a chunked body is being collected).
-    pub(super) req: Option<Box<CgiRequest>>,
+    pub(crate) req: Option<Box<CgiRequest>>,
     /// Response head bytes until the head is complete.
-    pub(super) head: Vec<u8>,
-    pub(super) framing: Framing,
+    pub(crate) head: Vec<u8>,
+    pub(crate) framing: Framing,
     /// The script sent Transfer-Encoding: chunked.
-    pub(super) dechunk: Option<Decoder>,
+    pub(crate) dechunk: Option<Decoder>,
     /// Framing::Pending: the head waiting for a framing.
-    pub(super) pending: Option<Box<PendingHead>>,
+    pub(crate) pending: Option<Box<PendingHead>>,
     /// Response bytes for the client.
-    pub(super) out: Out,
-    pub(super) errbuf: Vec<u8>,
-    pub(super) read_ts: u64,
-    pub(super) write_ts: u64,
-    pub(super) limits: CgiLimits,
+    pub(crate) out: Out,
+    pub(crate) errbuf: Vec<u8>,
+    pub(crate) read_ts: u64,
+    pub(crate) write_ts: u64,
+    pub(crate) limits: CgiLimits,
     /// SCRIPT_NAME, for log lines.
-    pub(super) script: String,
-    pub(super) version: Version,
-    pub(super) head_only: bool,
-    pub(super) keep_alive: bool,
+    pub(crate) script: String,
+    pub(crate) version: Version,
+    pub(crate) head_only: bool,
+    pub(crate) keep_alive: bool,
     /// The response head went into `out`.
-    pub(super) started: bool,
-    pub(super) tag: String,
-    pub(super) local_redir: bool,
-    pub(super) xsendfile: bool,
-    pub(super) xsendfile_docroot: Vec<String>,
-    pub(super) lowercase: bool,
+    pub(crate) started: bool,
+    pub(crate) tag: String,
+    pub(crate) local_redir: bool,
+    pub(crate) xsendfile: bool,
+    pub(crate) xsendfile_docroot: Vec<String>,
+    pub(crate) lowercase: bool,
     /// mimetype.assign, for an X-Sendfile file without a Content-Type (only kept
     /// when cgi.x-sendfile is on).
-    pub(super) mimetypes: Vec<(String, String)>,
+    pub(crate) mimetypes: Vec<(String, String)>,
     /// An error handler run: the original status, and whether a 200 from the
     /// handler is replaced by it (server.error-handler, not -404).
-    pub(super) error_status: Option<(u16, bool)>,
+    pub(crate) error_status: Option<(u16, bool)>,
     /// Fields an error handler's answer keeps (a 401's WWW-Authenticate, as
     /// lighttpd's http_response_errdoc_init): before the script's own.
-    pub(super) carried: Vec<(&'static [u8], Vec<u8>)>,
+    pub(crate) carried: Vec<(&'static [u8], Vec<u8>)>,
     /// Internal redirects so far (lighttpd allows 5).
-    pub(super) loops: u8,
-    pub(super) saved: Saved,
+    pub(crate) loops: u8,
+    pub(crate) saved: Saved,
     /// mod_accesslog: the line, the status and the bytes sent.
-    pub(super) log: Option<crate::mods::accesslog::Tally>,
+    pub(crate) log: Option<crate::mods::accesslog::Tally>,
     /// The request's response_start hooks (mod_setenv, mod_expire), run on the
     /// script's head.
-    pub(super) hooks: crate::mods::LaterHooks,
+    pub(crate) hooks: crate::mods::LaterHooks,
     /// mod_deflate: the body being compressed (from the script's head on).
-    pub(super) zip: Option<Box<crate::mods::deflate::stream::Zip>>,
+    pub(crate) zip: Option<Box<crate::mods::deflate::stream::Zip>>,
+    /// The spawner runs the script (mod_cgi); false for a backend the worker
+    /// talks to itself (mod_fastcgi), which the spawner never hears of.
+    pub(crate) spawned: bool,
+    /// The module named in log lines ("mod_cgi", "mod_fastcgi").
+    pub(crate) module: &'static str,
+    /// A socket backend's name, for log lines (its address).
+    pub(crate) backend: String,
+}
+
+/// Tell the spawner a script's job ended (nothing to tell for a socket backend).
+pub(crate) fn job_finish(ctx: &mut Ctx, id: u64, spawned: bool, reason: FinishReason) {
+    if spawned {
+        ctx.cgi.finish(id, reason);
+    }
 }
 
 /// Replace the response with an error page (nothing was sent yet) and end the job.
-pub(super) fn fail(
+pub(crate) fn fail(
     job: &mut Job,
     clock: &crate::date::Clock,
     pages: &crate::errors::Pages,
@@ -155,7 +169,7 @@ pub(super) fn fail(
 }
 
 /// How one turn of the job went (internal to the job's step).
-pub(super) enum Pump {
+pub(crate) enum Pump {
     Wait,
     Progress,
     Close,
@@ -169,7 +183,7 @@ impl Job {
     /// One turn: the collected body starts the script, body bytes to its stdin,
     /// its stdout to the response, stderr lines to the log, the response to the
     /// client.
-    pub(super) fn pump(
+    pub(crate) fn pump(
         &mut self,
         ctx: &mut Ctx,
         client: &mut crate::handler::Client,
@@ -322,7 +336,7 @@ impl Job {
     /// Response bytes to the client. A pending head waits for the end of the
     /// output (then it has a length) until OUT_HIGH bytes or about a second
     /// (tick) make it stream.
-    fn send_out(
+    pub(crate) fn send_out(
         &mut self,
         ctx: &mut Ctx,
         client: &mut crate::handler::Client,
@@ -354,7 +368,7 @@ impl Job {
 
     /// The job is over: what the script wrote to stderr before it ended is logged,
     /// the access-log line closed; the connection sends the rest of `out`.
-    pub(super) fn complete(&mut self, ctx: &mut Ctx, rbuf: &mut [u8]) {
+    pub(crate) fn complete(&mut self, ctx: &mut Ctx, rbuf: &mut [u8]) {
         ctx.cgi.jobs.remove(&self.id);
         if let Some(fd) = self.stderr.take() {
             for _ in 0..16 {
@@ -374,6 +388,15 @@ impl Job {
 }
 
 impl Job {
+    /// The script or backend, for log lines.
+    pub(crate) fn who(&self) -> String {
+        if self.spawned {
+            format!("{} (pid {})", self.script, self.pid)
+        } else {
+            format!("{} (backend {})", self.script, self.backend)
+        }
+    }
+
     /// The handle the worker and the spawner know this job by.
     pub fn id(&self) -> u64 {
         self.id

@@ -20,33 +20,37 @@ mod reply;
 pub mod resp;
 mod select;
 
-pub use begin::{begin, Begin, Parts};
+pub use begin::{begin, begin_socket, Begin, Parts};
 pub use client::{spawner_event, Client, Jobs};
 pub use job::Job;
+pub(crate) use module::with_begin;
 pub use module::ModCgi;
-pub use select::{select, Selected};
+pub use select::{select, select_with, Selected};
 // The files share their items: each child sees the others through `super::*`.
-use begin::merge_header;
-use job::{fail, Framing, PendingHead, Pump, Stage};
-use reply::*;
+pub(crate) use begin::merge_header;
+pub(crate) use job::{fail, job_finish, Framing, PendingHead, Pump, Stage};
+pub(crate) use reply::*;
 
 use mio::Token;
 
 /// Poll token of the channel to the spawner.
 pub const SPAWNER: Token = Token(usize::MAX - 2);
-/// Pipe tokens: base + connection key * 4 + which pipe.
+/// Pipe tokens: base + connection key * 4 + which pipe (3: a gateway backend's
+/// socket, mod_fastcgi).
 pub const TOKEN_BASE: usize = 1 << 42;
 const STDIN: usize = 0;
 const STDOUT: usize = 1;
 const STDERR: usize = 2;
+/// The fourth token of a connection: its gateway backend's socket.
+pub const BACKEND: usize = 3;
 
 /// Request body bytes held for a script's stdin before reading from the client pauses.
-const IN_HIGH: usize = 64 * 1024;
+pub(crate) const IN_HIGH: usize = 64 * 1024;
 /// Response bytes queued for the client before reading from the script pauses.
-const OUT_HIGH: usize = 256 * 1024;
+pub(crate) const OUT_HIGH: usize = 256 * 1024;
 /// A chunked request body is collected before the script starts (CGI needs
 /// CONTENT_LENGTH): at most this much, or server.max-request-size if smaller.
-const COLLECT_MAX: u64 = 16 << 20;
+pub(crate) const COLLECT_MAX: u64 = 16 << 20;
 /// Bytes of one stderr line kept for the log.
 const ERR_LINE: usize = 4096;
 

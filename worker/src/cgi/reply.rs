@@ -11,13 +11,14 @@ use wick_proto::spawner::FinishReason;
 use super::*;
 use crate::internal::{Internal, InternalInfo};
 
-pub(super) fn flush_err(ctx: &mut Ctx, job: &mut Job, all: bool) {
+pub(crate) fn flush_err(ctx: &mut Ctx, job: &mut Job, all: bool) {
     while let Some(nl) = memchr::memchr(b'\n', &job.errbuf) {
         let line: Vec<u8> = job.errbuf.drain(..=nl).collect();
         let line = &line[..line.len() - 1];
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         ctx.cgi.log.push(format!(
-            "mod_cgi: {}: {}",
+            "{}: {}: {}",
+            job.module,
             job.script,
             String::from_utf8_lossy(&line[..line.len().min(ERR_LINE)])
         ));
@@ -25,7 +26,8 @@ pub(super) fn flush_err(ctx: &mut Ctx, job: &mut Job, all: bool) {
     if (all && !job.errbuf.is_empty()) || job.errbuf.len() > ERR_LINE {
         let line = std::mem::take(&mut job.errbuf);
         ctx.cgi.log.push(format!(
-            "mod_cgi: {}: {}",
+            "{}: {}: {}",
+            job.module,
             job.script,
             String::from_utf8_lossy(&line[..line.len().min(ERR_LINE)])
         ));
@@ -33,7 +35,7 @@ pub(super) fn flush_err(ctx: &mut Ctx, job: &mut Job, all: bool) {
 }
 
 /// Bytes from the script's stdout.
-pub(super) fn stdout_data(ctx: &mut Ctx, job: &mut Job, data: &[u8]) -> Option<Pump> {
+pub(crate) fn stdout_data(ctx: &mut Ctx, job: &mut Job, data: &[u8]) -> Option<Pump> {
     if job.framing != Framing::Head {
         body_bytes(ctx, job, data);
         return None;
@@ -47,7 +49,12 @@ pub(super) fn stdout_data(ctx: &mut Ctx, job: &mut Job, data: &[u8]) -> Option<P
             body_bytes(ctx, job, &body);
             None
         }
-        Parsed::Malformed(why) => malformed(ctx, job, &why, 500),
+        // A script's bad head is its error (500); a backend server's is a bad
+        // gateway (lighttpd's gw_backend answers 502).
+        Parsed::Malformed(why) => {
+            let status = if job.spawned { 500 } else { 502 };
+            malformed(ctx, job, &why, status)
+        }
         Parsed::BadStatusLine(why) => malformed(ctx, job, &why, 502),
         Parsed::Head(h) => {
             let rest = job.head.split_off(h.len);
@@ -77,25 +84,27 @@ pub(super) fn stdout_data(ctx: &mut Ctx, job: &mut Job, data: &[u8]) -> Option<P
 }
 
 /// A response head that cannot be sent: logged, and an error page instead.
-pub(super) fn malformed(ctx: &mut Ctx, job: &mut Job, why: &str, status: u16) -> Option<Pump> {
+pub(crate) fn malformed(ctx: &mut Ctx, job: &mut Job, why: &str, status: u16) -> Option<Pump> {
     ctx.cgi.log.push(format!(
-        "mod_cgi: malformed response from {} (pid {}): {why}",
-        job.script, job.pid
+        "{}: malformed response from {}: {why}",
+        job.module,
+        job.who()
     ));
     let id = job.id;
     fail(job, &ctx.clock, &ctx.pages, status);
-    ctx.cgi.finish(id, FinishReason::Error);
+    job_finish(ctx, id, job.spawned, FinishReason::Error);
     Some(Pump::Done)
 }
 
 /// The script's output ended.
-pub(super) fn stdout_eof(ctx: &mut Ctx, job: &mut Job) -> Option<Pump> {
+pub(crate) fn stdout_eof(ctx: &mut Ctx, job: &mut Job) -> Option<Pump> {
     if job.framing == Framing::Head {
         if job.head.is_empty() {
             if job.stage != Stage::Done {
                 ctx.cgi.log.push(format!(
-                    "mod_cgi: {} (pid {}) ended without a response",
-                    job.script, job.pid
+                    "{}: {} ended without a response",
+                    job.module,
+                    job.who()
                 ));
                 fail(job, &ctx.clock, &ctx.pages, 500);
             }
@@ -136,13 +145,13 @@ pub(super) fn stdout_eof(ctx: &mut Ctx, job: &mut Job) -> Option<Pump> {
     }
     if job.stage != Stage::Done {
         job.stage = Stage::Done;
-        ctx.cgi.finish(job.id, FinishReason::Done);
+        job_finish(ctx, job.id, job.spawned, FinishReason::Done);
     }
     None
 }
 
 /// Response body bytes as the framing says.
-pub(super) fn body_bytes(ctx: &mut Ctx, job: &mut Job, data: &[u8]) {
+pub(crate) fn body_bytes(ctx: &mut Ctx, job: &mut Job, data: &[u8]) {
     if data.is_empty() {
         return;
     }
@@ -166,7 +175,7 @@ pub(super) fn body_bytes(ctx: &mut Ctx, job: &mut Job, data: &[u8]) {
 
 /// Decoded response body bytes into `out` (or the pending body): compressed
 /// when mod_deflate compresses this response, then framed.
-pub(super) fn body_bytes_raw(job: &mut Job, data: &[u8]) {
+pub(crate) fn body_bytes_raw(job: &mut Job, data: &[u8]) {
     if data.is_empty() {
         return;
     }
@@ -229,7 +238,7 @@ fn frame(job: &mut Job, data: &[u8]) {
 }
 
 /// Write the response head for the client and choose the body framing.
-pub(super) fn start_response(ctx: &mut Ctx, job: &mut Job, h: RespHead, status: u16) {
+pub(crate) fn start_response(ctx: &mut Ctx, job: &mut Job, h: RespHead, status: u16) {
     let status = match job.error_status {
         // server.error-handler: a handler that says 200 keeps the original status.
         Some((orig, true)) if status == 200 => orig,
@@ -274,7 +283,7 @@ pub(super) fn start_response(ctx: &mut Ctx, job: &mut Job, h: RespHead, status: 
 
 /// A pending head goes out: with Content-Length when the script's output is all
 /// in (`ended`), else chunked to HTTP/1.1 (until close to HTTP/1.0).
-pub(super) fn commit_head(ctx: &mut Ctx, job: &mut Job, ended: bool) {
+pub(crate) fn commit_head(ctx: &mut Ctx, job: &mut Job, ended: bool) {
     if job.framing != Framing::Pending {
         return;
     }
@@ -336,7 +345,7 @@ fn streamed(job: &mut Job) -> Framing {
 /// then Transfer-Encoding, Connection, Date (unless the script sent one), Server
 /// (the script's, else server.tag). The response_start hooks do not run here (the
 /// request's context is gone; lighttpd runs them on backend responses too).
-pub(super) fn write_head(ctx: &mut Ctx, job: &mut Job, mut h: RespHead, status: u16) {
+pub(crate) fn write_head(ctx: &mut Ctx, job: &mut Job, mut h: RespHead, status: u16) {
     let out = &mut job.out;
     let mark = out.buf.len();
     let head = ctx.resp.begin(job.version, status);
@@ -366,7 +375,7 @@ pub(super) fn write_head(ctx: &mut Ctx, job: &mut Job, mut h: RespHead, status: 
 
 /// cgi.local-redir: the request runs again for the Location path; the script that
 /// asked is done.
-pub(super) fn local_redirect(
+pub(crate) fn local_redirect(
     ctx: &mut Ctx,
     job: &mut Job,
     h: &RespHead,
@@ -388,10 +397,11 @@ pub(super) fn local_redirect(
     }
     let id = job.id;
     job.stage = Stage::Done;
-    ctx.cgi.finish(id, FinishReason::Done);
+    job_finish(ctx, id, job.spawned, FinishReason::Done);
     if job.loops >= 5 {
         ctx.cgi.log.push(format!(
-            "mod_cgi: too many internal loops while processing request: {}",
+            "{}: too many internal loops while processing request: {}",
+            job.module,
             String::from_utf8_lossy(job.saved.head.target.of(&job.saved.buf))
         ));
         fail(job, &ctx.clock, &ctx.pages, 500);
@@ -415,7 +425,7 @@ pub(super) fn local_redirect(
 }
 
 /// cgi.x-sendfile: the response body is a file the script names.
-pub(super) fn x_sendfile(
+pub(crate) fn x_sendfile(
     ctx: &mut Ctx,
     job: &mut Job,
     mut h: RespHead,
@@ -448,7 +458,8 @@ pub(super) fn x_sendfile(
                 });
             if !allowed {
                 ctx.cgi.log.push(format!(
-                    "mod_cgi: X-Sendfile ({}) not under configured x-sendfile-docroot(s)",
+                    "{}: X-Sendfile ({}) not under configured x-sendfile-docroot(s)",
+                    job.module,
                     String::from_utf8_lossy(&path)
                 ));
                 403
@@ -489,12 +500,13 @@ pub(super) fn x_sendfile(
             }
         };
     ctx.cgi.log.push(format!(
-        "mod_cgi: X-Sendfile from {}: {} ({status})",
+        "{}: X-Sendfile from {}: {} ({status})",
+        job.module,
         job.script,
         String::from_utf8_lossy(&path)
     ));
     let id = job.id;
     fail(job, &ctx.clock, &ctx.pages, status);
-    ctx.cgi.finish(id, FinishReason::Done);
+    job_finish(ctx, id, job.spawned, FinishReason::Done);
     Some(Pump::Done)
 }

@@ -22,7 +22,38 @@ pub fn select(
     view: &View,
     path: &[u8],
 ) -> Option<Selected> {
-    if view.cgi_assign.is_empty() || !path.starts_with(b"/") {
+    if view.cgi_assign.is_empty() {
+        return None;
+    }
+    let assigned = |phys: &[u8], _: &[u8]| {
+        view.cgi_assign
+            .iter()
+            .any(|(ext, _)| phys.ends_with(ext.as_bytes()))
+    };
+    select_with(
+        ctx_roots,
+        cache,
+        now,
+        view,
+        path,
+        *view.cgi_execute_x_only,
+        assigned,
+    )
+}
+
+/// The file a request names under the document root (path info allowed; a
+/// directory's index files count), if `assigned(physical path, URL path of the
+/// file)` says it is a gateway's and, with `x_only`, it has an x bit.
+pub fn select_with(
+    ctx_roots: &mut crate::static_file::Roots,
+    cache: &mut crate::stat_cache::StatCache,
+    now: u64,
+    view: &View,
+    path: &[u8],
+    x_only: bool,
+    assigned: impl Fn(&[u8], &[u8]) -> bool,
+) -> Option<Selected> {
+    if !path.starts_with(b"/") {
         return None;
     }
     let (dirfd, id) = ctx_roots.get(view.document_root, now)?;
@@ -38,12 +69,9 @@ pub fn select(
     let assigned = |name: &[u8]| {
         let mut phys = view.document_root.trim_end_matches('/').as_bytes().to_vec();
         phys.extend_from_slice(name);
-        view.cgi_assign
-            .iter()
-            .any(|(ext, _)| phys.ends_with(ext.as_bytes()))
+        assigned(&phys, name)
     };
-    let executable =
-        |name: &[u8]| !*view.cgi_execute_x_only || has_x_bit(dirfd, name, *view.follow_symlink);
+    let executable = |name: &[u8]| !x_only || has_x_bit(dirfd, name, *view.follow_symlink);
     match cache.lookup(root, &p, now) {
         Found::File { file_len, .. } => {
             let name = &p[..file_len];

@@ -629,6 +629,7 @@ fn build(name: &str, cfg: &Config) -> Result<Option<Box<dyn Module>>, String> {
         "mod_evhost" => Some(Box::new(evhost::Evhost::new(cfg)?)),
         "mod_userdir" => Some(Box::new(userdir::Userdir::new(cfg))),
         "mod_cgi" => Some(Box::new(crate::cgi::ModCgi)),
+        "mod_fastcgi" => Some(Box::new(crate::fastcgi::ModFastcgi::new(cfg)?)),
         _ => None,
     })
 }

@@ -87,6 +87,10 @@ pub fn prepare(
     for path in prefixed_files(&plan.read_prefixes) {
         ruleset = add(ruleset, &path, AccessFs::ReadFile.into())?;
     }
+    // A unix-socket backend (fastcgi.server "socket") needs no rule: up to ABI 8
+    // Landlock does not govern connect(2) on a pathname socket (tests/fastcgi.rs
+    // connects to one under this ruleset, as root); seccomp allows the AF_UNIX
+    // stream socket only when the plan has such a backend.
     for &port in &plan.connect_ports {
         ruleset = ruleset
             .add_rule(NetPort::new(port, AccessNet::ConnectTcp))

@@ -206,6 +206,10 @@ impl Plan {
                     }
                 }
                 (Some("socket"), Value::Str(s)) if !s.is_empty() => self.unix_backends = true,
+                // Files a backend may name in X-Sendfile are the worker's to read.
+                (Some("x-sendfile-docroot"), v) => self
+                    .read
+                    .extend(strings(v).filter(|d| !d.is_empty()).map(PathBuf::from)),
                 (Some("host"), Value::Str(s)) if s.starts_with('/') => self.unix_backends = true,
                 (_, Value::Array(_)) => self.backends(item),
                 _ => {}

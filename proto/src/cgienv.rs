@@ -1,9 +1,13 @@
 //! The CGI/1.1 environment (RFC 3875 section 4.1) in lighttpd's order and with its
 //! extras (REQUEST_URI, REDIRECT_STATUS, SCRIPT_FILENAME, DOCUMENT_ROOT, REQUEST_SCHEME,
-//! REMOTE_PORT, HTTPS). Built here, in the spawner, from checked facts: a worker cannot
-//! add a variable, only header values, and those only under HTTP_*.
+//! REMOTE_PORT, HTTPS), from a request's facts ([`CgiRequest`]). lighttpd builds the
+//! same environment for CGI and FastCGI, and so does this one builder: the spawner
+//! for a CGI script (from facts it checked: a worker cannot add a variable, only
+//! header values, and those only under HTTP_*), the worker for a FastCGI backend's
+//! PARAMS.
 
-use wick_proto::spawner::CgiRequest;
+use crate::spawner::CgiRequest;
+use wick_conf::{Config, ListenAddr};
 
 /// What the spawner derived itself, next to the request's facts.
 pub struct Derived<'a> {
@@ -132,6 +136,29 @@ pub fn build(req: &CgiRequest, d: &Derived<'_>) -> Env {
     env
 }
 
+/// SERVER_PORT and SERVER_ADDR of the request's listener: its own address, or
+/// the connection's local one (`req.local_addr`) on a wildcard listener.
+pub fn server_port_addr(cfg: &Config, req: &CgiRequest) -> (String, String) {
+    let Some(l) = cfg.listeners.get(req.listener as usize) else {
+        return ("0".into(), String::new());
+    };
+    match &l.addr {
+        ListenAddr::Tcp(sa) => {
+            let addr = if sa.ip().is_unspecified() {
+                req.local_addr
+                    .map(|a| a.ip().to_string())
+                    .unwrap_or_default()
+            } else if sa.is_ipv6() {
+                format!("[{}]", sa.ip())
+            } else {
+                sa.ip().to_string()
+            };
+            (sa.port().to_string(), addr)
+        }
+        ListenAddr::Unix(_) => ("0".into(), String::new()),
+    }
+}
+
 /// server.name if set, else the request's host; either without a port. Empty: the
 /// same as SERVER_ADDR.
 fn server_name(req: &CgiRequest, d: &Derived<'_>) -> String {
@@ -159,7 +186,7 @@ fn server_name(req: &CgiRequest, d: &Derived<'_>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use wick_proto::spawner::HttpVersion;
+    use crate::spawner::HttpVersion;
 
     fn get<'a>(env: &'a Env, k: &str) -> Option<&'a str> {
         env.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str())

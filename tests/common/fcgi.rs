@@ -1,0 +1,241 @@
+//! A FastCGI responder for the tests, std only: one thread accepting on a TCP port
+//! or a unix socket, one thread per connection, speaking the record protocol
+//! (BEGIN_REQUEST, PARAMS, STDIN in; STDOUT, STDERR, END_REQUEST out). What it
+//! answers is chosen by the request's QUERY_STRING `mode=`:
+//! `env` (default; the params as `K=V` lines), `echo` (the body back), `slow`
+//! (3 s of silence first), `die` (a head and part of a body, then the connection
+//! closed without END_REQUEST), `diehead` (closed before anything), `malformed`
+//! (a head line without a colon), `stderr` (a line on STDERR, then env), `length`
+//! (a response with Content-Length), `bytes` (a body of N=`n` bytes in small
+//! records, no Content-Length), `sendfile` (X-Sendfile: the path `file=`).
+
+use std::collections::BTreeMap;
+use std::io::{self, Read, Write};
+use std::net::TcpListener;
+use std::os::unix::net::UnixListener;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+pub struct Responder {
+    stop: Arc<AtomicBool>,
+    accept: Option<JoinHandle<()>>,
+    /// Requests answered (or begun).
+    pub requests: Arc<AtomicUsize>,
+    /// TCP port (0 for a unix socket).
+    pub port: u16,
+}
+
+impl Responder {
+    pub fn tcp() -> Responder {
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind fcgi");
+        let port = l.local_addr().expect("addr").port();
+        l.set_nonblocking(true).expect("nonblocking");
+        Self::run(port, move || {
+            l.accept().map(|(s, _)| Box::new(s) as Box<dyn Stream>)
+        })
+    }
+
+    pub fn unix(path: &Path) -> Responder {
+        let _ = std::fs::remove_file(path);
+        let l = UnixListener::bind(path).expect("bind fcgi socket");
+        l.set_nonblocking(true).expect("nonblocking");
+        Self::run(0, move || {
+            l.accept().map(|(s, _)| Box::new(s) as Box<dyn Stream>)
+        })
+    }
+
+    fn run(
+        port: u16,
+        accept: impl Fn() -> io::Result<Box<dyn Stream>> + Send + 'static,
+    ) -> Responder {
+        let stop = Arc::new(AtomicBool::new(false));
+        let requests = Arc::new(AtomicUsize::new(0));
+        let (st, rq) = (stop.clone(), requests.clone());
+        let h = std::thread::spawn(move || {
+            // Polled every 5 ms; ends (closing the listener) when stopped.
+            while !st.load(Ordering::Relaxed) {
+                match accept() {
+                    Ok(s) => {
+                        let rq = rq.clone();
+                        std::thread::spawn(move || {
+                            let _ = serve(s, &rq);
+                        });
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        });
+        Responder {
+            stop,
+            accept: Some(h),
+            requests,
+            port,
+        }
+    }
+}
+
+impl Drop for Responder {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(h) = self.accept.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+pub trait Stream: Read + Write + Send {
+    fn set_blocking(&self) -> io::Result<()>;
+}
+impl Stream for std::net::TcpStream {
+    fn set_blocking(&self) -> io::Result<()> {
+        self.set_nonblocking(false)?;
+        self.set_read_timeout(Some(Duration::from_secs(20)))
+    }
+}
+impl Stream for std::os::unix::net::UnixStream {
+    fn set_blocking(&self) -> io::Result<()> {
+        self.set_nonblocking(false)?;
+        self.set_read_timeout(Some(Duration::from_secs(20)))
+    }
+}
+
+fn read_record(s: &mut dyn Stream) -> io::Result<(u8, u16, Vec<u8>)> {
+    let mut h = [0u8; 8];
+    s.read_exact(&mut h)?;
+    let id = u16::from_be_bytes([h[2], h[3]]);
+    let len = u16::from_be_bytes([h[4], h[5]]) as usize;
+    let mut c = vec![0u8; len + h[6] as usize];
+    s.read_exact(&mut c)?;
+    c.truncate(len);
+    Ok((h[1], id, c))
+}
+
+fn record(kind: u8, id: u16, content: &[u8]) -> Vec<u8> {
+    let mut out = vec![
+        1,
+        kind,
+        (id >> 8) as u8,
+        id as u8,
+        (content.len() >> 8) as u8,
+        content.len() as u8,
+        0,
+        0,
+    ];
+    out.extend_from_slice(content);
+    out
+}
+
+fn stdout(s: &mut dyn Stream, id: u16, data: &[u8]) -> io::Result<()> {
+    for c in data.chunks(16 * 1024) {
+        s.write_all(&record(6, id, c))?;
+    }
+    Ok(())
+}
+
+fn len(b: &[u8], i: &mut usize) -> usize {
+    if b[*i] < 128 {
+        *i += 1;
+        b[*i - 1] as usize
+    } else {
+        let n = u32::from_be_bytes([b[*i] & 0x7f, b[*i + 1], b[*i + 2], b[*i + 3]]);
+        *i += 4;
+        n as usize
+    }
+}
+
+fn serve(mut s: Box<dyn Stream>, requests: &AtomicUsize) -> io::Result<()> {
+    s.set_blocking()?;
+    let s = &mut *s;
+    let mut params = Vec::new();
+    let mut body = Vec::new();
+    let mut id = 0;
+    // BEGIN_REQUEST, PARAMS until empty, STDIN until empty.
+    let mut params_done = false;
+    loop {
+        let (kind, rid, c) = read_record(s)?;
+        match kind {
+            1 => id = rid,
+            4 if c.is_empty() => params_done = true,
+            4 => params.extend_from_slice(&c),
+            5 if c.is_empty() => break,
+            5 => body.extend_from_slice(&c),
+            _ => {}
+        }
+        assert!(kind != 5 || params_done, "STDIN before the end of PARAMS");
+    }
+    requests.fetch_add(1, Ordering::Relaxed);
+    let mut env = BTreeMap::new();
+    let mut i = 0;
+    while i < params.len() {
+        let kl = len(&params, &mut i);
+        let vl = len(&params, &mut i);
+        let k = String::from_utf8_lossy(&params[i..i + kl]).into_owned();
+        let v = String::from_utf8_lossy(&params[i + kl..i + kl + vl]).into_owned();
+        i += kl + vl;
+        env.insert(k, v);
+    }
+    let q = env.get("QUERY_STRING").cloned().unwrap_or_default();
+    let arg = |name: &str| {
+        q.split('&')
+            .find_map(|kv| kv.strip_prefix(name).and_then(|r| r.strip_prefix('=')))
+            .unwrap_or("")
+            .to_string()
+    };
+    let env_text = || {
+        let mut t = String::from("Content-Type: text/plain\r\n\r\n");
+        for (k, v) in &env {
+            t.push_str(&format!("{k}={v}\n"));
+        }
+        t
+    };
+    match arg("mode").as_str() {
+        "echo" => {
+            let mut out = b"Content-Type: application/octet-stream\r\n\r\n".to_vec();
+            out.extend_from_slice(&body);
+            stdout(s, id, &out)?;
+        }
+        "slow" => {
+            std::thread::sleep(Duration::from_secs(3));
+            stdout(s, id, env_text().as_bytes())?;
+        }
+        "die" => {
+            stdout(s, id, b"Content-Type: text/plain\r\n\r\npart of a body")?;
+            s.flush()?;
+            std::thread::sleep(Duration::from_millis(200));
+            return Ok(()); // closed without END_REQUEST
+        }
+        "diehead" => return Ok(()),
+        "malformed" => stdout(s, id, b"Content-Type: text/plain\r\nno colon here\r\n\r\nx")?,
+        "stderr" => {
+            s.write_all(&record(7, id, b"a warning from the backend\n"))?;
+            stdout(s, id, env_text().as_bytes())?;
+        }
+        "length" => stdout(
+            s,
+            id,
+            b"Content-Length: 5\r\nContent-Type: text/plain\r\n\r\nhello",
+        )?,
+        "sendfile" => {
+            let head = format!("X-Sendfile: {}\r\n\r\nnot this", arg("file"));
+            stdout(s, id, head.as_bytes())?
+        }
+        "bytes" => {
+            let n: usize = arg("n").parse().unwrap_or(0);
+            stdout(s, id, b"Content-Type: application/octet-stream\r\n\r\n")?;
+            let chunk = vec![b'x'; 1000];
+            let mut left = n;
+            while left > 0 {
+                let k = left.min(chunk.len());
+                s.write_all(&record(6, id, &chunk[..k]))?;
+                left -= k;
+            }
+        }
+        _ => stdout(s, id, env_text().as_bytes())?,
+    }
+    s.write_all(&record(6, id, b""))?;
+    s.write_all(&record(3, id, &[0, 0, 0, 0, 0, 0, 0, 0]))?;
+    s.flush()
+}

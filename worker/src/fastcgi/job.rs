@@ -1,0 +1,634 @@
+//! One FastCGI request: [`FcgiJob`], the handler the connection steps. It picks a
+//! backend, connects without blocking (a refused or timed-out connect disables the
+//! host for its disable-time and the next live one is tried; none left: 503),
+//! writes BEGIN_REQUEST, PARAMS and the body as STDIN records, and reads the
+//! records back: STDOUT into the CGI job's response (head, framing, X-Sendfile),
+//! STDERR lines to the error log, END_REQUEST as the end. The backend is not read
+//! while the client's output is full. Failures are logged with the backend named:
+//! 502 for a connection that died before its response or a malformed head, 504
+//! for read-timeout and write-timeout.
+
+use super::record::{self, Reader, Record};
+use crate::cgi::{self, Framing, Job, Stage};
+use crate::ctx::Ctx;
+use crate::gateway::{Backend, Balance, Pick, Pool};
+use crate::handler::{Step, Want};
+use std::io;
+use std::rc::Rc;
+
+/// What the module hands to [`FcgiJob::new`].
+pub(super) struct Start {
+    pub job: Box<Job>,
+    pub pool: Rc<Pool>,
+    pub pick: Pick,
+    pub balance: Balance,
+    pub hkey: Vec<u8>,
+    /// The CGI environment (CONTENT_LENGTH filled in later for a chunked body).
+    pub env: Vec<(String, String)>,
+    /// The connection's key (the backend socket's token).
+    pub key: usize,
+    pub now: u64,
+}
+
+/// Where the socket is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Conn {
+    /// Not asked for yet (a chunked body is being collected), or failed over.
+    None,
+    Connecting,
+    Up,
+    /// The backend closed, or the request ended.
+    Closed,
+}
+
+pub struct FcgiJob {
+    job: Box<Job>,
+    pool: Option<Rc<Pool>>,
+    /// The host in use (counted in its load until released).
+    pick: Option<Pick>,
+    balance: Balance,
+    hkey: Vec<u8>,
+    /// Hosts whose connect failed for this request.
+    tried: Vec<usize>,
+    sock: Option<Backend>,
+    conn: Conn,
+    key: usize,
+    /// The environment until the body's length is known (chunked request body).
+    env: Option<Vec<(String, String)>>,
+    /// Records for the backend: `wbuf[wpos..]` not written yet.
+    wbuf: Vec<u8>,
+    wpos: usize,
+    /// Bytes went to the backend: a failure now cannot be retried elsewhere.
+    wrote: bool,
+    /// The last write met a full socket: wait for it to be writable.
+    blocked: bool,
+    /// Something came from the backend (before that, a read right after our own
+    /// write would only find the socket empty: its readable edge says when).
+    heard: bool,
+    /// The empty STDIN record that ends the body is queued.
+    stdin_end: bool,
+    reader: Reader,
+    connect_ts: u64,
+}
+
+impl FcgiJob {
+    pub(super) fn new(s: Start) -> FcgiJob {
+        let mut j = FcgiJob {
+            job: s.job,
+            pool: Some(s.pool),
+            pick: None,
+            balance: s.balance,
+            hkey: s.hkey,
+            tried: Vec::new(),
+            sock: None,
+            conn: Conn::None,
+            key: s.key,
+            env: Some(s.env),
+            wbuf: Vec::with_capacity(4096),
+            wpos: 0,
+            wrote: false,
+            blocked: false,
+            heard: false,
+            stdin_end: false,
+            reader: Reader::default(),
+            connect_ts: s.now,
+        };
+        if let Some(pool) = &j.pool {
+            pool.begin(s.pick.host);
+        }
+        j.pick = Some(s.pick);
+        j.job.stage = if j.job.body_open && j.chunked() {
+            Stage::Collecting
+        } else {
+            Stage::Running
+        };
+        j
+    }
+
+    /// A job already answered (an error page): stepping sends it.
+    pub(super) fn failed(job: Box<Job>) -> FcgiJob {
+        FcgiJob {
+            job,
+            pool: None,
+            pick: None,
+            balance: Balance::LeastConnection,
+            hkey: Vec::new(),
+            tried: Vec::new(),
+            sock: None,
+            conn: Conn::Closed,
+            key: 0,
+            env: None,
+            wbuf: Vec::new(),
+            wpos: 0,
+            wrote: false,
+            blocked: false,
+            heard: false,
+            stdin_end: true,
+            reader: Reader::default(),
+            connect_ts: 0,
+        }
+    }
+
+    fn chunked(&self) -> bool {
+        self.job.saved.head.body == crate::request::BodyKind::Chunked
+    }
+
+    fn host_name(&self) -> String {
+        match (&self.pool, self.pick) {
+            (Some(p), Some(k)) => p.host(k.host).name.clone(),
+            _ => String::new(),
+        }
+    }
+
+    /// The host no longer carries this request.
+    fn release(&mut self) {
+        if let (Some(pool), Some(p)) = (&self.pool, self.pick.take()) {
+            pool.end(p.host);
+        }
+        self.sock = None;
+        if self.conn != Conn::None {
+            self.conn = Conn::Closed;
+        }
+    }
+
+    /// End the request with an error page (or, with the response under way, the
+    /// connection closing after what was sent).
+    fn fail(&mut self, ctx: &mut Ctx, status: u16) {
+        self.release();
+        self.conn = Conn::Closed;
+        cgi::fail(&mut self.job, &ctx.clock, &ctx.pages, status);
+    }
+
+    /// The environment as records, once the body's length is known.
+    fn queue_params(&mut self) {
+        let Some(mut env) = self.env.take() else {
+            return;
+        };
+        if self.chunked() {
+            let n = self.job.inbuf.len().to_string();
+            if let Some((_, v)) = env.iter_mut().find(|(k, _)| k == "CONTENT_LENGTH") {
+                *v = n;
+            }
+        }
+        record::begin(&mut self.wbuf, false);
+        record::params(
+            &mut self.wbuf,
+            env.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        );
+    }
+
+    /// Start a connect to the chosen host; a failure that shows at once fails
+    /// over like a late one.
+    fn connect(&mut self, ctx: &mut Ctx) {
+        let (Some(pool), Some(pick)) = (self.pool.clone(), self.pick) else {
+            return;
+        };
+        let Some(reg) = ctx.registry.as_ref() else {
+            self.fail(ctx, 500);
+            return;
+        };
+        let token = cgi::pipe_token(self.key, cgi::BACKEND);
+        match Backend::connect(&pool.host(pick.host).addr, reg, token) {
+            Ok(s) => {
+                self.conn = if s.connecting {
+                    Conn::Connecting
+                } else {
+                    Conn::Up
+                };
+                self.sock = Some(s);
+                self.connect_ts = ctx.clock.mono;
+                self.job.read_ts = ctx.clock.mono;
+                self.job.write_ts = ctx.clock.mono;
+            }
+            Err(e) => self.connect_failed(ctx, &e.to_string()),
+        }
+    }
+
+    /// The connect failed: the host is disabled and the next live one tried;
+    /// none left: 503.
+    fn connect_failed(&mut self, ctx: &mut Ctx, why: &str) {
+        let Some(pool) = self.pool.clone() else {
+            return;
+        };
+        let Some(pick) = self.pick else {
+            return;
+        };
+        let host = pool.host(pick.host);
+        ctx.log.push(format!(
+            "mod_fastcgi: connect to backend {} failed: {why}; disabled for {} s",
+            host.name,
+            host.disable_time.max(1)
+        ));
+        pool.disable(pick.host, ctx.clock.mono);
+        self.tried.push(pick.host);
+        self.release();
+        self.conn = Conn::None;
+        match pool.pick(
+            pick.ext,
+            self.balance,
+            &self.hkey,
+            ctx.clock.mono,
+            &self.tried,
+        ) {
+            Some(next) => {
+                pool.begin(next.host);
+                self.pick = Some(next);
+            }
+            None => {
+                ctx.log.push(format!(
+                    "mod_fastcgi: {}: no backend left to try",
+                    self.job.script
+                ));
+                self.fail(ctx, 503);
+            }
+        }
+    }
+
+    /// Request body bytes the connection decoded → STDIN records; the empty one
+    /// when the body is all in.
+    fn stdin(&mut self) -> bool {
+        let job = &mut self.job;
+        let mut progress = false;
+        if job.stage == Stage::Done || self.conn == Conn::Closed {
+            // Nobody reads it any more: dropped so the client can be read on.
+            job.inbuf.clear();
+            return false;
+        }
+        if !job.inbuf.is_empty() && self.wbuf.len() - self.wpos < cgi::IN_HIGH {
+            record::stream(&mut self.wbuf, record::STDIN, &job.inbuf);
+            job.inbuf.clear();
+            progress = true;
+        }
+        if !job.body_open && job.inbuf.is_empty() && !self.stdin_end {
+            record::stream(&mut self.wbuf, record::STDIN, &[]);
+            self.stdin_end = true;
+            progress = true;
+        }
+        progress
+    }
+
+    fn write(&mut self, ctx: &mut Ctx) -> bool {
+        let Some(s) = &self.sock else { return false };
+        let mut progress = false;
+        self.blocked = false;
+        while self.wpos < self.wbuf.len() {
+            match s.write(&self.wbuf[self.wpos..]) {
+                Ok(0) => break,
+                Ok(n) => {
+                    self.wpos += n;
+                    self.wrote = true;
+                    self.job.write_ts = ctx.clock.mono;
+                    progress = true;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.blocked = true;
+                    break;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    // The backend stopped reading (it may have answered already):
+                    // the rest of the body is dropped, its response still read.
+                    if self.job.framing == Framing::Head && !self.job.started {
+                        ctx.log.push(format!(
+                            "mod_fastcgi: write to backend {} failed: {e}",
+                            self.host_name()
+                        ));
+                    }
+                    self.wbuf.clear();
+                    self.wpos = 0;
+                    self.stdin_end = true;
+                    self.job.body_open = false;
+                    return true;
+                }
+            }
+        }
+        if self.wpos == self.wbuf.len() {
+            self.wbuf.clear();
+            self.wpos = 0;
+        }
+        progress
+    }
+
+    /// Records from the backend while the client's output has room.
+    fn read(&mut self, ctx: &mut Ctx, rbuf: &mut [u8]) -> Result<bool, Step> {
+        let mut progress = false;
+        loop {
+            let full = self.job.out.remaining() >= cgi::OUT_HIGH as u64
+                || self
+                    .job
+                    .pending
+                    .as_ref()
+                    .is_some_and(|p| p.body.len() >= cgi::OUT_HIGH);
+            if full || self.conn != Conn::Up {
+                return Ok(progress);
+            }
+            let Some(s) = &self.sock else {
+                return Ok(progress);
+            };
+            let n = match s.read(rbuf) {
+                Ok(0) => {
+                    self.backend_eof(ctx);
+                    return Ok(true);
+                }
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(progress),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    ctx.log.push(format!(
+                        "mod_fastcgi: read from backend {} failed: {e}",
+                        self.host_name()
+                    ));
+                    self.backend_eof(ctx);
+                    return Ok(true);
+                }
+            };
+            progress = true;
+            self.heard = true;
+            self.job.read_ts = ctx.clock.mono;
+            self.reader.extend(&rbuf[..n]);
+            self.records(ctx)?;
+        }
+    }
+
+    /// Complete records to the job.
+    fn records(&mut self, ctx: &mut Ctx) -> Result<(), Step> {
+        loop {
+            let rec = match self.reader.take() {
+                Ok(Some(r)) => r,
+                Ok(None) => return Ok(()),
+                Err(bad) => {
+                    ctx.log.push(format!(
+                        "mod_fastcgi: backend {} for {}: not a FastCGI record (version byte {})",
+                        self.host_name(),
+                        self.job.script,
+                        bad.0
+                    ));
+                    self.fail(ctx, 502);
+                    return Ok(());
+                }
+            };
+            match rec {
+                Record::Stdout(d) => {
+                    if d.is_empty() || self.job.stage == Stage::Done {
+                        continue;
+                    }
+                    let d = d.to_vec();
+                    if cgi::stdout_data(ctx, &mut self.job, &d).is_some() {
+                        // Answered already (a malformed head, X-Sendfile): the
+                        // backend's connection is not needed any more.
+                        self.release();
+                        return Ok(());
+                    }
+                }
+                Record::Stderr(d) => {
+                    let d = d.to_vec();
+                    self.job.errbuf.extend_from_slice(&d);
+                    cgi::flush_err(ctx, &mut self.job, false);
+                }
+                Record::End { .. } => {
+                    self.release();
+                    if self.job.stage != Stage::Done {
+                        cgi::stdout_eof(ctx, &mut self.job);
+                    }
+                    return Ok(());
+                }
+                Record::Other => {}
+            }
+        }
+    }
+
+    /// The backend closed its connection: before END_REQUEST, the response is
+    /// broken (502 if none was sent, else the client's connection closes).
+    fn backend_eof(&mut self, ctx: &mut Ctx) {
+        let name = self.host_name();
+        self.release();
+        if self.job.stage == Stage::Done {
+            return;
+        }
+        ctx.log.push(format!(
+            "mod_fastcgi: backend {name} closed the connection before the end of the response for {} (did it die?)",
+            self.job.script
+        ));
+        if self.job.started {
+            self.job.keep_alive = false;
+            cgi::fail(&mut self.job, &ctx.clock, &ctx.pages, 502);
+        } else if self.job.framing == Framing::Pending {
+            // A head and part of a body: what came is sent, then the close.
+            self.job.keep_alive = false;
+            cgi::commit_head(ctx, &mut self.job, false);
+            self.job.stage = Stage::Done;
+            self.job.framing = Framing::Discard;
+        } else {
+            cgi::fail(&mut self.job, &ctx.clock, &ctx.pages, 502);
+        }
+    }
+
+    fn pump(
+        &mut self,
+        ctx: &mut Ctx,
+        client: &mut crate::handler::Client,
+        rbuf: &mut [u8],
+    ) -> Step {
+        let mut progress = false;
+        if self.job.stage == Stage::Collecting {
+            if self.job.inbuf.len() as u64 > cgi::COLLECT_MAX {
+                return Step::Refuse(413);
+            }
+            if !self.job.body_open {
+                self.job.stage = Stage::Running;
+            }
+        }
+        // Steps that lead on to the next within this pump ask for no second round;
+        // a failed-over connect (a next host to try) does.
+        if self.env.is_some() && self.job.stage == Stage::Running {
+            self.queue_params();
+        }
+        if self.conn == Conn::None && self.job.stage == Stage::Running {
+            self.connect(ctx);
+            progress |= self.conn == Conn::None && self.job.stage == Stage::Running;
+        }
+        if self.conn == Conn::Connecting {
+            match self.sock.as_mut().map(Backend::check_connected) {
+                Some(Ok(true)) => {
+                    self.conn = Conn::Up;
+                    self.job.read_ts = ctx.clock.mono;
+                    self.job.write_ts = ctx.clock.mono;
+                }
+                Some(Err(e)) => {
+                    self.connect_failed(ctx, &e.to_string());
+                    progress = true;
+                }
+                _ => {}
+            }
+        }
+        // Body bytes moved on make room for more from the client.
+        if self.stdin() && self.job.body_open {
+            progress = true;
+        }
+        if self.conn == Conn::Up {
+            // Writes alone need no second round: what follows waits for an
+            // event, except a body held back for room that the write made.
+            let wrote = self.write(ctx);
+            if wrote && self.job.body_open {
+                progress = true;
+            }
+            if self.heard || !wrote {
+                match self.read(ctx, rbuf) {
+                    Ok(p) => progress |= p,
+                    Err(s) => return s,
+                }
+            }
+        }
+        if let (Some(sock), Some(reg)) = (self.sock.as_mut(), ctx.registry.as_ref()) {
+            if sock.sync(reg, self.blocked).is_err() {
+                ctx.log.push(format!(
+                    "mod_fastcgi: backend {}: epoll_ctl failed",
+                    self.host_name()
+                ));
+                self.fail(ctx, 502);
+            }
+        }
+        match self.job.send_out(ctx, client) {
+            Ok(p) => progress |= p,
+            Err(_) => return Step::Close,
+        }
+        if self.job.stage == Stage::Done && self.sock.is_none() {
+            self.release();
+            self.job.complete(ctx, rbuf);
+            return Step::Done {
+                out: std::mem::take(&mut self.job.out),
+                keep_alive: self.job.keep_alive,
+            };
+        }
+        if progress {
+            Step::Progress
+        } else {
+            Step::Wait
+        }
+    }
+}
+
+impl crate::handler::Handler for FcgiJob {
+    fn body_room(&mut self) -> Option<&mut Vec<u8>> {
+        let job = &mut self.job;
+        let room = job.stage == Stage::Collecting
+            || job.stage == Stage::Done
+            || (job.inbuf.len() < cgi::IN_HIGH && self.wbuf.len() - self.wpos < cgi::IN_HIGH);
+        room.then_some(&mut job.inbuf)
+    }
+
+    fn body_done(&mut self, _ctx: &mut Ctx, trailers: Vec<(String, String)>) {
+        self.job.body_open = false;
+        // Whitelisted trailers of a collected body reach the backend as HTTP_*.
+        if let Some(env) = self.env.as_mut() {
+            for (k, v) in trailers {
+                let name = wick_proto::cgienv::encode_name("HTTP_", &k);
+                if !env.iter().any(|(n, _)| *n == name) {
+                    env.push((name, v));
+                }
+            }
+        }
+    }
+
+    fn client_fin(&mut self, _ctx: &mut Ctx) {
+        self.job.keep_alive = false;
+    }
+
+    fn step(
+        &mut self,
+        ctx: &mut Ctx,
+        client: &mut crate::handler::Client,
+        rbuf: &mut [u8],
+    ) -> Step {
+        self.pump(ctx, client, rbuf)
+    }
+
+    fn abort(&mut self, ctx: &mut Ctx, status: Option<u16>) {
+        match status {
+            None => self.release(),
+            Some(status) => {
+                self.job.body_open = false;
+                self.job.keep_alive = false;
+                self.fail(ctx, status);
+            }
+        }
+    }
+
+    fn want(&self) -> Want {
+        if self.job.out.is_empty() {
+            Want::READ
+        } else {
+            Want::READ | Want::WRITE
+        }
+    }
+
+    fn timeout(&self, write_idle: u64) -> u64 {
+        if self.job.out.is_empty() {
+            u64::MAX
+        } else {
+            write_idle
+        }
+    }
+
+    /// connect-timeout (fails over like a refused connect), read-timeout and
+    /// write-timeout (504), and a held head that streams after a second.
+    fn tick(&mut self, ctx: &mut Ctx, now: u64) -> bool {
+        if self.job.pending.as_ref().is_some_and(|p| now > p.since + 1) {
+            cgi::commit_head(ctx, &mut self.job, false);
+            return true;
+        }
+        let (Some(pool), Some(pick)) = (self.pool.clone(), self.pick) else {
+            return false;
+        };
+        let host = pool.host(pick.host);
+        match self.conn {
+            Conn::Connecting => {
+                let t = host.connect_timeout;
+                if t > 0 && now.saturating_sub(self.connect_ts) > t {
+                    self.connect_failed(ctx, "connect timeout");
+                    return true;
+                }
+                false
+            }
+            Conn::Up => {
+                if !self.job.out.is_empty() {
+                    // Waiting for the client, not the backend.
+                    self.job.read_ts = now;
+                }
+                let what = if host.write_timeout > 0
+                    && self.wpos < self.wbuf.len()
+                    && now.saturating_sub(self.job.write_ts) > host.write_timeout
+                {
+                    "write"
+                } else if host.read_timeout > 0
+                    && now.saturating_sub(self.job.read_ts) > host.read_timeout
+                {
+                    "read"
+                } else {
+                    return false;
+                };
+                ctx.log.push(format!(
+                    "mod_fastcgi: {what} timeout on backend {} for {}",
+                    host.name, self.job.script
+                ));
+                self.fail(ctx, 504);
+                true
+            }
+            Conn::None | Conn::Closed => false,
+        }
+    }
+
+    fn started(&self) -> bool {
+        self.job.started
+    }
+
+    fn as_any(&mut self) -> &mut dyn std::any::Any {
+        self
+    }
+}
+
+impl Drop for FcgiJob {
+    fn drop(&mut self) {
+        self.release();
+    }
+}

@@ -1,0 +1,337 @@
+//! mod_fastcgi as a module of the handler stage: `fastcgi.server` in force for the
+//! request decides, as lighttpd's gw_check_extension does, whether a backend takes
+//! it: a URL prefix key, or a suffix key of the URL path (check-local disabled) or
+//! of a file that exists (check-local, the default; path info split off as for
+//! CGI). The claimed request becomes an [`FcgiJob`] with its CGI environment.
+
+use super::job::{FcgiJob, Start};
+use crate::gateway::{self, Balance, Pool};
+use crate::handler::Handler;
+use crate::mods::{hook, Gateways, HandlerCx, Module};
+use std::cell::RefCell;
+use std::rc::Rc;
+use wick_conf::{Config, Value, View};
+use wick_proto::cgienv::{self, Derived};
+
+pub struct ModFastcgi {
+    /// Parsed `fastcgi.server` values with their hosts' state, found by the
+    /// address of the value in the compiled configuration (which lives as long as
+    /// the worker): one pool per block that sets the key.
+    pools: RefCell<Vec<(*const Value, Rc<Pool>)>>,
+}
+
+impl ModFastcgi {
+    /// Every value of fastcgi.server and fastcgi.balance is checked here, so that a
+    /// bad one stops the start (the master's check does the same).
+    pub fn new(cfg: &Config) -> Result<ModFastcgi, String> {
+        check(cfg)?;
+        Ok(ModFastcgi {
+            pools: RefCell::new(Vec::new()),
+        })
+    }
+
+    fn pool(&self, v: &Value) -> Option<Rc<Pool>> {
+        let mut pools = self.pools.borrow_mut();
+        if let Some((_, p)) = pools.iter().find(|(k, _)| std::ptr::eq(*k, v)) {
+            return Some(p.clone());
+        }
+        // (checked at start: a value that does not parse cannot be in force)
+        let t = gateway::parse(v, "fastcgi.server").ok()?;
+        let p = Rc::new(Pool::new(t));
+        pools.push((v as *const Value, p.clone()));
+        Some(p)
+    }
+}
+
+/// fastcgi.server and fastcgi.balance as wickd reads them, in every block.
+pub fn check(cfg: &Config) -> Result<(), String> {
+    for s in cfg.blocks.iter().flat_map(|b| &b.settings) {
+        let at = format!("{}:{}", s.loc.file, s.loc.line);
+        if s.key.eq_ignore_ascii_case("fastcgi.server") {
+            gateway::parse(&s.value, "fastcgi.server").map_err(|e| format!("{at}: {e}"))?;
+        } else if s.key.eq_ignore_ascii_case("fastcgi.balance") {
+            if let Value::Str(b) = &s.value {
+                Balance::parse(b).map_err(|e| format!("{at}: fastcgi.balance: {e}"))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A suffix (or a fastcgi.map-extensions suffix mapped to one) of `name`: the
+/// index of the key it selects.
+fn suffix_key(pool: &Pool, view: &View, name: &[u8]) -> Option<usize> {
+    let exts = &pool.table.exts;
+    if let Some((_, to)) = view
+        .fastcgi_map_extensions
+        .iter()
+        .find(|(from, _)| !from.is_empty() && name.ends_with(from.as_bytes()))
+    {
+        if let Some(i) = exts.iter().position(|e| e.key == *to) {
+            return Some(i);
+        }
+    }
+    exts.iter()
+        .position(|e| !e.is_prefix() && name.ends_with(e.key.as_bytes()))
+}
+
+/// The first key the URL path matches: a prefix, or a suffix of the whole path.
+fn uri_key(pool: &Pool, view: &View, path: &[u8]) -> Option<usize> {
+    let exts = &pool.table.exts;
+    let mapped = view
+        .fastcgi_map_extensions
+        .iter()
+        .find(|(from, _)| !from.is_empty() && path.ends_with(from.as_bytes()))
+        .and_then(|(_, to)| exts.iter().position(|e| e.key == *to));
+    mapped.or_else(|| {
+        exts.iter().position(|e| {
+            if e.is_prefix() {
+                path.starts_with(e.key.as_bytes())
+            } else {
+                path.ends_with(e.key.as_bytes())
+            }
+        })
+    })
+}
+
+/// Could the file pass select this path? A prefix key starts it, a suffix key
+/// (or a map-extensions one) is in it (path info may follow), or it names a
+/// directory and an index file has such a suffix. Cheap and without allocation;
+/// with server.force-lowercase-filenames always yes.
+fn could_select(pool: &Pool, view: &View, path: &[u8]) -> bool {
+    if *view.force_lowercase_filenames {
+        return true;
+    }
+    let suffixes = || {
+        pool.table
+            .exts
+            .iter()
+            .filter(|e| !e.is_prefix())
+            .map(|e| e.key.as_str())
+            .chain(view.fastcgi_map_extensions.iter().map(|(k, _)| k.as_str()))
+            .filter(|k| !k.is_empty())
+    };
+    let has_suffix =
+        |name: &[u8]| suffixes().any(|k| memchr::memmem::find(name, k.as_bytes()).is_some());
+    pool.table
+        .exts
+        .iter()
+        .any(|e| e.is_prefix() && path.starts_with(e.key.as_bytes()))
+        || has_suffix(path)
+        || (path.ends_with(b"/") && view.index_files.iter().any(|i| has_suffix(i.as_bytes())))
+}
+
+/// SCRIPT_NAME's length for a prefix key without check-local (lighttpd: the
+/// prefix and what follows it up to the next '/'; fix-root-scriptname on a "/"
+/// key: empty, all of the path is PATH_INFO). Suffix keys: the whole path.
+fn prefix_script_len(key: &str, fix_root: bool, path: &[u8]) -> usize {
+    if !key.starts_with('/') {
+        return path.len();
+    }
+    if key.len() == 1 && fix_root {
+        return 0;
+    }
+    if path.len() > key.len() {
+        if let Some(i) = memchr::memchr(b'/', &path[key.len()..]) {
+            return key.len() + i;
+        }
+    }
+    path.len()
+}
+
+impl Module for ModFastcgi {
+    fn name(&self) -> &'static str {
+        "mod_fastcgi"
+    }
+
+    fn hooks(&self) -> u16 {
+        hook::CLAIM
+    }
+
+    fn claim(&self, x: &mut HandlerCx, gw: &mut Gateways) -> Option<Box<dyn Handler>> {
+        let v = x.view.fastcgi_server;
+        if matches!(v, Value::Array(a) if a.is_empty()) {
+            return None;
+        }
+        let pool = self.pool(v)?;
+        let view = x.view;
+        let now = x.env.clock.mono;
+        let balance = Balance::parse(view.fastcgi_balance).unwrap_or(Balance::LeastConnection);
+        // What hash and sticky spread over the hosts (nothing for the others).
+        let hkey = match balance {
+            Balance::Hash => {
+                let mut k = gw.path.to_vec();
+                if let Some(h) = x.base.head.host {
+                    k.extend_from_slice(h.of(x.base.buf));
+                }
+                k
+            }
+            Balance::Sticky => gw.remote.0.to_string().into_bytes(),
+            _ => Vec::new(),
+        };
+        // The URL pass (lighttpd's handle_uri_clean): a host without check-local
+        // takes the request as the URL names it.
+        let mut chosen = None;
+        if let Some(ext) = uri_key(&pool, view, gw.path) {
+            let pick = pool.pick(ext, balance, &hkey, now, &[]);
+            let Some(pick) = pick else {
+                return Some(unavailable(x, gw, &pool, ext));
+            };
+            let host = pool.host(pick.host);
+            if !host.check_local {
+                let key = &pool.table.exts[ext].key;
+                let len = prefix_script_len(key, host.fix_root_scriptname, gw.path);
+                let path = gw.path.to_vec();
+                return Some(self.start(x, gw, &pool, pick, balance, hkey, &path, len));
+            }
+            chosen = Some(pick);
+        }
+        // The file pass (handle_subrequest_start): the file must exist. Not looked
+        // up for a path no key could select (every static request passes here).
+        if chosen.is_none() && !could_select(&pool, view, gw.path) {
+            return None;
+        }
+        let env = &mut *x.env;
+        let exts = &pool.table.exts;
+        let sel = crate::cgi::select_with(
+            env.roots,
+            env.cache,
+            now,
+            view,
+            gw.path,
+            false,
+            |phys, url| {
+                suffix_key(&pool, view, phys).is_some()
+                    || exts
+                        .iter()
+                        .any(|e| e.is_prefix() && url.starts_with(e.key.as_bytes()))
+            },
+        )?;
+        let path = sel.path.unwrap_or_else(|| gw.path.to_vec());
+        let script = &path[..sel.script_len];
+        let mut phys = view.document_root.trim_end_matches('/').as_bytes().to_vec();
+        phys.extend_from_slice(script);
+        let ext = suffix_key(&pool, view, &phys).or_else(|| {
+            exts.iter()
+                .position(|e| e.is_prefix() && script.starts_with(e.key.as_bytes()))
+        })?;
+        let pick = match chosen.filter(|p| p.ext == ext) {
+            Some(p) => p,
+            None => match pool.pick(ext, balance, &hkey, now, &[]) {
+                Some(p) => p,
+                None => return Some(unavailable(x, gw, &pool, ext)),
+            },
+        };
+        let len = sel.script_len;
+        Some(self.start(x, gw, &pool, pick, balance, hkey, &path, len))
+    }
+}
+
+impl ModFastcgi {
+    #[allow(clippy::too_many_arguments)]
+    fn start(
+        &self,
+        x: &mut HandlerCx,
+        gw: &mut Gateways,
+        pool: &Rc<Pool>,
+        pick: gateway::Pick,
+        balance: Balance,
+        hkey: Vec<u8>,
+        path: &[u8],
+        script_len: usize,
+    ) -> Box<dyn Handler> {
+        let host = pool.host(pick.host).clone();
+        let extra = x.rq.env.clone();
+        let key = gw.cgi.current;
+        let cfg = gw.cfg;
+        crate::cgi::with_begin(x, gw, path, script_len, |p, view, b| {
+            let clock_mono = p.clock.mono;
+            let (mut job, req) = crate::cgi::begin_socket(p, view, b, "mod_fastcgi");
+            job.backend = host.name.clone();
+            job.xsendfile = host.xsendfile;
+            job.xsendfile_docroot = host.xsendfile_docroot.clone();
+            if host.xsendfile {
+                job.mimetypes = view.mimetypes.clone();
+            }
+            // lighttpd's gateways do not run local redirects (opts.local_redir 0).
+            job.local_redir = false;
+            let Some(mut req) = req else {
+                return Box::new(FcgiJob::failed(job)) as Box<dyn Handler>;
+            };
+            let docroot = if host.docroot.is_empty() {
+                view.document_root.trim_end_matches('/').to_string()
+            } else {
+                host.docroot.clone()
+            };
+            let script_name = &req.path[..req.script_name_len as usize];
+            let mut script_filename = format!("{docroot}{script_name}");
+            if host.broken_scriptfilename {
+                script_filename.push_str(&req.path[req.script_name_len as usize..]);
+            }
+            let strip = host.strip_request_uri.trim_end_matches('/');
+            if !strip.is_empty() && req.target.starts_with(strip) {
+                let rest = &req.target[strip.len()..];
+                if rest.starts_with('/') {
+                    req.target = rest.to_string();
+                } else if rest.is_empty() || rest.starts_with('?') {
+                    req.target = format!("/{rest}");
+                }
+            }
+            let (server_port, server_addr) = cgienv::server_port_addr(cfg, &req);
+            let env = cgienv::build(
+                &req,
+                &Derived {
+                    docroot: &docroot,
+                    script_filename: &script_filename,
+                    server_tag: view.server_tag,
+                    server_name: view.server_name,
+                    server_port,
+                    server_addr,
+                    extra: &extra,
+                    passthrough: &[],
+                },
+            );
+            Box::new(FcgiJob::new(Start {
+                job,
+                pool: pool.clone(),
+                pick,
+                balance,
+                hkey,
+                env,
+                key,
+                now: clock_mono,
+            })) as Box<dyn Handler>
+        })
+    }
+}
+
+/// Every host of the key is disabled: 503, as lighttpd answers when
+/// gw_host_get finds none.
+fn unavailable(x: &mut HandlerCx, gw: &mut Gateways, pool: &Pool, ext: usize) -> Box<dyn Handler> {
+    let key = pool.table.exts[ext].key.clone();
+    gw.cgi.log.push(format!(
+        "mod_fastcgi: no backend of \"{key}\" is up (all disabled after failed connects)"
+    ));
+    let path = gw.path.to_vec();
+    let len = path.len();
+    crate::cgi::with_begin(x, gw, &path, len, |p, view, b| {
+        let (clock, pages) = (p.clock, p.pages);
+        let (mut job, _) = crate::cgi::begin_socket(p, view, b, "mod_fastcgi");
+        crate::cgi::fail(&mut job, clock, pages, 503);
+        Box::new(FcgiJob::failed(job)) as Box<dyn Handler>
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn script_name_of_prefix() {
+        assert_eq!(prefix_script_len("/app", false, b"/app/x/y"), 4);
+        assert_eq!(prefix_script_len("/app", false, b"/app.fcgi/x/y"), 9);
+        assert_eq!(prefix_script_len("/", true, b"/a/b"), 0);
+        assert_eq!(prefix_script_len("/", false, b"/a/b"), 2);
+        assert_eq!(prefix_script_len(".php", false, b"/a/b.php"), 8);
+    }
+}

@@ -1,0 +1,323 @@
+//! A `fastcgi.server` (or scgi/proxy) tree as lighttpd reads it:
+//! `( ".php" => ( ( "host" => "127.0.0.1", "port" => 9000 ), .. ),
+//!    "/app" => ( "name" => ( "socket" => "/run/app.sock", .. ) ) )`:
+//! each key is a file suffix or, starting with '/', a URL prefix; its value a list
+//! of hosts, each a list of options, unnamed or named.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use wick_conf::Value;
+
+/// Where a backend listens.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Addr {
+    Tcp(SocketAddr),
+    Unix(PathBuf),
+}
+
+/// The FastCGI role asked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Responder,
+    Authorizer,
+}
+
+/// One backend and its per-host options.
+#[derive(Clone, Debug)]
+pub struct Host {
+    /// For log lines: `127.0.0.1:9000` or `unix:/run/php.sock`.
+    pub name: String,
+    pub addr: Addr,
+    pub mode: Mode,
+    /// check-local (default on): the file must exist under the document root.
+    pub check_local: bool,
+    /// docroot: DOCUMENT_ROOT and SCRIPT_FILENAME's base instead of the request's.
+    pub docroot: String,
+    /// strip-request-uri: a prefix cut from REQUEST_URI.
+    pub strip_request_uri: String,
+    /// fix-root-scriptname: a "/" prefix gives an empty SCRIPT_NAME and the whole
+    /// path as PATH_INFO.
+    pub fix_root_scriptname: bool,
+    /// broken-scriptfilename: SCRIPT_FILENAME with PATH_INFO appended (PHP's
+    /// cgi.fix_pathinfo).
+    pub broken_scriptfilename: bool,
+    pub xsendfile: bool,
+    pub xsendfile_docroot: Vec<String>,
+    /// Seconds; 0: no limit.
+    pub connect_timeout: u64,
+    pub read_timeout: u64,
+    pub write_timeout: u64,
+    /// Seconds a host is skipped after a failed connect.
+    pub disable_time: u64,
+    /// bin-path: a program lighttpd would start; wickd does not (warned at start).
+    pub bin_path: String,
+}
+
+/// One key of the tree and the hosts that serve it (indexes into `Table::hosts`).
+#[derive(Clone, Debug)]
+pub struct Ext {
+    pub key: String,
+    pub hosts: Vec<usize>,
+}
+
+impl Ext {
+    /// A URL prefix ("/app") rather than a file suffix (".php").
+    pub fn is_prefix(&self) -> bool {
+        self.key.starts_with('/')
+    }
+}
+
+/// A parsed `*.server` value.
+#[derive(Clone, Debug, Default)]
+pub struct Table {
+    pub exts: Vec<Ext>,
+    pub hosts: Vec<Host>,
+}
+
+/// Options lighttpd's gw_backend knows that change nothing for an external
+/// backend wickd connects to (process spawning and tuning): accepted.
+const SPAWN_OPTIONS: &[&str] = &[
+    "bin-environment",
+    "bin-copy-environment",
+    "max-procs",
+    "min-procs",
+    "max-load-per-proc",
+    "idle-timeout",
+    "kill-signal",
+    "listen-backlog",
+    "tcp-fin-propagate",
+    "allow-x-send-file",
+    "upgrade",
+];
+
+/// Parse a tree; `what` names the key for errors ("fastcgi.server").
+pub fn parse(v: &Value, what: &str) -> Result<Table, String> {
+    let mut t = Table::default();
+    let Value::Array(items) = v else {
+        return Err(format!(
+            "{what}: expected a list of \"suffix\" => ( hosts )"
+        ));
+    };
+    for (key, hosts) in items {
+        let Some(key) = key.as_deref().filter(|k| !k.is_empty()) else {
+            return Err(format!(
+                "{what}: every entry needs a key (\".php\" => ... or \"/prefix\" => ...)"
+            ));
+        };
+        let Value::Array(list) = hosts else {
+            return Err(format!("{what}: \"{key}\": expected a list of hosts"));
+        };
+        // `( "host" => .., "port" => .. )` directly: one unnamed host.
+        let direct = list
+            .iter()
+            .all(|(k, v)| k.is_some() && !matches!(v, Value::Array(_)));
+        let mut ext = Ext {
+            key: key.to_string(),
+            hosts: Vec::new(),
+        };
+        if direct && !list.is_empty() {
+            ext.hosts.push(t.hosts.len());
+            t.hosts.push(host(list, what, key)?);
+        } else {
+            for (_, h) in list {
+                let Value::Array(opts) = h else {
+                    return Err(format!(
+                        "{what}: \"{key}\": a host must be a list of options"
+                    ));
+                };
+                ext.hosts.push(t.hosts.len());
+                t.hosts.push(host(opts, what, key)?);
+            }
+        }
+        if ext.hosts.is_empty() {
+            return Err(format!("{what}: \"{key}\": no host"));
+        }
+        t.exts.push(ext);
+    }
+    Ok(t)
+}
+
+fn host(opts: &[(Option<String>, Value)], what: &str, key: &str) -> Result<Host, String> {
+    let err = |m: String| format!("{what}: \"{key}\": {m}");
+    let mut h = Host {
+        name: String::new(),
+        addr: Addr::Unix(PathBuf::new()),
+        mode: Mode::Responder,
+        check_local: true,
+        docroot: String::new(),
+        strip_request_uri: String::new(),
+        fix_root_scriptname: false,
+        broken_scriptfilename: false,
+        xsendfile: false,
+        xsendfile_docroot: Vec::new(),
+        connect_timeout: 8,
+        read_timeout: 0,
+        write_timeout: 0,
+        disable_time: 1,
+        bin_path: String::new(),
+    };
+    let (mut host, mut port, mut socket) = (String::new(), None::<u16>, String::new());
+    for (k, v) in opts {
+        let k = k.as_deref().unwrap_or("").to_ascii_lowercase();
+        let s = || match v {
+            Value::Str(s) => Ok(s.clone()),
+            Value::Int(i) => Ok(i.to_string()),
+            Value::Array(_) => Err(err(format!("{k}: expected a value, not a list"))),
+        };
+        let b = || wick_conf::options::parse_bool(v).map_err(|e| err(format!("{k}: {e}")));
+        let n = || -> Result<u64, String> {
+            s()?.trim()
+                .parse::<u64>()
+                .map_err(|_| err(format!("{k}: expected a number of seconds")))
+        };
+        match k.as_str() {
+            "host" => host = s()?,
+            "port" => {
+                port = Some(
+                    s()?.trim()
+                        .parse::<u16>()
+                        .map_err(|_| err("port: expected 1..65535".into()))?,
+                )
+            }
+            "socket" => socket = s()?,
+            "bin-path" => h.bin_path = s()?,
+            "mode" => {
+                h.mode = match s()?.as_str() {
+                    "responder" => Mode::Responder,
+                    "authorizer" => Mode::Authorizer,
+                    m => {
+                        return Err(err(format!(
+                            "mode \"{m}\": expected responder or authorizer"
+                        )))
+                    }
+                }
+            }
+            "check-local" => h.check_local = b()?,
+            "docroot" => h.docroot = s()?.trim_end_matches('/').to_string(),
+            "strip-request-uri" => h.strip_request_uri = s()?,
+            "fix-root-scriptname" => h.fix_root_scriptname = b()?,
+            "broken-scriptfilename" => h.broken_scriptfilename = b()?,
+            "x-sendfile" => h.xsendfile = b()?,
+            "x-sendfile-docroot" => {
+                h.xsendfile_docroot = <Vec<String> as wick_conf::options::FromValue>::from_value(v)
+                    .map_err(|e| err(format!("{k}: {e}")))?
+            }
+            "connect-timeout" => h.connect_timeout = n()?,
+            "read-timeout" => h.read_timeout = n()?,
+            "write-timeout" => h.write_timeout = n()?,
+            "disable-time" => h.disable_time = n()?,
+            o if SPAWN_OPTIONS.contains(&o) => {}
+            o => return Err(err(format!("unknown option \"{o}\""))),
+        }
+    }
+    if !socket.is_empty() {
+        h.name = format!("unix:{socket}");
+        h.addr = Addr::Unix(PathBuf::from(socket));
+    } else if host.starts_with('/') {
+        h.name = format!("unix:{host}");
+        h.addr = Addr::Unix(PathBuf::from(host));
+    } else {
+        let Some(port) = port else {
+            if !h.bin_path.is_empty() {
+                return Err(err(
+                    "bin-path without a \"socket\" or \"host\"/\"port\": wickd does not start backends; start it by other means and name its socket".into(),
+                ));
+            }
+            return Err(err("needs \"socket\", or \"host\" and \"port\"".into()));
+        };
+        let host = if host.is_empty() {
+            "127.0.0.1".to_string()
+        } else {
+            host
+        };
+        let ip: IpAddr = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse()
+            .map_err(|_| err(format!("host \"{host}\": expected an IP address")))?;
+        let sa = SocketAddr::new(ip, port);
+        h.name = sa.to_string();
+        h.addr = Addr::Tcp(sa);
+    }
+    Ok(h)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(v: &str) -> Value {
+        Value::Str(v.into())
+    }
+    fn kv(items: Vec<(&str, Value)>) -> Value {
+        Value::Array(
+            items
+                .into_iter()
+                .map(|(k, v)| (Some(k.to_string()), v))
+                .collect(),
+        )
+    }
+    fn list(items: Vec<Value>) -> Value {
+        Value::Array(items.into_iter().map(|v| (None, v)).collect())
+    }
+
+    #[test]
+    fn lighttpd_forms() {
+        let v = kv(vec![
+            (
+                ".php",
+                list(vec![
+                    kv(vec![("host", s("127.0.0.1")), ("port", Value::Int(9000))]),
+                    kv(vec![("host", s("::1")), ("port", s("9001"))]),
+                ]),
+            ),
+            (
+                "/app",
+                kv(vec![(
+                    "name",
+                    kv(vec![
+                        ("socket", s("/run/php.sock")),
+                        ("check-local", s("disable")),
+                    ]),
+                )]),
+            ),
+            ("/direct", kv(vec![("port", Value::Int(9002))])),
+        ]);
+        let t = parse(&v, "fastcgi.server").expect("ok");
+        assert_eq!(t.exts.len(), 3);
+        assert_eq!(t.exts[0].hosts, vec![0, 1]);
+        assert_eq!(t.hosts[0].name, "127.0.0.1:9000");
+        assert_eq!(t.hosts[1].name, "[::1]:9001");
+        assert!(t.exts[1].is_prefix());
+        assert_eq!(t.hosts[2].addr, Addr::Unix("/run/php.sock".into()));
+        assert!(!t.hosts[2].check_local);
+        assert!(t.hosts[0].check_local);
+        assert_eq!(t.hosts[3].name, "127.0.0.1:9002");
+    }
+
+    #[test]
+    fn errors() {
+        let bad = kv(vec![(
+            ".php",
+            list(vec![kv(vec![("host", s("localhost"))])]),
+        )]);
+        assert!(parse(&bad, "fastcgi.server").is_err());
+        let bad = kv(vec![(".php", list(vec![kv(vec![("port", s("x"))])]))]);
+        assert!(parse(&bad, "fastcgi.server").is_err());
+        let bad = kv(vec![(
+            ".php",
+            list(vec![kv(vec![("bin-path", s("/usr/bin/php-cgi"))])]),
+        )]);
+        assert!(parse(&bad, "fastcgi.server")
+            .expect_err("an error")
+            .contains("bin-path"));
+        let bad = kv(vec![(
+            ".php",
+            list(vec![kv(vec![
+                ("nonsense", s("1")),
+                ("port", Value::Int(1)),
+            ])]),
+        )]);
+        assert!(parse(&bad, "fastcgi.server").is_err());
+    }
+}

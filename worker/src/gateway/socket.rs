@@ -1,0 +1,123 @@
+//! The socket to one backend: a non-blocking connect (TCP or unix stream; a unix
+//! connect completes or fails at once), then reads and writes. Registered under
+//! the connection's gateway token, so that its readiness steps the connection's
+//! handler; its interest is derived from what the handler waits for (`sync`):
+//! readable always, writable only while a connect is under way or bytes wait
+//! that the socket refused (a writable socket would otherwise wake the loop for
+//! nothing). Closing it takes it out of the poll set.
+
+use super::config::Addr;
+use mio::net::{TcpStream, UnixStream};
+use mio::{Interest, Registry, Token};
+use std::io::{self, Read, Write};
+
+#[derive(Debug)]
+enum Sock {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+/// A connected (or connecting) backend socket.
+#[derive(Debug)]
+pub struct Backend {
+    sock: Sock,
+    token: Token,
+    /// The interest registered now.
+    writable: bool,
+    /// A TCP connect not known to be complete.
+    pub connecting: bool,
+}
+
+impl Backend {
+    /// Start a connect (EINPROGRESS is not an error); registered with `reg`.
+    pub fn connect(addr: &Addr, reg: &Registry, token: Token) -> io::Result<Backend> {
+        let mut b = match addr {
+            Addr::Tcp(sa) => {
+                let s = TcpStream::connect(*sa)?;
+                // Records are written whole; no Nagle wait for the last one.
+                let _ = s.set_nodelay(true);
+                Backend {
+                    sock: Sock::Tcp(s),
+                    token,
+                    writable: true,
+                    connecting: true,
+                }
+            }
+            Addr::Unix(p) => Backend {
+                sock: Sock::Unix(UnixStream::connect(p)?),
+                token,
+                writable: false,
+                connecting: false,
+            },
+        };
+        let i = b.interest();
+        match &mut b.sock {
+            Sock::Tcp(s) => reg.register(s, token, i)?,
+            Sock::Unix(s) => reg.register(s, token, i)?,
+        }
+        Ok(b)
+    }
+
+    fn interest(&self) -> Interest {
+        if self.writable {
+            Interest::READABLE | Interest::WRITABLE
+        } else {
+            Interest::READABLE
+        }
+    }
+
+    /// Register the interest the handler's state calls for: writable while a
+    /// connect is under way or `blocked` (a write met a full socket).
+    pub fn sync(&mut self, reg: &Registry, blocked: bool) -> io::Result<()> {
+        let want = self.connecting || blocked;
+        if want == self.writable {
+            return Ok(());
+        }
+        self.writable = want;
+        let (i, t) = (self.interest(), self.token);
+        match &mut self.sock {
+            Sock::Tcp(s) => reg.reregister(s, t, i),
+            Sock::Unix(s) => reg.reregister(s, t, i),
+        }
+    }
+
+    /// After a writable edge: Ok(true) connected, Ok(false) still connecting, Err
+    /// the connect failed.
+    pub fn check_connected(&mut self) -> io::Result<bool> {
+        if !self.connecting {
+            return Ok(true);
+        }
+        let err = match &self.sock {
+            Sock::Tcp(s) => s.take_error()?,
+            Sock::Unix(s) => s.take_error()?,
+        };
+        if let Some(e) = err {
+            return Err(e);
+        }
+        // A connect under way has no error yet and is not writable: a zero-length
+        // write tells them apart without sending anything.
+        match self.write(&[]) {
+            Ok(_) => {
+                self.connecting = false;
+                Ok(true)
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(false),
+            Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        match &self.sock {
+            Sock::Tcp(s) => (&*s).read(buf),
+            Sock::Unix(s) => (&*s).read(buf),
+        }
+    }
+
+    pub fn write(&self, buf: &[u8]) -> io::Result<usize> {
+        match &self.sock {
+            Sock::Tcp(s) => (&*s).write(buf),
+            Sock::Unix(s) => (&*s).write(buf),
+        }
+    }
+}
