@@ -82,6 +82,11 @@ fn client_certificate_enforced_admits_only_the_right_ca() {
                 r.status
             );
         }
+        // The refusals are logged, as lighttpd logs its verify errors.
+        let logged = common::wait_until(Duration::from_secs(5), || {
+            site.s.error_log().contains("client certificate refused")
+        });
+        assert!(logged, "{ca_key}: no log line:\n{}", site.s.error_log());
         // rustls: the same three.
         let ok = client_config(&ClientSpec {
             ca: Some(&site.ca),

@@ -387,7 +387,12 @@ impl Conn {
             Ok(0) => return Some(Next::Close),
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Some(Next::Keep),
-            Err(_) => return Some(Next::Close),
+            Err(e) => {
+                if self.io.tls.is_some() {
+                    crate::tls::log_failure(ctx, &e, self.peer);
+                }
+                return Some(Next::Close);
+            }
         };
         ctx.activity = true;
         self.since = ctx.clock.mono;

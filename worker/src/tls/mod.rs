@@ -50,6 +50,24 @@ pub struct TlsSite {
     pub log_noise: bool,
 }
 
+/// A TLS connection failed: a client certificate refused is logged, as lighttpd
+/// logs its verify errors; other failures (alerts, bad records) only with
+/// debug.log-ssl-noise.
+pub fn log_failure(ctx: &mut crate::ctx::Ctx, e: &std::io::Error, peer: IpAddr) {
+    let tls_error = e.get_ref().and_then(|x| x.downcast_ref::<rustls::Error>());
+    let certificate = matches!(
+        tls_error,
+        Some(rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented)
+    );
+    let noise = ctx.tls.as_ref().is_some_and(|t| t.log_noise);
+    if certificate {
+        ctx.log
+            .push(format!("SSL: client certificate refused: {e} ({peer})"));
+    } else if noise && tls_error.is_some() {
+        ctx.log.push(format!("SSL: {e} ({peer})"));
+    }
+}
+
 /// Does any listener of `cfg` speak TLS?
 pub fn enabled(cfg: &Config) -> bool {
     cfg.listeners.iter().any(|l| l.socket.ssl_engine)
