@@ -2,8 +2,8 @@
 """Shared hosting at scale (issue 20): N `$HTTP["host"] == "siteI.example"` blocks,
 each with its own document root, served by wickd and lighttpd side by side.
 
-For each N: write the config, start the server (2 workers), time until the port
-answers, drive wrk (1 KiB file, keep-alive, 64 connections, Host = the last
+For each N: write the config, start the server (2 workers), time until a worker
+answers a request (workers ready), drive wrk (1 KiB file, keep-alive, 64 connections, Host = the last
 site), and read the workers' anonymous memory (smaps_rollup). Bounded: each wrk
 run lasts DURATION seconds; every server is stopped by its pid.
 
@@ -54,10 +54,16 @@ def wait_port(port, proc, limit=120):
         if proc.poll() is not None:
             return None
         try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return time.time() - t
+            # Ready when a worker answers, not when the master's socket accepts.
+            c = socket.create_connection(("127.0.0.1", port), timeout=1)
+            c.sendall(b"GET /index.html HTTP/1.0\r\nHost: x\r\n\r\n")
+            if c.recv(12).startswith(b"HTTP/1."):
+                c.close()
+                return time.time() - t
+            c.close()
         except OSError:
-            time.sleep(0.02)
+            pass
+        time.sleep(0.02)
     return None
 
 
