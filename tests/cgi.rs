@@ -390,8 +390,11 @@ fn timeout_kills_the_process_group() {
         wait_until(Duration::from_secs(4), || !group_alive(pgid)),
         "process group {pgid} still alive"
     );
+    // The worker writes its log lines after the loop turn that answered.
     assert!(
-        s.error_log().contains("read timeout on CGI"),
+        wait_until(Duration::from_secs(5), || s
+            .error_log()
+            .contains("read timeout on CGI")),
         "{}",
         s.error_log()
     );
