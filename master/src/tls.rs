@@ -18,8 +18,8 @@ const ROTATE: Duration = Duration::from_secs(8 * 3600);
 const KEEP: usize = 3;
 /// The lifetime hint sent with a ticket: what the oldest kept key still covers.
 const LIFETIME: u32 = 16 * 3600;
-/// How often ssl.stek-file is looked at for a change.
-const STEK_POLL: Duration = Duration::from_secs(60);
+/// How often ssl.stek-file and ssl.stapling-file are looked at for a change.
+const POLL: Duration = Duration::from_secs(60);
 
 /// What `load` read, and what to warn of (an expired certificate, a chain out
 /// of order, ssl.* keys no handshake can apply).
@@ -232,7 +232,7 @@ impl Tickets {
 
     pub fn next_deadline(&self) -> Instant {
         match self.stek {
-            Some(_) => self.stek_checked + STEK_POLL,
+            Some(_) => self.stek_checked + POLL,
             None => self.rotated + ROTATE,
         }
     }
@@ -241,7 +241,7 @@ impl Tickets {
     /// need the new keys.
     pub fn on_timer(&mut self, now: Instant) -> Result<bool, String> {
         if self.stek.is_some() {
-            if now < self.stek_checked + STEK_POLL {
+            if now < self.stek_checked + POLL {
                 return Ok(false);
             }
             self.stek_checked = now;
@@ -285,13 +285,13 @@ impl Stapling {
         if self.files.is_empty() {
             return None;
         }
-        self.checked.map(|c| c + STEK_POLL)
+        self.checked.map(|c| c + POLL)
     }
 
     /// Files that changed since: (path, new bytes, or why they cannot be read).
     pub fn on_timer(&mut self, now: Instant) -> Vec<(String, Result<Vec<u8>, String>)> {
         match self.checked {
-            Some(c) if now >= c + STEK_POLL && !self.files.is_empty() => {}
+            Some(c) if now >= c + POLL && !self.files.is_empty() => {}
             _ => return Vec::new(),
         }
         self.checked = Some(now);
@@ -334,14 +334,14 @@ mod tests {
             raw: b"first".to_vec(),
             ..Default::default()
         }]);
-        let later = Instant::now() + STEK_POLL + Duration::from_secs(1);
+        let later = Instant::now() + POLL + Duration::from_secs(1);
         assert!(s.on_timer(later).is_empty(), "unchanged");
         std::fs::write(&p, b"second, longer").expect("write");
         // A new mtime (filesystems with coarse times: set it explicitly).
         let f = std::fs::File::options().write(true).open(&p).expect("open");
         f.set_modified(SystemTime::now() + Duration::from_secs(5))
             .expect("mtime");
-        let got = s.on_timer(later + STEK_POLL + Duration::from_secs(1));
+        let got = s.on_timer(later + POLL + Duration::from_secs(1));
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].1.as_deref().ok(), Some(&b"second, longer"[..]));
         let _ = std::fs::remove_file(&p);

@@ -269,10 +269,14 @@ impl Conn {
         let accepted = match session.hello(fd) {
             Hello::Need => return Some(Next::Keep),
             Hello::Closed => return Some(Next::Close),
+            Hello::PlainHttp => {
+                // Logged as lighttpd logs it.
+                ctx.log.push(format!("SSL: http request ({})", self.peer));
+                return Some(Next::Close);
+            }
             Hello::Failed(why) => {
-                // A plain HTTP request is logged, as lighttpd logs it; other
-                // refused hellos only with debug.log-ssl-noise.
-                if why == "http request" || ctx.tls.as_ref().is_some_and(|t| t.log_noise) {
+                // Other refused hellos only with debug.log-ssl-noise.
+                if ctx.tls.as_ref().is_some_and(|t| t.log_noise) {
                     ctx.log.push(format!("SSL: {why} ({})", self.peer));
                 }
                 return Some(Next::Close);

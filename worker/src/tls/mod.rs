@@ -124,15 +124,8 @@ pub fn files(cfg: &Config) -> Result<Vec<String>, String> {
     }
     let p = Patches::new(cfg)?;
     let mut out: Vec<String> = Vec::new();
-    for (_, s) in profiles_to_check(cfg, &p) {
-        for f in s.files() {
-            if !out.iter().any(|o| o == f) {
-                out.push(f.to_string());
-            }
-        }
-    }
-    // A file named only in a block that sets no certificate (ssl.ca-file in a
-    // host block): read too.
+    // Every file an eligible block names (settings in force only ever combine
+    // these), whether or not that block sets a certificate.
     for patch in p.by_block.iter().flatten() {
         let mut s = TlsSettings::default();
         s.apply(patch);

@@ -50,6 +50,8 @@ pub enum Hello {
     Ready(Box<Accepted>),
     /// The peer closed before a ClientHello.
     Closed,
+    /// Not TLS: a plain HTTP request (no alert is sent, as lighttpd sends none).
+    PlainHttp,
     /// Not TLS, or a ClientHello rustls refused (the alert is sent).
     Failed(String),
 }
@@ -85,7 +87,7 @@ impl Session {
                         rustls::InvalidMessage::InvalidContentType,
                     ) = e
                     {
-                        return Hello::Failed("http request".into());
+                        return Hello::PlainHttp;
                     }
                     let _ = alert.write_all(&mut FdIo(fd));
                     return Hello::Failed(e.to_string());
