@@ -186,6 +186,8 @@ fn server_options(ev: &Eval, blocks: &[Block]) -> Result<ServerOptions, ConfErro
     set!(upload_dirs, "server.upload-dirs");
     set!(syslog_facility, "server.syslog-facility", opt);
     set!(breakagelog, "server.breakagelog", opt);
+    set!(h2proto, "server.h2proto");
+    set!(h2c, "server.h2c");
     if let Some(s) = setting(g, "server.feature-flags") {
         let Value::Array(items) = &s.value else {
             return Err(ev.error_at(
@@ -206,6 +208,16 @@ fn server_options(ev: &Eval, blocks: &[Block]) -> Result<ServerOptions, ConfErro
                 o.graceful_shutdown_timeout = u32::from_value(v).map_err(|m| {
                     ev.error_at(&s.loc, format!("server.feature-flags: {k}: {m}"), None)
                 })?;
+            }
+            if k == "server.h2proto" || k == "server.h2c" {
+                let on = crate::options::parse_bool(v).map_err(|m| {
+                    ev.error_at(&s.loc, format!("server.feature-flags: {k}: {m}"), None)
+                })?;
+                if k == "server.h2proto" {
+                    o.h2proto = on;
+                } else {
+                    o.h2c = on;
+                }
             }
             o.feature_flags.push((k.clone(), v.clone()));
         }

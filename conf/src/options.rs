@@ -373,6 +373,10 @@ pub struct ServerOptions {
     pub module_facts: crate::keys::ModuleFacts,
     /// server.http-parseopts and the old server.http-parseopt-* keys.
     pub http_parseopts: crate::parseopts::ParseOpts,
+    /// server.h2proto (or the feature flag): HTTP/2 by ALPN and on cleartext.
+    pub h2proto: bool,
+    /// server.h2c (or the feature flag): HTTP/2 on cleartext (prior knowledge).
+    pub h2c: bool,
 }
 
 impl ServerOptions {
@@ -413,6 +417,8 @@ impl Default for ServerOptions {
             min_request_body_rate: 64,
             module_facts: Default::default(),
             http_parseopts: Default::default(),
+            h2proto: true,
+            h2c: true,
         }
     }
 }

@@ -51,8 +51,6 @@ const IGNORED: &[&str] = &[
     "server.upload-temp-file-size",
     "server.core-files",
     "server.chunkqueue-chunk-sz",
-    "server.h2proto",
-    "server.h2c",
     "server.graceful-restart-bg",
     "server.breakagelog",
     "mimetype.xattr-name",
@@ -425,6 +423,8 @@ pub const FEATURE_FLAGS_ACTED: &[&str] = &[
     "server.graceful-shutdown-timeout",
     "request.trailer-whitelist",
     "auth.delay-invalid-creds",
+    "server.h2proto",
+    "server.h2c",
 ];
 
 /// auth.backend values wickd's mod_authn_file has; lighttpd's others are modules
@@ -497,7 +497,7 @@ mod tests {
         assert_eq!(support("server.document-root"), Support::Acted);
         assert_eq!(support("url.rewrite-once"), Support::Acted);
         assert_eq!(support("server.stat-cache-engine"), Support::Acted);
-        assert_eq!(support("server.h2proto"), Support::Ignored);
+        assert_eq!(support("server.h2proto"), Support::Acted);
         assert_eq!(support("fastcgi.server"), Support::Acted);
         assert_eq!(support("fastcgi.debug"), Support::Ignored);
         assert_eq!(support("scgi.server"), Support::Ignored);

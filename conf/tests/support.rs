@@ -14,7 +14,7 @@ const BASE: &str = "server.document-root = \"/tmp\"\n";
 #[test]
 fn an_ignored_key_warns_once_with_module_and_place() {
     let c = load(&format!(
-        "{BASE}server.modules = (\"mod_status\")\nserver.h2proto = \"enable\"\n\
+        "{BASE}server.modules = (\"mod_status\")\nserver.core-files = \"enable\"\n\
          status.status-url = \"/server-status\"\n\
          $HTTP[\"host\"] == \"a\" {{\n  status.status-url = \"/status\"\n}}\n"
     ));
@@ -24,7 +24,11 @@ fn an_ignored_key_warns_once_with_module_and_place() {
         .filter(|w| w.contains("not acted on by wickd"))
         .collect();
     assert_eq!(w.len(), 2, "{:?}", c.warnings);
-    assert!(w[0].contains("t.conf:3: server.h2proto (core)"), "{}", w[0]);
+    assert!(
+        w[0].contains("t.conf:3: server.core-files (core)"),
+        "{}",
+        w[0]
+    );
     assert!(
         w[1].contains("t.conf:4: status.status-url (mod_status)"),
         "{}",
@@ -437,7 +441,7 @@ fn auth_refuses_what_it_cannot_enforce() {
 #[test]
 fn a_feature_flag_not_acted_on_warns() {
     let c = load(&format!(
-        "{BASE}server.feature-flags = ( \"server.h2proto\" => \"enable\", \"request.trailer-whitelist\" => \"X-A\", \"auth.delay-invalid-creds\" => \"disable\" )\n"
+        "{BASE}server.feature-flags = ( \"server.clock-jump-restart\" => \"enable\", \"server.h2proto\" => \"enable\", \"request.trailer-whitelist\" => \"X-A\", \"auth.delay-invalid-creds\" => \"disable\" )\n"
     ));
     let w: Vec<&String> = c
         .warnings
@@ -447,7 +451,7 @@ fn a_feature_flag_not_acted_on_warns() {
     assert_eq!(w.len(), 1, "{:?}", c.warnings);
     assert!(
         w[0].contains(
-            "t.conf:2: server.feature-flags \"server.h2proto\" is accepted but not acted on"
+            "t.conf:2: server.feature-flags \"server.clock-jump-restart\" is accepted but not acted on"
         ),
         "{}",
         w[0]

@@ -31,6 +31,8 @@ pub enum Phase {
     /// A handler answers the request over several loop turns (handler.rs): a CGI
     /// script, a deferred directory listing.
     Handler,
+    /// The connection speaks HTTP/2 (h2/): `State::h2` has it.
+    H2,
 }
 
 /// What a connection owns only while it is busy.
@@ -51,6 +53,8 @@ pub struct State {
     /// Monotonic second the partial head in `input` began (max-read-idle bounds
     /// the whole head, not each byte).
     pub head_since: u64,
+    /// An HTTP/2 connection's streams and protocol state (Phase::H2).
+    pub h2: Option<Box<crate::h2::H2>>,
 }
 
 bitflags::bitflags! {
@@ -76,6 +80,9 @@ bitflags::bitflags! {
         /// A read returned 0 while a handler answered: the client half-closed
         /// after its request, nothing more will come.
         const EOF = 64;
+        /// This is an HTTP/2 stream's exchange (h2/): its one request is served
+        /// as HTTP/2.0, then it ends.
+        const H2_STREAM = 128;
     }
 }
 
@@ -127,8 +134,40 @@ impl Conn {
         }
     }
 
+    /// An HTTP/2 stream's exchange over `io` (h2/pipe.rs).
+    pub fn new_stream(io: Transport, peer: (IpAddr, u16), listener: u16, now: u64) -> Conn {
+        Conn {
+            io,
+            peer: peer.0,
+            peer_port: peer.1,
+            listener,
+            phase: Phase::Head,
+            registered: Want::empty(),
+            flags: Flags::H2_STREAM,
+            requests: 0,
+            since: now,
+            st: None,
+        }
+    }
+
+    fn h2(&self) -> Option<&crate::h2::H2> {
+        self.st.as_ref().and_then(|s| s.h2.as_deref())
+    }
+
+    fn h2_mut(&mut self) -> Option<&mut crate::h2::H2> {
+        self.st.as_mut().and_then(|s| s.h2.as_deref_mut())
+    }
+
+    /// New request bytes wait in an HTTP/2 stream's pipe: read them.
+    pub fn input_arrived(&mut self) {
+        self.flags.remove(Flags::DRAINED);
+    }
+
     /// Interest derived from the state (never toggled by hand).
     pub fn interest(&self) -> Want {
+        if let Some(h2) = self.h2() {
+            return h2.interest(&self.io);
+        }
         let http = match self.phase {
             Phase::Write => Want::WRITE,
             Phase::Handler => self.handler().map_or(Want::READ, |h| h.want()),
@@ -154,6 +193,7 @@ impl Conn {
                 && st.held.is_none()
                 && st.out.is_none()
                 && st.handler.is_none()
+                && st.h2.is_none()
             {
                 self.st = None;
             }
@@ -162,6 +202,9 @@ impl Conn {
 
     /// Idle between requests (may be closed on drain or keep-alive timeout).
     pub fn is_idle(&self) -> bool {
+        if let Some(h2) = self.h2() {
+            return h2.is_idle();
+        }
         self.phase == Phase::Head && self.st.as_ref().is_none_or(|s| s.input.is_empty())
     }
 
@@ -193,6 +236,13 @@ impl Conn {
             Phase::Handler => {
                 self.st.as_ref().is_some_and(|s| s.body.is_some())
                     && self.handler().is_some_and(|h| !h.started())
+            }
+            Phase::H2 => {
+                if let Some(mut h2) = self.st.as_mut().and_then(|s| s.h2.take()) {
+                    h2.timed_out(&mut self.io);
+                    self.state().h2 = Some(h2);
+                }
+                false
             }
             _ => false,
         };
@@ -233,6 +283,7 @@ impl Conn {
             Phase::Handler => self
                 .handler()
                 .map_or(ctx.site.write_idle, |h| h.timeout(ctx.site.write_idle)),
+            Phase::H2 => self.h2().map_or(ctx.site.read_idle, |h| h.timeout(ctx)),
         }
     }
 
@@ -247,6 +298,7 @@ impl Conn {
         // At most 64 rounds, then the other connections get their turn.
         for _ in 0..64 {
             let stop = match self.phase {
+                Phase::H2 => Some(self.drive_h2(ctx, rbuf)),
                 Phase::Write => self.write_turn(ctx),
                 Phase::Linger => Some(self.linger(rbuf)),
                 Phase::Handler => self.drive_handler(ctx, rbuf),
@@ -422,12 +474,13 @@ impl Conn {
             return Some(n);
         }
         // A handler that took the request goes on at once (its body may be in our
-        // buffer); after a FIN the next read says so.
+        // buffer); after a FIN the next read says so. HTTP/2 starts on what came.
         if self.flags.contains(Flags::DRAINED)
             && !self.flags.contains(Flags::PEER_FIN)
             && !self.has_unprocessed()
             && self.phase != Phase::Write
             && self.phase != Phase::Handler
+            && self.phase != Phase::H2
         {
             // The socket is empty: wait for the next edge.
             self.tidy();
@@ -569,7 +622,7 @@ impl Conn {
                 Phase::Head if ctx.out.buf.len() > OUT_HIGH => return off,
                 Phase::Head => self.feed_head(ctx, data, off, from_input),
                 Phase::Body => self.feed_body(ctx, &data[off..]),
-                Phase::Write | Phase::Linger | Phase::Handler => return off,
+                Phase::Write | Phase::Linger | Phase::Handler | Phase::H2 => return off,
             };
             let (n, more) = used;
             off += n;
@@ -619,6 +672,15 @@ impl Conn {
         from_input: bool,
     ) -> (usize, bool) {
         let d = &data[off..];
+        if self.requests == 0 && off == 0 && self.h2_allowed(ctx, d) {
+            if d.len() < crate::h2::engine::PREFACE.len() {
+                // The rest of the preface is on its way.
+                return (0, false);
+            }
+            self.phase = Phase::H2;
+            self.state().h2 = Some(crate::h2::H2::new(d));
+            return (d.len(), false);
+        }
         let scanned = match from_input {
             true => self
                 .st
@@ -655,6 +717,9 @@ impl Conn {
                 let head_bytes = &d[..n];
                 let mut fields = std::mem::take(&mut ctx.fields);
                 let used = match request::parse(head_bytes, &mut fields) {
+                    Ok(head) if self.h2_upgrade(ctx, head_bytes, &head, &fields, &d[n..]) => {
+                        d.len()
+                    }
                     Ok(head) => {
                         let rest_empty = off + n == data.len();
                         self.request(ctx, head_bytes, &head, &fields, rest_empty);
@@ -669,6 +734,63 @@ impl Conn {
                 (used, true)
             }
         }
+    }
+
+    /// Does the client begin HTTP/2 here: ALPN "h2" on TLS, the preface on
+    /// cleartext where server.h2c allows it (h2c prior knowledge)?
+    fn h2_allowed(&self, ctx: &Ctx, d: &[u8]) -> bool {
+        if self.flags.contains(Flags::H2_STREAM) || !ctx.site.h2proto {
+            return false;
+        }
+        let tls = self.io.tls.as_deref();
+        let alpn_h2 = tls
+            .and_then(|t| t.connection())
+            .is_some_and(|(c, _)| c.alpn_protocol() == Some(b"h2"));
+        crate::h2::starts(d, tls.is_some(), alpn_h2, ctx.site.h2c)
+    }
+
+    /// A cleartext request asking for `Upgrade: h2c` (with HTTP2-Settings and
+    /// no body, as lighttpd wants it): 101, then HTTP/2 with the request as
+    /// stream 1. `rest`: what the client sent after the head.
+    fn h2_upgrade(
+        &mut self,
+        ctx: &Ctx,
+        buf: &[u8],
+        head: &Head,
+        fields: &[request::Field],
+        rest: &[u8],
+    ) -> bool {
+        if self.requests > 0
+            || self.io.tls.is_some()
+            || self.flags.contains(Flags::H2_STREAM)
+            || !ctx.site.h2c
+            || head.version != Version::Http11
+            || head.body != request::BodyKind::None
+        {
+            return false;
+        }
+        let Some(settings) = crate::h2::upgrade_settings(buf, fields) else {
+            return false;
+        };
+        match crate::h2::H2::upgraded(self, buf, fields, &settings, rest, ctx.clock.mono) {
+            Some(h2) => {
+                self.requests += 1;
+                self.phase = Phase::H2;
+                self.state().h2 = Some(h2);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Phase::H2: the HTTP/2 connection takes over (h2/).
+    fn drive_h2(&mut self, ctx: &mut Ctx, rbuf: &mut [u8]) -> Next {
+        let Some(mut h2) = self.st.as_mut().and_then(|s| s.h2.take()) else {
+            return Next::Close;
+        };
+        let next = h2.drive(self, ctx, rbuf);
+        self.state().h2 = Some(h2);
+        next
     }
 
     fn parse_error(&mut self, ctx: &mut Ctx, e: ParseError, head: &[u8]) {
@@ -737,6 +859,18 @@ impl Conn {
         rest_empty: bool,
     ) {
         self.requests += 1;
+        let stream_head;
+        let head = if self.flags.contains(Flags::H2_STREAM) {
+            // One request per HTTP/2 stream, served as HTTP/2.0.
+            stream_head = Head {
+                version: Version::Http2,
+                keep_alive: false,
+                ..*head
+            };
+            &stream_head
+        } else {
+            head
+        };
         let keep_alive = h1::keep_alive(head, &ctx.site, ctx.draining, self.requests);
         let r = pipeline::Request {
             buf,
@@ -812,6 +946,9 @@ impl Conn {
 
     /// The CGI job of this connection, if it is job `id` (the spawner's answers).
     pub fn cgi_job(&mut self, id: u64) -> Option<&mut crate::cgi::Job> {
+        if self.phase == Phase::H2 {
+            return self.h2_mut()?.cgi_job(id);
+        }
         let h = self.st.as_mut()?.handler.as_mut()?;
         let job = h.as_any().downcast_mut::<crate::cgi::Job>()?;
         (job.id() == id).then_some(job)
@@ -821,18 +958,25 @@ impl Conn {
     pub fn wake_at(&self) -> Option<std::time::Instant> {
         match self.phase {
             Phase::Handler => self.handler().and_then(|h| h.wake_at()),
+            Phase::H2 => self.h2().and_then(|h| h.wake_at()),
             _ => None,
         }
     }
 
     /// Once a second: the handler's own timers. True: drive the connection.
     pub fn tick_handler(&mut self, ctx: &mut Ctx, now: u64) -> bool {
+        if let Some(h2) = self.h2_mut() {
+            return h2.tick(ctx, now);
+        }
         let h = self.st.as_mut().and_then(|s| s.handler.as_mut());
         h.is_some_and(|h| h.tick(ctx, now))
     }
 
     /// The connection is being closed: its handler lets go of what it holds.
     pub fn abandon(&mut self, ctx: &mut Ctx) {
+        if let Some(h2) = self.h2_mut() {
+            h2.abandon(ctx);
+        }
         if let Some(mut h) = self.st.as_mut().and_then(|s| s.handler.take()) {
             h.abort(ctx, None);
         }

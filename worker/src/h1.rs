@@ -86,7 +86,7 @@ pub fn internal_head(
     out.extend_from_slice(target);
     out.extend_from_slice(match head.version {
         Version::Http10 => b" HTTP/1.0\r\n",
-        Version::Http11 => b" HTTP/1.1\r\n",
+        Version::Http11 | Version::Http2 => b" HTTP/1.1\r\n",
     });
     for f in fields {
         if matches!(

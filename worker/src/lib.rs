@@ -21,6 +21,7 @@ pub mod errors;
 pub mod fastcgi;
 pub mod gateway;
 pub mod h1;
+pub mod h2;
 pub mod handler;
 pub mod internal;
 pub mod mime;

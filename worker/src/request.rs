@@ -38,6 +38,9 @@ impl Span {
 pub enum Version {
     Http10,
     Http11,
+    /// A request that came as an HTTP/2 stream (h2/): parsed as HTTP/1.1, one
+    /// request per stream, never chunked, no Connection field.
+    Http2,
 }
 
 /// Methods. `Other` is a registered method that no wickd handler implements (405);
@@ -508,6 +511,8 @@ pub fn parse(buf: &[u8], fields: &mut Vec<Field>) -> Result<Head, ParseError> {
     head.keep_alive = match version {
         Version::Http11 => !conn_close,
         Version::Http10 => conn_keep && !conn_close,
+        // Never parsed from a request line: set after the parse (h2/).
+        Version::Http2 => false,
     };
     Ok(head)
 }

@@ -147,7 +147,9 @@ impl ResponseHead {
 
     /// Connection, when the default of the version does not say it.
     pub fn connection(&mut self, keep_alive: bool) {
-        if !keep_alive {
+        if self.version == Version::Http2 {
+            // HTTP/2 has no Connection field: the stream ends, not the connection.
+        } else if !keep_alive {
             self.add(b"Connection", b"close");
         } else if self.version == Version::Http10 {
             self.add(b"Connection", b"keep-alive");
@@ -178,6 +180,7 @@ impl ResponseHead {
         out.buf.reserve(self.buf.len() + 48);
         out.put(match self.version {
             Version::Http11 => b"HTTP/1.1 ",
+            Version::Http2 => b"HTTP/2.0 ",
             Version::Http10 => b"HTTP/1.0 ",
         });
         out.put_u64(u64::from(self.status));

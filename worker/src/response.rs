@@ -135,6 +135,10 @@ impl Out {
     /// `Connection: close` response).
     pub fn flush(&mut self, t: &mut Transport, closing: bool) -> io::Result<bool> {
         self.yielded = false;
+        if let Some(p) = t.pipe.as_deref_mut() {
+            // An HTTP/2 stream: its connection frames the bytes and file ranges.
+            return Ok(p.take(self));
+        }
         let mut written = 0u64;
         loop {
             if self.budget > 0 && written >= self.budget {

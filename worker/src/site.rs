@@ -31,6 +31,9 @@ pub struct Site {
     pub trailer_whitelist: Vec<String>,
     /// server.http-parseopts, decoded at load (parseopts.rs acts on it).
     pub parseopts: wick_conf::parseopts::ParseOpts,
+    /// HTTP/2 (server.h2proto), and on cleartext (server.h2c).
+    pub h2proto: bool,
+    pub h2c: bool,
 }
 
 /// Seconds a closing connection may linger, reading what the client still sends.
@@ -69,6 +72,8 @@ impl Site {
             log_refused: s.log_request_header_on_error,
             trailer_whitelist: crate::trailer::whitelist(&s.feature_flags),
             parseopts: s.http_parseopts,
+            h2proto: s.h2proto,
+            h2c: s.h2proto && s.h2c,
             keep_alive_requests: s.max_keep_alive_requests,
             keep_alive_idle: u64::from(s.max_keep_alive_idle),
             read_idle: global.0.max(1),

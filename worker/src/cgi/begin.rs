@@ -257,6 +257,7 @@ fn request(id: u64, path: &str, b: &Begin, run: Run, cfg: &wick_conf::Config) ->
         version: Some(match b.head.version {
             Version::Http10 => HttpVersion::Http10,
             Version::Http11 => HttpVersion::Http11,
+            Version::Http2 => HttpVersion::Http2,
         }),
         target: run.target,
         redirect_uri: run.redirect_uri,

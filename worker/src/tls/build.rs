@@ -20,9 +20,9 @@ use rustls::{
 use std::sync::Arc;
 use wick_proto::tls::{KeyKind, TlsFile, TlsMaterial};
 
-/// ALPN protocols offered: HTTP/1.1 (and 1.0, which lighttpd accepts too) until
-/// HTTP/2 lands.
-const ALPN_HTTP: &[&[u8]] = &[b"http/1.1", b"http/1.0"];
+/// ALPN protocols offered: h2 (unless server.h2proto is off), HTTP/1.1, and 1.0,
+/// which lighttpd accepts too.
+const ALPN_HTTP: &[&[u8]] = &[b"h2", b"http/1.1", b"http/1.0"];
 pub const ALPN_ACME: &[u8] = b"acme-tls/1";
 
 fn file<'a>(m: &'a TlsMaterial, path: &str, what: &str) -> Result<&'a TlsFile, String> {
@@ -425,6 +425,7 @@ pub fn server_config(
     s: &TlsSettings,
     m: &TlsMaterial,
     tickets: &Arc<Tickets>,
+    h2: bool,
 ) -> Result<Built, String> {
     let provider = Arc::new(provider(s)?);
     let versions = versions(s)?;
@@ -437,7 +438,11 @@ pub fn server_config(
         .with_client_cert_verifier(verifier)
         .with_cert_resolver(Arc::new(rustls::sign::SingleCertAndKey::from(ck)));
     cfg.ignore_client_order = !opts.honor_order;
-    cfg.alpn_protocols = ALPN_HTTP.iter().map(|p| p.to_vec()).collect();
+    cfg.alpn_protocols = ALPN_HTTP
+        .iter()
+        .filter(|p| h2 || **p != b"h2")
+        .map(|p| p.to_vec())
+        .collect();
     if opts.tickets && !tickets.is_off() {
         cfg.ticketer = tickets.clone();
         cfg.send_tls13_tickets = opts.tls13_tickets;

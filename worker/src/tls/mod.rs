@@ -48,6 +48,8 @@ pub struct TlsSite {
     state: Option<CondState>,
     /// debug.log-ssl-noise: log failed handshakes too.
     pub log_noise: bool,
+    /// server.h2proto: ALPN offers h2.
+    h2: bool,
 }
 
 /// A TLS connection failed: a client certificate refused is logged, as lighttpd
@@ -149,7 +151,8 @@ pub fn check(cfg: &Config, m: &TlsMaterial) -> Result<Vec<String>, String> {
     check_files(&p, m)?;
     let tickets = Arc::new(Tickets::new(&m.tickets));
     for (place, s) in profiles_to_check(cfg, &p) {
-        build::server_config(&s, m, &tickets).map_err(|e| format!("{place}: {e}"))?;
+        build::server_config(&s, m, &tickets, cfg.server.h2proto)
+            .map_err(|e| format!("{place}: {e}"))?;
     }
     Ok(p.ineligible
         .iter()
@@ -228,6 +231,7 @@ impl TlsSite {
             profiles: HashMap::new(),
             by_name: HashMap::new(),
             state: Some(CondState::new(compiled)),
+            h2: cfg.server.h2proto,
             log_noise: cfg.blocks[0].settings.iter().any(|s| {
                 s.key.eq_ignore_ascii_case("debug.log-ssl-noise")
                     && wick_conf::options::parse_bool(&s.value).unwrap_or(false)
@@ -308,7 +312,7 @@ impl TlsSite {
         let profile = match self.profiles.get(&s) {
             Some(p) => p.clone(),
             None => {
-                let built = build::server_config(&s, &self.material, &self.tickets)?;
+                let built = build::server_config(&s, &self.material, &self.tickets, self.h2)?;
                 let p = Rc::new(Profile {
                     config: built.config,
                     settings: s.clone(),

@@ -333,6 +333,7 @@ impl AccessLog {
             version: match h.version {
                 crate::request::Version::Http10 => b"HTTP/1.0",
                 crate::request::Version::Http11 => b"HTTP/1.1",
+                crate::request::Version::Http2 => b"HTTP/2.0",
             },
             host: &x.rq.host,
             server_name,
