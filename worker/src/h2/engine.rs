@@ -255,10 +255,15 @@ pub struct Engine {
     completed: u32,
 }
 
+impl Default for Engine {
+    fn default() -> Engine {
+        Engine::new()
+    }
+}
+
 impl Engine {
-    /// A connection whose preface (24 bytes) `preface_done` were already read
-    /// (an Upgrade: h2c has none yet). Our SETTINGS and connection window go out
-    /// first.
+    /// A new connection: the client's preface is read first (`next`); our
+    /// SETTINGS and connection window are queued to go out first.
     pub fn new() -> Engine {
         let mut e = Engine {
             preface: 0,
@@ -560,7 +565,7 @@ impl Engine {
 
     fn recv_headers(&mut self, h: &Head, p: &[u8]) -> Result<Option<Event>, Fatal> {
         let id = h.stream;
-        if id == 0 || id % 2 == 0 {
+        if id == 0 || id.is_multiple_of(2) {
             return Err(self.fail(
                 frame::PROTOCOL_ERROR,
                 "HEADERS on stream 0 or an even stream",
@@ -751,7 +756,7 @@ impl Engine {
             }
             return Ok(None);
         }
-        if p.len() % 6 != 0 {
+        if !p.len().is_multiple_of(6) {
             return Err(self.fail(
                 frame::FRAME_SIZE_ERROR,
                 "SETTINGS not a multiple of 6 bytes",

@@ -71,7 +71,7 @@ pub struct H2 {
     turn: usize,
     /// Pipes of finished streams, emptied, for the next ones (their buffers
     /// keep their capacity while the connection is busy).
-    spare: Vec<Box<Pipe>>,
+    spare: Vec<Pipe>,
 }
 
 impl H2 {
@@ -304,7 +304,7 @@ impl H2 {
                 p.read = 0;
                 p.input_end = false;
                 p.output.clear();
-                self.spare.push(p);
+                self.spare.push(*p);
             }
         }
     }
@@ -460,7 +460,7 @@ impl H2 {
     /// A new stream: its request becomes an HTTP/1.1 head in a fresh pipe.
     fn open(&mut self, c: &mut Conn, id: u32, end: bool, now: u64) {
         let req = &self.engine.request;
-        let mut p = self.spare.pop().unwrap_or_default();
+        let mut p = Box::new(self.spare.pop().unwrap_or_default());
         let chunked = !end && req.content_length.is_none();
         request_head(req, end, chunked, &mut p.input);
         p.input_end = end;
@@ -784,7 +784,10 @@ impl<'h> ResponseHead<'h> {
 
     fn all(&self) -> FieldLines<'h> {
         let pos = memchr::memchr(b'\n', self.head).map_or(self.head.len(), |e| e + 1);
-        FieldLines { head: self.head, pos }
+        FieldLines {
+            head: self.head,
+            pos,
+        }
     }
 
     /// The fields an HTTP/2 response carries: without the connection-specific
