@@ -202,6 +202,34 @@ fn preflight() {
     let o = run(&["-tt", "-f", &c]);
     assert_eq!(o.status.code(), Some(1), "{}", out(&o));
     assert!(err(&o).contains("no such user"), "{}", err(&o));
+
+    // An error log whose directory does not exist: lighttpd's -tt does not open
+    // logs, so -tt passes and says the start will fail; the start does fail.
+    let log = d.path().join("no-such-dir/error.log");
+    let c = conf(
+        &d,
+        &format!(
+            "server.bind = \"127.0.0.1\"\nserver.port = 0\nserver.document-root = \"/tmp\"\nserver.errorlog = \"{}\"\n",
+            log.display()
+        ),
+    );
+    let o = run(&["-tt", "-f", &c]);
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    assert!(
+        err(&o).contains(&format!(
+            "WARNING: {c}:4: server.errorlog {}: cannot be written",
+            log.display()
+        )) && err(&o).contains("start-up will fail opening it"),
+        "{}",
+        err(&o)
+    );
+    let o = run(&["-D", "-f", &c]);
+    assert_eq!(o.status.code(), Some(1), "{}", err(&o));
+    assert!(
+        err(&o).contains(&format!("opening errorlog '{}' failed", log.display())),
+        "{}",
+        err(&o)
+    );
 }
 
 #[test]

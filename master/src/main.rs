@@ -167,7 +167,10 @@ fn master_main() -> i32 {
         }
     }
     if tests >= 2 {
-        for w in wick_conf::preflight::warnings(&config) {
+        for w in wick_conf::preflight::warnings(&config)
+            .into_iter()
+            .chain(wick_conf::preflight::start_failures(&config))
+        {
             eprintln!("{w}");
         }
         if let Err(e) = wick_conf::preflight::check(&config) {
