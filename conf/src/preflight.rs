@@ -119,7 +119,7 @@ fn cache_dirs(config: &Config) -> Result<(), String> {
         return Ok(());
     }
     let root = chroot_of(config);
-    let mut who: Option<(String, u32, Vec<u32>)> = None;
+    let mut who: Option<Option<(String, u32, Vec<u32>)>> = None;
     for st in config.blocks.iter().flat_map(|b| &b.settings) {
         let key = st.key.to_ascii_lowercase();
         if key != "deflate.cache-dir" && key != "compress.cache-dir" {
@@ -129,7 +129,11 @@ fn cache_dirs(config: &Config) -> Result<(), String> {
         if v.is_empty() {
             continue;
         }
-        let (name, uid, groups) = who.get_or_insert_with(|| worker_identity(config));
+        let Some((name, uid, groups)) = who.get_or_insert_with(|| worker_identity(config))
+        else {
+            // Root without server.username: made with root's rights, as lighttpd.
+            return Ok(());
+        };
         if let Err(why) = creatable(&inside(&root, v), *uid, groups) {
             return Err(format!(
                 "{}:{}: {key} {v}: {why} for {name} (lighttpd does not start without it either)",
@@ -140,10 +144,24 @@ fn cache_dirs(config: &Config) -> Result<(), String> {
     Ok(())
 }
 
-/// The worker's user (name for messages, uid, groups): server.username (its
-/// groups as initgroups gives them) and server.groupname, else who runs wickd.
-fn worker_identity(config: &Config) -> (String, u32, Vec<u32>) {
+/// The worker's user when it makes the cache dirs (name for messages, uid,
+/// groups): server.username (its groups as initgroups gives them) and
+/// server.groupname when wickd runs as root; who runs wickd when not root; None
+/// for root without server.username (the worker still holds root's rights then).
+fn worker_identity(config: &Config) -> Option<(String, u32, Vec<u32>)> {
     let s = &config.server;
+    let root = nix::unistd::geteuid().is_root();
+    if !root {
+        let uid = nix::unistd::getuid().as_raw();
+        let mut groups = vec![nix::unistd::getgid().as_raw()];
+        groups.extend(
+            nix::unistd::getgroups()
+                .unwrap_or_default()
+                .iter()
+                .map(|g| g.as_raw()),
+        );
+        return Some((format!("uid {uid}"), uid, groups));
+    }
     let user = s
         .username
         .as_deref()
@@ -151,7 +169,7 @@ fn worker_identity(config: &Config) -> (String, u32, Vec<u32>) {
         .and_then(|u| match u.parse::<u32>() {
             Ok(id) => User::from_uid(nix::unistd::Uid::from_raw(id)).ok().flatten(),
             Err(_) => User::from_name(u).ok().flatten(),
-        });
+        })?;
     let group = s
         .groupname
         .as_deref()
@@ -160,26 +178,14 @@ fn worker_identity(config: &Config) -> (String, u32, Vec<u32>) {
             Ok(id) => Group::from_gid(nix::unistd::Gid::from_raw(id)).ok().flatten(),
             Err(_) => Group::from_name(g).ok().flatten(),
         });
-    let gid = group
-        .as_ref()
-        .map(|g| g.gid)
-        .or(user.as_ref().map(|u| u.gid))
-        .unwrap_or_else(nix::unistd::getgid);
+    let gid = group.as_ref().map(|g| g.gid).unwrap_or(user.gid);
     let mut groups = vec![gid.as_raw()];
-    if let Some(u) = &user {
-        if let Ok(c) = std::ffi::CString::new(u.name.as_str()) {
-            if let Ok(list) = nix::unistd::getgrouplist(&c, gid) {
-                groups.extend(list.iter().map(|g| g.as_raw()).filter(|&g| g != 0));
-            }
+    if let Ok(c) = std::ffi::CString::new(user.name.as_str()) {
+        if let Ok(list) = nix::unistd::getgrouplist(&c, gid) {
+            groups.extend(list.iter().map(|g| g.as_raw()).filter(|&g| g != 0));
         }
     }
-    match user {
-        Some(u) => (u.name, u.uid.as_raw(), groups),
-        None => {
-            let uid = nix::unistd::getuid().as_raw();
-            (format!("uid {uid}"), uid, groups)
-        }
-    }
+    Some((user.name, user.uid.as_raw(), groups))
 }
 
 /// Could `uid` (in `groups`, with no capability) have `dir` as a directory,
