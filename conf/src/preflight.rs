@@ -80,8 +80,7 @@ pub fn check(config: &Config) -> Result<(), String> {
 /// itself then fails naming the file, as lighttpd's does.
 pub fn start_failures(config: &Config) -> Vec<String> {
     let root = chroot_of(config);
-    let accesslog =
-        crate::keys::module_loaded("mod_accesslog", &config.server.effective_modules());
+    let accesslog = crate::keys::module_loaded("mod_accesslog", &config.server.effective_modules());
     let mut out = Vec::new();
     for st in config.blocks.iter().flat_map(|b| &b.settings) {
         let key = st.key.to_ascii_lowercase();
@@ -129,8 +128,7 @@ fn cache_dirs(config: &Config) -> Result<(), String> {
         if v.is_empty() {
             continue;
         }
-        let Some((name, uid, groups)) = who.get_or_insert_with(|| worker_identity(config))
-        else {
+        let Some((name, uid, groups)) = who.get_or_insert_with(|| worker_identity(config)) else {
             // Root without server.username: made with root's rights, as lighttpd.
             return Ok(());
         };
@@ -167,7 +165,9 @@ fn worker_identity(config: &Config) -> Option<(String, u32, Vec<u32>)> {
         .as_deref()
         .filter(|u| !u.is_empty())
         .and_then(|u| match u.parse::<u32>() {
-            Ok(id) => User::from_uid(nix::unistd::Uid::from_raw(id)).ok().flatten(),
+            Ok(id) => User::from_uid(nix::unistd::Uid::from_raw(id))
+                .ok()
+                .flatten(),
             Err(_) => User::from_name(u).ok().flatten(),
         })?;
     let group = s
@@ -175,7 +175,9 @@ fn worker_identity(config: &Config) -> Option<(String, u32, Vec<u32>)> {
         .as_deref()
         .filter(|g| !g.is_empty())
         .and_then(|g| match g.parse::<u32>() {
-            Ok(id) => Group::from_gid(nix::unistd::Gid::from_raw(id)).ok().flatten(),
+            Ok(id) => Group::from_gid(nix::unistd::Gid::from_raw(id))
+                .ok()
+                .flatten(),
             Err(_) => Group::from_name(g).ok().flatten(),
         });
     let gid = group.as_ref().map(|g| g.gid).unwrap_or(user.gid);
@@ -220,8 +222,8 @@ fn creatable(dir: &Path, uid: u32, groups: &[u32]) -> Result<(), String> {
                 } else {
                     parent
                 };
-                let m = std::fs::metadata(&parent)
-                    .map_err(|e| format!("{}: {e}", parent.display()))?;
+                let m =
+                    std::fs::metadata(&parent).map_err(|e| format!("{}: {e}", parent.display()))?;
                 return if allows(&m, 0o3) {
                     Ok(())
                 } else {

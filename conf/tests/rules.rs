@@ -193,13 +193,17 @@ fn a_missing_comma_drops_up_to_the_next_comma_as_lighttpd_does() {
             c.warnings
         );
     }
-    let c = load("alias.url = (\n  \"/a/\" => \"/x/\",\n  \"/b/\" => \"/y/\"\n  \"/b/c/\" => \"/z/\"\n)\n");
+    let c = load(
+        "alias.url = (\n  \"/a/\" => \"/x/\",\n  \"/b/\" => \"/y/\"\n  \"/b/c/\" => \"/z/\"\n)\n",
+    );
     let Some(Value::Array(a)) = get(&c, 0, "alias.url") else {
         panic!("not a list")
     };
     assert_eq!(a.len(), 2, "{a:?}");
     assert!(
-        c.warnings.iter().any(|w| w.contains("t.conf:4:3: missing ',' before \"/b/c/\" => \"/z/\"")),
+        c.warnings
+            .iter()
+            .any(|w| w.contains("t.conf:4:3: missing ',' before \"/b/c/\" => \"/z/\"")),
         "{:?}",
         c.warnings
     );
@@ -594,9 +598,18 @@ fn else_chains_in_every_spelling() {
         .filter(|w| w.contains("lighttpd 1.4.69 reads it as"))
         .collect();
     assert_eq!(said.len(), 5, "{:?}", c.warnings);
-    assert!(said[0].contains("t.conf:3:1: 'elif' is read as 'else'"), "{said:?}");
-    assert!(said[3].contains("t.conf:6:6: 'else if'") && said[3].contains("plain 'else'"), "{said:?}");
-    assert!(said[4].contains("t.conf:8:1: 'if' before a condition"), "{said:?}");
+    assert!(
+        said[0].contains("t.conf:3:1: 'elif' is read as 'else'"),
+        "{said:?}"
+    );
+    assert!(
+        said[3].contains("t.conf:6:6: 'else if'") && said[3].contains("plain 'else'"),
+        "{said:?}"
+    );
+    assert!(
+        said[4].contains("t.conf:8:1: 'if' before a condition"),
+        "{said:?}"
+    );
 }
 
 #[test]
