@@ -287,6 +287,11 @@ impl GatewayJob {
             job.inbuf.clear();
             return false;
         }
+        if job.stage == Stage::Collecting || self.env.is_some() {
+            // A chunked body is collected whole first (its length goes into the
+            // head), and no body byte goes before the head.
+            return false;
+        }
         if !job.inbuf.is_empty() && self.wbuf.len() - self.wpos < cgi::IN_HIGH {
             match self.wire {
                 Wire::FastCgi => record::stream(&mut self.wbuf, record::STDIN, &job.inbuf),
