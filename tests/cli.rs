@@ -232,6 +232,31 @@ fn preflight() {
     );
 }
 
+/// No server.document-root: -t says Syntax OK, -tt and the start refuse, as
+/// lighttpd's do.
+#[test]
+fn a_missing_document_root_refuses_the_start_not_the_syntax_check() {
+    let d = TempDir::new();
+    let c = conf(&d, "server.bind = \"127.0.0.1\"\nserver.port = 0\n");
+    let o = run(&["-t", "-f", &c]);
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    for mode in ["-tt", "-D"] {
+        let o = Command::new("timeout")
+            .arg("20")
+            .arg(wickd_bin())
+            .args([mode, "-f", &c])
+            .stdin(Stdio::null())
+            .output()
+            .expect("run wickd");
+        assert_eq!(o.status.code(), Some(1), "{mode}: {}", err(&o));
+        assert!(
+            err(&o).contains("server.document-root is not set"),
+            "{mode}: {}",
+            err(&o)
+        );
+    }
+}
+
 #[test]
 fn bad_idle_value() {
     let d = TempDir::new();

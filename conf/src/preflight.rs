@@ -44,14 +44,7 @@ pub fn check(config: &Config) -> Result<(), String> {
             return Err(format!("server.groupname: no such group \"{g}\""));
         }
     }
-    let global_root = config
-        .patches
-        .first()
-        .and_then(|p| p.document_root.as_deref())
-        .unwrap_or("");
-    if global_root.is_empty() {
-        return Err("server.document-root is not set".into());
-    }
+    document_root(config)?;
     cache_dirs(config)?;
     let tls = crate::keys::module_loaded("mod_openssl", &s.effective_modules());
     for b in &config.blocks {
@@ -105,6 +98,20 @@ pub fn start_failures(config: &Config) -> Vec<String> {
         }
     }
     out
+}
+
+/// The global block sets server.document-root: lighttpd refuses to start (and
+/// its -tt fails) without it; so do wickd's start, graceful restart and -tt.
+pub fn document_root(config: &Config) -> Result<(), String> {
+    let global_root = config
+        .patches
+        .first()
+        .and_then(|p| p.document_root.as_deref())
+        .unwrap_or("");
+    if global_root.is_empty() {
+        return Err("server.document-root is not set".into());
+    }
+    Ok(())
 }
 
 /// deflate.cache-dir (or compress.cache-dir) with mod_deflate in force: a worker

@@ -155,7 +155,9 @@ fn master_main() -> i32 {
                 eprintln!("{w}");
             }
         }
-        if let Err(e) = wick_conf::support::check(&config) {
+        if let Err(e) = wick_conf::support::check(&config)
+            .and_then(|()| wick_conf::preflight::document_root(&config))
+        {
             eprintln!("{e}");
             return 1;
         }
