@@ -170,7 +170,7 @@ fn read_uwsgi(s: &mut dyn Stream) -> io::Result<Result<Vars, String>> {
     s.read_exact(&mut b)?;
     let mut vars = Vec::new();
     let mut i = 0;
-    let mut take = |i: &mut usize| -> Option<String> {
+    let take = |i: &mut usize| -> Option<String> {
         let n = usize::from(u16::from_le_bytes([*b.get(*i)?, *b.get(*i + 1)?]));
         let v = b.get(*i + 2..*i + 2 + n)?;
         *i += 2 + n;

@@ -115,12 +115,13 @@ pub fn check(cfg: &Config, kind: Kind) -> Result<(), String> {
             if let Value::Str(b) = &s.value {
                 Balance::parse(b).map_err(|e| format!("{at}: {balance}: {e}"))?;
             }
-        } else if kind == Kind::Scgi && s.key.eq_ignore_ascii_case("scgi.protocol") {
-            if !matches!(&s.value, Value::Str(v) if v == "scgi" || v == "uwsgi") {
-                return Err(format!(
-                    "{at}: unexpected type for key: scgi.protocol expected \"scgi\" or \"uwsgi\""
-                ));
-            }
+        } else if kind == Kind::Scgi
+            && s.key.eq_ignore_ascii_case("scgi.protocol")
+            && !matches!(&s.value, Value::Str(v) if v == "scgi" || v == "uwsgi")
+        {
+            return Err(format!(
+                "{at}: unexpected type for key: scgi.protocol expected \"scgi\" or \"uwsgi\""
+            ));
         }
     }
     Ok(())
