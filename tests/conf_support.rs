@@ -427,3 +427,34 @@ fn a_deflate_cache_dir_is_made_with_the_rights_lighttpd_makes_it_with() {
         err(&o)
     );
 }
+
+/// Alias targets and a userdir.basepath that do not exist: lighttpd starts and
+/// answers 404 for them (checked against lighttpd 1.4.69); so does wickd, with a
+/// warning naming each at start-up and -tt.
+#[test]
+fn missing_alias_and_userdir_targets_start_with_warnings_and_404() {
+    let s = Server::start_with(
+        "server.bind = \"127.0.0.1\"\nserver.port = @PORT@\nserver.document-root = \"@DOCROOT@\"\nserver.errorlog = \"@DIR@/error.log\"\nserver.modules = (\"mod_alias\", \"mod_userdir\")\nalias.url = ( \"/a/\" => \"@DIR@/noalias/\" )\nuserdir.path = \"public_html\"\nuserdir.basepath = \"@DIR@/homes/\"\n",
+        &[],
+        |d| std::fs::write(d.join("www/index.html"), "here\n").expect("write"),
+    );
+    let o = run(&["-tt", "-f", &s.conf.to_string_lossy()]);
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    let dir = s.dir.path().display().to_string();
+    let conf = s.conf.display().to_string();
+    for w in [
+        format!("{conf}:6: alias.url \"/a/\" => {dir}/noalias/: no such file or directory; requests for it get 404"),
+        format!("{conf}:8: userdir.basepath {dir}/homes/: no such directory; requests for it get 404"),
+    ] {
+        assert!(err(&o).contains(&w), "{}", err(&o));
+        assert!(
+            wait_until(Duration::from_secs(10), || s.error_log().contains(&w)),
+            "{}",
+            s.error_log()
+        );
+    }
+    for path in ["/a/x", "/~bob/", "/~bob/x.html"] {
+        assert_eq!(s.get(path).status, 404, "{path}");
+    }
+    assert_eq!(s.get("/index.html").status, 200);
+}
