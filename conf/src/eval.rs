@@ -1089,7 +1089,6 @@ impl Eval {
     }
 }
 
-/// A string (or integer, as decimal) where lighttpd wants a string.
 /// Keys whose list, one element short, would serve what the element restricts:
 /// a missing ',' in them is refused rather than dropped as lighttpd drops it.
 const DROP_OPENS: &[&str] = &[
@@ -1102,6 +1101,7 @@ const DROP_OPENS: &[&str] = &[
     "ajp13.server",
 ];
 
+/// A string (or integer, as decimal) where lighttpd wants a string.
 fn stringop(v: Value) -> Result<String, String> {
     match v {
         Value::Str(s) => Ok(s),
