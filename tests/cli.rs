@@ -202,6 +202,59 @@ fn preflight() {
     let o = run(&["-tt", "-f", &c]);
     assert_eq!(o.status.code(), Some(1), "{}", out(&o));
     assert!(err(&o).contains("no such user"), "{}", err(&o));
+
+    // An error log whose directory does not exist: lighttpd's -tt does not open
+    // logs, so -tt passes and says the start will fail; the start does fail.
+    let log = d.path().join("no-such-dir/error.log");
+    let c = conf(
+        &d,
+        &format!(
+            "server.bind = \"127.0.0.1\"\nserver.port = 0\nserver.document-root = \"/tmp\"\nserver.errorlog = \"{}\"\n",
+            log.display()
+        ),
+    );
+    let o = run(&["-tt", "-f", &c]);
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    assert!(
+        err(&o).contains(&format!(
+            "WARNING: {c}:4: server.errorlog {}: cannot be written",
+            log.display()
+        )) && err(&o).contains("start-up will fail opening it"),
+        "{}",
+        err(&o)
+    );
+    let o = run(&["-D", "-f", &c]);
+    assert_eq!(o.status.code(), Some(1), "{}", err(&o));
+    assert!(
+        err(&o).contains(&format!("opening errorlog '{}' failed", log.display())),
+        "{}",
+        err(&o)
+    );
+}
+
+/// No server.document-root: -t says Syntax OK, -tt and the start refuse, as
+/// lighttpd's do.
+#[test]
+fn a_missing_document_root_refuses_the_start_not_the_syntax_check() {
+    let d = TempDir::new();
+    let c = conf(&d, "server.bind = \"127.0.0.1\"\nserver.port = 0\n");
+    let o = run(&["-t", "-f", &c]);
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    for mode in ["-tt", "-D"] {
+        let o = Command::new("timeout")
+            .arg("20")
+            .arg(wickd_bin())
+            .args([mode, "-f", &c])
+            .stdin(Stdio::null())
+            .output()
+            .expect("run wickd");
+        assert_eq!(o.status.code(), Some(1), "{mode}: {}", err(&o));
+        assert!(
+            err(&o).contains("server.document-root is not set"),
+            "{mode}: {}",
+            err(&o)
+        );
+    }
 }
 
 #[test]

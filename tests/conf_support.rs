@@ -361,3 +361,100 @@ fn a_php_site_is_refused_rather_than_served_as_source() {
         err(&o)
     );
 }
+
+/// Debian's 20-deflate.conf alone, started as root without server.username: its
+/// deflate.cache-dir lies under a directory of another user (0750), which
+/// lighttpd, still root, makes it in. The worker makes it before giving up root's
+/// capabilities, so wickd starts too; -tt agrees. With server.username a user who
+/// cannot make it, -tt and the start both refuse, as lighttpd's do.
+#[test]
+fn a_deflate_cache_dir_is_made_with_the_rights_lighttpd_makes_it_with() {
+    if common::skip_unless_root(
+        "a_deflate_cache_dir_is_made_with_the_rights_lighttpd_makes_it_with",
+    ) {
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let prepare = |dir: &std::path::Path| {
+        let owned = dir.join("owned");
+        std::fs::create_dir_all(&owned).expect("mkdir");
+        std::fs::set_permissions(&owned, std::fs::Permissions::from_mode(0o750)).expect("chmod");
+        nix::unistd::chown(&owned, Some(nix::unistd::Uid::from_raw(65534)), None).expect("chown");
+    };
+    let s = Server::start_with(
+        "server.bind = \"127.0.0.1\"\nserver.port = @PORT@\nserver.document-root = \"@DOCROOT@\"\nserver.modules = (\"mod_deflate\")\ndeflate.cache-dir = \"@DIR@/owned/compress/\"\n",
+        &[],
+        prepare,
+    );
+    assert!(s.dir.path().join("owned/compress").is_dir(), "made");
+    let o = run(&["-tt", "-f", &s.conf.to_string_lossy()]);
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    drop(s);
+
+    let d = TempDir::new();
+    prepare(d.path());
+    d.open_up();
+    let c = conf(
+        &d,
+        &format!(
+            "server.username = \"daemon\"\nserver.modules = (\"mod_deflate\")\ndeflate.cache-dir = \"{}/owned/compress/\"\n",
+            d.path().display()
+        ),
+    );
+    let o = run(&["-tt", "-f", &c]);
+    assert_eq!(o.status.code(), Some(1), "{}", err(&o));
+    assert!(
+        err(&o).contains(&format!(
+            "deflate.cache-dir {}/owned/compress/: {}/owned is not searchable for daemon",
+            d.path().display(),
+            d.path().display()
+        )),
+        "{}",
+        err(&o)
+    );
+    // Bounded: a start that wrongly succeeded would otherwise serve on.
+    let o = Command::new("timeout")
+        .arg("20")
+        .arg(wickd_bin())
+        .args(["-D", "-f", &c])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run wickd");
+    assert_eq!(o.status.code(), Some(1), "{}", err(&o));
+    assert!(
+        err(&o).contains("can't create deflate.cache-dir"),
+        "{}",
+        err(&o)
+    );
+}
+
+/// Alias targets and a userdir.basepath that do not exist: lighttpd starts and
+/// answers 404 for them (checked against lighttpd 1.4.69); so does wickd, with a
+/// warning naming each at start-up and -tt.
+#[test]
+fn missing_alias_and_userdir_targets_start_with_warnings_and_404() {
+    let s = Server::start_with(
+        "server.bind = \"127.0.0.1\"\nserver.port = @PORT@\nserver.document-root = \"@DOCROOT@\"\nserver.errorlog = \"@DIR@/error.log\"\nserver.modules = (\"mod_alias\", \"mod_userdir\")\nalias.url = ( \"/a/\" => \"@DIR@/noalias/\" )\nuserdir.path = \"public_html\"\nuserdir.basepath = \"@DIR@/homes/\"\n",
+        &[],
+        |d| std::fs::write(d.join("www/index.html"), "here\n").expect("write"),
+    );
+    let o = run(&["-tt", "-f", &s.conf.to_string_lossy()]);
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    let dir = s.dir.path().display().to_string();
+    let conf = s.conf.display().to_string();
+    for w in [
+        format!("{conf}:6: alias.url \"/a/\" => {dir}/noalias/: no such file or directory; requests for it get 404"),
+        format!("{conf}:8: userdir.basepath {dir}/homes/: no such directory; requests for it get 404"),
+    ] {
+        assert!(err(&o).contains(&w), "{}", err(&o));
+        assert!(
+            wait_until(Duration::from_secs(10), || s.error_log().contains(&w)),
+            "{}",
+            s.error_log()
+        );
+    }
+    for path in ["/a/x", "/~bob/", "/~bob/x.html"] {
+        assert_eq!(s.get(path).status, 404, "{path}");
+    }
+    assert_eq!(s.get("/index.html").status, 200);
+}

@@ -162,6 +162,22 @@ fn request_bodies_are_echoed() {
     let r = common::parse_response(&raw);
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&raw));
     assert_eq!(env_map(&r.body)["CONTENT_LENGTH"], "11");
+    // A chunked body that comes in many reads: all of it collected before
+    // BEGIN_REQUEST and PARAMS, then STDIN (the responder refuses STDIN first).
+    let mid = &big[..300_000];
+    let midf = dir.path().join("mid");
+    std::fs::write(&midf, mid).expect("write");
+    let at = format!("@{}", midf.display());
+    let r = curl(
+        &s.url("/t.php?mode=echo"),
+        &["--data-binary", &at, "-H", "Transfer-Encoding: chunked"],
+    );
+    assert_eq!(r.status, 200);
+    assert!(
+        r.body == mid,
+        "chunked body came back changed ({} bytes)",
+        r.body.len()
+    );
 }
 
 #[test]

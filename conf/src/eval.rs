@@ -64,6 +64,8 @@ pub(crate) struct Eval {
     pub warnings: Vec<String>,
     /// Lists being parsed, one inside the other.
     list_depth: u32,
+    /// List elements dropped for a missing ',' in the value being parsed.
+    dropped: Vec<String>,
 }
 
 /// A token stream of one source.
@@ -389,6 +391,7 @@ impl Eval {
             sources: Vec::new(),
             warnings: Vec::new(),
             list_depth: 0,
+            dropped: Vec::new(),
         }
     }
 
@@ -489,7 +492,18 @@ impl Eval {
             return Err(p.unexpected(&format!("'=', ':=' or '+=' after {raw}"), hint));
         };
         p.bump();
+        self.dropped.clear();
         let value = self.expression(p)?;
+        if !self.dropped.is_empty() && DROP_OPENS.iter().any(|k| key.eq_ignore_ascii_case(k)) {
+            return Err(p.err(
+                kidx,
+                format!(
+                    "{key}: a list element after a missing ',' ({}) is dropped by lighttpd 1.4.69; here that would serve what the element restricts",
+                    self.dropped.join("; ")
+                ),
+                Some("add the ','"),
+            ));
+        }
         if has_prefix_ci(&key, "env.") {
             return Err(p.err(
                 kidx,
@@ -696,6 +710,9 @@ impl Eval {
                 (None, first)
             };
             items.push(elem);
+            if !matches!(p.peek(), Some(Tok::Comma | Tok::RParen)) {
+                self.skip_uncommaed(p)?;
+            }
             match p.peek() {
                 Some(Tok::Comma) => {
                     while p.peek() == Some(&Tok::Comma) {
@@ -714,6 +731,41 @@ impl Eval {
             }
         }
         Ok(Value::Array(items))
+    }
+
+    /// After a list element, lighttpd 1.4.69's parser discards whatever is not a
+    /// ',' or a ')' (its error recovery, silent): `("a" "b", "c")` is `("a", "c")`,
+    /// and an element on the next line without a ',' before it is dropped. The same
+    /// here, with a warning naming what is dropped. A run that opens a list or a
+    /// block is refused: lighttpd then ends the list at the inner ')' and reads
+    /// the rest as something else.
+    fn skip_uncommaed(&mut self, p: &mut P) -> Result<(), ConfError> {
+        let start = p.i;
+        let mut text: Vec<String> = Vec::new();
+        loop {
+            match p.peek() {
+                Some(Tok::Comma | Tok::RParen) => break,
+                Some(Tok::LParen | Tok::LBrace | Tok::Eol) | None => {
+                    return Err(p.err(
+                        start,
+                        "missing ',' between list elements",
+                        Some("add the ','"),
+                    ));
+                }
+                Some(t) => {
+                    text.push(t.spelled());
+                    p.bump();
+                }
+            }
+        }
+        let dropped = text.join(" ");
+        let l = p.loc(start);
+        self.warnings.push(format!(
+            "WARNING: {}:{}:{}: missing ',' before {dropped}: dropped up to the next ',' or ')', as lighttpd 1.4.69 drops it (add the ',' to keep it)",
+            l.file, l.line, l.col
+        ));
+        self.dropped.push(dropped);
+        Ok(())
     }
 
     fn global(&mut self, p: &mut P) -> Result<(), ConfError> {
@@ -1036,6 +1088,18 @@ impl Eval {
         self.parse_source(&src)
     }
 }
+
+/// Keys whose list, one element short, would serve what the element restricts:
+/// a missing ',' in them is refused rather than dropped as lighttpd drops it.
+const DROP_OPENS: &[&str] = &[
+    "url.access-deny",
+    "static-file.exclude-extensions",
+    "auth.require",
+    "cgi.assign",
+    "fastcgi.server",
+    "scgi.server",
+    "ajp13.server",
+];
 
 /// A string (or integer, as decimal) where lighttpd wants a string.
 fn stringop(v: Value) -> Result<String, String> {

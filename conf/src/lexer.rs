@@ -37,7 +37,8 @@ pub enum Tok {
     Name(String),
     Op(CondOp),
     Eol,
-    /// `else`, `elif`, `elsif`, `elseif` (`else if` is `else` then a skipped `if`).
+    /// `else`, and later lighttpd's `elif`, `elsif`, `elseif` (`else if` is `else`
+    /// then a skipped `if`), each of those with a warning.
     Else,
     Include,
     IncludeShell,
@@ -46,6 +47,16 @@ pub enum Tok {
 
 impl Tok {
     /// How the token reads in an error message.
+    /// As written in a config file.
+    pub fn spelled(&self) -> String {
+        match self {
+            Tok::Key(k) | Tok::Name(k) => k.clone(),
+            Tok::Str(s) => format!("\"{s}\""),
+            Tok::Int(i) => i.to_string(),
+            t => t.describe().trim_matches('\'').to_string(),
+        }
+    }
+
     pub fn describe(&self) -> String {
         match self {
             Tok::Key(k) => format!("'{k}'"),
@@ -147,8 +158,6 @@ struct Lexer<'a> {
     line_start: usize,
     parens: u32,
     in_cond: bool,
-    /// A newline was skipped inside ( ) since the last token.
-    newline_in_list: bool,
     toks: Vec<Token>,
     warnings: Vec<String>,
     /// (line start, byte, column) of the last column computed.
@@ -187,7 +196,15 @@ impl<'a> Lexer<'a> {
             line: self.line,
             col,
         });
-        self.newline_in_list = false;
+    }
+
+    /// A keyword of later lighttpd releases that lighttpd 1.4.69 reads otherwise.
+    fn newer_keyword(&mut self, p: usize, how: &str) {
+        let col = self.col_at(p);
+        self.warnings.push(format!(
+            "WARNING: {}:{}:{col}: {how}",
+            self.src.name, self.line
+        ));
     }
 
     fn prev(&self) -> Option<&Tok> {
@@ -238,8 +255,6 @@ impl<'a> Lexer<'a> {
                             line,
                             col,
                         });
-                    } else {
-                        self.newline_in_list = true;
                     }
                 }
                 b'#' => self.skip_comment(),
@@ -351,20 +366,9 @@ impl<'a> Lexer<'a> {
 
     fn string(&mut self, p: usize) -> Result<(), ConfError> {
         match self.prev() {
-            // lighttpd up to 1.4.6x took list elements on separate lines without a
-            // comma between them; keep taking them, with a warning.
-            Some(Tok::Str(_)) if self.parens > 0 && self.newline_in_list => {
-                let (line, col) = (self.line, self.col_at(p));
-                self.warnings.push(format!(
-                    "WARNING: {}:{line}:{col}: missing ',' between list elements (taken as if it were there)",
-                    self.src.name
-                ));
-                self.toks.push(Token {
-                    tok: Tok::Comma,
-                    line,
-                    col,
-                });
-            }
+            // A list element that follows another without a ',': the parser drops
+            // it as lighttpd 1.4.69 does (eval.rs, `Eval::skip_uncommaed`).
+            Some(Tok::Str(_)) if self.parens > 0 => {}
             Some(Tok::Str(_)) => {
                 return Err(self.err(
                     p,
@@ -409,7 +413,6 @@ impl<'a> Lexer<'a> {
             line,
             col,
         });
-        self.newline_in_list = false;
         Ok(())
     }
 
@@ -495,7 +498,11 @@ impl<'a> Lexer<'a> {
             "include" => Tok::Include,
             "include_shell" => Tok::IncludeShell,
             "global" => Tok::Global,
-            "else" | "elif" | "elsif" | "elseif" => Tok::Else,
+            "else" => Tok::Else,
+            "elif" | "elsif" | "elseif" => {
+                self.newer_keyword(p, &format!("'{word}' is read as 'else', as later lighttpd releases read it; lighttpd 1.4.69 reads it as a variable name and the block's settings as set outside any condition"));
+                Tok::Else
+            }
             "if" => {
                 // `if $HTTP[...]` and `else if $HTTP[...]`: the `if` is decoration.
                 let mut j = i;
@@ -503,6 +510,12 @@ impl<'a> Lexer<'a> {
                     j += 1;
                 }
                 if self.at(j) == b'$' {
+                    let how = if self.prev() == Some(&Tok::Else) {
+                        "'else if' is read as 'else' with the condition, as later lighttpd releases read it; lighttpd 1.4.69 reads it as a plain 'else' (the condition dropped)"
+                    } else {
+                        "'if' before a condition is read as the condition, as later lighttpd releases read it; lighttpd 1.4.69 reads it as a variable name and the block's settings as set outside any condition"
+                    };
+                    self.newer_keyword(p, how);
                     return Ok(());
                 }
                 Tok::Key(word)
@@ -533,7 +546,6 @@ pub fn tokenize(src: &Source) -> Result<(Vec<Token>, Vec<String>), ConfError> {
         line_start: 0,
         parens: 0,
         in_cond: false,
-        newline_in_list: false,
         toks: Vec::new(),
         warnings: Vec::new(),
         col_cache: std::cell::Cell::new((0, 0, 1)),
@@ -585,22 +597,6 @@ mod tests {
             .as_deref()
             .unwrap_or("")
             .contains("strings may be combined with '+'"));
-    }
-
-    #[test]
-    fn missing_comma_across_lines_is_a_warning() {
-        let src = Source {
-            name: "t".into(),
-            text: "a = (\"x\" => \"1\"\n \"y\" => \"2\")".into(),
-        };
-        let (t, w) = tokenize(&src).expect("lex");
-        assert_eq!(t.iter().filter(|t| t.tok == Tok::Comma).count(), 1);
-        assert_eq!(w.len(), 1);
-        assert!(w[0].contains("t:2:2"), "{w:?}");
-        assert!(
-            lex_err("a = (\"x\" \"y\")").hint.is_some(),
-            "same line: still an error"
-        );
     }
 
     #[test]

@@ -183,6 +183,12 @@ request_options! {
     fastcgi_balance: String = "fastcgi.balance", default String::new();
     fastcgi_map_extensions: Vec<(String, String)> = "fastcgi.map-extensions", default Vec::new();
     fastcgi_debug: u64 = "fastcgi.debug", default 0;
+    // mod_scgi, on the same gateway module (scgi.protocol: "scgi" or "uwsgi",
+    // checked at start-up)
+    scgi_server: Value = "scgi.server", default Value::Array(Vec::new());
+    scgi_balance: String = "scgi.balance", default String::new();
+    scgi_map_extensions: Vec<(String, String)> = "scgi.map-extensions", default Vec::new();
+    scgi_protocol: String = "scgi.protocol", default String::new();
     // mod_auth, mod_authn_file (auth.require and auth.cache are parsed by the worker's
     // mods::auth, which refuses bad values at start-up with file:line)
     auth_backend: String = "auth.backend", default String::new();

@@ -1,12 +1,14 @@
 //! `wickd -tt`: what start-up would need, checked without binding any socket or
-//! creating any file. Refused, as start-up or lighttpd's -tt refuses them: no global
+//! creating any file. Refused, as lighttpd 1.4.69's -tt refuses them: no global
 //! document root, a chroot, user or group that does not exist, TLS files that cannot
-//! be read (lighttpd loads them at start-up), log and pid files that cannot be
-//! written (start-up would fail opening them). Only warned about, as lighttpd starts
-//! with them and answers 404: document roots, userdir.basepath and alias targets
-//! that do not exist ([`warnings`]). (Modules lighttpd does not know, and keys whose
-//! absence opens access, are refused by [`crate::support::check`], at start-up as
-//! at -tt.)
+//! be read (lighttpd loads them at start-up), a deflate.cache-dir the worker's
+//! user could not make (lighttpd makes it as that user at -tt too). Log and pid files that cannot be
+//! written are not refused, as lighttpd's -tt does not open them: [`start_failures`]
+//! says that the real start-up will fail on them (it does, naming the file). Only
+//! warned about, as lighttpd starts with them and answers 404: document roots,
+//! userdir.basepath and alias targets that do not exist ([`warnings`]). (Modules
+//! lighttpd does not know, and keys whose absence opens access, are refused by
+//! [`crate::support::check`], at start-up as at -tt.)
 
 use crate::model::{Config, Value};
 use nix::unistd::{access, AccessFlags, Group, User};
@@ -23,9 +25,6 @@ const READ_FILES: &[&str] = &[
     "ssl.dh-file",
     "ssl.stapling-file",
 ];
-
-/// Keys naming files the server writes (append); `|command` and syslog are skipped.
-const WRITE_FILES: &[&str] = &["server.errorlog", "accesslog.filename"];
 
 /// Ok, or the first problem found, as one line for the user.
 pub fn check(config: &Config) -> Result<(), String> {
@@ -45,15 +44,8 @@ pub fn check(config: &Config) -> Result<(), String> {
             return Err(format!("server.groupname: no such group \"{g}\""));
         }
     }
-    let root = chroot_of(config);
-    let global_root = config
-        .patches
-        .first()
-        .and_then(|p| p.document_root.as_deref())
-        .unwrap_or("");
-    if global_root.is_empty() {
-        return Err("server.document-root is not set".into());
-    }
+    document_root(config)?;
+    cache_dirs(config)?;
     let tls = crate::keys::module_loaded("mod_openssl", &s.effective_modules());
     for b in &config.blocks {
         for st in &b.settings {
@@ -69,22 +61,186 @@ pub fn check(config: &Config) -> Result<(), String> {
                         "{at}{key} {v}: cannot be read: {e} (lighttpd does not start without it)"
                     )
                 })?;
-            } else if WRITE_FILES.contains(&key.as_str()) && !v.starts_with('|') {
-                // Log files too are inside the chroot (the master opens them there).
-                writable(&inside(&root, v)).map_err(|e| {
-                    format!(
-                        "{at}{key} {v}: cannot be written: {e} (start-up would fail opening it)"
-                    )
-                })?;
             }
         }
     }
-    if let Some(pid) = &s.pid_file {
-        writable(Path::new(pid)).map_err(|e| {
-            format!(
-                "server.pid-file {pid}: cannot be written: {e} (start-up would fail creating it)"
-            )
+    Ok(())
+}
+
+/// What lighttpd's -tt does not check but the real start-up fails on: log files
+/// (server.errorlog, accesslog.filename with mod_accesslog in force) and the pid
+/// file that cannot be written. One warning each, printed by -tt only; the start
+/// itself then fails naming the file, as lighttpd's does.
+pub fn start_failures(config: &Config) -> Vec<String> {
+    let root = chroot_of(config);
+    let accesslog = crate::keys::module_loaded("mod_accesslog", &config.server.effective_modules());
+    let mut out = Vec::new();
+    for st in config.blocks.iter().flat_map(|b| &b.settings) {
+        let key = st.key.to_ascii_lowercase();
+        let Value::Str(v) = &st.value else { continue };
+        let log = key == "server.errorlog" || (accesslog && key == "accesslog.filename");
+        if !log || v.is_empty() || v.starts_with('|') {
+            continue;
+        }
+        // Log files too are inside the chroot (the master opens them there).
+        if let Err(e) = writable(&inside(&root, v)) {
+            out.push(format!(
+                "WARNING: {}:{}: {key} {v}: cannot be written: {e}; start-up will fail opening it (lighttpd's -tt does not check log files either)",
+                st.loc.file, st.loc.line
+            ));
+        }
+    }
+    if let Some(pid) = config.server.pid_file.as_deref().filter(|p| !p.is_empty()) {
+        if let Err(e) = writable(Path::new(pid)) {
+            out.push(format!(
+                "WARNING: server.pid-file {pid}: cannot be written: {e}; start-up will fail creating it (lighttpd's -tt does not check the pid file either)"
+            ));
+        }
+    }
+    out
+}
+
+/// The global block sets server.document-root: lighttpd refuses to start (and
+/// its -tt fails) without it; so do wickd's start, graceful restart and -tt.
+pub fn document_root(config: &Config) -> Result<(), String> {
+    let global_root = config
+        .patches
+        .first()
+        .and_then(|p| p.document_root.as_deref())
+        .unwrap_or("");
+    if global_root.is_empty() {
+        return Err("server.document-root is not set".into());
+    }
+    Ok(())
+}
+
+/// deflate.cache-dir (or compress.cache-dir) with mod_deflate in force: a worker
+/// makes it (0700) at start-up as server.username, after the chroot and without
+/// capabilities, and fails if it cannot; lighttpd's mod_deflate makes it as that
+/// user at -tt too and refuses to start when it cannot. So it must be a directory,
+/// or one the worker's user can create: every existing directory on the way
+/// searchable by it, the deepest writable.
+fn cache_dirs(config: &Config) -> Result<(), String> {
+    if !crate::keys::module_loaded("mod_deflate", &config.server.effective_modules()) {
+        return Ok(());
+    }
+    let root = chroot_of(config);
+    let mut who: Option<Option<(String, u32, Vec<u32>)>> = None;
+    for st in config.blocks.iter().flat_map(|b| &b.settings) {
+        let key = st.key.to_ascii_lowercase();
+        if key != "deflate.cache-dir" && key != "compress.cache-dir" {
+            continue;
+        }
+        let Value::Str(v) = &st.value else { continue };
+        if v.is_empty() {
+            continue;
+        }
+        let Some((name, uid, groups)) = who.get_or_insert_with(|| worker_identity(config)) else {
+            // Root without server.username: made with root's rights, as lighttpd.
+            return Ok(());
+        };
+        if let Err(why) = creatable(&inside(&root, v), *uid, groups) {
+            return Err(format!(
+                "{}:{}: {key} {v}: {why} for {name} (lighttpd does not start without it either)",
+                st.loc.file, st.loc.line
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The worker's user when it makes the cache dirs (name for messages, uid,
+/// groups): server.username (its groups as initgroups gives them) and
+/// server.groupname when wickd runs as root; who runs wickd when not root; None
+/// for root without server.username (the worker still holds root's rights then).
+fn worker_identity(config: &Config) -> Option<(String, u32, Vec<u32>)> {
+    let s = &config.server;
+    let root = nix::unistd::geteuid().is_root();
+    if !root {
+        let uid = nix::unistd::getuid().as_raw();
+        let mut groups = vec![nix::unistd::getgid().as_raw()];
+        groups.extend(
+            nix::unistd::getgroups()
+                .unwrap_or_default()
+                .iter()
+                .map(|g| g.as_raw()),
+        );
+        return Some((format!("uid {uid}"), uid, groups));
+    }
+    let user = s
+        .username
+        .as_deref()
+        .filter(|u| !u.is_empty())
+        .and_then(|u| match u.parse::<u32>() {
+            Ok(id) => User::from_uid(nix::unistd::Uid::from_raw(id))
+                .ok()
+                .flatten(),
+            Err(_) => User::from_name(u).ok().flatten(),
         })?;
+    let group = s
+        .groupname
+        .as_deref()
+        .filter(|g| !g.is_empty())
+        .and_then(|g| match g.parse::<u32>() {
+            Ok(id) => Group::from_gid(nix::unistd::Gid::from_raw(id))
+                .ok()
+                .flatten(),
+            Err(_) => Group::from_name(g).ok().flatten(),
+        });
+    let gid = group.as_ref().map(|g| g.gid).unwrap_or(user.gid);
+    let mut groups = vec![gid.as_raw()];
+    if let Ok(c) = std::ffi::CString::new(user.name.as_str()) {
+        if let Ok(list) = nix::unistd::getgrouplist(&c, gid) {
+            groups.extend(list.iter().map(|g| g.as_raw()).filter(|&g| g != 0));
+        }
+    }
+    Some((user.name, user.uid.as_raw(), groups))
+}
+
+/// Could `uid` (in `groups`, with no capability) have `dir` as a directory,
+/// making what is missing of it?
+fn creatable(dir: &Path, uid: u32, groups: &[u32]) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    let allows = |m: &std::fs::Metadata, want: u32| {
+        let bits = if m.uid() == uid {
+            m.mode() >> 6
+        } else if groups.contains(&m.gid()) {
+            m.mode() >> 3
+        } else {
+            m.mode()
+        };
+        bits & want == want
+    };
+    let mut walked = PathBuf::new();
+    for part in dir.components() {
+        let parent = walked.clone();
+        walked.push(part);
+        match std::fs::metadata(&walked) {
+            Ok(m) if m.is_dir() => {
+                if !allows(&m, 0o1) {
+                    return Err(format!("{} is not searchable", walked.display()));
+                }
+            }
+            Ok(_) => return Err(format!("{} is not a directory", walked.display())),
+            Err(_) => {
+                // The first missing part: made in `parent`.
+                let parent = if parent.as_os_str().is_empty() {
+                    PathBuf::from(".")
+                } else {
+                    parent
+                };
+                let m =
+                    std::fs::metadata(&parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+                return if allows(&m, 0o3) {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "cannot be created: {} is not writable",
+                        parent.display()
+                    ))
+                };
+            }
+        }
     }
     Ok(())
 }

@@ -39,6 +39,7 @@ pub const BUILT: &[&str] = &[
     "mod_openssl",
     "mod_redirect",
     "mod_rewrite",
+    "mod_scgi",
     "mod_setenv",
     "mod_simple_vhost",
     "mod_staticfile",
@@ -77,6 +78,7 @@ const IGNORED: &[&str] = &[
     "extforward.hap-proxy-ssl-client-verify",
     "auth.debug",
     "fastcgi.debug",
+    "scgi.debug",
     // mod_openssl: what rustls has no use for (no DHE suites, no SSLv2/SSLv3, no
     // compression, no empty fragments), what is not built yet
     "ssl.dh-file",
@@ -213,9 +215,10 @@ pub fn warnings(blocks: &[Block], effective: &[String], listed: &[String]) -> Ve
     }
     // Gateway hosts with "bin-path": lighttpd starts the program; wickd does not.
     for s in blocks.iter().flat_map(|b| &b.settings) {
-        if s.key.eq_ignore_ascii_case("fastcgi.server") && has_option(&s.value, "bin-path") {
+        let key = s.key.to_ascii_lowercase();
+        if (key == "fastcgi.server" || key == "scgi.server") && has_option(&s.value, "bin-path") {
             out.push(format!(
-                "WARNING: {}: fastcgi.server \"bin-path\" is not acted on by wickd: it does not start backends; start the program by other means (spawn-fcgi, PHP-FPM, a systemd unit) on the \"socket\" or \"host\"/\"port\" given, which wickd connects to",
+                "WARNING: {}: {key} \"bin-path\" is not acted on by wickd: it does not start backends; start the program by other means (spawn-fcgi, PHP-FPM, a systemd unit) on the \"socket\" or \"host\"/\"port\" given, which wickd connects to",
                 at(s)
             ));
         }
@@ -277,15 +280,15 @@ const GLOBAL_ONLY: &[&str] = &[
 
 /// Keys that hand requests for files to a program wickd does not have: without
 /// them those files would be sent as they are, so their warning says so.
-const HANDLERS: &[&str] = &["scgi.server", "ajp13.server", "ssi.extension"];
+const HANDLERS: &[&str] = &["ajp13.server", "ssi.extension"];
 
-/// Gateways that run files found by suffix (scgi.server ".py" => ...): wickd
-/// does not have them, so such a file would be sent as it is, its source (database
-/// passwords and all) to anyone. Refused unless the global static-file.exclude-
-/// extensions or url.access-deny keeps those files from being served (as Debian's
-/// lighttpd.conf does for .php): a configuration that runs them means them unread.
-/// mod_fastcgi is built: its suffixes are refused only when it is not in force
-/// (lighttpd would then serve them as files too).
+/// Gateways that run files found by suffix (ajp13.server ".jsp" => ...): wickd
+/// does not have mod_ajp13, so such a file would be sent as it is, its source
+/// (database passwords and all) to anyone. Refused unless the global static-file.
+/// exclude-extensions or url.access-deny keeps those files from being served (as
+/// Debian's lighttpd.conf does for .php): a configuration that runs them means
+/// them unread. mod_fastcgi and mod_scgi are built: their suffixes are refused only
+/// when they are not in force (lighttpd would then serve them as files too).
 const GATEWAYS: &[(&str, &str)] = &[
     ("fastcgi.server", "mod_fastcgi"),
     ("scgi.server", "mod_scgi"),
@@ -500,7 +503,9 @@ mod tests {
         assert_eq!(support("server.h2proto"), Support::Acted);
         assert_eq!(support("fastcgi.server"), Support::Acted);
         assert_eq!(support("fastcgi.debug"), Support::Ignored);
-        assert_eq!(support("scgi.server"), Support::Ignored);
+        assert_eq!(support("scgi.server"), Support::Acted);
+        assert_eq!(support("scgi.protocol"), Support::Acted);
+        assert_eq!(support("scgi.debug"), Support::Ignored);
         assert_eq!(support("Auth.Require"), Support::Acted);
         assert_eq!(support("ssl.engine"), Support::Acted);
         assert_eq!(support("ssl.pemfile"), Support::Acted);

@@ -170,6 +170,55 @@ fn lists_nest_and_take_trailing_commas() {
     assert_eq!(kv[1], (Some("port".into()), Value::Int(9000)));
 }
 
+/// lighttpd 1.4.69 drops what follows a list element up to the next ',' or ')'
+/// (its parser's silent error recovery; each case below as it prints it with -p);
+/// wickd drops the same, with a warning naming what it dropped.
+#[test]
+fn a_missing_comma_drops_up_to_the_next_comma_as_lighttpd_does() {
+    let cases: &[(&str, &[&str])] = &[
+        ("(\"a\" \"b\" \"c\")", &["a"]),
+        ("(\"a\", \"b\" \"c\", \"d\")", &["a", "b", "d"]),
+        ("(\"a\"\n  \"b\"\n  \"c\"\n)", &["a"]),
+        ("(\"a\" + \"b\" \"c\" + \"d\", \"e\")", &["ab", "e"]),
+        ("(\"a\" \"b\" => \"2\", \"c\")", &["a", "c"]),
+    ];
+    for (value, kept) in cases {
+        let c = load(&format!("index-file.names = {value}\n"));
+        assert_eq!(get(&c, 0, "index-file.names"), Some(&list(kept)), "{value}");
+        assert!(
+            c.warnings
+                .iter()
+                .any(|w| w.contains("missing ','") && w.contains("as lighttpd 1.4.69 drops it")),
+            "{value}: {:?}",
+            c.warnings
+        );
+    }
+    let c = load(
+        "alias.url = (\n  \"/a/\" => \"/x/\",\n  \"/b/\" => \"/y/\"\n  \"/b/c/\" => \"/z/\"\n)\n",
+    );
+    let Some(Value::Array(a)) = get(&c, 0, "alias.url") else {
+        panic!("not a list")
+    };
+    assert_eq!(a.len(), 2, "{a:?}");
+    assert!(
+        c.warnings
+            .iter()
+            .any(|w| w.contains("t.conf:4:3: missing ',' before \"/b/c/\" => \"/z/\"")),
+        "{:?}",
+        c.warnings
+    );
+    // A skipped run that opens a list: lighttpd reads the rest as something else.
+    let e = fail("index-file.names = (\"a\" (\"x\"), \"c\")\n");
+    assert!(e.message.contains("missing ','"), "{e}");
+    // Where the dropped element restricts access, refused.
+    let e = fail("url.access-deny = (\"~\"\n \".inc\")\n");
+    assert!(
+        e.message.contains("url.access-deny") && e.message.contains("\".inc\""),
+        "{e}"
+    );
+    assert_eq!(e.hint.as_deref(), Some("add the ','"));
+}
+
 // ---- variables ----------------------------------------------------------------
 
 #[test]
@@ -542,6 +591,25 @@ fn else_chains_in_every_spelling() {
     );
     assert!(c.blocks[7].cond.is_none(), "plain else");
     assert!(c.blocks[8].cond.is_some());
+    // lighttpd 1.4.69 knows only 'else': the later spellings are said out loud.
+    let said: Vec<&String> = c
+        .warnings
+        .iter()
+        .filter(|w| w.contains("lighttpd 1.4.69 reads it as"))
+        .collect();
+    assert_eq!(said.len(), 5, "{:?}", c.warnings);
+    assert!(
+        said[0].contains("t.conf:3:1: 'elif' is read as 'else'"),
+        "{said:?}"
+    );
+    assert!(
+        said[3].contains("t.conf:6:6: 'else if'") && said[3].contains("plain 'else'"),
+        "{said:?}"
+    );
+    assert!(
+        said[4].contains("t.conf:8:1: 'if' before a condition"),
+        "{said:?}"
+    );
 }
 
 #[test]

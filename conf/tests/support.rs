@@ -276,12 +276,22 @@ fn scripts_that_would_be_served_as_source_are_refused() {
         e.contains("t.conf:3: fastcgi.server: mod_fastcgi is not in server.modules: files ending in \".php\" would be served"),
         "{e}"
     );
-    // A gateway wickd does not have.
+    // mod_scgi likewise.
     let py = "scgi.server = ( \".py\" => (( \"socket\" => \"/run/py.sock\" )), \"/app\" => (( \"socket\" => \"/run/app.sock\" )) )";
     let c = load(&format!("{BASE}server.modules = (\"mod_scgi\")\n{py}\n"));
+    assert_eq!(support::check(&c), Ok(()));
+    let c = load(&format!("{BASE}server.modules = (\"mod_access\")\n{py}\n"));
     let e = support::check(&c).expect_err(".py served as source");
     assert!(
-        e.contains("t.conf:3: scgi.server: mod_scgi is not built into wickd: files ending in \".py\" would be served"),
+        e.contains("t.conf:3: scgi.server: mod_scgi is not in server.modules: files ending in \".py\" would be served"),
+        "{e}"
+    );
+    // A gateway wickd does not have.
+    let jsp = "ajp13.server = ( \".jsp\" => (( \"host\" => \"127.0.0.1\", \"port\" => 8009 )), \"/app\" => (( \"host\" => \"127.0.0.1\", \"port\" => 8010 )) )";
+    let c = load(&format!("{BASE}server.modules = (\"mod_ajp13\")\n{jsp}\n"));
+    let e = support::check(&c).expect_err(".jsp served as source");
+    assert!(
+        e.contains("t.conf:3: ajp13.server: mod_ajp13 is not built into wickd: files ending in \".jsp\" would be served"),
         "{e}"
     );
     assert!(
@@ -290,15 +300,15 @@ fn scripts_that_would_be_served_as_source_are_refused() {
     );
     // Kept from being served (Debian's lighttpd.conf does so): a warning only.
     for guard in [
-        "static-file.exclude-extensions = ( \".py\", \".pl\", \".fcgi\" )",
-        "url.access-deny = ( \"~\", \".py\" )",
+        "static-file.exclude-extensions = ( \".jsp\", \".pl\", \".fcgi\" )",
+        "url.access-deny = ( \"~\", \".jsp\" )",
     ] {
         let c = load(&format!(
-            "{BASE}server.modules = (\"mod_scgi\")\n{guard}\n{py}\n"
+            "{BASE}server.modules = (\"mod_ajp13\")\n{guard}\n{jsp}\n"
         ));
         assert_eq!(support::check(&c), Ok(()), "{guard}");
         assert!(
-            c.warnings.iter().any(|w| w.contains("scgi.server (mod_scgi) is accepted but not acted on by wickd (ignored); files it would hand to a backend are served as they are")),
+            c.warnings.iter().any(|w| w.contains("ajp13.server (mod_ajp13) is accepted but not acted on by wickd (ignored); files it would hand to a backend are served as they are")),
             "{:?}",
             c.warnings
         );

@@ -43,6 +43,7 @@ impl Source {
         let mut c = self.load_unchecked()?;
         validate(&c)?;
         wick_conf::support::check(&c)?;
+        wick_conf::preflight::document_root(&c)?;
         wick_conf::resolve_listeners(&mut c)?;
         Ok(c)
     }

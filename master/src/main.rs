@@ -155,7 +155,9 @@ fn master_main() -> i32 {
                 eprintln!("{w}");
             }
         }
-        if let Err(e) = wick_conf::support::check(&config) {
+        if let Err(e) = wick_conf::support::check(&config)
+            .and_then(|()| wick_conf::preflight::document_root(&config))
+        {
             eprintln!("{e}");
             return 1;
         }
@@ -167,7 +169,10 @@ fn master_main() -> i32 {
         }
     }
     if tests >= 2 {
-        for w in wick_conf::preflight::warnings(&config) {
+        for w in wick_conf::preflight::warnings(&config)
+            .into_iter()
+            .chain(wick_conf::preflight::start_failures(&config))
+        {
             eprintln!("{w}");
         }
         if let Err(e) = wick_conf::preflight::check(&config) {

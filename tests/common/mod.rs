@@ -8,6 +8,7 @@
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 pub mod fcgi;
+pub mod scgi;
 pub mod wire;
 
 use std::os::unix::fs::PermissionsExt;

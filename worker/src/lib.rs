@@ -35,6 +35,7 @@ pub mod resp_head;
 pub mod response;
 #[allow(unsafe_code)]
 pub mod sandbox;
+pub mod scgi;
 pub mod server;
 pub mod site;
 #[allow(unsafe_code)]

@@ -85,7 +85,7 @@ impl Server {
         let poll = Poll::new()?;
         let mut ctx = Ctx::new(site);
         ctx.tls = start.tls;
-        if ctx.site.mods.loaded("mod_fastcgi") {
+        if ctx.site.mods.connects_backends() {
             ctx.registry = Some(poll.registry().try_clone()?);
         }
         channel.set_nonblocking(true)?;

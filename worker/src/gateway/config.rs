@@ -15,20 +15,12 @@ pub enum Addr {
     Unix(PathBuf),
 }
 
-/// The FastCGI role asked for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Mode {
-    Responder,
-    Authorizer,
-}
-
 /// One backend and its per-host options.
 #[derive(Clone, Debug)]
 pub struct Host {
     /// For log lines: `127.0.0.1:9000` or `unix:/run/php.sock`.
     pub name: String,
     pub addr: Addr,
-    pub mode: Mode,
     /// check-local (default on): the file must exist under the document root.
     pub check_local: bool,
     /// docroot: DOCUMENT_ROOT and SCRIPT_FILENAME's base instead of the request's.
@@ -142,7 +134,6 @@ fn host(opts: &[(Option<String>, Value)], what: &str, key: &str) -> Result<Host,
     let mut h = Host {
         name: String::new(),
         addr: Addr::Unix(PathBuf::new()),
-        mode: Mode::Responder,
         check_local: true,
         docroot: String::new(),
         strip_request_uri: String::new(),
@@ -181,17 +172,19 @@ fn host(opts: &[(Option<String>, Value)], what: &str, key: &str) -> Result<Host,
             }
             "socket" => socket = s()?,
             "bin-path" => h.bin_path = s()?,
-            "mode" => {
-                h.mode = match s()?.as_str() {
-                    "responder" => Mode::Responder,
-                    "authorizer" => Mode::Authorizer,
-                    m => {
-                        return Err(err(format!(
-                            "mode \"{m}\": expected responder or authorizer"
-                        )))
-                    }
+            // An authorizer is an access check: served without it, what it guards
+            // would be open. wickd does not build it.
+            "mode" => match s()?.as_str() {
+                "responder" => {}
+                "authorizer" => {
+                    return Err(err("mode \"authorizer\": FastCGI authorizers are not built into wickd, and serving without the access check would open what it guards".into()))
                 }
-            }
+                m => {
+                    return Err(err(format!(
+                        "mode \"{m}\": expected responder or authorizer"
+                    )))
+                }
+            },
             "check-local" => h.check_local = b()?,
             "docroot" => h.docroot = s()?.trim_end_matches('/').to_string(),
             "strip-request-uri" => h.strip_request_uri = s()?,
@@ -319,5 +312,19 @@ mod tests {
             ])]),
         )]);
         assert!(parse(&bad, "fastcgi.server").is_err());
+        // An authorizer guards access: refused, not served as a responder.
+        let auth = |mode: &str| {
+            kv(vec![(
+                "/private",
+                list(vec![kv(vec![
+                    ("port", Value::Int(9000)),
+                    ("mode", s(mode)),
+                ])]),
+            )])
+        };
+        assert!(parse(&auth("responder"), "fastcgi.server").is_ok());
+        assert!(parse(&auth("authorizer"), "fastcgi.server")
+            .expect_err("refused")
+            .contains("mode \"authorizer\""));
     }
 }

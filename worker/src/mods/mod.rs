@@ -615,6 +615,7 @@ const STAGE_BITS: [u16; 8] = [
 /// runs elsewhere (mod_indexfile, mod_staticfile in static_file.rs) or not at all
 /// give None.
 fn build(name: &str, cfg: &Config) -> Result<Option<Box<dyn Module>>, String> {
+    use crate::gateway::{GatewayModule, Kind};
     Ok(match name {
         "mod_access" => Some(Box::new(access::Access)),
         "mod_auth" => Some(Box::new(auth::Auth::new(cfg)?)),
@@ -629,7 +630,8 @@ fn build(name: &str, cfg: &Config) -> Result<Option<Box<dyn Module>>, String> {
         "mod_evhost" => Some(Box::new(evhost::Evhost::new(cfg)?)),
         "mod_userdir" => Some(Box::new(userdir::Userdir::new(cfg))),
         "mod_cgi" => Some(Box::new(crate::cgi::ModCgi)),
-        "mod_fastcgi" => Some(Box::new(crate::fastcgi::ModFastcgi::new(cfg)?)),
+        "mod_fastcgi" => Some(Box::new(GatewayModule::new(cfg, Kind::FastCgi)?)),
+        "mod_scgi" => Some(Box::new(GatewayModule::new(cfg, Kind::Scgi)?)),
         _ => None,
     })
 }
@@ -800,6 +802,12 @@ impl Mods {
     /// Is `name` loaded?
     pub fn loaded(&self, name: &str) -> bool {
         self.names.iter().any(|x| x == name)
+    }
+
+    /// A module that connects to backends itself (mod_fastcgi, mod_scgi) is
+    /// loaded: the worker's handlers then register sockets with its poll.
+    pub fn connects_backends(&self) -> bool {
+        self.loaded("mod_fastcgi") || self.loaded("mod_scgi")
     }
 
     fn stage(&self, s: usize) -> impl Iterator<Item = &dyn Module> {

@@ -36,8 +36,9 @@ pub fn enter(cfg: &wick_conf::Config) -> Result<SandboxReport, String> {
 /// 4. the Landlock ruleset, built as root so every root can be opened;
 /// 5. bounding set and securebits (need CAP_SETPCAP, so before the uid change);
 /// 6. setgroups, setresgid, setresuid;
-/// 7. the other capability sets, emptied and read back; then, as the new user,
-///    the cache dirs made and Landlock's write rules added (7b);
+/// 7. the cache dirs made (7a: as the new user, or with no uid change as root
+///    with its capabilities, as lighttpd makes them); the other capability sets
+///    emptied and read back; Landlock's write rules added (7b);
 /// 8. not dumpable; parent-death signal (setresuid cleared it) and a check that
 ///    the master is still the parent;
 /// 9. Landlock restrict_self (also sets no_new_privs), status logged, canary;
@@ -94,11 +95,10 @@ pub fn enter_with(plan: &Plan) -> Result<SandboxReport, String> {
             if plan.chroot.is_some() { " and no chroot" } else { "" }
         )),
     }
-    caps::clear_rest()?;
-    caps::verify_empty(bounding)?;
-
-    // 7b. As the worker's own user: the cache dirs it writes (made when missing,
-    //     as lighttpd makes deflate.cache-dir), then Landlock's write rules.
+    // 7a. The cache dirs the worker writes, made when missing as lighttpd makes
+    //     deflate.cache-dir: as server.username (setresuid above left it no
+    //     capability), or, with no uid change, with root's rights still held, as
+    //     lighttpd started as root without server.username makes them.
     for dir in &plan.create {
         std::fs::DirBuilder::new()
             .recursive(true)
@@ -106,6 +106,10 @@ pub fn enter_with(plan: &Plan) -> Result<SandboxReport, String> {
             .create(dir)
             .map_err(|e| format!("can't create deflate.cache-dir {}: {e}", dir.display()))?;
     }
+    caps::clear_rest()?;
+    caps::verify_empty(bounding)?;
+
+    // 7b. Landlock's write rules, as the worker's own user.
     let ruleset = landlock::add_writes(ruleset, plan, &mut report)?;
     report.push(if bounding {
         "capabilities: all sets empty".into()

@@ -1,23 +1,38 @@
-//! One FastCGI request: [`FcgiJob`], the handler the connection steps. It picks a
-//! backend, connects without blocking (a refused or timed-out connect disables the
-//! host for its disable-time and the next live one is tried; none left: 503),
-//! writes BEGIN_REQUEST, PARAMS and the body as STDIN records, and reads the
-//! records back: STDOUT into the CGI job's response (head, framing, X-Sendfile),
-//! STDERR lines to the error log, END_REQUEST as the end. The backend is not read
-//! while the client's output is full. Failures are logged with the backend named:
-//! 502 for a connection that died before its response or a malformed head, 504
-//! for read-timeout and write-timeout.
+//! One request to a backend the worker connects to itself (mod_fastcgi, mod_scgi):
+//! [`GatewayJob`], the handler the connection steps. It picks a backend, connects
+//! without blocking (a refused or timed-out connect disables the host for its
+//! disable-time and the next live one is tried; none left: 503), writes the
+//! request in the backend's [`Wire`] format — FastCGI records (BEGIN_REQUEST,
+//! PARAMS, the body as STDIN), or an SCGI or uwsgi head and the body as it is —
+//! and reads the response back: FastCGI's STDOUT records, or the plain stream up
+//! to the backend's close, into the CGI job's response (head, framing,
+//! X-Sendfile); FastCGI's STDERR lines to the error log, END_REQUEST as the end.
+//! The backend is not read while the client's output is full. Failures are logged
+//! with the module and the backend named: 502 for a connection that died before
+//! its response or a malformed head, 504 for read-timeout and write-timeout.
 
-use super::record::{self, Reader, Record};
+use super::{Backend, Balance, Pick, Pool};
 use crate::cgi::{self, Framing, Job, Stage};
 use crate::ctx::Ctx;
-use crate::gateway::{Backend, Balance, Pick, Pool};
+use crate::fastcgi::record::{self, Reader, Record};
 use crate::handler::{Step, Want};
 use std::io;
 use std::rc::Rc;
 
-/// What the module hands to [`FcgiJob::new`].
+/// How the request and its response travel on the backend's socket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Wire {
+    /// FastCGI records, the response ending with END_REQUEST.
+    FastCgi,
+    /// An SCGI netstring head, then the body; the response until the close.
+    Scgi,
+    /// A uwsgi packet head, then the body; the response until the close.
+    Uwsgi,
+}
+
+/// What the module hands to [`GatewayJob::new`].
 pub(super) struct Start {
+    pub wire: Wire,
     pub job: Box<Job>,
     pub pool: Rc<Pool>,
     pub pick: Pick,
@@ -41,7 +56,8 @@ enum Conn {
     Closed,
 }
 
-pub struct FcgiJob {
+pub struct GatewayJob {
+    wire: Wire,
     job: Box<Job>,
     pool: Option<Rc<Pool>>,
     /// The host in use (counted in its load until released).
@@ -65,15 +81,17 @@ pub struct FcgiJob {
     /// Something came from the backend (before that, a read right after our own
     /// write would only find the socket empty: its readable edge says when).
     heard: bool,
-    /// The empty STDIN record that ends the body is queued.
+    /// The end of the body is queued (FastCGI's empty STDIN record), or, on the
+    /// other wires, the body is all written.
     stdin_end: bool,
     reader: Reader,
     connect_ts: u64,
 }
 
-impl FcgiJob {
-    pub(super) fn new(s: Start) -> FcgiJob {
-        let mut j = FcgiJob {
+impl GatewayJob {
+    pub(super) fn new(s: Start) -> GatewayJob {
+        let mut j = GatewayJob {
+            wire: s.wire,
             job: s.job,
             pool: Some(s.pool),
             pick: None,
@@ -106,8 +124,9 @@ impl FcgiJob {
     }
 
     /// A job already answered (an error page): stepping sends it.
-    pub(super) fn failed(job: Box<Job>) -> FcgiJob {
-        FcgiJob {
+    pub(super) fn failed(job: Box<Job>) -> GatewayJob {
+        GatewayJob {
+            wire: Wire::FastCgi,
             job,
             pool: None,
             pick: None,
@@ -159,8 +178,9 @@ impl FcgiJob {
         cgi::fail(&mut self.job, &ctx.clock, &ctx.pages, status);
     }
 
-    /// The environment as records, once the body's length is known.
-    fn queue_params(&mut self) {
+    /// The environment in the wire's format, once the body's length is known.
+    /// A uwsgi head over 64 KiB cannot be sent: 431, as lighttpd answers.
+    fn queue_params(&mut self, ctx: &mut Ctx) {
         let Some(mut env) = self.env.take() else {
             return;
         };
@@ -170,11 +190,23 @@ impl FcgiJob {
                 *v = n;
             }
         }
-        record::begin(&mut self.wbuf, false);
-        record::params(
-            &mut self.wbuf,
-            env.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-        );
+        let pairs = env.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+        match self.wire {
+            Wire::FastCgi => {
+                record::begin(&mut self.wbuf, false);
+                record::params(&mut self.wbuf, pairs);
+            }
+            Wire::Scgi => crate::scgi::scgi_head(&mut self.wbuf, pairs),
+            Wire::Uwsgi => {
+                if crate::scgi::uwsgi_head(&mut self.wbuf, pairs).is_err() {
+                    ctx.log.push(format!(
+                        "{}: {}: the uwsgi head is over 64 KiB",
+                        self.job.module, self.job.script
+                    ));
+                    self.fail(ctx, 431);
+                }
+            }
+        }
     }
 
     /// Start a connect to the chosen host; a failure that shows at once fails
@@ -215,7 +247,8 @@ impl FcgiJob {
         };
         let host = pool.host(pick.host);
         ctx.log.push(format!(
-            "mod_fastcgi: connect to backend {} failed: {why}; disabled for {} s",
+            "{}: connect to backend {} failed: {why}; disabled for {} s",
+            self.job.module,
             host.name,
             host.disable_time.max(1)
         ));
@@ -236,16 +269,16 @@ impl FcgiJob {
             }
             None => {
                 ctx.log.push(format!(
-                    "mod_fastcgi: {}: no backend left to try",
-                    self.job.script
+                    "{}: {}: no backend left to try",
+                    self.job.module, self.job.script
                 ));
                 self.fail(ctx, 503);
             }
         }
     }
 
-    /// Request body bytes the connection decoded → STDIN records; the empty one
-    /// when the body is all in.
+    /// Request body bytes the connection decoded → STDIN records (FastCGI), or as
+    /// they are; FastCGI's empty STDIN record when the body is all in.
     fn stdin(&mut self) -> bool {
         let job = &mut self.job;
         let mut progress = false;
@@ -254,13 +287,23 @@ impl FcgiJob {
             job.inbuf.clear();
             return false;
         }
+        if job.stage == Stage::Collecting || self.env.is_some() {
+            // A chunked body is collected whole first (its length goes into the
+            // head), and no body byte goes before the head.
+            return false;
+        }
         if !job.inbuf.is_empty() && self.wbuf.len() - self.wpos < cgi::IN_HIGH {
-            record::stream(&mut self.wbuf, record::STDIN, &job.inbuf);
+            match self.wire {
+                Wire::FastCgi => record::stream(&mut self.wbuf, record::STDIN, &job.inbuf),
+                Wire::Scgi | Wire::Uwsgi => self.wbuf.extend_from_slice(&job.inbuf),
+            }
             job.inbuf.clear();
             progress = true;
         }
         if !job.body_open && job.inbuf.is_empty() && !self.stdin_end {
-            record::stream(&mut self.wbuf, record::STDIN, &[]);
+            if self.wire == Wire::FastCgi {
+                record::stream(&mut self.wbuf, record::STDIN, &[]);
+            }
             self.stdin_end = true;
             progress = true;
         }
@@ -290,7 +333,8 @@ impl FcgiJob {
                     // the rest of the body is dropped, its response still read.
                     if self.job.framing == Framing::Head && !self.job.started {
                         ctx.log.push(format!(
-                            "mod_fastcgi: write to backend {} failed: {e}",
+                            "{}: write to backend {} failed: {e}",
+                            self.job.module,
                             self.host_name()
                         ));
                     }
@@ -335,7 +379,8 @@ impl FcgiJob {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
                     ctx.log.push(format!(
-                        "mod_fastcgi: read from backend {} failed: {e}",
+                        "{}: read from backend {} failed: {e}",
+                        self.job.module,
                         self.host_name()
                     ));
                     self.backend_eof(ctx);
@@ -345,8 +390,16 @@ impl FcgiJob {
             progress = true;
             self.heard = true;
             self.job.read_ts = ctx.clock.mono;
-            self.reader.extend(&rbuf[..n]);
-            self.records(ctx)?;
+            if self.wire == Wire::FastCgi {
+                self.reader.extend(&rbuf[..n]);
+                self.records(ctx)?;
+            } else if self.job.stage != Stage::Done
+                && cgi::stdout_data(ctx, &mut self.job, &rbuf[..n]).is_some()
+            {
+                // Answered already (a malformed head, X-Sendfile).
+                self.release();
+                return Ok(true);
+            }
         }
     }
 
@@ -358,7 +411,8 @@ impl FcgiJob {
                 Ok(None) => return Ok(()),
                 Err(bad) => {
                     ctx.log.push(format!(
-                        "mod_fastcgi: backend {} for {}: not a FastCGI record (version byte {})",
+                        "{}: backend {} for {}: not a FastCGI record (version byte {})",
+                        self.job.module,
                         self.host_name(),
                         self.job.script,
                         bad.0
@@ -397,17 +451,22 @@ impl FcgiJob {
         }
     }
 
-    /// The backend closed its connection: before END_REQUEST, the response is
-    /// broken (502 if none was sent, else the client's connection closes).
+    /// The backend closed its connection. SCGI and uwsgi end a response so, once
+    /// something came; FastCGI's is broken before END_REQUEST (502 if none was
+    /// sent, else the client's connection closes), as is a close with no answer.
     fn backend_eof(&mut self, ctx: &mut Ctx) {
         let name = self.host_name();
         self.release();
         if self.job.stage == Stage::Done {
             return;
         }
+        if self.wire != Wire::FastCgi && self.heard {
+            cgi::stdout_eof(ctx, &mut self.job);
+            return;
+        }
         ctx.log.push(format!(
-            "mod_fastcgi: backend {name} closed the connection before the end of the response for {} (did it die?)",
-            self.job.script
+            "{}: backend {name} closed the connection before the end of the response for {} (did it die?)",
+            self.job.module, self.job.script
         ));
         if self.job.started {
             self.job.keep_alive = false;
@@ -441,7 +500,7 @@ impl FcgiJob {
         // Steps that lead on to the next within this pump ask for no second round;
         // a failed-over connect (a next host to try) does.
         if self.env.is_some() && self.job.stage == Stage::Running {
-            self.queue_params();
+            self.queue_params(ctx);
         }
         if self.conn == Conn::None && self.job.stage == Stage::Running {
             self.connect(ctx);
@@ -482,7 +541,8 @@ impl FcgiJob {
         if let (Some(sock), Some(reg)) = (self.sock.as_mut(), ctx.registry.as_ref()) {
             if sock.sync(reg, self.blocked).is_err() {
                 ctx.log.push(format!(
-                    "mod_fastcgi: backend {}: epoll_ctl failed",
+                    "{}: backend {}: epoll_ctl failed",
+                    self.job.module,
                     self.host_name()
                 ));
                 self.fail(ctx, 502);
@@ -508,7 +568,7 @@ impl FcgiJob {
     }
 }
 
-impl crate::handler::Handler for FcgiJob {
+impl crate::handler::Handler for GatewayJob {
     fn body_room(&mut self) -> Option<&mut Vec<u8>> {
         let job = &mut self.job;
         let room = job.stage == Stage::Collecting
@@ -608,8 +668,8 @@ impl crate::handler::Handler for FcgiJob {
                     return false;
                 };
                 ctx.log.push(format!(
-                    "mod_fastcgi: {what} timeout on backend {} for {}",
-                    host.name, self.job.script
+                    "{}: {what} timeout on backend {} for {}",
+                    self.job.module, host.name, self.job.script
                 ));
                 self.fail(ctx, 504);
                 true
@@ -627,7 +687,7 @@ impl crate::handler::Handler for FcgiJob {
     }
 }
 
-impl Drop for FcgiJob {
+impl Drop for GatewayJob {
     fn drop(&mut self) {
         self.release();
     }

@@ -1,11 +1,13 @@
-//! mod_fastcgi as a module of the handler stage: `fastcgi.server` in force for the
-//! request decides, as lighttpd's gw_check_extension does, whether a backend takes
-//! it: a URL prefix key, or a suffix key of the URL path (check-local disabled) or
-//! of a file that exists (check-local, the default; path info split off as for
-//! CGI). The claimed request becomes an [`FcgiJob`] with its CGI environment.
+//! mod_fastcgi and mod_scgi as modules of the handler stage: the `*.server` in
+//! force for the request decides, as lighttpd's gw_check_extension does, whether a
+//! backend takes it: a URL prefix key, or a suffix key of the URL path
+//! (check-local disabled) or of a file that exists (check-local, the default;
+//! path info split off as for CGI). The claimed request becomes a [`GatewayJob`]
+//! with its CGI environment, in the wire format of the module (and of
+//! scgi.protocol).
 
-use super::job::{FcgiJob, Start};
-use crate::gateway::{self, Balance, Pool};
+use super::job::{GatewayJob, Start, Wire};
+use super::{Balance, Pool};
 use crate::handler::Handler;
 use crate::mods::{hook, Gateways, HandlerCx, Module};
 use std::cell::RefCell;
@@ -13,19 +15,75 @@ use std::rc::Rc;
 use wick_conf::{Config, Value, View};
 use wick_proto::cgienv::{self, Derived};
 
-pub struct ModFastcgi {
-    /// Parsed `fastcgi.server` values with their hosts' state, found by the
-    /// address of the value in the compiled configuration (which lives as long as
-    /// the worker): one pool per block that sets the key.
+/// Which gateway module.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    FastCgi,
+    Scgi,
+}
+
+impl Kind {
+    fn module(self) -> &'static str {
+        match self {
+            Kind::FastCgi => "mod_fastcgi",
+            Kind::Scgi => "mod_scgi",
+        }
+    }
+
+    /// Its keys' prefix: `fastcgi`, `scgi`.
+    fn prefix(self) -> &'static str {
+        match self {
+            Kind::FastCgi => "fastcgi",
+            Kind::Scgi => "scgi",
+        }
+    }
+
+    /// The module's keys in force for a request: `*.server`, `*.balance`,
+    /// `*.map-extensions`, and the wire (scgi.protocol).
+    fn keys<'v>(self, view: &'v View) -> Keys<'v> {
+        match self {
+            Kind::FastCgi => Keys {
+                server: view.fastcgi_server,
+                balance: view.fastcgi_balance,
+                map_extensions: view.fastcgi_map_extensions,
+                wire: Wire::FastCgi,
+            },
+            Kind::Scgi => Keys {
+                server: view.scgi_server,
+                balance: view.scgi_balance,
+                map_extensions: view.scgi_map_extensions,
+                wire: if view.scgi_protocol == "uwsgi" {
+                    Wire::Uwsgi
+                } else {
+                    Wire::Scgi
+                },
+            },
+        }
+    }
+}
+
+struct Keys<'v> {
+    server: &'v Value,
+    balance: &'v str,
+    map_extensions: &'v [(String, String)],
+    wire: Wire,
+}
+
+pub struct GatewayModule {
+    kind: Kind,
+    /// Parsed `*.server` values with their hosts' state, found by the address of
+    /// the value in the compiled configuration (which lives as long as the
+    /// worker): one pool per block that sets the key.
     pools: RefCell<Vec<(*const Value, Rc<Pool>)>>,
 }
 
-impl ModFastcgi {
-    /// Every value of fastcgi.server and fastcgi.balance is checked here, so that a
-    /// bad one stops the start (the master's check does the same).
-    pub fn new(cfg: &Config) -> Result<ModFastcgi, String> {
-        check(cfg)?;
-        Ok(ModFastcgi {
+impl GatewayModule {
+    /// Every value of the module's keys is checked here, so that a bad one stops
+    /// the start (the master's check does the same).
+    pub fn new(cfg: &Config, kind: Kind) -> Result<GatewayModule, String> {
+        check(cfg, kind)?;
+        Ok(GatewayModule {
+            kind,
             pools: RefCell::new(Vec::new()),
         })
     }
@@ -36,34 +94,44 @@ impl ModFastcgi {
             return Some(p.clone());
         }
         // (checked at start: a value that does not parse cannot be in force)
-        let t = gateway::parse(v, "fastcgi.server").ok()?;
+        let key = format!("{}.server", self.kind.prefix());
+        let t = super::parse(v, &key).ok()?;
         let p = Rc::new(Pool::new(t));
         pools.push((v as *const Value, p.clone()));
         Some(p)
     }
 }
 
-/// fastcgi.server and fastcgi.balance as wickd reads them, in every block.
-pub fn check(cfg: &Config) -> Result<(), String> {
+/// The module's `*.server`, `*.balance` (and scgi.protocol) as wickd reads them,
+/// in every block.
+pub fn check(cfg: &Config, kind: Kind) -> Result<(), String> {
+    let p = kind.prefix();
+    let (server, balance) = (format!("{p}.server"), format!("{p}.balance"));
     for s in cfg.blocks.iter().flat_map(|b| &b.settings) {
         let at = format!("{}:{}", s.loc.file, s.loc.line);
-        if s.key.eq_ignore_ascii_case("fastcgi.server") {
-            gateway::parse(&s.value, "fastcgi.server").map_err(|e| format!("{at}: {e}"))?;
-        } else if s.key.eq_ignore_ascii_case("fastcgi.balance") {
+        if s.key.eq_ignore_ascii_case(&server) {
+            super::parse(&s.value, &server).map_err(|e| format!("{at}: {e}"))?;
+        } else if s.key.eq_ignore_ascii_case(&balance) {
             if let Value::Str(b) = &s.value {
-                Balance::parse(b).map_err(|e| format!("{at}: fastcgi.balance: {e}"))?;
+                Balance::parse(b).map_err(|e| format!("{at}: {balance}: {e}"))?;
             }
+        } else if kind == Kind::Scgi
+            && s.key.eq_ignore_ascii_case("scgi.protocol")
+            && !matches!(&s.value, Value::Str(v) if v == "scgi" || v == "uwsgi")
+        {
+            return Err(format!(
+                "{at}: unexpected type for key: scgi.protocol expected \"scgi\" or \"uwsgi\""
+            ));
         }
     }
     Ok(())
 }
 
-/// A suffix (or a fastcgi.map-extensions suffix mapped to one) of `name`: the
-/// index of the key it selects.
-fn suffix_key(pool: &Pool, view: &View, name: &[u8]) -> Option<usize> {
+/// A suffix (or a `*.map-extensions` suffix mapped to one) of `name`: the index
+/// of the key it selects.
+fn suffix_key(pool: &Pool, map: &[(String, String)], name: &[u8]) -> Option<usize> {
     let exts = &pool.table.exts;
-    if let Some((_, to)) = view
-        .fastcgi_map_extensions
+    if let Some((_, to)) = map
         .iter()
         .find(|(from, _)| !from.is_empty() && name.ends_with(from.as_bytes()))
     {
@@ -76,10 +144,9 @@ fn suffix_key(pool: &Pool, view: &View, name: &[u8]) -> Option<usize> {
 }
 
 /// The first key the URL path matches: a prefix, or a suffix of the whole path.
-fn uri_key(pool: &Pool, view: &View, path: &[u8]) -> Option<usize> {
+fn uri_key(pool: &Pool, map: &[(String, String)], path: &[u8]) -> Option<usize> {
     let exts = &pool.table.exts;
-    let mapped = view
-        .fastcgi_map_extensions
+    let mapped = map
         .iter()
         .find(|(from, _)| !from.is_empty() && path.ends_with(from.as_bytes()))
         .and_then(|(_, to)| exts.iter().position(|e| e.key == *to));
@@ -98,7 +165,7 @@ fn uri_key(pool: &Pool, view: &View, path: &[u8]) -> Option<usize> {
 /// (or a map-extensions one) is in it (path info may follow), or it names a
 /// directory and an index file has such a suffix. Cheap and without allocation;
 /// with server.force-lowercase-filenames always yes.
-fn could_select(pool: &Pool, view: &View, path: &[u8]) -> bool {
+fn could_select(pool: &Pool, view: &View, map: &[(String, String)], path: &[u8]) -> bool {
     if *view.force_lowercase_filenames {
         return true;
     }
@@ -108,7 +175,7 @@ fn could_select(pool: &Pool, view: &View, path: &[u8]) -> bool {
             .iter()
             .filter(|e| !e.is_prefix())
             .map(|e| e.key.as_str())
-            .chain(view.fastcgi_map_extensions.iter().map(|(k, _)| k.as_str()))
+            .chain(map.iter().map(|(k, _)| k.as_str()))
             .filter(|k| !k.is_empty())
     };
     let has_suffix =
@@ -139,9 +206,9 @@ fn prefix_script_len(key: &str, fix_root: bool, path: &[u8]) -> usize {
     path.len()
 }
 
-impl Module for ModFastcgi {
+impl Module for GatewayModule {
     fn name(&self) -> &'static str {
-        "mod_fastcgi"
+        self.kind.module()
     }
 
     fn hooks(&self) -> u16 {
@@ -149,14 +216,17 @@ impl Module for ModFastcgi {
     }
 
     fn claim(&self, x: &mut HandlerCx, gw: &mut Gateways) -> Option<Box<dyn Handler>> {
-        let v = x.view.fastcgi_server;
+        let view = x.view;
+        let keys = self.kind.keys(view);
+        let v = keys.server;
         if matches!(v, Value::Array(a) if a.is_empty()) {
             return None;
         }
         let pool = self.pool(v)?;
-        let view = x.view;
+        let map = keys.map_extensions;
+        let wire = keys.wire;
         let now = x.env.clock.mono;
-        let balance = Balance::parse(view.fastcgi_balance).unwrap_or(Balance::LeastConnection);
+        let balance = Balance::parse(keys.balance).unwrap_or(Balance::LeastConnection);
         // What hash and sticky spread over the hosts (nothing for the others).
         let hkey = match balance {
             Balance::Hash => {
@@ -172,23 +242,24 @@ impl Module for ModFastcgi {
         // The URL pass (lighttpd's handle_uri_clean): a host without check-local
         // takes the request as the URL names it.
         let mut chosen = None;
-        if let Some(ext) = uri_key(&pool, view, gw.path) {
+        if let Some(ext) = uri_key(&pool, map, gw.path) {
             let pick = pool.pick(ext, balance, &hkey, now, &[]);
             let Some(pick) = pick else {
-                return Some(unavailable(x, gw, &pool, ext));
+                return Some(self.unavailable(x, gw, &pool, ext));
             };
             let host = pool.host(pick.host);
             if !host.check_local {
                 let key = &pool.table.exts[ext].key;
                 let len = prefix_script_len(key, host.fix_root_scriptname, gw.path);
                 let path = gw.path.to_vec();
-                return Some(self.start(x, gw, &pool, pick, balance, hkey, &path, len));
+                let how = (wire, balance);
+                return Some(self.start(x, gw, &pool, pick, how, hkey, &path, len));
             }
             chosen = Some(pick);
         }
         // The file pass (handle_subrequest_start): the file must exist. Not looked
         // up for a path no key could select (every static request passes here).
-        if chosen.is_none() && !could_select(&pool, view, gw.path) {
+        if chosen.is_none() && !could_select(&pool, view, map, gw.path) {
             return None;
         }
         let env = &mut *x.env;
@@ -201,7 +272,7 @@ impl Module for ModFastcgi {
             gw.path,
             false,
             |phys, url| {
-                suffix_key(&pool, view, phys).is_some()
+                suffix_key(&pool, map, phys).is_some()
                     || exts
                         .iter()
                         .any(|e| e.is_prefix() && url.starts_with(e.key.as_bytes()))
@@ -211,7 +282,7 @@ impl Module for ModFastcgi {
         let script = &path[..sel.script_len];
         let mut phys = view.document_root.trim_end_matches('/').as_bytes().to_vec();
         phys.extend_from_slice(script);
-        let ext = suffix_key(&pool, view, &phys).or_else(|| {
+        let ext = suffix_key(&pool, map, &phys).or_else(|| {
             exts.iter()
                 .position(|e| e.is_prefix() && script.starts_with(e.key.as_bytes()))
         })?;
@@ -219,23 +290,23 @@ impl Module for ModFastcgi {
             Some(p) => p,
             None => match pool.pick(ext, balance, &hkey, now, &[]) {
                 Some(p) => p,
-                None => return Some(unavailable(x, gw, &pool, ext)),
+                None => return Some(self.unavailable(x, gw, &pool, ext)),
             },
         };
         let len = sel.script_len;
-        Some(self.start(x, gw, &pool, pick, balance, hkey, &path, len))
+        Some(self.start(x, gw, &pool, pick, (wire, balance), hkey, &path, len))
     }
 }
 
-impl ModFastcgi {
+impl GatewayModule {
     #[allow(clippy::too_many_arguments)]
     fn start(
         &self,
         x: &mut HandlerCx,
         gw: &mut Gateways,
         pool: &Rc<Pool>,
-        pick: gateway::Pick,
-        balance: Balance,
+        pick: super::Pick,
+        (wire, balance): (Wire, Balance),
         hkey: Vec<u8>,
         path: &[u8],
         script_len: usize,
@@ -244,9 +315,10 @@ impl ModFastcgi {
         let extra = x.rq.env.clone();
         let key = gw.cgi.current;
         let cfg = gw.cfg;
+        let module = self.kind.module();
         crate::cgi::with_begin(x, gw, path, script_len, |p, view, b| {
             let clock_mono = p.clock.mono;
-            let (mut job, req) = crate::cgi::begin_socket(p, view, b, "mod_fastcgi");
+            let (mut job, req) = crate::cgi::begin_socket(p, view, b, module);
             job.backend = host.name.clone();
             job.xsendfile = host.xsendfile;
             job.xsendfile_docroot = host.xsendfile_docroot.clone();
@@ -256,7 +328,7 @@ impl ModFastcgi {
             // lighttpd's gateways do not run local redirects (opts.local_redir 0).
             job.local_redir = false;
             let Some(mut req) = req else {
-                return Box::new(FcgiJob::failed(job)) as Box<dyn Handler>;
+                return Box::new(GatewayJob::failed(job)) as Box<dyn Handler>;
             };
             let docroot = if host.docroot.is_empty() {
                 view.document_root.trim_end_matches('/').to_string()
@@ -291,7 +363,8 @@ impl ModFastcgi {
                     passthrough: &[],
                 },
             );
-            Box::new(FcgiJob::new(Start {
+            Box::new(GatewayJob::new(Start {
+                wire,
                 job,
                 pool: pool.clone(),
                 pick,
@@ -303,23 +376,30 @@ impl ModFastcgi {
             })) as Box<dyn Handler>
         })
     }
-}
 
-/// Every host of the key is disabled: 503, as lighttpd answers when
-/// gw_host_get finds none.
-fn unavailable(x: &mut HandlerCx, gw: &mut Gateways, pool: &Pool, ext: usize) -> Box<dyn Handler> {
-    let key = pool.table.exts[ext].key.clone();
-    gw.cgi.log.push(format!(
-        "mod_fastcgi: no backend of \"{key}\" is up (all disabled after failed connects)"
-    ));
-    let path = gw.path.to_vec();
-    let len = path.len();
-    crate::cgi::with_begin(x, gw, &path, len, |p, view, b| {
-        let (clock, pages) = (p.clock, p.pages);
-        let (mut job, _) = crate::cgi::begin_socket(p, view, b, "mod_fastcgi");
-        crate::cgi::fail(&mut job, clock, pages, 503);
-        Box::new(FcgiJob::failed(job)) as Box<dyn Handler>
-    })
+    /// Every host of the key is disabled: 503, as lighttpd answers when
+    /// gw_host_get finds none.
+    fn unavailable(
+        &self,
+        x: &mut HandlerCx,
+        gw: &mut Gateways,
+        pool: &Pool,
+        ext: usize,
+    ) -> Box<dyn Handler> {
+        let key = pool.table.exts[ext].key.clone();
+        let module = self.kind.module();
+        gw.cgi.log.push(format!(
+            "{module}: no backend of \"{key}\" is up (all disabled after failed connects)"
+        ));
+        let path = gw.path.to_vec();
+        let len = path.len();
+        crate::cgi::with_begin(x, gw, &path, len, |p, view, b| {
+            let (clock, pages) = (p.clock, p.pages);
+            let (mut job, _) = crate::cgi::begin_socket(p, view, b, module);
+            crate::cgi::fail(&mut job, clock, pages, 503);
+            Box::new(GatewayJob::failed(job)) as Box<dyn Handler>
+        })
+    }
 }
 
 #[cfg(test)]
