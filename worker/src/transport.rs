@@ -3,6 +3,7 @@
 //! behind the same calls, its sendfile reading the file into the TLS layer.
 //! EINTR and EAGAIN are handled below it (sys.rs).
 
+use crate::mods::status::count;
 use crate::sys;
 use crate::tls::session::Session;
 use std::io;
@@ -63,34 +64,39 @@ impl Transport {
 
     pub fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let fd = self.fd();
-        match self.tls.as_deref_mut() {
+        let n = match self.tls.as_deref_mut() {
             Some(t) => {
                 let (n, closed) = t.read(fd, buf)?;
                 self.peer_closed |= closed;
-                Ok(n)
+                n
             }
-            None => sys::read(fd, buf),
-        }
+            None => sys::read(fd, buf)?,
+        };
+        count::bytes_in(n);
+        Ok(n)
     }
 
     /// Write some of `b`; `more`: further bytes follow at once (MSG_MORE).
     pub fn write(&mut self, b: &[u8], more: bool) -> io::Result<usize> {
-        if let Some(t) = self.tls.as_deref_mut() {
-            return t.write(self.wfd, b, more);
-        }
-        if self.is_socket {
-            sys::send(self.wfd, b, more)
+        let n = if let Some(t) = self.tls.as_deref_mut() {
+            t.write(self.wfd, b, more)?
+        } else if self.is_socket {
+            sys::send(self.wfd, b, more)?
         } else {
-            sys::write(self.wfd, b)
-        }
+            sys::write(self.wfd, b)?
+        };
+        count::bytes_out(n);
+        Ok(n)
     }
 
     /// Send up to `n` bytes of `file` from `off` without copying them through us.
     pub fn sendfile(&mut self, file: RawFd, off: u64, n: usize) -> io::Result<usize> {
-        if let Some(t) = self.tls.as_deref_mut() {
-            return t.send_file(self.wfd, file, off, n);
-        }
-        sys::sendfile(self.wfd, file, off, n)
+        let n = match self.tls.as_deref_mut() {
+            Some(t) => t.send_file(self.wfd, file, off, n)?,
+            None => sys::sendfile(self.wfd, file, off, n)?,
+        };
+        count::bytes_out(n);
+        Ok(n)
     }
 
     /// Everything accepted by `write`/`sendfile` is on the wire. Ok(false): the

@@ -69,6 +69,8 @@ pub struct FcgiJob {
     stdin_end: bool,
     reader: Reader,
     connect_ts: u64,
+    /// When the connect began, while mod_status counts (the backend's latency).
+    since: Option<std::time::Instant>,
 }
 
 impl FcgiJob {
@@ -92,6 +94,7 @@ impl FcgiJob {
             stdin_end: false,
             reader: Reader::default(),
             connect_ts: s.now,
+            since: None,
         };
         if let Some(pool) = &j.pool {
             pool.begin(s.pick.host);
@@ -126,6 +129,7 @@ impl FcgiJob {
             stdin_end: true,
             reader: Reader::default(),
             connect_ts: 0,
+            since: None,
         }
     }
 
@@ -197,6 +201,7 @@ impl FcgiJob {
                 };
                 self.sock = Some(s);
                 self.connect_ts = ctx.clock.mono;
+                self.since = crate::mods::status::count::now();
                 self.job.read_ts = ctx.clock.mono;
                 self.job.write_ts = ctx.clock.mono;
             }
@@ -386,6 +391,9 @@ impl FcgiJob {
                     cgi::flush_err(ctx, &mut self.job, false);
                 }
                 Record::End { .. } => {
+                    if let (Some(pool), Some(p)) = (&self.pool, self.pick) {
+                        pool.answered(p.host, self.since);
+                    }
                     self.release();
                     if self.job.stage != Stage::Done {
                         cgi::stdout_eof(ctx, &mut self.job);
