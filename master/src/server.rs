@@ -275,7 +275,10 @@ impl Master {
             elog!(self.log, "{e}; tickets use keys of wickd's own");
         }
         if let Some(e) = self.counters_failed.take() {
-            elog!(self.log, "{e}: mod_status counts nothing, seccomp kills are not named");
+            elog!(
+                self.log,
+                "{e}: mod_status counts nothing, seccomp kills are not named"
+            );
         }
         self.start_generation(config, None, tls);
         let mut events = Events::with_capacity(64);
@@ -483,9 +486,7 @@ impl Master {
             access_logs: self.accesslog.fds_for(config).map_err(io::Error::other)?,
             one_shot,
             spawner: spawner.as_ref().map(|c| c.as_fd()),
-            counters: counter_slot
-                .and(self.counters.as_ref())
-                .map(|c| c.fd()),
+            counters: counter_slot.and(self.counters.as_ref()).map(|c| c.fd()),
         };
         let setup = WorkerSetup {
             proto: PROTO_VERSION,

@@ -69,8 +69,10 @@ impl std::fmt::Debug for Counter {
 impl Counter {
     #[inline]
     pub fn add(&self, n: u64) {
-        self.0
-            .store(self.0.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
+        self.0.store(
+            self.0.load(Ordering::Relaxed).wrapping_add(n),
+            Ordering::Relaxed,
+        );
     }
 
     #[inline]
@@ -256,8 +258,9 @@ impl Board {
     /// A worker's view of the master's page (before its sandbox: mmap of a new
     /// fd is not in its allowlist's spirit afterwards).
     pub fn map(fd: &OwnedFd) -> io::Result<&'static Board> {
-        // SAFETY: fstat fills a zeroed stat of ours for an fd we hold.
+        // SAFETY: an all-zero stat is a valid value of this plain C struct.
         let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: fstat fills the stat of ours for an fd we hold.
         if unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } != 0 {
             return Err(last_os_error("fstat"));
         }
@@ -270,7 +273,9 @@ impl Board {
         }
         let b = map_shared(fd)?;
         if b.header.magic.get() != MAGIC || b.header.layout.get() != LAYOUT {
-            return Err(io::Error::other("counter page: not a wickd counter page of this layout"));
+            return Err(io::Error::other(
+                "counter page: not a wickd counter page of this layout",
+            ));
         }
         Ok(b)
     }
@@ -410,9 +415,7 @@ impl Listed {
         o[8..].copy_from_slice(&w[1].to_be_bytes());
         let v6 = Ipv6Addr::from(o);
         Listed {
-            ip: v6
-                .to_ipv4_mapped()
-                .map_or(IpAddr::V6(v6), IpAddr::V4),
+            ip: v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
             port: w[2] as u16,
             state: ((w[2] >> 16) as u8).min(STATES.len() as u8 - 1),
             tls: (w[2] >> 24) & 1 == 1,
@@ -479,8 +482,9 @@ pub struct Totals {
     pub closed: u64,
     pub tls: [u64; TLS.len()],
     /// Of the live workers: connections by state (as of their last second),
-    /// their connection limits, how many there are.
+    /// connections open now, their connection limits, how many there are.
     pub states: [u64; STATES.len()],
+    pub open: u64,
     pub max_conns: u64,
     pub workers: u64,
 }
@@ -506,6 +510,7 @@ impl Totals {
         }
         if s.live.get() == 1 {
             self.workers += 1;
+            self.open += h.opened.get().saturating_sub(h.closed.get());
             self.max_conns += s.max_conns.get();
             if let Some((states, _)) = s.census.read() {
                 for (v, n) in self.states.iter_mut().zip(states) {
@@ -520,9 +525,28 @@ impl Totals {
         self.requests.iter().flatten().sum()
     }
 
-    /// Open connections of the live workers (from their last census).
+    /// Open connections of the live workers, now.
     pub fn busy(&self) -> u64 {
-        self.states.iter().sum()
+        self.open
+    }
+
+    /// Connections by state, the census (up to a second old) made to agree
+    /// with `open` (exact): connections it has not seen count as reading, those
+    /// closed since are taken from keep-alive first, then from the other states.
+    pub fn states_now(&self) -> [u64; STATES.len()] {
+        let mut st = self.states;
+        let seen: u64 = st.iter().sum();
+        if self.open >= seen {
+            st[0] += self.open - seen;
+            return st;
+        }
+        let mut extra = seen - self.open;
+        for i in [4, 0, 1, 2, 3, 5] {
+            let cut = extra.min(st[i]);
+            st[i] -= cut;
+            extra -= cut;
+        }
+        st
     }
 }
 
@@ -582,9 +606,18 @@ mod tests {
         s1.hot.requests[2][3].add(2);
         s1.hot.bytes_out.add(4096);
         s0.census.publish(&[1, 0, 0, 0, 2, 0], &[]);
+        s0.hot.opened.add(4);
+        s0.hot.closed.add(2);
         let t = b.totals();
         assert_eq!(t.requests_total(), 5);
-        assert_eq!((t.bytes_out, t.workers, t.max_conns, t.busy()), (4096, 1, 10, 3));
+        assert_eq!(
+            (t.bytes_out, t.workers, t.max_conns, t.busy()),
+            (4096, 1, 10, 2)
+        );
+        // The census saw three (one since closed): keep-alive gives one up.
+        assert_eq!(t.states_now(), [1, 0, 0, 0, 1, 0]);
+        let more = Totals { open: 5, ..t };
+        assert_eq!(more.states_now(), [3, 0, 0, 0, 2, 0]);
         // A resized page would fault the master: the seals refuse it.
         // SAFETY: ftruncate on an fd we hold.
         assert_ne!(unsafe { libc::ftruncate(fd.as_raw_fd(), 4096) }, 0);
@@ -613,6 +646,9 @@ mod tests {
         assert_eq!(s.release(), None);
         assert_eq!((s.hot.opened.get(), s.hot.closed.get()), (5, 5));
         assert_eq!(b.totals().requests_total(), 9);
-        assert_eq!(s.census.read().map(|(st, l)| (st, l.len())), Some(([0; 6], 0)));
+        assert_eq!(
+            s.census.read().map(|(st, l)| (st, l.len())),
+            Some(([0; 6], 0))
+        );
     }
 }

@@ -222,13 +222,8 @@ pub fn compile(rules: Rules) -> Result<BpfProgram, String> {
     let arch: TargetArch = std::env::consts::ARCH
         .try_into()
         .map_err(|e| format!("seccomp: {e:?}"))?;
-    let f = SeccompFilter::new(
-        rules,
-        SeccompAction::Trap,
-        SeccompAction::Allow,
-        arch,
-    )
-    .map_err(|e| format!("seccomp: {e}"))?;
+    let f = SeccompFilter::new(rules, SeccompAction::Trap, SeccompAction::Allow, arch)
+        .map_err(|e| format!("seccomp: {e}"))?;
     f.try_into()
         .map_err(|e: seccompiler::BackendError| format!("seccomp: {e}"))
 }

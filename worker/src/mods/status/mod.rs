@@ -73,6 +73,8 @@ pub(crate) struct WorkerView {
     pub generation: u64,
     pub worker_id: u64,
     pub max_conns: u64,
+    /// Responses its slot counted (it may have gone on from an earlier holder's).
+    pub requests: u64,
     /// None: it was writing its list each time we looked.
     pub census: Option<([u64; STATES.len()], Vec<Listed>)>,
 }
@@ -191,6 +193,7 @@ impl Status {
                     generation: slot.generation.get(),
                     worker_id: slot.worker_id.get(),
                     max_conns: slot.max_conns.get(),
+                    requests: slot.hot.requests.iter().flatten().map(|c| c.get()).sum(),
                     census: slot.census.read(),
                 });
             }
@@ -245,8 +248,16 @@ impl Status {
                 (200, "text/html", p.render())
             }
             Which::Auto => (200, "text/plain", text::auto(&snap)),
-            Which::Json => (200, "application/javascript", text::json(&snap, x.req.query)),
-            Which::Config => (200, "text/html", page::config(x.view.server_tag, gw.cfg, &snap)),
+            Which::Json => (
+                200,
+                "application/javascript",
+                text::json(&snap, x.req.query),
+            ),
+            Which::Config => (
+                200,
+                "text/html",
+                page::config(x.view.server_tag, gw.cfg, &snap),
+            ),
             Which::Statistics => {
                 let body = text::statistics(&snap);
                 (if body.is_empty() { 204 } else { 200 }, "text/plain", body)

@@ -4,8 +4,8 @@
 //! sections and class names), written here; every value from a request or the
 //! configuration is escaped.
 
-use crate::mods::dirlisting::html_escape as esc;
 use super::{Snapshot, WorkerView};
+use crate::mods::dirlisting::html_escape as esc;
 use std::fmt::Write as _;
 use std::io::Write as _;
 use wick_proto::counters::STATES;
@@ -42,12 +42,7 @@ fn scaled(v: f64, base: f64, decimals: bool) -> String {
 
 /// Seconds as "2 days 3 hours 4 min 5 s" (leading zero parts left out).
 fn duration(secs: u64) -> String {
-    let (d, h, m, s) = (
-        secs / 86_400,
-        secs / 3600 % 24,
-        secs / 60 % 60,
-        secs % 60,
-    );
+    let (d, h, m, s) = (secs / 86_400, secs / 3600 % 24, secs / 60 % 60, secs % 60);
     let mut o = String::new();
     if d > 0 {
         let _ = write!(o, "{d} days ");
@@ -164,7 +159,10 @@ impl StatusPage<'_> {
         row(
             &mut o,
             "Requests",
-            &format!("{}req/s", scaled(per_sec(t.requests_total()), 1000.0, false)),
+            &format!(
+                "{}req/s",
+                scaled(per_sec(t.requests_total()), 1000.0, false)
+            ),
         );
         row(
             &mut o,
@@ -195,9 +193,10 @@ impl StatusPage<'_> {
     /// The busy connections' letters, 50 a line, and how many are in each state.
     fn scoreboard(&self, o: &mut Vec<u8>) {
         let t = &self.snap.totals;
+        let states = t.states_now();
         let _ = writeln!(o, "<b>{} connections</b>", t.busy());
         let mut n = 0;
-        for (&(letter, _), &count) in STATES.iter().zip(&t.states) {
+        for (&(letter, _), &count) in STATES.iter().zip(&states) {
             for _ in 0..count {
                 o.push(letter as u8);
                 n += 1;
@@ -207,7 +206,7 @@ impl StatusPage<'_> {
             }
         }
         o.extend_from_slice(b"\n\n<table>\n");
-        for (&(letter, name), &count) in STATES.iter().zip(&t.states) {
+        for (&(letter, name), &count) in STATES.iter().zip(&states) {
             let _ = writeln!(
                 o,
                 "<tr><td style=\"text-align:right\">{count}</td><td>&nbsp;&nbsp;{letter} = {name}</td></tr>"
@@ -232,8 +231,8 @@ impl StatusPage<'_> {
     fn worker(&self, o: &mut Vec<u8>, w: &WorkerView) {
         let _ = writeln!(
             o,
-            "<h3>worker {} (pid {}, generation {})</h3>",
-            w.worker_id, w.pid, w.generation
+            "<h3>worker {} (pid {}, generation {}): {} requests</h3>",
+            w.worker_id, w.pid, w.generation, w.requests
         );
         let Some((states, list)) = &w.census else {
             o.extend_from_slice(b"<p>(busy: not read)</p>\n");

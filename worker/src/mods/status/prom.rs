@@ -64,13 +64,23 @@ pub(super) fn render(s: &Snapshot) -> Vec<u8> {
     for (m, row) in METHODS.iter().zip(&t.requests) {
         for (c, &n) in CLASSES.iter().zip(row) {
             if n > 0 {
-                sample(&mut o, "wickd_requests_total", &[("method", m), ("code", c)], n);
+                sample(
+                    &mut o,
+                    "wickd_requests_total",
+                    &[("method", m), ("code", c)],
+                    n,
+                );
                 any = true;
             }
         }
     }
     if !any {
-        sample(&mut o, "wickd_requests_total", &[("method", "GET"), ("code", "2xx")], 0);
+        sample(
+            &mut o,
+            "wickd_requests_total",
+            &[("method", "GET"), ("code", "2xx")],
+            0,
+        );
     }
 
     family(
@@ -86,9 +96,19 @@ pub(super) fn render(s: &Snapshot) -> Vec<u8> {
             Some(&b) => secs(b).to_string(),
             None => "+Inf".to_string(),
         };
-        sample(&mut o, "wickd_request_duration_seconds_bucket", &[("le", &le)], cum);
+        sample(
+            &mut o,
+            "wickd_request_duration_seconds_bucket",
+            &[("le", &le)],
+            cum,
+        );
     }
-    sample(&mut o, "wickd_request_duration_seconds_sum", &[], secs(t.duration_us));
+    sample(
+        &mut o,
+        "wickd_request_duration_seconds_sum",
+        &[],
+        secs(t.duration_us),
+    );
     sample(&mut o, "wickd_request_duration_seconds_count", &[], cum);
 
     family(
@@ -110,9 +130,9 @@ pub(super) fn render(s: &Snapshot) -> Vec<u8> {
         &mut o,
         "wickd_connections",
         "gauge",
-        "Open connections by state, as the workers counted them in the last second.",
+        "Open connections by state (states as the workers saw them within the last second).",
     );
-    for ((_, name), &n) in STATES.iter().zip(&t.states) {
+    for ((_, name), &n) in STATES.iter().zip(&t.states_now()) {
         sample(&mut o, "wickd_connections", &[("state", name)], n);
     }
     family(
@@ -155,15 +175,30 @@ pub(super) fn render(s: &Snapshot) -> Vec<u8> {
         "counter",
         "Reloads (SIGUSR1): the new generation went into service, or not.",
     );
-    sample(&mut o, "wickd_reloads_total", &[("outcome", "ok")], s.reloads[0]);
-    sample(&mut o, "wickd_reloads_total", &[("outcome", "failed")], s.reloads[1]);
+    sample(
+        &mut o,
+        "wickd_reloads_total",
+        &[("outcome", "ok")],
+        s.reloads[0],
+    );
+    sample(
+        &mut o,
+        "wickd_reloads_total",
+        &[("outcome", "failed")],
+        s.reloads[1],
+    );
     family(
         &mut o,
         "wickd_last_reload_timestamp_seconds",
         "gauge",
         "When the last reload went into service (0: none yet).",
     );
-    sample(&mut o, "wickd_last_reload_timestamp_seconds", &[], s.last_reload);
+    sample(
+        &mut o,
+        "wickd_last_reload_timestamp_seconds",
+        &[],
+        s.last_reload,
+    );
     family(
         &mut o,
         "wickd_restarts_total",
@@ -213,7 +248,9 @@ fn backends(o: &mut String, s: &Snapshot) {
         "counter",
         "Requests sent to a FastCGI backend.",
     );
-    each(o, "wickd_backend_requests_total", &|b| b.requests.to_string());
+    each(o, "wickd_backend_requests_total", &|b| {
+        b.requests.to_string()
+    });
     family(
         o,
         "wickd_backend_connect_failures_total",
@@ -236,14 +273,18 @@ fn backends(o: &mut String, s: &Snapshot) {
         "gauge",
         "Live workers that skip a FastCGI backend now, after a failed connect.",
     );
-    each(o, "wickd_backend_disabled_workers", &|b| b.disabled.to_string());
+    each(o, "wickd_backend_disabled_workers", &|b| {
+        b.disabled.to_string()
+    });
     family(
         o,
         "wickd_backend_up",
         "gauge",
         "1 unless some worker skips the FastCGI backend now.",
     );
-    each(o, "wickd_backend_up", &|b| u8::from(b.disabled == 0).to_string());
+    each(o, "wickd_backend_up", &|b| {
+        u8::from(b.disabled == 0).to_string()
+    });
     family(
         o,
         "wickd_backend_response_seconds",

@@ -29,10 +29,10 @@ pub(super) fn auto(s: &Snapshot) -> Vec<u8> {
 
 /// A letter per open connection, then `_` per free place.
 pub(super) fn scoreboard(o: &mut String, s: &Snapshot) {
-    for (&(letter, _), &n) in STATES.iter().zip(&s.totals.states) {
-        o.extend(std::iter::repeat(letter).take(n as usize));
+    for (&(letter, _), &n) in STATES.iter().zip(&s.totals.states_now()) {
+        o.extend(std::iter::repeat_n(letter, n as usize));
     }
-    o.extend(std::iter::repeat('_').take(s.idle() as usize));
+    o.extend(std::iter::repeat_n('_', s.idle() as usize));
 }
 
 /// `?json` (and `?jsonp=f`, wrapped in a call of `f`): lighttpd's fields;
