@@ -43,9 +43,14 @@ pub struct Started {
 }
 
 impl Started {
-    /// `at`: the loop turn's clock (`Clock::at`), None when not counting.
+    /// `at`: the loop turn's clock (`Clock::at`), None when not counting (then
+    /// the method is not even looked at).
     #[inline]
     pub fn new(method: &[u8], at: Option<Instant>) -> Started {
+        if at.is_none() {
+            // Not counting: nothing to look at.
+            return Started::default();
+        }
         Started {
             method: counters::method_index(method) as u8,
             at,
