@@ -3,6 +3,10 @@
 //! the Prometheus text checked line by line, a seccomp kill named and counted.
 
 mod common;
+// (the certificate and client helpers of tests/tls.rs; this suite uses a few)
+#[allow(dead_code)]
+#[path = "common/tls.rs"]
+mod tls_kit;
 
 use common::fcgi::Responder;
 use common::{children_of, cmdline, curl, is_root, skip_unless_root, wait_until, Server};
@@ -633,6 +637,66 @@ fn metrics_text_is_valid_with_a_backend() {
         ),
         0.0
     );
+}
+
+#[test]
+fn tls_handshakes_are_counted_full_resumed_and_failed() {
+    let ca = tls_kit::Ca::new("wick status CA");
+    let leaf = ca.server(&["a.test"]);
+    let conf = format!(
+        "{CONF}\nserver.modules += (\"mod_openssl\")\nssl.engine = \"enable\"\nssl.pemfile = \"@DIR@/a.pem\"\n"
+    );
+    let s = Server::start_with(&conf, &[], |d| {
+        leaf.write_pem(&d.join("a.pem"));
+        std::fs::write(d.join("www/a.txt"), "x").expect("write");
+    });
+    // One client with one session store: the first handshake is full, those
+    // after it offer the ticket the server gave (any worker takes it).
+    let store = std::sync::Arc::new(tls_kit::TaggedStore::default());
+    let cfg = tls_kit::client_config(&tls_kit::ClientSpec {
+        version: Some(rustls::ProtocolVersion::TLSv1_3),
+        ca: Some(&ca),
+        store: Some(store.clone()),
+        ..tls_kit::ClientSpec::default()
+    });
+    let mut kinds = Vec::new();
+    for i in 0..3 {
+        store.begin(i);
+        let mut sess = tls_kit::handshake(s.port, "a.test", &cfg).expect("handshake");
+        sess.conn
+            .send(b"GET /a.txt HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n");
+        assert_eq!(sess.conn.response().expect("response").status, 200);
+        let _ = sess.conn.closed();
+        kinds.push(sess.kind);
+    }
+    let resumed = kinds
+        .iter()
+        .filter(|k| **k == Some(rustls::HandshakeKind::Resumed))
+        .count() as f64;
+    assert!(resumed >= 1.0, "{kinds:?}");
+    // Not TLS at all on the TLS port: a failed handshake.
+    let mut c = s.connect();
+    c.write_all(b"GET / HTTP/1.1\r\nHost: a.test\r\n\r\n")
+        .expect("write");
+    let mut sink = Vec::new();
+    let _ = std::io::Read::read_to_end(&mut c, &mut sink);
+    // The metrics, over TLS too.
+    let m = {
+        let mut sess = tls_kit::handshake(s.port, "a.test", &cfg).expect("handshake");
+        sess.conn
+            .send(b"GET /metrics HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n");
+        let r = sess.conn.response().expect("response");
+        assert_eq!(r.status, 200);
+        parse_exposition(&r.text())
+    };
+    let tls = |k: &str| get(&m, "wickd_tls_handshakes_total", &[("result", k)]);
+    assert_eq!(
+        tls("resumed"),
+        resumed + 1.0,
+        "the metrics request's own resumed: {m:?}"
+    );
+    assert_eq!(tls("full"), 3.0 - resumed);
+    assert_eq!(tls("failed"), 1.0);
 }
 
 // ------------------------------------------------------------ seccomp ----
