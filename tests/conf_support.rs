@@ -124,8 +124,8 @@ fn ignored_keys_warn_once_with_module_and_place() {
     let d = TempDir::new();
     let c = conf(
         &d,
-        "server.modules = (\"mod_status\")\nstatus.status-url = \"/status\"\n\
-         $HTTP[\"host\"] == \"a\" {\nstatus.status-url = \"/s\"\n}\nserver.h2proto = \"enable\"",
+        "server.modules = (\"mod_webdav\")\nwebdav.activate = \"enable\"\n\
+         $HTTP[\"host\"] == \"a\" {\nwebdav.activate = \"disable\"\n}\nserver.h2proto = \"enable\"",
     );
     let o = run(&["-tt", "-f", &c]);
     assert_eq!(o.status.code(), Some(0), "{}", err(&o));
@@ -133,13 +133,13 @@ fn ignored_keys_warn_once_with_module_and_place() {
     let warned = |what: &str| e.lines().filter(|l| l.contains(what)).count();
     assert_eq!(
         warned(&format!(
-            "{c}:5: status.status-url (mod_status) is accepted but not acted on by wickd (ignored)"
+            "{c}:5: webdav.activate (mod_webdav) is accepted but not acted on by wickd (ignored)"
         )),
         1,
         "{e}"
     );
     assert_eq!(
-        warned("status.status-url (mod_status)"),
+        warned("webdav.activate (mod_webdav)"),
         1,
         "once per key: {e}"
     );
@@ -152,7 +152,7 @@ fn ignored_keys_warn_once_with_module_and_place() {
     );
     assert_eq!(
         warned(&format!(
-            "{c}:4: server.modules: mod_status is not built into wickd"
+            "{c}:4: server.modules: mod_webdav is not built into wickd"
         )),
         1,
         "{e}"
@@ -164,8 +164,8 @@ server.bind = "127.0.0.1"
 server.port = @PORT@
 server.document-root = "@DOCROOT@"
 server.errorlog = "@DIR@/error.log"
-server.modules = ( "mod_status" )
-status.status-url = "/server-status"
+server.modules = ( "mod_webdav" )
+webdav.activate = "enable"
 "#;
 
 #[test]
@@ -173,18 +173,18 @@ fn start_up_logs_what_it_ignores() {
     let s = Server::start(SERVED);
     assert!(
         wait_until(Duration::from_secs(10), || s.error_log().contains(
-            "status.status-url (mod_status) is accepted but not acted on"
+            "webdav.activate (mod_webdav) is accepted but not acted on"
         )),
         "{}",
         s.error_log()
     );
     let log = s.error_log();
     assert!(
-        log.contains(&format!("{}:7: status.status-url", s.conf.display())),
+        log.contains(&format!("{}:7: webdav.activate", s.conf.display())),
         "{log}"
     );
     assert!(
-        log.contains("server.modules: mod_status is not built into wickd"),
+        log.contains("server.modules: mod_webdav is not built into wickd"),
         "{log}"
     );
 }

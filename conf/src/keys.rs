@@ -290,6 +290,8 @@ pub const KEYS: &[(&str, &str, Scope)] = &[
     ("status.config-url", "mod_status", R),
     ("status.statistics-url", "mod_status", R),
     ("status.enable-sort", "mod_status", R),
+    // wickd's: the Prometheus text endpoint
+    ("status.metrics-url", "mod_status", R),
     ("ssi.extension", "mod_ssi", R),
     ("ssi.content-type", "mod_ssi", R),
     ("ssi.conditional-requests", "mod_ssi", R),

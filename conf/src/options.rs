@@ -278,6 +278,12 @@ request_options! {
     accesslog_use_syslog: bool = "accesslog.use-syslog", default false;
     accesslog_syslog_level: u16 = "accesslog.syslog-level", default 6;
     accesslog_escaping: String = "accesslog.escaping", default String::new();
+    // mod_status (an empty URL: that page is off; status.metrics-url is wickd's)
+    status_url: String = "status.status-url", default String::new();
+    status_config_url: String = "status.config-url", default String::new();
+    status_statistics_url: String = "status.statistics-url", default String::new();
+    status_enable_sort: bool = "status.enable-sort", default true;
+    status_metrics_url: String = "status.metrics-url", default String::new();
 }
 
 /// Where a listener is bound.

@@ -43,6 +43,7 @@ pub const BUILT: &[&str] = &[
     "mod_setenv",
     "mod_simple_vhost",
     "mod_staticfile",
+    "mod_status",
     "mod_userdir",
 ];
 

@@ -14,9 +14,9 @@ const BASE: &str = "server.document-root = \"/tmp\"\n";
 #[test]
 fn an_ignored_key_warns_once_with_module_and_place() {
     let c = load(&format!(
-        "{BASE}server.modules = (\"mod_status\")\nserver.core-files = \"enable\"\n\
-         status.status-url = \"/server-status\"\n\
-         $HTTP[\"host\"] == \"a\" {{\n  status.status-url = \"/status\"\n}}\n"
+        "{BASE}server.modules = (\"mod_webdav\")\nserver.core-files = \"enable\"\n\
+         webdav.activate = \"enable\"\n\
+         $HTTP[\"host\"] == \"a\" {{\n  webdav.activate = \"disable\"\n}}\n"
     ));
     let w: Vec<&String> = c
         .warnings
@@ -30,14 +30,14 @@ fn an_ignored_key_warns_once_with_module_and_place() {
         w[0]
     );
     assert!(
-        w[1].contains("t.conf:4: status.status-url (mod_status)"),
+        w[1].contains("t.conf:4: webdav.activate (mod_webdav)"),
         "{}",
         w[1]
     );
     assert!(
         c.warnings
             .iter()
-            .any(|w| w.contains("t.conf:2: server.modules: mod_status is not built into wickd")),
+            .any(|w| w.contains("t.conf:2: server.modules: mod_webdav is not built into wickd")),
         "{:?}",
         c.warnings
     );

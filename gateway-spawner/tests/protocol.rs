@@ -471,6 +471,7 @@ fn anything_but_its_setup_first_fails() {
         config: cfg.for_worker(),
         report_activity: false,
         tls: None,
+        counter_slot: None,
         fds: Default::default(),
     }));
     for (msg, want) in [

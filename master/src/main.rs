@@ -4,6 +4,7 @@
 mod accesslog;
 mod cli;
 mod config;
+mod counters;
 mod daemon;
 mod errlog;
 mod listen;
@@ -13,6 +14,7 @@ mod server;
 mod signals;
 mod spawn;
 mod spawner_launch;
+mod syscalls;
 mod tls;
 
 use cli::{Opt, EXIT_USAGE};

@@ -80,6 +80,8 @@ struct Child {
     failed: Option<String>,
     /// We asked it to go (drain, terminate, kill): its exit is no accident.
     leaving: bool,
+    /// A worker's slot in the counter page.
+    counter_slot: Option<usize>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -147,24 +149,50 @@ pub struct Master {
     tickets: crate::tls::Tickets,
     /// ssl.stapling-file of the newest generation, looked at each minute.
     stapling: crate::tls::Stapling,
+    /// The counter page mod_status reads (counters.rs); None if it could not
+    /// be made (then nothing is counted, and a seccomp kill is not named).
+    counters: Option<crate::counters::Counters>,
+    /// Why there is no counter page, for the log once it is open.
+    counters_failed: Option<String>,
 }
 
 /// "exited with status 3", "killed by signal 9 (SIGKILL)", with a word on SIGSYS.
 pub fn describe_status(st: &WaitStatus) -> String {
-    match st {
-        WaitStatus::Exited(_, code) => format!("exited with status {code}"),
-        WaitStatus::Signaled(_, Signal::SIGSYS, _) => format!(
+    describe_exit(st, None)
+}
+
+/// As [`describe_status`], with the system call a worker's SIGSYS handler noted
+/// (the seccomp filter refused it).
+pub fn describe_exit(st: &WaitStatus, syscall: Option<u64>) -> String {
+    match (st, syscall) {
+        (WaitStatus::Signaled(_, Signal::SIGSYS, _), Some(nr)) => format!(
+            "killed by signal {} (SIGSYS): the seccomp sandbox refused system call {nr} ({})",
+            Signal::SIGSYS as i32,
+            crate::syscalls::name(nr).unwrap_or("unknown")
+        ),
+        (WaitStatus::Exited(_, code), _) => format!("exited with status {code}"),
+        (WaitStatus::Signaled(_, Signal::SIGSYS, _), None) => format!(
             "killed by signal {} (SIGSYS): the seccomp sandbox stopped a system call outside \
              its allowlist (the kernel audit log names it)",
             Signal::SIGSYS as i32
         ),
-        WaitStatus::Signaled(_, sig, core) => format!(
+        (WaitStatus::Signaled(_, sig, core), _) => format!(
             "killed by signal {} ({}){}",
             *sig as i32,
             sig.as_str(),
             if *core { ", core dumped" } else { "" }
         ),
-        other => format!("ended ({other:?})"),
+        (other, _) => format!("ended ({other:?})"),
+    }
+}
+
+/// Why a child ended, for the restart counters.
+fn cause_of(st: &WaitStatus, syscall: Option<u64>) -> crate::counters::Cause {
+    use crate::counters::Cause;
+    match (st, syscall) {
+        (WaitStatus::Signaled(_, Signal::SIGSYS, _), Some(_)) => Cause::Seccomp,
+        (WaitStatus::Signaled(..), _) => Cause::Signal,
+        _ => Cause::Exit,
     }
 }
 
@@ -205,7 +233,13 @@ impl Master {
     pub fn new(setup: Setup) -> io::Result<Master> {
         let poll = Poll::new()?;
         let signals = Signals::new(poll.registry(), SIGNAL)?;
+        let (counters, counters_failed) = match crate::counters::Counters::new() {
+            Ok(c) => (Some(c), None),
+            Err(e) => (None, Some(e.to_string())),
+        };
         Ok(Master {
+            counters,
+            counters_failed,
             poll,
             signals,
             source: setup.source,
@@ -239,6 +273,12 @@ impl Master {
     pub fn run(mut self, config: Config, tls: Option<Vec<wick_proto::tls::TlsFile>>) -> i32 {
         if let Err(e) = self.tickets.configure(&config) {
             elog!(self.log, "{e}; tickets use keys of wickd's own");
+        }
+        if let Some(e) = self.counters_failed.take() {
+            elog!(
+                self.log,
+                "{e}: mod_status counts nothing, seccomp kills are not named"
+            );
         }
         self.start_generation(config, None, tls);
         let mut events = Events::with_capacity(64);
@@ -364,6 +404,13 @@ impl Master {
             spawn::spawn(role).map_err(|e| format!("starting {} failed: {e}", role.describe()))?;
         let key = self.next_child;
         self.next_child += 1;
+        let counter_slot = match (role, self.counters.as_mut()) {
+            (Role::Worker { id }, Some(c)) => c.take(gen, id),
+            _ => None,
+        };
+        if let (Some(i), Some(c)) = (counter_slot, &self.counters) {
+            c.started(i, sp.pid.as_raw());
+        }
         let mut child = Child {
             pid: sp.pid,
             role,
@@ -373,6 +420,7 @@ impl Master {
             started: Instant::now(),
             failed: None,
             leaving: false,
+            counter_slot,
         };
         let reg = self.poll.registry().register(
             &mut SourceFd(&sp.channel.as_raw_fd()),
@@ -385,7 +433,7 @@ impl Master {
             None => self.log.worker_fd(),
         };
         let sent = reg.map_err(|e| e.to_string()).and_then(|()| {
-            self.send_start(&sp.channel, gen, role, &config, log_fd)
+            self.send_start(&sp.channel, gen, role, &config, log_fd, counter_slot)
                 .map_err(|e| e.to_string())
         });
         child.channel = Some(sp.channel);
@@ -412,6 +460,7 @@ impl Master {
         role: Role,
         config: &Config,
         log_fd: Option<OwnedFd>,
+        counter_slot: Option<usize>,
     ) -> io::Result<()> {
         let Role::Worker { id } = role else {
             return self.start_spawner(ch, gen, config, log_fd);
@@ -437,6 +486,7 @@ impl Master {
             access_logs: self.accesslog.fds_for(config).map_err(io::Error::other)?,
             one_shot,
             spawner: spawner.as_ref().map(|c| c.as_fd()),
+            counters: counter_slot.and(self.counters.as_ref()).map(|c| c.fd()),
         };
         let setup = WorkerSetup {
             proto: PROTO_VERSION,
@@ -451,6 +501,7 @@ impl Master {
                     files: files.as_ref().clone(),
                     tickets: self.tickets.current(),
                 }),
+            counter_slot: counter_slot.map(|i| i as u32),
             fds: fds.counts(),
         };
         let fds = fds.into_vec().map_err(io::Error::other)?;
@@ -506,6 +557,12 @@ impl Master {
         self.gens[gi].state = GenState::Active;
         if let Some(l) = self.gens[gi].log.take() {
             self.log = l;
+        }
+        if let Some(c) = &self.counters {
+            c.serving(gen);
+            if self.started {
+                c.reload(true);
+            }
         }
         let old: Vec<u64> = self
             .gens
@@ -624,6 +681,9 @@ impl Master {
                 "graceful restart failed: generation {gen} did not start: {reason}; \
                  the running generation keeps serving"
             );
+            if let Some(c) = &self.counters {
+                c.reload(false);
+            }
             if let Some(n) = &self.notify {
                 n.ready();
             }
@@ -729,6 +789,7 @@ impl Master {
                     self.log,
                     "graceful restart failed, keeping the running configuration: {e}"
                 );
+                self.count_reload_failed();
                 if let Some(n) = &self.notify {
                     n.ready();
                 }
@@ -744,6 +805,7 @@ impl Master {
                     self.log,
                     "graceful restart failed, keeping the running configuration: TLS: {e}"
                 );
+                self.count_reload_failed();
                 if let Some(n) = &self.notify {
                     n.ready();
                 }
@@ -774,6 +836,7 @@ impl Master {
                     self.log,
                     "graceful restart failed, keeping the running configuration: {e}"
                 );
+                self.count_reload_failed();
                 if let Some(n) = &self.notify {
                     n.ready();
                 }
@@ -791,6 +854,7 @@ impl Master {
                         self.log,
                         "graceful restart failed, keeping the running configuration: {e}"
                     );
+                    self.count_reload_failed();
                     for a in &fresh {
                         self.listeners.close(a);
                     }
@@ -802,6 +866,13 @@ impl Master {
             }
         };
         self.start_generation(config, log, tls);
+    }
+
+    /// A reload that did not go into service, for the counters.
+    fn count_reload_failed(&self) {
+        if let Some(c) = &self.counters {
+            c.reload(false);
+        }
     }
 
     // ---- shutdown ----------------------------------------------------------
@@ -1023,7 +1094,11 @@ impl Master {
                 .registry()
                 .deregister(&mut SourceFd(&ch.as_raw_fd()));
         }
-        let how = describe_status(st);
+        let syscall = match (c.counter_slot, self.counters.as_mut()) {
+            (Some(i), Some(counters)) => counters.give_back(i),
+            _ => None,
+        };
+        let how = describe_exit(st, syscall);
         let what = format!(
             "{} (pid {}, generation {})",
             c.role.describe(),
@@ -1077,6 +1152,13 @@ impl Master {
                 }
                 let delay = backoff(s.quick_deaths);
                 s.restart_at = Some(Instant::now() + delay);
+                if let Some(counters) = &self.counters {
+                    let kind = match c.role {
+                        Role::Spawner => crate::counters::Kind::Spawner,
+                        _ => crate::counters::Kind::Worker,
+                    };
+                    counters.restart(kind, cause_of(st, syscall));
+                }
                 let why = c
                     .failed
                     .as_deref()
@@ -1265,5 +1347,12 @@ mod tests {
             sys.starts_with("killed by signal 31 (SIGSYS)") && sys.contains("seccomp"),
             "{sys}"
         );
+        let named = describe_exit(&WaitStatus::Signaled(pid, Signal::SIGSYS, false), Some(41));
+        #[cfg(target_arch = "x86_64")]
+        assert_eq!(
+            named,
+            "killed by signal 31 (SIGSYS): the seccomp sandbox refused system call 41 (socket)"
+        );
+        assert!(named.contains("system call 41 ("), "{named}");
     }
 }

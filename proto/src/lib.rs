@@ -8,6 +8,7 @@
 
 pub mod cgienv;
 pub mod channel;
+pub mod counters;
 pub mod log;
 pub mod setup;
 pub mod spawner;
@@ -28,7 +29,8 @@ use serde::{Deserialize, Serialize};
 
 /// Bumped on any incompatible change; checked in each child's setup.
 /// 2: one setup message per role instead of Hello, Config, ..., Start.
-pub const PROTO_VERSION: u32 = 3;
+/// 4: the counter page (`counters`) and the worker's slot in its setup.
+pub const PROTO_VERSION: u32 = 4;
 
 /// Environment variable that tells a re-executed wickd which role it plays
 /// (`worker`, `gateway-spawner`); its IPC socket is on fd [`ROLE_IPC_FD`].

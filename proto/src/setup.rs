@@ -21,6 +21,8 @@ pub struct WorkerSetup {
     pub report_activity: bool,
     /// Certificates, keys and ticket keys, when a listener has ssl.engine.
     pub tls: Option<crate::tls::TlsMaterial>,
+    /// The worker's slot in the counter page (`fds.counters`), when it has one.
+    pub counter_slot: Option<u32>,
     /// What rides along, in [`WorkerFds`] order.
     pub fds: WorkerFdCounts,
 }
@@ -39,6 +41,8 @@ pub struct WorkerFdCounts {
     pub one_shot: Option<OneShot>,
     /// The worker's end of its socketpair to the gateway-spawner (mod_cgi).
     pub spawner: bool,
+    /// The master's counter page (`crate::counters`), a memfd.
+    pub counters: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -49,7 +53,8 @@ pub struct OneShot {
 }
 
 /// A worker's start-up fds, in the order they ride: listeners, error log, access
-/// logs, the one-shot connection and its write side, the spawner channel. `F` is
+/// logs, the one-shot connection and its write side, the spawner channel, the
+/// counter page. `F` is
 /// `BorrowedFd` for the master, `OwnedFd` for the worker.
 #[derive(Debug, PartialEq, Eq)]
 pub struct WorkerFds<F> {
@@ -59,6 +64,7 @@ pub struct WorkerFds<F> {
     /// The connection, and its write side when that is a separate fd.
     pub one_shot: Option<(F, Option<F>)>,
     pub spawner: Option<F>,
+    pub counters: Option<F>,
 }
 
 impl<F> WorkerFds<F> {
@@ -72,6 +78,7 @@ impl<F> WorkerFds<F> {
                 has_out: out.is_some(),
             }),
             spawner: self.spawner.is_some(),
+            counters: self.counters.is_some(),
         }
     }
 
@@ -85,6 +92,7 @@ impl<F> WorkerFds<F> {
             v.extend(out);
         }
         v.extend(self.spawner);
+        v.extend(self.counters);
         within_limit(v)
     }
 
@@ -95,7 +103,8 @@ impl<F> WorkerFds<F> {
             + usize::from(c.error_log)
             + c.access_logs as usize
             + c.one_shot.map_or(0, |o| 1 + usize::from(o.has_out))
-            + usize::from(c.spawner);
+            + usize::from(c.spawner)
+            + usize::from(c.counters);
         if fds.len() != want {
             return Err(format!(
                 "worker setup announces {want} fds ({c:?}), {} came",
@@ -115,12 +124,14 @@ impl<F> WorkerFds<F> {
             None => None,
         };
         let spawner = take(usize::from(c.spawner)).pop();
+        let counters = take(usize::from(c.counters)).pop();
         Ok(WorkerFds {
             listeners,
             error_log,
             access_logs,
             one_shot,
             spawner,
+            counters,
         })
     }
 }
@@ -218,7 +229,7 @@ mod tests {
     #[test]
     fn worker_setup_fds_arrive_in_declared_order() {
         let names = [
-            "l0", "l1", "err", "a0", "a1", "a2", "conn", "out", "spawner",
+            "l0", "l1", "err", "a0", "a1", "a2", "conn", "out", "spawner", "counters",
         ];
         let pipes: Vec<_> = names.iter().map(|n| tagged(n)).collect();
         let r: Vec<_> = pipes.iter().map(|(r, _)| r.as_fd()).collect();
@@ -228,6 +239,7 @@ mod tests {
             access_logs: vec![r[3], r[4], r[5]],
             one_shot: Some((r[6], Some(r[7]))),
             spawner: Some(r[8]),
+            counters: Some(r[9]),
         };
         let setup = WorkerSetup {
             proto: PROTO_VERSION,
@@ -236,6 +248,7 @@ mod tests {
             config: config().for_worker(),
             report_activity: true,
             tls: None,
+            counter_slot: Some(5),
             fds: fds.counts(),
         };
         let (a, b) = crate::Channel::pair().expect("pair");
@@ -261,6 +274,8 @@ mod tests {
             ("conn".into(), Some("out".into()))
         );
         assert_eq!(f.spawner.as_ref().map(tag_of).as_deref(), Some("spawner"));
+        assert_eq!(f.counters.as_ref().map(tag_of).as_deref(), Some("counters"));
+        assert_eq!(s.counter_slot, Some(5));
     }
 
     #[test]
@@ -310,6 +325,7 @@ mod tests {
             access_logs: Vec::new(),
             one_shot: None,
             spawner: None,
+            counters: None,
         };
         assert_eq!(none.counts(), WorkerFdCounts::default());
         let many = WorkerFds {

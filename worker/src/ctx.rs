@@ -65,11 +65,16 @@ impl Ctx {
             .any(|m| m == "mod_cgi");
         let cgi = crate::cgi::Client::new(cgi_on);
         let parseopts = site.parseopts;
+        let mut clock = Clock::new();
+        if crate::mods::status::count::board().is_some() {
+            // mod_status times requests from the turn's instant.
+            clock.at = Some(std::time::Instant::now());
+        }
         Ctx {
             site,
             tag,
             cond,
-            clock: Clock::new(),
+            clock,
             out: Out::default(),
             fields: Vec::with_capacity(32),
             path: Vec::with_capacity(256),

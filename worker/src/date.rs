@@ -1,7 +1,7 @@
 //! Clocks and HTTP dates: the `Date` header formatted once a second, coarse
 //! monotonic seconds for timeouts, IMF-fixdate formatting and parsing.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// IMF-fixdate is always this long: `Sun, 06 Nov 1994 08:49:37 GMT`.
 pub const HTTP_DATE_LEN: usize = 29;
@@ -13,6 +13,9 @@ pub struct Clock {
     pub unix: i64,
     /// Monotonic seconds (for timeouts; never jumps).
     pub mono: u64,
+    /// The turn's instant, read only while mod_status counts (request durations
+    /// start from it): None otherwise.
+    pub at: Option<Instant>,
     date: [u8; HTTP_DATE_LEN],
     date_for: i64,
 }
@@ -28,6 +31,7 @@ impl Clock {
         let mut c = Clock {
             unix: 0,
             mono: 0,
+            at: None,
             date: [b' '; HTTP_DATE_LEN],
             date_for: i64::MIN,
         };
@@ -39,6 +43,9 @@ impl Clock {
     pub fn tick(&mut self) {
         self.unix = coarse(libc::CLOCK_REALTIME_COARSE) as i64;
         self.mono = coarse(libc::CLOCK_MONOTONIC_COARSE);
+        if let Some(at) = &mut self.at {
+            *at = Instant::now();
+        }
         if self.unix != self.date_for {
             format_http_date(self.unix, &mut self.date);
             self.date_for = self.unix;
@@ -49,6 +56,11 @@ impl Clock {
     pub fn http_date(&self) -> &[u8] {
         &self.date
     }
+}
+
+/// Monotonic seconds now, as `Clock::mono` counts them.
+pub fn mono_secs() -> u64 {
+    coarse(libc::CLOCK_MONOTONIC_COARSE)
 }
 
 fn coarse(id: libc::clockid_t) -> u64 {

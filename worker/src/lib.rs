@@ -96,10 +96,26 @@ pub fn run(channel: Channel) -> i32 {
         None => Logger::Channel,
     };
     let config = setup.config;
+    // The counter page: mapped now (no mmap of a new fd after the sandbox). The
+    // SIGSYS handler notes a seccomp kill's syscall in the slot for the master.
+    let slot = match (fds.counters.as_ref(), setup.counter_slot) {
+        (Some(fd), Some(i)) => match wick_proto::counters::Board::map(fd) {
+            Ok(b) => b.slot(i as usize).map(|s| (b, s)),
+            Err(e) => return fail(&channel, format!("worker: {e}")),
+        },
+        _ => None,
+    };
+    drop(fds.counters);
+    if let Some((_, s)) = slot {
+        sandbox::sigsys::install(s.sigsys.atomic());
+    }
     let site = match site::Site::new(config) {
         Ok(s) => s,
         Err(e) => return fail(&channel, format!("worker: {e}")),
     };
+    if let (Some((b, s)), true) = (slot, site.mods.loaded("mod_status")) {
+        mods::status::count::enable(b, s, site.max_conns);
+    }
     // TLS configurations are built now, before the sandbox: aws-lc's RNG set-up
     // maps memory and probes files on first use.
     let tls = match tls::TlsSite::new(&site.cfg, &site.compiled, setup.tls.unwrap_or_default()) {

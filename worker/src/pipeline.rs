@@ -363,7 +363,10 @@ fn respond(
             return Outcome::Internal { ir, body };
         }
     }
+    // mod_status: a response made now is counted now (a handler's when it ends).
+    let started = crate::mods::status::count::Started::new(base.method(), clock.at);
     if !mods.active {
+        crate::mods::status::count::request(started, status);
         return Outcome::Answered { mark, body, close };
     }
     match mods.finish(
@@ -378,18 +381,21 @@ fn respond(
         status,
     ) {
         Some(handler) => Outcome::Handler { handler, body },
-        None => match hold {
-            // (its access-log line is written now, as the answer is made)
-            Some(at) => {
-                let then = Then::Send {
-                    out: out.split_off(mark),
-                    keep_alive,
-                };
-                let handler = Box::new(Parked::new(at, then));
-                Outcome::Handler { handler, body }
+        None => {
+            crate::mods::status::count::request(started, status);
+            match hold {
+                // (its access-log line is written now, as the answer is made)
+                Some(at) => {
+                    let then = Then::Send {
+                        out: out.split_off(mark),
+                        keep_alive,
+                    };
+                    let handler = Box::new(Parked::new(at, then));
+                    Outcome::Handler { handler, body }
+                }
+                None => Outcome::Answered { mark, body, close },
             }
-            None => Outcome::Answered { mark, body, close },
-        },
+        }
     }
 }
 

@@ -367,6 +367,7 @@ impl Server {
         for key in due {
             self.drive(key);
         }
+        crate::mods::status::count::census(self.conns.iter().map(|(_, c)| c));
         if let Some(d) = self.drain_deadline {
             if now >= d {
                 let _ = self.channel.send(&FromWorker::Drained, &[]);
@@ -499,6 +500,7 @@ impl Server {
     }
 
     fn add_conn(&mut self, fd: OwnedFd, peer: (IpAddr, u16), listener: u16) {
+        crate::mods::status::count::opened();
         let now = self.ctx.clock.mono;
         let mut conn = Conn::new(fd, peer, listener, true, now);
         if self.ctx.tls.as_ref().is_some_and(|t| t.is_tls(listener)) {
@@ -573,6 +575,7 @@ impl Server {
             // Closing the fd also removes it from the epoll set.
             let mut c = self.conns.remove(key);
             c.abandon(&mut self.ctx);
+            crate::mods::status::count::closed();
         }
     }
 

@@ -5,6 +5,7 @@
 //! has a third kind: an in-memory pipe to its connection (h2/pipe.rs).
 
 use crate::h2::pipe::Pipe;
+use crate::mods::status::count;
 use crate::sys;
 use crate::tls::session::Session;
 use std::io;
@@ -86,30 +87,34 @@ impl Transport {
             return p.read(buf);
         }
         let fd = self.fd();
-        match self.tls.as_deref_mut() {
+        let n = match self.tls.as_deref_mut() {
             Some(t) => {
                 let (n, closed) = t.read(fd, buf)?;
                 self.peer_closed |= closed;
-                Ok(n)
+                n
             }
-            None => sys::read(fd, buf),
-        }
+            None => sys::read(fd, buf)?,
+        };
+        count::bytes_in(n);
+        Ok(n)
     }
 
     /// Write some of `b`; `more`: further bytes follow at once (MSG_MORE).
     pub fn write(&mut self, b: &[u8], more: bool) -> io::Result<usize> {
         if let Some(p) = self.pipe.as_deref_mut() {
+            // An HTTP/2 stream: counted when its connection writes the frames.
             p.output.put(b);
             return Ok(b.len());
         }
-        if let Some(t) = self.tls.as_deref_mut() {
-            return t.write(self.wfd, b, more);
-        }
-        if self.is_socket {
-            sys::send(self.wfd, b, more)
+        let n = if let Some(t) = self.tls.as_deref_mut() {
+            t.write(self.wfd, b, more)?
+        } else if self.is_socket {
+            sys::send(self.wfd, b, more)?
         } else {
-            sys::write(self.wfd, b)
-        }
+            sys::write(self.wfd, b)?
+        };
+        count::bytes_out(n);
+        Ok(n)
     }
 
     /// Send up to `n` bytes of `file` from `off` without copying them through us.
@@ -118,10 +123,12 @@ impl Transport {
             // Out::flush hands a stream its file ranges whole (Pipe::take).
             return Err(io::ErrorKind::Unsupported.into());
         }
-        if let Some(t) = self.tls.as_deref_mut() {
-            return t.send_file(self.wfd, file, off, n);
-        }
-        sys::sendfile(self.wfd, file, off, n)
+        let n = match self.tls.as_deref_mut() {
+            Some(t) => t.send_file(self.wfd, file, off, n)?,
+            None => sys::sendfile(self.wfd, file, off, n)?,
+        };
+        count::bytes_out(n);
+        Ok(n)
     }
 
     /// Everything accepted by `write`/`sendfile` is on the wire. Ok(false): the

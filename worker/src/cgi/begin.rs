@@ -10,6 +10,7 @@ use wick_proto::spawner::{CgiLimits, CgiRequest, FromWorkerToSpawner, HttpVersio
 
 use super::*;
 use crate::internal::{InternalInfo, Saved};
+use crate::mods::status::count::Started;
 
 /// Everything `begin` needs about the request.
 pub struct Begin<'a> {
@@ -69,6 +70,7 @@ pub fn begin(p: Parts<'_>, view: &View, mut b: Begin<'_>) -> Box<Job> {
     p.cgi.next_id += 1;
     let run = run_of(&b);
     let mut job = new_job(id, out, view, &mut b, &run, limits, p.clock.mono);
+    job.counted = Started::new(b.head.method_span.of(b.buf), p.clock.at);
     if let Some(l) = b.log.take() {
         job.log = Some(crate::mods::accesslog::Tally::new(l, job.out.remaining()));
     }
@@ -125,6 +127,7 @@ pub fn begin_socket(
     );
     job.spawned = false;
     job.module = module;
+    job.counted = Started::new(b.head.method_span.of(b.buf), p.clock.at);
     if let Some(l) = b.log.take() {
         job.log = Some(crate::mods::accesslog::Tally::new(l, job.out.remaining()));
     }
@@ -232,6 +235,8 @@ fn new_job(
         spawned: true,
         module: "mod_cgi",
         backend: String::new(),
+        status: 0,
+        counted: Default::default(),
     })
 }
 

@@ -123,6 +123,10 @@ pub struct Job {
     pub(crate) module: &'static str,
     /// A socket backend's name, for log lines (its address).
     pub(crate) backend: String,
+    /// The response's status, once its head is made (mod_status counts it).
+    pub(crate) status: u16,
+    /// Its method and start, for mod_status's count when the job completes.
+    pub(crate) counted: crate::mods::status::count::Started,
 }
 
 /// Tell the spawner a script's job ended (nothing to tell for a socket backend).
@@ -163,6 +167,7 @@ pub(crate) fn fail(
         job.keep_alive,
         job.head_only,
     );
+    job.status = status;
     if let Some(l) = &mut job.log {
         l.head(status, &job.out.buf[mark..]);
     }
@@ -384,6 +389,7 @@ impl Job {
         if let (Some(l), Some(a)) = (self.log.take(), ctx.site.mods.accesslog.as_deref()) {
             l.finish(a, self.out.remaining());
         }
+        crate::mods::status::count::request(self.counted, self.status);
     }
 }
 

@@ -367,6 +367,7 @@ pub(crate) fn write_head(ctx: &mut Ctx, job: &mut Job, mut h: RespHead, status: 
     head.server(server.as_deref().unwrap_or(&job.tag).as_bytes());
     job.hooks.run(head, &ctx.clock);
     head.write(out);
+    job.status = status;
     if let Some(l) = &mut job.log {
         l.head(status, &job.out.buf[mark..]);
     }

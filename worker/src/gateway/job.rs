@@ -86,6 +86,8 @@ pub struct GatewayJob {
     stdin_end: bool,
     reader: Reader,
     connect_ts: u64,
+    /// When the connect began, while mod_status counts (the backend's latency).
+    since: Option<std::time::Instant>,
 }
 
 impl GatewayJob {
@@ -110,6 +112,7 @@ impl GatewayJob {
             stdin_end: false,
             reader: Reader::default(),
             connect_ts: s.now,
+            since: None,
         };
         if let Some(pool) = &j.pool {
             pool.begin(s.pick.host);
@@ -145,6 +148,7 @@ impl GatewayJob {
             stdin_end: true,
             reader: Reader::default(),
             connect_ts: 0,
+            since: None,
         }
     }
 
@@ -229,6 +233,7 @@ impl GatewayJob {
                 };
                 self.sock = Some(s);
                 self.connect_ts = ctx.clock.mono;
+                self.since = crate::mods::status::count::now();
                 self.job.read_ts = ctx.clock.mono;
                 self.job.write_ts = ctx.clock.mono;
             }
@@ -440,6 +445,9 @@ impl GatewayJob {
                     cgi::flush_err(ctx, &mut self.job, false);
                 }
                 Record::End { .. } => {
+                    if let (Some(pool), Some(p)) = (&self.pool, self.pick) {
+                        pool.answered(p.host, self.since);
+                    }
                     self.release();
                     if self.job.stage != Stage::Done {
                         cgi::stdout_eof(ctx, &mut self.job);

@@ -49,7 +49,11 @@ pub struct Pool {
     states: Vec<State>,
     /// Round-robin: the host chosen last, per extension.
     last: Vec<Cell<usize>>,
+    /// Each host's entry in mod_status's counters (None: not counting).
+    counted: Vec<Option<&'static Counted>>,
 }
+
+type Counted = wick_proto::counters::Backend;
 
 /// A host chosen for a request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -65,8 +69,17 @@ impl Pool {
         Pool {
             states: table.hosts.iter().map(|_| State::default()).collect(),
             last: table.exts.iter().map(|_| Cell::new(usize::MAX)).collect(),
+            counted: table
+                .hosts
+                .iter()
+                .map(|h| crate::mods::status::count::backend(&h.name))
+                .collect(),
             table,
         }
+    }
+
+    fn counted(&self, host: usize) -> Option<&'static Counted> {
+        self.counted.get(host).copied().flatten()
     }
 
     pub fn host(&self, i: usize) -> &Host {
@@ -113,18 +126,37 @@ impl Pool {
     pub fn begin(&self, host: usize) {
         let s = &self.states[host];
         s.load.set(s.load.get() + 1);
+        if let Some(c) = self.counted(host) {
+            c.requests.add(1);
+            c.load.set(u64::from(s.load.get()));
+        }
     }
 
     /// A request on `host` ended.
     pub fn end(&self, host: usize) {
         let s = &self.states[host];
         s.load.set(s.load.get().saturating_sub(1));
+        if let Some(c) = self.counted(host) {
+            c.load.set(u64::from(s.load.get()));
+        }
+    }
+
+    /// `host` answered a request whole, `since` its connect began (mod_status).
+    pub fn answered(&self, host: usize, since: Option<std::time::Instant>) {
+        if let (Some(c), Some(t)) = (self.counted(host), since) {
+            c.latency_us.add(t.elapsed().as_micros() as u64);
+            c.done.add(1);
+        }
     }
 
     /// A connect to `host` failed: skipped for its disable-time.
     pub fn disable(&self, host: usize, now: u64) {
         let t = self.table.hosts[host].disable_time;
         self.states[host].disabled_until.set(now + t.max(1));
+        if let Some(c) = self.counted(host) {
+            c.failures.add(1);
+            c.disabled_until.set(now + t.max(1));
+        }
     }
 
     #[cfg(test)]

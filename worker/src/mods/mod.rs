@@ -37,6 +37,7 @@ pub mod redirect;
 pub mod rewrite;
 pub mod setenv;
 pub mod simple_vhost;
+pub mod status;
 pub mod subst;
 pub mod userdir;
 
@@ -370,6 +371,8 @@ pub struct Deferred {
     pub before: Out,
     /// Request body bytes, read and dropped.
     pub dropped: Vec<u8>,
+    /// Its method and start, for mod_status's count when it is done.
+    pub started: status::count::Started,
 }
 
 impl std::fmt::Debug for Deferred {
@@ -384,6 +387,7 @@ impl Deferred {
     pub fn step(&mut self, clock: &Clock, accesslog: Option<&accesslog::Accesslog>) -> Option<Out> {
         let mut resp = Out::default();
         let status = self.job.step(&mut resp, clock)?;
+        status::count::request(self.started, status);
         if let (Some(log), Some(a)) = (self.log.take(), accesslog) {
             log.complete(a, status, &resp.buf, resp.remaining());
         }
@@ -632,6 +636,7 @@ fn build(name: &str, cfg: &Config) -> Result<Option<Box<dyn Module>>, String> {
         "mod_cgi" => Some(Box::new(crate::cgi::ModCgi)),
         "mod_fastcgi" => Some(Box::new(GatewayModule::new(cfg, Kind::FastCgi)?)),
         "mod_scgi" => Some(Box::new(GatewayModule::new(cfg, Kind::Scgi)?)),
+        "mod_status" => Some(Box::new(status::Status::new(cfg))),
         _ => None,
     })
 }
@@ -1025,6 +1030,7 @@ impl Mods {
                 log,
                 before: out.take_rest(),
                 dropped: Vec::new(),
+                started: status::count::Started::new(base.method(), clock.at),
             }));
         }
         if self.logs() {

@@ -3,13 +3,15 @@
 //! that works (see `enter_with`), and the report the worker logs.
 //!
 //! One file per layer: `plan` (what the config allows), `privdrop` (user, group,
-//! chroot, fd limit, parent death), `caps`, `landlock`, `seccomp` (the allowlist).
+//! chroot, fd limit, parent death), `caps`, `landlock`, `seccomp` (the allowlist),
+//! `sigsys` (what a refused call leaves for the master).
 
 pub mod caps;
 mod landlock;
 pub mod plan;
 mod privdrop;
 mod seccomp;
+pub mod sigsys;
 
 pub use plan::{Plan, UserDir};
 

@@ -1,6 +1,8 @@
-//! The worker's syscall allowlist (seccompiler). Anything not listed here kills the
-//! whole worker with SIGSYS; the master logs it and starts another. Applied last,
-//! after Landlock and the uid change, so neither needs its syscalls listed.
+//! The worker's syscall allowlist (seccompiler). Anything not listed here is
+//! trapped (SECCOMP_RET_TRAP: the call does not run, SIGSYS comes with its
+//! number) and `sigsys.rs`'s handler ends the worker by SIGSYS after noting the
+//! number for the master, which logs it and starts another. Applied last, after
+//! Landlock and the uid change, so neither needs its syscalls listed.
 //!
 //! Harvested with `strace -f` from the real worker (files, index files, redirects,
 //! ranges, conditionals, bodies, pipelining, errors, lingering close) under
@@ -213,18 +215,15 @@ pub fn rules(plan: &Plan, pid: i32) -> Result<Rules, String> {
     Ok(r)
 }
 
-/// Compile `rules` to BPF: listed calls pass, anything else kills the process.
+/// Compile `rules` to BPF: listed calls pass, anything else traps (SIGSYS; with
+/// no handler installed, its default action kills the process as KillProcess
+/// would, and a handler cannot let the call run: it never runs).
 pub fn compile(rules: Rules) -> Result<BpfProgram, String> {
     let arch: TargetArch = std::env::consts::ARCH
         .try_into()
         .map_err(|e| format!("seccomp: {e:?}"))?;
-    let f = SeccompFilter::new(
-        rules,
-        SeccompAction::KillProcess,
-        SeccompAction::Allow,
-        arch,
-    )
-    .map_err(|e| format!("seccomp: {e}"))?;
+    let f = SeccompFilter::new(rules, SeccompAction::Trap, SeccompAction::Allow, arch)
+        .map_err(|e| format!("seccomp: {e}"))?;
     f.try_into()
         .map_err(|e: seccompiler::BackendError| format!("seccomp: {e}"))
 }

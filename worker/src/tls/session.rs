@@ -3,6 +3,7 @@
 //! rustls `ServerConnection` the transport reads and writes plaintext through.
 
 use super::Profile;
+use crate::mods::status::count;
 use crate::sys;
 use rustls::server::{Accepted, Acceptor};
 use rustls::ServerConnection;
@@ -81,6 +82,7 @@ impl Session {
                 Ok(None) => {}
                 Err((e, mut alert)) => {
                     *self = Session::Dead;
+                    count::tls(count::TLS_FAILED);
                     // Not TLS at all (a plain HTTP request): lighttpd closes
                     // without a byte; anything else gets rustls's alert.
                     if let rustls::Error::InvalidMessage(
@@ -106,6 +108,7 @@ impl Session {
             Err((e, mut alert)) => {
                 let _ = alert.write_all(&mut FdIo(fd));
                 *self = Session::Dead;
+                count::tls(count::TLS_FAILED);
                 Err(e.to_string())
             }
         }
@@ -159,6 +162,7 @@ impl Session {
                 "TLS handshake not done",
             ));
         };
+        let shaking = c.is_handshaking();
         let mut raw = [0u8; RAW_CHUNK];
         let mut filled = 0;
         let mut eof = false;
@@ -193,6 +197,9 @@ impl Session {
                 match c.process_new_packets() {
                     Ok(st) => eof |= st.peer_has_closed(),
                     Err(e) => {
+                        if c.is_handshaking() {
+                            count::tls(count::TLS_FAILED);
+                        }
                         let _ = c.write_tls(&mut FdIo(fd));
                         return Err(io::Error::new(io::ErrorKind::InvalidData, e));
                     }
@@ -205,6 +212,14 @@ impl Session {
                     Err(e) => return Err(e),
                 }
             }
+        }
+        if shaking && !c.is_handshaking() {
+            let resumed = c.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
+            count::tls(if resumed {
+                count::TLS_RESUMED
+            } else {
+                count::TLS_FULL
+            });
         }
         // Handshake replies, tickets, alerts go out now (or on the next writable edge).
         self.flush(fd)?;
