@@ -218,35 +218,33 @@ pub fn encode(src: &[u8], out: &mut Vec<u8>) {
 
 /// [`encode`] with `len`, the [`encoded_len`] of `src`, known.
 pub(crate) fn encode_sized(src: &[u8], len: usize, out: &mut Vec<u8>) {
-    let start = out.len();
-    // Eight bytes of slack: every symbol stores the whole accumulator, unaligned,
-    // and advances by the bytes it completed (no branch on the bit count).
-    out.resize(start.saturating_add(len).saturating_add(8), 0);
-    let Some(buf) = out.get_mut(start..) else {
-        return;
-    };
-    let mut at = 0;
+    out.reserve(len);
     // Pending bits are the low `bits` of `acc`, fewer than 8 between symbols, so a
     // 30-bit code always fits; bits above them are stale and shifted out.
     let mut acc: u64 = 0;
     let mut bits: u32 = 0;
-    for &b in src {
-        let (code, n) = CODES[usize::from(b)];
-        acc = acc << n | u64::from(code);
-        bits += u32::from(n);
-        if let Some(dst) = buf.get_mut(at..at + 8) {
-            dst.copy_from_slice(&(acc << (64 - bits)).to_be_bytes());
+    // Sixteen symbols make at most 60 bytes. Each one stores the whole accumulator,
+    // unaligned, into a stack block and advances by the bytes it completed: no branch
+    // on the bit count, and offsets below 64 need no bounds check.
+    for chunk in src.chunks(16) {
+        let mut block = [0u8; 72];
+        let mut at = 0usize;
+        for &b in chunk {
+            let (code, n) = CODES[usize::from(b)];
+            acc = acc << n | u64::from(code);
+            bits += u32::from(n);
+            let at63 = at & 63;
+            if let Some(dst) = block.get_mut(at63..at63 + 8) {
+                dst.copy_from_slice(&(acc << (64 - bits)).to_be_bytes());
+            }
+            at = at63 + (bits / 8) as usize;
+            bits %= 8;
         }
-        at += (bits / 8) as usize;
-        bits %= 8;
+        out.extend_from_slice(block.get(..at).unwrap_or_default());
     }
     if bits > 0 {
-        if let Some(dst) = buf.get_mut(at) {
-            *dst = (acc << (8 - bits)) as u8 | 0xff >> bits;
-        }
-        at += 1;
+        out.push((acc << (8 - bits)) as u8 | 0xff >> bits);
     }
-    out.truncate(start + at);
 }
 
 /// Appends the decoded `src` to `out`.
