@@ -28,8 +28,10 @@ fuzz_target!(|blocks: Vec<Block>| {
             expect.push((name.clone(), value.clone()));
         }
         let mut got = Vec::new();
-        d.decode(&out, usize::MAX, &mut |n, v| got.push((n.to_vec(), v.to_vec())))
-            .expect("the encoder's block decodes");
+        d.decode(&out, usize::MAX, &mut |n, v| {
+            got.push((n.to_vec(), v.to_vec()))
+        })
+        .expect("the encoder's block decodes");
         assert_eq!(got, expect);
         assert!(e.dynamic_table().eq(d.dynamic_table()));
         assert_eq!(e.dynamic_table_size(), d.dynamic_table_size());

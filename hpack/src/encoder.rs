@@ -224,10 +224,28 @@ fn dynamic_index(i: usize) -> usize {
 
 /// A string literal (5.2), Huffman-coded when that is shorter.
 fn string(s: &[u8], out: &mut Vec<u8>) {
+    if s.len() < 0x7f {
+        // Either way the length fits the prefix byte: code first, then choose,
+        // rather than size the code in a pass of its own.
+        let start = out.len();
+        out.push(0x80);
+        huffman::append(s, out);
+        let coded = out.len() - start - 1;
+        if coded < s.len() {
+            if let Some(prefix) = out.get_mut(start) {
+                *prefix = 0x80 | coded as u8;
+            }
+        } else {
+            out.truncate(start);
+            out.push(s.len() as u8);
+            out.extend_from_slice(s);
+        }
+        return;
+    }
     let coded = huffman::encoded_len(s);
     if coded < s.len() {
         int::encode(out, 0x80, 0x7f, coded);
-        huffman::encode_sized(s, coded, out);
+        huffman::append(s, out);
     } else {
         int::encode(out, 0x00, 0x7f, s.len());
         out.extend_from_slice(s);

@@ -141,12 +141,15 @@ const TREE: [[u16; 2]; 256] = {
     tree
 };
 
-// A transition: next state in bits 0..8, the completed symbol in 8..16.
-const EMIT: u32 = 1 << 16;
+// A transition: the next state shifted left by 4 in bits 4..12 (OR-ed with the
+// next nibble it is the next index: one operation on the path from one load to the
+// next), the completed symbol in bits 16..24.
+const NEXT: u32 = 0xff0;
+const EMIT: u32 = 1 << 24;
 /// EOS completed: the string is malformed.
-const FAIL: u32 = 1 << 17;
+const FAIL: u32 = 1 << 25;
 /// The next state may end a string.
-const ACCEPT: u32 = 1 << 18;
+const ACCEPT: u32 = 1 << 26;
 
 /// Transitions, indexed by state << 4 | nibble.
 static STEP: [u32; 4096] = {
@@ -176,14 +179,14 @@ static STEP: [u32; 4096] = {
                         entry = FAIL;
                         break;
                     }
-                    entry = EMIT | (sym as u32) << 8;
+                    entry = EMIT | (sym as u32) << 16;
                     node = 0;
                 } else {
                     node = child as usize;
                 }
             }
             if entry & FAIL == 0 {
-                entry |= node as u32;
+                entry |= (node as u32) << 4;
                 if accept[node] {
                     entry |= ACCEPT;
                 }
@@ -213,34 +216,28 @@ pub fn encoded_len(src: &[u8]) -> usize {
 
 /// Appends `src` Huffman-coded, padded with the high bits of EOS.
 pub fn encode(src: &[u8], out: &mut Vec<u8>) {
-    encode_sized(src, encoded_len(src), out);
+    out.reserve(encoded_len(src));
+    append(src, out);
 }
 
-/// [`encode`] with `len`, the [`encoded_len`] of `src`, known.
-pub(crate) fn encode_sized(src: &[u8], len: usize, out: &mut Vec<u8>) {
-    out.reserve(len);
-    // Pending bits are the low `bits` of `acc`, fewer than 8 between symbols, so a
-    // 30-bit code always fits; bits above them are stale and shifted out.
+/// [`encode`] without sizing `out` first.
+pub(crate) fn append(src: &[u8], out: &mut Vec<u8>) {
+    // Pending bits are the low `bits` of `acc`: fewer than 32 between symbols, so a
+    // 30-bit code always fits; bits above them were written and are shifted out.
     let mut acc: u64 = 0;
     let mut bits: u32 = 0;
-    // Sixteen symbols make at most 60 bytes. Each one stores the whole accumulator,
-    // unaligned, into a stack block and advances by the bytes it completed: no branch
-    // on the bit count, and offsets below 64 need no bounds check.
-    for chunk in src.chunks(16) {
-        let mut block = [0u8; 72];
-        let mut at = 0usize;
-        for &b in chunk {
-            let (code, n) = CODES[usize::from(b)];
-            acc = acc << n | u64::from(code);
-            bits += u32::from(n);
-            let at63 = at & 63;
-            if let Some(dst) = block.get_mut(at63..at63 + 8) {
-                dst.copy_from_slice(&(acc << (64 - bits)).to_be_bytes());
-            }
-            at = at63 + (bits / 8) as usize;
-            bits %= 8;
+    for &b in src {
+        let (code, n) = CODES[usize::from(b)];
+        acc = acc << n | u64::from(code);
+        bits += u32::from(n);
+        if bits >= 32 {
+            bits -= 32;
+            out.extend_from_slice(&((acc >> bits) as u32).to_be_bytes());
         }
-        out.extend_from_slice(block.get(..at).unwrap_or_default());
+    }
+    while bits >= 8 {
+        bits -= 8;
+        out.push((acc >> bits) as u8);
     }
     if bits > 0 {
         out.push((acc << (8 - bits)) as u8 | 0xff >> bits);
@@ -270,21 +267,21 @@ pub fn check(src: &[u8]) -> Result<(), DecodeError> {
 /// step stores its symbol slot and advances only if it completed one: no branch on
 /// the code; EOS is noted on the way and reported at the end.
 fn run<const KEEP: bool>(src: &[u8], buf: &mut [u8]) -> Result<usize, DecodeError> {
-    let mut state = 0usize;
+    let mut next = 0usize;
     let mut seen = 0u32;
     let mut last = ACCEPT;
     let mut len = 0usize;
     for &byte in src {
         for nibble in [byte >> 4, byte & 0x0f] {
-            let entry = STEP[(state << 4 | usize::from(nibble)) & 0xfff];
+            let entry = STEP[next | usize::from(nibble & 0x0f)];
             if KEEP {
                 if let Some(slot) = buf.get_mut(len) {
-                    *slot = (entry >> 8) as u8;
+                    *slot = (entry >> 16) as u8;
                 }
-                len += ((entry & EMIT) >> 16) as usize;
+                len += ((entry & EMIT) >> 24) as usize;
             }
             seen |= entry;
-            state = (entry & 0xff) as usize;
+            next = (entry & NEXT) as usize;
             last = entry;
         }
     }
