@@ -16,7 +16,23 @@ pub struct Encoder {
     /// Size updates owed at the start of the next block: the smallest size set since
     /// the last block, and the last (4.2).
     resize: Option<(usize, usize)>,
+    date: DateMemo,
 }
+
+/// The last `date` field as encoded. Every response within a second sends the same
+/// value: it is Huffman-coded once a second rather than once a response.
+#[derive(Debug, Default)]
+struct DateMemo {
+    value: [u8; DATE_LEN],
+    coded: [u8; 32],
+    /// 0: nothing kept.
+    coded_len: u8,
+}
+
+/// An IMF-fixdate, "Sun, 06 Nov 1994 08:49:37 GMT".
+const DATE_LEN: usize = 29;
+/// Static index of `date`.
+const DATE: u8 = 33;
 
 impl Default for Encoder {
     fn default() -> Encoder {
@@ -30,6 +46,7 @@ impl Encoder {
         Encoder {
             table: Table::new(TABLE_MAX),
             resize: None,
+            date: DateMemo::default(),
         }
     }
 
@@ -100,6 +117,9 @@ impl Encoder {
         let (static_index, policy) = static_table::classify(name);
         match policy {
             Policy::Index => self.indexed_or_literal(name, static_index, value, out),
+            Policy::Volatile if static_index == DATE && value.len() == DATE_LEN => {
+                self.date(value, out)
+            }
             Policy::Volatile => self.literal(0x00, name, static_index, value, out),
             Policy::Sensitive => self.literal(0x10, name, static_index, value, out),
         }
@@ -118,6 +138,29 @@ impl Encoder {
     /// The dynamic table's size (RFC 7541 4.1).
     pub fn dynamic_table_size(&self) -> usize {
         self.table.size()
+    }
+
+    fn date(&mut self, value: &[u8], out: &mut Vec<u8>) {
+        let memo = &mut self.date;
+        if memo.coded_len != 0 && memo.value == value {
+            if let Some(coded) = memo.coded.get(..usize::from(memo.coded_len)) {
+                out.extend_from_slice(coded);
+                return;
+            }
+        }
+        let start = out.len();
+        self.literal(0x00, b"date", DATE, value, out);
+        let memo = &mut self.date;
+        memo.coded_len = 0;
+        if let (Some(coded), Ok(value)) = (out.get(start..), <[u8; DATE_LEN]>::try_from(value)) {
+            if let (Some(keep), Ok(len)) =
+                (memo.coded.get_mut(..coded.len()), u8::try_from(coded.len()))
+            {
+                keep.copy_from_slice(coded);
+                memo.value = value;
+                memo.coded_len = len;
+            }
+        }
     }
 
     /// An index if the field is in a table; else a literal, added to the dynamic table
@@ -181,10 +224,28 @@ fn dynamic_index(i: usize) -> usize {
 
 /// A string literal (5.2), Huffman-coded when that is shorter.
 fn string(s: &[u8], out: &mut Vec<u8>) {
+    if s.len() < 0x7f {
+        // Either way the length fits the prefix byte: code first, then choose,
+        // rather than size the code in a pass of its own.
+        let start = out.len();
+        out.push(0x80);
+        huffman::append(s, out);
+        let coded = out.len() - start - 1;
+        if coded < s.len() {
+            if let Some(prefix) = out.get_mut(start) {
+                *prefix = 0x80 | coded as u8;
+            }
+        } else {
+            out.truncate(start);
+            out.push(s.len() as u8);
+            out.extend_from_slice(s);
+        }
+        return;
+    }
     let coded = huffman::encoded_len(s);
     if coded < s.len() {
         int::encode(out, 0x80, 0x7f, coded);
-        huffman::encode(s, out);
+        huffman::append(s, out);
     } else {
         int::encode(out, 0x00, 0x7f, s.len());
         out.extend_from_slice(s);

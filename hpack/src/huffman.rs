@@ -141,12 +141,15 @@ const TREE: [[u16; 2]; 256] = {
     tree
 };
 
-// A transition: next state in bits 0..8, the completed symbol in 8..16.
-const EMIT: u32 = 1 << 16;
+// A transition: the next state shifted left by 4 in bits 4..12 (OR-ed with the
+// next nibble it is the next index: one operation on the path from one load to the
+// next), the completed symbol in bits 16..24.
+const NEXT: u32 = 0xff0;
+const EMIT: u32 = 1 << 24;
 /// EOS completed: the string is malformed.
-const FAIL: u32 = 1 << 17;
+const FAIL: u32 = 1 << 25;
 /// The next state may end a string.
-const ACCEPT: u32 = 1 << 18;
+const ACCEPT: u32 = 1 << 26;
 
 /// Transitions, indexed by state << 4 | nibble.
 static STEP: [u32; 4096] = {
@@ -176,14 +179,14 @@ static STEP: [u32; 4096] = {
                         entry = FAIL;
                         break;
                     }
-                    entry = EMIT | (sym as u32) << 8;
+                    entry = EMIT | (sym as u32) << 16;
                     node = 0;
                 } else {
                     node = child as usize;
                 }
             }
             if entry & FAIL == 0 {
-                entry |= node as u32;
+                entry |= (node as u32) << 4;
                 if accept[node] {
                     entry |= ACCEPT;
                 }
@@ -198,23 +201,35 @@ static STEP: [u32; 4096] = {
 
 /// Bytes `src` takes Huffman-coded.
 pub fn encoded_len(src: &[u8]) -> usize {
-    let bits = src.iter().fold(0u64, |bits, &b| {
-        bits.saturating_add(u64::from(LENS[usize::from(b)]))
-    });
+    // Summed in chunks whose bit count cannot overflow a u32: plain adds in the loop.
+    let bits = src
+        .chunks(1 << 16)
+        .map(|chunk| {
+            chunk
+                .iter()
+                .map(|&b| u32::from(LENS[usize::from(b)]))
+                .sum::<u32>()
+        })
+        .fold(0u64, |total, bits| total.saturating_add(u64::from(bits)));
     usize::try_from(bits.div_ceil(8)).unwrap_or(usize::MAX)
 }
 
 /// Appends `src` Huffman-coded, padded with the high bits of EOS.
 pub fn encode(src: &[u8], out: &mut Vec<u8>) {
     out.reserve(encoded_len(src));
-    // Pending bits are the low `bits` of `acc`; fewer than 32 between symbols, so a
-    // 30-bit code always fits.
+    append(src, out);
+}
+
+/// [`encode`] without sizing `out` first.
+pub(crate) fn append(src: &[u8], out: &mut Vec<u8>) {
+    // Pending bits are the low `bits` of `acc`: fewer than 32 between symbols, so a
+    // 30-bit code always fits; bits above them were written and are shifted out.
     let mut acc: u64 = 0;
     let mut bits: u32 = 0;
     for &b in src {
-        let (code, len) = CODES[usize::from(b)];
-        acc = acc << len | u64::from(code);
-        bits += u32::from(len);
+        let (code, n) = CODES[usize::from(b)];
+        acc = acc << n | u64::from(code);
+        bits += u32::from(n);
         if bits >= 32 {
             bits -= 32;
             out.extend_from_slice(&((acc >> bits) as u32).to_be_bytes());
@@ -231,37 +246,54 @@ pub fn encode(src: &[u8], out: &mut Vec<u8>) {
 
 /// Appends the decoded `src` to `out`.
 pub fn decode(src: &[u8], out: &mut Vec<u8>) -> Result<(), DecodeError> {
-    out.reserve(src.len().saturating_mul(8) / 5);
-    run::<true>(src, out)
+    let start = out.len();
+    // At most one symbol per five bits, plus one byte the last step may write.
+    let most = src.len().saturating_mul(8) / 5;
+    out.resize(start.saturating_add(most).saturating_add(1), 0);
+    let result = match out.get_mut(start..) {
+        Some(buf) => run::<true>(src, buf),
+        None => Ok(0),
+    };
+    out.truncate(start.saturating_add(*result.as_ref().unwrap_or(&0)));
+    result.map(|_| ())
 }
 
 /// Checks `src` as [`decode`] does, keeping nothing.
 pub fn check(src: &[u8]) -> Result<(), DecodeError> {
-    run::<false>(src, &mut Vec::new())
+    run::<false>(src, &mut []).map(|_| ())
 }
 
-fn run<const KEEP: bool>(src: &[u8], out: &mut Vec<u8>) -> Result<(), DecodeError> {
-    let mut state = 0usize;
+/// Decodes into `buf` (unless only checking), returning the length decoded. Every
+/// step stores its symbol slot and advances only if it completed one: no branch on
+/// the code; EOS is noted on the way and reported at the end.
+fn run<const KEEP: bool>(src: &[u8], buf: &mut [u8]) -> Result<usize, DecodeError> {
+    let mut next = 0usize;
+    let mut seen = 0u32;
     let mut last = ACCEPT;
+    let mut len = 0usize;
     for &byte in src {
         for nibble in [byte >> 4, byte & 0x0f] {
-            let entry = STEP[(state << 4 | usize::from(nibble)) & 0xfff];
-            if entry & FAIL != 0 {
-                return Err(DecodeError::Compression("Huffman string holds EOS"));
+            let entry = STEP[next | usize::from(nibble & 0x0f)];
+            if KEEP {
+                if let Some(slot) = buf.get_mut(len) {
+                    *slot = (entry >> 16) as u8;
+                }
+                len += ((entry & EMIT) >> 24) as usize;
             }
-            if KEEP && entry & EMIT != 0 {
-                out.push((entry >> 8) as u8);
-            }
-            state = (entry & 0xff) as usize;
+            seen |= entry;
+            next = (entry & NEXT) as usize;
             last = entry;
         }
+    }
+    if seen & FAIL != 0 {
+        return Err(DecodeError::Compression("Huffman string holds EOS"));
     }
     if last & ACCEPT == 0 {
         return Err(DecodeError::Compression(
             "Huffman padding longer than 7 bits or not all ones",
         ));
     }
-    Ok(())
+    Ok(len)
 }
 
 #[cfg(test)]
@@ -295,7 +327,7 @@ mod tests {
             encode(&[b, b, b], &mut enc);
             assert_eq!(enc.len(), encoded_len(&[b, b, b]));
             let mut dec = Vec::new();
-            decode(&enc, &mut dec).unwrap();
+            decode(&enc, &mut dec).expect("decodes");
             assert_eq!(dec, [b, b, b]);
         }
     }
@@ -309,7 +341,7 @@ mod tests {
             [0xf1, 0xe3, 0xc2, 0xe5, 0xf2, 0x3a, 0x6b, 0xa0, 0xab, 0x90, 0xf4, 0xff]
         );
         let mut dec = Vec::new();
-        decode(&[0xa8, 0xeb, 0x10, 0x64, 0x9c, 0xbf], &mut dec).unwrap();
+        decode(&[0xa8, 0xeb, 0x10, 0x64, 0x9c, 0xbf], &mut dec).expect("decodes");
         assert_eq!(dec, b"no-cache");
     }
 

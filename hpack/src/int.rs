@@ -9,6 +9,7 @@ const MAX: u64 = u32::MAX as u64;
 
 /// Appends `value` with the bits of `flags` above the prefix; `mask` is the prefix
 /// (0x0f, 0x1f, 0x3f or 0x7f).
+#[inline]
 pub(crate) fn encode(out: &mut Vec<u8>, flags: u8, mask: u8, value: usize) {
     let max = usize::from(mask);
     if value < max {

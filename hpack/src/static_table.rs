@@ -85,118 +85,113 @@ pub(crate) enum Policy {
     Sensitive,
 }
 
+/// `name` equals `lit`: a compare of known length, inlined.
+#[inline(always)]
+fn is<const N: usize>(name: &[u8], lit: &[u8; N]) -> bool {
+    <&[u8; N]>::try_from(name).is_ok_and(|name| name == lit)
+}
+
+/// Tries `name` against each literal in turn; (0, Index) if none is it.
+macro_rules! names {
+    ($name:expr, $($lit:literal => $found:expr,)*) => {
+        $(if is($name, $lit) { $found } else)* { (0, Policy::Index) }
+    };
+}
+
 /// The static index of `name` (0: none) and its policy. Switches on the length
 /// first: one or two comparisons per field.
 pub(crate) fn classify(name: &[u8]) -> (u8, Policy) {
     use Policy::{Index, Sensitive, Volatile};
     let (index, policy) = match name.len() {
-        3 => match name {
+        3 => names!(name,
             b"age" => (21, Volatile),
             b"via" => (60, Index),
-            _ => (0, Index),
-        },
-        4 => match name {
+        ),
+        4 => names!(name,
             b"date" => (33, Volatile),
             b"etag" => (34, Volatile),
             b"vary" => (59, Index),
             b"link" => (45, Index),
             b"host" => (38, Index),
             b"from" => (37, Index),
-            _ => (0, Index),
-        },
-        5 => match name {
+        ),
+        5 => names!(name,
             b":path" => (4, Volatile),
             b"allow" => (22, Index),
             b"range" => (50, Volatile),
-            _ => (0, Index),
-        },
-        6 => match name {
+        ),
+        6 => names!(name,
             b"server" => (54, Index),
             b"cookie" => (32, Sensitive),
             b"accept" => (19, Index),
             b"expect" => (35, Index),
-            _ => (0, Index),
-        },
-        7 => match name {
+        ),
+        7 => names!(name,
             b":status" => (8, Index),
             b"expires" => (36, Volatile),
             b":method" => (2, Index),
             b":scheme" => (6, Index),
             b"referer" => (51, Volatile),
             b"refresh" => (52, Index),
-            _ => (0, Index),
-        },
-        8 => match name {
+        ),
+        8 => names!(name,
             b"location" => (46, Volatile),
             b"if-match" => (39, Volatile),
             b"if-range" => (42, Volatile),
-            _ => (0, Index),
-        },
-        10 => match name {
+        ),
+        10 => names!(name,
             b"set-cookie" => (55, Sensitive),
             b":authority" => (1, Index),
             b"user-agent" => (58, Index),
-            _ => (0, Index),
-        },
-        11 => match name {
+        ),
+        11 => names!(name,
             b"retry-after" => (53, Index),
-            _ => (0, Index),
-        },
-        12 => match name {
+        ),
+        12 => names!(name,
             b"content-type" => (31, Index),
             b"max-forwards" => (47, Index),
-            _ => (0, Index),
-        },
-        13 => match name {
+        ),
+        13 => names!(name,
             b"last-modified" => (44, Volatile),
             b"accept-ranges" => (18, Index),
             b"cache-control" => (24, Index),
             b"content-range" => (30, Volatile),
             b"authorization" => (23, Sensitive),
             b"if-none-match" => (41, Volatile),
-            _ => (0, Index),
-        },
-        14 => match name {
+        ),
+        14 => names!(name,
             b"content-length" => (28, Volatile),
             b"accept-charset" => (15, Index),
-            _ => (0, Index),
-        },
-        15 => match name {
+        ),
+        15 => names!(name,
             b"accept-encoding" => (16, Index),
             b"accept-language" => (17, Index),
-            _ => (0, Index),
-        },
-        16 => match name {
+        ),
+        16 => names!(name,
             b"content-encoding" => (26, Index),
             b"content-language" => (27, Index),
             b"content-location" => (29, Volatile),
             // a Digest challenge carries a fresh nonce
             b"www-authenticate" => (61, Volatile),
-            _ => (0, Index),
-        },
-        17 => match name {
+        ),
+        17 => names!(name,
             b"if-modified-since" => (40, Volatile),
             b"transfer-encoding" => (57, Index),
-            _ => (0, Index),
-        },
-        18 => match name {
+        ),
+        18 => names!(name,
             b"proxy-authenticate" => (48, Volatile),
-            _ => (0, Index),
-        },
-        19 => match name {
+        ),
+        19 => names!(name,
             b"content-disposition" => (25, Volatile),
             b"if-unmodified-since" => (43, Volatile),
             b"proxy-authorization" => (49, Sensitive),
-            _ => (0, Index),
-        },
-        25 => match name {
+        ),
+        25 => names!(name,
             b"strict-transport-security" => (56, Index),
-            _ => (0, Index),
-        },
-        27 => match name {
+        ),
+        27 => names!(name,
             b"access-control-allow-origin" => (20, Index),
-            _ => (0, Index),
-        },
+        ),
         _ => (0, Index),
     };
     (index, policy)

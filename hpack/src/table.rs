@@ -2,12 +2,11 @@
 //! are evicted to keep the size (name + value + 32 per entry) within the capacity.
 //!
 //! Names and values live in one byte buffer, oldest first, so a lookup hands out
-//! slices and an insert is one copy. Evicted bytes stay at the front (`dead`) until
-//! an insert finds the buffer full and they are at least as many as the live ones:
-//! then the live bytes move down, which costs no more than the bytes evicted. The
+//! slices and an insert is one copy; the entries' places in a second, also oldest
+//! first. Evicted bytes and entries stay at the front (`dead`, `gone`) until an
+//! insert finds a buffer full and they are at least as many as the live ones: then
+//! the live ones move down, which costs no more than what was evicted. The byte
 //! buffer thus stays within twice the capacity.
-
-use std::collections::VecDeque;
 
 use crate::ENTRY_OVERHEAD;
 
@@ -16,8 +15,10 @@ pub(crate) struct Table {
     bytes: Vec<u8>,
     /// Bytes at the front of `bytes` that belong to evicted entries.
     dead: usize,
-    /// Oldest at the front.
-    entries: VecDeque<Entry>,
+    /// Oldest first.
+    entries: Vec<Entry>,
+    /// Entries at the front of `entries` that were evicted.
+    gone: usize,
     /// RFC size of the entries.
     size: usize,
     /// Maximum size, from the last size update.
@@ -69,6 +70,11 @@ impl Table {
         )
     }
 
+    /// The entries in the table, oldest first.
+    fn live(&self) -> &[Entry] {
+        self.entries.get(self.gone..).unwrap_or_default()
+    }
+
     fn slices(&self, e: &Entry) -> Option<(&[u8], &[u8])> {
         let mid = e.start.checked_add(e.name_len)?;
         let end = mid.checked_add(e.value_len)?;
@@ -77,29 +83,30 @@ impl Table {
 
     /// Entry `i`, 0 being the newest.
     pub(crate) fn get(&self, i: usize) -> Option<(&[u8], &[u8])> {
-        let pos = self.entries.len().checked_sub(1)?.checked_sub(i)?;
-        self.slices(self.entries.get(pos)?)
+        let live = self.live();
+        let pos = live.len().checked_sub(1)?.checked_sub(i)?;
+        self.slices(live.get(pos)?)
     }
 
     /// Newest first.
     pub(crate) fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> + '_ {
-        self.entries.iter().rev().filter_map(|e| self.slices(e))
+        self.live().iter().rev().filter_map(|e| self.slices(e))
     }
 
     /// The newest entry equal to (name, value), else the newest with that name.
     pub(crate) fn find(&self, name: &[u8], value: &[u8]) -> Lookup {
         let mut by_name = None;
-        for (i, e) in self.entries.iter().rev().enumerate() {
+        for (i, e) in self.live().iter().rev().enumerate() {
             if e.name_len != name.len() || (by_name.is_some() && e.value_len != value.len()) {
                 continue;
             }
             let Some((n, v)) = self.slices(e) else {
                 continue;
             };
-            if n != name {
+            if !same(n, name) {
                 continue;
             }
-            if v == value {
+            if same(v, value) {
                 return Lookup::Field(i);
             }
             by_name.get_or_insert(i);
@@ -125,7 +132,12 @@ impl Table {
         let start = self.bytes.len();
         self.bytes.extend_from_slice(name);
         self.bytes.extend_from_slice(value);
-        self.entries.push_back(Entry {
+        if self.entries.len() == self.entries.capacity()
+            && self.gone >= self.entries.len().saturating_sub(self.gone)
+        {
+            self.compact_entries();
+        }
+        self.entries.push(Entry {
             start,
             name_len: name.len(),
             value_len: value.len(),
@@ -139,7 +151,7 @@ impl Table {
         self.evict_to(capacity);
         if capacity == 0 {
             self.bytes = Vec::new();
-            self.entries = VecDeque::new();
+            self.entries = Vec::new();
         } else if self.bytes.capacity() / 2 > capacity {
             self.compact();
             self.bytes.shrink_to(capacity.saturating_mul(2));
@@ -148,6 +160,7 @@ impl Table {
 
     fn clear(&mut self) {
         self.entries.clear();
+        self.gone = 0;
         self.bytes.clear();
         self.dead = 0;
         self.size = 0;
@@ -155,13 +168,14 @@ impl Table {
 
     fn evict_to(&mut self, max: usize) {
         while self.size > max {
-            let Some(e) = self.entries.pop_front() else {
+            let Some(&e) = self.live().first() else {
                 break;
             };
+            self.gone += 1;
             self.size = self.size.saturating_sub(e.size());
             self.dead = e.end();
         }
-        if self.entries.is_empty() {
+        if self.live().is_empty() {
             self.clear();
         }
     }
@@ -186,16 +200,52 @@ impl Table {
         }
     }
 
+    fn compact_entries(&mut self) {
+        let gone = self.gone;
+        if gone == 0 || gone > self.entries.len() {
+            return;
+        }
+        self.entries.drain(..gone);
+        self.gone = 0;
+    }
+
     fn compact(&mut self) {
         let dead = self.dead;
         if dead == 0 || dead > self.bytes.len() {
             return;
         }
         self.bytes.drain(..dead);
-        for e in &mut self.entries {
+        for e in self.entries.iter_mut() {
             e.start = e.start.saturating_sub(dead);
         }
         self.dead = 0;
+    }
+}
+
+/// `a == b`, inline for the short strings header fields mostly are: two overlapping
+/// words from each end rather than a call to memcmp.
+#[inline]
+fn same(a: &[u8], b: &[u8]) -> bool {
+    let len = a.len();
+    if len != b.len() {
+        return false;
+    }
+    let word = |s: &[u8], at: usize| -> u64 {
+        s.get(at..at + 8)
+            .and_then(|w| <[u8; 8]>::try_from(w).ok())
+            .map_or(0, u64::from_ne_bytes)
+    };
+    let half = |s: &[u8], at: usize| -> u32 {
+        s.get(at..at + 4)
+            .and_then(|w| <[u8; 4]>::try_from(w).ok())
+            .map_or(0, u32::from_ne_bytes)
+    };
+    match len {
+        0 => true,
+        1..=3 => a.iter().zip(b).all(|(x, y)| x == y),
+        4..=7 => half(a, 0) == half(b, 0) && half(a, len - 4) == half(b, len - 4),
+        8..=16 => word(a, 0) == word(b, 0) && word(a, len - 8) == word(b, len - 8),
+        _ => a == b,
     }
 }
 
@@ -244,5 +294,20 @@ mod tests {
         t.insert(b"a", b"b");
         t.set_capacity(0);
         assert_eq!((t.size(), t.heap_bytes()), (0, 0));
+    }
+
+    #[test]
+    fn same_is_equality() {
+        let a: Vec<u8> = (0..40).collect();
+        for len in 0..40 {
+            let x = &a[..len];
+            assert!(same(x, x));
+            assert!(!same(x, &a[..len + 1]));
+            for at in 0..len {
+                let mut y = x.to_vec();
+                y[at] ^= 0x20;
+                assert!(!same(x, &y), "len {len}, byte {at}");
+            }
+        }
     }
 }

@@ -39,12 +39,12 @@ fn typical_response_shrinks_after_the_first() {
     assert_eq!(e.heap_bytes(), 0);
     let first = head(&mut e, 200, RESPONSE);
     assert_eq!(
-        decode(&mut d, &first, 1 << 16).unwrap(),
+        decode(&mut d, &first, 1 << 16).expect("block decodes"),
         with_status("200", RESPONSE)
     );
     let second = head(&mut e, 200, RESPONSE);
     assert_eq!(
-        decode(&mut d, &second, 1 << 16).unwrap(),
+        decode(&mut d, &second, 1 << 16).expect("block decodes"),
         with_status("200", RESPONSE)
     );
     // :status 200, then content-type, accept-ranges, server indexed: one byte each
@@ -122,7 +122,7 @@ fn status_codes() {
         let mut out = Vec::new();
         e.begin(&mut out);
         e.status(code, &mut out);
-        let got = decode(&mut d, &out, 1000).unwrap();
+        let got = decode(&mut d, &out, 1000).expect("block decodes");
         assert_eq!(got, fields(&[(":status", code.to_string().as_str())]));
     }
     // the second 302 came from the dynamic table
@@ -136,7 +136,7 @@ fn size_updates() {
     let mut e = Encoder::new();
     let mut d = Decoder::new(4096);
     let first = head(&mut e, 200, RESPONSE);
-    decode(&mut d, &first, 1 << 16).unwrap();
+    decode(&mut d, &first, 1 << 16).expect("block decodes");
     assert!(e.dynamic_table_size() > 0);
     // shrink to 0 and back to 8192 (used as 4096): two updates, 0 then 4096
     e.set_peer_table_size(0);
@@ -145,7 +145,7 @@ fn size_updates() {
     e.begin(&mut out);
     assert_eq!(out, hex("20 3fe11f"));
     assert_eq!(e.dynamic_table_size(), 0);
-    decode(&mut d, &out, 100).unwrap();
+    decode(&mut d, &out, 100).expect("block decodes");
     assert_eq!(d.dynamic_table_size(), 0);
     // the same size again still gets its update
     e.set_peer_table_size(4096);
@@ -162,7 +162,7 @@ fn size_updates() {
     let block = head(&mut e, 200, RESPONSE);
     assert_eq!(block[0], 0x3f, "size update 64 first");
     assert_eq!(
-        decode(&mut d, &block, 1 << 16).unwrap(),
+        decode(&mut d, &block, 1 << 16).expect("block decodes"),
         with_status("200", RESPONSE)
     );
     assert!(e.dynamic_table_size() <= 64);

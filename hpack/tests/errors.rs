@@ -37,8 +37,11 @@ fn bad_indices() {
     );
     // one past the newest entry after an insert
     let mut d = Decoder::new(4096);
-    decode(&mut d, &hex("400161 0162"), 100).unwrap();
-    assert_eq!(decode(&mut d, &[0xbe], 100).unwrap(), fields(&[("a", "b")]));
+    decode(&mut d, &hex("400161 0162"), 100).expect("block decodes");
+    assert_eq!(
+        decode(&mut d, &[0xbe], 100).expect("block decodes"),
+        fields(&[("a", "b")])
+    );
     assert!(decode(&mut d, &[0xbf], 100).is_err());
 }
 
@@ -116,9 +119,9 @@ fn size_updates() {
     );
     // two at the start are fine (4.2: smallest, then final)
     let mut d = Decoder::new(4096);
-    decode(&mut d, &hex("400161 0162"), 100).unwrap();
+    decode(&mut d, &hex("400161 0162"), 100).expect("block decodes");
     assert_eq!(
-        decode(&mut d, &hex("20 3f e1 1f 82"), 100).unwrap(),
+        decode(&mut d, &hex("20 3f e1 1f 82"), 100).expect("block decodes"),
         fields(&[(":method", "GET")])
     );
     assert_eq!(d.dynamic_table_size(), 0, "size 0 evicted the entry");
@@ -132,13 +135,13 @@ fn size_updates() {
 #[test]
 fn size_update_evicts() {
     let mut d = Decoder::new(4096);
-    decode(&mut d, &hex("400161 0162 400163 0164"), 1000).unwrap();
+    decode(&mut d, &hex("400161 0162 400163 0164"), 1000).expect("block decodes");
     assert_eq!(d.dynamic_table_size(), 68);
     // 34 keeps only the newest
-    decode(&mut d, &hex("3f 03"), 1000).unwrap();
+    decode(&mut d, &hex("3f 03"), 1000).expect("block decodes");
     assert_eq!(table(&d), fields(&[("c", "d")]));
     // an entry larger than the table empties it and is not added (4.4)
-    decode(&mut d, &hex("400361 6263 0164"), 1000).unwrap();
+    decode(&mut d, &hex("400361 6263 0164"), 1000).expect("block decodes");
     assert_eq!(table(&d), fields(&[]));
 }
 
@@ -151,7 +154,7 @@ fn list_too_large_keeps_the_table_in_step() {
     // literal not indexed x-a: b (35), then literal-indexed Huffman never-mind: www.example.com
     let mut block = hex("82");
     block.extend(hex("40 08 6269672d6e616d65 64"));
-    block.extend(std::iter::repeat(b'v').take(100));
+    block.extend([b'v'; 100]);
     block.extend(hex("00 03 782d61 0162"));
     block.extend(hex("41 8cf1 e3c2 e5f2 3a6b a0ab 90f4 ff"));
     let mut seen = Vec::new();
@@ -171,7 +174,7 @@ fn list_too_large_keeps_the_table_in_step() {
         ])
     );
     // the next block refers to both entries
-    let next = decode(&mut d, &hex("be bf"), 1000).unwrap();
+    let next = decode(&mut d, &hex("be bf"), 1000).expect("block decodes");
     assert_eq!(
         next,
         fields(&[
@@ -207,8 +210,8 @@ fn compression_error_wins_over_list_too_large() {
 fn no_heap_until_insert() {
     let mut d = Decoder::new(4096);
     assert_eq!(d.heap_bytes(), 0);
-    decode(&mut d, &hex("82 86 84"), 1000).unwrap();
+    decode(&mut d, &hex("82 86 84"), 1000).expect("block decodes");
     assert_eq!(d.heap_bytes(), 0);
-    decode(&mut d, &hex("41 0f 7777772e6578616d706c652e636f6d"), 1000).unwrap();
+    decode(&mut d, &hex("41 0f 7777772e6578616d706c652e636f6d"), 1000).expect("block decodes");
     assert!(d.heap_bytes() > 0);
 }

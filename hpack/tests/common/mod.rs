@@ -10,7 +10,7 @@ pub fn hex(dump: &str) -> Vec<u8> {
     let digits: Vec<u8> = dump.bytes().filter(u8::is_ascii_hexdigit).collect();
     digits
         .chunks(2)
-        .map(|pair| u8::from_str_radix(std::str::from_utf8(pair).unwrap(), 16).unwrap())
+        .map(|pair| u8::from_str_radix(std::str::from_utf8(pair).expect("ascii"), 16).expect("hex"))
         .collect()
 }
 
