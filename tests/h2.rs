@@ -6,7 +6,7 @@
 //! tests/common/h2.rs; TLS certificates are made at run time (tests/common/tls.rs).
 //!
 //! One test binary; the tests are in tests/h2/ by concern (negotiate, features,
-//! rfc, defences, lifecycle, clients), the helpers they share are here.
+//! flow, rfc, defences, lifecycle, clients), the helpers they share are here.
 
 mod common;
 #[path = "common/h2.rs"]
@@ -27,6 +27,8 @@ mod clients;
 mod defences;
 #[path = "h2/features.rs"]
 mod features;
+#[path = "h2/flow.rs"]
+mod flow;
 #[path = "h2/lifecycle.rs"]
 mod lifecycle;
 #[path = "h2/negotiate.rs"]

@@ -93,7 +93,9 @@ pub struct Client<S = TcpStream> {
     pub s: S,
     buf: Vec<u8>,
     pub enc: Encoder,
-    dec: Decoder,
+    /// The decoder of the server's header blocks (`Decoder::new(n)` to follow a
+    /// SETTINGS_HEADER_TABLE_SIZE of n).
+    pub dec: Decoder,
     pub streams: HashMap<u32, Stream>,
     /// Stream ids in the order their DATA frames came (interleaving).
     pub data_order: Vec<u32>,

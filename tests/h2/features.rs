@@ -320,3 +320,188 @@ fn access_log_says_http2() {
         "{lines:?}"
     );
 }
+
+#[test]
+fn cookies_joined_and_host_without_authority() {
+    let s = start("");
+    let mut c = client(&s);
+    let b = c.encoded(&[
+        (":method", "GET"),
+        (":scheme", "http"),
+        (":path", "/cgi-bin/env.sh"),
+        ("host", "named.test"),
+        ("cookie", "a=1"),
+        ("cookie", "b=2"),
+        ("cookie", "c=3"),
+    ]);
+    c.headers(1, &b, true);
+    let r = c.response(1);
+    assert_eq!(r.status, 200, "{}", s.error_log());
+    let env = env_map(&r.body);
+    assert_eq!(
+        env.get("HTTP_COOKIE").map(String::as_str),
+        Some("a=1; b=2; c=3")
+    );
+    assert_eq!(env.get("HTTP_HOST").map(String::as_str), Some("named.test"));
+}
+
+#[test]
+fn expect_100_continue_gets_no_interim_head() {
+    let s = start("");
+    let mut c = client(&s);
+    c.request(
+        1,
+        "POST",
+        "/cgi-bin/echo.sh",
+        &[("content-length", "5"), ("expect", "100-continue")],
+        false,
+    );
+    c.data(1, b"hello", true);
+    let r = c.response(1);
+    assert_eq!((r.status, r.text().as_str()), (200, "hello"), "{r:?}");
+    assert!(r.trailers.is_empty(), "a second head: {:?}", r.trailers);
+}
+
+#[test]
+fn cgi_status_204_and_a_head_bigger_than_a_frame() {
+    let s = Server::start_with(&conf(""), &[], |d| {
+        files(d);
+        for (name, body) in [
+            ("nocontent.sh", "printf 'Status: 204\\r\\nX-A: b\\r\\n\\r\\n'\n".to_string()),
+            (
+                "bighead.sh",
+                // Three fields of 7,000 bytes: the head needs CONTINUATION frames.
+                format!(
+                    "v=$(printf '%7000s' '' | tr ' ' v)\n\
+                     printf 'Content-Type: text/plain\\r\\nX-1: %s\\r\\nX-2: %s\\r\\nX-3: %s\\r\\n\\r\\nbody\\n' \"$v\" \"$v\" \"$v\"\n"
+                ),
+            ),
+        ] {
+            let p = d.join("www/cgi-bin").join(name);
+            std::fs::write(&p, body).expect("script");
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        }
+    });
+    let mut c = client(&s);
+    c.get(1, "/cgi-bin/nocontent.sh");
+    let r = c.response(1);
+    assert_eq!((r.status, r.header("x-a")), (204, Some("b")));
+    // Ended by the HEADERS or an empty DATA frame (the script's end comes after
+    // its head): no content either way.
+    assert!(r.ended && r.data_frames.iter().all(|&n| n == 0), "{r:?}");
+    c.get(3, "/cgi-bin/bighead.sh");
+    let r = c.response(3);
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (200, "body\n"),
+        "{}",
+        s.error_log()
+    );
+    for n in ["x-1", "x-2", "x-3"] {
+        assert_eq!(r.header(n).map(str::len), Some(7000), "{n}");
+    }
+}
+
+#[test]
+fn many_streams_in_sequence_with_a_busy_hpack_table() {
+    // 400 requests on one connection, each with a field of its own: the
+    // server's table evicts and indexes all the time, in step with ours.
+    let s = start("");
+    let mut c = client(&s);
+    for k in 0..400u32 {
+        let id = 2 * k + 1;
+        let v = format!("value-{k}-{}", "x".repeat((k % 50) as usize * 20));
+        let path = match k % 3 {
+            0 => "/index.html",
+            1 => "/new/page.txt",
+            _ => "/missing",
+        };
+        c.request(
+            id,
+            "GET",
+            path,
+            &[("x-n", &v), ("user-agent", "h2test")],
+            true,
+        );
+        let r = c.response(id);
+        let want = if k % 3 == 2 { 404 } else { 200 };
+        assert_eq!(r.status, want, "request {k}");
+    }
+    assert!(c.goaway.is_none());
+}
+
+#[test]
+fn reset_by_the_client_mid_response() {
+    let s = start("");
+    let mut c = client(&s);
+    c.get(1, "/big.bin");
+    assert!(c.wait(Duration::from_secs(5), |c| c
+        .streams
+        .get(&1)
+        .is_some_and(|s| !s.body.is_empty())));
+    c.rst(1, h2c::CANCEL);
+    c.get(3, "/cgi-bin/slow.sh");
+    c.rst(3, h2c::CANCEL);
+    c.get(5, "/index.html");
+    let r = c.response(5);
+    assert_eq!((r.status, r.text().as_str()), (200, INDEX));
+    c.get(7, "/big.bin");
+    let r = c.response(7);
+    assert!(r.body == pattern(BIG), "big.bin after a reset differs");
+    assert!(
+        c.streams.get(&3).is_none_or(|s| s.status == 0),
+        "reset CGI answered"
+    );
+}
+
+#[test]
+fn padded_and_prioritized_frames() {
+    let s = start("");
+    let mut c = client(&s);
+    let block = c.encoded(&h2c::request_fields(
+        "POST",
+        "/cgi-bin/echo.sh",
+        &[("content-length", "11")],
+    ));
+    // HEADERS: pad length 3, a priority (stream 0, weight 16), the block, padding.
+    let mut p = vec![3u8, 0, 0, 0, 0, 15];
+    p.extend_from_slice(&block);
+    p.extend_from_slice(&[0, 0, 0]);
+    c.frame(
+        h2c::HEADERS,
+        h2c::END_HEADERS | h2c::PADDED | h2c::PRIORITY_FLAG,
+        1,
+        &p,
+    );
+    // A PRIORITY frame for it too.
+    c.frame(h2c::PRIORITY, 0, 1, &[0, 0, 0, 0, 200]);
+    // DATA padded by 200 bytes, then by 0.
+    let mut d = vec![200u8];
+    d.extend_from_slice(b"hello ");
+    d.extend_from_slice(&[0u8; 200]);
+    c.frame(h2c::DATA, h2c::PADDED, 1, &d);
+    c.frame(h2c::DATA, h2c::PADDED | END_STREAM, 1, b"\x00world");
+    let r = c.response(1);
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (200, "hello world"),
+        "{}",
+        s.error_log()
+    );
+}
+
+#[test]
+fn goaway_from_the_client_lets_open_streams_finish() {
+    let s = start("");
+    let mut c = client(&s);
+    c.get(1, "/cgi-bin/slow.sh");
+    let mut p = 0u32.to_be_bytes().to_vec();
+    p.extend_from_slice(&h2c::NO_ERROR.to_be_bytes());
+    c.frame(h2c::GOAWAY, 0, 0, &p);
+    let r = c.response(1);
+    assert_eq!((r.status, r.text().as_str()), (200, "slow done\n"));
+    assert!(
+        c.closes(Duration::from_secs(5)),
+        "open after both sides went away"
+    );
+}

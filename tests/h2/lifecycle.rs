@@ -1,5 +1,6 @@
 //! Graceful restart (SIGUSR1) and graceful shutdown (SIGINT) with an HTTP/2
-//! connection under way: GOAWAY NO_ERROR, the open stream answered, then the end.
+//! connection under way: GOAWAY NO_ERROR, the open stream answered, then the
+//! end; an idle connection's and a silent stream's time limits.
 
 use super::*;
 use nix::sys::signal::Signal;
@@ -68,4 +69,42 @@ fn graceful_shutdown_answers_the_open_stream() {
     drain_with_a_stream_open(&s, Signal::SIGINT);
     let st = s.wait_exit(Duration::from_secs(10));
     assert!(st.is_some_and(|st| st.success()), "master exit: {st:?}");
+}
+
+#[test]
+fn idle_connection_gets_goaway_then_closes() {
+    let s = Server::start_with(&conf("server.max-keep-alive-idle = 1\n"), &[], files);
+    let mut c = client(&s);
+    c.get(1, "/index.html");
+    assert_eq!(c.response(1).status, 200);
+    let t = Instant::now();
+    let g = c.await_goaway(Duration::from_secs(6));
+    assert_eq!(g, Some((1, h2c::NO_ERROR)));
+    assert!(c.closes(Duration::from_secs(3)));
+    assert!(
+        t.elapsed() >= Duration::from_millis(900),
+        "{:?}",
+        t.elapsed()
+    );
+}
+
+#[test]
+fn a_stream_waiting_for_its_body_times_out_alone() {
+    let s = Server::start_with(&conf("server.max-read-idle = 1\n"), &[], files);
+    let mut c = client(&s);
+    c.request(
+        1,
+        "POST",
+        "/cgi-bin/echo.sh",
+        &[("content-length", "10")],
+        false,
+    );
+    let r = c.response_within(1, Duration::from_secs(6));
+    assert!(
+        r.status == 408 || r.reset.is_some(),
+        "a stream whose body never came: {r:?}"
+    );
+    c.get(3, "/index.html");
+    assert_eq!(c.response(3).text(), INDEX);
+    assert!(c.goaway.is_none(), "{:?}", c.goaway);
 }

@@ -299,3 +299,34 @@ fn feature_flags_turn_h2c_off_too() {
     let status = preface_refused(s.port);
     assert!(status >= 400, "{status}");
 }
+
+#[test]
+fn upgrade_not_taken_with_a_body_or_bad_settings() {
+    let s = start("");
+    // lighttpd upgrades only requests without a body: this one is HTTP/1.1.
+    let raw = s.raw(
+        b"POST /cgi-bin/echo.sh HTTP/1.1\r\nHost: up\r\nConnection: Upgrade, HTTP2-Settings, close\r\n\
+          Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\nContent-Length: 4\r\n\r\nbody",
+    );
+    let r = common::parse_response(&raw);
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (200, "body"),
+        "{}",
+        String::from_utf8_lossy(&raw)
+    );
+    // HTTP2-Settings that are not base64url of whole settings.
+    for bad in ["!!!", "AAMAAABkAAQ"] {
+        let req = format!(
+            "GET /index.html HTTP/1.1\r\nHost: up\r\nConnection: Upgrade, HTTP2-Settings, close\r\n\
+             Upgrade: h2c\r\nHTTP2-Settings: {bad}\r\n\r\n"
+        );
+        let raw = s.raw(req.as_bytes());
+        let r = common::parse_response(&raw);
+        assert_eq!(
+            (r.status, r.text().as_str()),
+            (200, INDEX),
+            "settings {bad:?}"
+        );
+    }
+}

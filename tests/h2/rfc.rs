@@ -294,3 +294,89 @@ fn header_block_interrupted_or_continued_from_nowhere() {
     c.frame(CONTINUATION, END_HEADERS, 1, &b[9..]);
     assert_eq!(c.response(1).text(), INDEX);
 }
+
+#[test]
+fn data_after_end_stream_is_stream_closed() {
+    let s = start("");
+    let mut c = client(&s);
+    // The stream is half closed (remote) while slow.sh runs.
+    c.get(1, "/cgi-bin/slow.sh");
+    c.data(1, b"late", false);
+    reset_then_served(&mut c, 1, h2c::STREAM_CLOSED, "DATA after END_STREAM");
+}
+
+#[test]
+fn no_request_line_or_field_smuggled_through_the_http1_detour() {
+    // Each stream's request becomes an HTTP/1.1 head: CR, LF or NUL in any
+    // field, pseudo-header or not, is a malformed request (RFC 9113 8.2.1).
+    let s = start("");
+    let mut c = client(&s);
+    let cases: [(&str, [(&str, &str); 4], &[(&str, &str)]); 4] = [
+        (
+            "CRLF in :path",
+            [
+                (":method", "GET"),
+                (":scheme", "http"),
+                (":authority", "x"),
+                (
+                    ":path",
+                    "/index.html HTTP/1.1\r\nX-Evil: 1\r\n\r\nGET /cgi-bin/env.sh",
+                ),
+            ],
+            &[],
+        ),
+        (
+            "CRLF in a value",
+            [
+                (":method", "GET"),
+                (":scheme", "http"),
+                (":authority", "x"),
+                (":path", "/cgi-bin/env.sh"),
+            ],
+            &[("x-a", "1\r\nx-injected: yes")],
+        ),
+        (
+            "LF in :authority",
+            [
+                (":method", "GET"),
+                (":scheme", "http"),
+                (":authority", "x\nx-injected: yes"),
+                (":path", "/cgi-bin/env.sh"),
+            ],
+            &[],
+        ),
+        (
+            "NUL in a value",
+            [
+                (":method", "GET"),
+                (":scheme", "http"),
+                (":authority", "x"),
+                (":path", "/cgi-bin/env.sh"),
+            ],
+            &[("x-a", "1\0")],
+        ),
+    ];
+    let mut id = 1;
+    for (what, pseudo, extra) in cases {
+        let mut f = pseudo.to_vec();
+        f.extend_from_slice(extra);
+        c.headers(id, &literal(&f), true);
+        reset_then_served(&mut c, id, PROTOCOL_ERROR, what);
+        id += 4;
+    }
+    // A space in :method makes no request line of another shape: refused by
+    // the HTTP/1.1 parser (400), never served.
+    let f = [
+        (":method", "GET /cgi-bin/env.sh"),
+        (":scheme", "http"),
+        (":authority", "x"),
+        (":path", "/index.html"),
+    ];
+    c.headers(id, &literal(&f), true);
+    let r = c.response(id);
+    assert!(
+        r.reset.is_some() || r.status == 400,
+        "a :method with a space was answered {}",
+        r.status
+    );
+}
