@@ -790,11 +790,14 @@ impl Engine {
                     }
                     let delta = v - self.peer.initial_window;
                     self.peer.initial_window = v;
+                    let mut overflow = false;
                     for f in &mut self.flows {
                         f.send += delta;
-                        if f.send > MAX_WINDOW {
-                            return Err(fatal(frame::FLOW_CONTROL_ERROR, "stream window overflow"));
-                        }
+                        overflow |= f.send > MAX_WINDOW;
+                    }
+                    if overflow {
+                        // A connection error (RFC 9113 6.9.2): said with GOAWAY.
+                        return Err(self.fail(frame::FLOW_CONTROL_ERROR, "stream window overflow"));
                     }
                 }
                 frame::SETTINGS_MAX_FRAME_SIZE => {
