@@ -4,7 +4,9 @@
 use crate::table::Table;
 use crate::{huffman, int, static_table, DecodeError, ENTRY_OVERHEAD};
 
-/// Scratch kept between blocks; a larger one (a big Huffman-coded cookie) is freed.
+/// Scratch kept between blocks; a larger one (a big Huffman-coded cookie) is freed,
+/// and so is any while the table is empty: a connection holds no heap until the
+/// peer indexes something.
 const SCRATCH_KEEP: usize = 1024;
 
 /// The decoding context of one connection.
@@ -123,7 +125,7 @@ impl Decoder {
             over: false,
         };
         let result = self.fields(block, &mut budget, emit);
-        if self.scratch.capacity() > SCRATCH_KEEP {
+        if self.scratch.capacity() > SCRATCH_KEEP || self.table.size() == 0 {
             self.scratch = Vec::new();
         }
         result?;

@@ -212,6 +212,10 @@ fn no_heap_until_insert() {
     assert_eq!(d.heap_bytes(), 0);
     decode(&mut d, &hex("82 86 84"), 1000).expect("block decodes");
     assert_eq!(d.heap_bytes(), 0);
+    // a Huffman literal not indexed needs a scratch only while the block is decoded
+    let got = decode(&mut d, &hex("04 86 a8eb 1064 9cbf"), 1000).expect("block decodes");
+    assert_eq!(got, fields(&[(":path", "no-cache")]));
+    assert_eq!(d.heap_bytes(), 0);
     decode(&mut d, &hex("41 0f 7777772e6578616d706c652e636f6d"), 1000).expect("block decodes");
     assert!(d.heap_bytes() > 0);
 }
