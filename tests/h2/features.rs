@@ -505,3 +505,37 @@ fn goaway_from_the_client_lets_open_streams_finish() {
         "open after both sides went away"
     );
 }
+
+#[test]
+fn requests_the_http1_side_refuses_get_its_answer() {
+    // Heads well-formed for HTTP/2 that the request path refuses: the stream
+    // gets the error page, the connection goes on.
+    let s = start("");
+    let mut c = client(&s);
+    let long = format!("/{}", "a".repeat(20_000));
+    let cases: [(&str, &str, &str); 4] = [
+        ("GET", "noslash", "a target without its slash"),
+        ("GET", &long, "a target longer than the head may be"),
+        ("CONNECT", "", "CONNECT"),
+        ("OPTIONS", "*", "OPTIONS *"),
+    ];
+    let mut id = 1;
+    for (method, path, what) in cases {
+        let f: Vec<(&str, &str)> = if method == "CONNECT" {
+            vec![(":method", "CONNECT"), (":authority", "127.0.0.1:1")]
+        } else {
+            h2c::request_fields(method, path, &[])
+        };
+        c.headers(id, &h2c::literal(&f), true);
+        let r = c.response(id);
+        if method == "OPTIONS" {
+            assert_eq!(r.status, 200, "{what}: {r:?}");
+        } else {
+            assert!((400..500).contains(&r.status), "{what}: {r:?}");
+        }
+        id += 2;
+    }
+    c.get(id, "/index.html");
+    assert_eq!(c.response(id).text(), INDEX);
+    assert!(c.goaway.is_none(), "{:?}", c.goaway);
+}
