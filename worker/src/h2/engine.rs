@@ -560,7 +560,7 @@ impl Engine {
 
     fn recv_headers(&mut self, h: &Head, p: &[u8]) -> Result<Option<Event>, Fatal> {
         let id = h.stream;
-        if id == 0 || id % 2 == 0 {
+        if id == 0 || id.is_multiple_of(2) {
             return Err(self.fail(
                 frame::PROTOCOL_ERROR,
                 "HEADERS on stream 0 or an even stream",
@@ -751,7 +751,7 @@ impl Engine {
             }
             return Ok(None);
         }
-        if p.len() % 6 != 0 {
+        if !p.len().is_multiple_of(6) {
             return Err(self.fail(
                 frame::FRAME_SIZE_ERROR,
                 "SETTINGS not a multiple of 6 bytes",
@@ -866,6 +866,12 @@ impl Engine {
             return self.stream_error(id, frame::FLOW_CONTROL_ERROR);
         }
         Ok(None)
+    }
+}
+
+impl Default for Engine {
+    fn default() -> Engine {
+        Engine::new()
     }
 }
 
