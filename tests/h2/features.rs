@@ -367,14 +367,12 @@ fn cgi_status_204_and_a_head_bigger_than_a_frame() {
     let s = Server::start_with(&conf(""), &[], |d| {
         files(d);
         for (name, body) in [
-            ("nocontent.sh", "printf 'Status: 204\\r\\nX-A: b\\r\\n\\r\\n'\n".to_string()),
+            ("nocontent.sh", "printf 'Status: 204\\r\\nX-A: b\\r\\n\\r\\n'\n"),
             (
                 "bighead.sh",
                 // Three fields of 7,000 bytes: the head needs CONTINUATION frames.
-                format!(
-                    "v=$(printf '%7000s' '' | tr ' ' v)\n\
-                     printf 'Content-Type: text/plain\\r\\nX-1: %s\\r\\nX-2: %s\\r\\nX-3: %s\\r\\n\\r\\nbody\\n' \"$v\" \"$v\" \"$v\"\n"
-                ),
+                "v=$(printf '%7000s' '' | tr ' ' v)\n\
+                     printf 'Content-Type: text/plain\\r\\nX-1: %s\\r\\nX-2: %s\\r\\nX-3: %s\\r\\n\\r\\nbody\\n' \"$v\" \"$v\" \"$v\"\n",
             ),
         ] {
             let p = d.join("www/cgi-bin").join(name);

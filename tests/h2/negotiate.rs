@@ -340,9 +340,10 @@ fn upgrade_with_the_preface_pipelined_and_its_settings_applied() {
     let mut t = TcpStream::connect(("127.0.0.1", s.port)).expect("connect");
     t.set_read_timeout(Some(Duration::from_millis(100)))
         .expect("timeout");
-    let mut out = b"GET /cgi-bin/env.sh HTTP/1.1\r\nHost: up\r\nConnection: Upgrade, HTTP2-Settings\r\n\
+    let mut out =
+        b"GET /cgi-bin/env.sh HTTP/1.1\r\nHost: up\r\nConnection: Upgrade, HTTP2-Settings\r\n\
           Upgrade: h2c\r\nHTTP2-Settings: AAQAAABk\r\n\r\n"
-        .to_vec();
+            .to_vec();
     out.extend_from_slice(h2c::PREFACE);
     out.extend(h2c::frame_bytes(h2c::SETTINGS, 0, 0, &[]));
     let b = h2c::literal(&h2c::request_fields("GET", "/index.html", &[]));
@@ -371,7 +372,10 @@ fn upgrade_with_the_preface_pipelined_and_its_settings_applied() {
     assert_eq!(r.status, 200);
     assert!(r.body.len() > 300, "{}", r.text());
     let most = r.data_frames.iter().copied().max().unwrap_or(0);
-    assert!(most <= 100, "a DATA frame of {most} bytes beyond the 100-byte window");
+    assert!(
+        most <= 100,
+        "a DATA frame of {most} bytes beyond the 100-byte window"
+    );
     let r = c.response(3);
     assert_eq!((r.status, r.text().as_str()), (200, INDEX));
 }
