@@ -209,10 +209,23 @@ impl<S: Read + Write> Client<S> {
         self.frame(DATA, if end { END_STREAM } else { 0 }, stream, b);
     }
 
-    /// One HEADERS frame (END_HEADERS) with `block`.
+    /// HEADERS with `block` (and CONTINUATION frames past 16,384 bytes).
     pub fn headers(&mut self, stream: u32, block: &[u8], end_stream: bool) {
-        let flags = END_HEADERS | if end_stream { END_STREAM } else { 0 };
-        self.frame(HEADERS, flags, stream, block);
+        let mut parts = block.chunks(16384).peekable();
+        let mut kind = HEADERS;
+        let mut flags = if end_stream { END_STREAM } else { 0 };
+        loop {
+            let part = parts.next().unwrap_or_default();
+            if parts.peek().is_none() {
+                flags |= END_HEADERS;
+            }
+            self.frame(kind, flags, stream, part);
+            if flags & END_HEADERS != 0 {
+                break;
+            }
+            kind = CONTINUATION;
+            flags = 0;
+        }
     }
 
     /// A request through the connection's HPACK encoder (dynamic table used).

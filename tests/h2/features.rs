@@ -367,14 +367,12 @@ fn cgi_status_204_and_a_head_bigger_than_a_frame() {
     let s = Server::start_with(&conf(""), &[], |d| {
         files(d);
         for (name, body) in [
-            ("nocontent.sh", "printf 'Status: 204\\r\\nX-A: b\\r\\n\\r\\n'\n".to_string()),
+            ("nocontent.sh", "printf 'Status: 204\\r\\nX-A: b\\r\\n\\r\\n'\n"),
             (
                 "bighead.sh",
                 // Three fields of 7,000 bytes: the head needs CONTINUATION frames.
-                format!(
-                    "v=$(printf '%7000s' '' | tr ' ' v)\n\
-                     printf 'Content-Type: text/plain\\r\\nX-1: %s\\r\\nX-2: %s\\r\\nX-3: %s\\r\\n\\r\\nbody\\n' \"$v\" \"$v\" \"$v\"\n"
-                ),
+                "v=$(printf '%7000s' '' | tr ' ' v)\n\
+                     printf 'Content-Type: text/plain\\r\\nX-1: %s\\r\\nX-2: %s\\r\\nX-3: %s\\r\\n\\r\\nbody\\n' \"$v\" \"$v\" \"$v\"\n",
             ),
         ] {
             let p = d.join("www/cgi-bin").join(name);
@@ -504,4 +502,38 @@ fn goaway_from_the_client_lets_open_streams_finish() {
         c.closes(Duration::from_secs(5)),
         "open after both sides went away"
     );
+}
+
+#[test]
+fn requests_the_http1_side_refuses_get_its_answer() {
+    // Heads well-formed for HTTP/2 that the request path refuses: the stream
+    // gets the error page, the connection goes on.
+    let s = start("");
+    let mut c = client(&s);
+    let long = format!("/{}", "a".repeat(20_000));
+    let cases: [(&str, &str, &str); 4] = [
+        ("GET", "noslash", "a target without its slash"),
+        ("GET", &long, "a target longer than the head may be"),
+        ("CONNECT", "", "CONNECT"),
+        ("OPTIONS", "*", "OPTIONS *"),
+    ];
+    let mut id = 1;
+    for (method, path, what) in cases {
+        let f: Vec<(&str, &str)> = if method == "CONNECT" {
+            vec![(":method", "CONNECT"), (":authority", "127.0.0.1:1")]
+        } else {
+            h2c::request_fields(method, path, &[])
+        };
+        c.headers(id, &h2c::literal(&f), true);
+        let r = c.response(id);
+        if method == "OPTIONS" {
+            assert_eq!(r.status, 200, "{what}: {r:?}");
+        } else {
+            assert!((400..500).contains(&r.status), "{what}: {r:?}");
+        }
+        id += 2;
+    }
+    c.get(id, "/index.html");
+    assert_eq!(c.response(id).text(), INDEX);
+    assert!(c.goaway.is_none(), "{:?}", c.goaway);
 }

@@ -330,3 +330,52 @@ fn upgrade_not_taken_with_a_body_or_bad_settings() {
         );
     }
 }
+
+#[test]
+fn upgrade_with_the_preface_pipelined_and_its_settings_applied() {
+    // The client does not wait for the 101: preface, SETTINGS and stream 3
+    // follow the request in one write. HTTP2-Settings set a 100-byte window
+    // (AAQAAABk: SETTINGS_INITIAL_WINDOW_SIZE = 100) that stream 1 obeys.
+    let s = start("");
+    let mut t = TcpStream::connect(("127.0.0.1", s.port)).expect("connect");
+    t.set_read_timeout(Some(Duration::from_millis(100)))
+        .expect("timeout");
+    let mut out =
+        b"GET /cgi-bin/env.sh HTTP/1.1\r\nHost: up\r\nConnection: Upgrade, HTTP2-Settings\r\n\
+          Upgrade: h2c\r\nHTTP2-Settings: AAQAAABk\r\n\r\n"
+            .to_vec();
+    out.extend_from_slice(h2c::PREFACE);
+    out.extend(h2c::frame_bytes(h2c::SETTINGS, 0, 0, &[]));
+    let b = h2c::literal(&h2c::request_fields("GET", "/index.html", &[]));
+    out.extend(h2c::frame_bytes(
+        h2c::HEADERS,
+        h2c::END_HEADERS | h2c::END_STREAM,
+        3,
+        &b,
+    ));
+    t.write_all(&out).expect("write");
+    let mut head = Vec::new();
+    let bound = Bound::new(Duration::from_secs(5));
+    while common::find(&head, b"\r\n\r\n").is_none() && !bound.over() {
+        let mut b = [0u8; 1];
+        if let Ok(1) = t.read(&mut b) {
+            head.push(b[0]);
+        }
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 101 "),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+    let mut c = Client::over(t);
+    let r = c.response(1);
+    assert_eq!(r.status, 200);
+    assert!(r.body.len() > 300, "{}", r.text());
+    let most = r.data_frames.iter().copied().max().unwrap_or(0);
+    assert!(
+        most <= 100,
+        "a DATA frame of {most} bytes beyond the 100-byte window"
+    );
+    let r = c.response(3);
+    assert_eq!((r.status, r.text().as_str()), (200, INDEX));
+}

@@ -305,13 +305,16 @@ fn data_after_end_stream_is_stream_closed() {
     reset_then_served(&mut c, 1, h2c::STREAM_CLOSED, "DATA after END_STREAM");
 }
 
+/// What a case tests, its pseudo-header fields, its regular fields.
+type Case<'a> = (&'a str, [(&'a str, &'a str); 4], &'a [(&'a str, &'a str)]);
+
 #[test]
 fn no_request_line_or_field_smuggled_through_the_http1_detour() {
     // Each stream's request becomes an HTTP/1.1 head: CR, LF or NUL in any
     // field, pseudo-header or not, is a malformed request (RFC 9113 8.2.1).
     let s = start("");
     let mut c = client(&s);
-    let cases: [(&str, [(&str, &str); 4], &[(&str, &str)]); 4] = [
+    let cases: [Case; 4] = [
         (
             "CRLF in :path",
             [
