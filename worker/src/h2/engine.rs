@@ -874,12 +874,6 @@ impl Engine {
     }
 }
 
-impl Default for Engine {
-    fn default() -> Engine {
-        Engine::new()
-    }
-}
-
 /// What the server sends on a stream.
 impl Engine {
     /// A response head: HEADERS (and CONTINUATION when it exceeds the client's
