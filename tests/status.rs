@@ -4,7 +4,6 @@
 
 mod common;
 // (the certificate and client helpers of tests/tls.rs; this suite uses a few)
-#[allow(dead_code)]
 #[path = "common/tls.rs"]
 mod tls_kit;
 

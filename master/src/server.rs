@@ -405,7 +405,18 @@ impl Master {
         let key = self.next_child;
         self.next_child += 1;
         let counter_slot = match (role, self.counters.as_mut()) {
-            (Role::Worker { id }, Some(c)) => c.take(gen, id),
+            (Role::Worker { id }, Some(c)) => {
+                let slot = c.take(gen, id);
+                if slot.is_none() {
+                    elog!(
+                        self.log,
+                        "worker {id} of generation {gen}: the counter page has no free slot \
+                         ({} workers alive): it counts nothing for mod_status",
+                        wick_proto::counters::SLOTS
+                    );
+                }
+                slot
+            }
             _ => None,
         };
         if let (Some(i), Some(c)) = (counter_slot, &self.counters) {

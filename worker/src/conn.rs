@@ -810,10 +810,8 @@ impl Conn {
         let at = ctx.out.buf.len();
         ctx.error_response(v, status);
         let method = head.split(|&c| c == b' ').next().unwrap_or_default();
-        crate::mods::status::count::request(
-            crate::mods::status::count::Started::new(method, ctx.clock.at),
-            status,
-        );
+        let started = crate::mods::status::count::Started::new(method, ctx.clock.at);
+        crate::mods::status::count::request(started, status, ctx.clock.at);
         self.flags |= Flags::CLOSE_AFTER | Flags::DIRTY;
         let refused = crate::mods::accesslog::Refused {
             remote: self.peer,

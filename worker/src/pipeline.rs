@@ -366,7 +366,7 @@ fn respond(
     // mod_status: a response made now is counted now (a handler's when it ends).
     let started = crate::mods::status::count::Started::new(base.method(), clock.at);
     if !mods.active {
-        crate::mods::status::count::request(started, status);
+        crate::mods::status::count::request(started, status, clock.at);
         return Outcome::Answered { mark, body, close };
     }
     match mods.finish(
@@ -382,7 +382,7 @@ fn respond(
     ) {
         Some(handler) => Outcome::Handler { handler, body },
         None => {
-            crate::mods::status::count::request(started, status);
+            crate::mods::status::count::request(started, status, clock.at);
             match hold {
                 // (its access-log line is written now, as the answer is made)
                 Some(at) => {

@@ -311,6 +311,7 @@ impl Server {
                     return code;
                 }
             }
+            crate::mods::status::count::turn_end(self.ctx.clock.at);
             if !self.ctx.draining && !self.oneshot {
                 let room = self.conns.len() < self.ctx.site.max_conns;
                 let want = room && self.ctx.clock.mono >= self.paused_until;

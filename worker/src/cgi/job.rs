@@ -389,7 +389,7 @@ impl Job {
         if let (Some(l), Some(a)) = (self.log.take(), ctx.site.mods.accesslog.as_deref()) {
             l.finish(a, self.out.remaining());
         }
-        crate::mods::status::count::request(self.counted, self.status);
+        crate::mods::status::count::request(self.counted, self.status, ctx.clock.at);
     }
 }
 

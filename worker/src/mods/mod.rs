@@ -387,7 +387,7 @@ impl Deferred {
     pub fn step(&mut self, clock: &Clock, accesslog: Option<&accesslog::Accesslog>) -> Option<Out> {
         let mut resp = Out::default();
         let status = self.job.step(&mut resp, clock)?;
-        status::count::request(self.started, status);
+        status::count::request(self.started, status, clock.at);
         if let (Some(log), Some(a)) = (self.log.take(), accesslog) {
             log.complete(a, status, &resp.buf, resp.remaining());
         }

@@ -2,9 +2,14 @@
 //! master's counter page (wick_proto::counters): plain relaxed loads and stores
 //! on cache lines no other process writes, no system call. Nothing is counted
 //! unless mod_status is in force ([`enable`]); then each call is one check of a
-//! set-once cell and a few adds.
+//! set-once cell and a few adds. Durations cost no clock read per request: a
+//! response is timed from the start of the loop turn that took its request up
+//! to the end of the turn that completed it, and [`turn_end`] reads the clock
+//! once for all the turn completed.
 
 use crate::conn::{Conn, Phase};
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 use std::time::Instant;
 use wick_proto::counters::{self, Board, Listed, Slot, LISTED, STATES};
@@ -58,19 +63,59 @@ impl Started {
     }
 }
 
-/// A response is complete (queued whole): its method, class and duration.
+/// Responses completed in this loop turn whose request was taken up in it too
+/// (the worker has one thread: a relaxed load and store, as the page's).
+static SAME: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    /// Responses completed in this loop turn whose request came in an earlier
+    /// one (a handler's): microseconds from that turn's start to this one's.
+    static EARLIER: RefCell<Vec<u64>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A response is complete (queued whole): its method and class now, its
+/// duration when the turn ends. `turn`: this turn's start (`Clock::at`).
 #[inline]
-pub fn request(st: Started, status: u16) {
+pub fn request(st: Started, status: u16, turn: Option<Instant>) {
     let Some(s) = slot() else { return };
-    let h = &s.hot;
-    h.requests[usize::from(st.method).min(counters::METHODS.len() - 1)]
+    s.hot.requests[usize::from(st.method).min(counters::METHODS.len() - 1)]
         [counters::class_index(status)]
     .add(1);
-    if let Some(at) = st.at {
-        let us = at.elapsed().as_micros() as u64;
-        h.duration[counters::bucket_index(us)].add(1);
-        h.duration_us.add(us);
+    let (Some(at), Some(now)) = (st.at, turn) else {
+        return;
+    };
+    if at == now {
+        SAME.store(SAME.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+    } else {
+        let us = now.saturating_duration_since(at).as_micros() as u64;
+        EARLIER.with_borrow_mut(|e| e.push(us));
     }
+}
+
+/// The loop turn that began at `turn` is over: one clock read times every
+/// response it completed.
+pub fn turn_end(turn: Option<Instant>) {
+    let (Some(start), Some(s)) = (turn, slot()) else {
+        return;
+    };
+    let same = SAME.load(Ordering::Relaxed);
+    EARLIER.with_borrow_mut(|earlier| {
+        if same == 0 && earlier.is_empty() {
+            return;
+        }
+        let us = start.elapsed().as_micros() as u64;
+        let h = &s.hot;
+        if same > 0 {
+            h.duration[counters::bucket_index(us)].add(same);
+            h.duration_us.add(us * same);
+            SAME.store(0, Ordering::Relaxed);
+        }
+        for base in earlier.drain(..) {
+            let d = base + us;
+            h.duration[counters::bucket_index(d)].add(1);
+            h.duration_us.add(d);
+        }
+    });
 }
 
 /// Request bytes read from a client.

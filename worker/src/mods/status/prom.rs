@@ -87,7 +87,7 @@ pub(super) fn render(s: &Snapshot) -> Vec<u8> {
         &mut o,
         "wickd_request_duration_seconds",
         "histogram",
-        "From the event-loop turn that took the request up to its complete response.",
+        "From the start of the event-loop turn that took the request up to the end of the turn that completed its response.",
     );
     let mut cum = 0u64;
     for (i, &n) in t.duration.iter().enumerate() {
