@@ -126,7 +126,6 @@ pub fn rules(plan: &Plan, pid: i32) -> Result<Rules, String> {
             libc::SYS_getrandom,       // HashMap seeds; TLS key shares and nonces
             libc::SYS_rt_sigreturn,    // return from a signal handler
             libc::SYS_rt_sigprocmask,  // glibc's abort()
-            libc::SYS_rt_sigaction,    // glibc's abort() resetting SIGABRT
             libc::SYS_sigaltstack,     // std's stack-overflow handler, set up and torn down
             libc::SYS_getpid,          // log lines, mod_deflate's temporary cache names
             libc::SYS_sysinfo,         // deflate.max-loadavg: the load average (/proc is hidden)
@@ -135,6 +134,12 @@ pub fn rules(plan: &Plan, pid: i32) -> Result<Rules, String> {
             libc::SYS_exit,            // a thread's end (none expected; harmless)
             libc::SYS_exit_group,      // the worker's end
         ],
+    );
+    // glibc's abort() resetting SIGABRT; never SIGSYS: the trap's handler, set
+    // before the filter, cannot be replaced to outlive a refused call.
+    r.insert(
+        libc::SYS_rt_sigaction,
+        vec![rule(vec![cond32(0, Op::Ne, libc::SIGSYS as u64)?])?],
     );
     // Signals only to itself (raise/abort); Landlock's Signal scope blocks others too.
     r.insert(
