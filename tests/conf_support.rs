@@ -125,7 +125,7 @@ fn ignored_keys_warn_once_with_module_and_place() {
     let c = conf(
         &d,
         "server.modules = (\"mod_webdav\")\nwebdav.activate = \"enable\"\n\
-         $HTTP[\"host\"] == \"a\" {\nwebdav.activate = \"disable\"\n}\nserver.h2proto = \"enable\"",
+         $HTTP[\"host\"] == \"a\" {\nwebdav.activate = \"disable\"\n}\nserver.core-files = \"enable\"",
     );
     let o = run(&["-tt", "-f", &c]);
     assert_eq!(o.status.code(), Some(0), "{}", err(&o));
@@ -145,7 +145,7 @@ fn ignored_keys_warn_once_with_module_and_place() {
     );
     assert_eq!(
         warned(&format!(
-            "{c}:9: server.h2proto (core) is accepted but not acted on"
+            "{c}:9: server.core-files (core) is accepted but not acted on"
         )),
         1,
         "{e}"

@@ -227,12 +227,20 @@ fn pem_files_in_the_key_formats_openssl_writes_all_load() {
 }
 
 #[test]
-fn alpn_offering_h2_gets_http_1_1_and_http_1_0_is_accepted() {
-    // wickd speaks HTTP/1.x only: a client offering h2 first must not be told h2.
+fn alpn_offers_h2_then_http_1_1_and_http_1_0_is_accepted() {
+    // h2 is chosen when offered (tests/h2 speaks it); a client offering
+    // http/1.1 alone gets HTTP/1.1.
     let site = start_site(&conf("", GLOBAL_TLS), |_, _| {});
-    let cfg = client_config(&ClientSpec {
+    let h2 = client_config(&ClientSpec {
         ca: Some(&site.ca),
         alpn: &["h2", "http/1.1"],
+        ..ClientSpec::default()
+    });
+    let sess = handshake(site.tls_port, "a.test", &h2).expect("handshake");
+    assert_eq!(sess.alpn.as_deref(), Some(&b"h2"[..]));
+    let cfg = client_config(&ClientSpec {
+        ca: Some(&site.ca),
+        alpn: &["http/1.1"],
         ..ClientSpec::default()
     });
     let mut sess = handshake(site.tls_port, "a.test", &cfg).expect("handshake");
