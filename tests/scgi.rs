@@ -241,7 +241,13 @@ fn balance_failover_and_failures() {
     assert_eq!(s.get("/t.py?mode=diehead").status, 502);
     // read-timeout: 504.
     assert_eq!(s.get("/slow/x?mode=slow").status, 504);
-    let log = std::fs::read_to_string(s.dir.path().join("error.log")).unwrap_or_default();
+    // The worker writes its log lines after the loop turn that answered.
+    let log_path = s.dir.path().join("error.log");
+    let read_log = || std::fs::read_to_string(&log_path).unwrap_or_default();
+    common::wait_until(std::time::Duration::from_secs(3), || {
+        read_log().contains("mod_scgi: read timeout on backend")
+    });
+    let log = read_log();
     assert!(
         log.contains(&format!(
             "mod_scgi: connect to backend 127.0.0.1:{dead} failed"
