@@ -5,7 +5,7 @@
 //! and writes what the handler leaves when it is done; it calls `step` whenever
 //! the client or one of the handler's own fds is ready and `abort` when the
 //! request is abandoned. mod_cgi's job and mod_dirlisting's deferred listing are
-//! handlers; a FastCGI, SCGI or proxy backend will be one more.
+//! handlers, as are the FastCGI and SCGI jobs (gateway/); a proxy will be one more.
 
 use crate::ctx::Ctx;
 use crate::response::Out;
