@@ -78,7 +78,6 @@ pub enum Event {
 #[derive(Default)]
 pub struct RequestHead {
     pub method: Vec<u8>,
-    pub scheme: Vec<u8>,
     pub authority: Vec<u8>,
     pub path: Vec<u8>,
     /// Regular fields: names (lower case) and values, back to back in `bytes`.
@@ -95,7 +94,6 @@ pub struct RequestHead {
 impl RequestHead {
     fn clear(&mut self) {
         self.method.clear();
-        self.scheme.clear();
         self.authority.clear();
         self.path.clear();
         self.bytes.clear();
@@ -130,18 +128,25 @@ impl RequestHead {
             if trailers || self.regular_seen {
                 return self.bad("pseudo-header field after regular fields or in trailers");
             }
-            let (bit, slot) = match pseudo {
-                b"method" => (1, &mut self.method),
-                b"scheme" => (2, &mut self.scheme),
-                b"authority" => (4, &mut self.authority),
-                b"path" => (8, &mut self.path),
+            // :scheme is only required: the scheme a request is served with is
+            // the connection's (TLS or not).
+            let bit = match pseudo {
+                b"method" => 1,
+                b"scheme" => 2,
+                b"authority" => 4,
+                b"path" => 8,
                 _ => return self.bad("unknown pseudo-header field"),
             };
             if self.seen & bit != 0 {
                 return self.bad("repeated pseudo-header field");
             }
             self.seen |= bit;
-            slot.extend_from_slice(value);
+            match bit {
+                1 => self.method.extend_from_slice(value),
+                4 => self.authority.extend_from_slice(value),
+                8 => self.path.extend_from_slice(value),
+                _ => {}
+            }
             return;
         }
         self.regular_seen = true;
@@ -205,8 +210,6 @@ struct Flow {
     recv_taken: u32,
     /// The client ended its side (END_STREAM).
     remote_closed: bool,
-    /// The request head came (a later HEADERS is trailers).
-    head_done: bool,
     expect_len: Option<u64>,
     got_len: u64,
 }
@@ -316,25 +319,10 @@ impl Engine {
             recv: 0,
             recv_taken: 0,
             remote_closed: true,
-            head_done: true,
             expect_len: None,
             got_len: 0,
         });
         Ok(())
-    }
-
-    /// Streams whose response is not done.
-    pub fn active(&self) -> usize {
-        self.flows.len()
-    }
-
-    pub fn last_stream(&self) -> u32 {
-        self.last_stream
-    }
-
-    /// Heap held while idle (the HPACK tables): scenario f, the idle connection.
-    pub fn heap_bytes(&self) -> usize {
-        self.decoder.heap_bytes() + self.encoder.heap_bytes()
     }
 
     /// Release the buffers of an idle connection.
@@ -580,7 +568,7 @@ impl Engine {
             p = &p[5..];
             if dep == id {
                 // Decoded anyway: the HPACK state must follow the client's.
-                self.decode_block(id, p, true);
+                self.decode_block(p, true);
                 return self.stream_error(id, frame::PROTOCOL_ERROR);
             }
         }
@@ -626,7 +614,7 @@ impl Engine {
 
     /// Decode a block into `self.request`. Err: a COMPRESSION_ERROR; Ok(false):
     /// the list was over the limit.
-    fn decode_block(&mut self, _id: u32, block: &[u8], trailers: bool) -> Option<bool> {
+    fn decode_block(&mut self, block: &[u8], trailers: bool) -> Option<bool> {
         self.request.clear();
         let req = &mut self.request;
         let r = self
@@ -648,7 +636,7 @@ impl Engine {
     ) -> Result<Option<Event>, Fatal> {
         let existing = self.flows.iter().position(|f| f.id == id);
         let trailers = existing.is_some();
-        let fits = match self.decode_block(id, block, trailers) {
+        let fits = match self.decode_block(block, trailers) {
             Some(fits) => fits,
             None => return Err(self.fail(frame::COMPRESSION_ERROR, "HPACK decoding failed")),
         };
@@ -687,7 +675,6 @@ impl Engine {
             recv: i64::from(STREAM_WINDOW),
             recv_taken: 0,
             remote_closed: end_stream,
-            head_done: true,
             expect_len: None,
             got_len: 0,
         });
@@ -704,7 +691,6 @@ impl Engine {
         }
         if let Some(f) = self.flow(id) {
             f.expect_len = expect;
-            debug_assert!(f.head_done);
         }
         Ok(Some(Event::Request {
             id,

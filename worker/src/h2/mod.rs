@@ -53,6 +53,37 @@ struct Exchange {
 }
 
 impl Exchange {
+    /// Stream `id`'s request, in `p`, served by a `Conn` of its own on
+    /// connection `c`.
+    fn new(
+        id: u32,
+        c: &Conn,
+        p: Box<Pipe>,
+        head_request: bool,
+        chunked: bool,
+        now: u64,
+    ) -> Exchange {
+        let vc = Conn::new_stream(
+            Transport::stream(c.io.fd(), p),
+            (c.peer, c.peer_port),
+            c.listener,
+            now,
+        );
+        Exchange {
+            id,
+            conn: Some(Box::new(vc)),
+            done: None,
+            head_sent: false,
+            bodiless: false,
+            head_request,
+            length: None,
+            sent: 0,
+            chunked,
+            owed: 0,
+            expired: false,
+        }
+    }
+
     fn pipe(&mut self) -> Option<&mut Pipe> {
         pipe_of(&mut self.conn, &mut self.done)
     }
@@ -129,25 +160,8 @@ impl H2 {
         p.input.extend_from_slice(b"\r\n");
         p.input_end = true;
         let head_request = buf.starts_with(b"HEAD ");
-        let vc = Box::new(Conn::new_stream(
-            Transport::stream(c.io.fd(), p),
-            (c.peer, c.peer_port),
-            c.listener,
-            now,
-        ));
-        h.exchanges.push(Exchange {
-            id: 1,
-            conn: Some(vc),
-            done: None,
-            head_sent: false,
-            bodiless: false,
-            head_request,
-            length: None,
-            sent: 0,
-            chunked: false,
-            owed: 0,
-            expired: false,
-        });
+        h.exchanges
+            .push(Exchange::new(1, c, p, head_request, false, now));
         Some(h)
     }
 
@@ -464,27 +478,10 @@ impl H2 {
         let chunked = !end && req.content_length.is_none();
         request_head(req, end, chunked, &mut p.input);
         p.input_end = end;
-        let mut vc = Box::new(Conn::new_stream(
-            Transport::stream(c.io.fd(), p),
-            (c.peer, c.peer_port),
-            c.listener,
-            now,
-        ));
-        vc.requests = 0;
+        let head_request = req.method == b"HEAD";
         c.requests = c.requests.saturating_add(1);
-        self.exchanges.push(Exchange {
-            id,
-            conn: Some(vc),
-            done: None,
-            head_sent: false,
-            bodiless: false,
-            head_request: req.method == b"HEAD",
-            length: None,
-            sent: 0,
-            chunked,
-            owed: 0,
-            expired: false,
-        });
+        self.exchanges
+            .push(Exchange::new(id, c, p, head_request, chunked, now));
     }
 
     /// Run each stream's exchange until it waits. True: something moved.
