@@ -377,7 +377,7 @@ impl Compiled {
     }
 
     /// The last true block (in file order) whose patch satisfies `sets`, e.g.
-    /// `|p| p.url_rewrite.is_some()`: the block whose captures `%N` refers to.
+    /// `|p| p.url_rewrite().is_some()`: the block whose captures `%N` refers to.
     /// 0 (global) when no conditional block sets it.
     pub fn winning_block(&self, state: &CondState, sets: impl Fn(&Patch) -> bool) -> BlockId {
         state

@@ -54,7 +54,7 @@
 //! let view = compiled.evaluate(&facts, &mut state);
 //! println!("document root: {}", view.document_root);
 //! // %1 of the block that set url.rewrite, when it came from a `=~` block:
-//! let _block = compiled.winning_block(&state, |p| p.document_root.is_some());
+//! let _block = compiled.winning_block(&state, |p| p.document_root().is_some());
 //! # Ok::<(), String>(())
 //! ```
 //!
@@ -86,5 +86,5 @@ pub use model::{
     Block, BlockId, Cond, CondField, CondOp, Config, ListenerIndex, Loc, Setting, Value,
 };
 pub use options::{
-    ListenAddr, Listener, Patch, RequestOptions, ServerOptions, SocketOptions, View,
+    ListenAddr, Listener, Patch, PatchValue, RequestOptions, ServerOptions, SocketOptions, View,
 };

@@ -106,9 +106,23 @@ macro_rules! request_options {
             fn default() -> Self { Self { $( $field: $def, )* } }
         }
 
-        /// What one block sets; `None` = not set in that block.
+        /// One option a block sets, by field name.
+        #[allow(non_camel_case_types)]
+        #[derive(Clone, Debug, Serialize, Deserialize)]
+        pub enum PatchValue { $( $field($ty), )* }
+
+        impl PatchValue {
+            /// The lighttpd key this value is for.
+            pub fn key(&self) -> &'static str {
+                match self { $( PatchValue::$field(_) => $key, )* }
+            }
+        }
+
+        /// What one block sets: only the options it sets, one entry each, so that
+        /// a block costs what its own settings need (shared hosting has thousands
+        /// of blocks that set one key).
         #[derive(Clone, Debug, Default, Serialize, Deserialize)]
-        pub struct Patch { $( pub $field: Option<$ty>, )* }
+        pub struct Patch { set: Box<[PatchValue]> }
 
         /// The options in force for one request: references into the defaults and
         /// the patches of the blocks that matched.
@@ -123,18 +137,58 @@ macro_rules! request_options {
             /// lighttpd's config_patch_config: a later block wins.
             #[inline]
             pub fn apply(&mut self, p: &'a Patch) {
-                $( if let Some(v) = &p.$field { self.$field = v; } )*
+                for v in p.set.iter() {
+                    match v { $( PatchValue::$field(x) => self.$field = x, )* }
+                }
             }
         }
 
         impl Patch {
             /// Set `key` from `v`. Ok(false): not a per-request key.
             pub fn set(&mut self, key: &str, v: &Value) -> Result<bool, String> {
-                match key {
-                    $( $key => { self.$field = Some(<$ty as FromValue>::from_value(v)?); Ok(true) } )*
-                    _ => Ok(false),
-                }
+                let value = match key {
+                    $( $key => PatchValue::$field(<$ty as FromValue>::from_value(v)?), )*
+                    _ => return Ok(false),
+                };
+                self.put(value);
+                Ok(true)
             }
+
+            /// Set one option, replacing what the block set for it before.
+            pub fn put(&mut self, value: PatchValue) {
+                let mut set = std::mem::take(&mut self.set).into_vec();
+                match set.iter().position(|x| x.key() == value.key()) {
+                    Some(i) => set[i] = value,
+                    None => set.push(value),
+                }
+                self.set = set.into_boxed_slice();
+            }
+
+            /// The options set, in no particular order.
+            pub fn values(&self) -> &[PatchValue] {
+                &self.set
+            }
+
+            /// Whether the block sets nothing per request.
+            pub fn is_empty(&self) -> bool {
+                self.set.is_empty()
+            }
+
+            /// A copy with only the options `keep` names (lighttpd keys).
+            pub fn only(&self, keep: &[&str]) -> Patch {
+                Patch { set: self.set.iter().filter(|v| keep.contains(&v.key())).cloned().collect() }
+            }
+
+            $(
+                #[doc = concat!("`", $key, "` if this block sets it.")]
+                pub fn $field(&self) -> Option<&$ty> {
+                    self.set.iter().find_map(|v| match v {
+                        PatchValue::$field(x) => Some(x),
+                        #[allow(unreachable_patterns)]
+                        _ => None,
+                    })
+                }
+            )*
         }
 
         /// Every per-request key wickd understands.

@@ -106,7 +106,7 @@ pub fn document_root(config: &Config) -> Result<(), String> {
     let global_root = config
         .patches
         .first()
-        .and_then(|p| p.document_root.as_deref())
+        .and_then(|p| p.document_root().map(String::as_str))
         .unwrap_or("");
     if global_root.is_empty() {
         return Err("server.document-root is not set".into());
@@ -270,7 +270,11 @@ pub fn warnings(config: &Config) -> Vec<String> {
     let root = chroot_of(config);
     let mut out = Vec::new();
     for (id, p) in config.patches.iter().enumerate() {
-        if let Some(dr) = p.document_root.as_deref().filter(|d| !d.is_empty()) {
+        if let Some(dr) = p
+            .document_root()
+            .map(String::as_str)
+            .filter(|d| !d.is_empty())
+        {
             if !inside(&root, dr).is_dir() {
                 out.push(format!(
                     "WARNING: {}server.document-root {dr}: no such directory; requests for it get 404",
@@ -278,7 +282,11 @@ pub fn warnings(config: &Config) -> Vec<String> {
                 ));
             }
         }
-        if let Some(base) = p.userdir_basepath.as_deref().filter(|b| !b.is_empty()) {
+        if let Some(base) = p
+            .userdir_basepath()
+            .map(String::as_str)
+            .filter(|b| !b.is_empty())
+        {
             if !inside(&root, base).is_dir() {
                 out.push(format!(
                     "WARNING: {}userdir.basepath {base}: no such directory; requests for it get 404",
@@ -288,11 +296,11 @@ pub fn warnings(config: &Config) -> Vec<String> {
         }
         // mod_authn_file: lighttpd starts and refuses every login; so does wickd.
         for (key, file) in [
-            ("auth.backend.plain.userfile", &p.auth_plain_userfile),
-            ("auth.backend.htpasswd.userfile", &p.auth_htpasswd_userfile),
-            ("auth.backend.htdigest.userfile", &p.auth_htdigest_userfile),
+            ("auth.backend.plain.userfile", p.auth_plain_userfile()),
+            ("auth.backend.htpasswd.userfile", p.auth_htpasswd_userfile()),
+            ("auth.backend.htdigest.userfile", p.auth_htdigest_userfile()),
         ] {
-            let Some(f) = file.as_deref().filter(|f| !f.is_empty()) else {
+            let Some(f) = file.filter(|f| !f.is_empty()) else {
                 continue;
             };
             if let Err(e) = std::fs::File::open(inside(&root, f)) {
@@ -302,7 +310,7 @@ pub fn warnings(config: &Config) -> Vec<String> {
                 ));
             }
         }
-        for (prefix, target) in p.alias_url.iter().flatten() {
+        for (prefix, target) in p.alias_url().into_iter().flatten() {
             if !inside(&root, target).exists() {
                 out.push(format!(
                     "WARNING: {}alias.url \"{prefix}\" => {target}: no such file or directory; requests for it get 404",

@@ -337,7 +337,7 @@ fn winning_block_names_the_block_whose_captures_count() {
             ..Req::default()
         },
     );
-    let id = c.winning_block(&st, |p| p.server_tag.is_some());
+    let id = c.winning_block(&st, |p| p.server_tag().is_some());
     assert_eq!(id, 1);
     assert_eq!(st.capture(id, 1), Some("site"));
     eval(
@@ -349,7 +349,7 @@ fn winning_block_names_the_block_whose_captures_count() {
             ..Req::default()
         },
     );
-    assert_eq!(c.winning_block(&st, |p| p.server_tag.is_some()), 0);
+    assert_eq!(c.winning_block(&st, |p| p.server_tag().is_some()), 0);
 }
 
 #[test]

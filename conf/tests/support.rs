@@ -233,10 +233,10 @@ fn old_names_lighttpd_still_reads() {
     ));
     let p = &c.patches[0];
     assert_eq!(
-        p.index_files.as_deref(),
+        p.index_files().map(Vec::as_slice),
         Some(&["home.html".to_string()][..])
     );
-    assert_eq!(p.dirlist_activate, Some(true));
+    assert_eq!(p.dirlist_activate().copied(), Some(true));
     // lighttpd 1.4.69 takes these two without a word.
     assert!(c.warnings.is_empty(), "{:?}", c.warnings);
     let c = load(&format!(

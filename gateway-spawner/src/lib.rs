@@ -158,10 +158,10 @@ fn start(master: &mut ChildEnd, log: &mut Log) -> Result<Parts, String> {
     let mut cgi_users = Vec::new();
     let mut cgi_groups = Vec::new();
     for p in &config.patches {
-        if let Some(u) = p.cgi_user.as_ref().filter(|u| !u.is_empty()) {
+        if let Some(u) = p.cgi_user().filter(|u| !u.is_empty()) {
             cgi_users.push(u.clone());
         }
-        if let Some(g) = p.cgi_group.as_ref().filter(|g| !g.is_empty()) {
+        if let Some(g) = p.cgi_group().filter(|g| !g.is_empty()) {
             cgi_groups.push(g.clone());
         }
     }

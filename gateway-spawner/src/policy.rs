@@ -15,7 +15,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::OwnedFd;
 use wick_conf::cond::{Compiled, CondState, Facts};
 use wick_conf::options::FromValue;
-use wick_conf::{Block, Config, Listener, Patch, SocketOptions, Value, View};
+use wick_conf::{Block, Config, Listener, SocketOptions, Value, View};
 use wick_proto::spawner::CgiRequest;
 
 /// Everything needed to start one script.
@@ -86,17 +86,18 @@ pub fn slice(cfg: &Config) -> Config {
     let patches = cfg
         .patches
         .iter()
-        .map(|p| Patch {
-            document_root: p.document_root.clone(),
-            server_tag: p.server_tag.clone(),
-            server_name: p.server_name.clone(),
-            follow_symlink: p.follow_symlink,
-            force_lowercase_filenames: p.force_lowercase_filenames,
-            cgi_assign: p.cgi_assign.clone(),
-            cgi_execute_x_only: p.cgi_execute_x_only,
-            cgi_user: p.cgi_user.clone(),
-            cgi_group: p.cgi_group.clone(),
-            ..Patch::default()
+        .map(|p| {
+            p.only(&[
+                "server.document-root",
+                "server.tag",
+                "server.name",
+                "server.follow-symlink",
+                "server.force-lowercase-filenames",
+                "cgi.assign",
+                "cgi.execute-x-only",
+                "cgi.user",
+                "cgi.group",
+            ])
         })
         .collect();
     let listeners = cfg

@@ -30,7 +30,7 @@ fn policy(conf: &str, dir: &Path) -> Policy {
     let cfg = load_str(conf, "test.conf", dir).expect("config");
     let mut users = Vec::new();
     for p in &cfg.patches {
-        if let Some(u) = p.cgi_user.as_ref() {
+        if let Some(u) = p.cgi_user() {
             users.push(u.clone());
         }
     }
@@ -358,9 +358,9 @@ fn slice_keeps_what_the_policy_reads() {
         .flat_map(|b| b.settings.iter().map(|s| s.key.as_str()))
         .collect();
     assert_eq!(keys, ["setenv.add-environment"]);
-    assert!(cut.patches.iter().all(|p| p.mimetypes.is_none()
-        && p.accesslog_format.is_none()
-        && p.url_access_deny.is_none()));
+    assert!(cut.patches.iter().all(|p| p.mimetypes().is_none()
+        && p.accesslog_format().is_none()
+        && p.url_access_deny().is_none()));
 
     let mut p = policy(&conf, &t.0);
     let plan = p.plan(&req("/cgi-bin/ok.cgi", 15)).expect("allowed");

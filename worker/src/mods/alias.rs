@@ -30,7 +30,7 @@ pub fn check_order(list: &[(String, String)]) -> Result<(), String> {
 impl Alias {
     pub fn new(cfg: &Config) -> Result<Alias, String> {
         for (id, p) in cfg.patches.iter().enumerate() {
-            if let Some(list) = &p.alias_url {
+            if let Some(list) = p.alias_url() {
                 check_order(list)
                     .map_err(|e| format!("{}{e}", super::where_set(cfg, id, "alias.url")))?;
             }

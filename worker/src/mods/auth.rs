@@ -344,13 +344,13 @@ impl Auth {
         let mut requires = Vec::with_capacity(cfg.patches.len());
         for (id, p) in cfg.patches.iter().enumerate() {
             let at = || super::where_set(cfg, id, "auth.require");
-            requires.push(match &p.auth_require {
+            requires.push(match p.auth_require() {
                 Some(v) => {
                     Some(parse_require(v, &mut next_id).map_err(|e| format!("{}{e}", at()))?)
                 }
                 None => None,
             });
-            if let Some(b) = p.auth_backend.as_deref().filter(|b| !b.is_empty()) {
+            if let Some(b) = p.auth_backend().map(|x| &x[..]).filter(|b| !b.is_empty()) {
                 if backend_of(b).is_none() {
                     return Err(format!(
                         "{}auth.backend not supported: {b}",
@@ -1135,7 +1135,7 @@ impl Module for Auth {
         if matches!(x.view.auth_require, Value::Array(a) if a.is_empty()) {
             return Flow::Go;
         }
-        let id = x.block_of(|p| p.auth_require.is_some());
+        let id = x.block_of(|p| p.auth_require().is_some());
         let Some(Some(list)) = self.requires.get(id) else {
             return Flow::Go;
         };

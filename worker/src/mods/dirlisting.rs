@@ -101,7 +101,7 @@ impl Dirlisting {
     pub fn new(cfg: &Config) -> Result<Dirlisting, String> {
         let mut excludes: Vec<Excludes> = Vec::new();
         for (id, p) in cfg.patches.iter().enumerate() {
-            let Some(list) = &p.dirlist_exclude else {
+            let Some(list) = p.dirlist_exclude() else {
                 continue;
             };
             if excludes.iter().any(|e| &e.patterns == list) {
@@ -123,7 +123,7 @@ impl Dirlisting {
             });
         }
         for (id, p) in cfg.patches.iter().enumerate() {
-            if let Some(v) = &p.dirlist_cache {
+            if let Some(v) = p.dirlist_cache() {
                 cache_age(v).map_err(|m| {
                     format!("{}{m}", super::where_set(cfg, id, "dir-listing.cache"))
                 })?;

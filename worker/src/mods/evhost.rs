@@ -158,7 +158,7 @@ impl Evhost {
     pub fn new(cfg: &Config) -> Result<Evhost, String> {
         let mut patterns = Vec::with_capacity(cfg.patches.len());
         for (id, p) in cfg.patches.iter().enumerate() {
-            patterns.push(match &p.evhost_path_pattern {
+            patterns.push(match p.evhost_path_pattern() {
                 Some(s) if !s.is_empty() => Some(
                     parse_pattern(s)
                         .map_err(|e| format!("{}{e}", where_set(cfg, id, "evhost.path-pattern")))?,
@@ -186,7 +186,7 @@ impl Module for Evhost {
         if x.view.evhost_path_pattern.is_empty() || x.rq.host.is_empty() {
             return Flow::Go;
         }
-        let b = x.block_of(|p| p.evhost_path_pattern.is_some());
+        let b = x.block_of(|p| p.evhost_path_pattern().is_some());
         let Some(Some(pat)) = self.patterns.get(b) else {
             return Flow::Go;
         };

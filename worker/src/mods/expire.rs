@@ -80,10 +80,10 @@ impl Expire {
         for (id, p) in cfg.patches.iter().enumerate() {
             let mut l = Lists::default();
             for (key, list, out) in [
-                ("expire.url", &p.expire_url, &mut l.url),
-                ("expire.mimetypes", &p.expire_mimetypes, &mut l.mime),
+                ("expire.url", p.expire_url(), &mut l.url),
+                ("expire.mimetypes", p.expire_mimetypes(), &mut l.mime),
             ] {
-                for (k, v) in list.iter().flatten() {
+                for (k, v) in list.into_iter().flatten() {
                     let spec = parse(v).ok_or_else(|| {
                         format!("{}invalid {key} = \"{v}\"", super::where_set(cfg, id, key))
                     })?;
@@ -159,10 +159,12 @@ impl Expire {
         if v.expire_url.is_empty() && v.expire_mimetypes.is_empty() {
             return None;
         }
-        let url_block = x.compiled.winning_block(x.cond, |p| p.expire_url.is_some());
+        let url_block = x
+            .compiled
+            .winning_block(x.cond, |p| p.expire_url().is_some());
         let mime_block = x
             .compiled
-            .winning_block(x.cond, |p| p.expire_mimetypes.is_some());
+            .winning_block(x.cond, |p| p.expire_mimetypes().is_some());
         let path = &x.rq.path;
         let url = self.blocks.get(url_block).and_then(|l| {
             l.url

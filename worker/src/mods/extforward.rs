@@ -129,11 +129,11 @@ impl Forwarders {
 }
 
 fn sets_fwd(p: &Patch) -> bool {
-    p.extforward_forwarder.is_some()
+    p.extforward_forwarder().is_some()
 }
 
 fn sets_params(p: &Patch) -> bool {
-    p.extforward_params.is_some()
+    p.extforward_params().is_some()
 }
 
 impl Extforward {
@@ -141,7 +141,7 @@ impl Extforward {
         let mut fwd = Vec::with_capacity(cfg.patches.len());
         let mut params = Vec::with_capacity(cfg.patches.len());
         for (id, p) in cfg.patches.iter().enumerate() {
-            fwd.push(match &p.extforward_forwarder {
+            fwd.push(match p.extforward_forwarder() {
                 Some(l) => Some(Forwarders::parse(l).map_err(|e| {
                     format!(
                         "{}extforward.forwarder: {e}",
@@ -150,7 +150,7 @@ impl Extforward {
                 })?),
                 None => None,
             });
-            params.push(match &p.extforward_params {
+            params.push(match p.extforward_params() {
                 Some(l) => {
                     let mut o = 0;
                     for (k, v) in l {

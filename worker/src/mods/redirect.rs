@@ -16,14 +16,14 @@ pub struct Redirect {
 }
 
 fn sets(p: &Patch) -> bool {
-    p.url_redirect.is_some()
+    p.url_redirect().is_some()
 }
 
 impl Redirect {
     pub fn new(cfg: &Config) -> Result<Redirect, String> {
         let mut blocks = Vec::with_capacity(cfg.patches.len());
         for (id, p) in cfg.patches.iter().enumerate() {
-            blocks.push(match &p.url_redirect {
+            blocks.push(match p.url_redirect() {
                 Some(l) => {
                     let mut r = Rules::new();
                     r.push(l).map_err(|e| {

@@ -23,14 +23,14 @@ pub struct Rewrite {
 }
 
 fn sets_uri(p: &Patch) -> bool {
-    p.url_rewrite_once.is_some()
-        || p.url_rewrite_final.is_some()
-        || p.url_rewrite.is_some()
-        || p.url_rewrite_repeat.is_some()
+    p.url_rewrite_once().is_some()
+        || p.url_rewrite_final().is_some()
+        || p.url_rewrite().is_some()
+        || p.url_rewrite_repeat().is_some()
 }
 
 fn sets_nf(p: &Patch) -> bool {
-    p.url_rewrite_if_not_file.is_some() || p.url_rewrite_repeat_if_not_file.is_some()
+    p.url_rewrite_if_not_file().is_some() || p.url_rewrite_repeat_if_not_file().is_some()
 }
 
 impl Rewrite {
@@ -43,16 +43,16 @@ impl Rewrite {
             if sets_uri(p) {
                 let mut r = Rules::new();
                 for (key, list) in [
-                    ("url.rewrite-once", &p.url_rewrite_once),
-                    ("url.rewrite-final", &p.url_rewrite_final),
-                    ("url.rewrite", &p.url_rewrite),
+                    ("url.rewrite-once", p.url_rewrite_once()),
+                    ("url.rewrite-final", p.url_rewrite_final()),
+                    ("url.rewrite", p.url_rewrite()),
                 ] {
                     if let Some(l) = list {
                         r.push(l).map_err(|e| err(key, e))?;
                     }
                 }
                 r.repeat_idx = r.rules.len();
-                if let Some(l) = &p.url_rewrite_repeat {
+                if let Some(l) = p.url_rewrite_repeat() {
                     r.push(l).map_err(|e| err("url.rewrite-repeat", e))?;
                 }
                 uri = Some(r);
@@ -60,11 +60,11 @@ impl Rewrite {
             let mut nf = None;
             if sets_nf(p) {
                 let mut r = Rules::new();
-                if let Some(l) = &p.url_rewrite_if_not_file {
+                if let Some(l) = p.url_rewrite_if_not_file() {
                     r.push(l).map_err(|e| err("url.rewrite-if-not-file", e))?;
                 }
                 r.repeat_idx = r.rules.len();
-                if let Some(l) = &p.url_rewrite_repeat_if_not_file {
+                if let Some(l) = p.url_rewrite_repeat_if_not_file() {
                     r.push(l)
                         .map_err(|e| err("url.rewrite-repeat-if-not-file", e))?;
                 }

@@ -20,29 +20,29 @@ pub struct Userdir {
 /// Does any block name a home-based user directory (userdir.path without a
 /// global userdir.basepath)? Then the passwd database is read.
 fn needs_homes(cfg: &Config) -> bool {
-    let path_set = cfg.patches.iter().any(|p| p.userdir_path.is_some());
+    let path_set = cfg.patches.iter().any(|p| p.userdir_path().is_some());
     let global_base = cfg
         .patches
         .first()
-        .and_then(|p| p.userdir_basepath.as_deref())
+        .and_then(|p| p.userdir_basepath().map(|x| &x[..]))
         .is_some_and(|b| !b.is_empty());
     let base_cleared = cfg
         .patches
         .iter()
-        .any(|p| p.userdir_basepath.as_deref() == Some(""));
+        .any(|p| p.userdir_basepath().map(|x| &x[..]) == Some(""));
     path_set && (!global_base || base_cleared)
 }
 
 /// The accounts whose homes may be served: those of userdir.include-user when the
 /// global block restricts to a list (every block then has one), else all.
 fn wanted(cfg: &Config) -> Option<Vec<String>> {
-    let global = cfg.patches.first()?.userdir_include_user.as_ref()?;
+    let global = cfg.patches.first()?.userdir_include_user()?;
     if global.is_empty() {
         return None;
     }
     let mut all: Vec<String> = Vec::new();
     for p in &cfg.patches {
-        match &p.userdir_include_user {
+        match p.userdir_include_user() {
             Some(l) if l.is_empty() => return None,
             Some(l) => all.extend(l.iter().cloned()),
             None => {}
@@ -193,8 +193,8 @@ impl Module for Userdir {
             return Flow::Go;
         }
         // userdir.path never set: the module is off (lighttpd: set to "" is on).
-        if x.block_of(|p| p.userdir_path.is_some()) == 0
-            && x.compiled.patch(0).userdir_path.is_none()
+        if x.block_of(|p| p.userdir_path().is_some()) == 0
+            && x.compiled.patch(0).userdir_path().is_none()
         {
             return Flow::Go;
         }

@@ -67,7 +67,7 @@ impl AccessLog {
         let mut formats = Vec::with_capacity(cfg.patches.len());
         let mut target_of = Vec::with_capacity(cfg.patches.len());
         for (id, p) in cfg.patches.iter().enumerate() {
-            formats.push(match &p.accesslog_format {
+            formats.push(match p.accesslog_format() {
                 Some(f) if !f.is_empty() => Some(parse_format(f).map_err(|e| {
                     let at = cfg
                         .blocks
@@ -80,8 +80,7 @@ impl AccessLog {
                 _ => None,
             });
             target_of.push(
-                p.accesslog_filename
-                    .as_ref()
+                p.accesslog_filename()
                     .map(|f| names.iter().position(|n| n == f)),
             );
         }
@@ -145,14 +144,14 @@ impl AccessLog {
         let dest = if *view.accesslog_use_syslog {
             Dest::Syslog((*view.accesslog_syslog_level).min(7) as u8)
         } else {
-            let b = compiled.winning_block(state, |p| p.accesslog_filename.is_some());
+            let b = compiled.winning_block(state, |p| p.accesslog_filename().is_some());
             match self.target_of.get(b).copied().flatten() {
                 Some(Some(t)) => Dest::Target(t),
                 _ => return None,
             }
         };
         let fb = compiled.winning_block(state, |p| {
-            p.accesslog_format.as_ref().is_some_and(|f| !f.is_empty())
+            p.accesslog_format().is_some_and(|f| !f.is_empty())
         });
         Some(Resolved {
             dest,

@@ -25,7 +25,7 @@ pub fn targets(cfg: &Config) -> Vec<String> {
         return out;
     }
     for p in &cfg.patches {
-        if let Some(f) = &p.accesslog_filename {
+        if let Some(f) = p.accesslog_filename() {
             if !f.is_empty() && !out.contains(f) {
                 out.push(f.clone());
             }

@@ -66,7 +66,7 @@ impl Deflate {
     pub fn new(cfg: &Config) -> Result<Deflate, String> {
         let mut watch_load = false;
         for (id, p) in cfg.patches.iter().enumerate() {
-            if let Some(l) = p.deflate_compression_level {
+            if let Some(l) = p.deflate_compression_level().copied() {
                 if !(1..=9).contains(&l) && l != -1 {
                     return Err(format!(
                         "{}compression-level must be between 1 and 9: {l}",
@@ -74,7 +74,7 @@ impl Deflate {
                     ));
                 }
             }
-            if let Some(l) = &p.deflate_max_loadavg {
+            if let Some(l) = p.deflate_max_loadavg() {
                 watch_load |= loadavg_limit(l) > 0.0;
             }
         }
