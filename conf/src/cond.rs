@@ -73,6 +73,7 @@ enum Res {
     True,
 }
 
+#[derive(Clone, Copy)]
 enum Subject {
     Host,
     Url,
@@ -80,41 +81,122 @@ enum Subject {
     RemoteIp,
     Scheme,
     Method,
-    Header(String),
+    /// Index into [`Compiled::headers`].
+    Header(u32),
     Socket,
 }
 
+/// Strings are boxed slices, patterns are held apart: a block with a condition
+/// costs a few words plus its text (shared hosting has tens of thousands).
 enum Test {
     /// A plain `else { }`.
     Always,
-    Eq(String),
-    Prefix(String),
-    Suffix(String),
-    Regex(Pattern),
+    Eq(Box<str>),
+    Prefix(Box<str>),
+    Suffix(Box<str>),
+    /// Index into [`Compiled::regexes`] (and a [`CondState`]'s capture slots).
+    Regex(u32),
     /// `$HTTP["remoteip"] == "net/bits"` (bits None: the exact address).
-    Cidr(IpAddr, Option<u8>),
+    Cidr(Box<(IpAddr, Option<u8>)>),
     /// `$SERVER["socket"] ==`: the listener it names (None: no listener has it).
-    Socket(Option<ListenerIndex>),
+    Socket(Option<u32>),
 }
+
+/// No block: a `parent` or `prev` of [`CBlock`].
+const NONE: u32 = u32::MAX;
 
 struct CBlock {
-    parent: Option<BlockId>,
-    prev: Option<BlockId>,
+    parent: u32,
+    prev: u32,
     subject: Subject,
-    test: Test,
     /// `!=` and `!~`.
     negate: bool,
+    test: Test,
 }
 
-/// Sibling `$HTTP["host"] == "literal"` blocks indexed from this many on.
+impl CBlock {
+    fn parent(&self) -> Option<BlockId> {
+        (self.parent != NONE).then_some(self.parent as usize)
+    }
+    fn prev(&self) -> Option<BlockId> {
+        (self.prev != NONE).then_some(self.prev as usize)
+    }
+}
+
+/// Sibling blocks of one indexable kind are indexed from this many on.
 pub const INDEX_MIN: usize = 8;
 
-/// The tree walk used when some block's host children are indexed.
+/// The tree walk used when some block's children are indexed.
 struct Tree {
-    /// Per block: its children that are tested one by one, in file order.
-    children: Vec<Vec<BlockId>>,
-    /// Per block: its indexed host children by [`host_key`], each list in file order.
-    hosts: Vec<Option<HashMap<String, Vec<BlockId>>>>,
+    /// Children tested one by one (or a chain's entry), in file order: those of
+    /// block `p` are `steps[at[p]..at[p + 1]]`.
+    at: Box<[u32]>,
+    steps: Box<[Step]>,
+    /// Indexed sibling groups, by parent.
+    groups: Box<[Group]>,
+    chains: Box<[Chain]>,
+}
+
+#[derive(Clone, Copy)]
+enum Step {
+    Block(u32),
+    /// Index into [`Tree::chains`].
+    Chain(u32),
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// `$HTTP["host"] == "literal"`: keyed by the host up to a ':', lower case.
+    Host,
+    /// `$HTTP["url"] =^ "literal"`: keyed by the pattern; a request is looked up
+    /// by its path's first `len` bytes, for each pattern length there is.
+    UrlPrefix,
+}
+
+/// The indexable children of one block that no `else` touches, by key.
+struct Group {
+    parent: u32,
+    kind: Kind,
+    /// The pattern lengths (UrlPrefix only), ascending.
+    lens: Box<[u32]>,
+    keys: Keys,
+}
+
+/// An `else` chain whose first `links` are `$HTTP["host"] == "literal"`: the
+/// first link that matches is true, the earlier ones false, the later skipped.
+struct Chain {
+    /// The last indexed link: false when none matched, so that what follows it
+    /// in the chain is tested.
+    last: u32,
+    keys: Keys,
+}
+
+/// (hash of the key, block), sorted: the blocks whose key hashes alike, in file
+/// order. A hash shared by two keys only costs a test, as every candidate is
+/// tested; no key text is kept.
+struct Keys(Box<[(u64, u32)]>);
+
+impl Keys {
+    fn new(mut v: Vec<(u64, u32)>) -> Keys {
+        v.sort_unstable();
+        Keys(v.into_boxed_slice())
+    }
+
+    fn get(&self, hash: u64) -> impl Iterator<Item = BlockId> + '_ {
+        let from = self.0.partition_point(|&(h, _)| h < hash);
+        self.0[from..]
+            .iter()
+            .take_while(move |&&(h, _)| h == hash)
+            .map(|&(_, id)| id as usize)
+    }
+}
+
+/// FNV-1a: index keys are short and trusted (the config's); a request's host only
+/// picks which blocks get tested.
+fn key_hash(b: &[u8]) -> u64 {
+    b.iter().fold(0xcbf2_9ce4_8422_2325, |h, &c| {
+        (h ^ u64::from(c)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 /// The conditions of one configuration, ready to evaluate; owns a copy of the
@@ -123,7 +205,11 @@ pub struct Compiled {
     defaults: RequestOptions,
     patches: Vec<Patch>,
     blocks: Vec<CBlock>,
-    /// Set when some block has INDEX_MIN host children or more.
+    /// The `=~`/`!~` patterns, by [`Test::Regex`] index.
+    regexes: Vec<Pattern>,
+    /// The request headers conditions name, by [`Subject::Header`] index.
+    headers: Vec<String>,
+    /// Set when some block has INDEX_MIN indexable children or more.
     tree: Option<Tree>,
     /// Each listener's `$SERVER["socket"]` text, for regex/prefix/suffix tests.
     specs: Vec<String>,
@@ -142,10 +228,12 @@ pub struct CondState {
     trues: Vec<BlockId>,
     /// Blocks given a result by the last tree walk (reset before the next).
     touched: Vec<BlockId>,
+    /// Per regex (by [`Test::Regex`] index): its capture locations, and the text
+    /// it matched against when it matched.
     locs: Vec<Option<Locs>>,
-    /// The text each regex block matched against, when it matched.
     subject: Vec<String>,
-    has_caps: Vec<bool>,
+    /// The `=~` blocks that matched in the last evaluation, with their regex.
+    captured: Vec<(BlockId, u32)>,
     host: String,
     ip: String,
 }
@@ -189,6 +277,9 @@ impl Compiled {
     /// (`usize::MAX`: never; tests compare both ways).
     pub fn with_index_min(config: &Config, index_min: usize) -> Result<Compiled, ConfError> {
         let mut blocks = Vec::with_capacity(config.blocks.len());
+        let mut regexes = Vec::new();
+        let mut headers: Vec<String> = Vec::new();
+        let id32 = |id: Option<BlockId>| id.and_then(|i| u32::try_from(i).ok()).unwrap_or(NONE);
         for (id, b) in config.blocks.iter().enumerate() {
             let (subject, test, negate) = match &b.cond {
                 None => (Subject::Url, Test::Always, false),
@@ -200,7 +291,16 @@ impl Compiled {
                         CondField::RemoteIp => Subject::RemoteIp,
                         CondField::Scheme => Subject::Scheme,
                         CondField::RequestMethod => Subject::Method,
-                        CondField::RequestHeader(h) => Subject::Header(h.clone()),
+                        CondField::RequestHeader(h) => {
+                            let at = match headers.iter().position(|x| x == h) {
+                                Some(i) => i,
+                                None => {
+                                    headers.push(h.clone());
+                                    headers.len() - 1
+                                }
+                            };
+                            Subject::Header(at as u32)
+                        }
                         CondField::ServerSocket => Subject::Socket,
                     };
                     let negate = matches!(c.op, CondOp::Ne | CondOp::NotMatch);
@@ -212,14 +312,15 @@ impl Compiled {
                     };
                     let test = match c.op {
                         CondOp::Match | CondOp::NotMatch => {
-                            Test::Regex(compile_regex(&c.pattern).map_err(|(m, h)| err(m, h))?)
+                            regexes.push(compile_regex(&c.pattern).map_err(|(m, h)| err(m, h))?);
+                            Test::Regex(regexes.len() as u32 - 1)
                         }
-                        CondOp::Prefix => Test::Prefix(c.pattern.clone()),
-                        CondOp::Suffix => Test::Suffix(c.pattern.clone()),
+                        CondOp::Prefix => Test::Prefix(c.pattern.as_str().into()),
+                        CondOp::Suffix => Test::Suffix(c.pattern.as_str().into()),
                         CondOp::Eq | CondOp::Ne => match &c.field {
                             CondField::RemoteIp if !c.pattern.starts_with('/') => {
                                 match crate::eval::parse_cidr(&c.pattern) {
-                                    Some((ip, bits)) => Test::Cidr(ip, bits),
+                                    Some(net) => Test::Cidr(Box::new(net)),
                                     None => {
                                         return Err(err(
                                             format!("invalid IP addr: {}", c.pattern),
@@ -229,20 +330,20 @@ impl Compiled {
                                 }
                             }
                             CondField::ServerSocket => {
-                                Test::Socket(socket_index(config, id, &c.pattern))
+                                Test::Socket(socket_index(config, id, &c.pattern).map(|i| i as u32))
                             }
-                            _ => Test::Eq(c.pattern.clone()),
+                            _ => Test::Eq(c.pattern.as_str().into()),
                         },
                     };
                     (subject, test, negate)
                 }
             };
             blocks.push(CBlock {
-                parent: b.parent,
-                prev: b.else_of,
+                parent: id32(b.parent),
+                prev: id32(b.else_of),
                 subject,
-                test,
                 negate,
+                test,
             });
         }
         let mut patches = config.patches.clone();
@@ -252,6 +353,8 @@ impl Compiled {
             defaults: RequestOptions::default(),
             patches,
             blocks,
+            regexes,
+            headers,
             tree,
             specs: config.listeners.iter().map(|l| l.spec.clone()).collect(),
             serial: SERIAL.fetch_add(1, Ordering::Relaxed),
@@ -295,9 +398,9 @@ impl Compiled {
         for id in 1..self.blocks.len() {
             let b = &self.blocks[id];
             let r = if b
-                .parent
+                .parent()
                 .is_some_and(|p| p != 0 && state.res[p] != Res::True)
-                || b.prev.is_some_and(|q| state.res[q] != Res::False)
+                || b.prev().is_some_and(|q| state.res[q] != Res::False)
             {
                 Res::Skip
             } else {
@@ -320,10 +423,10 @@ impl Compiled {
         }
         for &id in &state.touched {
             state.res[id] = Res::Skip;
-            state.has_caps[id] = false;
         }
         state.touched.clear();
         state.trues.clear();
+        state.captured.clear();
         state.host.clear();
         state.ip.clear();
         state.res[0] = Res::True;
@@ -339,31 +442,65 @@ impl Compiled {
     }
 
     fn walk(&self, tree: &Tree, parent: BlockId, facts: &Facts, state: &mut CondState) {
-        for &id in &tree.children[parent] {
-            let prev_open = self.blocks[id]
-                .prev
-                .is_some_and(|q| state.res[q] != Res::False);
-            let r = if prev_open {
-                Res::Skip
-            } else {
-                self.test(id, facts, state)
-            };
-            self.decided(tree, id, r, facts, state);
+        let (from, to) = (tree.at[parent] as usize, tree.at[parent + 1] as usize);
+        for &step in &tree.steps[from..to] {
+            match step {
+                Step::Block(id) => {
+                    let id = id as usize;
+                    let prev_open = self.blocks[id]
+                        .prev()
+                        .is_some_and(|q| state.res[q] != Res::False);
+                    let r = if prev_open {
+                        Res::Skip
+                    } else {
+                        self.test(id, facts, state)
+                    };
+                    self.decided(tree, id, r, facts, state);
+                }
+                Step::Chain(c) => {
+                    let chain = &tree.chains[c as usize];
+                    let hash = key_hash(host_key(state.lower_host(facts)).as_bytes());
+                    // Candidates in file order: the first true one ends the chain.
+                    let hit = chain
+                        .keys
+                        .get(hash)
+                        .find(|&id| self.test(id, facts, state) == Res::True);
+                    match hit {
+                        Some(id) => self.decided(tree, id, Res::True, facts, state),
+                        None => self.decided(tree, chain.last as usize, Res::False, facts, state),
+                    }
+                }
+            }
         }
-        let Some(index) = &tree.hosts[parent] else {
-            return;
-        };
-        if state.host.is_empty() && !facts.host.is_empty() {
-            state
-                .host
-                .extend(facts.host.chars().map(|c| c.to_ascii_lowercase()));
-        }
-        let Some(ids) = index.get(host_key(&state.host)) else {
-            return;
-        };
-        for &id in ids {
-            let r = self.test(id, facts, state);
-            self.decided(tree, id, r, facts, state);
+        let groups = &tree.groups;
+        let first = groups.partition_point(|g| (g.parent as usize) < parent);
+        for g in groups[first..]
+            .iter()
+            .take_while(|g| g.parent as usize == parent)
+        {
+            match g.kind {
+                Kind::Host => {
+                    let hash = key_hash(host_key(state.lower_host(facts)).as_bytes());
+                    for id in g.keys.get(hash) {
+                        let r = self.test(id, facts, state);
+                        self.decided(tree, id, r, facts, state);
+                    }
+                }
+                Kind::UrlPrefix => {
+                    let url = facts.url_path.as_bytes();
+                    for &len in g.lens.iter().take_while(|&&l| l as usize <= url.len()) {
+                        for id in g.keys.get(key_hash(&url[..len as usize])) {
+                            // (a hash shared across lengths must not test a block twice)
+                            if !matches!(&self.blocks[id].test, Test::Prefix(p) if p.len() == len as usize)
+                            {
+                                continue;
+                            }
+                            let r = self.test(id, facts, state);
+                            self.decided(tree, id, r, facts, state);
+                        }
+                    }
+                }
+            }
         }
     }
 
@@ -397,18 +534,13 @@ impl Compiled {
         let CondState {
             locs,
             subject,
-            has_caps,
+            captured,
             host,
             ip,
             ..
         } = st;
-        let text: &str = match &b.subject {
-            Subject::Host => {
-                if host.is_empty() && !f.host.is_empty() {
-                    host.extend(f.host.chars().map(|c| c.to_ascii_lowercase()));
-                }
-                host
-            }
+        let text: &str = match b.subject {
+            Subject::Host => lower_host(host, f),
             Subject::Url => f.url_path,
             Subject::Query => f.query,
             Subject::RemoteIp => {
@@ -419,31 +551,39 @@ impl Compiled {
             }
             Subject::Scheme => f.scheme,
             Subject::Method => f.method,
-            Subject::Header(h) => (f.header)(h).unwrap_or(""),
+            Subject::Header(h) => self
+                .headers
+                .get(h as usize)
+                .and_then(|h| (f.header)(h))
+                .unwrap_or(""),
             Subject::Socket => self.specs.get(f.listener).map(String::as_str).unwrap_or(""),
         };
         let hit = match &b.test {
             Test::Always => true,
             Test::Eq(p) => match b.subject {
                 Subject::Host if !p.starts_with('/') => host_eq(text, p),
-                _ => text == p,
+                _ => text == &**p,
             },
-            Test::Prefix(p) => text.starts_with(p.as_str()),
-            Test::Suffix(p) => text.ends_with(p.as_str()),
-            Test::Cidr(net, bits) => in_net(canonical_ip(f.remote_ip), *net, *bits),
-            Test::Socket(idx) => *idx == Some(f.listener),
-            Test::Regex(re) => match locs[id].as_mut() {
-                Some(l) => {
-                    let m = re.captures_read(l, text.as_bytes());
-                    if m && !b.negate {
-                        subject[id].clear();
-                        subject[id].push_str(text);
-                        has_caps[id] = true;
+            Test::Prefix(p) => text.starts_with(&**p),
+            Test::Suffix(p) => text.ends_with(&**p),
+            Test::Cidr(net) => in_net(canonical_ip(f.remote_ip), net.0, net.1),
+            Test::Socket(idx) => *idx == u32::try_from(f.listener).ok(),
+            Test::Regex(r) => {
+                let re = &self.regexes[*r as usize];
+                match locs[*r as usize].as_mut() {
+                    Some(l) => {
+                        let m = re.captures_read(l, text.as_bytes());
+                        if m && !b.negate {
+                            let s = &mut subject[*r as usize];
+                            s.clear();
+                            s.push_str(text);
+                            captured.push((id, *r));
+                        }
+                        m
                     }
-                    m
+                    None => re.is_match(text.as_bytes()),
                 }
-                None => re.is_match(text.as_bytes()),
-            },
+            }
         };
         if hit != b.negate {
             Res::True
@@ -459,54 +599,162 @@ fn host_key(h: &str) -> &str {
     h.split(':').next().unwrap_or("")
 }
 
+/// The request's host in lower case, made once per evaluation.
+fn lower_host<'s>(host: &'s mut String, f: &Facts) -> &'s str {
+    if host.is_empty() && !f.host.is_empty() {
+        host.extend(f.host.chars().map(|c| c.to_ascii_lowercase()));
+    }
+    host
+}
+
 impl Tree {
-    /// None when no block has `index_min` indexable host children.
+    /// None when no block has `index_min` indexable children of one kind, nor an
+    /// else chain that starts with `index_min` host links.
     fn new(blocks: &[CBlock], index_min: usize) -> Option<Tree> {
         let n = blocks.len();
         // An `else` follows a block: that block keeps its place in the order.
-        let mut followed = vec![false; n];
-        for b in blocks {
-            if let Some(q) = b.prev {
-                if q < n {
-                    followed[q] = true;
-                }
+        // (Equal conditions are one block, so a block may have two else branches:
+        // `branching`; a chain passes only through blocks with one.)
+        let mut next = vec![NONE; n];
+        let mut branching = vec![false; n];
+        for (id, b) in blocks.iter().enumerate() {
+            if let Some(q) = b.prev().filter(|&q| q < n) {
+                branching[q] |= next[q] != NONE;
+                next[q] = id as u32;
             }
         }
-        let parent_of = |b: &CBlock| b.parent.unwrap_or(0);
-        let indexable = |id: BlockId, b: &CBlock| {
-            id != 0
-                && b.prev.is_none()
-                && !followed[id]
-                && !b.negate
+        let parent_of = |b: &CBlock| b.parent().unwrap_or(0);
+        let host_literal = |b: &CBlock| {
+            !b.negate
                 && matches!(b.subject, Subject::Host)
                 && matches!(&b.test, Test::Eq(p) if !p.starts_with('/'))
         };
-        let mut count = vec![0usize; n];
+        let kind = |id: BlockId, b: &CBlock| -> Option<Kind> {
+            if id == 0 || b.prev != NONE || next[id] != NONE || b.negate {
+                return None;
+            }
+            match (&b.subject, &b.test) {
+                _ if host_literal(b) => Some(Kind::Host),
+                (Subject::Url, Test::Prefix(_)) => Some(Kind::UrlPrefix),
+                _ => None,
+            }
+        };
+        // Chains: from a first link (no prev, followed by an else), the run of
+        // host links.
+        let mut chain_of = vec![NONE; n]; // first link -> chain index
+        let mut in_chain = vec![false; n];
+        let mut chains = Vec::new();
+        for (id, b) in blocks.iter().enumerate().skip(1) {
+            if b.prev != NONE || next[id] == NONE || !host_literal(b) {
+                continue;
+            }
+            let mut run = vec![id];
+            let mut at = next[id];
+            while at != NONE && !branching[run[run.len() - 1]] && host_literal(&blocks[at as usize])
+            {
+                run.push(at as usize);
+                at = next[at as usize];
+            }
+            if run.len() < index_min.max(2) {
+                continue;
+            }
+            let keys = run
+                .iter()
+                .map(|&l| (host_hash(&blocks[l].test), l as u32))
+                .collect();
+            for &l in &run {
+                in_chain[l] = true;
+            }
+            chain_of[id] = chains.len() as u32;
+            chains.push(Chain {
+                last: *run.last().unwrap_or(&id) as u32,
+                keys: Keys::new(keys),
+            });
+        }
+        let mut count: HashMap<(BlockId, u8), usize> = HashMap::new();
         for (id, b) in blocks.iter().enumerate() {
-            if indexable(id, b) {
-                count[parent_of(b)] += 1;
+            if let Some(k) = kind(id, b) {
+                *count.entry((parent_of(b), k as u8)).or_default() += 1;
             }
         }
-        if !count.iter().any(|&c| c >= index_min) {
+        if chains.is_empty() && !count.values().any(|&c| c >= index_min) {
             return None;
         }
-        let mut children = vec![Vec::new(); n];
-        let mut hosts: Vec<Option<HashMap<String, Vec<BlockId>>>> = (0..n).map(|_| None).collect();
+        let mut steps: Vec<Vec<Step>> = vec![Vec::new(); n];
+        let mut grouped: HashMap<(BlockId, u8), Vec<(u64, u32)>> = HashMap::new();
         for (id, b) in blocks.iter().enumerate().skip(1) {
             let p = parent_of(b);
-            if indexable(id, b) && count[p] >= index_min {
-                let Test::Eq(pat) = &b.test else { continue };
-                let key = host_key(&pat.to_ascii_lowercase()).to_string();
-                hosts[p]
-                    .get_or_insert_with(HashMap::new)
-                    .entry(key)
-                    .or_default()
-                    .push(id);
-            } else {
-                children[p].push(id);
+            if chain_of[id] != NONE {
+                steps[p].push(Step::Chain(chain_of[id]));
+                continue;
+            }
+            if in_chain[id] {
+                continue;
+            }
+            match kind(id, b) {
+                Some(k) if count[&(p, k as u8)] >= index_min => {
+                    let key = match &b.test {
+                        Test::Prefix(pat) => key_hash(pat.as_bytes()),
+                        t => host_hash(t),
+                    };
+                    grouped
+                        .entry((p, k as u8))
+                        .or_default()
+                        .push((key, id as u32));
+                }
+                _ => steps[p].push(Step::Block(id as u32)),
             }
         }
-        Some(Tree { children, hosts })
+        let mut groups: Vec<Group> = grouped
+            .into_iter()
+            .map(|((p, k), keys)| {
+                let kind = if k == Kind::Host as u8 {
+                    Kind::Host
+                } else {
+                    Kind::UrlPrefix
+                };
+                let mut lens: Vec<u32> = match kind {
+                    Kind::Host => Vec::new(),
+                    Kind::UrlPrefix => keys
+                        .iter()
+                        .filter_map(|&(_, id)| match &blocks[id as usize].test {
+                            Test::Prefix(pat) => Some(pat.len() as u32),
+                            _ => None,
+                        })
+                        .collect(),
+                };
+                lens.sort_unstable();
+                lens.dedup();
+                Group {
+                    parent: p as u32,
+                    kind,
+                    lens: lens.into_boxed_slice(),
+                    keys: Keys::new(keys),
+                }
+            })
+            .collect();
+        groups.sort_by_key(|g| (g.parent, g.kind as u8));
+        let mut at = Vec::with_capacity(n + 1);
+        let mut flat = Vec::new();
+        for s in steps {
+            at.push(flat.len() as u32);
+            flat.extend(s);
+        }
+        at.push(flat.len() as u32);
+        Some(Tree {
+            at: at.into_boxed_slice(),
+            steps: flat.into_boxed_slice(),
+            groups: groups.into_boxed_slice(),
+            chains: chains.into_boxed_slice(),
+        })
+    }
+}
+
+/// The index key of a host literal's test.
+fn host_hash(t: &Test) -> u64 {
+    match t {
+        Test::Eq(p) => key_hash(host_key(&p.to_ascii_lowercase()).as_bytes()),
+        _ => 0,
     }
 }
 
@@ -564,21 +812,20 @@ impl CondState {
     /// Scratch space sized for `compiled` (allocates once; reuse it per connection).
     pub fn new(compiled: &Compiled) -> CondState {
         let n = compiled.blocks.len();
+        let mut locs: Vec<Option<Locs>> = compiled.regexes.iter().map(|_| None).collect();
+        for b in &compiled.blocks {
+            if let (Test::Regex(r), false) = (&b.test, b.negate) {
+                locs[*r as usize] = Some(compiled.regexes[*r as usize].locations());
+            }
+        }
         CondState {
             serial: compiled.serial,
             res: vec![Res::Skip; n],
             trues: Vec::new(),
             touched: Vec::new(),
-            locs: compiled
-                .blocks
-                .iter()
-                .map(|b| match &b.test {
-                    Test::Regex(re) if !b.negate => Some(re.locations()),
-                    _ => None,
-                })
-                .collect(),
-            subject: vec![String::new(); n],
-            has_caps: vec![false; n],
+            subject: vec![String::new(); locs.len()],
+            locs,
+            captured: Vec::new(),
             host: String::new(),
             ip: String::new(),
         }
@@ -587,9 +834,14 @@ impl CondState {
     fn prepare(&mut self) {
         self.res.iter_mut().for_each(|r| *r = Res::Skip);
         self.trues.clear();
-        self.has_caps.iter_mut().for_each(|c| *c = false);
+        self.captured.clear();
         self.host.clear();
         self.ip.clear();
+    }
+
+    /// The request's host in lower case (made once per evaluation).
+    fn lower_host(&mut self, f: &Facts) -> &str {
+        lower_host(&mut self.host, f)
     }
 
     /// Did block `id` apply to the last evaluated request?
@@ -607,21 +859,24 @@ impl CondState {
     /// the group ends inside a multi-byte character: see [`Self::capture_bytes`]).
     pub fn capture(&self, id: BlockId, n: usize) -> Option<&str> {
         let (s, e) = self.capture_range(id, n)?;
-        self.subject[id].get(s..e)
+        self.subject[self.slot(id)?].get(s..e)
     }
 
     /// `%n` as bytes: regexes match bytes, as lighttpd's do, so a group may cut a
     /// UTF-8 character.
     pub fn capture_bytes(&self, id: BlockId, n: usize) -> Option<&[u8]> {
         let (s, e) = self.capture_range(id, n)?;
-        self.subject[id].as_bytes().get(s..e)
+        self.subject[self.slot(id)?].as_bytes().get(s..e)
+    }
+
+    fn slot(&self, id: BlockId) -> Option<usize> {
+        let &(_, r) = self.captured.iter().find(|&&(b, _)| b == id)?;
+        Some(r as usize)
     }
 
     fn capture_range(&self, id: BlockId, n: usize) -> Option<(usize, usize)> {
-        if !self.has_caps.get(id).copied().unwrap_or(false) {
-            return None;
-        }
-        self.locs.get(id)?.as_ref()?.get(n)
+        let &(_, r) = self.captured.iter().find(|&&(b, _)| b == id)?;
+        self.locs.get(r as usize)?.as_ref()?.get(n)
     }
 }
 

@@ -19,12 +19,15 @@ const HOSTS: &[&str] = &[
     "[::1]",
     "d.test",
 ];
-const URLS: &[&str] = &["/", "/x/1", "/y/22", "/x/"];
+const URLS: &[&str] = &["/", "/x/1", "/y/22", "/x/", "/x/10", "/xyz"];
 
 #[derive(Clone, Debug)]
 enum Item {
     Host(usize, Vec<Item>),
     HostElse(usize, usize),
+    /// `host == a {} else host == b {} else ...`, then nothing (0), a plain
+    /// `else` (1) or an `else $HTTP["url"] =^` (2).
+    HostChain(Vec<usize>, u8),
     Url(usize, Vec<Item>),
     Regex(Vec<Item>),
     Tag(u8),
@@ -36,6 +39,13 @@ fn item() -> impl Strategy<Value = Item> {
         (0..3u8).prop_map(Item::Tag),
         (0..3u8).prop_map(Item::Add),
         (0..HOSTS.len(), 0..HOSTS.len()).prop_map(|(a, b)| Item::HostElse(a, b)),
+        // distinct hosts (lighttpd refuses an else with a condition already in its chain)
+        (
+            Just(vec![0usize, 1, 2, 4, 5, 6]).prop_shuffle(),
+            2..6usize,
+            0..3u8
+        )
+            .prop_map(|(v, k, t)| Item::HostChain(v[..k].to_vec(), t)),
     ];
     leaf.prop_recursive(3, 40, 6, |inner| {
         prop_oneof![
@@ -62,6 +72,28 @@ fn render(items: &[Item], out: &mut String, n: &mut usize) {
                 "$HTTP[\"host\"] == \"{}\" {{ index-file.names += (\"e{n}\") }} else $HTTP[\"host\"] == \"{}\" {{ index-file.names += (\"f{n}\") }}\n",
                 HOSTS[*a], HOSTS[*b]
             )),
+            Item::HostChain(hosts, tail) => {
+                // A level of its own (always true): lighttpd refuses an else whose
+                // condition an earlier block at the same level has.
+                out.push_str(&format!("$HTTP[\"querystring\"] != \"q{n}\" {{\n"));
+                for (i, h) in hosts.iter().enumerate() {
+                    if i > 0 {
+                        out.push_str(" else ");
+                    }
+                    out.push_str(&format!(
+                        "$HTTP[\"host\"] == \"{}\" {{ index-file.names += (\"c{n}-{i}\") }}",
+                        HOSTS[*h]
+                    ));
+                }
+                match tail {
+                    1 => out.push_str(&format!(" else {{ index-file.names += (\"z{n}\") }}")),
+                    2 => out.push_str(&format!(
+                        " else $HTTP[\"url\"] =^ \"/x\" {{ index-file.names += (\"u{n}\") }}"
+                    )),
+                    _ => {}
+                }
+                out.push_str("\n}\n");
+            }
             Item::Url(u, v) => {
                 out.push_str(&format!("$HTTP[\"url\"] =^ \"{}\" {{\n", URLS[*u]));
                 render(v, out, n);
@@ -128,7 +160,8 @@ proptest! {
         let cfg = load_str(&text, "t.conf", Path::new(""));
         prop_assume!(cfg.is_ok());
         let Ok(cfg) = cfg else { return Ok(()) };
-        let indexed = Compiled::with_index_min(&cfg, 1).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let min = if socket { 1 } else { 2 };
+        let indexed = Compiled::with_index_min(&cfg, min).map_err(|e| TestCaseError::fail(e.to_string()))?;
         let mut st1 = CondState::new(&indexed);
         let mut st2 = CondState::new(&indexed);
         for (h, u) in reqs {
@@ -178,5 +211,57 @@ fn twenty_thousand_sites_each_get_their_own_root() {
         assert_eq!(v.document_root, root, "{host}");
         // Only the global block and at most the site's own are touched.
         assert!(st.matched().count() <= 2);
+    }
+}
+
+/// An else chain of 20,000 host links (some panels write their sites so) and a
+/// group of URL prefixes: the right block for the first, a middle and the last
+/// link, and the chain's final else for an unknown host.
+#[test]
+fn a_long_else_chain_and_url_prefixes_are_indexed() {
+    let mut text = String::from("server.document-root = \"/srv/default\"\n");
+    for i in 0..20_000 {
+        if i > 0 {
+            text.push_str(" else ");
+        }
+        text.push_str(&format!(
+            "$HTTP[\"host\"] == \"site{i}.example\" {{ server.document-root = \"/srv/site{i}\" }}"
+        ));
+    }
+    text.push_str(" else { server.document-root = \"/srv/other\" }\n");
+    for i in 0..1_000 {
+        text.push_str(&format!(
+            "$HTTP[\"url\"] =^ \"/app{i}/\" {{ server.name = \"app{i}\" }}\n"
+        ));
+    }
+    let cfg = load_str(&text, "t.conf", Path::new("")).expect("config");
+    let c = Compiled::new(&cfg).expect("compile");
+    let mut st = CondState::new(&c);
+    let none = |_: &str| None;
+    for (host, url, root, name) in [
+        ("site0.example", "/app0/x", "/srv/site0", "app0"),
+        (
+            "SITE10000.example:80",
+            "/app999/",
+            "/srv/site10000",
+            "app999",
+        ),
+        ("site19999.example", "/app99", "/srv/site19999", ""),
+        ("nobody.example", "/app5/y/z", "/srv/other", "app5"),
+    ] {
+        let facts = Facts {
+            host,
+            url_path: url,
+            query: "",
+            remote_ip: "192.0.2.1".parse::<IpAddr>().expect("ip"),
+            scheme: "http",
+            method: "GET",
+            listener: 0,
+            header: &none,
+        };
+        let v = c.evaluate(&facts, &mut st);
+        assert_eq!(v.document_root, root, "{host}");
+        assert_eq!(v.server_name, name, "{url}");
+        assert!(st.matched().count() <= 3);
     }
 }

@@ -389,6 +389,9 @@ impl Master {
                 return;
             }
         }
+        // Reading, checking and sending a configuration of thousands of sites
+        // leaves megabytes freed between what the master keeps.
+        wick_worker::sys::release_free_memory();
     }
 
     /// Start worker `slot + 1` of generation `gen` and send it everything it needs.

@@ -109,7 +109,7 @@ pub fn run(channel: Channel) -> i32 {
     if let Some((_, s)) = slot {
         sandbox::sigsys::install(s.sigsys.atomic());
     }
-    let site = match site::Site::new(config) {
+    let mut site = match site::Site::new(config) {
         Ok(s) => s,
         Err(e) => return fail(&channel, format!("worker: {e}")),
     };
@@ -127,6 +127,9 @@ pub fn run(channel: Channel) -> i32 {
             a.deliver(fds.access_logs);
         }
     }
+    // The last reader of the blocks' raw settings is the sandbox plan.
+    let plan = sandbox::plan::Plan::from_config(&site.cfg);
+    site.shed();
     // Everything that needs a syscall the sandbox forbids happens before it: the
     // poller, the buffers.
     let start = Start {
@@ -145,7 +148,7 @@ pub fn run(channel: Channel) -> i32 {
             return 1;
         }
     };
-    let report = match sandbox::enter(&server.site().cfg) {
+    let report = match sandbox::enter_with(&plan) {
         Ok(r) => r,
         Err(e) => {
             server.failed(format!("worker: sandbox: {e}"));

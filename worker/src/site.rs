@@ -7,7 +7,8 @@ use wick_conf::{Config, View};
 
 pub struct Site {
     /// The configuration without its patches (`compiled` has them; the modules
-    /// read theirs when built).
+    /// read theirs when built) and, once the worker is set up, without its blocks
+    /// ([`Site::shed`]).
     pub cfg: Config,
     pub compiled: Compiled,
     /// The modules in force and their hooks (mods/mod.rs).
@@ -84,6 +85,16 @@ impl Site {
             mods,
             cfg,
         })
+    }
+
+    /// Drop what only start-up reads: every block's raw settings and condition
+    /// (the modules, TLS and the sandbox plan have taken theirs; at request time
+    /// `cfg` is read for its server options and listeners only), and give the
+    /// freed memory back. With thousands of sites these are most of a worker's
+    /// configuration.
+    pub fn shed(&mut self) {
+        self.cfg.blocks = Vec::new();
+        crate::sys::release_free_memory();
     }
 
     pub fn keep_alive_enabled(&self) -> bool {

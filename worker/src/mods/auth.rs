@@ -158,7 +158,7 @@ pub struct Auth {
     /// requests keep the plain path.
     active: bool,
     /// Per block: its auth.require, parsed (None: not set there).
-    requires: Vec<Option<Vec<Require>>>,
+    requires: super::ByBlock<Vec<Require>>,
     /// User files by path: [other backends, htdigest] (their lines split differently).
     files: RefCell<[HashMap<String, UserFile>; 2]>,
     cache: RefCell<Cache>,
@@ -341,15 +341,13 @@ fn cache_ttl(v: &Value) -> u64 {
 impl Auth {
     pub fn new(cfg: &Config) -> Result<Auth, String> {
         let mut next_id = 0;
-        let mut requires = Vec::with_capacity(cfg.patches.len());
+        let mut requires = Vec::new();
         for (id, p) in cfg.patches.iter().enumerate() {
             let at = || super::where_set(cfg, id, "auth.require");
-            requires.push(match p.auth_require() {
-                Some(v) => {
-                    Some(parse_require(v, &mut next_id).map_err(|e| format!("{}{e}", at()))?)
-                }
-                None => None,
-            });
+            if let Some(v) = p.auth_require() {
+                let list = parse_require(v, &mut next_id).map_err(|e| format!("{}{e}", at()))?;
+                requires.push((id, list));
+            }
             if let Some(b) = p.auth_backend().map(|x| &x[..]).filter(|b| !b.is_empty()) {
                 if backend_of(b).is_none() {
                     return Err(format!(
@@ -383,8 +381,8 @@ impl Auth {
             .and_then(|(_, v)| <bool as wick_conf::options::FromValue>::from_value(v).ok())
             .unwrap_or(true);
         Ok(Auth {
-            active: requires.iter().flatten().any(|r| !r.is_empty()),
-            requires,
+            active: requires.iter().any(|(_, r)| !r.is_empty()),
+            requires: requires.into_iter().collect(),
             files: RefCell::default(),
             cache: RefCell::default(),
             key: RefCell::default(),
@@ -1136,7 +1134,7 @@ impl Module for Auth {
             return Flow::Go;
         }
         let id = x.block_of(|p| p.auth_require().is_some());
-        let Some(Some(list)) = self.requires.get(id) else {
+        let Some(list) = self.requires.get(id) else {
             return Flow::Go;
         };
         let nocase = *x.view.force_lowercase_filenames;

@@ -149,25 +149,23 @@ pub fn build(pat: &Pattern, host: &str) -> String {
 }
 
 pub struct Evhost {
-    /// The parsed pattern of each block that sets one (index = block id).
-    patterns: Vec<Option<Pattern>>,
+    /// The parsed pattern of each block that sets one.
+    patterns: super::ByBlock<Pattern>,
     dirs: DirCheck,
 }
 
 impl Evhost {
     pub fn new(cfg: &Config) -> Result<Evhost, String> {
-        let mut patterns = Vec::with_capacity(cfg.patches.len());
+        let mut patterns = Vec::new();
         for (id, p) in cfg.patches.iter().enumerate() {
-            patterns.push(match p.evhost_path_pattern() {
-                Some(s) if !s.is_empty() => Some(
-                    parse_pattern(s)
-                        .map_err(|e| format!("{}{e}", where_set(cfg, id, "evhost.path-pattern")))?,
-                ),
-                _ => None,
-            });
+            if let Some(s) = p.evhost_path_pattern().filter(|s| !s.is_empty()) {
+                let pat = parse_pattern(s)
+                    .map_err(|e| format!("{}{e}", where_set(cfg, id, "evhost.path-pattern")))?;
+                patterns.push((id, pat));
+            }
         }
         Ok(Evhost {
-            patterns,
+            patterns: patterns.into_iter().collect(),
             dirs: DirCheck::new(),
         })
     }
@@ -187,7 +185,7 @@ impl Module for Evhost {
             return Flow::Go;
         }
         let b = x.block_of(|p| p.evhost_path_pattern().is_some());
-        let Some(Some(pat)) = self.patterns.get(b) else {
+        let Some(pat) = self.patterns.get(b) else {
             return Flow::Go;
         };
         let Some(host) = host_name(&x.rq.host) else {

@@ -71,13 +71,16 @@ struct Lists {
 }
 
 pub struct Expire {
-    blocks: Vec<Lists>,
+    blocks: super::ByBlock<Lists>,
 }
 
 impl Expire {
     pub fn new(cfg: &Config) -> Result<Expire, String> {
-        let mut blocks = Vec::with_capacity(cfg.patches.len());
+        let mut blocks = Vec::new();
         for (id, p) in cfg.patches.iter().enumerate() {
+            if p.expire_url().is_none() && p.expire_mimetypes().is_none() {
+                continue;
+            }
             let mut l = Lists::default();
             for (key, list, out) in [
                 ("expire.url", p.expire_url(), &mut l.url),
@@ -108,9 +111,11 @@ impl Expire {
                     }
                 }
             }
-            blocks.push(l);
+            blocks.push((id, l));
         }
-        Ok(Expire { blocks })
+        Ok(Expire {
+            blocks: blocks.into_iter().collect(),
+        })
     }
 }
 

@@ -36,8 +36,8 @@ const HOST: u8 = 1;
 const REMOTE_USER: u8 = 2;
 
 pub struct Extforward {
-    fwd: Vec<Option<Forwarders>>,
-    params: Vec<Option<u8>>,
+    fwd: super::ByBlock<Forwarders>,
+    params: super::ByBlock<u8>,
 }
 
 fn canonical(ip: IpAddr) -> IpAddr {
@@ -138,20 +138,20 @@ fn sets_params(p: &Patch) -> bool {
 
 impl Extforward {
     pub fn new(cfg: &Config) -> Result<Extforward, String> {
-        let mut fwd = Vec::with_capacity(cfg.patches.len());
-        let mut params = Vec::with_capacity(cfg.patches.len());
+        let mut fwd = Vec::new();
+        let mut params = Vec::new();
         for (id, p) in cfg.patches.iter().enumerate() {
-            fwd.push(match p.extforward_forwarder() {
-                Some(l) => Some(Forwarders::parse(l).map_err(|e| {
+            if let Some(l) = p.extforward_forwarder() {
+                let f = Forwarders::parse(l).map_err(|e| {
                     format!(
                         "{}extforward.forwarder: {e}",
                         super::where_set(cfg, id, "extforward.forwarder")
                     )
-                })?),
-                None => None,
-            });
-            params.push(match p.extforward_params() {
-                Some(l) => {
+                })?;
+                fwd.push((id, f));
+            }
+            if let Some(l) = p.extforward_params() {
+                {
                     let mut o = 0;
                     for (k, v) in l {
                         let bit = match k.as_str() {
@@ -175,12 +175,14 @@ impl Extforward {
                             o |= bit;
                         }
                     }
-                    Some(o)
+                    params.push((id, o));
                 }
-                None => None,
-            });
+            }
         }
-        Ok(Extforward { fwd, params })
+        Ok(Extforward {
+            fwd: fwd.into_iter().collect(),
+            params: params.into_iter().collect(),
+        })
     }
 }
 
@@ -467,14 +469,13 @@ impl Module for Extforward {
             return Flow::Go;
         }
         x.rq.extforward_done = true;
-        let Some(Some(f)) = self.fwd.get(x.block_of(sets_fwd)) else {
+        let Some(f) = self.fwd.get(x.block_of(sets_fwd)) else {
             return Flow::Go;
         };
         let opts = self
             .params
             .get(x.block_of(sets_params))
             .copied()
-            .flatten()
             .unwrap_or(0);
         let listed = x.view.extforward_headers;
         let mut found: Option<(&str, &[u8])> = None;

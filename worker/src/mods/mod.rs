@@ -1204,3 +1204,43 @@ pub fn subst_source<'a>(x: &'a Cx, caps: &'a subst::Caps<'a>, block: BlockId) ->
         query: x.rq.target.contains(&b'?').then_some(&x.rq.query[..]),
     }
 }
+
+/// What a module keeps for the blocks that set its keys, by block id: only those
+/// blocks take room (a site's block that sets a document root costs a module
+/// that loaded nothing for it nothing), found by binary search.
+#[derive(Debug)]
+pub struct ByBlock<T>(Box<[(u32, T)]>);
+
+impl<T> ByBlock<T> {
+    pub fn get(&self, id: BlockId) -> Option<&T> {
+        let id = u32::try_from(id).ok()?;
+        let i = self.0.binary_search_by_key(&id, |e| e.0).ok()?;
+        Some(&self.0[i].1)
+    }
+
+    pub fn values(&self) -> impl Iterator<Item = &T> {
+        self.0.iter().map(|e| &e.1)
+    }
+
+    /// (block, value), by block.
+    pub fn iter(&self) -> impl Iterator<Item = (BlockId, &T)> {
+        self.0.iter().map(|e| (e.0 as BlockId, &e.1))
+    }
+}
+
+impl<T> Default for ByBlock<T> {
+    fn default() -> Self {
+        ByBlock(Box::new([]))
+    }
+}
+
+impl<T> FromIterator<(BlockId, T)> for ByBlock<T> {
+    fn from_iter<I: IntoIterator<Item = (BlockId, T)>>(it: I) -> Self {
+        let mut v: Vec<(u32, T)> = it
+            .into_iter()
+            .filter_map(|(id, t)| Some((u32::try_from(id).ok()?, t)))
+            .collect();
+        v.sort_by_key(|e| e.0);
+        ByBlock(v.into_boxed_slice())
+    }
+}

@@ -12,7 +12,7 @@ use crate::request::{Method, Version};
 use wick_conf::{Config, Patch};
 
 pub struct Redirect {
-    blocks: Vec<Option<Rules>>,
+    blocks: super::ByBlock<Rules>,
 }
 
 fn sets(p: &Patch) -> bool {
@@ -21,10 +21,10 @@ fn sets(p: &Patch) -> bool {
 
 impl Redirect {
     pub fn new(cfg: &Config) -> Result<Redirect, String> {
-        let mut blocks = Vec::with_capacity(cfg.patches.len());
+        let mut blocks = Vec::new();
         for (id, p) in cfg.patches.iter().enumerate() {
-            blocks.push(match p.url_redirect() {
-                Some(l) => {
+            if let Some(l) = p.url_redirect() {
+                blocks.push((id, {
                     let mut r = Rules::new();
                     r.push(l).map_err(|e| {
                         format!(
@@ -32,12 +32,13 @@ impl Redirect {
                             super::where_set(cfg, id, "url.redirect")
                         )
                     })?;
-                    Some(r)
-                }
-                None => None,
-            });
+                    r
+                }));
+            }
         }
-        Ok(Redirect { blocks })
+        Ok(Redirect {
+            blocks: blocks.into_iter().collect(),
+        })
     }
 }
 
@@ -52,7 +53,7 @@ impl Module for Redirect {
 
     fn uri_clean(&self, x: &mut Cx) -> Flow {
         let block = x.block_of(sets);
-        let Some(Some(rules)) = self.blocks.get(block) else {
+        let Some(rules) = self.blocks.get(block) else {
             return Flow::Go;
         };
         let mut out = std::mem::take(&mut x.rq.location);

@@ -19,7 +19,7 @@ use wick_conf::{BlockId, Config, Patch};
 pub struct Rewrite {
     /// Per block: (url.rewrite-once/-final/url.rewrite + url.rewrite-repeat,
     /// url.rewrite-if-not-file + url.rewrite-repeat-if-not-file).
-    blocks: Vec<(Option<Rules>, Option<Rules>)>,
+    blocks: super::ByBlock<(Option<Rules>, Option<Rules>)>,
 }
 
 fn sets_uri(p: &Patch) -> bool {
@@ -35,7 +35,7 @@ fn sets_nf(p: &Patch) -> bool {
 
 impl Rewrite {
     pub fn new(cfg: &Config) -> Result<Rewrite, String> {
-        let mut blocks = Vec::with_capacity(cfg.patches.len());
+        let mut blocks = Vec::new();
         for (id, p) in cfg.patches.iter().enumerate() {
             let err =
                 |key: &str, e: String| format!("{}{key}: {e}", super::where_set(cfg, id, key));
@@ -70,9 +70,13 @@ impl Rewrite {
                 }
                 nf = Some(r);
             }
-            blocks.push((uri, nf));
+            if uri.is_some() || nf.is_some() {
+                blocks.push((id, (uri, nf)));
+            }
         }
-        Ok(Rewrite { blocks })
+        Ok(Rewrite {
+            blocks: blocks.into_iter().collect(),
+        })
     }
 
     fn apply(&self, x: &mut Cx, block: BlockId, rules: &Rules) -> Flow {

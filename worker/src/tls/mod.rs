@@ -89,7 +89,7 @@ fn chain_settings(cfg: &Config, p: &Patches, id: BlockId) -> TlsSettings {
     }
     let mut s = TlsSettings::default();
     for b in chain.into_iter().rev() {
-        if let Some(Some(patch)) = p.by_block.get(b) {
+        if let Some(patch) = p.by_block.get(b) {
             s.apply(patch);
         }
     }
@@ -107,8 +107,7 @@ fn profiles_to_check(cfg: &Config, p: &Patches) -> Vec<(String, TlsSettings)> {
         let s = chain_settings(cfg, p, l.block.unwrap_or(0));
         out.push((format!("listener {}", l.spec), s));
     }
-    for (id, patch) in p.by_block.iter().enumerate() {
-        let Some(patch) = patch else { continue };
+    for (id, patch) in p.by_block.iter() {
         if id == 0 || (patch.pemfile.is_none() && patch.privkey.is_none()) {
             continue;
         }
@@ -128,7 +127,7 @@ pub fn files(cfg: &Config) -> Result<Vec<String>, String> {
     let mut out: Vec<String> = Vec::new();
     // Every file an eligible block names (settings in force only ever combine
     // these), whether or not that block sets a certificate.
-    for patch in p.by_block.iter().flatten() {
+    for patch in p.by_block.values() {
         let mut s = TlsSettings::default();
         s.apply(patch);
         for f in s.files() {
@@ -170,7 +169,7 @@ pub fn check(cfg: &Config, m: &TlsMaterial) -> Result<Vec<String>, String> {
 /// whether a handshake would use them or not): an empty or non-PEM file is an
 /// error naming it.
 fn check_files(p: &Patches, m: &TlsMaterial) -> Result<(), String> {
-    for patch in p.by_block.iter().flatten() {
+    for patch in p.by_block.values() {
         let named = [
             ("ssl.pemfile", &patch.pemfile, 'c'),
             ("ssl.privkey", &patch.privkey, 'k'),
@@ -297,14 +296,14 @@ impl TlsSite {
             .unwrap_or_else(|| CondState::new(compiled));
         let _ = compiled.evaluate(&facts, &mut state);
         let mut s = TlsSettings::default();
-        if let Some(Some(p)) = self.patches.by_block.first() {
+        if let Some(p) = self.patches.by_block.get(0) {
             s.apply(p);
         }
         for id in state.matched() {
             if id == 0 {
                 continue;
             }
-            if let Some(Some(p)) = self.patches.by_block.get(id) {
+            if let Some(p) = self.patches.by_block.get(id) {
                 s.apply(p);
             }
         }

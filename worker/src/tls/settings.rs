@@ -155,17 +155,17 @@ impl TlsSettings {
     }
 }
 
-/// Per block: its ssl.* keys when the block is eligible (None: sets none, or
-/// cannot decide them at the handshake).
+/// The ssl.* keys of each block that sets some and is eligible (whose
+/// conditions the handshake can decide).
 pub struct Patches {
-    pub by_block: Vec<Option<TlsPatch>>,
+    pub by_block: crate::mods::ByBlock<TlsPatch>,
     /// Blocks that set ssl.* keys under conditions the handshake cannot know.
     pub ineligible: Vec<(BlockId, String)>,
 }
 
 impl Patches {
     pub fn new(cfg: &Config) -> Result<Patches, String> {
-        let mut by_block = Vec::with_capacity(cfg.blocks.len());
+        let mut by_block = Vec::new();
         let mut ineligible = Vec::new();
         for (id, b) in cfg.blocks.iter().enumerate() {
             let ssl: Vec<&Setting> = b
@@ -174,14 +174,12 @@ impl Patches {
                 .filter(|s| s.key.len() > 4 && s.key[..4].eq_ignore_ascii_case("ssl."))
                 .collect();
             if ssl.is_empty() {
-                by_block.push(None);
                 continue;
             }
             if !eligible(&cfg.blocks, id) {
                 for s in &ssl {
                     ineligible.push((id, describe(s)));
                 }
-                by_block.push(None);
                 continue;
             }
             let mut p = TlsPatch::default();
@@ -193,10 +191,10 @@ impl Patches {
                     )
                 })?;
             }
-            by_block.push(Some(p));
+            by_block.push((id, p));
         }
         Ok(Patches {
-            by_block,
+            by_block: by_block.into_iter().collect(),
             ineligible,
         })
     }

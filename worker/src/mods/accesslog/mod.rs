@@ -41,11 +41,12 @@ pub struct Resolved {
 /// The worker's access log: formats parsed once per block, targets by block, the
 /// buffers, and the syslog lines waiting to go to the master.
 pub struct AccessLog {
-    /// Parsed accesslog.format of each block that sets one (index = block id).
-    formats: Vec<Option<Format>>,
+    /// Parsed accesslog.format of each block that sets one.
+    formats: super::ByBlock<Format>,
     default: Format,
-    /// Index into `targets` of each block's accesslog.filename (None: empty or unset).
-    target_of: Vec<Option<Option<usize>>>,
+    /// Index into `targets` of the accesslog.filename of each block that sets
+    /// one (None: empty).
+    target_of: super::ByBlock<Option<usize>>,
     names: Vec<String>,
     sinks: Vec<Option<Sink>>,
     /// (syslog level, line) for the master to write.
@@ -64,11 +65,11 @@ impl AccessLog {
     pub fn new(cfg: &Config) -> Result<AccessLog, String> {
         wick_proto::log::init_timezone();
         let names = targets(cfg);
-        let mut formats = Vec::with_capacity(cfg.patches.len());
-        let mut target_of = Vec::with_capacity(cfg.patches.len());
+        let mut formats = Vec::new();
+        let mut target_of = Vec::new();
         for (id, p) in cfg.patches.iter().enumerate() {
-            formats.push(match p.accesslog_format() {
-                Some(f) if !f.is_empty() => Some(parse_format(f).map_err(|e| {
+            if let Some(f) = p.accesslog_format().filter(|f| !f.is_empty()) {
+                let parsed = parse_format(f).map_err(|e| {
                     let at = cfg
                         .blocks
                         .get(id)
@@ -76,13 +77,12 @@ impl AccessLog {
                         .map(|s| format!("{}:{}:{}: ", s.loc.file, s.loc.line, s.loc.col))
                         .unwrap_or_default();
                     format!("{at}parsing accesslog-definition failed: {e}: {f}")
-                })?),
-                _ => None,
-            });
-            target_of.push(
-                p.accesslog_filename()
-                    .map(|f| names.iter().position(|n| n == f)),
-            );
+                })?;
+                formats.push((id, parsed));
+            }
+            if let Some(f) = p.accesslog_filename() {
+                target_of.push((id, names.iter().position(|n| n == f)));
+            }
         }
         let n = names.len();
         let mut local = Vec::new();
@@ -102,9 +102,9 @@ impl AccessLog {
         Ok(AccessLog {
             local,
             paths,
-            formats,
+            formats: formats.into_iter().collect(),
             default: parse_format(DEFAULT_FORMAT)?,
-            target_of,
+            target_of: target_of.into_iter().collect(),
             sinks: (0..n).map(|_| None).collect(),
             failing: vec![false; n],
             names,
@@ -145,7 +145,7 @@ impl AccessLog {
             Dest::Syslog((*view.accesslog_syslog_level).min(7) as u8)
         } else {
             let b = compiled.winning_block(state, |p| p.accesslog_filename().is_some());
-            match self.target_of.get(b).copied().flatten() {
+            match self.target_of.get(b).copied() {
                 Some(Some(t)) => Dest::Target(t),
                 _ => return None,
             }
@@ -155,11 +155,7 @@ impl AccessLog {
         });
         Some(Resolved {
             dest,
-            format: self
-                .formats
-                .get(fb)
-                .is_some_and(Option::is_some)
-                .then_some(fb),
+            format: self.formats.get(fb).is_some().then_some(fb),
             how: Escape::from_option(view.accesslog_escaping),
         })
     }
@@ -175,7 +171,6 @@ impl AccessLog {
     fn format_of(&self, res: &Resolved) -> &Format {
         res.format
             .and_then(|b| self.formats.get(b))
-            .and_then(Option::as_ref)
             .unwrap_or(&self.default)
     }
 
