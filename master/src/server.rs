@@ -750,6 +750,8 @@ impl Master {
             self.close_unused_listeners();
             let live: Vec<&Config> = self.gens.iter().map(|g| &*g.config).collect();
             self.accesslog.retain(&live);
+            // A retired generation's configuration is freed: hand it back.
+            wick_worker::sys::release_free_memory();
         }
     }
 
