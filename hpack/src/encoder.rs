@@ -17,7 +17,28 @@ pub struct Encoder {
     /// the last block, and the last (4.2).
     resize: Option<(usize, usize)>,
     date: DateMemo,
+    repeats: [Repeat; 3],
 }
+
+/// What the last responses sent for one volatile field (etag, last-modified,
+/// content-length): a value sent twice in a row is put in the dynamic table,
+/// and from then on sent as an index while it stays the same (the same file
+/// served over and over: no Huffman coding, two bytes instead of thirty).
+/// Hashes only: a few bytes per connection.
+#[derive(Debug, Default, Clone, Copy)]
+struct Repeat {
+    /// The field's static index (0: slot unused).
+    name: u8,
+    /// Hash of the last value sent.
+    last: u32,
+    /// Hash of the value put in the dynamic table (0: none).
+    indexed: u32,
+}
+
+/// Static indexes of the volatile fields whose repeats are indexed.
+const ETAG: u8 = 34;
+const LAST_MODIFIED: u8 = 44;
+const CONTENT_LENGTH: u8 = 28;
 
 /// The last `date` field as encoded. Every response within a second sends the same
 /// value: it is Huffman-coded once a second rather than once a response.
@@ -47,6 +68,7 @@ impl Encoder {
             table: Table::new(TABLE_MAX),
             resize: None,
             date: DateMemo::default(),
+            repeats: [Repeat::default(); 3],
         }
     }
 
@@ -111,7 +133,8 @@ impl Encoder {
     /// Append one field (name is lower-case already). Values that repeat across
     /// responses are inserted into the dynamic table; volatile ones (content-length,
     /// date, etag, last-modified, location, content-range, age...) are literal without
-    /// indexing; sensitive ones (set-cookie, cookie, authorization,
+    /// indexing, but an etag, last-modified or content-length sent twice in a row is
+    /// indexed ([`Repeat`]); sensitive ones (set-cookie, cookie, authorization,
     /// proxy-authorization) never indexed. Strings are Huffman-coded when shorter.
     pub fn field(&mut self, name: &[u8], value: &[u8], out: &mut Vec<u8>) {
         let (static_index, policy) = static_table::classify(name);
@@ -120,7 +143,12 @@ impl Encoder {
             Policy::Volatile if static_index == DATE && value.len() == DATE_LEN => {
                 self.date(value, out)
             }
-            Policy::Volatile => self.literal(0x00, name, static_index, value, out),
+            Policy::Volatile => match static_index {
+                ETAG | LAST_MODIFIED | CONTENT_LENGTH => {
+                    self.repeated(name, static_index, value, out)
+                }
+                _ => self.literal(0x00, name, static_index, value, out),
+            },
             Policy::Sensitive => self.literal(0x10, name, static_index, value, out),
         }
     }
@@ -160,6 +188,47 @@ impl Encoder {
                 memo.value = value;
                 memo.coded_len = len;
             }
+        }
+    }
+
+    /// A volatile field that may repeat (see [`Repeat`]).
+    fn repeated(&mut self, name: &[u8], static_index: u8, value: &[u8], out: &mut Vec<u8>) {
+        // FNV-1a; 0 is kept for "none".
+        let hash = value
+            .iter()
+            .fold(0x811c_9dc5u32, |h, &c| {
+                (h ^ u32::from(c)).wrapping_mul(0x0100_0193)
+            })
+            .max(1);
+        let slot = match self.repeats.iter().position(|r| r.name == static_index) {
+            Some(i) => i,
+            None => match self.repeats.iter().position(|r| r.name == 0) {
+                Some(i) => i,
+                None => return self.literal(0x00, name, static_index, value, out),
+            },
+        };
+        let r = self.repeats.get(slot).copied().unwrap_or_default();
+        if r.indexed == hash {
+            if let Lookup::Field(i) = self.table.find(name, value) {
+                int::encode(out, 0x80, 0x7f, dynamic_index(i));
+                return;
+            }
+        }
+        let mut next = Repeat {
+            name: static_index,
+            last: hash,
+            indexed: r.indexed,
+        };
+        if r.last == hash && r.indexed != hash {
+            // Sent twice in a row: worth a table entry (indexed_or_literal
+            // inserts it unless it would take over half the table).
+            self.indexed_or_literal(name, static_index, value, out);
+            next.indexed = hash;
+        } else {
+            self.literal(0x00, name, static_index, value, out);
+        }
+        if let Some(s) = self.repeats.get_mut(slot) {
+            *s = next;
         }
     }
 

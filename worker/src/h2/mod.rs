@@ -103,6 +103,8 @@ pub struct H2 {
     /// Pipes of finished streams, emptied, for the next ones (their buffers
     /// keep their capacity while the connection is busy).
     spare: Vec<Pipe>,
+    /// A response head's fields as spans into its pipe (scan_head), reused.
+    head_fields: Vec<[u32; 4]>,
 }
 
 impl H2 {
@@ -116,6 +118,7 @@ impl H2 {
             peer_gone: false,
             turn: 0,
             spare: Vec::new(),
+            head_fields: Vec::new(),
         });
         h.input.extend_from_slice(first);
         h
@@ -568,6 +571,7 @@ impl H2 {
 
     fn frame_one(&mut self, i: usize) -> Framed {
         let engine = &mut self.engine;
+        let head_fields = &mut self.head_fields;
         let Exchange {
             id,
             conn,
@@ -588,7 +592,8 @@ impl H2 {
         let mut moved = false;
         if !*head_sent {
             let start = out.pos.min(out.buf.len());
-            let Some(end) = memchr::memmem::find(&out.buf[start..], b"\r\n\r\n") else {
+            let head = &out.buf[start..];
+            let Some(resp) = scan_head(head, head_fields) else {
                 if ended {
                     // The exchange ended without a response.
                     engine.reset(id, frame::INTERNAL_ERROR);
@@ -596,12 +601,11 @@ impl H2 {
                 }
                 return Framed::Nothing;
             };
-            let after = start + end + 4;
-            let head = &out.buf[start..start + end + 2];
-            let Some(resp) = ResponseHead::parse(head) else {
+            let after = start + resp.len;
+            if resp.status == 0 {
                 engine.reset(id, frame::INTERNAL_ERROR);
                 return Framed::Finished;
-            };
+            }
             if resp.status < 200 {
                 // An interim response (100 Continue) is not passed on.
                 out.pos = after;
@@ -612,7 +616,11 @@ impl H2 {
             let empty = *bodiless || resp.length == Some(0);
             let nothing_more = ended && after >= out.buf.len() && out.file_idx >= out.files.len();
             let end_stream = empty && nothing_more;
-            engine.headers(id, resp.status, resp.fields(), end_stream);
+            let span = |a: u32, b: u32| head.get(a as usize..b as usize).unwrap_or_default();
+            let fields = head_fields
+                .iter()
+                .map(|f| (span(f[0], f[1]), span(f[2], f[3])));
+            engine.headers(id, resp.status, fields, end_stream);
             out.pos = after;
             *head_sent = true;
             if end_stream {
@@ -752,76 +760,66 @@ fn request_head(req: &RequestHead, end: bool, chunked: bool, out: &mut Vec<u8>) 
     out.extend_from_slice(b"\r\n");
 }
 
-/// A response head written by the HTTP/1.1 side (ours: well-formed).
-struct ResponseHead<'h> {
+/// A response head the HTTP/1.1 side wrote (ours: well-formed), read in one
+/// pass: status 0 when the status line is not one.
+struct ScannedHead {
     status: u16,
     length: Option<u64>,
-    head: &'h [u8],
+    /// Bytes up to and with the blank line.
+    len: usize,
 }
 
-impl<'h> ResponseHead<'h> {
-    /// `head`: the status line and fields, each ending in CRLF.
-    fn parse(head: &'h [u8]) -> Option<ResponseHead<'h>> {
-        let code = head.get(9..12)?;
-        if !code.iter().all(u8::is_ascii_digit) {
-            return None;
+/// Scan the head at the start of `buf`: None until its blank line is there.
+/// `fields` gets the spans (name, value) of the fields an HTTP/2 response
+/// carries: not the connection-specific ones.
+fn scan_head(buf: &[u8], fields: &mut Vec<[u32; 4]>) -> Option<ScannedHead> {
+    fields.clear();
+    let first = memchr::memchr(b'\n', buf)?;
+    let status = match buf.get(9..12) {
+        Some(code) if code.iter().all(u8::is_ascii_digit) => {
+            code.iter().fold(0u16, |n, d| n * 10 + u16::from(d - b'0'))
         }
-        let status = code.iter().fold(0u16, |n, d| n * 10 + u16::from(d - b'0'));
-        let mut r = ResponseHead {
-            status,
-            length: None,
-            head,
-        };
-        r.length = r
-            .all()
-            .find(|(n, _)| n.eq_ignore_ascii_case(b"content-length"))
-            .and_then(|(_, v)| std::str::from_utf8(v).ok()?.parse().ok());
-        Some(r)
-    }
-
-    fn all(&self) -> FieldLines<'h> {
-        let pos = memchr::memchr(b'\n', self.head).map_or(self.head.len(), |e| e + 1);
-        FieldLines {
-            head: self.head,
-            pos,
+        _ => 0,
+    };
+    let mut length = None;
+    let mut pos = first + 1;
+    loop {
+        let rest = buf.get(pos..)?;
+        let end = memchr::memchr(b'\n', rest)?;
+        let line = &rest[..end];
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.is_empty() {
+            return Some(ScannedHead {
+                status,
+                length,
+                len: pos + end + 1,
+            });
         }
-    }
-
-    /// The fields an HTTP/2 response carries: without the connection-specific
-    /// ones.
-    fn fields(&self) -> impl Iterator<Item = (&'h [u8], &'h [u8])> {
-        self.all().filter(|(name, _)| {
-            !matches!(name.len(), 7 | 10 | 16 | 17)
-                || !(name.eq_ignore_ascii_case(b"connection")
+        if let Some(colon) = line.iter().position(|&b| b == b':') {
+            let name = &line[..colon];
+            let raw = &line[colon + 1..];
+            let value = raw.trim_ascii();
+            let lead = raw.len() - raw.trim_ascii_start().len();
+            let v0 = pos + colon + 1 + lead;
+            if name.eq_ignore_ascii_case(b"content-length") {
+                length = std::str::from_utf8(value).ok().and_then(|v| v.parse().ok());
+            }
+            let hop = matches!(name.len(), 7 | 10 | 16 | 17)
+                && (name.eq_ignore_ascii_case(b"connection")
                     || name.eq_ignore_ascii_case(b"keep-alive")
                     || name.eq_ignore_ascii_case(b"upgrade")
                     || name.eq_ignore_ascii_case(b"proxy-connection")
-                    || name.eq_ignore_ascii_case(b"transfer-encoding"))
-        })
-    }
-}
-
-/// The `name: value` lines of a head, from `pos`.
-struct FieldLines<'h> {
-    head: &'h [u8],
-    pos: usize,
-}
-
-impl<'h> Iterator for FieldLines<'h> {
-    type Item = (&'h [u8], &'h [u8]);
-
-    fn next(&mut self) -> Option<Self::Item> {
-        while self.pos < self.head.len() {
-            let rest = &self.head[self.pos..];
-            let end = memchr::memchr(b'\n', rest).unwrap_or(rest.len());
-            self.pos += end + 1;
-            let line = &rest[..end];
-            let line = line.strip_suffix(b"\r").unwrap_or(line);
-            if let Some(colon) = memchr::memchr(b':', line) {
-                return Some((&line[..colon], line[colon + 1..].trim_ascii()));
+                    || name.eq_ignore_ascii_case(b"transfer-encoding"));
+            if !hop {
+                fields.push([
+                    pos as u32,
+                    (pos + colon) as u32,
+                    v0 as u32,
+                    (v0 + value.len()) as u32,
+                ]);
             }
         }
-        None
+        pos += end + 1;
     }
 }
 
