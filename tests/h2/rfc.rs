@@ -295,6 +295,40 @@ fn header_block_interrupted_or_continued_from_nowhere() {
     assert_eq!(c.response(1).text(), INDEX);
 }
 
+/// A stream id lower than one the client opened, never used itself, cannot be
+/// opened (5.1.1): GOAWAY PROTOCOL_ERROR. A HEADERS on a stream we reset is
+/// one the client may have sent before it saw the reset: dropped.
+#[test]
+fn headers_on_a_lower_stream_is_protocol_error_unless_we_reset_it() {
+    let s = start("");
+    let mut c = client(&s);
+    c.get(5, "/index.html");
+    assert_eq!(c.response(5).status, 200);
+    let b = literal(&h2c::request_fields("GET", "/index.html", &[]));
+    c.send(&frame_bytes(HEADERS, END_HEADERS | END_STREAM, 3, &b));
+    let g = c.await_goaway(T);
+    assert_eq!(g.map(|(_, code)| code), Some(PROTOCOL_ERROR), "{g:?}");
+    assert!(c.closes(T));
+
+    let mut c = client(&s);
+    // DATA after END_STREAM: we reset stream 1 ...
+    c.get(1, "/cgi-bin/slow.sh");
+    c.data(1, b"late", false);
+    assert_eq!(c.await_reset(1, T), Some(h2c::STREAM_CLOSED));
+    // ... so trailers the client had in flight for it are dropped, and the
+    // connection serves on.
+    c.send(&frame_bytes(
+        HEADERS,
+        END_HEADERS | END_STREAM,
+        1,
+        &literal(&[("x-t", "1")]),
+    ));
+    c.get(3, "/index.html");
+    let r = c.response(3);
+    assert_eq!((r.status, r.text().as_str()), (200, INDEX));
+    assert!(c.goaway.is_none(), "{:?}", c.goaway);
+}
+
 #[test]
 fn data_after_end_stream_is_stream_closed() {
     let s = start("");

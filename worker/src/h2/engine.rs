@@ -24,6 +24,8 @@ pub const MAX_HEADER_LIST: usize = 65535;
 const CONN_WINDOW: u32 = 262144;
 /// SETTINGS_MAX_FRAME_SIZE we accept (the protocol's default; not raised).
 pub const MAX_FRAME: usize = 16384;
+/// Streams we reset that are remembered (`Engine::reset_ids`).
+const RESETS_KEPT: usize = 32;
 const HEADER_TABLE: usize = 4096;
 const DEFAULT_WINDOW: i64 = 65535;
 const MAX_WINDOW: i64 = 0x7fff_ffff;
@@ -241,6 +243,10 @@ pub struct Engine {
     recv_taken: u32,
     /// Highest stream the client opened.
     last_stream: u32,
+    /// The last streams we reset (at most RESETS_KEPT; no heap until the first):
+    /// frames the client sent on them before it saw the reset are dropped, while
+    /// a HEADERS on another closed or skipped stream is a protocol error.
+    reset_ids: Vec<u32>,
     /// GOAWAY sent: streams above this are not served.
     goaway: Option<u32>,
     flows: Vec<Flow>,
@@ -279,6 +285,7 @@ impl Engine {
             recv: i64::from(CONN_WINDOW),
             recv_taken: 0,
             last_stream: 0,
+            reset_ids: Vec::new(),
             goaway: None,
             flows: Vec::new(),
             block: None,
@@ -439,6 +446,15 @@ impl Engine {
         self.flows.iter_mut().find(|f| f.id == id)
     }
 
+    /// RST_STREAM for `id`, and remember it (see `resets`).
+    fn send_reset(&mut self, id: u32, code: u32) {
+        frame::rst_stream(&mut self.wire, id, code);
+        if self.reset_ids.len() >= RESETS_KEPT {
+            self.reset_ids.remove(0);
+        }
+        self.reset_ids.push(id);
+    }
+
     fn remove(&mut self, id: u32) {
         if let Some(i) = self.flows.iter().position(|f| f.id == id) {
             self.flows.swap_remove(i);
@@ -447,7 +463,7 @@ impl Engine {
 
     /// A stream error (RFC 9113 5.4.2): RST_STREAM, the stream is gone.
     fn stream_error(&mut self, id: u32, code: u32) -> Result<Option<Event>, Fatal> {
-        frame::rst_stream(&mut self.wire, id, code);
+        self.send_reset(id, code);
         self.remove(id);
         self.count_reset()?;
         Ok(Some(Event::Reset { id }))
@@ -656,16 +672,20 @@ impl Engine {
             return Ok(Some(Event::Trailers { id }));
         }
         if id <= self.last_stream {
-            // A stream already closed (or one we refused): decoded for the
-            // table, then dropped (5.4.2).
-            return Ok(None);
+            // A stream we reset: the client may have sent this before it saw
+            // the reset (5.1, closed): decoded for the table, then dropped. Any
+            // other closed or skipped stream cannot be opened again (5.1.1).
+            if self.reset_ids.contains(&id) {
+                return Ok(None);
+            }
+            return Err(self.fail(frame::PROTOCOL_ERROR, "HEADERS on a closed stream"));
         }
         self.last_stream = id;
         if self.goaway.is_some_and(|last| id > last) {
             return Ok(None);
         }
         if self.flows.len() >= MAX_CONCURRENT {
-            frame::rst_stream(&mut self.wire, id, frame::REFUSED_STREAM);
+            self.send_reset(id, frame::REFUSED_STREAM);
             self.count_reset()?;
             return Ok(None);
         }
@@ -956,7 +976,7 @@ impl Engine {
     fn done(&mut self, id: u32) {
         if let Some(f) = self.flow(id) {
             if !f.remote_closed {
-                frame::rst_stream(&mut self.wire, id, frame::NO_ERROR);
+                self.send_reset(id, frame::NO_ERROR);
             }
         }
         self.remove(id);
@@ -966,7 +986,7 @@ impl Engine {
     /// Abandon stream `id` (the response could not be completed).
     pub fn reset(&mut self, id: u32, code: u32) {
         if self.flow(id).is_some() {
-            frame::rst_stream(&mut self.wire, id, code);
+            self.send_reset(id, code);
             self.remove(id);
         }
     }
