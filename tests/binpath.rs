@@ -149,6 +149,16 @@ fn fcgi_app(socket: &str, more: &str) -> String {
     )
 }
 
+/// The port answers as soon as the master bound it; the workers (and, before
+/// them, the backends) come a moment later: wait for an answer from `target`.
+fn serving(s: &Server, target: &str) {
+    assert!(
+        wait_until(Duration::from_secs(10), || get(s.port, target).0 == 200),
+        "{target} never answered 200: {}",
+        s.error_log()
+    );
+}
+
 fn mkdir_run(dir: &Path) {
     std::fs::create_dir_all(dir.join("run")).expect("mkdir run");
 }
@@ -273,6 +283,7 @@ fn max_procs_two_processes() {
         &[],
         mkdir_run,
     );
+    serving(&s, "/app?mode=length");
     for i in 0..2 {
         let p = s.dir.path().join(format!("run/two.sock-{i}"));
         assert!(is_socket(&p), "{}", p.display());
@@ -578,6 +589,7 @@ fn shutdown_leaves_no_backend() {
             &[],
             mkdir_run,
         );
+        serving(&s, "/app?mode=length");
         let spawner = spawner_of(&s);
         let backends: Vec<u32> = children_of(spawner)
             .into_iter()
