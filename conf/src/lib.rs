@@ -15,6 +15,7 @@
 //! - [`support`]: what wickd does with each key: acts on it, warns that it does
 //!   not, or refuses to start because ignoring it would open access;
 //! - [`preflight`]: the checks of `wickd -tt`;
+//! - [`spawn`]: the gateway backends wickd starts (bin-path hosts);
 //! - [`mime`]: the built-in mimetype table.
 //!
 //! # Use
@@ -78,6 +79,7 @@ pub mod parseopts;
 pub mod pattern;
 pub mod preflight;
 pub mod print;
+pub mod spawn;
 pub mod support;
 
 pub use error::ConfError;

@@ -214,16 +214,8 @@ pub fn warnings(blocks: &[Block], effective: &[String], listed: &[String]) -> Ve
         ));
         seen.push(key);
     }
-    // Gateway hosts with "bin-path": lighttpd starts the program; wickd does not.
-    for s in blocks.iter().flat_map(|b| &b.settings) {
-        let key = s.key.to_ascii_lowercase();
-        if (key == "fastcgi.server" || key == "scgi.server") && has_option(&s.value, "bin-path") {
-            out.push(format!(
-                "WARNING: {}: {key} \"bin-path\" is not acted on by wickd: it does not start backends; start the program by other means (spawn-fcgi, PHP-FPM, a systemd unit) on the \"socket\" or \"host\"/\"port\" given, which wickd connects to",
-                at(s)
-            ));
-        }
-    }
+    // Gateway hosts with "bin-path": lighttpd's adaptive spawning is not done.
+    out.extend(crate::spawn::warnings(blocks, effective));
     // server.feature-flags: a flag wickd does not act on is said, as a key is.
     for s in blocks.iter().flat_map(|b| &b.settings) {
         if !s.key.eq_ignore_ascii_case("server.feature-flags") {
@@ -260,16 +252,6 @@ pub fn warnings(blocks: &[Block], effective: &[String], listed: &[String]) -> Ve
         }
     }
     out
-}
-
-/// Does a (nested) `key => value` list name `option` anywhere?
-fn has_option(v: &Value, option: &str) -> bool {
-    match v {
-        Value::Array(items) => items.iter().any(|(k, v)| {
-            k.as_deref().is_some_and(|k| k.eq_ignore_ascii_case(option)) || has_option(v, option)
-        }),
-        _ => false,
-    }
 }
 
 /// lighttpd reads these per request; wickd only from the global block.

@@ -315,19 +315,29 @@ fn scripts_that_would_be_served_as_source_are_refused() {
     }
 }
 
+/// bin-path is acted on (the gateway-spawner starts the program): no warning;
+/// lighttpd's adaptive spawning (min-procs below max-procs, idle-timeout) is
+/// not, and says so where it is set.
 #[test]
-fn fastcgi_bin_path_is_said_to_be_not_acted_on() {
+fn fastcgi_bin_path_is_acted_on_adaptive_spawning_is_not() {
     let c = load(&format!(
         "{BASE}server.modules = (\"mod_fastcgi\")\nfastcgi.server = ( \".php\" => (( \"bin-path\" => \"/usr/bin/php-cgi\", \"socket\" => \"/run/php.sock\" )) )\n"
     ));
     assert_eq!(support::check(&c), Ok(()));
     assert!(
-        c.warnings
-            .iter()
-            .any(|w| w.contains("t.conf:3: fastcgi.server \"bin-path\" is not acted on by wickd")),
+        !c.warnings.iter().any(|w| w.contains("bin-path")),
         "{:?}",
         c.warnings
     );
+    let c = load(&format!(
+        "{BASE}server.modules = (\"mod_fastcgi\")\nfastcgi.server = ( \".php\" => (( \"bin-path\" => \"/usr/bin/php-cgi\", \"socket\" => \"/run/php.sock\", \"min-procs\" => 1, \"max-procs\" => 4, \"idle-timeout\" => 20 )) )\n"
+    ));
+    assert!(
+        c.warnings.iter().any(|w| w.contains("t.conf:3: fastcgi.server \"bin-path\" => \"/usr/bin/php-cgi\": min-procs 1 below max-procs 4, idle-timeout: not acted on")),
+        "{:?}",
+        c.warnings
+    );
+    assert_eq!(wick_conf::spawn::backends(&c).map(|b| b[0].procs), Ok(4));
 }
 
 #[test]

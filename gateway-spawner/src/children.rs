@@ -172,6 +172,12 @@ impl Children {
     /// Reap every exited child (scripts, and orphans the spawner inherits as a
     /// subreaper). Returns the scripts among them.
     pub fn reap(&mut self) -> Vec<Reaped> {
+        self.reap_all(&mut Vec::new())
+    }
+
+    /// As [`Children::reap`]; the other children reaped (backends, orphans) go
+    /// to `others` with their status.
+    pub fn reap_all(&mut self, others: &mut Vec<(i32, ExitStatus)>) -> Vec<Reaped> {
         let mut out = Vec::new();
         loop {
             let st = match waitpid(None::<Pid>, Some(WaitPidFlag::WNOHANG)) {
@@ -186,6 +192,7 @@ impl Children {
                 _ => continue,
             };
             let Some(c) = self.by_pid.get_mut(&pid) else {
+                others.push((pid, status));
                 continue;
             };
             c.reaped = true;

@@ -1,6 +1,7 @@
 //! Start one script from a checked [`Plan`]: three pipes, then fork + exec with a clean
 //! environment, in a new session (so its whole process group can be killed), with the
-//! plan's credentials, in the script's directory (as lighttpd does).
+//! plan's credentials, in the script's directory (as lighttpd does). And start one
+//! backend process ([`start_backend`]): its listening socket on fd 0.
 //!
 //! A script that keeps the spawner's credentials starts with posix_spawn(3): its
 //! vfork-style clone copies no page tables, the spawner waits only until the
@@ -261,6 +262,186 @@ unsafe fn fail(c: &ChildPlan) -> ! {
         }
         libc::write(2, c.failed.as_ptr().cast(), c.failed.len());
         libc::write(2, digits[i..].as_ptr().cast(), digits.len() - i);
+        libc::_exit(127)
+    }
+}
+
+/// A backend process (a bin-path host) to start: its listening socket on fd 0
+/// (FCGI_LISTENSOCK_FILENO, as spawn-fcgi and lighttpd pass it), stdout on
+/// /dev/null, stderr on the error log; a session of its own; the credentials;
+/// the program's directory as working directory (lighttpd's); death with the
+/// spawner (`pdeathsig`).
+pub struct BackendExec<'a> {
+    /// The file executed (absolute).
+    pub program: &'a CString,
+    pub argv: &'a [CString],
+    pub env: &'a [CString],
+    pub listener: RawFd,
+    pub stdout: RawFd,
+    pub stderr: RawFd,
+    pub dir: Option<RawFd>,
+    pub creds: Option<&'a crate::users::Identity>,
+    pub pdeathsig: libc::c_int,
+}
+
+/// Everything the backend child uses, made before the fork.
+struct BackendChild {
+    stdio: [RawFd; 3],
+    dir: Option<RawFd>,
+    creds: Option<(libc::uid_t, libc::gid_t, Vec<libc::gid_t>)>,
+    program: *const libc::c_char,
+    argv: Vec<*const libc::c_char>,
+    envp: Vec<*const libc::c_char>,
+    pdeathsig: libc::c_int,
+    parent: libc::pid_t,
+    /// Write end of the exec-status pipe (close-on-exec): an errno comes back on
+    /// it when the exec fails, nothing when it succeeds.
+    report: RawFd,
+}
+
+/// Start a backend; returns its pid once the exec has happened (a failed exec is
+/// an error carrying the child's errno).
+pub fn start_backend(b: &BackendExec<'_>) -> io::Result<i32> {
+    // Pipe ends above 2 so that the child's dup2 onto 0..2 cannot clobber them.
+    let (r, w) = pipe2(OFlag::O_CLOEXEC)?;
+    for fd in [b.listener, b.stdout, b.stderr, r.as_raw_fd(), w.as_raw_fd()] {
+        if fd <= 2 {
+            return Err(io::Error::other(format!(
+                "descriptor {fd} would be overwritten in the backend"
+            )));
+        }
+    }
+    let child = BackendChild {
+        stdio: [b.listener, b.stdout, b.stderr],
+        dir: b.dir,
+        creds: b.creds.map(|id| {
+            let groups = if id.groups.is_empty() {
+                vec![id.gid]
+            } else {
+                id.groups.clone()
+            };
+            (id.uid, id.gid, groups)
+        }),
+        program: b.program.as_ptr(),
+        argv: b
+            .argv
+            .iter()
+            .map(|a| a.as_ptr())
+            .chain(std::iter::once(std::ptr::null()))
+            .collect(),
+        envp: b
+            .env
+            .iter()
+            .map(|e| e.as_ptr())
+            .chain(std::iter::once(std::ptr::null()))
+            .collect(),
+        pdeathsig: b.pdeathsig,
+        parent: std::process::id() as libc::pid_t,
+        report: w.as_raw_fd(),
+    };
+    // SAFETY: the spawner is single-threaded; the child runs only
+    // `exec_backend`, raw syscalls on `child` (alive in this frame), and never
+    // returns.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if pid == 0 {
+        // SAFETY: in the forked child, see above.
+        unsafe { exec_backend(&child) }
+    }
+    drop(w);
+    let mut buf = [0u8; 4];
+    let mut got = 0;
+    while got < 4 {
+        // SAFETY: read into our own buffer from the pipe's read end.
+        let n = unsafe { libc::read(r.as_raw_fd(), buf[got..].as_mut_ptr().cast(), 4 - got) };
+        if n < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
+            continue;
+        }
+        if n <= 0 {
+            break;
+        }
+        got += n as usize;
+    }
+    if got == 0 {
+        return Ok(pid);
+    }
+    // The exec failed: the child has exited (or is about to); reap it here.
+    let mut st = 0;
+    // SAFETY: waitpid on the child we just forked.
+    unsafe { libc::waitpid(pid, &mut st, 0) };
+    Err(io::Error::from_raw_os_error(i32::from_ne_bytes(buf)))
+}
+
+/// The forked backend child: descriptors, session, credentials, death signal,
+/// directory, signals, exec. On failure the errno goes to the report pipe and the
+/// child exits 127.
+///
+/// # Safety
+/// Only in the child of a fork, with every pointer in `c` valid.
+unsafe fn exec_backend(c: &BackendChild) -> ! {
+    // SAFETY: raw syscalls on fds and C strings prepared before the fork (the
+    // caller's contract); nothing allocates or locks.
+    unsafe {
+        let fail = report_failure;
+        for (target, &fd) in c.stdio.iter().enumerate() {
+            // dup2 clears close-on-exec on the copy.
+            if libc::dup2(fd, target as RawFd) < 0 {
+                fail(c);
+            }
+        }
+        if libc::setsid() < 0 {
+            fail(c);
+        }
+        if let Some((uid, gid, groups)) = &c.creds {
+            if libc::setgroups(groups.len(), groups.as_ptr()) != 0
+                || libc::setresgid(*gid, *gid, *gid) != 0
+                || libc::setresuid(*uid, *uid, *uid) != 0
+            {
+                fail(c);
+            }
+        }
+        // After the credential change, which clears it; then make sure the
+        // spawner did not die before it took effect.
+        if libc::prctl(
+            libc::PR_SET_PDEATHSIG,
+            c.pdeathsig as libc::c_ulong,
+            0,
+            0,
+            0,
+        ) != 0
+        {
+            fail(c);
+        }
+        if libc::getppid() != c.parent {
+            libc::_exit(1);
+        }
+        if let Some(dir) = c.dir {
+            if libc::fchdir(dir) != 0 {
+                fail(c);
+            }
+        }
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+        for sig in RESET_SIGNALS {
+            libc::signal(sig, libc::SIG_DFL);
+        }
+        libc::execve(c.program, c.argv.as_ptr(), c.envp.as_ptr());
+        fail(c)
+    }
+}
+
+/// The backend child's errno to the report pipe, then exit 127.
+///
+/// # Safety
+/// Only in the forked backend child.
+unsafe fn report_failure(c: &BackendChild) -> ! {
+    // SAFETY: errno of this thread, a write of our own buffer, _exit.
+    unsafe {
+        let e = (*libc::__errno_location()).to_ne_bytes();
+        libc::write(c.report, e.as_ptr().cast(), e.len());
         libc::_exit(127)
     }
 }

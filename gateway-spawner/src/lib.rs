@@ -7,18 +7,28 @@
 //! [`policy::slice`], and the error log fd); later Drain, Terminate, ReopenLog and
 //! one `ToWorker::SpawnerChannel` per worker; answers are [`FromWorker`]. The
 //! spawner resolves the users the config names, confines itself ([`confine`]),
-//! answers Ready, then serves one channel per worker in a poll loop:
+//! starts the bin-path backends of the config ([`backends`], their sockets
+//! [`listen`]), answers Ready, then serves one channel per worker in a poll loop:
 //! Run → [`policy`] → [`launch`] → pipes back; Finish/Signal → [`children`]; SIGCHLD
-//! (signalfd) → reap, tell the worker.
+//! (signalfd) → reap, tell the worker, or restart a backend.
+//!
+//! The backends live as long as the spawner's generation: a draining spawner
+//! stops them (kill-signal) only once every worker of its generation has gone,
+//! so no request of an old worker loses its backend; the new generation's
+//! spawner has started its own before its workers start (the master waits for
+//! its Ready).
 
 /// The CGI environment, shared with the worker's FastCGI (wick-proto builds it).
 pub use wick_proto::cgienv;
+pub mod backends;
 pub mod children;
 pub mod confine;
 pub mod launch;
+pub mod listen;
 pub mod policy;
 pub mod users;
 
+use backends::Backends;
 use children::{Children, WorkerKey};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{SigSet, Signal};
@@ -77,13 +87,17 @@ struct Spawner {
     drain: Option<Option<Instant>>,
     /// Terminating: exit once every process group is gone (or at the deadline).
     stop_at: Option<Instant>,
+    /// The bin-path backends this spawner started.
+    backends: Backends,
+    /// Drained told to the master.
+    drained_sent: bool,
 }
 
 /// Entry point of the `gateway-spawner` role. Returns the process exit code.
 pub fn run(master: Channel) -> i32 {
     let mut master = ChildEnd::new(master);
     let mut log = Log { file: None };
-    let (policy, sigfd) = match start(&mut master, &mut log) {
+    let (policy, sigfd, backends) = match start(&mut master, &mut log) {
         Ok(parts) => parts,
         Err(reason) => {
             log.write(&master, Level::Error, &format!("gateway-spawner: {reason}"));
@@ -101,6 +115,8 @@ pub fn run(master: Channel) -> i32 {
         sigfd,
         drain: None,
         stop_at: None,
+        backends,
+        drained_sent: false,
     };
     if let Err(e) = s.master.send(
         &FromWorker::Ready {
@@ -117,7 +133,7 @@ pub fn run(master: Channel) -> i32 {
     s.serve()
 }
 
-type Parts = (Policy, SignalFd);
+type Parts = (Policy, SignalFd, Backends);
 
 /// The setup from the master (the first message, and only that), then
 /// confinement. Worker channels that arrive meanwhile wait on the channel.
@@ -148,6 +164,8 @@ fn start(master: &mut ChildEnd, log: &mut Log) -> Result<Parts, String> {
     }
     let setup = *setup;
     let fds = SpawnerFds::from_vec(&setup.fds, fds)?;
+    // A copy for the backends' stderr (lighttpd's backends write to its error log).
+    let backend_err = fds.error_log.as_ref().and_then(|f| f.try_clone().ok());
     if let Some(fd) = fds.error_log {
         log.file = Some(ErrorLog::file(fd, "gateway-spawner"));
     }
@@ -173,6 +191,8 @@ fn start(master: &mut ChildEnd, log: &mut Log) -> Result<Parts, String> {
         root,
     )?;
     let default_user = users.default.clone();
+    let mut backends = Backends::plan(&config, &users)?;
+    backends.set_stderr(backend_err);
     let passthrough = PASSTHROUGH
         .iter()
         .filter_map(|k| std::env::var(k).ok().map(|v| (k.to_string(), v)))
@@ -202,8 +222,12 @@ fn start(master: &mut ChildEnd, log: &mut Log) -> Result<Parts, String> {
     for line in &report {
         log.write(master, Level::Info, &format!("gateway-spawner: {line}"));
     }
+    // Confined first: the backends inherit the seccomp filter scripts get.
+    for line in backends.start()? {
+        log.write(master, Level::Info, &format!("gateway-spawner: {line}"));
+    }
 
-    Ok((policy, sigfd))
+    Ok((policy, sigfd, backends))
 }
 
 impl Spawner {
@@ -236,10 +260,14 @@ impl Spawner {
         loop {
             let now = Instant::now();
             let next_kill = self.children.tick(now);
+            for line in self.backends.tick(now) {
+                self.log(Level::Error, &format!("gateway-spawner: {line}"));
+            }
             if let Some(code) = self.should_exit(now) {
                 return code;
             }
-            let deadline = [next_kill, self.drain.flatten(), self.stop_at]
+            let next_backend = self.backends.next_deadline();
+            let deadline = [next_kill, next_backend, self.drain.flatten(), self.stop_at]
                 .into_iter()
                 .flatten()
                 .min();
@@ -304,40 +332,72 @@ impl Spawner {
 
     fn should_exit(&mut self, now: Instant) -> Option<i32> {
         if let Some(t) = self.stop_at {
-            if self.children.is_empty() || now >= t {
+            if (self.children.is_empty() && self.backends.idle()) || now >= t {
+                self.backends.finish();
                 return Some(0);
             }
         }
         if let Some(deadline) = self.drain {
             let no_workers = self.workers.iter().all(Option::is_none);
             if no_workers && self.children.is_empty() {
-                let _ = self.master.send(&FromWorker::Drained, &[]);
-                return Some(0);
-            }
-            if deadline.is_some_and(|t| now >= t) && self.stop_at.is_none() {
+                // Every worker of the generation is gone: its backends serve
+                // nobody now.
+                self.backends.stop(now);
+                self.stop_at.get_or_insert(now + backends::GRACE * 3);
+                self.tell_drained();
+                if self.backends.idle() {
+                    self.backends.finish();
+                    return Some(0);
+                }
+            } else if deadline.is_some_and(|t| now >= t) && self.stop_at.is_none() {
                 self.log(
                     Level::Warning,
-                    "gateway-spawner: drain deadline reached, killing remaining CGI scripts",
+                    "gateway-spawner: drain deadline reached, killing remaining CGI scripts and backends",
                 );
                 self.children.kill_all(now);
+                self.backends.stop(now);
                 self.stop_at = Some(now + children::GRACE * 2);
-                let _ = self.master.send(&FromWorker::Drained, &[]);
+                self.tell_drained();
             }
         }
         None
     }
 
-    /// Master gone: kill every script and leave.
+    fn tell_drained(&mut self) {
+        if !self.drained_sent {
+            self.drained_sent = true;
+            let _ = self.master.send(&FromWorker::Drained, &[]);
+        }
+    }
+
+    /// Master gone: kill every script and backend and leave.
     fn terminate_now(&mut self) -> i32 {
         let now = Instant::now();
         self.children.kill_all(now);
+        self.backends.stop(now);
         let end = now + children::GRACE * 2;
-        while !self.children.is_empty() && Instant::now() < end {
-            self.children.reap();
+        while !(self.children.is_empty() && self.backends.idle()) && Instant::now() < end {
+            self.reap();
             self.children.tick(Instant::now());
+            self.backends.tick(Instant::now());
             std::thread::sleep(Duration::from_millis(20));
         }
+        self.backends.finish();
         0
+    }
+
+    /// Reap every exited child: scripts are told to their workers by the
+    /// caller's loop below; a backend's death is logged and its restart planned.
+    fn reap(&mut self) -> Vec<children::Reaped> {
+        let mut others = Vec::new();
+        let scripts = self.children.reap_all(&mut others);
+        let now = Instant::now();
+        for (pid, status) in others {
+            if let Some(line) = self.backends.reaped(pid, status, now) {
+                self.log(Level::Error, &format!("gateway-spawner: {line}"));
+            }
+        }
+        scripts
     }
 
     fn on_signals(&mut self) {
@@ -345,12 +405,13 @@ impl Spawner {
             if si.ssi_signo == libc::SIGTERM as u32 && self.stop_at.is_none() {
                 let now = Instant::now();
                 self.children.kill_all(now);
+                self.backends.stop(now);
                 self.stop_at = Some(now + children::GRACE * 2);
             }
             // SIGINT/SIGHUP/SIGUSR1 reach the whole process group from a terminal; the
             // master decides and tells the spawner over the channel.
         }
-        for r in self.children.reap() {
+        for r in self.reap() {
             if r.unexpected_signal {
                 if let wick_proto::spawner::ExitStatus::Signaled(sig) = r.status {
                     self.log(
@@ -391,14 +452,18 @@ impl Spawner {
                     let deadline = (timeout_ms > 0)
                         .then(|| Instant::now() + Duration::from_millis(timeout_ms));
                     self.drain = Some(deadline);
+                    self.backends.drain();
                 }
                 ToWorker::Terminate => {
                     let now = Instant::now();
                     self.children.kill_all(now);
+                    self.backends.stop(now);
                     self.stop_at = Some(now + children::GRACE * 2);
                 }
                 ToWorker::ReopenLog => {
                     if let Some(fd) = fds.pop() {
+                        // Backends started from now on write to the new file.
+                        self.backends.set_stderr(fd.try_clone().ok());
                         match &mut self.log.file {
                             Some(f) => f.set_fd(fd),
                             None => self.log.file = Some(ErrorLog::file(fd, "gateway-spawner")),

@@ -53,11 +53,19 @@ fn refuse<T>(status: u16, reason: impl Into<String>) -> Result<T, Refusal> {
 const ALIAS_URL: &str = "alias.url";
 const SETENV_ADD: &str = "setenv.add-environment";
 const SETENV_SET: &str = "setenv.set-environment";
-const BLOCK_KEYS: [&str; 3] = [ALIAS_URL, SETENV_ADD, SETENV_SET];
+/// The gateway keys whose bin-path hosts the spawner starts (`backends`).
+const BLOCK_KEYS: [&str; 5] = [
+    ALIAS_URL,
+    SETENV_ADD,
+    SETENV_SET,
+    "fastcgi.server",
+    "scgi.server",
+];
 
 /// The spawner's part of the config, which the master sends in its setup. Kept:
 /// every block's condition and place (the conditions are evaluated again), of the
-/// blocks' settings only [`BLOCK_KEYS`], of each block's patch only the options
+/// blocks' settings only [`BLOCK_KEYS`] (fastcgi.server and scgi.server for the
+/// backends it starts), of each block's patch only the options
 /// [`Policy`] and start-up read (document root, server tag and name, symlinks,
 /// lowercase names, cgi.assign, cgi.execute-x-only, cgi.user, cgi.group), the
 /// server options whole (user, group, modules, the port socket conditions need; a
@@ -77,7 +85,7 @@ pub fn slice(cfg: &Config) -> Config {
             settings: b
                 .settings
                 .iter()
-                .filter(|s| BLOCK_KEYS.contains(&s.key.as_str()))
+                .filter(|s| BLOCK_KEYS.iter().any(|k| s.key.eq_ignore_ascii_case(k)))
                 .cloned()
                 .collect(),
             loc: b.loc.clone(),

@@ -44,6 +44,7 @@ impl Source {
         validate(&c)?;
         wick_conf::support::check(&c)?;
         wick_conf::preflight::document_root(&c)?;
+        wick_conf::spawn::start_check(&c)?;
         wick_conf::resolve_listeners(&mut c)?;
         Ok(c)
     }
@@ -65,11 +66,13 @@ impl Source {
 }
 
 /// What must hold before a config is used: every condition compiles (regexes),
-/// and the modules accept their settings (rewrite/redirect regexes, alias.url
-/// order, expire values, extforward forwarders).
+/// the modules accept their settings (rewrite/redirect regexes, alias.url
+/// order, expire values, extforward forwarders), and the bin-path backends are
+/// well formed (sockets, processes, signals).
 pub fn validate(c: &Config) -> Result<(), String> {
     wick_conf::cond::Compiled::new(c)
         .map(drop)
         .map_err(|e| e.to_string())?;
-    wick_worker::mods::Mods::new(c).map(drop)
+    wick_worker::mods::Mods::new(c).map(drop)?;
+    wick_conf::spawn::backends(c).map(drop)
 }

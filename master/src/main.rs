@@ -174,6 +174,7 @@ fn master_main() -> i32 {
         for w in wick_conf::preflight::warnings(&config)
             .into_iter()
             .chain(wick_conf::preflight::start_failures(&config))
+            .chain(wick_conf::spawn::preflight_notes(&config))
         {
             eprintln!("{w}");
         }
@@ -199,6 +200,12 @@ fn master_main() -> i32 {
     if tests > 0 || print {
         let _ = std::io::stdout().flush();
         return 0;
+    }
+    // bin-path backends: programs that will not run, socket directories that do
+    // not exist (the start would fail in the gateway-spawner; say it here).
+    if let Err(e) = wick_conf::spawn::start_check(&config) {
+        eprintln!("{e}");
+        return 1;
     }
     let idle = idle.filter(|&n| n > 0).map(Duration::from_secs);
     // The TLS files are read and checked before anything is bound.

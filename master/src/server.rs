@@ -355,6 +355,9 @@ impl Master {
             worker_count(&config)
         };
         let order = spawner_launch::start_order(&config, n);
+        // With backends to start, the workers start once the spawner is Ready
+        // (`start_waiting_workers`).
+        let wait = spawner_launch::workers_wait(&config);
         let slots = (0..spawner_launch::slot_count(&config, n))
             .map(|_| Slot {
                 child: None,
@@ -384,6 +387,9 @@ impl Master {
             }
         }
         for slot in order {
+            if wait && slot < n as usize {
+                continue;
+            }
             if let Err(e) = self.spawn_worker(id, slot) {
                 self.fail_generation(id, &e);
                 return;
@@ -392,6 +398,26 @@ impl Master {
         // Reading, checking and sending a configuration of thousands of sites
         // leaves megabytes freed between what the master keeps.
         wick_worker::sys::release_free_memory();
+    }
+
+    /// The spawner of a starting generation is ready: start the workers that
+    /// waited for it.
+    fn start_waiting_workers(&mut self, gen: u64) {
+        let Some(gi) = self.gen_index(gen) else {
+            return;
+        };
+        if !matches!(self.gens[gi].state, GenState::Starting { .. }) {
+            return;
+        }
+        let waiting: Vec<usize> = (0..self.gens[gi].workers as usize)
+            .filter(|&s| self.gens[gi].slots[s].child.is_none())
+            .collect();
+        for slot in waiting {
+            if let Err(e) = self.spawn_worker(gen, slot) {
+                self.fail_generation(gen, &e);
+                return;
+            }
+        }
     }
 
     /// Start worker `slot + 1` of generation `gen` and send it everything it needs.
@@ -1065,7 +1091,10 @@ impl Master {
         match msg {
             FromWorker::Ready { .. } => {
                 c.ready = true;
-                let gen = c.gen;
+                let (gen, role) = (c.gen, c.role);
+                if role == Role::Spawner {
+                    self.start_waiting_workers(gen);
+                }
                 self.check_ready(gen);
             }
             FromWorker::Log { level, line } => self.log.child_line(level, &line),

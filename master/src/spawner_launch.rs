@@ -1,5 +1,6 @@
 //! The gateway-spawner as the master sees it: one per generation (when the config
-//! loads mod_cgi), started like a worker and kept in the generation's last slot, and
+//! loads mod_cgi or has bin-path backends to start), started like a worker and kept
+//! in the generation's last slot, and
 //! the socketpair the master makes for every worker of that generation, one end to
 //! the worker (in its setup, or by `ToWorker::SpawnerChannel` after a spawner
 //! restart) and the other to the spawner (`ToWorker::SpawnerChannel`). The spawner
@@ -12,13 +13,22 @@ use wick_conf::Config;
 use wick_proto::setup::{SpawnerFds, SpawnerSetup};
 use wick_proto::{Channel, MasterEnd, ToWorker, PROTO_VERSION};
 
-/// Does this config need a spawner? (mod_cgi is the module that starts processes.)
+/// Does this config need a spawner? (mod_cgi starts scripts; a fastcgi.server or
+/// scgi.server host with bin-path is a backend the spawner starts.)
 pub fn needed(config: &Config) -> bool {
     config
         .server
         .effective_modules()
         .iter()
         .any(|m| m == "mod_cgi")
+        || wick_conf::spawn::any(config)
+}
+
+/// Must the workers wait for the spawner's Ready? Yes when it starts backends:
+/// a worker must not connect before their sockets exist (at the first start) or
+/// are the new generation's (after a graceful restart).
+pub fn workers_wait(config: &Config) -> bool {
+    wick_conf::spawn::any(config)
 }
 
 /// Slots of a generation: the workers, then the spawner if the config needs one.

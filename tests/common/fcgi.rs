@@ -7,7 +7,12 @@
 //! closed without END_REQUEST), `diehead` (closed before anything), `malformed`
 //! (a head line without a colon), `stderr` (a line on STDERR, then env), `length`
 //! (a response with Content-Length), `bytes` (a body of N=`n` bytes in small
-//! records, no Content-Length), `sendfile` (X-Sendfile: the path `file=`).
+//! records, no Content-Length), `sendfile` (X-Sendfile: the path `file=`),
+//! `process` (the responder process itself: pid, uid, working directory and its
+//! environment, for the tests of backends wickd starts; after `ms=` milliseconds).
+//!
+//! [`Responder::inherited`] serves on the listening socket on fd 0, as a
+//! program wickd starts for a bin-path host (tests/binpath.rs runs itself so).
 
 use std::collections::BTreeMap;
 use std::io::{self, Read, Write};
@@ -47,6 +52,18 @@ impl Responder {
         })
     }
 
+    /// Serve on the listening socket on fd 0 (FCGI_LISTENSOCK_FILENO).
+    pub fn inherited() -> Responder {
+        match inherited_listener() {
+            Inherited::Tcp(l) => Self::run(0, move || {
+                l.accept().map(|(s, _)| Box::new(s) as Box<dyn Stream>)
+            }),
+            Inherited::Unix(l) => Self::run(0, move || {
+                l.accept().map(|(s, _)| Box::new(s) as Box<dyn Stream>)
+            }),
+        }
+    }
+
     fn run(
         port: u16,
         accept: impl Fn() -> io::Result<Box<dyn Stream>> + Send + 'static,
@@ -84,6 +101,57 @@ impl Drop for Responder {
             let _ = h.join();
         }
     }
+}
+
+/// The listening socket a backend finds on fd 0.
+pub enum Inherited {
+    Tcp(TcpListener),
+    Unix(UnixListener),
+}
+
+/// Take fd 0, the listening socket wickd passed, by its address family.
+pub fn inherited_listener() -> Inherited {
+    use nix::sys::socket::{getsockname, SockaddrLike, SockaddrStorage};
+    use std::os::fd::FromRawFd;
+    let family = getsockname::<SockaddrStorage>(0)
+        .expect("fd 0 is a socket")
+        .family();
+    // SAFETY: fd 0 is the listening socket handed to this process; nothing else
+    // in it owns fd 0.
+    let l = unsafe {
+        match family {
+            Some(nix::sys::socket::AddressFamily::Unix) => {
+                Inherited::Unix(UnixListener::from_raw_fd(0))
+            }
+            _ => Inherited::Tcp(TcpListener::from_raw_fd(0)),
+        }
+    };
+    match &l {
+        Inherited::Tcp(t) => t.set_nonblocking(true).expect("nonblocking"),
+        Inherited::Unix(u) => u.set_nonblocking(true).expect("nonblocking"),
+    }
+    l
+}
+
+/// The responder process itself: `pid=`, `uid=`, `cwd=` and `env:NAME=value` for
+/// each variable of its environment.
+pub fn process_text() -> String {
+    let mut t = format!(
+        "pid={}\nuid={}\ncwd={}\n",
+        std::process::id(),
+        nix::unistd::getuid(),
+        std::env::current_dir()
+            .map(|d| d.display().to_string())
+            .unwrap_or_default()
+    );
+    for (k, v) in std::env::vars_os() {
+        t.push_str(&format!(
+            "env:{}={}\n",
+            k.to_string_lossy(),
+            v.to_string_lossy()
+        ));
+    }
+    t
 }
 
 pub trait Stream: Read + Write + Send {
@@ -212,6 +280,13 @@ fn serve(mut s: Box<dyn Stream>, requests: &AtomicUsize) -> io::Result<()> {
         "stderr" => {
             s.write_all(&record(7, id, b"a warning from the backend\n"))?;
             stdout(s, id, env_text().as_bytes())?;
+        }
+        "process" => {
+            if let Ok(ms) = arg("ms").parse::<u64>() {
+                std::thread::sleep(Duration::from_millis(ms));
+            }
+            let t = format!("Content-Type: text/plain\r\n\r\n{}", process_text());
+            stdout(s, id, t.as_bytes())?
         }
         "length" => stdout(
             s,

@@ -8,8 +8,10 @@
 //! variables as `K=V` lines, in the order they came), `echo` (the body back),
 //! `nph` (an `HTTP/1.1 201` status line first, as uWSGI answers), `diehead`
 //! (closed before anything), `slow` (3 s of silence first), `bytes` (a body of
-//! N=`n` bytes in small writes). A head that breaks the protocol is answered
-//! with a 500 naming what was wrong.
+//! N=`n` bytes in small writes), `process` (the responder process: pid, uid,
+//! directory, environment). A head that breaks the protocol is answered
+//! with a 500 naming what was wrong. [`Responder::inherited`] serves on fd 0, as
+//! a program wickd starts for a bin-path host.
 
 use std::io::{self, Read, Write};
 use std::net::TcpListener;
@@ -68,6 +70,18 @@ impl Responder {
         Self::run(0, proto, move || {
             l.accept().map(|(s, _)| Box::new(s) as Box<dyn Stream>)
         })
+    }
+
+    /// Serve on the listening socket on fd 0.
+    pub fn inherited(proto: Protocol) -> Responder {
+        match super::fcgi::inherited_listener() {
+            super::fcgi::Inherited::Tcp(l) => Self::run(0, proto, move || {
+                l.accept().map(|(s, _)| Box::new(s) as Box<dyn Stream>)
+            }),
+            super::fcgi::Inherited::Unix(l) => Self::run(0, proto, move || {
+                l.accept().map(|(s, _)| Box::new(s) as Box<dyn Stream>)
+            }),
+        }
     }
 
     fn run(
@@ -232,6 +246,13 @@ fn serve(mut s: Box<dyn Stream>, proto: Protocol, requests: &AtomicUsize) -> io:
             s.write_all(t.as_bytes())?;
         }
         "diehead" => return Ok(()),
+        "process" => {
+            let t = format!(
+                "Content-Type: text/plain\r\n\r\n{}",
+                super::fcgi::process_text()
+            );
+            s.write_all(t.as_bytes())?
+        }
         "slow" => {
             std::thread::sleep(Duration::from_secs(3));
             s.write_all(format!("Content-Type: text/plain\r\n\r\n{}", env_text()).as_bytes())?;

@@ -41,7 +41,8 @@ pub struct Host {
     pub write_timeout: u64,
     /// Seconds a host is skipped after a failed connect.
     pub disable_time: u64,
-    /// bin-path: a program lighttpd would start; wickd does not (warned at start).
+    /// bin-path: the program the gateway-spawner runs for this host
+    /// (`wick_conf::spawn`); this host is then one of its processes.
     pub bin_path: String,
 }
 
@@ -66,8 +67,9 @@ pub struct Table {
     pub hosts: Vec<Host>,
 }
 
-/// Options lighttpd's gw_backend knows that change nothing for an external
-/// backend wickd connects to (process spawning and tuning): accepted.
+/// Options lighttpd's gw_backend knows that change nothing for the worker: those
+/// of a bin-path backend (the gateway-spawner acts on them, `wick_conf::spawn`,
+/// which also checks them) and tuning ones: accepted.
 const SPAWN_OPTIONS: &[&str] = &[
     "bin-environment",
     "bin-copy-environment",
@@ -108,8 +110,7 @@ pub fn parse(v: &Value, what: &str) -> Result<Table, String> {
             hosts: Vec::new(),
         };
         if direct && !list.is_empty() {
-            ext.hosts.push(t.hosts.len());
-            t.hosts.push(host(list, what, key)?);
+            push_procs(&mut t, &mut ext, host(list, what, key)?, list, what, key)?;
         } else {
             for (_, h) in list {
                 let Value::Array(opts) = h else {
@@ -117,8 +118,7 @@ pub fn parse(v: &Value, what: &str) -> Result<Table, String> {
                         "{what}: \"{key}\": a host must be a list of options"
                     ));
                 };
-                ext.hosts.push(t.hosts.len());
-                t.hosts.push(host(opts, what, key)?);
+                push_procs(&mut t, &mut ext, host(opts, what, key)?, opts, what, key)?;
             }
         }
         if ext.hosts.is_empty() {
@@ -127,6 +127,43 @@ pub fn parse(v: &Value, what: &str) -> Result<Table, String> {
         t.exts.push(ext);
     }
     Ok(t)
+}
+
+/// Add a host to the table and to `ext`: a bin-path host as its processes, one
+/// host each on the address the gateway-spawner gives process i ("-i" after
+/// the socket path, port + i).
+fn push_procs(
+    t: &mut Table,
+    ext: &mut Ext,
+    h: Host,
+    opts: &[(Option<String>, Value)],
+    what: &str,
+    key: &str,
+) -> Result<(), String> {
+    let procs = wick_conf::spawn::procs_of(opts).map_err(|e| format!("{what}: \"{key}\": {e}"))?;
+    if procs == 0 {
+        ext.hosts.push(t.hosts.len());
+        t.hosts.push(h);
+        return Ok(());
+    }
+    for i in 0..procs {
+        let mut p = h.clone();
+        p.addr = match &h.addr {
+            Addr::Unix(path) => Addr::Unix(wick_conf::spawn::unix_proc_path(path, i)),
+            Addr::Tcp(a) => {
+                let port = wick_conf::spawn::tcp_proc_port(a.port(), i)
+                    .ok_or_else(|| format!("{what}: \"{key}\": port past 65535"))?;
+                Addr::Tcp(SocketAddr::new(a.ip(), port))
+            }
+        };
+        p.name = match &p.addr {
+            Addr::Unix(path) => format!("unix:{}", path.display()),
+            Addr::Tcp(a) => a.to_string(),
+        };
+        ext.hosts.push(t.hosts.len());
+        t.hosts.push(p);
+    }
+    Ok(())
 }
 
 fn host(opts: &[(Option<String>, Value)], what: &str, key: &str) -> Result<Host, String> {
@@ -210,12 +247,8 @@ fn host(opts: &[(Option<String>, Value)], what: &str, key: &str) -> Result<Host,
         h.name = format!("unix:{host}");
         h.addr = Addr::Unix(PathBuf::from(host));
     } else {
-        let Some(port) = port else {
-            if !h.bin_path.is_empty() {
-                return Err(err(
-                    "bin-path without a \"socket\" or \"host\"/\"port\": wickd does not start backends; start it by other means and name its socket".into(),
-                ));
-            }
+        // A bin-path host listens on port 80 by default (lighttpd).
+        let Some(port) = port.or((!h.bin_path.trim().is_empty()).then_some(80)) else {
             return Err(err("needs \"socket\", or \"host\" and \"port\"".into()));
         };
         let host = if host.is_empty() {
@@ -288,6 +321,30 @@ mod tests {
         assert_eq!(t.hosts[3].name, "127.0.0.1:9002");
     }
 
+    /// A bin-path host is its processes, each on its own address.
+    #[test]
+    fn bin_path_hosts_are_their_processes() {
+        let v = kv(vec![(
+            ".php",
+            list(vec![
+                kv(vec![
+                    ("bin-path", s("/usr/bin/php-cgi")),
+                    ("socket", s("/run/php.socket")),
+                    ("max-procs", Value::Int(2)),
+                ]),
+                kv(vec![
+                    ("bin-path", s("/bin/b")),
+                    ("max-procs", Value::Int(1)),
+                ]),
+            ]),
+        )]);
+        let t = parse(&v, "fastcgi.server").expect("ok");
+        assert_eq!(t.exts[0].hosts, vec![0, 1, 2]);
+        assert_eq!(t.hosts[0].addr, Addr::Unix("/run/php.socket-0".into()));
+        assert_eq!(t.hosts[1].name, "unix:/run/php.socket-1");
+        assert_eq!(t.hosts[2].name, "127.0.0.1:80");
+    }
+
     #[test]
     fn errors() {
         let bad = kv(vec![(
@@ -299,11 +356,14 @@ mod tests {
         assert!(parse(&bad, "fastcgi.server").is_err());
         let bad = kv(vec![(
             ".php",
-            list(vec![kv(vec![("bin-path", s("/usr/bin/php-cgi"))])]),
+            list(vec![kv(vec![
+                ("bin-path", s("/usr/bin/php-cgi")),
+                ("max-procs", s("x")),
+            ])]),
         )]);
         assert!(parse(&bad, "fastcgi.server")
             .expect_err("an error")
-            .contains("bin-path"));
+            .contains("max-procs"));
         let bad = kv(vec![(
             ".php",
             list(vec![kv(vec![

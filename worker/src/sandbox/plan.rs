@@ -184,6 +184,16 @@ impl Plan {
             v.sort();
             v.dedup();
         }
+        // A bin-path backend's processes listen on port + i (and a host without
+        // a port on 80): every one of them is connected to.
+        for b in wick_conf::spawn::backends(cfg).unwrap_or_default() {
+            for a in b.addrs() {
+                match a {
+                    wick_conf::spawn::Listen::Tcp(sa) => p.connect_ports.push(sa.port()),
+                    wick_conf::spawn::Listen::Unix(_) => p.unix_backends = true,
+                }
+            }
+        }
         p.connect_ports.sort_unstable();
         p.connect_ports.dedup();
         p
@@ -404,6 +414,28 @@ mod tests {
         assert_eq!(p.connect_ports, [8081, 9000]);
         assert!(p.unix_backends);
         assert!(p.connects());
+    }
+
+    /// A bin-path backend on TCP: each of its processes' ports (port + i).
+    #[test]
+    fn bin_path_process_ports() {
+        let mut cfg = config(vec![vec![set(
+            "fastcgi.server",
+            arr(vec![(
+                Some(".php"),
+                arr(vec![(
+                    None,
+                    arr(vec![
+                        (Some("bin-path"), s("/usr/bin/php-cgi")),
+                        (Some("port"), Value::Int(9100)),
+                        (Some("max-procs"), Value::Int(3)),
+                    ]),
+                )]),
+            )]),
+        )]]);
+        cfg.server.modules = vec!["mod_fastcgi".into()];
+        let p = Plan::from_config(&cfg);
+        assert_eq!(p.connect_ports, [9100, 9101, 9102]);
     }
 
     #[test]
