@@ -107,8 +107,8 @@ fn identity(cfg: &Config, users: &Users, block: usize) -> Result<(Option<Identit
             .find_map(|&b| cfg.patches.get(b).and_then(f).filter(|v| !v.is_empty()))
             .cloned()
     };
-    let user = find(|p| p.cgi_user.as_ref());
-    let group = find(|p| p.cgi_group.as_ref());
+    let user = find(|p| p.cgi_user());
+    let group = find(|p| p.cgi_group());
     let mut id = match &user {
         None => users.default.clone(),
         Some(u) => Some(
@@ -683,7 +683,7 @@ mod tests {
         let (id, suexec) = identity(&cfg, &users, 1).expect("ok");
         assert_eq!(id.map(|i| i.uid), Some(33));
         assert!(!suexec);
-        cfg.patches[0].cgi_user = Some("nobody-at-all".into());
+        cfg.patches[0].put(wick_conf::PatchValue::cgi_user("nobody-at-all".into()));
         assert!(identity(&cfg, &users, 1).is_err(), "unresolved cgi.user");
     }
 
