@@ -37,6 +37,7 @@ pub const BUILT: &[&str] = &[
     "mod_fastcgi",
     "mod_indexfile",
     "mod_openssl",
+    "mod_proxy",
     "mod_redirect",
     "mod_rewrite",
     "mod_scgi",
@@ -80,6 +81,7 @@ const IGNORED: &[&str] = &[
     "auth.debug",
     "fastcgi.debug",
     "scgi.debug",
+    "proxy.debug",
     // mod_openssl: what rustls has no use for (no DHE suites, no SSLv2/SSLv3, no
     // compression, no empty fragments), what is not built yet
     "ssl.dh-file",
@@ -217,9 +219,47 @@ pub fn warnings(blocks: &[Block], effective: &[String], listed: &[String]) -> Ve
     // Gateway hosts with "bin-path": lighttpd starts the program; wickd does not.
     for s in blocks.iter().flat_map(|b| &b.settings) {
         let key = s.key.to_ascii_lowercase();
-        if (key == "fastcgi.server" || key == "scgi.server") && has_option(&s.value, "bin-path") {
+        if matches!(
+            key.as_str(),
+            "fastcgi.server" | "scgi.server" | "proxy.server"
+        ) && has_option(&s.value, "bin-path")
+        {
             out.push(format!(
                 "WARNING: {}: {key} \"bin-path\" is not acted on by wickd: it does not start backends; start the program by other means (spawn-fcgi, PHP-FPM, a systemd unit) on the \"socket\" or \"host\"/\"port\" given, which wickd connects to",
+                at(s)
+            ));
+        }
+    }
+    // proxy.server host options lighttpd does not know either: left out.
+    for s in blocks.iter().flat_map(|b| &b.settings) {
+        if !s.key.eq_ignore_ascii_case("proxy.server")
+            || !keys::module_loaded("mod_proxy", effective)
+        {
+            continue;
+        }
+        let mut unknown = Vec::new();
+        unknown_host_options(&s.value, &mut unknown);
+        for o in unknown {
+            out.push(format!(
+                "WARNING: {}: proxy.server: host option \"{o}\" is not one lighttpd 1.4.69 reads (it ignores it): ignored",
+                at(s)
+            ));
+        }
+    }
+    // proxy.header "connect": wickd does not tunnel CONNECT (it answers 400).
+    for s in blocks.iter().flat_map(|b| &b.settings) {
+        if !s.key.eq_ignore_ascii_case("proxy.header") {
+            continue;
+        }
+        let Value::Array(items) = &s.value else {
+            continue;
+        };
+        let connect = items.iter().any(|(k, v)| {
+            k.as_deref().is_some_and(|k| k == "connect") && parse_bool(v).unwrap_or(false)
+        });
+        if connect {
+            out.push(format!(
+                "WARNING: {}: proxy.header \"connect\" is not acted on by wickd: it does not tunnel CONNECT requests (they are answered 400)",
                 at(s)
             ));
         }
@@ -260,6 +300,27 @@ pub fn warnings(blocks: &[Block], effective: &[String], listed: &[String]) -> Ve
         }
     }
     out
+}
+
+/// Keyed scalar entries of a gateway tree that are not gw_backend host options.
+fn unknown_host_options(v: &Value, out: &mut Vec<String>) {
+    let Value::Array(items) = v else {
+        return;
+    };
+    for (k, v) in items {
+        match (k, v) {
+            (_, Value::Array(_)) => unknown_host_options(v, out),
+            (Some(k), _)
+                if !keys::GW_HOST_OPTIONS
+                    .iter()
+                    .any(|o| o.eq_ignore_ascii_case(k))
+                    && !out.contains(k) =>
+            {
+                out.push(k.clone())
+            }
+            _ => {}
+        }
+    }
 }
 
 /// Does a (nested) `key => value` list name `option` anywhere?
@@ -429,6 +490,7 @@ pub const FEATURE_FLAGS_ACTED: &[&str] = &[
     "auth.delay-invalid-creds",
     "server.h2proto",
     "server.h2c",
+    "proxy.force-http10",
 ];
 
 /// auth.backend values wickd's mod_authn_file has; lighttpd's others are modules
@@ -507,6 +569,9 @@ mod tests {
         assert_eq!(support("scgi.server"), Support::Acted);
         assert_eq!(support("scgi.protocol"), Support::Acted);
         assert_eq!(support("scgi.debug"), Support::Ignored);
+        assert_eq!(support("proxy.server"), Support::Acted);
+        assert_eq!(support("proxy.header"), Support::Acted);
+        assert_eq!(support("proxy.debug"), Support::Ignored);
         assert_eq!(support("Auth.Require"), Support::Acted);
         assert_eq!(support("ssl.engine"), Support::Acted);
         assert_eq!(support("ssl.pemfile"), Support::Acted);

@@ -114,6 +114,15 @@ impl Backend {
         }
     }
 
+    /// Our side is done (a tunnel's client sent its FIN): the backend reads the
+    /// end, and may still answer.
+    pub fn shutdown_write(&self) {
+        let _ = match &self.sock {
+            Sock::Tcp(s) => s.shutdown(std::net::Shutdown::Write),
+            Sock::Unix(s) => s.shutdown(std::net::Shutdown::Write),
+        };
+    }
+
     pub fn write(&self, buf: &[u8]) -> io::Result<usize> {
         match &self.sock {
             Sock::Tcp(s) => (&*s).write(buf),
