@@ -480,6 +480,26 @@ fn slow_and_broken_backends_504_and_502() {
     let text = String::from_utf8_lossy(&raw);
     assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
     assert!(text.ends_with("part of a body"), "{text}");
+    // Cut in a chunked body: the client's chunked framing must not end.
+    let mut c = TcpStream::connect(("127.0.0.1", s.port)).expect("connect");
+    c.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    c.write_all(b"GET /d?mode=diechunked HTTP/1.1\r\nHost: x\r\n\r\n")
+        .expect("send");
+    let mut raw = Vec::new();
+    let _ = c.read_to_end(&mut raw);
+    let text = String::from_utf8_lossy(&raw);
+    assert!(
+        text.starts_with("HTTP/1.1 200 OK\r\n"),
+        "{}",
+        &text[..100.min(text.len())]
+    );
+    assert!(text.contains("\r\nTransfer-Encoding: chunked\r\n"));
+    assert!(raw.len() > 200_000, "{}", raw.len());
+    assert!(
+        !text.ends_with("0\r\n\r\n"),
+        "a cut response must not look complete"
+    );
     assert!(
         wait_until(Duration::from_secs(2), || {
             let log = s.error_log();
@@ -564,6 +584,54 @@ fn a_websocket_conversation_through_upgrade() {
     let mut rest = Vec::new();
     let n = c.read_to_end(&mut rest).expect("the server's FIN");
     assert_eq!(n, 0, "{rest:?}");
+    assert!(wait_until(Duration::from_secs(2), || ws
+        .fins
+        .load(std::sync::atomic::Ordering::Relaxed)
+        == 1));
+}
+
+/// The backend half-closes first: the client reads its FIN (the proxy passed it
+/// on) while the tunnel still carries the client's frames up, until the
+/// client's own FIN ends it.
+#[test]
+fn a_tunnel_half_closed_by_the_backend() {
+    let ws = websocket::EchoServer::start();
+    let s = front(&format!(
+        "proxy.server = ( \"/ws\" => ( {} ) )\nproxy.header = ( \"upgrade\" => \"enable\" )",
+        host(ws.port)
+    ));
+    let mut c = TcpStream::connect(("127.0.0.1", s.port)).expect("connect");
+    c.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    c.write_all(
+        b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+    )
+    .expect("handshake");
+    let mut head = Vec::new();
+    let mut b = [0u8; 1];
+    while common::find(&head, b"\r\n\r\n").is_none() {
+        c.read_exact(&mut b).expect("101");
+        head.push(b[0]);
+    }
+    assert!(head.starts_with(b"HTTP/1.1 101 "));
+    websocket::write_frame(&mut c, 1, b"bye", Some([1, 1, 1, 1])).expect("frame");
+    let (_, p) = websocket::read_frame(&mut c).expect("read").expect("echo");
+    assert_eq!(p, b"bye");
+    // The backend's FIN, while our side is open.
+    let mut rest = Vec::new();
+    assert_eq!(c.read_to_end(&mut rest).expect("the backend's FIN"), 0);
+    // Frames still go up.
+    websocket::write_frame(&mut c, 1, b"after", Some([2, 2, 2, 2])).expect("frame");
+    assert!(
+        wait_until(Duration::from_secs(2), || ws
+            .got
+            .lock()
+            .is_ok_and(|g| g.iter().any(|f| f == b"after"))),
+        "the frame after the backend's FIN did not arrive"
+    );
+    assert_eq!(ws.fins.load(std::sync::atomic::Ordering::Relaxed), 0);
+    c.shutdown(Shutdown::Write).expect("half-close");
     assert!(wait_until(Duration::from_secs(2), || ws
         .fins
         .load(std::sync::atomic::Ordering::Relaxed)

@@ -189,6 +189,16 @@ fn serve(s: TcpStream, heads: &Mutex<Vec<String>>) -> io::Result<()> {
             w.flush()?;
             std::thread::sleep(Duration::from_millis(100));
         }
+        "diechunked" => {
+            // 300 KB of chunks (more than the proxy holds back), then the close
+            // without the last chunk.
+            w.write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")?;
+            for _ in 0..300 {
+                w.write_all(format!("{:x}\r\n", 1000).as_bytes())?;
+                w.write_all(&[b'd'; 1000])?;
+                w.write_all(b"\r\n")?;
+            }
+        }
         "continue" => {
             w.write_all(
                 b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\nok",

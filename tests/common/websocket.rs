@@ -1,9 +1,10 @@
 //! A WebSocket (RFC 6455) echo server and client for the proxy tests, std only
 //! (SHA-1 and base64 written here for the handshake). The server answers the
 //! opening handshake with 101 and echoes each data frame back unmasked; a close
-//! frame is answered with one; the client's FIN (a half-close that the proxy
+//! frame is answered with one; a text frame "bye" is echoed and then the server
+//! half-closes (and reads on); the client's FIN (a half-close that the proxy
 //! passes on) ends its reading, and it then half-closes too, after the echoes.
-//! It records whether the request reached it with Upgrade and what the 101 said.
+//! It records the request heads and every data frame it got.
 #![allow(dead_code)]
 
 use std::io::{self, BufRead, BufReader, Read, Write};
@@ -23,6 +24,8 @@ pub struct EchoServer {
     pub heads: Arc<Mutex<Vec<String>>>,
     /// Connections that saw the client's FIN after their frames.
     pub fins: Arc<AtomicUsize>,
+    /// Data frames received, in order.
+    pub got: Arc<Mutex<Vec<Vec<u8>>>>,
 }
 
 impl EchoServer {
@@ -33,14 +36,15 @@ impl EchoServer {
         let stop = Arc::new(AtomicBool::new(false));
         let heads = Arc::new(Mutex::new(Vec::new()));
         let fins = Arc::new(AtomicUsize::new(0));
-        let (st, hs, fs) = (stop.clone(), heads.clone(), fins.clone());
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let (st, hs, fs, gs) = (stop.clone(), heads.clone(), fins.clone(), got.clone());
         let h = std::thread::spawn(move || {
             while !st.load(Ordering::Relaxed) {
                 match l.accept() {
                     Ok((s, _)) => {
-                        let (hs, fs) = (hs.clone(), fs.clone());
+                        let (hs, fs, gs) = (hs.clone(), fs.clone(), gs.clone());
                         std::thread::spawn(move || {
-                            let _ = serve(s, &hs, &fs);
+                            let _ = serve(s, &hs, &fs, &gs);
                         });
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(5)),
@@ -53,6 +57,7 @@ impl EchoServer {
             port,
             heads,
             fins,
+            got,
         }
     }
 }
@@ -71,7 +76,12 @@ pub fn accept_key(key: &str) -> String {
     base64(&sha1(format!("{key}{GUID}").as_bytes()))
 }
 
-fn serve(s: TcpStream, heads: &Mutex<Vec<String>>, fins: &AtomicUsize) -> io::Result<()> {
+fn serve(
+    s: TcpStream,
+    heads: &Mutex<Vec<String>>,
+    fins: &AtomicUsize,
+    got: &Mutex<Vec<Vec<u8>>>,
+) -> io::Result<()> {
     s.set_nonblocking(false)?;
     s.set_read_timeout(Some(Duration::from_secs(20)))?;
     let mut r = BufReader::new(s.try_clone()?);
@@ -119,11 +129,18 @@ fn serve(s: TcpStream, heads: &Mutex<Vec<String>>, fins: &AtomicUsize) -> io::Re
             return Ok(());
         };
         match op {
-            8 => {
-                write_frame(&mut w, 8, &payload, None)?;
-            }
+            8 => write_frame(&mut w, 8, &payload, None)?,
             9 => write_frame(&mut w, 10, &payload, None)?,
-            _ => write_frame(&mut w, op, &payload, None)?,
+            _ => {
+                if let Ok(mut g) = got.lock() {
+                    g.push(payload.clone());
+                }
+                // After a half-close of ours, nothing more is written.
+                let _ = write_frame(&mut w, op, &payload, None);
+                if payload == b"bye" {
+                    w.shutdown(std::net::Shutdown::Write)?;
+                }
+            }
         }
     }
 }
