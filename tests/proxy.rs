@@ -62,6 +62,18 @@ index-file.names = ("index.html")
     })
 }
 
+/// Resident memory of these processes, KiB.
+fn rss_kib(pids: &[u32]) -> u64 {
+    pids.iter()
+        .filter_map(|p| std::fs::read_to_string(format!("/proc/{p}/status")).ok())
+        .filter_map(|st| {
+            st.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
+        .sum()
+}
+
 /// Lines of a recorded request head (up to its body).
 fn head_lines(rec: &str) -> Vec<String> {
     rec.split("--body--")
@@ -306,6 +318,13 @@ fn response_framings() {
     c.send(b"GET /c?mode=close HTTP/1.1\r\nHost: x\r\n\r\n");
     let r = c.response().expect("close");
     assert_eq!(r.text(), "until the close");
+    // A head that comes in pieces.
+    c.send(b"GET /c?mode=split HTTP/1.1\r\nHost: x\r\n\r\n");
+    let r = c.response().expect("split");
+    assert_eq!(
+        (r.text().as_str(), r.header("x-split")),
+        ("split", Some("yes"))
+    );
     // 100 Continue from the backend is not relayed; the final answer is.
     c.send(b"GET /c?mode=continue HTTP/1.1\r\nHost: x\r\n\r\n");
     let r = c.response().expect("continue");
@@ -325,17 +344,7 @@ fn a_large_response_to_a_slow_client() {
         host(be.port)
     ));
     let workers = s.children();
-    let rss = || -> u64 {
-        workers
-            .iter()
-            .filter_map(|p| std::fs::read_to_string(format!("/proc/{p}/status")).ok())
-            .filter_map(|st| {
-                st.lines()
-                    .find(|l| l.starts_with("VmRSS:"))
-                    .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-            })
-            .sum()
-    };
+    let rss = || rss_kib(&workers);
     assert_eq!(s.get("/hello.txt").status, 200);
     let before = rss();
     let mut c = TcpStream::connect(("127.0.0.1", s.port)).expect("connect");
@@ -800,4 +809,99 @@ fn keys_refused_and_warned() {
         assert!(text.contains(warning), "{warning}: {text}");
     }
     assert!(!text.contains("mod_proxy is not built"), "{text}");
+}
+
+/// A large request body goes up as the backend takes it: the client is not read
+/// faster than the backend reads (the worker holds a bounded amount).
+#[test]
+fn a_large_request_body_to_a_slow_backend() {
+    const BODY: usize = 48 << 20;
+    let be = Backend::start();
+    let s = front(&format!(
+        "proxy.server = ( \"/\" => ( {} ) )",
+        host(be.port)
+    ));
+    let workers = s.children();
+    let rss = || rss_kib(&workers);
+    assert_eq!(s.get("/warm").status, 200);
+    let before = rss();
+    let port = s.port;
+    let writer = std::thread::spawn(move || {
+        let mut w = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        w.write_all(
+            format!("POST /up?mode=slowread HTTP/1.1\r\nHost: x\r\nContent-Length: {BODY}\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )
+        .expect("head");
+        let block = vec![b'u'; 1 << 20];
+        for _ in 0..BODY >> 20 {
+            w.write_all(&block).expect("body");
+        }
+        let mut out = Vec::new();
+        let _ = w.read_to_end(&mut out);
+        out
+    });
+    let mut peak = 0;
+    while !writer.is_finished() {
+        peak = peak.max(rss());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = writer.join().expect("writer");
+    let text = String::from_utf8_lossy(&out);
+    assert!(text.ends_with(&format!("read {BODY}")), "{text}");
+    eprintln!("worker RSS: {before} KiB before, {peak} KiB at most");
+    assert!(
+        peak < before + 16 * 1024,
+        "worker RSS grew from {before} KiB to {peak} KiB"
+    );
+}
+
+/// proxy.header and proxy.replace-http-host per block: force-http10, the
+/// named host's name as Host; a request wickd refuses as ambiguous never
+/// reaches the backend.
+#[test]
+fn per_block_headers_named_hosts_and_ambiguous_requests() {
+    let be = Backend::start();
+    let s = front(&format!(
+        "proxy.server = ( \"/\" => ( \"back.internal\" => {} ) )\n\
+         $HTTP[\"url\"] =^ \"/old/\" {{ proxy.header = ( \"force-http10\" => \"enable\" ) }}\n\
+         $HTTP[\"url\"] =^ \"/named/\" {{ proxy.replace-http-host = \"enable\" }}",
+        host(be.port)
+    ));
+    let mut c = Conn::new(s.port);
+    c.send(b"GET /old/x HTTP/1.1\r\nHost: front\r\n\r\n");
+    let got = c.response().expect("old").text();
+    assert!(
+        got.starts_with("GET /old/x HTTP/1.0\r\nHost: front\r\n"),
+        "{got}"
+    );
+    c.send(b"GET /named/x HTTP/1.1\r\nHost: front\r\n\r\n");
+    let got = c.response().expect("named").text();
+    assert!(
+        got.starts_with("GET /named/x HTTP/1.1\r\nHost: back.internal\r\n"),
+        "{got}"
+    );
+    assert!(got.contains("\r\nX-Host: front\r\n"), "{got}");
+    c.send(b"GET /other HTTP/1.1\r\nHost: front\r\n\r\n");
+    let got = c.response().expect("other").text();
+    assert!(
+        got.starts_with("GET /other HTTP/1.1\r\nHost: front\r\n"),
+        "{got}"
+    );
+    let seen = be.heads.lock().expect("heads").len();
+    for bad in [
+        &b"POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"[..],
+        b"POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd",
+        b"GET /x HTTP/1.1\r\nHost: a\r\nX: a\r\n b\r\n\r\n",
+        b"GET /x HTTP/1.1\nHost: a\n\n",
+    ] {
+        let r = s.raw(bad);
+        assert!(r.starts_with(b"HTTP/1.1 400") || r.starts_with(b"HTTP/1.0 400"), "{}", String::from_utf8_lossy(&r));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(
+        be.heads.lock().expect("heads").len(),
+        seen,
+        "an ambiguous request was forwarded"
+    );
 }

@@ -6,10 +6,12 @@
 //! head as received, a blank line, the body, with Content-Length), `bytes`
 //! (`n` bytes of 'x' with Content-Length), `chunked` (`n` bytes of 'y' in
 //! chunks, and a trailer), `close` (a body up to the close, no length), `hop`
-//! (hop-by-hop fields in the answer), `remap` (Location, Content-Location and
+//! (hop-by-hop fields in the answer), `slowread` (a body read slowly,
+//! 256 KiB every 20 ms, and counted), `remap` (Location, Content-Location and
 //! Set-Cookie for map-urlpath and map-host-response), `slow` (3 s of silence
 //! first), `bad` (a head that is not HTTP), `die` (a head promising a long body,
-//! part of it, then the close), `continue` (a 100 Continue first), `switch` (a
+//! part of it, then the close), `split` (the head in three pieces),
+//! `continue` (a 100 Continue first), `switch` (a
 //! 101 though nobody asked).
 #![allow(dead_code)]
 
@@ -106,7 +108,34 @@ fn serve(s: TcpStream, heads: &Mutex<Vec<String>>) -> io::Result<()> {
             .find_map(|l| l.strip_prefix(&format!("{name}:")))
             .map(|v| v.trim().to_string())
     };
+    let target = head.split(' ').nth(1).unwrap_or("/").to_string();
     let mut body = Vec::new();
+    if param(&target, "mode") == Some("slowread") {
+        // The body read slowly and counted, not kept.
+        let n = field("content-length")
+            .and_then(|v| v.parse::<usize>().ok())
+            .unwrap_or(0);
+        let mut buf = vec![0u8; 256 << 10];
+        let mut left = n;
+        while left > 0 {
+            std::thread::sleep(Duration::from_millis(20));
+            let k = r.read(&mut buf[..left.min(256 << 10)])?;
+            if k == 0 {
+                break;
+            }
+            left -= k;
+        }
+        let msg = format!("read {}", n - left);
+        let mut w = s;
+        w.write_all(
+            format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{msg}",
+                msg.len()
+            )
+            .as_bytes(),
+        )?;
+        return Ok(());
+    }
     if field("transfer-encoding").as_deref() == Some("chunked") {
         loop {
             let mut size = String::new();
@@ -123,7 +152,6 @@ fn serve(s: TcpStream, heads: &Mutex<Vec<String>>) -> io::Result<()> {
         body = vec![0u8; n];
         r.read_exact(&mut body)?;
     }
-    let target = head.split(' ').nth(1).unwrap_or("/").to_string();
     let mut record = head.clone();
     record.push_str("--body--\r\n");
     record.push_str(&String::from_utf8_lossy(&body));
@@ -197,6 +225,18 @@ fn serve(s: TcpStream, heads: &Mutex<Vec<String>>) -> io::Result<()> {
                 w.write_all(format!("{:x}\r\n", 1000).as_bytes())?;
                 w.write_all(&[b'd'; 1000])?;
                 w.write_all(b"\r\n")?;
+            }
+        }
+        "split" => {
+            // The head in three writes, a pause between: read in pieces.
+            for part in [
+                &b"HTTP/1.1 200 OK\r\nContent-Le"[..],
+                b"ngth: 5\r\nX-Split: y",
+                b"es\r\n\r\nsplit",
+            ] {
+                w.write_all(part)?;
+                w.flush()?;
+                std::thread::sleep(Duration::from_millis(50));
             }
         }
         "continue" => {

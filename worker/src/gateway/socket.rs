@@ -36,12 +36,19 @@ impl Backend {
                 let s = TcpStream::connect(*sa)?;
                 // Records are written whole; no Nagle wait for the last one.
                 let _ = s.set_nodelay(true);
-                Backend {
+                let mut b = Backend {
                     sock: Sock::Tcp(s),
                     token,
                     writable: true,
                     connecting: true,
+                };
+                // A connect that completed at once (loopback, as a rule) is
+                // registered for reading only: no second epoll_ctl to drop the
+                // writable interest.
+                if b.check_connected()? {
+                    b.writable = false;
                 }
+                b
             }
             Addr::Unix(p) => Backend {
                 sock: Sock::Unix(UnixStream::connect(p)?),

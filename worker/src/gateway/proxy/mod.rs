@@ -83,17 +83,26 @@ impl Exchange {
 
     /// Bytes from the backend.
     pub fn data(&mut self, ctx: &mut Ctx, job: &mut Job, d: &[u8]) -> Got {
-        if matches!(self.state, State::Head) {
-            self.head.extend_from_slice(d);
-            return self.parse_head(ctx, job);
+        if !matches!(self.state, State::Head) {
+            return self.body(ctx, job, d);
         }
-        self.body(ctx, job, d)
+        if self.head.is_empty() {
+            // The usual case, the whole head in one read: parsed where it is.
+            return self.parse_head(ctx, job, d);
+        }
+        let mut buf = std::mem::take(&mut self.head);
+        buf.extend_from_slice(d);
+        self.parse_head(ctx, job, &buf)
     }
 
-    fn parse_head(&mut self, ctx: &mut Ctx, job: &mut Job) -> Got {
+    /// The head at the start of `buf` (what came so far); a partial one is kept.
+    fn parse_head(&mut self, ctx: &mut Ctx, job: &mut Job, mut buf: &[u8]) -> Got {
         loop {
-            let h = match response::parse(&self.head) {
-                response::Parsed::Partial => return Got::More,
+            let h = match response::parse(buf) {
+                response::Parsed::Partial => {
+                    self.head.extend_from_slice(buf);
+                    return Got::More;
+                }
                 response::Parsed::Bad(why) => {
                     self.state = State::Done;
                     cgi::malformed(ctx, job, &why, 502);
@@ -101,11 +110,10 @@ impl Exchange {
                 }
                 response::Parsed::Head(h) => h,
             };
-            let rest = self.head.split_off(h.len);
-            self.head = Vec::new();
+            let rest = &buf[h.len..];
             if h.status < 200 && h.status != 101 {
                 // 100, 102, 103: not relayed; the final head follows.
-                self.head = rest;
+                buf = rest;
                 continue;
             }
             if h.status == 101 {
@@ -116,7 +124,7 @@ impl Exchange {
                     return Got::Answered;
                 }
                 self.switch(ctx, job, h);
-                job.out.put(&rest);
+                job.out.put(rest);
                 return Got::Tunnel;
             }
             let status = h.status;
@@ -144,7 +152,7 @@ impl Exchange {
             if matches!(self.state, State::Done) {
                 return self.complete(ctx, job);
             }
-            return self.body(ctx, job, &rest);
+            return self.body(ctx, job, rest);
         }
     }
 

@@ -36,20 +36,61 @@ fn is_tchar(c: u8) -> bool {
     c.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&c)
 }
 
-fn trim(v: &str) -> &str {
-    v.trim_matches([' ', '\t'])
-}
-
 fn show(b: &[u8]) -> String {
     let s = String::from_utf8_lossy(&b[..b.len().min(128)]);
     s.escape_debug().to_string()
 }
 
+/// A field's bytes as text: UTF-8 as it is, other octets replaced.
+fn text(b: &[u8]) -> String {
+    match std::str::from_utf8(b) {
+        Ok(s) => s.to_string(),
+        Err(_) => String::from_utf8_lossy(b).into_owned(),
+    }
+}
+
+fn trim_bytes(mut v: &[u8]) -> &[u8] {
+    while let [b' ' | b'\t', rest @ ..] = v {
+        v = rest;
+    }
+    while let [rest @ .., b' ' | b'\t'] = v {
+        v = rest;
+    }
+    v
+}
+
+/// What a response field is to the proxy.
+enum Class {
+    ContentLength,
+    TransferEncoding,
+    Connection,
+    Upgrade,
+    /// Hop-by-hop: not passed on.
+    Hop,
+    Other,
+}
+
+fn class(name: &[u8]) -> Class {
+    let is = |n: &str| name.eq_ignore_ascii_case(n.as_bytes());
+    match name.len() {
+        14 if is("content-length") => Class::ContentLength,
+        17 if is("transfer-encoding") => Class::TransferEncoding,
+        10 if is("connection") => Class::Connection,
+        7 if is("upgrade") => Class::Upgrade,
+        10 if is("keep-alive") => Class::Hop,
+        16 if is("proxy-connection") => Class::Hop,
+        2 if is("te") => Class::Hop,
+        7 if is("trailer") => Class::Hop,
+        14 if is("http2-settings") => Class::Hop,
+        _ => Class::Other,
+    }
+}
+
 /// Parse the head at the start of `buf`.
 pub fn parse(buf: &[u8]) -> Parsed {
-    // The lines up to the blank one.
-    let mut lines: Vec<&[u8]> = Vec::new();
+    // The end of the head first: nothing is made of a partial one.
     let mut pos = 0;
+    let mut first: Option<&[u8]> = None;
     let end = loop {
         let Some(nl) = memchr::memchr(b'\n', &buf[pos..]) else {
             if buf.len() > MAX_HEAD {
@@ -58,74 +99,80 @@ pub fn parse(buf: &[u8]) -> Parsed {
             return Parsed::Partial;
         };
         let raw = &buf[pos..pos + nl];
-        let line = raw.strip_suffix(b"\r").unwrap_or(raw);
         pos += nl + 1;
         if pos > MAX_HEAD {
             return Parsed::Bad(format!("response head longer than {MAX_HEAD} bytes"));
         }
-        if line.is_empty() {
+        if raw.is_empty() || raw == b"\r" {
             break pos;
         }
-        lines.push(line);
+        first.get_or_insert(raw);
     };
-    let Some((first, rest)) = lines.split_first() else {
+    let Some(first) = first else {
         return Parsed::Bad("empty response head".into());
     };
-    let status = status_line(first);
-    let Some(status) = status else {
+    let first = first.strip_suffix(b"\r").unwrap_or(first);
+    let Some(status) = status_line(first) else {
         return Parsed::Bad(format!("invalid HTTP status line: {}", show(first)));
     };
     let mut h = Head {
         len: end,
         status,
+        fields: Vec::with_capacity(12),
         ..Head::default()
     };
     let mut named: Vec<String> = Vec::new();
     let mut te: Option<String> = None;
-    for line in rest {
+    // The field lines: after the status line, up to the blank one.
+    let fields = &buf[first.len()..end];
+    for raw in fields.split(|&c| c == b'\n') {
+        let line = raw.strip_suffix(b"\r").unwrap_or(raw);
+        if line.is_empty() {
+            continue;
+        }
         if line[0] == b' ' || line[0] == b'\t' {
             return Parsed::Bad("obs-fold in the response head".into());
         }
         let Some(colon) = memchr::memchr(b':', line) else {
             return Parsed::Bad(format!("header line without a colon: {}", show(line)));
         };
-        let (name, value) = (&line[..colon], &line[colon + 1..]);
+        let (name, value) = (&line[..colon], trim_bytes(&line[colon + 1..]));
         if name.is_empty() || !name.iter().all(|&c| is_tchar(c)) {
             return Parsed::Bad(format!("invalid header name: {}", show(name)));
         }
         if value.iter().any(|&c| (c < 0x20 && c != b'\t') || c == 0x7f) {
             return Parsed::Bad(format!("control character in header {}", show(name)));
         }
-        // (the name is ASCII; a value may have any octet above 0x7f)
-        let name = String::from_utf8_lossy(name).into_owned();
-        let value = trim(&String::from_utf8_lossy(value)).to_string();
-        match name.to_ascii_lowercase().as_str() {
-            "content-length" => {
-                let n = match value.parse::<u64>() {
-                    Ok(n) if value.bytes().all(|c| c.is_ascii_digit()) => n,
-                    _ => return Parsed::Bad(format!("invalid Content-Length \"{value}\"")),
+        match class(name) {
+            Class::ContentLength => {
+                let digits = !value.is_empty() && value.len() <= 19;
+                let n = value.iter().try_fold(0u64, |n, &c| {
+                    c.is_ascii_digit().then(|| n * 10 + u64::from(c - b'0'))
+                });
+                let Some(n) = n.filter(|_| digits) else {
+                    return Parsed::Bad(format!("invalid Content-Length \"{}\"", show(value)));
                 };
                 if h.content_length.is_some_and(|m| m != n) {
                     return Parsed::Bad("Content-Length values that differ".into());
                 }
                 h.content_length = Some(n);
             }
-            "transfer-encoding" => {
-                let all = match te.take() {
-                    Some(t) => format!("{t}, {value}"),
-                    None => value,
-                };
-                te = Some(all);
+            Class::TransferEncoding => {
+                let v = text(value);
+                te = Some(match te.take() {
+                    Some(t) => format!("{t}, {v}"),
+                    None => v,
+                });
             }
-            "connection" => named.extend(
+            Class::Connection => named.extend(
                 value
-                    .split(',')
-                    .map(|t| trim(t).to_ascii_lowercase())
+                    .split(|&c| c == b',')
+                    .map(|t| text(trim_bytes(t)).to_ascii_lowercase())
                     .filter(|t| !t.is_empty()),
             ),
-            "upgrade" => h.upgrade = Some(value),
-            "keep-alive" | "proxy-connection" | "te" | "trailer" | "http2-settings" => {}
-            _ => h.fields.push((name, value)),
+            Class::Upgrade => h.upgrade = Some(text(value)),
+            Class::Hop => {}
+            Class::Other => h.fields.push((text(name), text(value))),
         }
     }
     if let Some(te) = te {
