@@ -107,6 +107,8 @@ def main():
     ap.add_argument("--conns", type=int, default=32)
     a = ap.parse_args()
     wickd = os.path.abspath(a.wickd)
+    with open("/proc/loadavg") as f:
+        load = f.read().split()[0]
     d = tempfile.mkdtemp(prefix="proxy-bench-")
     procs = []
     try:
@@ -185,8 +187,6 @@ http {
                 if bad:
                     notes[name] = bad.strip()
         base = statistics.median(results.get("lighttpd") or [0]) or None
-        with open("/proc/loadavg") as f:
-            load = f.read().split()[0]
         print("mod_proxy to a static wickd (1 KiB file), wrk -t2 -c%d -d%ds, %d rounds, "
               "load before %s" % (a.conns, a.duration, a.rounds, load))
         print()
