@@ -320,6 +320,39 @@ pub const KEYS: &[(&str, &str, Scope)] = &[
     ("secdownload.hash-querystr", "mod_secdownload", R),
 ];
 
+/// The host options of a gateway's `*.server` list that lighttpd 1.4.69's
+/// gw_backend reads (fastcgi, scgi, proxy, ...). It accepts any other without a
+/// word; wickd's mod_proxy leaves such an option out with a warning.
+pub const GW_HOST_OPTIONS: &[&str] = &[
+    "host",
+    "port",
+    "socket",
+    "mode",
+    "docroot",
+    "bin-path",
+    "bin-environment",
+    "bin-copy-environment",
+    "check-local",
+    "strip-request-uri",
+    "fix-root-scriptname",
+    "broken-scriptfilename",
+    "x-sendfile",
+    "x-sendfile-docroot",
+    "allow-x-send-file",
+    "connect-timeout",
+    "read-timeout",
+    "write-timeout",
+    "disable-time",
+    "max-procs",
+    "min-procs",
+    "max-load-per-proc",
+    "idle-timeout",
+    "kill-signal",
+    "listen-backlog",
+    "tcp-fin-propagate",
+    "upgrade",
+];
+
 /// Old names lighttpd 1.4.69 still reads as another key, and whether it says so
 /// (with "DEPRECATED: OLD replaced with NEW", when the module is loaded); the
 /// others it takes without a word.

@@ -243,6 +243,15 @@ request_options! {
     scgi_balance: String = "scgi.balance", default String::new();
     scgi_map_extensions: Vec<(String, String)> = "scgi.map-extensions", default Vec::new();
     scgi_protocol: String = "scgi.protocol", default String::new();
+    // mod_proxy, on the same gateway module (proxy.server, proxy.forwarded and
+    // proxy.header are checked at start-up by the worker's gateway module)
+    proxy_server: Value = "proxy.server", default Value::Array(Vec::new());
+    proxy_balance: String = "proxy.balance", default String::new();
+    proxy_map_extensions: Vec<(String, String)> = "proxy.map-extensions", default Vec::new();
+    proxy_debug: u64 = "proxy.debug", default 0;
+    proxy_replace_http_host: bool = "proxy.replace-http-host", default false;
+    proxy_forwarded: Value = "proxy.forwarded", default Value::Array(Vec::new());
+    proxy_header: Value = "proxy.header", default Value::Array(Vec::new());
     // mod_auth, mod_authn_file (auth.require and auth.cache are parsed by the worker's
     // mods::auth, which refuses bad values at start-up with file:line)
     auth_backend: String = "auth.backend", default String::new();

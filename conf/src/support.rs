@@ -37,6 +37,7 @@ pub const BUILT: &[&str] = &[
     "mod_fastcgi",
     "mod_indexfile",
     "mod_openssl",
+    "mod_proxy",
     "mod_redirect",
     "mod_rewrite",
     "mod_scgi",
@@ -80,6 +81,7 @@ const IGNORED: &[&str] = &[
     "auth.debug",
     "fastcgi.debug",
     "scgi.debug",
+    "proxy.debug",
     // mod_openssl: what rustls has no use for (no DHE suites, no SSLv2/SSLv3, no
     // compression, no empty fragments), what is not built yet
     "ssl.dh-file",
@@ -216,6 +218,49 @@ pub fn warnings(blocks: &[Block], effective: &[String], listed: &[String]) -> Ve
     }
     // Gateway hosts with "bin-path": lighttpd's adaptive spawning is not done.
     out.extend(crate::spawn::warnings(blocks, effective));
+    // mod_proxy starts no backend (nor does lighttpd's): a bin-path there is said.
+    for s in blocks.iter().flat_map(|b| &b.settings) {
+        if s.key.eq_ignore_ascii_case("proxy.server") && has_option(&s.value, "bin-path") {
+            out.push(format!(
+                "WARNING: {}: proxy.server \"bin-path\" is not acted on: mod_proxy starts no backend (lighttpd's neither); start the program by other means on the \"host\"/\"port\" or \"socket\" given",
+                at(s)
+            ));
+        }
+    }
+    // proxy.server host options lighttpd does not know either: left out.
+    for s in blocks.iter().flat_map(|b| &b.settings) {
+        if !s.key.eq_ignore_ascii_case("proxy.server")
+            || !keys::module_loaded("mod_proxy", effective)
+        {
+            continue;
+        }
+        let mut unknown = Vec::new();
+        unknown_host_options(&s.value, &mut unknown);
+        for o in unknown {
+            out.push(format!(
+                "WARNING: {}: proxy.server: host option \"{o}\" is not one lighttpd 1.4.69 reads (it ignores it): ignored",
+                at(s)
+            ));
+        }
+    }
+    // proxy.header "connect": wickd does not tunnel CONNECT (it answers 400).
+    for s in blocks.iter().flat_map(|b| &b.settings) {
+        if !s.key.eq_ignore_ascii_case("proxy.header") {
+            continue;
+        }
+        let Value::Array(items) = &s.value else {
+            continue;
+        };
+        let connect = items.iter().any(|(k, v)| {
+            k.as_deref().is_some_and(|k| k == "connect") && parse_bool(v).unwrap_or(false)
+        });
+        if connect {
+            out.push(format!(
+                "WARNING: {}: proxy.header \"connect\" is not acted on by wickd: it does not tunnel CONNECT requests (they are answered 400)",
+                at(s)
+            ));
+        }
+    }
     // server.feature-flags: a flag wickd does not act on is said, as a key is.
     for s in blocks.iter().flat_map(|b| &b.settings) {
         if !s.key.eq_ignore_ascii_case("server.feature-flags") {
@@ -252,6 +297,37 @@ pub fn warnings(blocks: &[Block], effective: &[String], listed: &[String]) -> Ve
         }
     }
     out
+}
+
+/// Keyed scalar entries of a gateway tree that are not gw_backend host options.
+fn unknown_host_options(v: &Value, out: &mut Vec<String>) {
+    let Value::Array(items) = v else {
+        return;
+    };
+    for (k, v) in items {
+        match (k, v) {
+            (_, Value::Array(_)) => unknown_host_options(v, out),
+            (Some(k), _)
+                if !keys::GW_HOST_OPTIONS
+                    .iter()
+                    .any(|o| o.eq_ignore_ascii_case(k))
+                    && !out.contains(k) =>
+            {
+                out.push(k.clone())
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Does a (nested) `key => value` list name `option` anywhere?
+fn has_option(v: &Value, option: &str) -> bool {
+    match v {
+        Value::Array(items) => items.iter().any(|(k, v)| {
+            k.as_deref().is_some_and(|k| k.eq_ignore_ascii_case(option)) || has_option(v, option)
+        }),
+        _ => false,
+    }
 }
 
 /// lighttpd reads these per request; wickd only from the global block.
@@ -411,6 +487,7 @@ pub const FEATURE_FLAGS_ACTED: &[&str] = &[
     "auth.delay-invalid-creds",
     "server.h2proto",
     "server.h2c",
+    "proxy.force-http10",
 ];
 
 /// auth.backend values wickd's mod_authn_file has; lighttpd's others are modules
@@ -489,6 +566,9 @@ mod tests {
         assert_eq!(support("scgi.server"), Support::Acted);
         assert_eq!(support("scgi.protocol"), Support::Acted);
         assert_eq!(support("scgi.debug"), Support::Ignored);
+        assert_eq!(support("proxy.server"), Support::Acted);
+        assert_eq!(support("proxy.header"), Support::Acted);
+        assert_eq!(support("proxy.debug"), Support::Ignored);
         assert_eq!(support("Auth.Require"), Support::Acted);
         assert_eq!(support("ssl.engine"), Support::Acted);
         assert_eq!(support("ssl.pemfile"), Support::Acted);

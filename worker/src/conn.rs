@@ -1071,6 +1071,9 @@ impl Conn {
         h: &mut dyn Handler,
         rbuf: &mut [u8],
     ) -> Result<Fed, u16> {
+        if h.tunnel() {
+            return Ok(self.feed_tunnel(ctx, h, rbuf));
+        }
         let now = ctx.clock.mono;
         let mut fed = Fed::Nothing;
         let st = self.st.get_or_insert_with(Default::default);
@@ -1138,6 +1141,47 @@ impl Conn {
             Err(_) => return Ok(Fed::Gone),
         }
         Ok(fed)
+    }
+
+    /// A tunnel (handler.rs `tunnel`): what the client sent after its request,
+    /// then the socket, as it comes, while the handler has room; the client's FIN
+    /// to `client_fin`, after which the connection is not read again.
+    fn feed_tunnel(&mut self, ctx: &mut Ctx, h: &mut dyn Handler, rbuf: &mut [u8]) -> Fed {
+        let mut fed = Fed::Nothing;
+        let st = self.st.get_or_insert_with(Default::default);
+        if !st.input.is_empty() {
+            if let Some(room) = h.body_room() {
+                room.extend_from_slice(&st.input);
+                st.input = Vec::new();
+                st.scanned = 0;
+                fed = Fed::Some;
+            }
+        }
+        let drained = self.flags.contains(Flags::DRAINED) && !self.flags.contains(Flags::PEER_FIN);
+        if self.flags.contains(Flags::EOF) || drained || h.body_room().is_none() {
+            return fed;
+        }
+        match self.io.read(rbuf) {
+            Ok(0) => {
+                self.flags |= Flags::EOF;
+                h.client_fin(ctx);
+                Fed::Some
+            }
+            Ok(n) => {
+                self.since = ctx.clock.mono;
+                ctx.activity = true;
+                self.flags.set(Flags::DRAINED, n < rbuf.len());
+                if let Some(room) = h.body_room() {
+                    room.extend_from_slice(&rbuf[..n]);
+                }
+                Fed::Some
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                self.flags |= Flags::DRAINED;
+                fed
+            }
+            Err(_) => Fed::Gone,
+        }
     }
 
     /// The handler is done: its unsent output continues as an ordinary response

@@ -5,7 +5,7 @@
 //! and writes what the handler leaves when it is done; it calls `step` whenever
 //! the client or one of the handler's own fds is ready and `abort` when the
 //! request is abandoned. mod_cgi's job and mod_dirlisting's deferred listing are
-//! handlers, as are the FastCGI and SCGI jobs (gateway/); a proxy will be one more.
+//! handlers, as are the FastCGI, SCGI and proxy jobs (gateway/).
 
 use crate::ctx::Ctx;
 use crate::response::Out;
@@ -34,6 +34,11 @@ impl<'a> Client<'a> {
             *self.since = now;
         }
         r
+    }
+
+    /// Our side of the stream is done (a tunnel whose backend sent its FIN).
+    pub fn shutdown_write(&mut self) {
+        self.transport.shutdown_write();
     }
 }
 
@@ -81,6 +86,13 @@ pub trait Handler: Any {
 
     /// The client half-closed after its request: the response still goes out.
     fn client_fin(&mut self, _ctx: &mut Ctx) {}
+
+    /// Every byte the client sends is the handler's, as it comes (a tunnel after
+    /// 101 Switching Protocols): the connection offers them to `body_room`, and
+    /// the client's FIN to `client_fin`.
+    fn tunnel(&self) -> bool {
+        false
+    }
 
     /// Make progress; `client` to write to, `rbuf` a scratch buffer for reads.
     fn step(&mut self, ctx: &mut Ctx, client: &mut Client, rbuf: &mut [u8]) -> Step;

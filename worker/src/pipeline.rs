@@ -340,6 +340,7 @@ fn respond(
                 auth: (mods.active && !rq.auth_type.is_empty())
                     .then_some((rq.remote_user.as_str(), rq.auth_type)),
                 accesslog: mods.accesslog.as_deref().filter(|_| mods.logs()),
+                scheme: t.scheme,
             };
             match mods.handle(&req, view, &mut env, base, rq, gw) {
                 Handled::Status(s) => s,

@@ -93,7 +93,8 @@ pub fn parse(v: &Value, what: &str) -> Result<Table, String> {
         ));
     };
     for (key, hosts) in items {
-        let Some(key) = key.as_deref().filter(|k| !k.is_empty()) else {
+        // "" is a suffix every path has (lighttpd: proxy.server = ( "" => ... )).
+        let Some(key) = key.as_deref() else {
             return Err(format!(
                 "{what}: every entry needs a key (\".php\" => ... or \"/prefix\" => ...)"
             ));
@@ -164,6 +165,33 @@ fn push_procs(
         t.hosts.push(p);
     }
     Ok(())
+}
+
+/// `parse` for mod_proxy, whose hosts may carry options gw_backend does not
+/// know (lighttpd accepts them without a word; configs carry some from other
+/// servers): those are left out (support.rs warns of them).
+pub fn parse_lenient(v: &Value, what: &str) -> Result<Table, String> {
+    parse(&known_options(v), what)
+}
+
+/// `v` without the keyed scalar entries that are not host options (ext keys and
+/// named hosts have lists as values, options scalars).
+fn known_options(v: &Value) -> Value {
+    match v {
+        Value::Array(items) => Value::Array(
+            items
+                .iter()
+                .filter(|(k, v)| match (k, v) {
+                    (Some(k), Value::Str(_) | Value::Int(_)) => wick_conf::keys::GW_HOST_OPTIONS
+                        .iter()
+                        .any(|o| o.eq_ignore_ascii_case(k)),
+                    _ => true,
+                })
+                .map(|(k, v)| (k.clone(), known_options(v)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
 }
 
 fn host(opts: &[(Option<String>, Value)], what: &str, key: &str) -> Result<Host, String> {
@@ -386,5 +414,28 @@ mod tests {
         assert!(parse(&auth("authorizer"), "fastcgi.server")
             .expect_err("refused")
             .contains("mode \"authorizer\""));
+    }
+
+    /// mod_proxy's trees: an option lighttpd does not read is left out (it
+    /// ignores it too); "" is a key.
+    #[test]
+    fn lenient_for_unknown_options() {
+        let v = kv(vec![(
+            "",
+            kv(vec![(
+                "tomcat",
+                kv(vec![
+                    ("host", s("127.0.0.1")),
+                    ("port", Value::Int(80)),
+                    ("fix-redirects", Value::Int(1)),
+                ]),
+            )]),
+        )]);
+        assert!(parse(&v, "proxy.server")
+            .expect_err("strict")
+            .contains("fix-redirects"));
+        let t = parse_lenient(&v, "proxy.server").expect("lenient");
+        assert_eq!(t.exts[0].key, "");
+        assert_eq!(t.hosts[0].name, "127.0.0.1:80");
     }
 }

@@ -1,15 +1,22 @@
-//! One request to a backend the worker connects to itself (mod_fastcgi, mod_scgi):
-//! [`GatewayJob`], the handler the connection steps. It picks a backend, connects
-//! without blocking (a refused or timed-out connect disables the host for its
-//! disable-time and the next live one is tried; none left: 503), writes the
-//! request in the backend's [`Wire`] format — FastCGI records (BEGIN_REQUEST,
-//! PARAMS, the body as STDIN), or an SCGI or uwsgi head and the body as it is —
-//! and reads the response back: FastCGI's STDOUT records, or the plain stream up
-//! to the backend's close, into the CGI job's response (head, framing,
-//! X-Sendfile); FastCGI's STDERR lines to the error log, END_REQUEST as the end.
+//! One request to a backend the worker connects to itself (mod_fastcgi, mod_scgi,
+//! mod_proxy): [`GatewayJob`], the handler the connection steps. It picks a
+//! backend, connects without blocking (a refused or timed-out connect disables
+//! the host for its disable-time and the next live one is tried; none left: 503),
+//! writes the request in the backend's [`Wire`] format — FastCGI records
+//! (BEGIN_REQUEST, PARAMS, the body as STDIN), an SCGI or uwsgi head and the body
+//! as it is, or an HTTP/1.1 head (made once connected: it may name the host) and
+//! the body — and reads the response back: FastCGI's STDOUT records, or the plain
+//! stream up to the backend's close, into the CGI job's response (head, framing,
+//! X-Sendfile); FastCGI's STDERR lines to the error log, END_REQUEST as the end;
+//! an HTTP response through its exchange (proxy/), ending with its body.
 //! The backend is not read while the client's output is full. Failures are logged
 //! with the module and the backend named: 502 for a connection that died before
 //! its response or a malformed head, 504 for read-timeout and write-timeout.
+//!
+//! A proxied 101 makes the job a tunnel: the connection hands it every byte the
+//! client sends (`Handler::tunnel`), both directions move as the other side
+//! takes them, and each side's FIN is passed on once what preceded it was
+//! written; the job ends when both directions have ended.
 
 use super::{Backend, Balance, Pick, Pool};
 use crate::cgi::{self, Framing, Job, Stage};
@@ -28,6 +35,8 @@ pub enum Wire {
     Scgi,
     /// A uwsgi packet head, then the body; the response until the close.
     Uwsgi,
+    /// An HTTP/1.1 request (mod_proxy), the response by its own framing.
+    Http,
 }
 
 /// What the module hands to [`GatewayJob::new`].
@@ -43,6 +52,10 @@ pub(super) struct Start {
     /// The connection's key (the backend socket's token).
     pub key: usize,
     pub now: u64,
+    /// mod_proxy's exchange (Wire::Http).
+    pub http: Option<Box<super::proxy::Exchange>>,
+    /// Seconds a tunnel may be silent both ways (server.max-read-idle).
+    pub idle: u64,
 }
 
 /// Where the socket is.
@@ -88,6 +101,17 @@ pub struct GatewayJob {
     connect_ts: u64,
     /// When the connect began, while mod_status counts (the backend's latency).
     since: Option<std::time::Instant>,
+    /// mod_proxy's exchange (Wire::Http).
+    http: Option<Box<super::proxy::Exchange>>,
+    /// The client sent its FIN (a tunnel passes it on).
+    client_eof: bool,
+    /// A tunnel: the backend's write side is shut (the client's FIN passed on).
+    up_shut: bool,
+    /// A tunnel: the backend sent its FIN.
+    down_eof: bool,
+    /// A tunnel: the client's write side is shut (the backend's FIN passed on).
+    down_shut: bool,
+    idle: u64,
 }
 
 impl GatewayJob {
@@ -104,7 +128,9 @@ impl GatewayJob {
             conn: Conn::None,
             key: s.key,
             env: Some(s.env),
-            wbuf: Vec::with_capacity(4096),
+            // An HTTP head is small; below 1 KiB glibc's malloc takes the fast
+            // path (a larger request first consolidates its free lists).
+            wbuf: Vec::with_capacity(if s.wire == Wire::Http { 1000 } else { 4096 }),
             wpos: 0,
             wrote: false,
             blocked: false,
@@ -113,6 +139,12 @@ impl GatewayJob {
             reader: Reader::default(),
             connect_ts: s.now,
             since: None,
+            http: s.http,
+            client_eof: false,
+            up_shut: false,
+            down_eof: false,
+            down_shut: false,
+            idle: s.idle,
         };
         if let Some(pool) = &j.pool {
             pool.begin(s.pick.host);
@@ -149,7 +181,18 @@ impl GatewayJob {
             reader: Reader::default(),
             connect_ts: 0,
             since: None,
+            http: None,
+            client_eof: false,
+            up_shut: false,
+            down_eof: false,
+            down_shut: false,
+            idle: 0,
         }
+    }
+
+    /// Bytes pass both ways as they are (mod_proxy after a 101).
+    fn tunnelling(&self) -> bool {
+        self.http.as_ref().is_some_and(|x| x.tunnel())
     }
 
     fn chunked(&self) -> bool {
@@ -201,6 +244,17 @@ impl GatewayJob {
                 record::params(&mut self.wbuf, pairs);
             }
             Wire::Scgi => crate::scgi::scgi_head(&mut self.wbuf, pairs),
+            Wire::Http => {
+                let body = match self.job.saved.head.body {
+                    crate::request::BodyKind::None => None,
+                    crate::request::BodyKind::Length(n) => Some(n),
+                    crate::request::BodyKind::Chunked => Some(self.job.inbuf.len() as u64),
+                };
+                let host = self.pick.map_or(0, |p| p.host);
+                if let Some(x) = self.http.as_mut() {
+                    x.request_head(body, host, &mut self.wbuf);
+                }
+            }
             Wire::Uwsgi => {
                 if crate::scgi::uwsgi_head(&mut self.wbuf, pairs).is_err() {
                     ctx.log.push(format!(
@@ -287,7 +341,7 @@ impl GatewayJob {
     fn stdin(&mut self) -> bool {
         let job = &mut self.job;
         let mut progress = false;
-        if job.stage == Stage::Done || self.conn == Conn::Closed {
+        if job.stage == Stage::Done || self.conn == Conn::Closed || self.up_shut {
             // Nobody reads it any more: dropped so the client can be read on.
             job.inbuf.clear();
             return false;
@@ -300,7 +354,7 @@ impl GatewayJob {
         if !job.inbuf.is_empty() && self.wbuf.len() - self.wpos < cgi::IN_HIGH {
             match self.wire {
                 Wire::FastCgi => record::stream(&mut self.wbuf, record::STDIN, &job.inbuf),
-                Wire::Scgi | Wire::Uwsgi => self.wbuf.extend_from_slice(&job.inbuf),
+                Wire::Scgi | Wire::Uwsgi | Wire::Http => self.wbuf.extend_from_slice(&job.inbuf),
             }
             job.inbuf.clear();
             progress = true;
@@ -347,6 +401,8 @@ impl GatewayJob {
                     self.wpos = 0;
                     self.stdin_end = true;
                     self.job.body_open = false;
+                    // A tunnel's backend reads no more: the client's bytes are dropped.
+                    self.up_shut = self.tunnelling();
                     return true;
                 }
             }
@@ -368,13 +424,18 @@ impl GatewayJob {
                     .pending
                     .as_ref()
                     .is_some_and(|p| p.body.len() >= cgi::OUT_HIGH);
-            if full || self.conn != Conn::Up {
+            if full || self.conn != Conn::Up || self.down_eof {
                 return Ok(progress);
             }
             let Some(s) = &self.sock else {
                 return Ok(progress);
             };
             let n = match s.read(rbuf) {
+                Ok(0) if self.tunnelling() => {
+                    // Passed on to the client once what came before is sent.
+                    self.down_eof = true;
+                    return Ok(true);
+                }
                 Ok(0) => {
                     self.backend_eof(ctx);
                     return Ok(true);
@@ -398,6 +459,10 @@ impl GatewayJob {
             if self.wire == Wire::FastCgi {
                 self.reader.extend(&rbuf[..n]);
                 self.records(ctx)?;
+            } else if self.wire == Wire::Http {
+                if self.http_data(ctx, &rbuf[..n]) {
+                    return Ok(true);
+                }
             } else if self.job.stage != Stage::Done
                 && cgi::stdout_data(ctx, &mut self.job, &rbuf[..n]).is_some()
             {
@@ -459,13 +524,49 @@ impl GatewayJob {
         }
     }
 
+    /// Response bytes through mod_proxy's exchange. True: the backend is done
+    /// with (the response is whole, or answered otherwise).
+    fn http_data(&mut self, ctx: &mut Ctx, d: &[u8]) -> bool {
+        let Some(mut x) = self.http.take() else {
+            return false;
+        };
+        let got = x.data(ctx, &mut self.job, d);
+        self.http = Some(x);
+        match got {
+            super::proxy::Got::More | super::proxy::Got::Tunnel => false,
+            super::proxy::Got::Complete => {
+                if let (Some(pool), Some(p)) = (&self.pool, self.pick) {
+                    pool.answered(p.host, self.since);
+                }
+                self.release();
+                true
+            }
+            super::proxy::Got::Answered => {
+                self.release();
+                true
+            }
+        }
+    }
+
     /// The backend closed its connection. SCGI and uwsgi end a response so, once
     /// something came; FastCGI's is broken before END_REQUEST (502 if none was
-    /// sent, else the client's connection closes), as is a close with no answer.
+    /// sent, else the client's connection closes), as is a close with no answer;
+    /// an HTTP response by its framing (proxy/).
     fn backend_eof(&mut self, ctx: &mut Ctx) {
         let name = self.host_name();
         self.release();
         if self.job.stage == Stage::Done {
+            return;
+        }
+        if self.tunnelling() {
+            // A tunnel whose backend failed: what came goes out, then the close.
+            self.job.keep_alive = false;
+            self.job.stage = Stage::Done;
+            return;
+        }
+        if let Some(mut x) = self.http.take() {
+            x.eof(ctx, &mut self.job, self.heard);
+            self.http = Some(x);
             return;
         }
         if self.wire != Wire::FastCgi && self.heard {
@@ -507,7 +608,8 @@ impl GatewayJob {
         }
         // Steps that lead on to the next within this pump ask for no second round;
         // a failed-over connect (a next host to try) does.
-        if self.env.is_some() && self.job.stage == Stage::Running {
+        // (mod_proxy's head is made once connected: it may name the host.)
+        if self.env.is_some() && self.job.stage == Stage::Running && self.wire != Wire::Http {
             self.queue_params(ctx);
         }
         if self.conn == Conn::None && self.job.stage == Stage::Running {
@@ -527,6 +629,9 @@ impl GatewayJob {
                 }
                 _ => {}
             }
+        }
+        if self.env.is_some() && self.conn == Conn::Up && self.job.stage == Stage::Running {
+            self.queue_params(ctx);
         }
         // Body bytes moved on make room for more from the client.
         if self.stdin() && self.job.body_open {
@@ -560,6 +665,9 @@ impl GatewayJob {
             Ok(p) => progress |= p,
             Err(_) => return Step::Close,
         }
+        if self.tunnelling() {
+            self.tunnel_fins(client);
+        }
         if self.job.stage == Stage::Done && self.sock.is_none() {
             self.release();
             self.job.complete(ctx, rbuf);
@@ -572,6 +680,28 @@ impl GatewayJob {
             Step::Progress
         } else {
             Step::Wait
+        }
+    }
+}
+
+impl GatewayJob {
+    /// A tunnel passes each side's FIN on once what came before it is written;
+    /// both passed, it ends.
+    fn tunnel_fins(&mut self, client: &mut crate::handler::Client) {
+        let up_flushed = self.wpos == self.wbuf.len() && self.job.inbuf.is_empty();
+        if self.client_eof && !self.up_shut && up_flushed {
+            if let Some(s) = &self.sock {
+                s.shutdown_write();
+            }
+            self.up_shut = true;
+        }
+        if self.down_eof && !self.down_shut && self.job.out.is_empty() {
+            client.shutdown_write();
+            self.down_shut = true;
+        }
+        if self.up_shut && self.down_shut {
+            self.release();
+            self.job.stage = Stage::Done;
         }
     }
 }
@@ -600,6 +730,11 @@ impl crate::handler::Handler for GatewayJob {
 
     fn client_fin(&mut self, _ctx: &mut Ctx) {
         self.job.keep_alive = false;
+        self.client_eof = true;
+    }
+
+    fn tunnel(&self) -> bool {
+        self.tunnelling()
     }
 
     fn step(
@@ -631,10 +766,13 @@ impl crate::handler::Handler for GatewayJob {
     }
 
     fn timeout(&self, write_idle: u64) -> u64 {
-        if self.job.out.is_empty() {
-            u64::MAX
-        } else {
+        if !self.job.out.is_empty() {
             write_idle
+        } else if self.tunnelling() {
+            // Silent both ways (the connection's progress counts either).
+            self.idle
+        } else {
+            u64::MAX
         }
     }
 
@@ -648,6 +786,10 @@ impl crate::handler::Handler for GatewayJob {
         let (Some(pool), Some(pick)) = (self.pool.clone(), self.pick) else {
             return false;
         };
+        if self.tunnelling() {
+            // Its idle limit is the connection's (`timeout`).
+            return false;
+        }
         let host = pool.host(pick.host);
         match self.conn {
             Conn::Connecting => {

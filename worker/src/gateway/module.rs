@@ -1,12 +1,14 @@
-//! mod_fastcgi and mod_scgi as modules of the handler stage: the `*.server` in
-//! force for the request decides, as lighttpd's gw_check_extension does, whether a
-//! backend takes it: a URL prefix key, or a suffix key of the URL path
-//! (check-local disabled) or of a file that exists (check-local, the default;
-//! path info split off as for CGI). The claimed request becomes a [`GatewayJob`]
-//! with its CGI environment, in the wire format of the module (and of
-//! scgi.protocol).
+//! mod_fastcgi, mod_scgi and mod_proxy as modules of the handler stage: the
+//! `*.server` in force for the request decides, as lighttpd's gw_check_extension
+//! does, whether a backend takes it: a URL prefix key, or a suffix key of the URL
+//! path (check-local disabled, as it always is for mod_proxy) or of a file that
+//! exists (check-local, the default; path info split off as for CGI). The claimed
+//! request becomes a [`GatewayJob`] with its CGI environment, in the wire format
+//! of the module (and of scgi.protocol), or, for mod_proxy, with its HTTP
+//! exchange (proxy.header and proxy.forwarded in force).
 
 use super::job::{GatewayJob, Start, Wire};
+use super::proxy;
 use super::{Balance, Pool};
 use crate::handler::Handler;
 use crate::mods::{hook, Gateways, HandlerCx, Module};
@@ -20,6 +22,7 @@ use wick_proto::cgienv::{self, Derived};
 pub enum Kind {
     FastCgi,
     Scgi,
+    Proxy,
 }
 
 impl Kind {
@@ -27,14 +30,26 @@ impl Kind {
         match self {
             Kind::FastCgi => "mod_fastcgi",
             Kind::Scgi => "mod_scgi",
+            Kind::Proxy => "mod_proxy",
         }
     }
 
-    /// Its keys' prefix: `fastcgi`, `scgi`.
+    /// Its keys' prefix: `fastcgi`, `scgi`, `proxy`.
     fn prefix(self) -> &'static str {
         match self {
             Kind::FastCgi => "fastcgi",
             Kind::Scgi => "scgi",
+            Kind::Proxy => "proxy",
+        }
+    }
+
+    /// Its `*.server` value parsed (mod_proxy's leaves unknown host options out,
+    /// as lighttpd ignores them).
+    fn parse(self, v: &Value) -> Result<super::Table, String> {
+        let what = format!("{}.server", self.prefix());
+        match self {
+            Kind::Proxy => super::parse_lenient(v, &what),
+            _ => super::parse(v, &what),
         }
     }
 
@@ -58,6 +73,12 @@ impl Kind {
                     Wire::Scgi
                 },
             },
+            Kind::Proxy => Keys {
+                server: view.proxy_server,
+                balance: view.proxy_balance,
+                map_extensions: view.proxy_map_extensions,
+                wire: Wire::Http,
+            },
         }
     }
 }
@@ -69,12 +90,21 @@ struct Keys<'v> {
     wire: Wire,
 }
 
+/// The name of each host of a pool (empty: unnamed).
+type HostNames = Rc<Vec<String>>;
+
 pub struct GatewayModule {
     kind: Kind,
     /// Parsed `*.server` values with their hosts' state, found by the address of
     /// the value in the compiled configuration (which lives as long as the
-    /// worker): one pool per block that sets the key.
-    pools: RefCell<Vec<(*const Value, Rc<Pool>)>>,
+    /// worker): one pool per block that sets the key; with each host's name
+    /// (proxy.replace-http-host).
+    pools: RefCell<Vec<(*const Value, Rc<Pool>, HostNames)>>,
+    /// mod_proxy: parsed proxy.header values, found the same way.
+    headers: RefCell<Vec<(*const Value, Rc<proxy::Header>)>>,
+    /// mod_proxy: server.feature-flags "proxy.force-http10", the default of
+    /// proxy.header's force-http10.
+    force_http10: bool,
 }
 
 impl GatewayModule {
@@ -82,24 +112,73 @@ impl GatewayModule {
     /// the start (the master's check does the same).
     pub fn new(cfg: &Config, kind: Kind) -> Result<GatewayModule, String> {
         check(cfg, kind)?;
+        let force_http10 = cfg
+            .server
+            .feature_flags
+            .iter()
+            .find(|(k, _)| k == "proxy.force-http10")
+            .is_some_and(|(_, v)| wick_conf::options::parse_bool(v).unwrap_or(false));
         Ok(GatewayModule {
             kind,
             pools: RefCell::new(Vec::new()),
+            headers: RefCell::new(Vec::new()),
+            force_http10,
         })
     }
 
-    fn pool(&self, v: &Value) -> Option<Rc<Pool>> {
+    fn pool(&self, v: &Value) -> Option<(Rc<Pool>, HostNames)> {
         let mut pools = self.pools.borrow_mut();
-        if let Some((_, p)) = pools.iter().find(|(k, _)| std::ptr::eq(*k, v)) {
-            return Some(p.clone());
+        if let Some((_, p, n)) = pools.iter().find(|(k, _, _)| std::ptr::eq(*k, v)) {
+            return Some((p.clone(), n.clone()));
         }
         // (checked at start: a value that does not parse cannot be in force)
-        let key = format!("{}.server", self.kind.prefix());
-        let t = super::parse(v, &key).ok()?;
+        let mut t = self.kind.parse(v).ok()?;
+        if self.kind == Kind::Proxy {
+            // lighttpd's mod_proxy clears check-local on every host.
+            for h in &mut t.hosts {
+                h.check_local = false;
+            }
+        }
         let p = Rc::new(Pool::new(t));
-        pools.push((v as *const Value, p.clone()));
-        Some(p)
+        let names = Rc::new(host_names(v));
+        pools.push((v as *const Value, p.clone(), names.clone()));
+        Some((p, names))
     }
+
+    /// proxy.header in force, parsed once per value.
+    fn header(&self, v: &Value) -> Rc<proxy::Header> {
+        let mut headers = self.headers.borrow_mut();
+        if let Some((_, h)) = headers.iter().find(|(k, _)| std::ptr::eq(*k, v)) {
+            return h.clone();
+        }
+        // (checked at start; the default value is the empty list)
+        let h = Rc::new(proxy::header(v, self.force_http10).unwrap_or_default());
+        headers.push((v as *const Value, h.clone()));
+        h
+    }
+}
+
+/// The name of each host of a `*.server` tree, in `parse`'s order (empty for
+/// an unnamed one): lighttpd's host id, the Host proxy.replace-http-host sends.
+fn host_names(v: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    let Value::Array(items) = v else {
+        return out;
+    };
+    for (_, hosts) in items {
+        let Value::Array(list) = hosts else {
+            continue;
+        };
+        let direct = list
+            .iter()
+            .all(|(k, v)| k.is_some() && !matches!(v, Value::Array(_)));
+        if direct && !list.is_empty() {
+            out.push(String::new());
+        } else {
+            out.extend(list.iter().map(|(k, _)| k.clone().unwrap_or_default()));
+        }
+    }
+    out
 }
 
 /// The module's `*.server`, `*.balance` (and scgi.protocol) as wickd reads them,
@@ -110,11 +189,15 @@ pub fn check(cfg: &Config, kind: Kind) -> Result<(), String> {
     for s in cfg.blocks.iter().flat_map(|b| &b.settings) {
         let at = format!("{}:{}", s.loc.file, s.loc.line);
         if s.key.eq_ignore_ascii_case(&server) {
-            super::parse(&s.value, &server).map_err(|e| format!("{at}: {e}"))?;
+            kind.parse(&s.value).map_err(|e| format!("{at}: {e}"))?;
         } else if s.key.eq_ignore_ascii_case(&balance) {
             if let Value::Str(b) = &s.value {
                 Balance::parse(b).map_err(|e| format!("{at}: {balance}: {e}"))?;
             }
+        } else if kind == Kind::Proxy && s.key.eq_ignore_ascii_case("proxy.header") {
+            proxy::header(&s.value, false).map_err(|e| format!("{at}: {e}"))?;
+        } else if kind == Kind::Proxy && s.key.eq_ignore_ascii_case("proxy.forwarded") {
+            proxy::forwarded(&s.value).map_err(|e| format!("{at}: {e}"))?;
         } else if kind == Kind::Scgi
             && s.key.eq_ignore_ascii_case("scgi.protocol")
             && !matches!(&s.value, Value::Str(v) if v == "scgi" || v == "uwsgi")
@@ -222,7 +305,7 @@ impl Module for GatewayModule {
         if matches!(v, Value::Array(a) if a.is_empty()) {
             return None;
         }
-        let pool = self.pool(v)?;
+        let (pool, names) = self.pool(v)?;
         let map = keys.map_extensions;
         let wire = keys.wire;
         let now = x.env.clock.mono;
@@ -252,6 +335,9 @@ impl Module for GatewayModule {
                 let key = &pool.table.exts[ext].key;
                 let len = prefix_script_len(key, host.fix_root_scriptname, gw.path);
                 let path = gw.path.to_vec();
+                if self.kind == Kind::Proxy {
+                    return Some(self.start_proxy(x, gw, &pool, &names, pick, balance, hkey));
+                }
                 let how = (wire, balance);
                 return Some(self.start(x, gw, &pool, pick, how, hkey, &path, len));
             }
@@ -373,6 +459,98 @@ impl GatewayModule {
                 env,
                 key,
                 now: clock_mono,
+                http: None,
+                idle: 0,
+            })) as Box<dyn Handler>
+        })
+    }
+
+    /// mod_proxy's request: the job, and the exchange that makes its HTTP head
+    /// (proxy.header and proxy.forwarded in force) once a backend is connected.
+    #[allow(clippy::too_many_arguments)]
+    fn start_proxy(
+        &self,
+        x: &mut HandlerCx,
+        gw: &mut Gateways,
+        pool: &Rc<Pool>,
+        names: &HostNames,
+        pick: super::Pick,
+        balance: Balance,
+        hkey: Vec<u8>,
+    ) -> Box<dyn Handler> {
+        let view = x.view;
+        let host = pool.host(pick.host).clone();
+        let key = gw.cgi.current;
+        let header = self.header(view.proxy_header);
+        // (checked at start)
+        let forwarded = proxy::forwarded(view.proxy_forwarded).unwrap_or(0);
+        // The target as lighttpd's r->target: normalised (or rewritten), its query.
+        let mut target = Vec::with_capacity(x.req.raw_path.len() + x.req.query.len() + 1);
+        crate::parseopts::normalize_target(x.req.raw_path, x.rq.parseopts, &mut target);
+        if !x.req.query.is_empty() {
+            target.push(b'?');
+            target.extend_from_slice(x.req.query);
+        }
+        let base = x.base;
+        let by = (forwarded & proxy::fwd::BY != 0).then(|| {
+            crate::sys::sockname(base.fd)
+                .map(|a| a.to_string())
+                .or_else(
+                    || match gw.cfg.listeners.get(base.listener).map(|l| &l.addr) {
+                        Some(wick_conf::ListenAddr::Unix(p)) => Some(p.display().to_string()),
+                        _ => None,
+                    },
+                )
+                .unwrap_or_default()
+        });
+        let (peer, tls, scheme) = (base.peer, base.tls.is_some(), gw.scheme);
+        let scheme = if scheme == "https" { "https" } else { "http" };
+        let replace_host = *view.proxy_replace_http_host;
+        let idle = *view.max_read_idle;
+        let names = names.clone();
+        let path = gw.path.to_vec();
+        let module = self.kind.module();
+        crate::cgi::with_begin(x, gw, &path, path.len(), |p, view, b| {
+            let clock_mono = p.clock.mono;
+            let (mut job, req) = crate::cgi::begin_socket(p, view, b, module);
+            job.backend = host.name.clone();
+            job.xsendfile = host.xsendfile;
+            job.xsendfile_docroot = host.xsendfile_docroot.clone();
+            if host.xsendfile {
+                job.mimetypes = view.mimetypes.clone();
+            }
+            job.local_redir = false;
+            let Some(req) = req else {
+                return Box::new(GatewayJob::failed(job)) as Box<dyn Handler>;
+            };
+            let remap = proxy::Remap::new(header, req.host.clone(), tls);
+            let request = proxy::Request {
+                method: req.method,
+                target,
+                version: job.version,
+                host: req.host,
+                headers: req.headers,
+                peer,
+                scheme,
+                tls,
+                by,
+                remote_user: req.auth.map(|(u, _)| u),
+                replace_host,
+                host_ids: names,
+                forwarded,
+            };
+            Box::new(GatewayJob::new(Start {
+                wire: Wire::Http,
+                job,
+                pool: pool.clone(),
+                pick,
+                balance,
+                hkey,
+                env: Vec::new(),
+                key,
+                now: clock_mono,
+                http: Some(Box::new(proxy::Exchange::new(request, remap))),
+                idle,
             })) as Box<dyn Handler>
         })
     }

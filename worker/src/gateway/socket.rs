@@ -36,12 +36,19 @@ impl Backend {
                 let s = TcpStream::connect(*sa)?;
                 // Records are written whole; no Nagle wait for the last one.
                 let _ = s.set_nodelay(true);
-                Backend {
+                let mut b = Backend {
                     sock: Sock::Tcp(s),
                     token,
                     writable: true,
                     connecting: true,
+                };
+                // A connect that completed at once (loopback, as a rule) is
+                // registered for reading only: no second epoll_ctl to drop the
+                // writable interest.
+                if b.check_connected()? {
+                    b.writable = false;
                 }
+                b
             }
             Addr::Unix(p) => Backend {
                 sock: Sock::Unix(UnixStream::connect(p)?),
@@ -112,6 +119,15 @@ impl Backend {
             Sock::Tcp(s) => (&*s).read(buf),
             Sock::Unix(s) => (&*s).read(buf),
         }
+    }
+
+    /// Our side is done (a tunnel's client sent its FIN): the backend reads the
+    /// end, and may still answer.
+    pub fn shutdown_write(&self) {
+        let _ = match &self.sock {
+            Sock::Tcp(s) => s.shutdown(std::net::Shutdown::Write),
+            Sock::Unix(s) => s.shutdown(std::net::Shutdown::Write),
+        };
     }
 
     pub fn write(&self, buf: &[u8]) -> io::Result<usize> {

@@ -457,6 +457,9 @@ pub struct Gateways<'a> {
     /// mod_accesslog, when it logs: a gateway's line is written when its
     /// response ends.
     pub accesslog: Option<&'a accesslog::Accesslog>,
+    /// "http" or "https" as conditions see it (mod_extforward may have set it):
+    /// mod_proxy's X-Forwarded-Proto.
+    pub scheme: &'a str,
 }
 
 /// What a handler sees.
@@ -636,6 +639,7 @@ fn build(name: &str, cfg: &Config) -> Result<Option<Box<dyn Module>>, String> {
         "mod_cgi" => Some(Box::new(crate::cgi::ModCgi)),
         "mod_fastcgi" => Some(Box::new(GatewayModule::new(cfg, Kind::FastCgi)?)),
         "mod_scgi" => Some(Box::new(GatewayModule::new(cfg, Kind::Scgi)?)),
+        "mod_proxy" => Some(Box::new(GatewayModule::new(cfg, Kind::Proxy)?)),
         "mod_status" => Some(Box::new(status::Status::new(cfg))),
         _ => None,
     })
@@ -809,10 +813,11 @@ impl Mods {
         self.names.iter().any(|x| x == name)
     }
 
-    /// A module that connects to backends itself (mod_fastcgi, mod_scgi) is
+    /// A module that connects to backends itself (mod_fastcgi, mod_scgi,
+    /// mod_proxy) is
     /// loaded: the worker's handlers then register sockets with its poll.
     pub fn connects_backends(&self) -> bool {
-        self.loaded("mod_fastcgi") || self.loaded("mod_scgi")
+        self.loaded("mod_fastcgi") || self.loaded("mod_scgi") || self.loaded("mod_proxy")
     }
 
     fn stage(&self, s: usize) -> impl Iterator<Item = &dyn Module> {
