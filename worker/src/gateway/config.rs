@@ -268,6 +268,11 @@ fn host(opts: &[(Option<String>, Value)], what: &str, key: &str) -> Result<Host,
             o => return Err(err(format!("unknown option \"{o}\""))),
         }
     }
+    // lighttpd's gw_backend: a socket, or a host and port, not both; a TCP host
+    // without a port is on 80; without a host, 127.0.0.1.
+    if !socket.is_empty() && (!host.is_empty() || port.is_some()) {
+        return Err(err("either host/port or socket have to be set".into()));
+    }
     if !socket.is_empty() {
         h.name = format!("unix:{socket}");
         h.addr = Addr::Unix(PathBuf::from(socket));
@@ -275,10 +280,14 @@ fn host(opts: &[(Option<String>, Value)], what: &str, key: &str) -> Result<Host,
         h.name = format!("unix:{host}");
         h.addr = Addr::Unix(PathBuf::from(host));
     } else {
-        // A bin-path host listens on port 80 by default (lighttpd).
-        let Some(port) = port.or((!h.bin_path.trim().is_empty()).then_some(80)) else {
-            return Err(err("needs \"socket\", or \"host\" and \"port\"".into()));
-        };
+        // (wickd also takes a port alone as 127.0.0.1, where lighttpd wants a host.)
+        if host.is_empty() && port.is_none() && h.bin_path.trim().is_empty() {
+            return Err(err(
+                "needs \"socket\", or \"host\" (and \"port\", 80 if not given), or \"bin-path\""
+                    .into(),
+            ));
+        }
+        let port = port.unwrap_or(80);
         let host = if host.is_empty() {
             "127.0.0.1".to_string()
         } else {
@@ -371,6 +380,18 @@ mod tests {
         assert_eq!(t.hosts[0].addr, Addr::Unix("/run/php.socket-0".into()));
         assert_eq!(t.hosts[1].name, "unix:/run/php.socket-1");
         assert_eq!(t.hosts[2].name, "127.0.0.1:80");
+    }
+
+    /// lighttpd's gw_backend: a socket or a host/port, not both; no port is 80.
+    #[test]
+    fn socket_or_host_and_port_80() {
+        let one = |opts: Vec<(&str, Value)>| kv(vec![(".php", list(vec![kv(opts)]))]);
+        let both = one(vec![("socket", s("/run/a.sock")), ("host", s("127.0.0.1"))]);
+        assert!(parse(&both, "fastcgi.server")
+            .expect_err("refused")
+            .contains("either host/port or socket"));
+        let t = parse(&one(vec![("host", s("127.0.0.2"))]), "fastcgi.server").expect("ok");
+        assert_eq!(t.hosts[0].name, "127.0.0.2:80");
     }
 
     #[test]
