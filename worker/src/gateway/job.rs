@@ -11,6 +11,7 @@
 //! with the module and the backend named: 502 for a connection that died before
 //! its response or a malformed head, 504 for read-timeout and write-timeout.
 
+use super::authorizer::{Authorizing, Fed};
 use super::{Backend, Balance, Pick, Pool};
 use crate::cgi::{self, Framing, Job, Stage};
 use crate::ctx::Ctx;
@@ -88,6 +89,8 @@ pub struct GatewayJob {
     connect_ts: u64,
     /// When the connect began, while mod_status counts (the backend's latency).
     since: Option<std::time::Instant>,
+    /// A FastCGI authorizer's request (authorizer.rs): no body, its 200 held.
+    auth: Option<Box<Authorizing>>,
 }
 
 impl GatewayJob {
@@ -113,6 +116,7 @@ impl GatewayJob {
             reader: Reader::default(),
             connect_ts: s.now,
             since: None,
+            auth: None,
         };
         if let Some(pool) = &j.pool {
             pool.begin(s.pick.host);
@@ -149,7 +153,22 @@ impl GatewayJob {
             reader: Reader::default(),
             connect_ts: 0,
             since: None,
+            auth: None,
         }
+    }
+
+    /// Ask as an authorizer (role AUTHORIZER): the body is neither read nor
+    /// sent; `docroot`: the host's; `internal`: the internal request this is.
+    pub(super) fn authorizer(
+        mut self,
+        docroot: &str,
+        internal: Option<crate::internal::InternalInfo>,
+    ) -> GatewayJob {
+        self.auth = Some(Box::new(Authorizing::new(docroot, internal)));
+        self.job.body_open = false;
+        self.job.stage = Stage::Running;
+        self.stdin_end = true;
+        self
     }
 
     fn chunked(&self) -> bool {
@@ -188,7 +207,7 @@ impl GatewayJob {
         let Some(mut env) = self.env.take() else {
             return;
         };
-        if self.chunked() {
+        if self.chunked() && self.auth.is_none() {
             let n = self.job.inbuf.len().to_string();
             if let Some((_, v)) = env.iter_mut().find(|(k, _)| k == "CONTENT_LENGTH") {
                 *v = n;
@@ -197,7 +216,11 @@ impl GatewayJob {
         let pairs = env.iter().map(|(k, v)| (k.as_str(), v.as_str()));
         match self.wire {
             Wire::FastCgi => {
-                record::begin(&mut self.wbuf, false);
+                let role = match self.auth {
+                    Some(_) => record::AUTHORIZER,
+                    None => record::RESPONDER,
+                };
+                record::begin(&mut self.wbuf, role, false);
                 record::params(&mut self.wbuf, pairs);
             }
             Wire::Scgi => crate::scgi::scgi_head(&mut self.wbuf, pairs),
@@ -431,7 +454,15 @@ impl GatewayJob {
                     if d.is_empty() || self.job.stage == Stage::Done {
                         continue;
                     }
-                    let d = d.to_vec();
+                    let mut d = d.to_vec();
+                    if let Some(a) = self.auth.as_mut() {
+                        match a.feed(&d) {
+                            Fed::Kept => continue,
+                            Fed::Pass => {}
+                            // The authorizer's answer is the response.
+                            Fed::Deny(head) => d = head,
+                        }
+                    }
                     if cgi::stdout_data(ctx, &mut self.job, &d).is_some() {
                         // Answered already (a malformed head, X-Sendfile): the
                         // backend's connection is not needed any more.
@@ -449,6 +480,12 @@ impl GatewayJob {
                         pool.answered(p.host, self.since);
                     }
                     self.release();
+                    if let Some(a) = self.auth.as_mut().filter(|a| a.granted()) {
+                        // Granted: the request runs again once what is queued
+                        // for earlier requests is out (`pump`).
+                        a.ended = true;
+                        return Ok(());
+                    }
                     if self.job.stage != Stage::Done {
                         cgi::stdout_eof(ctx, &mut self.job);
                     }
@@ -560,6 +597,11 @@ impl GatewayJob {
             Ok(p) => progress |= p,
             Err(_) => return Step::Close,
         }
+        if let Some(a) = self.auth.as_mut().filter(|a| a.ended) {
+            if self.job.out.is_empty() {
+                return a.finish(ctx, &self.job.saved);
+            }
+        }
         if self.job.stage == Stage::Done && self.sock.is_none() {
             self.release();
             self.job.complete(ctx, rbuf);
@@ -578,6 +620,11 @@ impl GatewayJob {
 
 impl crate::handler::Handler for GatewayJob {
     fn body_room(&mut self) -> Option<&mut Vec<u8>> {
+        if self.auth.is_some() {
+            // Not the authorizer's: it stays unread for whoever serves the
+            // request next (or the connection closes after a denial).
+            return None;
+        }
         let job = &mut self.job;
         let room = job.stage == Stage::Collecting
             || job.stage == Stage::Done

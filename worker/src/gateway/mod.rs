@@ -3,14 +3,17 @@
 //! reads it (`config.rs`), the hosts of one worker with their load and disable
 //! times and the balancing between them (`pool.rs`), the non-blocking socket to
 //! one (`socket.rs`), the module that claims requests for them (`module.rs`) and
-//! the handler that carries one request in the backend's wire format (`job.rs`).
+//! the handler that carries one request in the backend's wire format (`job.rs`);
+//! FastCGI authorizers (`authorizer.rs`).
 
+mod authorizer;
 mod config;
 mod job;
 mod module;
 mod pool;
 mod socket;
 
+pub use authorizer::Grant;
 pub use config::{parse, Addr, Ext, Host, Table};
 pub use job::{GatewayJob, Wire};
 pub use module::{GatewayModule, Kind};

@@ -232,6 +232,10 @@ pub struct Rq {
     pub req_headers: Vec<(String, String, bool)>,
     /// Environment added for CGI/FastCGI (set by modules at uri_clean time).
     pub env: Vec<(String, String)>,
+    /// A FastCGI authorizer granted this run of the request (set by
+    /// `pipeline::run` for every run, module path or not): no authorizer is
+    /// asked again, its variables go to FastCGI/SCGI backends.
+    pub grant: Option<crate::gateway::Grant>,
     /// Internal restarts so far.
     pub restarts: u32,
     /// mod_rewrite: a url.rewrite-once rule matched; no more rewriting.
@@ -275,6 +279,7 @@ impl Default for Rq {
             later: None,
             req_headers: Vec::new(),
             env: Vec::new(),
+            grant: None,
             restarts: 0,
             rewrite_final: false,
             extforward_done: false,
