@@ -37,6 +37,11 @@ fastcgi.server = (
   "/auth-down/" => ( ( "host" => "127.0.0.1", "port" => {p}, "mode" => "authorizer", "check-local" => "disable" ) ),
   "/docs/" => ( ( "host" => "127.0.0.1", "port" => {p}, "mode" => "authorizer", "check-local" => "disable", "docroot" => "@DIR@/alt" ) ),
   "/down/" => ( ( "host" => "127.0.0.1", "port" => {dead}, "mode" => "authorizer", "check-local" => "disable" ) ),
+  ".guarded" => ( ( "host" => "127.0.0.1", "port" => {p}, "mode" => "authorizer" ) ),
+  "/app/" => (
+    "auth" => ( "host" => "127.0.0.1", "port" => {p}, "mode" => "authorizer", "check-local" => "disable" ),
+    "resp" => ( "host" => "127.0.0.1", "port" => {p}, "check-local" => "disable" ),
+  ),
   ".php" => ( ( "host" => "127.0.0.1", "port" => {p} ) ),
 )
 {extra}
@@ -59,6 +64,7 @@ fastcgi.server = (
             std::fs::write(www.join(f), "<?php source ?>").expect("write");
         }
         std::fs::write(www.join("index.html"), "public\n").expect("write");
+        std::fs::write(www.join("x.guarded"), "guarded file\n").expect("write");
         std::fs::write(www.join("docs/page.txt"), "from the main root\n").expect("write");
         std::fs::write(
             dir.join("alt/docs/page.txt"),
@@ -141,6 +147,39 @@ fn variables_reach_the_responder_and_the_client_cannot_forge_them() {
     // A responder request without an authorizer gets no variable.
     let e = env_map(&s.get("/pub.php").body);
     assert!(!e.contains_key("USER_TIER"), "{e:?}");
+}
+
+/// A suffix key with check-local (the default): a file that exists is asked
+/// about, a missing one is 404 without asking.
+#[test]
+fn suffix_key_with_check_local() {
+    let be = Responder::tcp();
+    let s = start(&be, "");
+    let r = curl(&s.url("/x.guarded"), ALLOW);
+    assert_eq!((r.status, r.text().as_str()), (200, "guarded file\n"));
+    assert_eq!(s.get("/x.guarded").status, 403);
+    let before = be.requests.load(Ordering::Relaxed);
+    assert_eq!(curl(&s.url("/missing.guarded"), ALLOW).status, 404);
+    assert_eq!(be.requests.load(Ordering::Relaxed), before);
+}
+
+/// lighttpd's own test layout: an authorizer and a responder on one key.
+#[test]
+fn authorizer_and_responder_on_one_key() {
+    let be = Responder::tcp();
+    let s = start(&be, "");
+    let r = curl(&s.url("/app/run/x?q=1"), ALLOW);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let e = env_map(&r.body);
+    assert_eq!(e["USER_TIER"], "gold");
+    assert_eq!(e["SCRIPT_NAME"], "/app/run");
+    assert_eq!(e["PATH_INFO"], "/x");
+    assert_eq!(be.requests.load(Ordering::Relaxed), 2);
+    let r = s.get("/app/run/x");
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (403, "denied by the authorizer\n")
+    );
 }
 
 /// A grant is its request's alone: the next request on the same connection
