@@ -23,6 +23,11 @@ const ALLOW: &[&str] = &["-H", "X-Allow: yes"];
 /// docroot on "/docs/", one that is not listening on "/down/", a responder for
 /// ".php"; all on `be` but the one that is down.
 fn start(be: &Responder, extra: &str) -> Server {
+    start_mods(be, r#""mod_fastcgi""#, extra)
+}
+
+/// `start` with these server.modules.
+fn start_mods(be: &Responder, mods: &str, extra: &str) -> Server {
     let (p, dead) = (be.port, free_port());
     let conf = format!(
         r#"
@@ -30,7 +35,7 @@ server.document-root = "@DOCROOT@"
 server.bind = "127.0.0.1"
 server.port = @PORT@
 server.errorlog = "@DIR@/error.log"
-server.modules = ("mod_fastcgi")
+server.modules = ({mods})
 index-file.names = ("index.html")
 fastcgi.server = (
   "/private/" => ( ( "host" => "127.0.0.1", "port" => {p}, "mode" => "authorizer", "check-local" => "disable" ) ),
@@ -65,6 +70,11 @@ fastcgi.server = (
         }
         std::fs::write(www.join("index.html"), "public\n").expect("write");
         std::fs::write(www.join("x.guarded"), "guarded file\n").expect("write");
+        std::fs::write(
+            www.join("private/run.sh"),
+            "printf 'Content-Type: text/plain\\r\\n\\r\\nscript ran for %s\\n' \"$USER_TIER\"\n",
+        )
+        .expect("write");
         std::fs::write(www.join("docs/page.txt"), "from the main root\n").expect("write");
         std::fs::write(
             dir.join("alt/docs/page.txt"),
@@ -147,6 +157,34 @@ fn variables_reach_the_responder_and_the_client_cannot_forge_them() {
     // A responder request without an authorizer gets no variable.
     let e = env_map(&s.get("/pub.php").body);
     assert!(!e.contains_key("USER_TIER"), "{e:?}");
+}
+
+/// Modules listed before mod_fastcgi (mod_cgi, mod_dirlisting) do not serve
+/// what an authorizer guards without its grant.
+#[test]
+fn earlier_modules_do_not_pass_the_authorizer() {
+    let be = Responder::tcp();
+    let s = start_mods(
+        &be,
+        r#""mod_cgi", "mod_dirlisting", "mod_fastcgi""#,
+        r#"cgi.assign = ( ".sh" => "/bin/sh" )
+dir-listing.activate = "enable""#,
+    );
+    let r = s.get("/private/run.sh");
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (403, "denied by the authorizer\n")
+    );
+    let r = s.get("/private/");
+    assert_eq!(r.status, 403);
+    assert!(!r.text().contains("secret.txt"));
+    // Granted: the script runs (without the variables: mod_cgi's environment
+    // is the gateway-spawner's), the directory is listed.
+    let r = curl(&s.url("/private/run.sh"), ALLOW);
+    assert_eq!((r.status, r.text().as_str()), (200, "script ran for \n"));
+    let r = curl(&s.url("/private/"), ALLOW);
+    assert_eq!(r.status, 200);
+    assert!(r.text().contains("secret.txt"), "{}", r.text());
 }
 
 /// A suffix key with check-local (the default): a file that exists is asked

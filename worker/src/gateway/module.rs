@@ -231,14 +231,17 @@ impl Module for GatewayModule {
         hook::CLAIM
     }
 
-    /// lighttpd's gw_check_extension: the authorizers' keys first (not again
-    /// once one granted this request), then the responders'.
-    fn claim(&self, x: &mut HandlerCx, gw: &mut Gateways) -> Option<Box<dyn Handler>> {
-        if x.rq.grant.is_none() {
-            if let Some(h) = self.claim_as(x, gw, true) {
-                return Some(h);
-            }
+    /// lighttpd's gw_check_extension, first part: the authorizers' keys (not
+    /// again once one granted this request), before any module claims it.
+    fn authorize(&self, x: &mut HandlerCx, gw: &mut Gateways) -> Option<Box<dyn Handler>> {
+        match x.rq.grant {
+            None => self.claim_as(x, gw, true),
+            Some(_) => None,
         }
+    }
+
+    /// The responders' keys.
+    fn claim(&self, x: &mut HandlerCx, gw: &mut Gateways) -> Option<Box<dyn Handler>> {
         self.claim_as(x, gw, false)
     }
 }

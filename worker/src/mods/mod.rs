@@ -125,6 +125,13 @@ pub trait Module {
     fn claim(&self, _x: &mut HandlerCx, _gw: &mut Gateways) -> Option<Box<dyn Handler>> {
         None
     }
+    /// Handler stage, before any module's `claim` or `handler`: an access
+    /// check that takes the request first (a FastCGI authorizer, which lighttpd
+    /// asks before every handler when check-local is off; here always, so that
+    /// no module listed earlier serves what it guards).
+    fn authorize(&self, _x: &mut HandlerCx, _gw: &mut Gateways) -> Option<Box<dyn Handler>> {
+        None
+    }
     /// Edit the response head before it is serialised (its fields end with
     /// Connection, Date and Server; a deferred listing's with Content-Type).
     fn response_start(&self, _x: &RespCx, _head: &mut ResponseHead) {}
@@ -934,6 +941,18 @@ impl Mods {
         rq: &Rq,
         mut gw: Gateways,
     ) -> Handled {
+        for m in self.stage(4) {
+            let mut x = HandlerCx {
+                req,
+                view,
+                env: &mut *env,
+                base,
+                rq,
+            };
+            if let Some(h) = m.authorize(&mut x, &mut gw) {
+                return Handled::Claimed(h);
+            }
+        }
         for m in self.stage(4) {
             let mut x = HandlerCx {
                 req,
