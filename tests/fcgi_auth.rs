@@ -277,6 +277,19 @@ fn the_body_is_not_the_authorizers_and_reaches_the_responder() {
     let e = env_map(&r.body);
     assert_eq!(e["AUTH_SAW_STDIN"], "false");
     assert_eq!(e["CONTENT_LENGTH"], "10");
+    // A client that waits for 100 Continue before its body.
+    let r = curl(
+        &s.url("/private/t.php?mode=echo"),
+        &[
+            "-H",
+            "X-Allow: yes",
+            "-H",
+            "Expect: 100-continue",
+            "--data-binary",
+            "sent after 100",
+        ],
+    );
+    assert_eq!((r.status, r.text().as_str()), (200, "sent after 100"));
     // Chunked.
     let r = curl(
         &s.url("/private/t.php?mode=echo"),
