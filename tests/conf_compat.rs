@@ -118,16 +118,6 @@ const TT_REFUSED: &[(&str, &str)] = &[
         "debian/debian__lighttpd-1.4.69-1__etc__lighttpd__conf-available__15-fastcgi-php.conf",
         "fastcgi.server: mod_fastcgi is not in server.modules",
     ),
-    // A FastCGI authorizer (an access check before the request is served):
-    // wickd does not build it, and serving without it would open what it guards.
-    (
-        "lighttpd1.4/lighttpd__lighttpd1.4__tests__fastcgi-responder.conf",
-        "FastCGI authorizers are not built into wickd",
-    ),
-    (
-        "lighttpd1.4/lighttpd__lighttpd1.4__tests__fastcgi-auth.conf",
-        "FastCGI authorizers are not built into wickd",
-    ),
     // auth.require without mod_auth: lighttpd would serve what it protects to
     // anyone.
     (

@@ -11,6 +11,12 @@
 //! `process` (the responder process itself: pid, uid, working directory and its
 //! environment, for the tests of backends wickd starts; after `ms=` milliseconds).
 //!
+//! A request in the AUTHORIZER role (BEGIN_REQUEST role 2) is an access check:
+//! allowed when its X-Allow header is "yes" (200, `Variable-USER_TIER: gold`,
+//! `Variable-AUTH_SAW_STDIN` saying whether body bytes came, a body that must be
+//! dropped), else 403 with a body of its own; never answered when the path is
+//! `/auth-down...` (the connection closes: a broken authorizer).
+//!
 //! [`Responder::inherited`] serves on the listening socket on fd 0, as a
 //! program wickd starts for a bin-path host (tests/binpath.rs runs itself so).
 
@@ -156,17 +162,24 @@ pub fn process_text() -> String {
 
 pub trait Stream: Read + Write + Send {
     fn set_blocking(&self) -> io::Result<()>;
+    fn set_read_timeout_ms(&self, ms: u64) -> io::Result<()>;
 }
 impl Stream for std::net::TcpStream {
     fn set_blocking(&self) -> io::Result<()> {
         self.set_nonblocking(false)?;
         self.set_read_timeout(Some(Duration::from_secs(20)))
     }
+    fn set_read_timeout_ms(&self, ms: u64) -> io::Result<()> {
+        self.set_read_timeout(Some(Duration::from_millis(ms)))
+    }
 }
 impl Stream for std::os::unix::net::UnixStream {
     fn set_blocking(&self) -> io::Result<()> {
         self.set_nonblocking(false)?;
         self.set_read_timeout(Some(Duration::from_secs(20)))
+    }
+    fn set_read_timeout_ms(&self, ms: u64) -> io::Result<()> {
+        self.set_read_timeout(Some(Duration::from_millis(ms)))
     }
 }
 
@@ -220,12 +233,19 @@ fn serve(mut s: Box<dyn Stream>, requests: &AtomicUsize) -> io::Result<()> {
     let mut params = Vec::new();
     let mut body = Vec::new();
     let mut id = 0;
-    // BEGIN_REQUEST, PARAMS until empty, STDIN until empty.
+    let mut role = 0;
+    // BEGIN_REQUEST, PARAMS until empty, STDIN until empty (an authorizer gets
+    // no STDIN: it answers after PARAMS).
     let mut params_done = false;
     loop {
         let (kind, rid, c) = read_record(s)?;
         match kind {
-            1 => id = rid,
+            1 => {
+                id = rid;
+                role = c.first().map_or(0, |&h| u16::from(h) << 8)
+                    | c.get(1).map_or(0, |&l| u16::from(l));
+            }
+            4 if c.is_empty() && role == 2 => break,
             4 if c.is_empty() => params_done = true,
             4 => params.extend_from_slice(&c),
             5 if c.is_empty() => break,
@@ -244,6 +264,9 @@ fn serve(mut s: Box<dyn Stream>, requests: &AtomicUsize) -> io::Result<()> {
         let v = String::from_utf8_lossy(&params[i + kl..i + kl + vl]).into_owned();
         i += kl + vl;
         env.insert(k, v);
+    }
+    if role == 2 {
+        return authorize(s, id, &env);
     }
     let q = env.get("QUERY_STRING").cloned().unwrap_or_default();
     let arg = |name: &str| {
@@ -310,6 +333,35 @@ fn serve(mut s: Box<dyn Stream>, requests: &AtomicUsize) -> io::Result<()> {
         }
         _ => stdout(s, id, env_text().as_bytes())?,
     }
+    s.write_all(&record(6, id, b""))?;
+    s.write_all(&record(3, id, &[0, 0, 0, 0, 0, 0, 0, 0]))?;
+    s.flush()
+}
+
+/// The AUTHORIZER role: see the module's comment.
+fn authorize(s: &mut dyn Stream, id: u16, env: &BTreeMap<String, String>) -> io::Result<()> {
+    if env
+        .get("SCRIPT_NAME")
+        .is_some_and(|p| p.starts_with("/auth-down"))
+    {
+        return Ok(());
+    }
+    // Anything sent after PARAMS (body bytes must not be) within 100 ms.
+    let mut saw_stdin = false;
+    s.set_read_timeout_ms(100)?;
+    while let Ok((kind, _, c)) = read_record(s) {
+        saw_stdin |= kind == 5 && !c.is_empty();
+    }
+    let allowed = env.get("HTTP_X_ALLOW").is_some_and(|v| v == "yes");
+    let out = if allowed {
+        format!(
+            "Status: 200\r\nVariable-USER_TIER: gold\r\nVariable-AUTH_SAW_STDIN: {saw_stdin}\r\nX-Authorizer: said yes\r\n\r\nthe authorizer's body, never sent"
+        )
+    } else {
+        "Status: 403\r\nContent-Type: text/plain\r\nX-Authorizer: said no\r\n\r\ndenied by the authorizer\n"
+            .to_string()
+    };
+    stdout(s, id, out.as_bytes())?;
     s.write_all(&record(6, id, b""))?;
     s.write_all(&record(3, id, &[0, 0, 0, 0, 0, 0, 0, 0]))?;
     s.flush()

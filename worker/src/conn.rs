@@ -1016,11 +1016,14 @@ impl Conn {
                 }
                 self.phase = Phase::Head;
                 self.redispatch(ctx, *ir);
+                // (an authorizer's grant, if any, was that run's alone)
+                ctx.grant = None;
                 None
             }
             Step::Rerun(head) => {
                 self.phase = Phase::Head;
                 self.rerun(ctx, &head);
+                ctx.grant = None;
                 None
             }
         }

@@ -40,6 +40,9 @@ pub struct Ctx {
     pub internal: Option<crate::internal::InternalInfo>,
     /// Error-log lines from request handling, written after the loop turn.
     pub log: Vec<String>,
+    /// A FastCGI authorizer's grant for the request its job runs again now
+    /// (gateway/authorizer.rs); `pipeline::run` takes it at once.
+    pub grant: Option<crate::gateway::Grant>,
     /// TLS configurations and ticket keys, when a listener has ssl.engine (tls/).
     pub tls: Option<crate::tls::TlsSite>,
     /// The event loop's registry, for handlers with sockets of their own (a
@@ -90,6 +93,7 @@ impl Ctx {
             cgi,
             internal: None,
             log: Vec::new(),
+            grant: None,
             tls: None,
             registry: None,
         }

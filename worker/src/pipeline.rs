@@ -105,6 +105,9 @@ impl Target<'_> {
 
 /// Run every stage for `r`; the response, if there is one now, goes to `ctx.out`.
 pub fn run(ctx: &mut Ctx, r: &Request) -> Outcome {
+    // An authorizer's grant is for this run alone, never a later one
+    // (gateway/authorizer.rs); every run replaces the last one's.
+    ctx.rq.grant = ctx.grant.take();
     let mut path = std::mem::take(&mut ctx.path);
     let o = run_with(ctx, r, &mut path);
     ctx.path = path;
@@ -168,7 +171,7 @@ fn run_with(ctx: &mut Ctx, r: &Request, path: &mut Vec<u8>) -> Outcome {
         path.extend_from_slice(&rq.path);
     }
     let rq: &Rq = rq;
-    let t = match early {
+    let mut t = match early {
         Some(_) => Target::of(rq),
         None => Target {
             host,
@@ -186,6 +189,18 @@ fn run_with(ctx: &mut Ctx, r: &Request, path: &mut Vec<u8>) -> Outcome {
             let view = with_facts(r, &t, |f| mods.plain_view(site.view(f, w.cond)));
             (view, None)
         }
+    };
+    // An authorizer's docroot (lighttpd's gw_authorizer_ok): the document root,
+    // the physical path that root and the URL path.
+    let view = match rq.grant.as_ref().and_then(|g| g.docroot.as_ref()) {
+        Some(root) => {
+            t.rel = t.path;
+            View {
+                document_root: root,
+                ..view
+            }
+        }
+        None => view,
     };
     let limit = view.max_request_size.saturating_mul(1024);
     let body = match body_gate(r, limit, w.clock.mono, w.out) {

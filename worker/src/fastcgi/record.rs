@@ -10,6 +10,8 @@ pub const STDOUT: u8 = 6;
 pub const STDERR: u8 = 7;
 
 pub const RESPONDER: u16 = 1;
+/// The role of an access check (mode "authorizer"): no body, a 200 grants.
+pub const AUTHORIZER: u16 = 2;
 /// The request id wickd uses: one request per connection.
 pub const REQUEST_ID: u16 = 1;
 /// Largest content of one record.
@@ -46,11 +48,12 @@ pub fn stream(out: &mut Vec<u8>, kind: u8, data: &[u8]) {
     }
 }
 
-/// BEGIN_REQUEST for a responder (keep_conn: the backend leaves the connection open).
-pub fn begin(out: &mut Vec<u8>, keep_conn: bool) {
+/// BEGIN_REQUEST for `role` (RESPONDER, AUTHORIZER; keep_conn: the backend
+/// leaves the connection open).
+pub fn begin(out: &mut Vec<u8>, role: u16, keep_conn: bool) {
     let body = [
-        (RESPONDER >> 8) as u8,
-        RESPONDER as u8,
+        (role >> 8) as u8,
+        role as u8,
         u8::from(keep_conn),
         0,
         0,

@@ -44,6 +44,8 @@ pub struct Host {
     /// bin-path: the program the gateway-spawner runs for this host
     /// (`wick_conf::spawn`); this host is then one of its processes.
     pub bin_path: String,
+    /// mode "authorizer": an access check asked before the request is served.
+    pub authorizer: bool,
 }
 
 /// One key of the tree and the hosts that serve it (indexes into `Table::hosts`).
@@ -51,6 +53,9 @@ pub struct Host {
 pub struct Ext {
     pub key: String,
     pub hosts: Vec<usize>,
+    /// Its hosts are authorizers (lighttpd keeps them in a list of their own,
+    /// searched first; a key with hosts of both modes is two `Ext`s).
+    pub authorizer: bool,
 }
 
 impl Ext {
@@ -109,6 +114,7 @@ pub fn parse(v: &Value, what: &str) -> Result<Table, String> {
         let mut ext = Ext {
             key: key.to_string(),
             hosts: Vec::new(),
+            authorizer: false,
         };
         if direct && !list.is_empty() {
             push_procs(&mut t, &mut ext, host(list, what, key)?, list, what, key)?;
@@ -125,7 +131,27 @@ pub fn parse(v: &Value, what: &str) -> Result<Table, String> {
         if ext.hosts.is_empty() {
             return Err(format!("{what}: \"{key}\": no host"));
         }
-        t.exts.push(ext);
+        // Authorizers and responders of one key: one `Ext` for each mode.
+        let (auth, resp): (Vec<usize>, Vec<usize>) =
+            ext.hosts.iter().partition(|&&h| t.hosts[h].authorizer);
+        if !auth.is_empty() {
+            if what != "fastcgi.server" {
+                // SCGI has no role to say that no body follows: its backend
+                // would wait for the CONTENT_LENGTH bytes.
+                return Err(format!(
+                    "{what}: \"{key}\": mode \"authorizer\" is FastCGI's (fastcgi.server)"
+                ));
+            }
+            t.exts.push(Ext {
+                key: ext.key.clone(),
+                hosts: auth,
+                authorizer: true,
+            });
+        }
+        if !resp.is_empty() {
+            ext.hosts = resp;
+            t.exts.push(ext);
+        }
     }
     Ok(t)
 }
@@ -211,6 +237,7 @@ fn host(opts: &[(Option<String>, Value)], what: &str, key: &str) -> Result<Host,
         write_timeout: 0,
         disable_time: 1,
         bin_path: String::new(),
+        authorizer: false,
     };
     let (mut host, mut port, mut socket) = (String::new(), None::<u16>, String::new());
     for (k, v) in opts {
@@ -237,13 +264,9 @@ fn host(opts: &[(Option<String>, Value)], what: &str, key: &str) -> Result<Host,
             }
             "socket" => socket = s()?,
             "bin-path" => h.bin_path = s()?,
-            // An authorizer is an access check: served without it, what it guards
-            // would be open. wickd does not build it.
             "mode" => match s()?.as_str() {
-                "responder" => {}
-                "authorizer" => {
-                    return Err(err("mode \"authorizer\": FastCGI authorizers are not built into wickd, and serving without the access check would open what it guards".into()))
-                }
+                "responder" => h.authorizer = false,
+                "authorizer" => h.authorizer = true,
                 m => {
                     return Err(err(format!(
                         "mode \"{m}\": expected responder or authorizer"
@@ -421,7 +444,6 @@ mod tests {
             ])]),
         )]);
         assert!(parse(&bad, "fastcgi.server").is_err());
-        // An authorizer guards access: refused, not served as a responder.
         let auth = |mode: &str| {
             kv(vec![(
                 "/private",
@@ -431,8 +453,9 @@ mod tests {
                 ])]),
             )])
         };
-        assert!(parse(&auth("responder"), "fastcgi.server").is_ok());
-        assert!(parse(&auth("authorizer"), "fastcgi.server")
+        assert!(parse(&auth("bouncer"), "fastcgi.server").is_err());
+        // SCGI has no authorizer role.
+        assert!(parse(&auth("authorizer"), "scgi.server")
             .expect_err("refused")
             .contains("mode \"authorizer\""));
     }
@@ -458,5 +481,26 @@ mod tests {
         let t = parse_lenient(&v, "proxy.server").expect("lenient");
         assert_eq!(t.exts[0].key, "");
         assert_eq!(t.hosts[0].name, "127.0.0.1:80");
+    }
+
+    /// Authorizer hosts make an `Ext` of their own, responders of the same key
+    /// another.
+    #[test]
+    fn authorizers_apart() {
+        let v = kv(vec![(
+            "/",
+            list(vec![
+                kv(vec![("port", Value::Int(9000)), ("mode", s("authorizer"))]),
+                kv(vec![("port", Value::Int(9001)), ("mode", s("responder"))]),
+                kv(vec![("port", Value::Int(9002))]),
+            ]),
+        )]);
+        let t = parse(&v, "fastcgi.server").expect("ok");
+        assert_eq!(t.exts.len(), 2);
+        assert!(t.exts[0].authorizer);
+        assert_eq!(t.exts[0].hosts, vec![0]);
+        assert!(!t.exts[1].authorizer);
+        assert_eq!(t.exts[1].hosts, vec![1, 2]);
+        assert!(t.hosts[0].authorizer && !t.hosts[2].authorizer);
     }
 }

@@ -18,6 +18,7 @@
 //! takes them, and each side's FIN is passed on once what preceded it was
 //! written; the job ends when both directions have ended.
 
+use super::authorizer::{Authorizing, Fed};
 use super::{Backend, Balance, Pick, Pool};
 use crate::cgi::{self, Framing, Job, Stage};
 use crate::ctx::Ctx;
@@ -112,6 +113,8 @@ pub struct GatewayJob {
     /// A tunnel: the client's write side is shut (the backend's FIN passed on).
     down_shut: bool,
     idle: u64,
+    /// A FastCGI authorizer's request (authorizer.rs): no body, its 200 held.
+    auth: Option<Box<Authorizing>>,
 }
 
 impl GatewayJob {
@@ -145,6 +148,7 @@ impl GatewayJob {
             down_eof: false,
             down_shut: false,
             idle: s.idle,
+            auth: None,
         };
         if let Some(pool) = &j.pool {
             pool.begin(s.pick.host);
@@ -187,7 +191,22 @@ impl GatewayJob {
             down_eof: false,
             down_shut: false,
             idle: 0,
+            auth: None,
         }
+    }
+
+    /// Ask as an authorizer (role AUTHORIZER): the body is neither read nor
+    /// sent; `docroot`: the host's; `internal`: the internal request this is.
+    pub(super) fn authorizer(
+        mut self,
+        docroot: &str,
+        internal: Option<crate::internal::InternalInfo>,
+    ) -> GatewayJob {
+        self.auth = Some(Box::new(Authorizing::new(docroot, internal)));
+        self.job.body_open = false;
+        self.job.stage = Stage::Running;
+        self.stdin_end = true;
+        self
     }
 
     /// Bytes pass both ways as they are (mod_proxy after a 101).
@@ -231,7 +250,7 @@ impl GatewayJob {
         let Some(mut env) = self.env.take() else {
             return;
         };
-        if self.chunked() {
+        if self.chunked() && self.auth.is_none() {
             let n = self.job.inbuf.len().to_string();
             if let Some((_, v)) = env.iter_mut().find(|(k, _)| k == "CONTENT_LENGTH") {
                 *v = n;
@@ -240,7 +259,11 @@ impl GatewayJob {
         let pairs = env.iter().map(|(k, v)| (k.as_str(), v.as_str()));
         match self.wire {
             Wire::FastCgi => {
-                record::begin(&mut self.wbuf, false);
+                let role = match self.auth {
+                    Some(_) => record::AUTHORIZER,
+                    None => record::RESPONDER,
+                };
+                record::begin(&mut self.wbuf, role, false);
                 record::params(&mut self.wbuf, pairs);
             }
             Wire::Scgi => crate::scgi::scgi_head(&mut self.wbuf, pairs),
@@ -496,7 +519,15 @@ impl GatewayJob {
                     if d.is_empty() || self.job.stage == Stage::Done {
                         continue;
                     }
-                    let d = d.to_vec();
+                    let mut d = d.to_vec();
+                    if let Some(a) = self.auth.as_mut() {
+                        match a.feed(&d) {
+                            Fed::Kept => continue,
+                            Fed::Pass => {}
+                            // The authorizer's answer is the response.
+                            Fed::Deny(head) => d = head,
+                        }
+                    }
                     if cgi::stdout_data(ctx, &mut self.job, &d).is_some() {
                         // Answered already (a malformed head, X-Sendfile): the
                         // backend's connection is not needed any more.
@@ -514,6 +545,12 @@ impl GatewayJob {
                         pool.answered(p.host, self.since);
                     }
                     self.release();
+                    if let Some(a) = self.auth.as_mut().filter(|a| a.granted()) {
+                        // Granted: the request runs again once what is queued
+                        // for earlier requests is out (`pump`).
+                        a.ended = true;
+                        return Ok(());
+                    }
                     if self.job.stage != Stage::Done {
                         cgi::stdout_eof(ctx, &mut self.job);
                     }
@@ -668,6 +705,11 @@ impl GatewayJob {
         if self.tunnelling() {
             self.tunnel_fins(client);
         }
+        if let Some(a) = self.auth.as_mut().filter(|a| a.ended) {
+            if self.job.out.is_empty() {
+                return a.finish(ctx, &self.job.saved);
+            }
+        }
         if self.job.stage == Stage::Done && self.sock.is_none() {
             self.release();
             self.job.complete(ctx, rbuf);
@@ -708,6 +750,11 @@ impl GatewayJob {
 
 impl crate::handler::Handler for GatewayJob {
     fn body_room(&mut self) -> Option<&mut Vec<u8>> {
+        if self.auth.is_some() {
+            // Not the authorizer's: it stays unread for whoever serves the
+            // request next (or the connection closes after a denial).
+            return None;
+        }
         let job = &mut self.job;
         let room = job.stage == Stage::Collecting
             || job.stage == Stage::Done

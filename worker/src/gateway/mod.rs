@@ -3,9 +3,10 @@
 //! hosts of one worker with their load and disable times and the balancing
 //! between them (`pool.rs`), the non-blocking socket to one (`socket.rs`), the
 //! module that claims requests for them (`module.rs`), the handler that carries
-//! one request in the backend's wire format (`job.rs`), and mod_proxy's HTTP
-//! exchange (`proxy/`).
+//! one request in the backend's wire format (`job.rs`), mod_proxy's HTTP
+//! exchange (`proxy/`), FastCGI authorizers (`authorizer.rs`).
 
+mod authorizer;
 mod config;
 mod job;
 mod module;
@@ -13,6 +14,7 @@ mod pool;
 mod proxy;
 mod socket;
 
+pub use authorizer::Grant;
 pub use config::{parse, parse_lenient, Addr, Ext, Host, Table};
 pub use job::{GatewayJob, Wire};
 pub use module::{GatewayModule, Kind};

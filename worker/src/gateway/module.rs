@@ -212,30 +212,40 @@ pub fn check(cfg: &Config, kind: Kind) -> Result<(), String> {
 
 /// A suffix (or a `*.map-extensions` suffix mapped to one) of `name`: the index
 /// of the key it selects.
-fn suffix_key(pool: &Pool, map: &[(String, String)], name: &[u8]) -> Option<usize> {
+/// `auth`: among the authorizers' keys, else the responders'.
+fn suffix_key(pool: &Pool, map: &[(String, String)], name: &[u8], auth: bool) -> Option<usize> {
     let exts = &pool.table.exts;
     if let Some((_, to)) = map
         .iter()
         .find(|(from, _)| !from.is_empty() && name.ends_with(from.as_bytes()))
     {
-        if let Some(i) = exts.iter().position(|e| e.key == *to) {
+        if let Some(i) = exts
+            .iter()
+            .position(|e| e.authorizer == auth && e.key == *to)
+        {
             return Some(i);
         }
     }
     exts.iter()
-        .position(|e| !e.is_prefix() && name.ends_with(e.key.as_bytes()))
+        .position(|e| e.authorizer == auth && !e.is_prefix() && name.ends_with(e.key.as_bytes()))
 }
 
-/// The first key the URL path matches: a prefix, or a suffix of the whole path.
-fn uri_key(pool: &Pool, map: &[(String, String)], path: &[u8]) -> Option<usize> {
+/// The first key the URL path matches: a prefix, or a suffix of the whole path
+/// (`auth`: among the authorizers' keys, else the responders').
+fn uri_key(pool: &Pool, map: &[(String, String)], path: &[u8], auth: bool) -> Option<usize> {
     let exts = &pool.table.exts;
     let mapped = map
         .iter()
         .find(|(from, _)| !from.is_empty() && path.ends_with(from.as_bytes()))
-        .and_then(|(_, to)| exts.iter().position(|e| e.key == *to));
+        .and_then(|(_, to)| {
+            exts.iter()
+                .position(|e| e.authorizer == auth && e.key == *to)
+        });
     mapped.or_else(|| {
         exts.iter().position(|e| {
-            if e.is_prefix() {
+            if e.authorizer != auth {
+                false
+            } else if e.is_prefix() {
                 path.starts_with(e.key.as_bytes())
             } else {
                 path.ends_with(e.key.as_bytes())
@@ -248,7 +258,13 @@ fn uri_key(pool: &Pool, map: &[(String, String)], path: &[u8]) -> Option<usize> 
 /// (or a map-extensions one) is in it (path info may follow), or it names a
 /// directory and an index file has such a suffix. Cheap and without allocation;
 /// with server.force-lowercase-filenames always yes.
-fn could_select(pool: &Pool, view: &View, map: &[(String, String)], path: &[u8]) -> bool {
+fn could_select(
+    pool: &Pool,
+    view: &View,
+    map: &[(String, String)],
+    path: &[u8],
+    auth: bool,
+) -> bool {
     if *view.force_lowercase_filenames {
         return true;
     }
@@ -256,7 +272,7 @@ fn could_select(pool: &Pool, view: &View, map: &[(String, String)], path: &[u8])
         pool.table
             .exts
             .iter()
-            .filter(|e| !e.is_prefix())
+            .filter(|e| e.authorizer == auth && !e.is_prefix())
             .map(|e| e.key.as_str())
             .chain(map.iter().map(|(k, _)| k.as_str()))
             .filter(|k| !k.is_empty())
@@ -266,7 +282,7 @@ fn could_select(pool: &Pool, view: &View, map: &[(String, String)], path: &[u8])
     pool.table
         .exts
         .iter()
-        .any(|e| e.is_prefix() && path.starts_with(e.key.as_bytes()))
+        .any(|e| e.authorizer == auth && e.is_prefix() && path.starts_with(e.key.as_bytes()))
         || has_suffix(path)
         || (path.ends_with(b"/") && view.index_files.iter().any(|i| has_suffix(i.as_bytes())))
 }
@@ -298,7 +314,30 @@ impl Module for GatewayModule {
         hook::CLAIM
     }
 
+    /// lighttpd's gw_check_extension, first part: the authorizers' keys (not
+    /// again once one granted this request), before any module claims it.
+    fn authorize(&self, x: &mut HandlerCx, gw: &mut Gateways) -> Option<Box<dyn Handler>> {
+        match x.rq.grant {
+            None => self.claim_as(x, gw, true),
+            Some(_) => None,
+        }
+    }
+
+    /// The responders' keys.
     fn claim(&self, x: &mut HandlerCx, gw: &mut Gateways) -> Option<Box<dyn Handler>> {
+        self.claim_as(x, gw, false)
+    }
+}
+
+impl GatewayModule {
+    /// Claim the request for a host of the authorizers' keys (`auth`) or of the
+    /// responders'.
+    fn claim_as(
+        &self,
+        x: &mut HandlerCx,
+        gw: &mut Gateways,
+        auth: bool,
+    ) -> Option<Box<dyn Handler>> {
         let view = x.view;
         let keys = self.kind.keys(view);
         let v = keys.server;
@@ -306,6 +345,9 @@ impl Module for GatewayModule {
             return None;
         }
         let (pool, names) = self.pool(v)?;
+        if auth && !pool.table.exts.iter().any(|e| e.authorizer) {
+            return None;
+        }
         let map = keys.map_extensions;
         let wire = keys.wire;
         let now = x.env.clock.mono;
@@ -325,7 +367,7 @@ impl Module for GatewayModule {
         // The URL pass (lighttpd's handle_uri_clean): a host without check-local
         // takes the request as the URL names it.
         let mut chosen = None;
-        if let Some(ext) = uri_key(&pool, map, gw.path) {
+        if let Some(ext) = uri_key(&pool, map, gw.path, auth) {
             let pick = pool.pick(ext, balance, &hkey, now, &[]);
             let Some(pick) = pick else {
                 return Some(self.unavailable(x, gw, &pool, ext));
@@ -333,7 +375,11 @@ impl Module for GatewayModule {
             let host = pool.host(pick.host);
             if !host.check_local {
                 let key = &pool.table.exts[ext].key;
-                let len = prefix_script_len(key, host.fix_root_scriptname, gw.path);
+                // (an authorizer's path is not split: no PATH_INFO)
+                let len = match auth {
+                    true => gw.path.len(),
+                    false => prefix_script_len(key, host.fix_root_scriptname, gw.path),
+                };
                 let path = gw.path.to_vec();
                 if self.kind == Kind::Proxy {
                     return Some(self.start_proxy(x, gw, &pool, &names, pick, balance, hkey));
@@ -345,7 +391,7 @@ impl Module for GatewayModule {
         }
         // The file pass (handle_subrequest_start): the file must exist. Not looked
         // up for a path no key could select (every static request passes here).
-        if chosen.is_none() && !could_select(&pool, view, map, gw.path) {
+        if chosen.is_none() && !could_select(&pool, view, map, gw.path, auth) {
             return None;
         }
         let env = &mut *x.env;
@@ -358,19 +404,20 @@ impl Module for GatewayModule {
             gw.path,
             false,
             |phys, url| {
-                suffix_key(&pool, map, phys).is_some()
-                    || exts
-                        .iter()
-                        .any(|e| e.is_prefix() && url.starts_with(e.key.as_bytes()))
+                suffix_key(&pool, map, phys, auth).is_some()
+                    || exts.iter().any(|e| {
+                        e.authorizer == auth && e.is_prefix() && url.starts_with(e.key.as_bytes())
+                    })
             },
         )?;
         let path = sel.path.unwrap_or_else(|| gw.path.to_vec());
         let script = &path[..sel.script_len];
         let mut phys = view.document_root.trim_end_matches('/').as_bytes().to_vec();
         phys.extend_from_slice(script);
-        let ext = suffix_key(&pool, map, &phys).or_else(|| {
-            exts.iter()
-                .position(|e| e.is_prefix() && script.starts_with(e.key.as_bytes()))
+        let ext = suffix_key(&pool, map, &phys, auth).or_else(|| {
+            exts.iter().position(|e| {
+                e.authorizer == auth && e.is_prefix() && script.starts_with(e.key.as_bytes())
+            })
         })?;
         let pick = match chosen.filter(|p| p.ext == ext) {
             Some(p) => p,
@@ -398,7 +445,18 @@ impl GatewayModule {
         script_len: usize,
     ) -> Box<dyn Handler> {
         let host = pool.host(pick.host).clone();
-        let extra = x.rq.env.clone();
+        // An authorizer's variables first (lighttpd's r->env has them before
+        // the second run's mod_setenv adds its own).
+        let mut extra =
+            x.rq.grant
+                .as_ref()
+                .map(|g| g.env.clone())
+                .unwrap_or_default();
+        extra.extend(x.rq.env.iter().cloned());
+        let internal = match host.authorizer {
+            true => gw.internal.clone(),
+            false => None,
+        };
         let key = gw.cgi.current;
         let cfg = gw.cfg;
         let module = self.kind.module();
@@ -449,7 +507,7 @@ impl GatewayModule {
                     passthrough: &[],
                 },
             );
-            Box::new(GatewayJob::new(Start {
+            let j = GatewayJob::new(Start {
                 wire,
                 job,
                 pool: pool.clone(),
@@ -461,7 +519,11 @@ impl GatewayModule {
                 now: clock_mono,
                 http: None,
                 idle: 0,
-            })) as Box<dyn Handler>
+            });
+            match host.authorizer {
+                true => Box::new(j.authorizer(&host.docroot, internal)) as Box<dyn Handler>,
+                false => Box::new(j) as Box<dyn Handler>,
+            }
         })
     }
 

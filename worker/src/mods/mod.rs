@@ -125,6 +125,13 @@ pub trait Module {
     fn claim(&self, _x: &mut HandlerCx, _gw: &mut Gateways) -> Option<Box<dyn Handler>> {
         None
     }
+    /// Handler stage, before any module's `claim` or `handler`: an access
+    /// check that takes the request first (a FastCGI authorizer, which lighttpd
+    /// asks before every handler when check-local is off; here always, so that
+    /// no module listed earlier serves what it guards).
+    fn authorize(&self, _x: &mut HandlerCx, _gw: &mut Gateways) -> Option<Box<dyn Handler>> {
+        None
+    }
     /// Edit the response head before it is serialised (its fields end with
     /// Connection, Date and Server; a deferred listing's with Content-Type).
     fn response_start(&self, _x: &RespCx, _head: &mut ResponseHead) {}
@@ -232,6 +239,10 @@ pub struct Rq {
     pub req_headers: Vec<(String, String, bool)>,
     /// Environment added for CGI/FastCGI (set by modules at uri_clean time).
     pub env: Vec<(String, String)>,
+    /// A FastCGI authorizer granted this run of the request (set by
+    /// `pipeline::run` for every run, module path or not): no authorizer is
+    /// asked again, its variables go to FastCGI/SCGI backends.
+    pub grant: Option<crate::gateway::Grant>,
     /// Internal restarts so far.
     pub restarts: u32,
     /// mod_rewrite: a url.rewrite-once rule matched; no more rewriting.
@@ -275,6 +286,7 @@ impl Default for Rq {
             later: None,
             req_headers: Vec::new(),
             env: Vec::new(),
+            grant: None,
             restarts: 0,
             rewrite_final: false,
             extforward_done: false,
@@ -934,6 +946,18 @@ impl Mods {
         rq: &Rq,
         mut gw: Gateways,
     ) -> Handled {
+        for m in self.stage(4) {
+            let mut x = HandlerCx {
+                req,
+                view,
+                env: &mut *env,
+                base,
+                rq,
+            };
+            if let Some(h) = m.authorize(&mut x, &mut gw) {
+                return Handled::Claimed(h);
+            }
+        }
         for m in self.stage(4) {
             let mut x = HandlerCx {
                 req,

@@ -203,8 +203,16 @@ impl Plan {
     /// allows `ext => ( host, .. )` and `ext => ( "name" => ( host ), .. )`).
     fn backends(&mut self, v: &Value) {
         let Value::Array(items) = v else { return };
+        // An authorizer's docroot is the document root of the requests it
+        // grants (gateway/authorizer.rs): the worker serves files from it.
+        let authorizer = items.iter().any(|(k, v)| {
+            k.as_deref() == Some("mode") && matches!(v, Value::Str(m) if m == "authorizer")
+        });
         for (k, item) in items {
             match (k.as_deref(), item) {
+                (Some("docroot"), Value::Str(d)) if authorizer && !d.is_empty() => {
+                    self.read.push(PathBuf::from(d))
+                }
                 (Some("port"), Value::Int(n)) => {
                     if let Ok(port) = u16::try_from(*n) {
                         self.connect_ports.push(port);
@@ -414,6 +422,36 @@ mod tests {
         assert_eq!(p.connect_ports, [8081, 9000]);
         assert!(p.unix_backends);
         assert!(p.connects());
+    }
+
+    /// An authorizer's docroot is read (the requests it grants are served from
+    /// it); a responder's is the backend's own.
+    #[test]
+    fn authorizer_docroot_is_read() {
+        let host = |mode: &str, root: &str| {
+            arr(vec![
+                (Some("port"), Value::Int(9000)),
+                (Some("mode"), s(mode)),
+                (Some("docroot"), s(root)),
+            ])
+        };
+        let cfg = config(vec![vec![set(
+            "fastcgi.server",
+            arr(vec![(
+                Some("/"),
+                arr(vec![
+                    (None, host("authorizer", "/srv/granted")),
+                    (None, host("responder", "/backend/only")),
+                ]),
+            )]),
+        )]]);
+        let p = Plan::from_config(&cfg);
+        assert!(
+            p.read.contains(&PathBuf::from("/srv/granted")),
+            "{:?}",
+            p.read
+        );
+        assert!(!p.read.contains(&PathBuf::from("/backend/only")));
     }
 
     /// A bin-path backend on TCP: each of its processes' ports (port + i).
