@@ -220,9 +220,16 @@ impl Keys {
 /// FNV-1a, then a final mix (the directory takes the top bits): index keys are
 /// short and the config's; a request's host only picks which blocks get tested.
 fn key_hash(b: &[u8]) -> u64 {
-    let mut h = b.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &c| {
-        (h ^ u64::from(c)).wrapping_mul(0x0100_0000_01b3)
-    });
+    mix(b.iter().fold(FNV_START, |h, &c| fnv(h, c)))
+}
+
+const FNV_START: u64 = 0xcbf2_9ce4_8422_2325;
+
+fn fnv(h: u64, c: u8) -> u64 {
+    (h ^ u64::from(c)).wrapping_mul(0x0100_0000_01b3)
+}
+
+fn mix(mut h: u64) -> u64 {
     h ^= h >> 33;
     h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
     h ^ (h >> 33)
@@ -516,9 +523,14 @@ impl Compiled {
                     }
                 }
                 Kind::UrlPrefix => {
+                    // The path's prefixes hashed in one pass (FNV is
+                    // incremental), looked up at each pattern length.
                     let url = facts.url_path.as_bytes();
+                    let (mut h, mut at) = (FNV_START, 0usize);
                     for &len in g.lens.iter().take_while(|&&l| l as usize <= url.len()) {
-                        for id in g.keys.get(key_hash(&url[..len as usize])) {
+                        h = url[at..len as usize].iter().fold(h, |h, &c| fnv(h, c));
+                        at = len as usize;
+                        for id in g.keys.get(mix(h)) {
                             // (a hash shared across lengths must not test a block twice)
                             if !matches!(&self.blocks[id].test, Test::Prefix(p) if p.len() == len as usize)
                             {
