@@ -45,6 +45,8 @@ pub struct Ctx {
     /// The event loop's registry, for handlers with sockets of their own (a
     /// FastCGI backend's, registered under `cgi::pipe_token(key, cgi::BACKEND)`).
     pub registry: Option<mio::Registry>,
+    /// server.upload-dirs: where request bodies received whole are spooled.
+    pub uploads: crate::spool::Uploads,
 }
 
 impl Ctx {
@@ -70,6 +72,12 @@ impl Ctx {
             // mod_status times requests from the turn's instant.
             clock.at = Some(std::time::Instant::now());
         }
+        let mut log = Vec::new();
+        let uploads = crate::spool::Uploads::open(
+            &site.cfg.server.body_spool_dirs(),
+            site.cfg.server.chroot.as_deref(),
+            &mut log,
+        );
         Ctx {
             site,
             tag,
@@ -89,9 +97,10 @@ impl Ctx {
             rq: crate::mods::Rq::with_parseopts(parseopts),
             cgi,
             internal: None,
-            log: Vec::new(),
+            log,
             tls: None,
             registry: None,
+            uploads,
         }
     }
 

@@ -16,7 +16,7 @@ use crate::internal::{Internal, Saved};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Stage {
-    /// Reading a chunked request body before asking for the script.
+    /// Reading the request body whole before asking for the script or backend.
     Collecting,
     /// Asked the spawner; waiting for the pipes.
     Waiting,
@@ -70,6 +70,11 @@ pub struct Job {
     pub(crate) in_closed: bool,
     /// The connection is still reading the request body for us.
     pub(crate) body_open: bool,
+    /// The body is received whole before the script or backend gets it
+    /// (server.stream-request-body 0, or chunked: collect.rs).
+    pub(crate) whole: bool,
+    /// A collected body beyond `spool::SPILL`: its temporary file.
+    pub(crate) spool: Option<Box<crate::spool::Spool>>,
     /// The request, kept until it can be sent (a chunked body is being collected).
     pub(crate) req: Option<Box<CgiRequest>>,
     /// Response head bytes until the head is complete.
@@ -199,6 +204,12 @@ impl Job {
             Err(p) => return p,
             Ok(p) => progress |= p,
         }
+        if self.stdin.is_some() {
+            match self.refill(ctx) {
+                Err(status) => return Pump::Refuse(status),
+                Ok(p) => progress |= p,
+            }
+        }
         progress |= self.feed_stdin(ctx.clock.mono);
         match self.read_stdout(ctx, rbuf) {
             Err(p) => return p,
@@ -220,22 +231,21 @@ impl Job {
         }
     }
 
-    /// A collected chunked body is complete: now the script can start.
-    /// (server.max-request-size is the body's own limit; this bounds memory.)
+    /// A collected body is complete: now the script can start. (Memory stays
+    /// bounded: past `spool::SPILL` it is in a file; server.max-request-size is
+    /// the body's own limit.)
     fn start_collected(&mut self, ctx: &mut Ctx) -> Result<bool, Pump> {
         if self.stage != Stage::Collecting {
             return Ok(false);
         }
-        if self.inbuf.len() as u64 > COLLECT_MAX {
-            return Err(Pump::Refuse(413));
-        }
+        self.collect(ctx).map_err(Pump::Refuse)?;
         if self.body_open {
             return Ok(false);
         }
         let Some(mut req) = self.req.take() else {
             return Ok(false);
         };
-        req.content_length = self.inbuf.len() as u64;
+        req.content_length = self.collected_len();
         self.stage = Stage::Waiting;
         ctx.cgi.jobs.insert(self.id, ctx.cgi.current);
         ctx.cgi.send(FromWorkerToSpawner::Run(req));
@@ -266,12 +276,13 @@ impl Job {
                     self.inpos = 0;
                 }
             }
-            if self.inpos >= self.inbuf.len() && !self.body_open {
+            if self.inpos >= self.inbuf.len() && !self.body_more() {
                 self.stdin = None; // EOF for the script
             }
-        } else if self.in_closed && self.inpos < self.inbuf.len() {
+        } else if self.in_closed && (self.inpos < self.inbuf.len() || self.spool.is_some()) {
             self.inbuf.clear();
             self.inpos = 0;
+            self.spool = None;
         }
         progress
     }
@@ -552,6 +563,10 @@ impl crate::handler::Handler for Job {
         fail(job, &ctx.clock, &ctx.pages, 504);
         ctx.cgi.finish(id, FinishReason::Timeout);
         true
+    }
+
+    fn reading_body(&self) -> bool {
+        self.stage == Stage::Collecting && self.body_open
     }
 
     fn started(&self) -> bool {

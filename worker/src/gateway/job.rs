@@ -118,7 +118,7 @@ impl GatewayJob {
             pool.begin(s.pick.host);
         }
         j.pick = Some(s.pick);
-        j.job.stage = if j.job.body_open && j.chunked() {
+        j.job.stage = if j.job.body_open && j.job.whole {
             Stage::Collecting
         } else {
             Stage::Running
@@ -189,7 +189,7 @@ impl GatewayJob {
             return;
         };
         if self.chunked() {
-            let n = self.job.inbuf.len().to_string();
+            let n = self.job.collected_len().to_string();
             if let Some((_, v)) = env.iter_mut().find(|(k, _)| k == "CONTENT_LENGTH") {
                 *v = n;
             }
@@ -290,11 +290,12 @@ impl GatewayJob {
         if job.stage == Stage::Done || self.conn == Conn::Closed {
             // Nobody reads it any more: dropped so the client can be read on.
             job.inbuf.clear();
+            job.spool = None;
             return false;
         }
         if job.stage == Stage::Collecting || self.env.is_some() {
-            // A chunked body is collected whole first (its length goes into the
-            // head), and no body byte goes before the head.
+            // A body received whole is collected first (a chunked one's length
+            // goes into the head), and no body byte goes before the head.
             return false;
         }
         if !job.inbuf.is_empty() && self.wbuf.len() - self.wpos < cgi::IN_HIGH {
@@ -305,7 +306,7 @@ impl GatewayJob {
             job.inbuf.clear();
             progress = true;
         }
-        if !job.body_open && job.inbuf.is_empty() && !self.stdin_end {
+        if !job.body_more() && job.inbuf.is_empty() && !self.stdin_end {
             if self.wire == Wire::FastCgi {
                 record::stream(&mut self.wbuf, record::STDIN, &[]);
             }
@@ -347,6 +348,7 @@ impl GatewayJob {
                     self.wpos = 0;
                     self.stdin_end = true;
                     self.job.body_open = false;
+                    self.job.spool = None;
                     return true;
                 }
             }
@@ -498,8 +500,8 @@ impl GatewayJob {
     ) -> Step {
         let mut progress = false;
         if self.job.stage == Stage::Collecting {
-            if self.job.inbuf.len() as u64 > cgi::COLLECT_MAX {
-                return Step::Refuse(413);
+            if let Err(status) = self.job.collect(ctx) {
+                return Step::Refuse(status);
             }
             if !self.job.body_open {
                 self.job.stage = Stage::Running;
@@ -528,15 +530,25 @@ impl GatewayJob {
                 _ => {}
             }
         }
-        // Body bytes moved on make room for more from the client.
-        if self.stdin() && self.job.body_open {
+        // A spooled body's next part, once the last went into the records.
+        if self.job.stage == Stage::Running
+            && self.env.is_none()
+            && self.job.inbuf.is_empty()
+            && self.wbuf.len() - self.wpos < cgi::IN_HIGH
+        {
+            if let Err(status) = self.job.refill(ctx) {
+                return Step::Refuse(status);
+            }
+        }
+        // Body bytes moved on make room for more from the client (or the spool).
+        if self.stdin() && self.job.body_more() {
             progress = true;
         }
         if self.conn == Conn::Up {
             // Writes alone need no second round: what follows waits for an
             // event, except a body held back for room that the write made.
             let wrote = self.write(ctx);
-            if wrote && self.job.body_open {
+            if wrote && self.job.body_more() {
                 progress = true;
             }
             if self.heard || !wrote {
@@ -684,6 +696,10 @@ impl crate::handler::Handler for GatewayJob {
             }
             Conn::None | Conn::Closed => false,
         }
+    }
+
+    fn reading_body(&self) -> bool {
+        self.job.stage == Stage::Collecting && self.job.body_open
     }
 
     fn started(&self) -> bool {
