@@ -1,11 +1,14 @@
 //! server.stream-request-body and server.upload-dirs through the real server and
 //! the tests' FastCGI responder (tests/common/fcgi.rs, `mode=sum`): in mode 0 (the
 //! default) a body dribbled by the client reaches the backend only once complete,
-//! while a block with mode 2 streams it; 100 MiB in mode 0 and in mode 2 arrive
-//! intact with the worker's RSS bounded; a mode-0 body's temporary file is in the
+//! while blocks with modes 1 and 2 stream it; 100 MiB in each mode arrive intact
+//! with the worker's RSS bounded; a mode-0 body's temporary file is in the
 //! configured dir only, unnamed, and gone afterwards; a chunked body gets
 //! CONTENT_LENGTH; a client that vanishes mid-upload leaves no file and no backend
-//! request; in mode 2 a backend that does not read holds the client back; an
+//! request; a client that stops sending meets server.max-read-idle; a backend
+//! that does not read holds the client back in mode 2, while modes 0 and 1 read
+//! the whole body into the spool; a CGI script in mode 0 starts only once the
+//! body is in; an
 //! upload dir that does not exist is warned about (file:line) and a body that
 //! needs it gets 500.
 
@@ -37,15 +40,20 @@ fastcgi.server = ( ".php" => ( ( "host" => "127.0.0.1", "port" => {} ) ) )
 $HTTP["url"] =^ "/stream/" {{
     server.stream-request-body = 2
 }}
+$HTTP["url"] =^ "/ahead/" {{
+    server.stream-request-body = 1
+}}
 {extra}
 "#,
         be.port
     );
     Server::start_with(&conf, &[], |dir| {
         std::fs::create_dir_all(dir.join("up")).expect("mkdir up");
-        std::fs::create_dir_all(dir.join("www/stream")).expect("mkdir");
+        for sub in ["stream", "ahead"] {
+            std::fs::create_dir_all(dir.join("www").join(sub)).expect("mkdir");
+            std::fs::write(dir.join("www").join(sub).join("t.php"), "x").expect("write");
+        }
         std::fs::write(dir.join("www/t.php"), "x").expect("write");
-        std::fs::write(dir.join("www/stream/t.php"), "x").expect("write");
     })
 }
 
@@ -195,7 +203,11 @@ fn upload(
 fn mode_0_holds_the_backend_until_the_body_is_complete_mode_2_does_not() {
     let be = Responder::tcp();
     let s = start(&be, "up");
-    for (path, whole) in [("/t.php?mode=sum", true), ("/stream/t.php?mode=sum", false)] {
+    for (path, whole) in [
+        ("/t.php?mode=sum", true),
+        ("/stream/t.php?mode=sum", false),
+        ("/ahead/t.php?mode=sum", false),
+    ] {
         let mut c = s.connect();
         write!(
             c,
@@ -228,7 +240,7 @@ fn mode_0_holds_the_backend_until_the_body_is_complete_mode_2_does_not() {
         } else {
             assert!(
                 first + 500 < last,
-                "mode 2: the body's first byte reached the backend only {} ms before its last was sent",
+                "mode 1/2: the body's first byte reached the backend only {} ms before its last was sent",
                 last as i128 - first as i128
             );
         }
@@ -236,7 +248,7 @@ fn mode_0_holds_the_backend_until_the_body_is_complete_mode_2_does_not() {
 }
 
 #[test]
-fn a_100_mib_upload_in_mode_0_and_2_arrives_intact_with_the_worker_small() {
+fn a_100_mib_upload_in_every_mode_arrives_intact_with_the_worker_small() {
     let be = Responder::tcp();
     let s = start(&be, "up");
     let w = worker(&s);
@@ -249,7 +261,11 @@ fn a_100_mib_upload_in_mode_0_and_2_arrives_intact_with_the_worker_small() {
     let (r, _) = upload(&s, "/t.php?mode=sum", 1000, false, |_| {});
     assert_eq!(r.status, 200);
     let total = 100u64 << 20;
-    for path in ["/t.php?mode=sum", "/stream/t.php?mode=sum"] {
+    for path in [
+        "/t.php?mode=sum",
+        "/stream/t.php?mode=sum",
+        "/ahead/t.php?mode=sum",
+    ] {
         let before = rss_kib(w);
         let mut peak = before;
         let mut seen_file = Vec::new();
@@ -298,7 +314,7 @@ fn a_100_mib_upload_in_mode_0_and_2_arrives_intact_with_the_worker_small() {
                         .all(|f| f.contains("(deleted)") || f.contains("/#")),
                     "a temporary file with a name: {seen_file:?}"
                 );
-            } else {
+            } else if path.starts_with("/stream/") {
                 assert!(seen_file.is_empty(), "mode 2 spooled: {seen_file:?}");
             }
             assert!(
@@ -369,13 +385,13 @@ fn a_client_that_vanishes_mid_upload_leaves_no_file_and_no_backend_request() {
 }
 
 #[test]
-fn mode_2_holds_the_client_back_while_the_backend_does_not_read() {
+fn a_backend_that_does_not_read_holds_the_client_back_in_mode_2_only() {
     let be = Responder::tcp();
     let s = start(&be, "up");
     let w = worker(&s);
     let before = rss_kib(w);
     let total: usize = 64 << 20;
-    let accepted = |path: &str| -> usize {
+    let accepted = |path: &str, answer: bool| -> usize {
         let mut c = s.connect();
         write!(
             c,
@@ -392,23 +408,33 @@ fn mode_2_holds_the_client_back_while_the_backend_does_not_read() {
                 Err(_) => std::thread::sleep(Duration::from_millis(10)),
             }
         }
+        if answer {
+            c.set_nonblocking(false).expect("blocking");
+            let r = read_response(&mut c);
+            assert_eq!(r.status, 200, "{path}: {}", r.text());
+            assert_eq!(fields(&r.body)["len"], total.to_string(), "{path}");
+        }
         sent
     };
     // mode 2: the backend sleeps 3 s before it reads STDIN; mode 0: the backend
     // is not even contacted, the whole body goes to the spool.
-    let held = accepted("/stream/t.php?mode=sum&stall=3000");
+    let held = accepted("/stream/t.php?mode=sum&stall=3000", false);
     let peak = rss_kib(w);
-    let spooled = accepted("/t.php?mode=sum&stall=3000");
+    let spooled = accepted("/t.php?mode=sum&stall=3000", false);
+    // mode 1: streams, and reads ahead of the backend into the spool.
+    let ahead = accepted("/ahead/t.php?mode=sum&stall=3000", true);
     println!(
-        "with a backend that does not read: mode 2 took {} MiB of 64, mode 0 {} MiB; worker VmRSS {before} KiB, {peak} KiB during mode 2",
+        "with a backend that does not read: mode 2 took {} MiB of 64, mode 0 {} MiB, mode 1 {} MiB; worker VmRSS {before} KiB, {peak} KiB during mode 2",
         held >> 20,
-        spooled >> 20
+        spooled >> 20,
+        ahead >> 20
     );
     assert!(
         held < 40 << 20,
         "mode 2 read {held} bytes the backend did not take"
     );
     assert_eq!(spooled, total, "mode 0 did not take the whole body");
+    assert_eq!(ahead, total, "mode 1 did not read ahead of the backend");
     assert!(peak < before + 16 * 1024, "the worker grew to {peak} KiB");
 }
 

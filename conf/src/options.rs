@@ -218,8 +218,9 @@ request_options! {
     max_request_size: u64 = "server.max-request-size", default 0;
     max_read_idle: u64 = "server.max-read-idle", default 60;
     max_write_idle: u64 = "server.max-write-idle", default 360;
-    /// 0: a body is received whole (spooled) before a backend gets it; 1 and 2:
-    /// it streams (wickd buffers at most 64 KiB either way: lighttpd's 2).
+    /// 0: a body is received whole (spooled) before a backend gets it; 1: it
+    /// streams, read ahead of the backend into the spool; 2: it streams with at
+    /// most 64 KiB held (the backend back-pressures the client).
     stream_request_body: u64 = "server.stream-request-body", default 0;
     errorfile_prefix: String = "server.errorfile-prefix", default String::new();
     error_handler: String = "server.error-handler", default String::new();

@@ -197,6 +197,8 @@ fn new_job(
         whole: b.head.body == BodyKind::Chunked
             || (b.head.body != BodyKind::None && *view.stream_request_body == 0),
         spool: None,
+        read_ahead: matches!(b.head.body, BodyKind::Length(_)) && *view.stream_request_body == 1,
+        intake: Vec::new(),
         req: None,
         head: Vec::new(),
         framing: Framing::Head,

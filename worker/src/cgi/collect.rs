@@ -76,8 +76,51 @@ impl Job {
         }
     }
 
-    /// More of the body is still to be handed on: from the client or the spool.
+    /// Read ahead (server.stream-request-body 1): the body keeps its order —
+    /// `inbuf` (oldest), the spool, `intake` (newest). What came goes into `inbuf`
+    /// while it has room and the spool is empty, else to the end of the spool, so
+    /// the client is read on however slowly the script or backend takes it.
+    pub(crate) fn take_ahead(&mut self, ctx: &mut Ctx) -> Result<(), u16> {
+        if !self.read_ahead || self.intake.is_empty() {
+            return Ok(());
+        }
+        if self.in_closed || self.stage == super::Stage::Done {
+            self.intake.clear();
+            return Ok(());
+        }
+        if self.spool.is_none() && self.inbuf.len() - self.inpos < super::IN_HIGH {
+            self.inbuf.extend_from_slice(&self.intake);
+            self.intake.clear();
+            return Ok(());
+        }
+        if self.spool.is_none() {
+            match ctx.uploads.create() {
+                Ok(s) => self.spool = Some(Box::new(s)),
+                Err(why) => {
+                    ctx.log.push(format!(
+                        "{}: {}: no temporary file for the request body: {why}",
+                        self.module, self.script
+                    ));
+                    return Err(500);
+                }
+            }
+        }
+        if let Some(s) = self.spool.as_mut() {
+            if let Err(e) = s.append(&self.intake) {
+                ctx.log.push(format!(
+                    "{}: {}: writing the request body to its temporary file failed: {e}",
+                    self.module, self.script
+                ));
+                return Err(500);
+            }
+        }
+        self.intake.clear();
+        Ok(())
+    }
+
+    /// More of the body is still to be handed on: from the client, the spool or
+    /// what was read ahead.
     pub(crate) fn body_more(&self) -> bool {
-        self.body_open || self.spool.is_some()
+        self.body_open || self.spool.is_some() || !self.intake.is_empty()
     }
 }

@@ -75,6 +75,11 @@ pub struct Job {
     pub(crate) whole: bool,
     /// A collected body beyond `spool::SPILL`: its temporary file.
     pub(crate) spool: Option<Box<crate::spool::Spool>>,
+    /// server.stream-request-body 1: the body streams, and what the script or
+    /// backend has not taken yet is read ahead of it into the spool.
+    pub(crate) read_ahead: bool,
+    /// Read ahead: what the connection decoded, not yet in `inbuf` or the spool.
+    pub(crate) intake: Vec<u8>,
     /// The request, kept until it can be sent (a chunked body is being collected).
     pub(crate) req: Option<Box<CgiRequest>>,
     /// Response head bytes until the head is complete.
@@ -200,6 +205,9 @@ impl Job {
         rbuf: &mut [u8],
     ) -> Pump {
         let mut progress = false;
+        if let Err(status) = self.take_ahead(ctx) {
+            return Pump::Refuse(status);
+        }
         match self.start_collected(ctx) {
             Err(p) => return p,
             Ok(p) => progress |= p,
@@ -279,10 +287,11 @@ impl Job {
             if self.inpos >= self.inbuf.len() && !self.body_more() {
                 self.stdin = None; // EOF for the script
             }
-        } else if self.in_closed && (self.inpos < self.inbuf.len() || self.spool.is_some()) {
+        } else if self.in_closed {
             self.inbuf.clear();
             self.inpos = 0;
             self.spool = None;
+            self.intake.clear();
         }
         progress
     }
@@ -422,6 +431,10 @@ impl Job {
 
 impl crate::handler::Handler for Job {
     fn body_room(&mut self) -> Option<&mut Vec<u8>> {
+        if self.read_ahead {
+            let room = self.intake.len() < crate::spool::SPILL || self.in_closed;
+            return room.then_some(&mut self.intake);
+        }
         let pending = self.inbuf.len() - self.inpos;
         let room = pending < IN_HIGH || self.in_closed || self.stage == Stage::Collecting;
         room.then_some(&mut self.inbuf)

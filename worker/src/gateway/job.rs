@@ -291,6 +291,7 @@ impl GatewayJob {
             // Nobody reads it any more: dropped so the client can be read on.
             job.inbuf.clear();
             job.spool = None;
+            job.intake.clear();
             return false;
         }
         if job.stage == Stage::Collecting || self.env.is_some() {
@@ -349,6 +350,7 @@ impl GatewayJob {
                     self.stdin_end = true;
                     self.job.body_open = false;
                     self.job.spool = None;
+                    self.job.intake.clear();
                     return true;
                 }
             }
@@ -499,6 +501,9 @@ impl GatewayJob {
         rbuf: &mut [u8],
     ) -> Step {
         let mut progress = false;
+        if let Err(status) = self.job.take_ahead(ctx) {
+            return Step::Refuse(status);
+        }
         if self.job.stage == Stage::Collecting {
             if let Err(status) = self.job.collect(ctx) {
                 return Step::Refuse(status);
@@ -591,6 +596,9 @@ impl GatewayJob {
 impl crate::handler::Handler for GatewayJob {
     fn body_room(&mut self) -> Option<&mut Vec<u8>> {
         let job = &mut self.job;
+        if job.read_ahead && job.stage != Stage::Done {
+            return (job.intake.len() < crate::spool::SPILL).then_some(&mut job.intake);
+        }
         let room = job.stage == Stage::Collecting
             || job.stage == Stage::Done
             || (job.inbuf.len() < cgi::IN_HIGH && self.wbuf.len() - self.wpos < cgi::IN_HIGH);
