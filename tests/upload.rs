@@ -39,6 +39,7 @@ server.upload-dirs = ( "@DIR@/{upload}" )
 fastcgi.server = ( ".php" => ( ( "host" => "127.0.0.1", "port" => {} ) ) )
 $HTTP["url"] =^ "/stream/" {{
     server.stream-request-body = 2
+    server.stream-response-body = 2
 }}
 $HTTP["url"] =^ "/ahead/" {{
     server.stream-request-body = 1
@@ -553,4 +554,51 @@ $HTTP["url"] =^ "/stream/" {
         (f["len"].as_str(), f["cl"].as_str()),
         (n.as_str(), n.as_str())
     );
+}
+
+#[test]
+fn a_slow_client_does_not_hold_the_backend_unless_mode_2() {
+    let be = Responder::tcp();
+    let s = start(&be, "up");
+    let w = worker(&s);
+    let up = s.dir.path().join("up");
+    let n: usize = 50 << 20;
+    for (path, spooled) in [("/t.php", true), ("/stream/t.php", false)] {
+        let before = rss_kib(w);
+        let done_before = be.finished.load(std::sync::atomic::Ordering::Relaxed);
+        let mut c = s.connect();
+        write!(c, "GET {path}?mode=bytes&n={n} HTTP/1.0\r\nHost: x\r\n\r\n").expect("request");
+        // The client reads nothing for a while.
+        let freed = wait_until(Duration::from_secs(3), || {
+            be.finished.load(std::sync::atomic::Ordering::Relaxed) > done_before
+        });
+        let peak = rss_kib(w);
+        let files = open_in(w, &up);
+        let r = read_response(&mut c);
+        assert_eq!(r.status, 200, "{path}");
+        println!(
+            "{path}: backend done while the client did not read: {freed}; worker VmRSS {before} KiB, {peak} KiB then; response files {files:?}"
+        );
+        assert_eq!(r.body.len(), n, "{path}: the response's length");
+        assert!(
+            r.body.iter().all(|&b| b == b'x'),
+            "{path}: the response changed"
+        );
+        assert_eq!(
+            freed, spooled,
+            "{path}: backend freed before the client read"
+        );
+        assert!(
+            peak < before + 16 * 1024,
+            "{path}: the worker grew to {peak} KiB"
+        );
+        if common::is_root() {
+            assert_eq!(!files.is_empty(), spooled, "{path}: files {files:?}");
+            assert!(
+                wait_until(Duration::from_secs(3), || open_in(w, &up).is_empty()),
+                "the response's file outlived it"
+            );
+        }
+        assert_eq!(std::fs::read_dir(&up).expect("up").count(), 0);
+    }
 }

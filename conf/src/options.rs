@@ -222,6 +222,10 @@ request_options! {
     /// streams, read ahead of the backend into the spool; 2: it streams with at
     /// most 64 KiB held (the backend back-pressures the client).
     stream_request_body: u64 = "server.stream-request-body", default 0;
+    /// 0 and 1: a response the client is slow to take is spooled to a file in
+    /// server.upload-dirs so the script or backend is read to its end; 2: the
+    /// script or backend is not read while 256 KiB wait for the client.
+    stream_response_body: u64 = "server.stream-response-body", default 0;
     errorfile_prefix: String = "server.errorfile-prefix", default String::new();
     error_handler: String = "server.error-handler", default String::new();
     error_handler_404: String = "server.error-handler-404", default String::new();

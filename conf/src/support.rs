@@ -59,7 +59,6 @@ const IGNORED: &[&str] = &[
     "server.bsd-accept-filter",
     "server.v4mapped",
     "server.error-intercept",
-    "server.stream-response-body",
     "server.kbytes-per-second",
     "connection.kbytes-per-second",
     "server.protocol-http11",

@@ -35,6 +35,8 @@ pub struct Responder {
     pub requests: Arc<AtomicUsize>,
     /// Connections accepted.
     pub connections: Arc<AtomicUsize>,
+    /// Responses written to their end (END_REQUEST sent).
+    pub finished: Arc<AtomicUsize>,
     /// TCP port (0 for a unix socket).
     pub port: u16,
 }
@@ -77,7 +79,13 @@ impl Responder {
         let stop = Arc::new(AtomicBool::new(false));
         let requests = Arc::new(AtomicUsize::new(0));
         let connections = Arc::new(AtomicUsize::new(0));
-        let (st, rq, cn) = (stop.clone(), requests.clone(), connections.clone());
+        let finished = Arc::new(AtomicUsize::new(0));
+        let (st, rq, cn, fin) = (
+            stop.clone(),
+            requests.clone(),
+            connections.clone(),
+            finished.clone(),
+        );
         let h = std::thread::spawn(move || {
             // Polled every 5 ms; ends (closing the listener) when stopped.
             while !st.load(Ordering::Relaxed) {
@@ -85,8 +93,11 @@ impl Responder {
                     Ok(s) => {
                         cn.fetch_add(1, Ordering::Relaxed);
                         let rq = rq.clone();
+                        let fin = fin.clone();
                         std::thread::spawn(move || {
-                            let _ = serve(s, &rq);
+                            if serve(s, &rq).is_ok() {
+                                fin.fetch_add(1, Ordering::Relaxed);
+                            }
                         });
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(5)),
@@ -98,6 +109,7 @@ impl Responder {
             accept: Some(h),
             requests,
             connections,
+            finished,
             port,
         }
     }

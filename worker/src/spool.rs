@@ -1,6 +1,6 @@
-//! Request bodies kept on disk (lighttpd's server.upload-dirs): `Uploads`, the
-//! directories opened before the sandbox, and `Spool`, one body's temporary
-//! file. A file is made with O_TMPFILE (no name, mode 0600, gone with its fd);
+//! Request and response bodies kept on disk (lighttpd's server.upload-dirs):
+//! `Uploads`, the directories opened before the sandbox, and `Spool`, one
+//! request body's temporary file (a response's is a bare fd: cgi/respool.rs). A file is made with O_TMPFILE (no name, mode 0600, gone with its fd);
 //! where the file system lacks it, under a random O_EXCL name unlinked at once.
 //! Directories are tried in turn from the one after the last used, as lighttpd
 //! does; the first that takes the file serves it.
@@ -49,6 +49,15 @@ impl Uploads {
 
     /// A new temporary file; Err names every directory that refused.
     pub fn create(&mut self) -> Result<Spool, String> {
+        self.create_fd().map(|fd| Spool {
+            file: File::from(fd),
+            len: 0,
+            pos: 0,
+        })
+    }
+
+    /// A new temporary file as a bare fd (a response's spool, sent by sendfile).
+    pub fn create_fd(&mut self) -> Result<OwnedFd, String> {
         let mut why = Vec::new();
         for i in 0..self.dirs.len() {
             let k = (self.next + i) % self.dirs.len();
@@ -56,11 +65,7 @@ impl Uploads {
             match tmpfile(dir, &mut self.made) {
                 Ok(fd) => {
                     self.next = k + 1;
-                    return Ok(Spool {
-                        file: File::from(fd),
-                        len: 0,
-                        pos: 0,
-                    });
+                    return Ok(fd);
                 }
                 Err(e) => why.push(format!("{name}: {e}")),
             }

@@ -199,6 +199,8 @@ fn new_job(
         spool: None,
         read_ahead: matches!(b.head.body, BodyKind::Length(_)) && *view.stream_request_body == 1,
         intake: Vec::new(),
+        resp_spill: *view.stream_response_body != 2,
+        rspool: None,
         req: None,
         head: Vec::new(),
         framing: Framing::Head,

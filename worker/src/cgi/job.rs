@@ -80,6 +80,10 @@ pub struct Job {
     pub(crate) read_ahead: bool,
     /// Read ahead: what the connection decoded, not yet in `inbuf` or the spool.
     pub(crate) intake: Vec<u8>,
+    /// server.stream-response-body 0 or 1: a response the client is slow to take
+    /// goes to a temporary file (respool.rs) rather than holding the script.
+    pub(crate) resp_spill: bool,
+    pub(crate) rspool: Option<respool::RespSpool>,
     /// The request, kept until it can be sent (a chunked body is being collected).
     pub(crate) req: Option<Box<CgiRequest>>,
     /// Response head bytes until the head is complete.
@@ -302,7 +306,7 @@ impl Job {
     fn read_stdout(&mut self, ctx: &mut Ctx, rbuf: &mut [u8]) -> Result<bool, Pump> {
         let mut progress = false;
         while self.stdout.is_some()
-            && self.out.remaining() < OUT_HIGH as u64
+            && !self.out_full(ctx)
             && self
                 .pending
                 .as_ref()
@@ -384,6 +388,7 @@ impl Job {
         match r {
             Ok(true) => {
                 self.out.clear();
+                self.out_drained();
                 Ok(true)
             }
             Ok(false) => Ok(self.out.remaining() != before),

@@ -19,6 +19,7 @@ mod job;
 mod module;
 mod reply;
 pub mod resp;
+mod respool;
 mod select;
 
 pub use begin::{begin, begin_socket, Begin, Parts};

@@ -366,7 +366,7 @@ impl GatewayJob {
     fn read(&mut self, ctx: &mut Ctx, rbuf: &mut [u8]) -> Result<bool, Step> {
         let mut progress = false;
         loop {
-            let full = self.job.out.remaining() >= cgi::OUT_HIGH as u64
+            let full = self.job.out_full(ctx)
                 || self
                     .job
                     .pending
