@@ -87,6 +87,11 @@ fn tmpfile(dir: &OwnedFd, made: &mut u64) -> io::Result<OwnedFd> {
         }
         Err(_) => {}
     }
+    named_tmpfile(dir, made)
+}
+
+/// A random name made with O_EXCL (no symlink followed) and unlinked at once.
+fn named_tmpfile(dir: &OwnedFd, made: &mut u64) -> io::Result<OwnedFd> {
     use std::hash::BuildHasher;
     *made += 1;
     let r = std::collections::hash_map::RandomState::new().hash_one(*made);
@@ -147,5 +152,56 @@ impl Spool {
                 Err(e)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_spool_gives_back_what_it_took_and_leaves_no_name() {
+        let dir = std::env::temp_dir().join(format!("wick-spool-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        let d = dir.to_string_lossy().into_owned();
+        let mut log = Vec::new();
+        let mut up = Uploads::open(&[format!("{d}/missing"), d.clone()], None, &mut log);
+        assert_eq!(log.len(), 1, "{log:?}");
+        let mut s = up.create().expect("a spool in the second dir");
+        let data: Vec<u8> = (0..200_000u32).map(|i| (i % 253) as u8).collect();
+        s.append(&data[..70_000]).expect("append");
+        s.append(&data[70_000..]).expect("append");
+        assert_eq!((s.written(), s.pending()), (200_000, 200_000));
+        let mut back = Vec::new();
+        while s.pending() > 0 {
+            assert!(s.read_into(&mut back, SPILL).expect("read") > 0);
+        }
+        assert!(back == data);
+        assert_eq!(s.read_into(&mut back, SPILL).expect("at the end"), 0);
+        let names = std::fs::read_dir(&dir).expect("list").count();
+        drop(s);
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(names, 0, "the temporary file has a name");
+        let mut none = Uploads::open(&[], None, &mut log);
+        assert!(none.create().is_err());
+    }
+
+    #[test]
+    fn without_o_tmpfile_the_name_is_gone_at_once() {
+        let dir = std::env::temp_dir().join(format!("wick-named-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        let dfd: OwnedFd = std::fs::File::open(&dir).expect("open dir").into();
+        let mut made = 0;
+        let a = named_tmpfile(&dfd, &mut made).expect("first");
+        let b = named_tmpfile(&dfd, &mut made).expect("second");
+        let names = std::fs::read_dir(&dir).expect("list").count();
+        let mut f = File::from(a);
+        f.write_all(b"kept").expect("write");
+        let mode = f.metadata().expect("stat").permissions();
+        drop((f, b));
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(names, 0);
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(mode.mode() & 0o777, 0o600);
     }
 }
