@@ -386,7 +386,9 @@ fn a_deflate_cache_dir_is_made_with_the_rights_lighttpd_makes_it_with() {
         &[],
         prepare,
     );
-    assert!(s.dir.path().join("owned/compress").is_dir(), "made");
+    // Made when the workers start, after the port answers.
+    let made = || s.dir.path().join("owned/compress").is_dir();
+    assert!(wait_until(Duration::from_secs(10), made), "made");
     let o = run(&["-tt", "-f", &s.conf.to_string_lossy()]);
     assert_eq!(o.status.code(), Some(0), "{}", err(&o));
     drop(s);

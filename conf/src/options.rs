@@ -218,6 +218,14 @@ request_options! {
     max_request_size: u64 = "server.max-request-size", default 0;
     max_read_idle: u64 = "server.max-read-idle", default 60;
     max_write_idle: u64 = "server.max-write-idle", default 360;
+    /// 0: a body is received whole (spooled) before a backend gets it; 1: it
+    /// streams, read ahead of the backend into the spool; 2: it streams with at
+    /// most 64 KiB held (the backend back-pressures the client).
+    stream_request_body: u64 = "server.stream-request-body", default 0;
+    /// 0 and 1: a response the client is slow to take is spooled to a file in
+    /// server.upload-dirs so the script or backend is read to its end; 2: the
+    /// script or backend is not read while 256 KiB wait for the client.
+    stream_response_body: u64 = "server.stream-response-body", default 0;
     errorfile_prefix: String = "server.errorfile-prefix", default String::new();
     error_handler: String = "server.error-handler", default String::new();
     error_handler_404: String = "server.error-handler-404", default String::new();
@@ -459,6 +467,32 @@ impl ServerOptions {
     /// itself (see [`crate::keys::compat_load`]).
     pub fn effective_modules(&self) -> Vec<String> {
         crate::keys::effective_modules(&self.modules, self.compat_module_load, &self.module_facts)
+    }
+
+    /// The directories request bodies are spooled to (server.upload-dirs, as
+    /// lighttpd: /var/tmp when unset), or none when no module in force hands a
+    /// body to a backend (mod_cgi, mod_fastcgi, mod_scgi, mod_proxy).
+    pub fn body_spool_dirs(&self) -> Vec<String> {
+        let spools = self.effective_modules().iter().any(|m| {
+            matches!(
+                m.as_str(),
+                "mod_cgi" | "mod_fastcgi" | "mod_scgi" | "mod_proxy"
+            )
+        });
+        if !spools {
+            return Vec::new();
+        }
+        let dirs: Vec<String> = self
+            .upload_dirs
+            .iter()
+            .filter(|d| !d.is_empty())
+            .cloned()
+            .collect();
+        if dirs.is_empty() {
+            vec!["/var/tmp".to_string()]
+        } else {
+            dirs
+        }
     }
 }
 

@@ -319,6 +319,19 @@ pub fn warnings(config: &Config) -> Vec<String> {
             }
         }
     }
+    // Request bodies past 64 KiB for CGI/FastCGI/SCGI are spooled there; without
+    // one that works such a request gets 500 (and the error log says why).
+    for d in config.server.body_spool_dirs() {
+        if !inside(&root, &d).is_dir() {
+            let at = (0..config.blocks.len())
+                .map(|id| where_set(config, id, "server.upload-dirs"))
+                .find(|w| !w.is_empty())
+                .unwrap_or_default();
+            out.push(format!(
+                "WARNING: {at}server.upload-dirs {d}: no such directory; a request body over 64 KiB for a CGI, FastCGI or SCGI backend that must be received whole cannot be spooled there (500 when no upload dir can)"
+            ));
+        }
+    }
     out
 }
 

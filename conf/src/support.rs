@@ -50,7 +50,6 @@ pub const BUILT: &[&str] = &[
 
 /// Keys of the core and of built modules that wickd accepts and does not act on.
 const IGNORED: &[&str] = &[
-    "server.upload-dirs",
     "server.upload-temp-file-size",
     "server.core-files",
     "server.chunkqueue-chunk-sz",
@@ -61,8 +60,6 @@ const IGNORED: &[&str] = &[
     "server.bsd-accept-filter",
     "server.v4mapped",
     "server.error-intercept",
-    "server.stream-request-body",
-    "server.stream-response-body",
     "server.kbytes-per-second",
     "connection.kbytes-per-second",
     "server.protocol-http11",

@@ -9,7 +9,11 @@
 //! (a response with Content-Length), `bytes` (a body of N=`n` bytes in small
 //! records, no Content-Length), `sendfile` (X-Sendfile: the path `file=`),
 //! `process` (the responder process itself: pid, uid, working directory and its
-//! environment, for the tests of backends wickd starts; after `ms=` milliseconds).
+//! environment, for the tests of backends wickd starts; after `ms=` milliseconds),
+//! `sum` (the body not kept: `len=`, `fnv=` its FNV-1a 64, `begin=` and `first=`
+//! the wall-clock milliseconds of the connection's first record and of the first
+//! body byte, `cl=` CONTENT_LENGTH; with `stall=` milliseconds of not reading
+//! STDIN once PARAMS are in, a slow backend).
 //!
 //! A request in the AUTHORIZER role (BEGIN_REQUEST role 2) is an access check:
 //! allowed when its X-Allow header is "yes" (200, `Variable-USER_TIER: gold`,
@@ -35,6 +39,10 @@ pub struct Responder {
     accept: Option<JoinHandle<()>>,
     /// Requests answered (or begun).
     pub requests: Arc<AtomicUsize>,
+    /// Connections accepted.
+    pub connections: Arc<AtomicUsize>,
+    /// Responses written to their end (END_REQUEST sent).
+    pub finished: Arc<AtomicUsize>,
     /// TCP port (0 for a unix socket).
     pub port: u16,
 }
@@ -76,15 +84,26 @@ impl Responder {
     ) -> Responder {
         let stop = Arc::new(AtomicBool::new(false));
         let requests = Arc::new(AtomicUsize::new(0));
-        let (st, rq) = (stop.clone(), requests.clone());
+        let connections = Arc::new(AtomicUsize::new(0));
+        let finished = Arc::new(AtomicUsize::new(0));
+        let (st, rq, cn, fin) = (
+            stop.clone(),
+            requests.clone(),
+            connections.clone(),
+            finished.clone(),
+        );
         let h = std::thread::spawn(move || {
             // Polled every 5 ms; ends (closing the listener) when stopped.
             while !st.load(Ordering::Relaxed) {
                 match accept() {
                     Ok(s) => {
+                        cn.fetch_add(1, Ordering::Relaxed);
                         let rq = rq.clone();
+                        let fin = fin.clone();
                         std::thread::spawn(move || {
-                            let _ = serve(s, &rq);
+                            if serve(s, &rq).is_ok() {
+                                fin.fetch_add(1, Ordering::Relaxed);
+                            }
                         });
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(5)),
@@ -95,6 +114,8 @@ impl Responder {
             stop,
             accept: Some(h),
             requests,
+            connections,
+            finished,
             port,
         }
     }
@@ -158,6 +179,14 @@ pub fn process_text() -> String {
         ));
     }
     t
+}
+
+/// Wall-clock milliseconds (the tests compare them with the client's own).
+pub fn now_ms() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0)
 }
 
 pub trait Stream: Read + Write + Send {
@@ -237,8 +266,13 @@ fn serve(mut s: Box<dyn Stream>, requests: &AtomicUsize) -> io::Result<()> {
     // BEGIN_REQUEST, PARAMS until empty, STDIN until empty (an authorizer gets
     // no STDIN: it answers after PARAMS).
     let mut params_done = false;
+    let (mut begin, mut first, mut n, mut fnv) = (0u128, 0u128, 0u64, 0xcbf2_9ce4_8422_2325u64);
+    let mut keep = true;
     loop {
         let (kind, rid, c) = read_record(s)?;
+        if begin == 0 {
+            begin = now_ms();
+        }
         match kind {
             1 => {
                 id = rid;
@@ -246,10 +280,33 @@ fn serve(mut s: Box<dyn Stream>, requests: &AtomicUsize) -> io::Result<()> {
                     | c.get(1).map_or(0, |&l| u16::from(l));
             }
             4 if c.is_empty() && role == 2 => break,
-            4 if c.is_empty() => params_done = true,
+            4 if c.is_empty() => {
+                params_done = true;
+                let q = String::from_utf8_lossy(&params).into_owned();
+                keep = !q.contains("mode=sum");
+                if let Some(ms) = q
+                    .split(['&', '\0'])
+                    .find_map(|kv| kv.split("stall=").nth(1))
+                    .and_then(|v| v.split(|c: char| !c.is_ascii_digit()).next())
+                    .and_then(|v| v.parse::<u64>().ok())
+                {
+                    std::thread::sleep(Duration::from_millis(ms));
+                }
+            }
             4 => params.extend_from_slice(&c),
             5 if c.is_empty() => break,
-            5 => body.extend_from_slice(&c),
+            5 => {
+                if first == 0 {
+                    first = now_ms();
+                }
+                n += c.len() as u64;
+                for &b in &c {
+                    fnv = (fnv ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
+                }
+                if keep {
+                    body.extend_from_slice(&c);
+                }
+            }
             _ => {}
         }
         assert!(kind != 5 || params_done, "STDIN before the end of PARAMS");
@@ -283,6 +340,13 @@ fn serve(mut s: Box<dyn Stream>, requests: &AtomicUsize) -> io::Result<()> {
         t
     };
     match arg("mode").as_str() {
+        "sum" => {
+            let cl = env.get("CONTENT_LENGTH").cloned().unwrap_or_default();
+            let t = format!(
+                "Content-Type: text/plain\r\n\r\nlen={n}\nfnv={fnv:016x}\nbegin={begin}\nfirst={first}\ncl={cl}\n"
+            );
+            stdout(s, id, t.as_bytes())?
+        }
         "echo" => {
             let mut out = b"Content-Type: application/octet-stream\r\n\r\n".to_vec();
             out.extend_from_slice(&body);

@@ -280,9 +280,14 @@ impl Conn {
             Phase::Head | Phase::Body => ctx.site.read_idle,
             Phase::Write => ctx.site.write_idle,
             Phase::Linger => crate::site::LINGER_SECS,
-            Phase::Handler => self
-                .handler()
-                .map_or(ctx.site.write_idle, |h| h.timeout(ctx.site.write_idle)),
+            Phase::Handler => self.handler().map_or(ctx.site.write_idle, |h| {
+                let t = h.timeout(ctx.site.write_idle);
+                if h.reading_body() {
+                    t.min(ctx.site.read_idle)
+                } else {
+                    t
+                }
+            }),
             Phase::H2 => self.h2().map_or(ctx.site.read_idle, |h| h.timeout(ctx)),
         }
     }

@@ -48,6 +48,8 @@ pub struct Ctx {
     /// The event loop's registry, for handlers with sockets of their own (a
     /// FastCGI backend's, registered under `cgi::pipe_token(key, cgi::BACKEND)`).
     pub registry: Option<mio::Registry>,
+    /// server.upload-dirs: where request bodies received whole are spooled.
+    pub uploads: crate::spool::Uploads,
 }
 
 impl Ctx {
@@ -73,6 +75,12 @@ impl Ctx {
             // mod_status times requests from the turn's instant.
             clock.at = Some(std::time::Instant::now());
         }
+        let mut log = Vec::new();
+        let uploads = crate::spool::Uploads::open(
+            &site.cfg.server.body_spool_dirs(),
+            site.cfg.server.chroot.as_deref(),
+            &mut log,
+        );
         Ctx {
             site,
             tag,
@@ -92,10 +100,11 @@ impl Ctx {
             rq: crate::mods::Rq::with_parseopts(parseopts),
             cgi,
             internal: None,
-            log: Vec::new(),
+            log,
             grant: None,
             tls: None,
             registry: None,
+            uploads,
         }
     }
 

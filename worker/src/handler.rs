@@ -113,6 +113,13 @@ pub trait Handler: Any {
         write_idle
     }
 
+    /// The handler is taking the request body in as fast as it comes (it is
+    /// receiving it whole): a client that stops sending it meets
+    /// server.max-read-idle, as while the connection reads a body itself.
+    fn reading_body(&self) -> bool {
+        false
+    }
+
     /// Once a second: the handler's own timers. True: step the connection now.
     fn tick(&mut self, _ctx: &mut Ctx, _now: u64) -> bool {
         false

@@ -38,6 +38,7 @@ pub mod sandbox;
 pub mod scgi;
 pub mod server;
 pub mod site;
+pub mod spool;
 #[allow(unsafe_code)]
 pub mod stat_cache;
 pub mod static_file;

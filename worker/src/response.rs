@@ -76,6 +76,25 @@ impl Out {
         }
     }
 
+    /// Append `len` bytes of `fd` from `off`, extending the last chunk when it is
+    /// the same file's bytes right before these (a spooled response: one chunk
+    /// per run, not one per write).
+    pub fn file_extend(&mut self, fd: &Rc<OwnedFd>, off: u64, len: u64) {
+        if len == 0 {
+            return;
+        }
+        let at = self.buf.len();
+        if self.files.len() > self.file_idx {
+            if let Some((pos, last)) = self.files.last_mut() {
+                if *pos == at && Rc::ptr_eq(&last.fd, fd) && last.off + last.len == off {
+                    last.len += len;
+                    return;
+                }
+            }
+        }
+        self.file(fd.clone(), off, len);
+    }
+
     /// Total bytes still to send.
     pub fn remaining(&self) -> u64 {
         let mem = (self.buf.len() - self.pos.min(self.buf.len())) as u64;

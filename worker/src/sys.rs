@@ -295,3 +295,23 @@ pub fn loadavg1() -> Option<f64> {
     // loads are fixed point with SI_LOAD_SHIFT (16) fraction bits.
     Some(si.loads[0] as f64 / 65536.0)
 }
+
+/// An unnamed temporary file in `dirfd` (open(2) with O_TMPFILE, mode 0600): it
+/// has no name anyone could open, and it is gone with its last fd.
+pub fn open_tmpfile(dirfd: RawFd) -> io::Result<OwnedFd> {
+    let flags = libc::O_TMPFILE | libc::O_RDWR | libc::O_CLOEXEC;
+    // SAFETY: the name is a NUL-terminated literal; dirfd is the caller's directory.
+    let fd = retry(|| unsafe { libc::openat(dirfd, c".".as_ptr(), flags, 0o600) as isize })?;
+    // SAFETY: openat returned a new fd that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// A new file `name` in `dirfd` (O_EXCL, no symlink followed, mode 0600): where
+/// the file system has no O_TMPFILE; the caller unlinks it at once.
+pub fn create_excl_in(dirfd: RawFd, name: &std::ffi::CStr) -> io::Result<OwnedFd> {
+    let flags = libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_RDWR | libc::O_CLOEXEC;
+    // SAFETY: name is NUL-terminated; dirfd is the caller's directory.
+    let fd = retry(|| unsafe { libc::openat(dirfd, name.as_ptr(), flags, 0o600) as isize })?;
+    // SAFETY: openat returned a new fd that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}

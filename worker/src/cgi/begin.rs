@@ -90,7 +90,7 @@ pub fn begin(p: Parts<'_>, view: &View, mut b: Begin<'_>) -> Box<Job> {
         return job;
     }
     let req = Box::new(request(id, path, &b, run, p.cfg));
-    if b.head.body == BodyKind::Chunked {
+    if job.whole {
         job.stage = Stage::Collecting;
         job.req = Some(req);
     } else {
@@ -192,6 +192,15 @@ fn new_job(
         inpos: 0,
         in_closed: false,
         body_open: b.head.body != BodyKind::None,
+        // lighttpd collects a chunked body for CGI, FastCGI and SCGI in every
+        // mode: they need its length.
+        whole: b.head.body == BodyKind::Chunked
+            || (b.head.body != BodyKind::None && *view.stream_request_body == 0),
+        spool: None,
+        read_ahead: matches!(b.head.body, BodyKind::Length(_)) && *view.stream_request_body == 1,
+        intake: Vec::new(),
+        resp_spill: *view.stream_response_body != 2,
+        rspool: None,
         req: None,
         head: Vec::new(),
         framing: Framing::Head,

@@ -16,7 +16,7 @@ use crate::internal::{Internal, Saved};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Stage {
-    /// Reading a chunked request body before asking for the script.
+    /// Reading the request body whole before asking for the script or backend.
     Collecting,
     /// Asked the spawner; waiting for the pipes.
     Waiting,
@@ -70,6 +70,20 @@ pub struct Job {
     pub(crate) in_closed: bool,
     /// The connection is still reading the request body for us.
     pub(crate) body_open: bool,
+    /// The body is received whole before the script or backend gets it
+    /// (server.stream-request-body 0, or chunked: collect.rs).
+    pub(crate) whole: bool,
+    /// A collected body beyond `spool::SPILL`: its temporary file.
+    pub(crate) spool: Option<Box<crate::spool::Spool>>,
+    /// server.stream-request-body 1: the body streams, and what the script or
+    /// backend has not taken yet is read ahead of it into the spool.
+    pub(crate) read_ahead: bool,
+    /// Read ahead: what the connection decoded, not yet in `inbuf` or the spool.
+    pub(crate) intake: Vec<u8>,
+    /// server.stream-response-body 0 or 1: a response the client is slow to take
+    /// goes to a temporary file (respool.rs) rather than holding the script.
+    pub(crate) resp_spill: bool,
+    pub(crate) rspool: Option<respool::RespSpool>,
     /// The request, kept until it can be sent (a chunked body is being collected).
     pub(crate) req: Option<Box<CgiRequest>>,
     /// Response head bytes until the head is complete.
@@ -195,9 +209,18 @@ impl Job {
         rbuf: &mut [u8],
     ) -> Pump {
         let mut progress = false;
+        if let Err(status) = self.take_ahead(ctx) {
+            return Pump::Refuse(status);
+        }
         match self.start_collected(ctx) {
             Err(p) => return p,
             Ok(p) => progress |= p,
+        }
+        if self.stdin.is_some() {
+            match self.refill(ctx) {
+                Err(status) => return Pump::Refuse(status),
+                Ok(p) => progress |= p,
+            }
         }
         progress |= self.feed_stdin(ctx.clock.mono);
         match self.read_stdout(ctx, rbuf) {
@@ -220,22 +243,21 @@ impl Job {
         }
     }
 
-    /// A collected chunked body is complete: now the script can start.
-    /// (server.max-request-size is the body's own limit; this bounds memory.)
+    /// A collected body is complete: now the script can start. (Memory stays
+    /// bounded: past `spool::SPILL` it is in a file; server.max-request-size is
+    /// the body's own limit.)
     fn start_collected(&mut self, ctx: &mut Ctx) -> Result<bool, Pump> {
         if self.stage != Stage::Collecting {
             return Ok(false);
         }
-        if self.inbuf.len() as u64 > COLLECT_MAX {
-            return Err(Pump::Refuse(413));
-        }
+        self.collect(ctx).map_err(Pump::Refuse)?;
         if self.body_open {
             return Ok(false);
         }
         let Some(mut req) = self.req.take() else {
             return Ok(false);
         };
-        req.content_length = self.inbuf.len() as u64;
+        req.content_length = self.collected_len();
         self.stage = Stage::Waiting;
         ctx.cgi.jobs.insert(self.id, ctx.cgi.current);
         ctx.cgi.send(FromWorkerToSpawner::Run(req));
@@ -266,12 +288,14 @@ impl Job {
                     self.inpos = 0;
                 }
             }
-            if self.inpos >= self.inbuf.len() && !self.body_open {
+            if self.inpos >= self.inbuf.len() && !self.body_more() {
                 self.stdin = None; // EOF for the script
             }
-        } else if self.in_closed && self.inpos < self.inbuf.len() {
+        } else if self.in_closed {
             self.inbuf.clear();
             self.inpos = 0;
+            self.spool = None;
+            self.intake.clear();
         }
         progress
     }
@@ -282,7 +306,7 @@ impl Job {
     fn read_stdout(&mut self, ctx: &mut Ctx, rbuf: &mut [u8]) -> Result<bool, Pump> {
         let mut progress = false;
         while self.stdout.is_some()
-            && self.out.remaining() < OUT_HIGH as u64
+            && !self.out_full(ctx)
             && self
                 .pending
                 .as_ref()
@@ -364,6 +388,7 @@ impl Job {
         match r {
             Ok(true) => {
                 self.out.clear();
+                self.out_drained();
                 Ok(true)
             }
             Ok(false) => Ok(self.out.remaining() != before),
@@ -411,6 +436,10 @@ impl Job {
 
 impl crate::handler::Handler for Job {
     fn body_room(&mut self) -> Option<&mut Vec<u8>> {
+        if self.read_ahead {
+            let room = self.intake.len() < crate::spool::SPILL || self.in_closed;
+            return room.then_some(&mut self.intake);
+        }
         let pending = self.inbuf.len() - self.inpos;
         let room = pending < IN_HIGH || self.in_closed || self.stage == Stage::Collecting;
         room.then_some(&mut self.inbuf)
@@ -552,6 +581,10 @@ impl crate::handler::Handler for Job {
         fail(job, &ctx.clock, &ctx.pages, 504);
         ctx.cgi.finish(id, FinishReason::Timeout);
         true
+    }
+
+    fn reading_body(&self) -> bool {
+        self.stage == Stage::Collecting && self.body_open
     }
 
     fn started(&self) -> bool {

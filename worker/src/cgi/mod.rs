@@ -14,10 +14,12 @@
 
 mod begin;
 mod client;
+mod collect;
 mod job;
 mod module;
 mod reply;
 pub mod resp;
+mod respool;
 mod select;
 
 pub use begin::{begin, begin_socket, Begin, Parts};
@@ -48,9 +50,6 @@ pub const BACKEND: usize = 3;
 pub(crate) const IN_HIGH: usize = 64 * 1024;
 /// Response bytes queued for the client before reading from the script pauses.
 pub(crate) const OUT_HIGH: usize = 256 * 1024;
-/// A chunked request body is collected before the script starts (CGI needs
-/// CONTENT_LENGTH): at most this much, or server.max-request-size if smaller.
-pub(crate) const COLLECT_MAX: u64 = 16 << 20;
 /// Bytes of one stderr line kept for the log.
 const ERR_LINE: usize = 4096;
 

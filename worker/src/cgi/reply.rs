@@ -225,15 +225,15 @@ fn frame(job: &mut Job, data: &[u8]) {
         }
         Framing::Length(rem) => {
             let n = (rem as usize).min(data.len());
-            job.out.put(&data[..n]);
+            job.emit(&data[..n]);
             job.framing = Framing::Length(rem - n as u64);
         }
         Framing::Chunked => {
-            job.out.put(format!("{:x}\r\n", data.len()).as_bytes());
-            job.out.put(data);
-            job.out.put(b"\r\n");
+            job.emit(format!("{:x}\r\n", data.len()).as_bytes());
+            job.emit(data);
+            job.emit(b"\r\n");
         }
-        Framing::UntilClose => job.out.put(data),
+        Framing::UntilClose => job.emit(data),
     }
 }
 

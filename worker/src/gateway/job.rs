@@ -154,7 +154,7 @@ impl GatewayJob {
             pool.begin(s.pick.host);
         }
         j.pick = Some(s.pick);
-        j.job.stage = if j.job.body_open && j.chunked() {
+        j.job.stage = if j.job.body_open && j.job.whole {
             Stage::Collecting
         } else {
             Stage::Running
@@ -251,7 +251,7 @@ impl GatewayJob {
             return;
         };
         if self.chunked() && self.auth.is_none() {
-            let n = self.job.inbuf.len().to_string();
+            let n = self.job.collected_len().to_string();
             if let Some((_, v)) = env.iter_mut().find(|(k, _)| k == "CONTENT_LENGTH") {
                 *v = n;
             }
@@ -367,11 +367,13 @@ impl GatewayJob {
         if job.stage == Stage::Done || self.conn == Conn::Closed || self.up_shut {
             // Nobody reads it any more: dropped so the client can be read on.
             job.inbuf.clear();
+            job.spool = None;
+            job.intake.clear();
             return false;
         }
         if job.stage == Stage::Collecting || self.env.is_some() {
-            // A chunked body is collected whole first (its length goes into the
-            // head), and no body byte goes before the head.
+            // A body received whole is collected first (a chunked one's length
+            // goes into the head), and no body byte goes before the head.
             return false;
         }
         if !job.inbuf.is_empty() && self.wbuf.len() - self.wpos < cgi::IN_HIGH {
@@ -382,7 +384,7 @@ impl GatewayJob {
             job.inbuf.clear();
             progress = true;
         }
-        if !job.body_open && job.inbuf.is_empty() && !self.stdin_end {
+        if !job.body_more() && job.inbuf.is_empty() && !self.stdin_end {
             if self.wire == Wire::FastCgi {
                 record::stream(&mut self.wbuf, record::STDIN, &[]);
             }
@@ -426,6 +428,8 @@ impl GatewayJob {
                     self.job.body_open = false;
                     // A tunnel's backend reads no more: the client's bytes are dropped.
                     self.up_shut = self.tunnelling();
+                    self.job.spool = None;
+                    self.job.intake.clear();
                     return true;
                 }
             }
@@ -441,7 +445,7 @@ impl GatewayJob {
     fn read(&mut self, ctx: &mut Ctx, rbuf: &mut [u8]) -> Result<bool, Step> {
         let mut progress = false;
         loop {
-            let full = self.job.out.remaining() >= cgi::OUT_HIGH as u64
+            let full = self.job.out_full(ctx)
                 || self
                     .job
                     .pending
@@ -635,9 +639,12 @@ impl GatewayJob {
         rbuf: &mut [u8],
     ) -> Step {
         let mut progress = false;
+        if let Err(status) = self.job.take_ahead(ctx) {
+            return Step::Refuse(status);
+        }
         if self.job.stage == Stage::Collecting {
-            if self.job.inbuf.len() as u64 > cgi::COLLECT_MAX {
-                return Step::Refuse(413);
+            if let Err(status) = self.job.collect(ctx) {
+                return Step::Refuse(status);
             }
             if !self.job.body_open {
                 self.job.stage = Stage::Running;
@@ -670,15 +677,25 @@ impl GatewayJob {
         if self.env.is_some() && self.conn == Conn::Up && self.job.stage == Stage::Running {
             self.queue_params(ctx);
         }
-        // Body bytes moved on make room for more from the client.
-        if self.stdin() && self.job.body_open {
+        // A spooled body's next part, once the last went into the records.
+        if self.job.stage == Stage::Running
+            && self.env.is_none()
+            && self.job.inbuf.is_empty()
+            && self.wbuf.len() - self.wpos < cgi::IN_HIGH
+        {
+            if let Err(status) = self.job.refill(ctx) {
+                return Step::Refuse(status);
+            }
+        }
+        // Body bytes moved on make room for more from the client (or the spool).
+        if self.stdin() && self.job.body_more() {
             progress = true;
         }
         if self.conn == Conn::Up {
             // Writes alone need no second round: what follows waits for an
             // event, except a body held back for room that the write made.
             let wrote = self.write(ctx);
-            if wrote && self.job.body_open {
+            if wrote && self.job.body_more() {
                 progress = true;
             }
             if self.heard || !wrote {
@@ -756,6 +773,9 @@ impl crate::handler::Handler for GatewayJob {
             return None;
         }
         let job = &mut self.job;
+        if job.read_ahead && job.stage != Stage::Done {
+            return (job.intake.len() < crate::spool::SPILL).then_some(&mut job.intake);
+        }
         let room = job.stage == Stage::Collecting
             || job.stage == Stage::Done
             || (job.inbuf.len() < cgi::IN_HIGH && self.wbuf.len() - self.wpos < cgi::IN_HIGH);
@@ -873,6 +893,10 @@ impl crate::handler::Handler for GatewayJob {
             }
             Conn::None | Conn::Closed => false,
         }
+    }
+
+    fn reading_body(&self) -> bool {
+        self.job.stage == Stage::Collecting && self.job.body_open
     }
 
     fn started(&self) -> bool {

@@ -106,6 +106,28 @@ pub fn add_writes(p: Prepared, plan: &Plan, notes: &mut Vec<String>) -> Result<P
         mut ruleset,
         mut granted,
     } = p;
+    for dir in &plan.upload {
+        // Request-body files only: made (O_TMPFILE, or named and unlinked at
+        // once), written and read back through their fd; no listing, no subdirs.
+        let access = AccessFs::ReadFile
+            | AccessFs::WriteFile
+            | AccessFs::Truncate
+            | AccessFs::MakeReg
+            | AccessFs::RemoveFile;
+        match PathFd::new(dir) {
+            Ok(fd) if dir.is_dir() => {
+                ruleset = ruleset
+                    .add_rule(PathBeneath::new(fd, access))
+                    .map_err(|e| format!("landlock: {e}"))?;
+                granted.push(dir.clone());
+            }
+            Ok(_) => notes.push(format!(
+                "landlock: skipping {}: not a directory",
+                dir.display()
+            )),
+            Err(e) => notes.push(format!("landlock: skipping {}: {e}", dir.display())),
+        }
+    }
     for path in &plan.write {
         match PathFd::new(path) {
             Ok(fd) => {

@@ -28,8 +28,12 @@ pub struct Plan {
     /// user files, so that a file replaced by rename (an editor's save, `htpasswd
     /// -c`: a new inode, outside a rule made on the old one) is read again.
     pub read_files_in: Vec<PathBuf>,
-    /// Trees the config names for writing (upload and cache dirs): read + write.
+    /// Trees the config names for writing (cache dirs): read + write.
     pub write: Vec<PathBuf>,
+    /// server.upload-dirs (/var/tmp when unset) where a module hands request
+    /// bodies to backends: temporary files made, written, read back and (without
+    /// O_TMPFILE) unlinked there; nothing listed, nothing else read.
+    pub upload: Vec<PathBuf>,
     /// Directories the worker makes (mode 0700, as its own user, before its
     /// Landlock write rule): deflate.cache-dir when mod_deflate is loaded, as
     /// lighttpd makes it at start-up.
@@ -89,11 +93,7 @@ fn user_file_dir(file: &Path) -> Option<PathBuf> {
 }
 
 /// Keys whose values are directories the worker writes into.
-const WRITE_KEYS: &[&str] = &[
-    "server.upload-dirs",
-    "deflate.cache-dir",
-    "compress.cache-dir",
-];
+const WRITE_KEYS: &[&str] = &["deflate.cache-dir", "compress.cache-dir"];
 
 /// Gateway keys: `ext => ( ( "host" => .., "port" => .. ), .. )` trees.
 const BACKEND_KEYS: &[&str] = &[
@@ -118,6 +118,7 @@ impl Plan {
                 .filter(|c| !c.is_empty())
                 .map(PathBuf::from),
             max_fds: (s.max_fds > 0).then_some(u64::from(s.max_fds)),
+            upload: s.body_spool_dirs().into_iter().map(PathBuf::from).collect(),
             ..Plan::default()
         };
         let userdir_loaded = s.modules.iter().any(|m| m == "mod_userdir");
@@ -177,6 +178,7 @@ impl Plan {
         for v in [
             &mut p.read,
             &mut p.write,
+            &mut p.upload,
             &mut p.read_prefixes,
             &mut p.read_files_in,
             &mut p.create,
@@ -357,7 +359,7 @@ mod tests {
         let mut cfg = config(vec![
             vec![
                 set("server.document-root", s("/srv/www")),
-                set("server.upload-dirs", arr(vec![(None, s("/var/tmp/up"))])),
+                set("deflate.cache-dir", s("/var/cache/wickd")),
                 set("server.errorfile-prefix", s("/srv/errors/status-")),
             ],
             vec![
@@ -384,7 +386,16 @@ mod tests {
                 "/usr/share/icons/"
             ]
         );
-        assert_eq!(p.write, [PathBuf::from("/var/tmp/up")]);
+        assert_eq!(p.write, [PathBuf::from("/var/cache/wickd")]);
+        // No module hands bodies to a backend: no upload dir.
+        assert!(p.upload.is_empty());
+        cfg.server.modules = vec!["mod_fastcgi".into()];
+        assert_eq!(Plan::from_config(&cfg).upload, [PathBuf::from("/var/tmp")]);
+        cfg.server.upload_dirs = vec!["/var/tmp/up".into()];
+        assert_eq!(
+            Plan::from_config(&cfg).upload,
+            [PathBuf::from("/var/tmp/up")]
+        );
         assert_eq!(p.read_prefixes, [PathBuf::from("/srv/errors/status-")]);
         assert!(!p.connects());
     }

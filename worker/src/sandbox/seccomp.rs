@@ -217,6 +217,12 @@ pub fn rules(plan: &Plan, pid: i32) -> Result<Rules, String> {
         allow(&mut r, &[libc::SYS_rename]); // glibc's rename() on x86_64
     }
 
+    // --- upload dirs: a request body's file named and unlinked at once where
+    // the file system has no O_TMPFILE (spool.rs); Landlock limits the places ---
+    if !plan.upload.is_empty() {
+        allow(&mut r, &[libc::SYS_unlinkat]);
+    }
+
     Ok(r)
 }
 
