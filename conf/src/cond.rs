@@ -643,7 +643,8 @@ fn host_key(h: &str) -> &str {
 /// The request's host in lower case, made once per evaluation.
 fn lower_host<'s>(host: &'s mut String, f: &Facts) -> &'s str {
     if host.is_empty() && !f.host.is_empty() {
-        host.extend(f.host.chars().map(|c| c.to_ascii_lowercase()));
+        host.push_str(f.host);
+        host.make_ascii_lowercase();
     }
     host
 }
