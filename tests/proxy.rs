@@ -423,8 +423,10 @@ fn a_backend_that_is_down_fails_over_then_503() {
 fn a_backend_killed_mid_response_cuts_the_client() {
     const BIG: usize = 64 << 20;
     let mut be = static_backend("127.0.0.1", BIG);
+    // Mode 2: the response is relayed with backpressure, so the backend is still
+    // sending when it dies (modes 0 and 1 may have taken it all into a file).
     let s = front(&format!(
-        "proxy.server = ( \"/\" => ( {} ) )",
+        "proxy.server = ( \"/\" => ( {} ) )\nserver.stream-response-body = 2",
         host(be.port)
     ));
     let mut c = TcpStream::connect(("127.0.0.1", s.port)).expect("connect");
