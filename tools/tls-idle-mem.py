@@ -14,33 +14,11 @@ import ssl
 import sys
 import time
 
-
-def tree(pid):
-    out = [pid]
-    for p in os.listdir("/proc"):
-        if not p.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % p) as f:
-                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-        except OSError:
-            continue
-        if ppid == pid:
-            out.extend(tree(int(p)))
-    return out
+from procmem import pss_kib, tree
 
 
-def pss_kib(pid):
-    total = 0
-    for p in tree(pid):
-        try:
-            with open("/proc/%d/smaps_rollup" % p) as f:
-                for line in f:
-                    if line.startswith("Pss:"):
-                        total += int(line.split()[1])
-        except OSError:
-            pass
-    return total
+
+
 
 
 def main():

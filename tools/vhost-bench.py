@@ -21,34 +21,14 @@ import sys
 import tempfile
 import time
 
+from procmem import anon_kib, children as tree
+
 PORT_WICKD, PORT_LIGHTTPD = 18490, 18491
 DURATION = 4
 
 
-def tree(pid):
-    out = []
-    for p in os.listdir("/proc"):
-        if p.isdigit():
-            try:
-                with open("/proc/%s/stat" % p) as f:
-                    if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
-                        out.append(int(p))
-            except OSError:
-                pass
-    return out
 
 
-def anon_kib(pids):
-    total = 0
-    for p in pids:
-        try:
-            with open("/proc/%d/smaps_rollup" % p) as f:
-                for line in f:
-                    if line.startswith("Anonymous:"):
-                        total += int(line.split()[1])
-        except OSError:
-            pass
-    return total
 
 
 def wait_port(port, proc, limit=120):
