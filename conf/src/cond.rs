@@ -144,7 +144,7 @@ enum Step {
     Chain(u32),
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 enum Kind {
     /// `$HTTP["host"] == "literal"`: keyed by the host up to a ':', lower case.
     Host,
@@ -713,17 +713,17 @@ impl Tree {
                 keys: Keys::new(keys),
             });
         }
-        let mut count: HashMap<(BlockId, u8), usize> = HashMap::new();
+        let mut count: HashMap<(BlockId, Kind), usize> = HashMap::new();
         for (id, b) in blocks.iter().enumerate() {
             if let Some(k) = kind(id, b) {
-                *count.entry((parent_of(b), k as u8)).or_default() += 1;
+                *count.entry((parent_of(b), k)).or_default() += 1;
             }
         }
         if chains.is_empty() && !count.values().any(|&c| c >= index_min) {
             return None;
         }
         let mut steps: Vec<Vec<Step>> = vec![Vec::new(); n];
-        let mut grouped: HashMap<(BlockId, u8), Vec<(u64, u32)>> = HashMap::new();
+        let mut grouped: HashMap<(BlockId, Kind), Vec<(u64, u32)>> = HashMap::new();
         for (id, b) in blocks.iter().enumerate().skip(1) {
             let p = parent_of(b);
             if chain_of[id] != NONE {
@@ -734,27 +734,19 @@ impl Tree {
                 continue;
             }
             match kind(id, b) {
-                Some(k) if count[&(p, k as u8)] >= index_min => {
+                Some(k) if count[&(p, k)] >= index_min => {
                     let key = match &b.test {
                         Test::Prefix(pat) => key_hash(pat.as_bytes()),
                         t => host_hash(t),
                     };
-                    grouped
-                        .entry((p, k as u8))
-                        .or_default()
-                        .push((key, id as u32));
+                    grouped.entry((p, k)).or_default().push((key, id as u32));
                 }
                 _ => steps[p].push(Step::Block(id as u32)),
             }
         }
         let mut groups: Vec<Group> = grouped
             .into_iter()
-            .map(|((p, k), keys)| {
-                let kind = if k == Kind::Host as u8 {
-                    Kind::Host
-                } else {
-                    Kind::UrlPrefix
-                };
+            .map(|((p, kind), keys)| {
                 let mut lens: Vec<u32> = match kind {
                     Kind::Host => Vec::new(),
                     Kind::UrlPrefix => keys
@@ -775,7 +767,7 @@ impl Tree {
                 }
             })
             .collect();
-        groups.sort_by_key(|g| (g.parent, g.kind as u8));
+        groups.sort_by_key(|g| (g.parent, g.kind));
         let mut at = Vec::with_capacity(n + 1);
         let mut flat = Vec::new();
         for s in steps {
@@ -884,6 +876,13 @@ impl CondState {
     /// The request's host in lower case (made once per evaluation).
     fn lower_host(&mut self, f: &Facts) -> &str {
         lower_host(&mut self.host, f)
+    }
+
+    /// How many blocks the last evaluation decided through the index (0 when
+    /// the configuration has none and every block was tested in order): with an
+    /// index, the request's own candidates and the blocks beneath true ones.
+    pub fn decided(&self) -> usize {
+        self.touched.len()
     }
 
     /// Did block `id` apply to the last evaluated request?

@@ -211,6 +211,8 @@ fn twenty_thousand_sites_each_get_their_own_root() {
         assert_eq!(v.document_root, root, "{host}");
         // Only the global block and at most the site's own are touched.
         assert!(st.matched().count() <= 2);
+        // Through the index: a few blocks decided, not 20,000.
+        assert!((1..=3).contains(&st.decided()), "{}", st.decided());
     }
 }
 
@@ -263,5 +265,7 @@ fn a_long_else_chain_and_url_prefixes_are_indexed() {
         assert_eq!(v.document_root, root, "{host}");
         assert_eq!(v.server_name, name, "{url}");
         assert!(st.matched().count() <= 3);
+        // The chain and the prefixes through their indexes: a few blocks decided.
+        assert!((1..=4).contains(&st.decided()), "{}", st.decided());
     }
 }

@@ -2,7 +2,8 @@
 //! listening sockets it receives from the master.
 //!
 //! Start-up order (DESIGN.md): receive the setup from the master (config, listener,
-//! log and spawner fds in one message); compile the config; [`sandbox::enter`]; tell
+//! log and spawner fds in one message); compile the config; plan the sandbox, drop the raw blocks
+//! (`Site::shed`); [`sandbox::enter_with`]; tell
 //! the master Ready; serve.
 
 // Unsafe code lives where the OS demands it: system calls (sys), the file

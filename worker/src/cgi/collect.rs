@@ -18,6 +18,17 @@ impl Job {
         if !spill {
             return Ok(());
         }
+        let bytes = std::mem::take(&mut self.inbuf);
+        self.spool_append(ctx, &bytes)?;
+        // (the buffer's capacity kept for what comes next)
+        self.inbuf = bytes;
+        self.inbuf.clear();
+        Ok(())
+    }
+
+    /// `bytes` to the end of the spool, made in an upload dir on first use.
+    /// Err: 500 (no upload dir took a file, or the write failed), logged.
+    fn spool_append(&mut self, ctx: &mut Ctx, bytes: &[u8]) -> Result<(), u16> {
         if self.spool.is_none() {
             match ctx.uploads.create() {
                 Ok(s) => self.spool = Some(Box::new(s)),
@@ -31,7 +42,7 @@ impl Job {
             }
         }
         if let Some(s) = self.spool.as_mut() {
-            if let Err(e) = s.append(&self.inbuf) {
+            if let Err(e) = s.append(bytes) {
                 ctx.log.push(format!(
                     "{}: {}: writing the request body to its temporary file failed: {e}",
                     self.module, self.script
@@ -39,7 +50,6 @@ impl Job {
                 return Err(500);
             }
         }
-        self.inbuf.clear();
         Ok(())
     }
 
@@ -93,27 +103,10 @@ impl Job {
             self.intake.clear();
             return Ok(());
         }
-        if self.spool.is_none() {
-            match ctx.uploads.create() {
-                Ok(s) => self.spool = Some(Box::new(s)),
-                Err(why) => {
-                    ctx.log.push(format!(
-                        "{}: {}: no temporary file for the request body: {why}",
-                        self.module, self.script
-                    ));
-                    return Err(500);
-                }
-            }
-        }
-        if let Some(s) = self.spool.as_mut() {
-            if let Err(e) = s.append(&self.intake) {
-                ctx.log.push(format!(
-                    "{}: {}: writing the request body to its temporary file failed: {e}",
-                    self.module, self.script
-                ));
-                return Err(500);
-            }
-        }
+        let bytes = std::mem::take(&mut self.intake);
+        self.spool_append(ctx, &bytes)?;
+        // (the buffer's capacity kept for what comes next)
+        self.intake = bytes;
         self.intake.clear();
         Ok(())
     }

@@ -18,16 +18,12 @@ pub use plan::{Plan, UserDir};
 use std::os::unix::fs::DirBuilderExt;
 use std::path::PathBuf;
 
-/// What `enter` did, one line each, for the error log.
+/// What `enter_with` did, one line each, for the error log.
 pub type SandboxReport = Vec<String>;
 
-/// Lock this process in. Called once, after the config arrived and before the first
-/// byte is read from the network.
-pub fn enter(cfg: &wick_conf::Config) -> Result<SandboxReport, String> {
-    enter_with(&Plan::from_config(cfg))
-}
-
-/// Lock this process in according to `plan`. The calling process must have one
+/// Lock this process in according to `plan` (`Plan::from_config`, made while the
+/// blocks' raw settings are still there). Called once, after the config arrived
+/// and before the first byte is read from the network. The calling process must have one
 /// thread: Landlock confines only the calling thread.
 ///
 /// Order, and why:
