@@ -552,6 +552,15 @@ fn a_killed_spawner_is_replaced_and_workers_reconnect() {
             .into_iter()
             .find(|p| common::cmdline(*p).contains("gateway-spawner"))
     };
+    // Start-up ends when every child is ready (one worker can serve before the
+    // other is): a spawner lost before that fails the start, as it should.
+    assert!(
+        wait_until(Duration::from_secs(10), || s
+            .error_log()
+            .contains("server started")),
+        "{}",
+        s.error_log()
+    );
     let old = spawner().expect("a gateway-spawner child of the master");
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(old as i32),

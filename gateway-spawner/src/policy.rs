@@ -6,7 +6,7 @@
 //! (no `..`, no absolute or escaping symlink), matched by cgi.assign again, and, with
 //! cgi.user, checked as Apache's suEXEC checks.
 
-use crate::cgienv::{self, Derived, Env};
+use crate::cgienv::{self, Derived, EnvBuf};
 use crate::users::{Identity, Users};
 use nix::errno::Errno;
 use nix::fcntl::{openat2, OFlag, OpenHow, ResolveFlag};
@@ -23,7 +23,7 @@ use wick_proto::spawner::CgiRequest;
 pub struct Plan {
     /// argv: the cgi.assign interpreter and the script, or the script alone.
     pub argv: Vec<String>,
-    pub env: Env,
+    pub env: EnvBuf,
     /// The script's directory (O_PATH), the script's working directory.
     pub dir: OwnedFd,
     /// None: keep the spawner's credentials.
@@ -301,17 +301,17 @@ impl Policy {
             check_handler(handler, creds.as_ref().filter(|_| suexec))?;
         }
 
-        let (server_port, server_addr) = self.server_port_addr(req);
+        let server = self.server_addr(req);
         let extra = self.setenv(matched);
         let env = cgienv::build(
-            req,
+            &req.facts(),
             &Derived {
                 docroot,
                 script_filename: &script,
                 server_tag: view.server_tag,
                 server_name: view.server_name,
-                server_port,
-                server_addr,
+                server,
+                granted: &[],
                 extra: &extra,
                 passthrough: &self.passthrough,
             },
@@ -452,8 +452,8 @@ impl Policy {
 
     /// SERVER_PORT and SERVER_ADDR as lighttpd derives them from the listener's
     /// "host:port" token: a wildcard address is replaced by the connection's local one.
-    fn server_port_addr(&self, req: &CgiRequest) -> (String, String) {
-        cgienv::server_port_addr(&self.cfg, req)
+    fn server_addr(&self, req: &CgiRequest) -> cgienv::ServerAddr {
+        cgienv::server_addr(&self.cfg, req.listener, req.local_addr)
     }
 }
 

@@ -1,12 +1,16 @@
 //! The CGI/1.1 environment (RFC 3875 section 4.1) in lighttpd's order and with its
 //! extras (REQUEST_URI, REDIRECT_STATUS, SCRIPT_FILENAME, DOCUMENT_ROOT, REQUEST_SCHEME,
-//! REMOTE_PORT, HTTPS), from a request's facts ([`CgiRequest`]). lighttpd builds the
+//! REMOTE_PORT, HTTPS), from a request's facts ([`CgiFacts`]). lighttpd builds the
 //! same environment for CGI and FastCGI, and so does this one builder: the spawner
 //! for a CGI script (from facts it checked: a worker cannot add a variable, only
 //! header values, and those only under HTTP_*), the worker for a FastCGI backend's
-//! PARAMS.
+//! PARAMS. It writes into one [`EnvBuf`]: a FastCGI request costs two allocations
+//! for its whole environment, not two per variable.
 
-use crate::spawner::CgiRequest;
+use crate::spawner::{CgiRequest, HttpVersion};
+use std::borrow::Cow;
+use std::fmt::{self, Write as _};
+use std::net::{IpAddr, SocketAddr};
 use wick_conf::{Config, ListenAddr};
 
 /// What the spawner derived itself, next to the request's facts.
@@ -20,8 +24,9 @@ pub struct Derived<'a> {
     /// server.name (SERVER_NAME when set).
     pub server_name: &'a str,
     /// SERVER_PORT / SERVER_ADDR of the listener.
-    pub server_port: String,
-    pub server_addr: String,
+    pub server: ServerAddr,
+    /// A FastCGI authorizer's Variable-* grants (first, as in lighttpd's r->env).
+    pub granted: &'a [(String, String)],
     /// setenv.add-environment / setenv.set-environment of the request's blocks.
     pub extra: &'a [(String, String)],
     /// LD_PRELOAD / LD_LIBRARY_PATH from wickd's own environment, passed on as
@@ -29,167 +34,346 @@ pub struct Derived<'a> {
     pub passthrough: &'a [(String, String)],
 }
 
-/// One `NAME=value` list, in order.
-pub type Env = Vec<(String, String)>;
+/// A request's facts as the environment needs them, borrowed: from a
+/// [`CgiRequest`] (the spawner) or straight from the worker's request buffers.
+pub struct CgiFacts<'a> {
+    pub method: &'a str,
+    pub version: Option<HttpVersion>,
+    /// REQUEST_URI.
+    pub target: &'a str,
+    pub redirect_uri: Option<&'a str>,
+    /// SCRIPT_NAME followed by PATH_INFO.
+    pub path: &'a str,
+    pub script_name_len: usize,
+    pub query: &'a str,
+    pub host: Option<&'a str>,
+    pub remote_addr: Option<IpAddr>,
+    pub remote_port: u16,
+    pub tls: bool,
+    /// Request header fields, duplicates joined.
+    pub headers: Headers<'a>,
+    pub content_length: u64,
+    pub auth: Option<(&'a str, &'a str)>,
+    pub error_status: Option<u16>,
+    pub tls_env: &'a [(String, String)],
+}
+
+/// Header fields, owned (a [`CgiRequest`]'s) or borrowed from the request buffer.
+#[derive(Clone, Copy)]
+pub enum Headers<'a> {
+    Owned(&'a [(String, String)]),
+    Borrowed(&'a [(&'a str, Cow<'a, str>)]),
+}
+
+impl<'a> Headers<'a> {
+    /// The fields as owned pairs.
+    pub fn to_owned_list(self) -> Vec<(String, String)> {
+        let mut v = Vec::new();
+        self.each(|k, n| v.push((k.to_string(), n.to_string())));
+        v
+    }
+
+    fn each(self, mut f: impl FnMut(&str, &str)) {
+        match self {
+            Headers::Owned(h) => h.iter().for_each(|(k, v)| f(k, v)),
+            Headers::Borrowed(h) => h.iter().for_each(|(k, v)| f(k, v)),
+        }
+    }
+}
+
+impl CgiRequest {
+    /// The facts for [`build`].
+    pub fn facts(&self) -> CgiFacts<'_> {
+        CgiFacts {
+            method: &self.method,
+            version: self.version,
+            target: &self.target,
+            redirect_uri: self.redirect_uri.as_deref(),
+            path: &self.path,
+            script_name_len: self.script_name_len as usize,
+            query: &self.query,
+            host: self.host.as_deref(),
+            remote_addr: self.remote_addr,
+            remote_port: self.remote_port,
+            tls: self.tls,
+            headers: Headers::Owned(&self.headers),
+            content_length: self.content_length,
+            auth: self.auth.as_ref().map(|(u, t)| (u.as_str(), t.as_str())),
+            error_status: self.error_status,
+            tls_env: &self.tls_env,
+        }
+    }
+}
+
+/// `NAME=value` pairs in order, in one text buffer.
+#[derive(Clone, Debug, Default)]
+pub struct EnvBuf {
+    text: String,
+    /// Per variable: where its name ends and where its value ends in `text`.
+    ends: Vec<(u32, u32)>,
+}
+
+impl EnvBuf {
+    pub fn with_capacity(bytes: usize, vars: usize) -> EnvBuf {
+        EnvBuf {
+            text: String::with_capacity(bytes),
+            ends: Vec::with_capacity(vars),
+        }
+    }
+
+    pub fn push(&mut self, name: &str, value: &str) {
+        self.text.push_str(name);
+        self.value(|t| t.push_str(value));
+    }
+
+    /// A variable whose value is formatted in place.
+    pub fn push_fmt(&mut self, name: &str, value: fmt::Arguments<'_>) {
+        self.text.push_str(name);
+        // (writing to a String cannot fail)
+        self.value(|t| {
+            let _ = t.write_fmt(value);
+        });
+    }
+
+    /// A variable named by lighttpd's encoding of a header or setenv name:
+    /// `prefix`, then letters upper-cased, digits kept, everything else '_'.
+    pub fn push_encoded(&mut self, prefix: &str, name: &str, value: &str) {
+        self.text.push_str(prefix);
+        self.text.extend(name.bytes().map(encoded_byte));
+        self.value(|t| t.push_str(value));
+    }
+
+    fn value(&mut self, write: impl FnOnce(&mut String)) {
+        let name_end = self.text.len() as u32;
+        write(&mut self.text);
+        self.ends.push((name_end, self.text.len() as u32));
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
+        let mut start = 0usize;
+        self.ends.iter().map(move |&(n, v)| {
+            let (n, v) = (n as usize, v as usize);
+            let pair = (&self.text[start..n], &self.text[n..v]);
+            start = v;
+            pair
+        })
+    }
+
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.iter().find(|(n, _)| *n == name).map(|(_, v)| v)
+    }
+
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// Replace the value of `name` (a chunked body's CONTENT_LENGTH once its
+    /// length is known); appended when absent.
+    pub fn set(&mut self, name: &str, value: &str) {
+        if self.get(name).is_none() {
+            return self.push(name, value);
+        }
+        let mut out = EnvBuf::with_capacity(self.text.len() + value.len(), self.len());
+        for (n, v) in self.iter() {
+            out.push(n, if n == name { value } else { v });
+        }
+        *self = out;
+    }
+}
+
+impl<'a> FromIterator<(&'a str, &'a str)> for EnvBuf {
+    fn from_iter<I: IntoIterator<Item = (&'a str, &'a str)>>(iter: I) -> EnvBuf {
+        let mut env = EnvBuf::default();
+        iter.into_iter().for_each(|(k, v)| env.push(k, v));
+        env
+    }
+}
+
+fn encoded_byte(c: u8) -> char {
+    if c.is_ascii_alphabetic() {
+        c.to_ascii_uppercase() as char
+    } else if c.is_ascii_digit() {
+        c as char
+    } else {
+        '_'
+    }
+}
 
 /// lighttpd's encoding of a header or setenv name: letters upper-cased, digits kept,
 /// everything else '_'.
 pub fn encode_name(prefix: &str, name: &str) -> String {
     let mut s = String::with_capacity(prefix.len() + name.len());
     s.push_str(prefix);
-    for c in name.bytes() {
-        s.push(if c.is_ascii_alphabetic() {
-            c.to_ascii_uppercase() as char
-        } else if c.is_ascii_digit() {
-            c as char
-        } else {
-            '_'
-        });
-    }
+    s.extend(name.bytes().map(encoded_byte));
     s
 }
 
-pub fn build(req: &CgiRequest, d: &Derived<'_>) -> Env {
-    let mut env: Env = Vec::with_capacity(24 + req.headers.len());
-    let mut add = |k: &str, v: &str| env.push((k.to_string(), v.to_string()));
-    let path_info = &req.path[req.script_name_len as usize..];
-    let script_name = &req.path[..req.script_name_len as usize];
+pub fn build(req: &CgiFacts<'_>, d: &Derived<'_>) -> EnvBuf {
+    let mut env = EnvBuf::with_capacity(1024, 32);
+    let path_info = req.path.get(req.script_name_len..).unwrap_or("");
+    let script_name = req.path.get(..req.script_name_len).unwrap_or(req.path);
 
-    add("CONTENT_LENGTH", &req.content_length.to_string());
-    add("QUERY_STRING", &req.query);
-    add("REQUEST_URI", &req.target);
-    if let Some(r) = &req.redirect_uri {
-        add("REDIRECT_URI", r);
+    env.push_fmt("CONTENT_LENGTH", format_args!("{}", req.content_length));
+    env.push("QUERY_STRING", req.query);
+    env.push("REQUEST_URI", req.target);
+    if let Some(r) = req.redirect_uri {
+        env.push("REDIRECT_URI", r);
     }
     if req.error_status.is_none() {
         // For PHP built with --enable-force-cgi-redirect.
-        add("REDIRECT_STATUS", "200");
+        env.push("REDIRECT_STATUS", "200");
     }
-    add("SCRIPT_NAME", script_name);
+    env.push("SCRIPT_NAME", script_name);
     if !path_info.is_empty() {
-        add("PATH_INFO", path_info);
-        add("PATH_TRANSLATED", &format!("{}{}", d.docroot, path_info));
+        env.push("PATH_INFO", path_info);
+        env.push_fmt(
+            "PATH_TRANSLATED",
+            format_args!("{}{}", d.docroot, path_info),
+        );
     }
-    add("SCRIPT_FILENAME", d.script_filename);
-    add("DOCUMENT_ROOT", d.docroot);
-    add("REQUEST_METHOD", &req.method);
-    add(
+    env.push("SCRIPT_FILENAME", d.script_filename);
+    env.push("DOCUMENT_ROOT", d.docroot);
+    env.push("REQUEST_METHOD", req.method);
+    env.push(
         "SERVER_PROTOCOL",
         req.version.map(|v| v.as_str()).unwrap_or("HTTP/1.0"),
     );
-    add("SERVER_SOFTWARE", d.server_tag);
-    add("GATEWAY_INTERFACE", "CGI/1.1");
-    add("REQUEST_SCHEME", if req.tls { "https" } else { "http" });
+    env.push("SERVER_SOFTWARE", d.server_tag);
+    env.push("GATEWAY_INTERFACE", "CGI/1.1");
+    env.push("REQUEST_SCHEME", if req.tls { "https" } else { "http" });
     if req.tls {
-        add("HTTPS", "on");
+        env.push("HTTPS", "on");
     }
-    add("SERVER_PORT", &d.server_port);
-    add("SERVER_ADDR", &d.server_addr);
-    add("SERVER_NAME", &server_name(req, d));
-    add(
-        "REMOTE_ADDR",
-        &req.remote_addr.map(|a| a.to_string()).unwrap_or_default(),
-    );
-    add("REMOTE_PORT", &req.remote_port.to_string());
-    for (k, v) in &req.headers {
+    env.push_fmt("SERVER_PORT", format_args!("{}", d.server.port));
+    env.push_fmt("SERVER_ADDR", format_args!("{}", d.server));
+    server_name(&mut env, req, d);
+    match req.remote_addr {
+        Some(a) => env.push_fmt("REMOTE_ADDR", format_args!("{a}")),
+        None => env.push("REMOTE_ADDR", ""),
+    }
+    env.push_fmt("REMOTE_PORT", format_args!("{}", req.remote_port));
+    req.headers.each(|k, v| {
         if v.is_empty() || k.is_empty() {
-            continue;
+            return;
         }
         // httpoxy: some programs take HTTP_PROXY for their outgoing proxy.
         if k.eq_ignore_ascii_case("proxy") {
-            continue;
+            return;
         }
         if k.eq_ignore_ascii_case("content-type") {
-            add("CONTENT_TYPE", v);
+            env.push("CONTENT_TYPE", v);
         } else {
-            add(&encode_name("HTTP_", k), v);
+            env.push_encoded("HTTP_", k, v);
         }
-    }
+    });
     // lighttpd's r->env, in the order its modules fill it: mod_auth, mod_setenv, then
     // the error handler's REDIRECT_STATUS.
     // mod_openssl's: SSL_* only (REMOTE_USER/AUTH_TYPE from a client
     // certificate unless mod_auth set them): a worker names nothing else.
-    for (k, v) in &req.tls_env {
+    for (k, v) in req.tls_env {
         let from_cert = (k == "REMOTE_USER" || k == "AUTH_TYPE") && req.auth.is_none();
         let name_ok = k.len() > 4
             && k.starts_with("SSL_")
             && k.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_');
         if name_ok || from_cert {
-            add(k, v);
+            env.push(k, v);
         }
     }
-    if let Some((user, kind)) = &req.auth {
-        add("REMOTE_USER", user);
-        add("AUTH_TYPE", kind);
+    if let Some((user, kind)) = req.auth {
+        env.push("REMOTE_USER", user);
+        env.push("AUTH_TYPE", kind);
+    }
+    for (k, v) in d.granted {
+        env.push(k, v);
     }
     for (k, v) in d.extra {
         if !k.is_empty() {
-            add(&encode_name("", k), v);
+            env.push_encoded("", k, v);
         }
     }
     if let Some(st) = req.error_status {
-        add("REDIRECT_STATUS", &st.to_string());
+        env.push_fmt("REDIRECT_STATUS", format_args!("{st}"));
     }
     for (k, v) in d.passthrough {
-        add(k, v);
+        env.push(k, v);
     }
     env
 }
 
-/// SERVER_PORT and SERVER_ADDR of the request's listener: its own address, or
-/// the connection's local one (`req.local_addr`) on a wildcard listener.
-pub fn server_port_addr(cfg: &Config, req: &CgiRequest) -> (String, String) {
-    let Some(l) = cfg.listeners.get(req.listener as usize) else {
-        return ("0".into(), String::new());
+/// SERVER_PORT and SERVER_ADDR of a request's listener.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ServerAddr {
+    pub port: u16,
+    /// None: a unix socket (SERVER_ADDR empty).
+    pub ip: Option<IpAddr>,
+    /// An IPv6 listener's own address is written in brackets (lighttpd keeps the
+    /// "[::1]" of its host:port token); a wildcard's replacement is not.
+    pub bracketed: bool,
+}
+
+impl fmt::Display for ServerAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.ip {
+            Some(ip) if self.bracketed => write!(f, "[{ip}]"),
+            Some(ip) => write!(f, "{ip}"),
+            None => Ok(()),
+        }
+    }
+}
+
+/// SERVER_PORT and SERVER_ADDR of the listener `listener`: its own address, or
+/// the connection's local one (`local_addr`) on a wildcard listener.
+pub fn server_addr(cfg: &Config, listener: u32, local_addr: Option<SocketAddr>) -> ServerAddr {
+    let Some(l) = cfg.listeners.get(listener as usize) else {
+        return ServerAddr::default();
     };
     match &l.addr {
-        ListenAddr::Tcp(sa) => {
-            let addr = if sa.ip().is_unspecified() {
-                req.local_addr
-                    .map(|a| a.ip().to_string())
-                    .unwrap_or_default()
-            } else if sa.is_ipv6() {
-                format!("[{}]", sa.ip())
+        ListenAddr::Tcp(sa) => ServerAddr {
+            port: sa.port(),
+            ip: if sa.ip().is_unspecified() {
+                local_addr.map(|a| a.ip())
             } else {
-                sa.ip().to_string()
-            };
-            (sa.port().to_string(), addr)
-        }
-        ListenAddr::Unix(_) => ("0".into(), String::new()),
+                Some(sa.ip())
+            },
+            bracketed: !sa.ip().is_unspecified() && sa.is_ipv6(),
+        },
+        ListenAddr::Unix(_) => ServerAddr::default(),
     }
 }
 
-/// server.name if set, else the request's host; either without a port. Empty: the
-/// same as SERVER_ADDR.
-fn server_name(req: &CgiRequest, d: &Derived<'_>) -> String {
-    let s = if !d.server_name.is_empty() {
-        d.server_name.to_string()
-    } else {
-        req.host.as_deref().unwrap_or("").to_ascii_lowercase()
+/// SERVER_NAME: server.name if set, else the request's host, lower-cased; either
+/// without a port. Empty: the same as SERVER_ADDR.
+fn server_name(env: &mut EnvBuf, req: &CgiFacts<'_>, d: &Derived<'_>) {
+    let configured = !d.server_name.is_empty();
+    let s = match configured {
+        true => d.server_name,
+        false => req.host.unwrap_or(""),
     };
     if s.is_empty() {
-        return d.server_addr.clone();
+        return env.push_fmt("SERVER_NAME", format_args!("{}", d.server));
     }
-    if s.starts_with('[') {
-        match s.find("]:") {
-            Some(i) => s[..=i].to_string(),
-            None => s,
-        }
+    let s = if s.starts_with('[') {
+        s.find("]:").map_or(s, |i| &s[..=i])
     } else {
-        match s.find(':') {
-            Some(i) => s[..i].to_string(),
-            None => s,
-        }
-    }
+        s.find(':').map_or(s, |i| &s[..i])
+    };
+    env.text.push_str("SERVER_NAME");
+    env.value(|t| match configured {
+        true => t.push_str(s),
+        false => t.extend(s.chars().map(|c| c.to_ascii_lowercase())),
+    });
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::spawner::HttpVersion;
 
-    fn get<'a>(env: &'a Env, k: &str) -> Option<&'a str> {
-        env.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str())
+    fn get<'a>(env: &'a EnvBuf, k: &str) -> Option<&'a str> {
+        env.get(k)
     }
 
     #[test]
@@ -219,12 +403,16 @@ mod tests {
             script_filename: "/srv/www/cgi-bin/t.cgi",
             server_tag: "wickd/0.1.0",
             server_name: "",
-            server_port: "8080".into(),
-            server_addr: "127.0.0.1".into(),
+            server: ServerAddr {
+                port: 8080,
+                ip: "127.0.0.1".parse().ok(),
+                bracketed: false,
+            },
+            granted: &[],
             extra: &[("my.var".into(), "1".into())],
             passthrough: &[],
         };
-        let env = build(&req, &d);
+        let env = build(&req.facts(), &d);
         assert_eq!(get(&env, "CONTENT_LENGTH"), Some("5"));
         assert_eq!(get(&env, "SCRIPT_NAME"), Some("/cgi-bin/t.cgi"));
         assert_eq!(get(&env, "PATH_INFO"), Some("/a/b"));
@@ -240,5 +428,65 @@ mod tests {
         assert_eq!(get(&env, "MY_VAR"), Some("1"));
         assert_eq!(get(&env, "HTTPS"), None);
         assert_eq!(get(&env, "PATH"), None);
+    }
+
+    #[test]
+    fn env_buf() {
+        let mut env = EnvBuf::default();
+        env.push("A", "1");
+        env.push_encoded("HTTP_", "x-forwarded.for", "v");
+        env.push_fmt("N", format_args!("{}", 42));
+        env.push("EMPTY", "");
+        let all: Vec<_> = env.iter().collect();
+        assert_eq!(
+            all,
+            [
+                ("A", "1"),
+                ("HTTP_X_FORWARDED_FOR", "v"),
+                ("N", "42"),
+                ("EMPTY", "")
+            ]
+        );
+        env.set("N", "7");
+        env.set("NEW", "x");
+        assert_eq!(env.get("N"), Some("7"));
+        assert_eq!(env.get("NEW"), Some("x"));
+        assert_eq!(env.len(), 5);
+        assert_eq!(env.iter().next(), Some(("A", "1")));
+    }
+
+    #[test]
+    fn server_addr_and_name() {
+        let v6 = ServerAddr {
+            port: 80,
+            ip: "::1".parse().ok(),
+            bracketed: true,
+        };
+        assert_eq!(v6.to_string(), "[::1]");
+        assert_eq!(ServerAddr::default().to_string(), "");
+        let req = CgiRequest {
+            path: "/x".into(),
+            script_name_len: 2,
+            host: Some("[::1]:8080".into()),
+            ..Default::default()
+        };
+        let d = Derived {
+            docroot: "/srv",
+            script_filename: "/srv/x",
+            server_tag: "",
+            server_name: "",
+            server: v6,
+            granted: &[("G".into(), "1".into())],
+            extra: &[],
+            passthrough: &[],
+        };
+        let env = build(&req.facts(), &d);
+        assert_eq!(env.get("SERVER_NAME"), Some("[::1]"));
+        assert_eq!(env.get("SERVER_ADDR"), Some("[::1]"));
+        assert_eq!(env.get("SERVER_PORT"), Some("80"));
+        assert_eq!(env.get("G"), Some("1"));
+        // No host: SERVER_ADDR stands in.
+        let req = CgiRequest { host: None, ..req };
+        assert_eq!(build(&req.facts(), &d).get("SERVER_NAME"), Some("[::1]"));
     }
 }

@@ -3,9 +3,11 @@
 
 use crate::request::{BodyKind, Field, Head, Method, Version};
 use crate::response::Out;
+use std::borrow::Cow;
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::RawFd;
 use wick_conf::View;
+use wick_proto::cgienv::{self, CgiFacts, Headers, ServerAddr};
 use wick_proto::spawner::{CgiLimits, CgiRequest, FromWorkerToSpawner, HttpVersion};
 
 use super::*;
@@ -68,8 +70,8 @@ pub fn begin(p: Parts<'_>, view: &View, mut b: Begin<'_>) -> Box<Job> {
     }
     let id = p.cgi.next_id;
     p.cgi.next_id += 1;
-    let run = run_of(&b);
-    let mut job = new_job(id, out, view, &mut b, &run, limits, p.clock.mono);
+    let again = internal_run(&b);
+    let mut job = new_job(id, out, view, &mut b, again, limits, p.clock.mono);
     job.counted = Started::new(b.head.method_span.of(b.buf), p.clock.at);
     if let Some(l) = b.log.take() {
         job.log = Some(crate::mods::accesslog::Tally::new(l, job.out.remaining()));
@@ -89,7 +91,7 @@ pub fn begin(p: Parts<'_>, view: &View, mut b: Begin<'_>) -> Box<Job> {
         fail(&mut job, p.clock, p.pages, 503);
         return job;
     }
-    let req = Box::new(request(id, path, &b, run, p.cfg));
+    let req = Box::new(request(id, path, &b, run_of(&b), p.cfg));
     if job.whole {
         job.stage = Stage::Collecting;
         job.req = Some(req);
@@ -100,28 +102,31 @@ pub fn begin(p: Parts<'_>, view: &View, mut b: Begin<'_>) -> Box<Job> {
     job
 }
 
-/// Begin a job for a backend the worker talks to itself (mod_fastcgi): the same
-/// job and the same facts as for a script, without the spawner. None for the facts
-/// when the job failed already (it then holds the error answer).
-pub fn begin_socket(
+/// Begin a job for a backend the worker talks to itself (mod_fastcgi, mod_scgi,
+/// mod_proxy): the same job as for a script, without the spawner. `facts` gets
+/// the request's facts borrowed from its buffers (no copy per header or
+/// variable) and the listener's address; None for its answer when the job failed
+/// already (it then holds the error answer).
+pub fn begin_socket<R>(
     p: Parts<'_>,
     view: &View,
     mut b: Begin<'_>,
     module: &'static str,
-) -> (Box<Job>, Option<CgiRequest>) {
+    facts: impl FnOnce(&CgiFacts<'_>, ServerAddr) -> R,
+) -> (Box<Job>, Option<R>) {
     let mut out = Out::default();
     if !p.out.is_empty() {
         out = p.out.take_rest();
     } else {
         p.out.clear();
     }
-    let run = run_of(&b);
+    let again = internal_run(&b);
     let mut job = new_job(
         0,
         out,
         view,
         &mut b,
-        &run,
+        again,
         CgiLimits::default(),
         p.clock.mono,
     );
@@ -138,37 +143,52 @@ pub fn begin_socket(
         fail(&mut job, p.clock, p.pages, 400);
         return (job, None);
     };
-    let req = request(0, path, &b, run, p.cfg);
-    (job, Some(req))
+    let run = run_of(&b);
+    let headers = headers(&b);
+    let query = String::from_utf8_lossy(b.query);
+    let host = b.head.host.map(|h| String::from_utf8_lossy(h.of(b.buf)));
+    let server = cgienv::server_addr(
+        p.cfg,
+        u32::from(b.listener),
+        local_addr(b.fd, p.cfg, b.listener),
+    );
+    let mut f = facts_of(&b, path, &run, &headers);
+    f.query = &query;
+    f.host = host.as_deref();
+    let r = facts(&f, server);
+    (job, Some(r))
 }
 
-fn run_of(b: &Begin) -> Run {
+/// An internal request's first status and redirect count, for the job.
+fn internal_run(b: &Begin) -> (Option<(u16, bool)>, u8) {
+    b.internal
+        .as_ref()
+        .map_or((None, 0), |i| (i.error, i.loops))
+}
+
+fn run_of<'a>(b: &'a Begin) -> Run<'a> {
     match &b.internal {
         Some(i) => Run {
-            target: i.orig_target.clone(),
-            redirect_uri: Some(i.new_target.clone()),
+            target: Cow::Borrowed(&i.orig_target),
+            redirect_uri: Some(&i.new_target),
             error: i.error,
-            loops: i.loops,
         },
         None => Run {
-            target: String::from_utf8_lossy(b.head.target.of(b.buf)).into_owned(),
+            target: String::from_utf8_lossy(b.head.target.of(b.buf)),
             redirect_uri: None,
             error: None,
-            loops: 0,
         },
     }
 }
 
 /// What the request is run as: the client's, or an internal one's.
-struct Run {
+struct Run<'a> {
     /// REQUEST_URI: the client's request-target.
-    target: String,
+    target: Cow<'a, str>,
     /// REDIRECT_URI of an internal request.
-    redirect_uri: Option<String>,
+    redirect_uri: Option<&'a str>,
     /// An error handler's run: the first status, and whether it is kept.
     error: Option<(u16, bool)>,
-    /// Internal redirects so far.
-    loops: u8,
 }
 
 /// The job for a request, waiting for the spawner.
@@ -177,7 +197,7 @@ fn new_job(
     out: Out,
     view: &View,
     b: &mut Begin,
-    run: &Run,
+    (error, loops): (Option<(u16, bool)>, u8),
     limits: CgiLimits,
     now: u64,
 ) -> Box<Job> {
@@ -226,13 +246,13 @@ fn new_job(
         } else {
             Vec::new()
         },
-        error_status: run.error,
+        error_status: error,
         carried: b
             .internal
             .as_ref()
             .map(|i| i.fields.clone())
             .unwrap_or_default(),
-        loops: run.loops,
+        loops,
         saved: Saved {
             buf: b.buf.to_vec(),
             head: b.head.clone(),
@@ -249,32 +269,91 @@ fn new_job(
     })
 }
 
-/// The facts the spawner gets: the request, its headers (joined as lighttpd joins
-/// them, mod_setenv's applied), the addresses, the blocks that matched.
-fn request(id: u64, path: &str, b: &Begin, run: Run, cfg: &wick_conf::Config) -> CgiRequest {
-    let mut headers: Vec<(String, String)> = Vec::with_capacity(b.fields.len());
+/// The request's header fields for the script, borrowed where they can be:
+/// joined as lighttpd joins them (", ", "; " for Cookie), mod_setenv's applied.
+fn headers<'a>(b: &'a Begin) -> Vec<(&'a str, Cow<'a, str>)> {
+    let mut headers: Vec<(&str, Cow<str>)> = Vec::with_capacity(b.fields.len());
     for f in b.fields {
-        let name = String::from_utf8_lossy(f.name.of(b.buf)).into_owned();
-        let value = String::from_utf8_lossy(f.value.of(b.buf)).into_owned();
-        merge_header(&mut headers, name, value);
+        // (a field name is a token: ASCII; a value that is not UTF-8 is mended)
+        let Ok(name) = std::str::from_utf8(f.name.of(b.buf)) else {
+            continue;
+        };
+        let value = String::from_utf8_lossy(f.value.of(b.buf));
+        match headers
+            .iter_mut()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        {
+            Some((k, v)) => {
+                let v = v.to_mut();
+                v.push_str(if k.eq_ignore_ascii_case("cookie") {
+                    "; "
+                } else {
+                    ", "
+                });
+                v.push_str(&value);
+            }
+            None => headers.push((name, value)),
+        }
     }
     // setenv.add-request-header / set-request-header: as the script's HTTP_* too.
     for (name, value, _) in b.set_headers {
         headers.retain(|(k, _)| !k.eq_ignore_ascii_case(name));
         if !value.is_empty() {
-            headers.push((name.clone(), value.clone()));
+            headers.push((name, Cow::Borrowed(value)));
         }
     }
+    headers
+}
+
+fn version_of(v: Version) -> HttpVersion {
+    match v {
+        Version::Http10 => HttpVersion::Http10,
+        Version::Http11 => HttpVersion::Http11,
+        Version::Http2 => HttpVersion::Http2,
+    }
+}
+
+/// The request's facts for its environment, borrowed from its buffers (the
+/// query and host, which may need mending, are the caller's).
+fn facts_of<'a>(
+    b: &'a Begin,
+    path: &'a str,
+    run: &'a Run,
+    headers: &'a [(&'a str, Cow<'a, str>)],
+) -> CgiFacts<'a> {
+    let lossy = |s: &'a [u8]| std::str::from_utf8(s).unwrap_or("");
+    CgiFacts {
+        method: lossy(b.head.method_span.of(b.buf)),
+        version: Some(version_of(b.head.version)),
+        target: &run.target,
+        redirect_uri: run.redirect_uri,
+        path,
+        script_name_len: b.script_len,
+        query: "",
+        host: None,
+        remote_addr: Some(b.peer),
+        remote_port: b.peer_port,
+        tls: !b.tls_env.is_empty(),
+        headers: Headers::Borrowed(headers),
+        content_length: match b.head.body {
+            BodyKind::Length(n) => n,
+            _ => 0,
+        },
+        auth: b.auth,
+        error_status: run.error.map(|e| e.0),
+        tls_env: &b.tls_env,
+    }
+}
+
+/// The facts the spawner gets: the request, its headers (joined as lighttpd joins
+/// them, mod_setenv's applied), the addresses, the blocks that matched.
+fn request(id: u64, path: &str, b: &Begin, run: Run, cfg: &wick_conf::Config) -> CgiRequest {
     CgiRequest {
         id,
         method: String::from_utf8_lossy(b.head.method_span.of(b.buf)).into_owned(),
-        version: Some(match b.head.version {
-            Version::Http10 => HttpVersion::Http10,
-            Version::Http11 => HttpVersion::Http11,
-            Version::Http2 => HttpVersion::Http2,
-        }),
-        target: run.target,
-        redirect_uri: run.redirect_uri,
+        version: Some(version_of(b.head.version)),
+        target: run.target.into_owned(),
+        redirect_uri: run.redirect_uri.map(str::to_string),
         path: path.to_string(),
         script_name_len: b.script_len as u32,
         query: String::from_utf8_lossy(b.query).into_owned(),
@@ -287,7 +366,10 @@ fn request(id: u64, path: &str, b: &Begin, run: Run, cfg: &wick_conf::Config) ->
         remote_addr: Some(b.peer),
         remote_port: b.peer_port,
         tls: !b.tls_env.is_empty(),
-        headers,
+        headers: headers(b)
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.into_owned()))
+            .collect(),
         content_length: match b.head.body {
             BodyKind::Length(n) => n,
             _ => 0,

@@ -57,13 +57,14 @@ pub(crate) fn stdout_data(ctx: &mut Ctx, job: &mut Job, data: &[u8]) -> Option<P
         }
         Parsed::BadStatusLine(why) => malformed(ctx, job, &why, 502),
         Parsed::Head(h) => {
-            let rest = job.head.split_off(h.len);
-            job.head.clear();
             if h.effective_status() < 200 && h.effective_status() != 101 {
                 // 1xx from a script: dropped; the real head follows.
-                job.head = rest;
+                job.head.drain(..h.len);
                 return stdout_data(ctx, job, &[]);
             }
+            // The head's buffer holds what followed it: the first body bytes.
+            let buf = std::mem::take(&mut job.head);
+            let rest = &buf[h.len..];
             if job.local_redir && rest.is_empty() {
                 if let Some(loc) = h.local_redirect() {
                     return local_redirect(ctx, job, &h, loc.as_bytes().to_vec());
@@ -77,7 +78,7 @@ pub(crate) fn stdout_data(ctx: &mut Ctx, job: &mut Job, data: &[u8]) -> Option<P
             }
             let status = h.effective_status();
             start_response(ctx, job, h, status);
-            body_bytes(ctx, job, &rest);
+            body_bytes(ctx, job, rest);
             None
         }
     }
@@ -278,7 +279,7 @@ pub(crate) fn start_response(ctx: &mut Ctx, job: &mut Job, h: RespHead, status: 
             return;
         }
     };
-    write_head(ctx, job, h, status);
+    write_head(ctx, job, h, status, None);
 }
 
 /// A pending head goes out: with Content-Length when the script's output is all
@@ -318,15 +319,13 @@ pub(crate) fn commit_head(ctx: &mut Ctx, job: &mut Job, ended: bool) {
             }
             None => body,
         };
-        h.fields
-            .push(("Content-Length".into(), body.len().to_string()));
         job.framing = Framing::Length(body.len() as u64);
-        write_head(ctx, job, h, status);
+        write_head(ctx, job, h, status, Some(body.len() as u64));
         frame(job, &body);
         return;
     }
     job.framing = streamed(job);
-    write_head(ctx, job, h, status);
+    write_head(ctx, job, h, status, None);
     body_bytes_raw(job, &body);
 }
 
@@ -343,9 +342,16 @@ fn streamed(job: &mut Job) -> Framing {
 
 /// The head for the client, framed as `job.framing` says: the script's fields,
 /// then Transfer-Encoding, Connection, Date (unless the script sent one), Server
-/// (the script's, else server.tag). The response_start hooks do not run here (the
+/// (the script's, else server.tag); `length`: a Content-Length the worker
+/// counted (the script's, if it sent one, is among its fields). The response_start hooks do not run here (the
 /// request's context is gone; lighttpd runs them on backend responses too).
-pub(crate) fn write_head(ctx: &mut Ctx, job: &mut Job, mut h: RespHead, status: u16) {
+pub(crate) fn write_head(
+    ctx: &mut Ctx,
+    job: &mut Job,
+    mut h: RespHead,
+    status: u16,
+    length: Option<u64>,
+) {
     let out = &mut job.out;
     let mark = out.buf.len();
     let head = ctx.resp.begin(job.version, status);
@@ -356,6 +362,9 @@ pub(crate) fn write_head(ctx: &mut Ctx, job: &mut Job, mut h: RespHead, status: 
     }
     for (k, v) in &h.fields {
         head.add(k.as_bytes(), v.as_bytes());
+    }
+    if let Some(n) = length {
+        head.add_u64(b"Content-Length", n);
     }
     if job.framing == Framing::Chunked {
         head.add(b"Transfer-Encoding", b"chunked");

@@ -100,8 +100,8 @@ pub fn parse(buf: &[u8]) -> Parsed {
     if !nph && !first.is_empty() && memchr::memchr(b':', first).is_none() {
         return Parsed::NoHeaders;
     }
-    // Find the blank line.
-    let mut lines = Vec::new();
+    // Find the blank line; the lines before it are read again below (a head
+    // arrives whole nearly always: no list of them is kept).
     let mut pos = 0;
     let end = loop {
         let Some(nl) = memchr::memchr(b'\n', &buf[pos..]) else {
@@ -118,14 +118,17 @@ pub fn parse(buf: &[u8]) -> Parsed {
         if pos > MAX_HEAD {
             return Parsed::Malformed(format!("response head longer than {MAX_HEAD} bytes"));
         }
-        lines.push(line);
     };
     let mut head = RespHead {
         len: end,
         nph,
+        fields: Vec::with_capacity(8),
         ..Default::default()
     };
-    let mut it = lines.into_iter();
+    let mut it = buf[..end]
+        .split(|&c| c == b'\n')
+        .map(trim_cr)
+        .take_while(|l| !l.is_empty());
     if nph {
         let Some(line) = it.next() else {
             return Parsed::Partial;
@@ -169,10 +172,12 @@ pub fn parse(buf: &[u8]) -> Parsed {
                 String::from_utf8_lossy(name).escape_debug()
             ));
         }
-        let name = String::from_utf8_lossy(name).into_owned();
-        let value = String::from_utf8_lossy(value).into_owned();
-        match name.to_ascii_lowercase().as_str() {
-            "status" if !head.nph => match status_code(&value) {
+        // (a name of tchars is ASCII)
+        let name = std::str::from_utf8(name).unwrap_or_default();
+        let value = String::from_utf8_lossy(value);
+        let is = |n: &str| name.eq_ignore_ascii_case(n);
+        if is("status") && !head.nph {
+            match status_code(&value) {
                 Some(s) => head.status = Some(s),
                 None => {
                     return Parsed::Malformed(format!(
@@ -180,41 +185,35 @@ pub fn parse(buf: &[u8]) -> Parsed {
                         value.escape_debug()
                     ))
                 }
-            },
-            "connection" => {
-                if value
-                    .split(',')
-                    .any(|t| t.trim().eq_ignore_ascii_case("close"))
-                {
-                    head.close = true;
-                }
             }
-            "keep-alive" | "http2-settings" => {}
-            "transfer-encoding" => {
-                head.chunked = true;
-                head.content_length = None;
-                head.fields
-                    .retain(|(k, _)| !k.eq_ignore_ascii_case("content-length"));
+        } else if is("connection") {
+            if value
+                .split(',')
+                .any(|t| t.trim().eq_ignore_ascii_case("close"))
+            {
+                head.close = true;
             }
-            "content-length" => {
-                let v = value.strip_prefix('+').unwrap_or(&value);
-                if head.chunked || head.content_length.is_some() {
-                    continue;
-                }
-                if let Some(n) = v
-                    .parse::<u64>()
-                    .ok()
-                    .filter(|_| v.bytes().all(|c| c.is_ascii_digit()))
-                {
-                    head.content_length = Some(n);
-                    head.fields.push((name, n.to_string()));
-                }
+        } else if is("keep-alive") || is("http2-settings") {
+        } else if is("transfer-encoding") {
+            head.chunked = true;
+            head.content_length = None;
+            head.fields
+                .retain(|(k, _)| !k.eq_ignore_ascii_case("content-length"));
+        } else if is("content-length") {
+            let v = value.strip_prefix('+').unwrap_or(&value);
+            if head.chunked || head.content_length.is_some() {
+                continue;
             }
-            _ => {
-                if !value.is_empty() {
-                    head.fields.push((name, value));
-                }
+            if let Some(n) = v
+                .parse::<u64>()
+                .ok()
+                .filter(|_| v.bytes().all(|c| c.is_ascii_digit()))
+            {
+                head.content_length = Some(n);
+                head.fields.push((name.to_string(), n.to_string()));
             }
+        } else if !value.is_empty() {
+            head.fields.push((name.to_string(), value.into_owned()));
         }
     }
     Parsed::Head(head)

@@ -75,25 +75,53 @@ fn put_len(buf: &mut Vec<u8>, n: usize) {
 /// The environment as PARAMS records, then the empty one that ends them. A pair
 /// too large for one record (over 64 KiB) is dropped, as it cannot be sent.
 pub fn params<'a>(out: &mut Vec<u8>, env: impl IntoIterator<Item = (&'a str, &'a str)>) {
-    let mut buf = Vec::with_capacity(4096);
+    // Pairs are written straight after a header whose length is filled in when
+    // the record is closed: no buffer of its own.
+    let mut start = open(out);
     for (k, v) in env {
         let need = k.len() + v.len() + 8;
         if need > MAX_CONTENT {
             continue;
         }
-        if buf.len() + need > MAX_CONTENT {
-            record(out, PARAMS, &buf);
-            buf.clear();
+        if out.len() - start + need > MAX_CONTENT {
+            close(out, start);
+            start = open(out);
         }
-        put_len(&mut buf, k.len());
-        put_len(&mut buf, v.len());
-        buf.extend_from_slice(k.as_bytes());
-        buf.extend_from_slice(v.as_bytes());
+        put_len(out, k.len());
+        put_len(out, v.len());
+        out.extend_from_slice(k.as_bytes());
+        out.extend_from_slice(v.as_bytes());
     }
-    if !buf.is_empty() {
-        record(out, PARAMS, &buf);
+    if out.len() > start {
+        close(out, start);
+    } else {
+        out.truncate(start - 8);
     }
     record(out, PARAMS, &[]);
+}
+
+/// A PARAMS record's header, its length left to [`close`]; where its content starts.
+fn open(out: &mut Vec<u8>) -> usize {
+    out.extend_from_slice(&[
+        1,
+        PARAMS,
+        (REQUEST_ID >> 8) as u8,
+        REQUEST_ID as u8,
+        0,
+        0,
+        0,
+        0,
+    ]);
+    out.len()
+}
+
+/// Fill in the length and padding of the record whose content starts at `start`.
+fn close(out: &mut Vec<u8>, start: usize) {
+    let len = out.len() - start;
+    let pad = (8 - len % 8) % 8;
+    out[start - 4..start - 2].copy_from_slice(&(len as u16).to_be_bytes());
+    out[start - 2] = pad as u8;
+    out.extend_from_slice(&[0; 8][..pad]);
 }
 
 /// One record read back.
@@ -212,6 +240,65 @@ mod tests {
         let mut bad = Reader::default();
         bad.extend(b"HTTP/1.1 200 OK\r\n");
         assert_eq!(bad.take().expect_err("an error"), BadVersion(b'H'));
+    }
+
+    /// PARAMS records back to their pairs, checking each header's padding.
+    fn decode_params(mut out: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
+        let mut content = Vec::new();
+        let mut ended = false;
+        while !out.is_empty() {
+            assert_eq!(&out[..4], &[1, PARAMS, 0, 1]);
+            let len = u16::from_be_bytes([out[4], out[5]]) as usize;
+            let pad = out[6] as usize;
+            assert_eq!((len + pad) % 8, 0);
+            assert!(!ended, "a record after the empty one");
+            ended = len == 0;
+            content.extend_from_slice(&out[8..8 + len]);
+            out = &out[8 + len + pad..];
+        }
+        assert!(ended);
+        let mut pairs = Vec::new();
+        let mut c = &content[..];
+        let take_len = |c: &mut &[u8]| -> usize {
+            if c[0] < 128 {
+                let n = c[0] as usize;
+                *c = &c[1..];
+                n
+            } else {
+                let n = u32::from_be_bytes([c[0] & 0x7f, c[1], c[2], c[3]]) as usize;
+                *c = &c[4..];
+                n
+            }
+        };
+        while !c.is_empty() {
+            let (k, v) = (take_len(&mut c), take_len(&mut c));
+            pairs.push((c[..k].to_vec(), c[k..k + v].to_vec()));
+            c = &c[k + v..];
+        }
+        pairs
+    }
+
+    #[test]
+    fn params_split_over_records() {
+        let big = "v".repeat(30_000);
+        let env = [
+            ("A", big.as_str()),
+            ("B", "1"),
+            ("C", big.as_str()),
+            ("D", big.as_str()),
+        ];
+        let mut out = Vec::new();
+        params(&mut out, env);
+        let got = decode_params(&out);
+        let want: Vec<_> = env
+            .iter()
+            .map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec()))
+            .collect();
+        assert_eq!(got, want);
+        // Nothing to send: the empty record alone.
+        let mut out = Vec::new();
+        params(&mut out, []);
+        assert_eq!(out, [1, PARAMS, 0, 1, 0, 0, 0, 0]);
     }
 
     #[test]

@@ -26,6 +26,7 @@ use crate::fastcgi::record::{self, Reader, Record};
 use crate::handler::{Step, Want};
 use std::io;
 use std::rc::Rc;
+use wick_proto::cgienv::EnvBuf;
 
 /// How the request and its response travel on the backend's socket.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -49,7 +50,7 @@ pub(super) struct Start {
     pub balance: Balance,
     pub hkey: Vec<u8>,
     /// The CGI environment (CONTENT_LENGTH filled in later for a chunked body).
-    pub env: Vec<(String, String)>,
+    pub env: EnvBuf,
     /// The connection's key (the backend socket's token).
     pub key: usize,
     pub now: u64,
@@ -84,7 +85,7 @@ pub struct GatewayJob {
     conn: Conn,
     key: usize,
     /// The environment until the body's length is known (chunked request body).
-    env: Option<Vec<(String, String)>>,
+    env: Option<EnvBuf>,
     /// Records for the backend: `wbuf[wpos..]` not written yet.
     wbuf: Vec<u8>,
     wpos: usize,
@@ -251,12 +252,9 @@ impl GatewayJob {
             return;
         };
         if self.chunked() && self.auth.is_none() {
-            let n = self.job.collected_len().to_string();
-            if let Some((_, v)) = env.iter_mut().find(|(k, _)| k == "CONTENT_LENGTH") {
-                *v = n;
-            }
+            env.set("CONTENT_LENGTH", &self.job.collected_len().to_string());
         }
-        let pairs = env.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+        let pairs = env.iter();
         match self.wire {
             Wire::FastCgi => {
                 let role = match self.auth {
@@ -788,8 +786,8 @@ impl crate::handler::Handler for GatewayJob {
         if let Some(env) = self.env.as_mut() {
             for (k, v) in trailers {
                 let name = wick_proto::cgienv::encode_name("HTTP_", &k);
-                if !env.iter().any(|(n, _)| *n == name) {
-                    env.push((name, v));
+                if env.get(&name).is_none() {
+                    env.push(&name, &v);
                 }
             }
         }

@@ -15,7 +15,7 @@ use crate::mods::{hook, Gateways, HandlerCx, Module};
 use std::cell::RefCell;
 use std::rc::Rc;
 use wick_conf::{Config, Value, View};
-use wick_proto::cgienv::{self, Derived};
+use wick_proto::cgienv::{self, CgiFacts, Derived};
 
 /// Which gateway module.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -290,6 +290,21 @@ fn could_select(
 /// SCRIPT_NAME's length for a prefix key without check-local (lighttpd: the
 /// prefix and what follows it up to the next '/'; fix-root-scriptname on a "/"
 /// key: empty, all of the path is PATH_INFO). Suffix keys: the whole path.
+/// REQUEST_URI with a host's strip-request-uri prefix taken off (None: kept as
+/// it is), as lighttpd's gw_backend does: only a prefix that ends at a '/', '?'
+/// or the end.
+fn strip_request_uri(strip: &str, target: &str) -> Option<String> {
+    let strip = strip.trim_end_matches('/');
+    let rest = target.strip_prefix(strip).filter(|_| !strip.is_empty())?;
+    if rest.starts_with('/') {
+        Some(rest.to_string())
+    } else if rest.is_empty() || rest.starts_with('?') {
+        Some(format!("/{rest}"))
+    } else {
+        None
+    }
+}
+
 fn prefix_script_len(key: &str, fix_root: bool, path: &[u8]) -> usize {
     if !key.starts_with('/') {
         return path.len();
@@ -444,25 +459,51 @@ impl GatewayModule {
         path: &[u8],
         script_len: usize,
     ) -> Box<dyn Handler> {
-        let host = pool.host(pick.host).clone();
-        // An authorizer's variables first (lighttpd's r->env has them before
-        // the second run's mod_setenv adds its own).
-        let mut extra =
-            x.rq.grant
-                .as_ref()
-                .map(|g| g.env.clone())
-                .unwrap_or_default();
-        extra.extend(x.rq.env.iter().cloned());
+        let host = pool.host(pick.host);
         let internal = match host.authorizer {
             true => gw.internal.clone(),
             false => None,
         };
         let key = gw.cgi.current;
-        let cfg = gw.cfg;
         let module = self.kind.module();
+        // An authorizer's variables first (lighttpd's r->env has them before
+        // the second run's mod_setenv adds its own).
+        let rq = x.rq;
+        let granted = rq.grant.as_ref().map_or(&[][..], |g| &g.env[..]);
+        let extra = &rq.env;
         crate::cgi::with_begin(x, gw, path, script_len, |p, view, b| {
             let clock_mono = p.clock.mono;
-            let (mut job, req) = crate::cgi::begin_socket(p, view, b, module);
+            let (mut job, env) = crate::cgi::begin_socket(p, view, b, module, |req, server| {
+                let docroot = match host.docroot.is_empty() {
+                    true => view.document_root.trim_end_matches('/'),
+                    false => host.docroot.as_str(),
+                };
+                let script_name = req.path.get(..req.script_name_len).unwrap_or(req.path);
+                let mut script_filename = String::with_capacity(docroot.len() + req.path.len());
+                script_filename.push_str(docroot);
+                script_filename.push_str(script_name);
+                if host.broken_scriptfilename {
+                    script_filename.push_str(&req.path[script_name.len()..]);
+                }
+                let stripped = strip_request_uri(&host.strip_request_uri, req.target);
+                let req = &CgiFacts {
+                    target: stripped.as_deref().unwrap_or(req.target),
+                    ..*req
+                };
+                cgienv::build(
+                    req,
+                    &Derived {
+                        docroot,
+                        script_filename: &script_filename,
+                        server_tag: view.server_tag,
+                        server_name: view.server_name,
+                        server,
+                        granted,
+                        extra,
+                        passthrough: &[],
+                    },
+                )
+            });
             job.backend = host.name.clone();
             job.xsendfile = host.xsendfile;
             job.xsendfile_docroot = host.xsendfile_docroot.clone();
@@ -471,42 +512,9 @@ impl GatewayModule {
             }
             // lighttpd's gateways do not run local redirects (opts.local_redir 0).
             job.local_redir = false;
-            let Some(mut req) = req else {
+            let Some(env) = env else {
                 return Box::new(GatewayJob::failed(job)) as Box<dyn Handler>;
             };
-            let docroot = if host.docroot.is_empty() {
-                view.document_root.trim_end_matches('/').to_string()
-            } else {
-                host.docroot.clone()
-            };
-            let script_name = &req.path[..req.script_name_len as usize];
-            let mut script_filename = format!("{docroot}{script_name}");
-            if host.broken_scriptfilename {
-                script_filename.push_str(&req.path[req.script_name_len as usize..]);
-            }
-            let strip = host.strip_request_uri.trim_end_matches('/');
-            if !strip.is_empty() && req.target.starts_with(strip) {
-                let rest = &req.target[strip.len()..];
-                if rest.starts_with('/') {
-                    req.target = rest.to_string();
-                } else if rest.is_empty() || rest.starts_with('?') {
-                    req.target = format!("/{rest}");
-                }
-            }
-            let (server_port, server_addr) = cgienv::server_port_addr(cfg, &req);
-            let env = cgienv::build(
-                &req,
-                &Derived {
-                    docroot: &docroot,
-                    script_filename: &script_filename,
-                    server_tag: view.server_tag,
-                    server_name: view.server_name,
-                    server_port,
-                    server_addr,
-                    extra: &extra,
-                    passthrough: &[],
-                },
-            );
             let j = GatewayJob::new(Start {
                 wire,
                 job,
@@ -541,7 +549,7 @@ impl GatewayModule {
         hkey: Vec<u8>,
     ) -> Box<dyn Handler> {
         let view = x.view;
-        let host = pool.host(pick.host).clone();
+        let host = pool.host(pick.host);
         let key = gw.cgi.current;
         let header = self.header(view.proxy_header);
         // (checked at start)
@@ -566,6 +574,7 @@ impl GatewayModule {
                 .unwrap_or_default()
         });
         let (peer, tls, scheme) = (base.peer, base.tls.is_some(), gw.scheme);
+        let version = base.head.version;
         let scheme = if scheme == "https" { "https" } else { "http" };
         let replace_host = *view.proxy_replace_http_host;
         let idle = *view.max_read_idle;
@@ -574,7 +583,25 @@ impl GatewayModule {
         let module = self.kind.module();
         crate::cgi::with_begin(x, gw, &path, path.len(), |p, view, b| {
             let clock_mono = p.clock.mono;
-            let (mut job, req) = crate::cgi::begin_socket(p, view, b, module);
+            let (mut job, request) = crate::cgi::begin_socket(p, view, b, module, |req, _| {
+                let host = req.host.map(str::to_string);
+                let request = proxy::Request {
+                    method: req.method.to_string(),
+                    target,
+                    version,
+                    host: host.clone(),
+                    headers: req.headers.to_owned_list(),
+                    peer,
+                    scheme,
+                    tls,
+                    by,
+                    remote_user: req.auth.map(|(u, _)| u.to_string()),
+                    replace_host,
+                    host_ids: names,
+                    forwarded,
+                };
+                (request, proxy::Remap::new(header, host, tls))
+            });
             job.backend = host.name.clone();
             job.xsendfile = host.xsendfile;
             job.xsendfile_docroot = host.xsendfile_docroot.clone();
@@ -582,24 +609,8 @@ impl GatewayModule {
                 job.mimetypes = view.mimetypes.clone();
             }
             job.local_redir = false;
-            let Some(req) = req else {
+            let Some((request, remap)) = request else {
                 return Box::new(GatewayJob::failed(job)) as Box<dyn Handler>;
-            };
-            let remap = proxy::Remap::new(header, req.host.clone(), tls);
-            let request = proxy::Request {
-                method: req.method,
-                target,
-                version: job.version,
-                host: req.host,
-                headers: req.headers,
-                peer,
-                scheme,
-                tls,
-                by,
-                remote_user: req.auth.map(|(u, _)| u),
-                replace_host,
-                host_ids: names,
-                forwarded,
             };
             Box::new(GatewayJob::new(Start {
                 wire: Wire::Http,
@@ -608,7 +619,7 @@ impl GatewayModule {
                 pick,
                 balance,
                 hkey,
-                env: Vec::new(),
+                env: Default::default(),
                 key,
                 now: clock_mono,
                 http: Some(Box::new(proxy::Exchange::new(request, remap))),
@@ -635,7 +646,7 @@ impl GatewayModule {
         let len = path.len();
         crate::cgi::with_begin(x, gw, &path, len, |p, view, b| {
             let (clock, pages) = (p.clock, p.pages);
-            let (mut job, _) = crate::cgi::begin_socket(p, view, b, module);
+            let (mut job, _) = crate::cgi::begin_socket(p, view, b, module, |_, _| ());
             crate::cgi::fail(&mut job, clock, pages, 503);
             Box::new(GatewayJob::failed(job)) as Box<dyn Handler>
         })
