@@ -167,6 +167,11 @@ impl EnvBuf {
         self.ends.len()
     }
 
+    /// Bytes of all names and values.
+    pub fn text_len(&self) -> usize {
+        self.text.len()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.ends.is_empty()
     }

@@ -120,6 +120,7 @@ pub struct GatewayJob {
 
 impl GatewayJob {
     pub(super) fn new(s: Start) -> GatewayJob {
+        let params = s.env.text_len() + 8 * s.env.len() + 48;
         let mut j = GatewayJob {
             wire: s.wire,
             job: s.job,
@@ -132,9 +133,15 @@ impl GatewayJob {
             conn: Conn::None,
             key: s.key,
             env: Some(s.env),
-            // An HTTP head is small; below 1 KiB glibc's malloc takes the fast
-            // path (a larger request first consolidates its free lists).
-            wbuf: Vec::with_capacity(if s.wire == Wire::Http { 1000 } else { 4096 }),
+            // Sized for the head: below 1 KiB, as it mostly is, glibc's malloc
+            // takes the fast path (a larger request first consolidates its free
+            // lists). An HTTP head is made later, and small.
+            wbuf: Vec::with_capacity(match s.wire {
+                Wire::Http => 1000,
+                // name and value, up to 8 bytes of lengths each; 3 records' headers
+                // and padding around the PARAMS
+                _ => params,
+            }),
             wpos: 0,
             wrote: false,
             blocked: false,
