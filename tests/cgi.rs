@@ -225,6 +225,43 @@ fn response_heads_status_location_nph_and_no_headers() {
     assert!(r.body.is_empty());
 }
 
+/// A head that comes in pieces (gathered until its blank line), and a 1xx head
+/// before the real one (dropped) with the body's first bytes in the same write.
+#[test]
+fn response_heads_in_pieces_and_after_1xx() {
+    let s = start(
+        "",
+        &[
+            (
+                "split.cgi",
+                "#!/bin/sh
+printf 'Content-Type: text/pl'
+sleep 0.3
+printf 'ain\r\nX-A: '
+sleep 0.3
+printf '1\r\n\r\nbody'
+",
+            ),
+            (
+                "early.cgi",
+                "#!/bin/sh
+printf 'Status: 103 Early Hints\r\nLink: </a.css>\r\n\r\nStatus: 201 Created\r\nX-B: 2\r\n\r\nmade'
+",
+            ),
+        ],
+    );
+    let r = s.get("/cgi-bin/split.cgi");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-type"), Some("text/plain"));
+    assert_eq!(r.header("x-a"), Some("1"));
+    assert_eq!(r.text(), "body");
+    let r = s.get("/cgi-bin/early.cgi");
+    assert_eq!(r.status, 201);
+    assert_eq!(r.header("x-b"), Some("2"));
+    assert_eq!(r.header("link"), None);
+    assert_eq!(r.text(), "made");
+}
+
 #[test]
 fn malformed_headers_are_500_with_a_log_line() {
     let s = start(

@@ -135,6 +135,22 @@ impl EnvBuf {
         });
     }
 
+    /// A variable with a decimal value (no formatter: a request has several).
+    pub fn push_u64(&mut self, name: &str, mut n: u64) {
+        let mut digits = [0u8; 20];
+        let mut i = digits.len();
+        loop {
+            i -= 1;
+            digits[i] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        // (ASCII digits)
+        self.push(name, std::str::from_utf8(&digits[i..]).unwrap_or("0"));
+    }
+
     /// A variable named by lighttpd's encoding of a header or setenv name:
     /// `prefix`, then letters upper-cased, digits kept, everything else '_'.
     pub fn push_encoded(&mut self, prefix: &str, name: &str, value: &str) {
@@ -222,7 +238,7 @@ pub fn build(req: &CgiFacts<'_>, d: &Derived<'_>) -> EnvBuf {
     let path_info = req.path.get(req.script_name_len..).unwrap_or("");
     let script_name = req.path.get(..req.script_name_len).unwrap_or(req.path);
 
-    env.push_fmt("CONTENT_LENGTH", format_args!("{}", req.content_length));
+    env.push_u64("CONTENT_LENGTH", req.content_length);
     env.push("QUERY_STRING", req.query);
     env.push("REQUEST_URI", req.target);
     if let Some(r) = req.redirect_uri {
@@ -253,14 +269,14 @@ pub fn build(req: &CgiFacts<'_>, d: &Derived<'_>) -> EnvBuf {
     if req.tls {
         env.push("HTTPS", "on");
     }
-    env.push_fmt("SERVER_PORT", format_args!("{}", d.server.port));
+    env.push_u64("SERVER_PORT", d.server.port.into());
     env.push_fmt("SERVER_ADDR", format_args!("{}", d.server));
     server_name(&mut env, req, d);
     match req.remote_addr {
         Some(a) => env.push_fmt("REMOTE_ADDR", format_args!("{a}")),
         None => env.push("REMOTE_ADDR", ""),
     }
-    env.push_fmt("REMOTE_PORT", format_args!("{}", req.remote_port));
+    env.push_u64("REMOTE_PORT", req.remote_port.into());
     req.headers.each(|k, v| {
         if v.is_empty() || k.is_empty() {
             return;
@@ -301,7 +317,7 @@ pub fn build(req: &CgiFacts<'_>, d: &Derived<'_>) -> EnvBuf {
         }
     }
     if let Some(st) = req.error_status {
-        env.push_fmt("REDIRECT_STATUS", format_args!("{st}"));
+        env.push_u64("REDIRECT_STATUS", st.into());
     }
     for (k, v) in d.passthrough {
         env.push(k, v);
@@ -441,6 +457,8 @@ mod tests {
         env.push("A", "1");
         env.push_encoded("HTTP_", "x-forwarded.for", "v");
         env.push_fmt("N", format_args!("{}", 42));
+        env.push_u64("Z", 0);
+        env.push_u64("M", u64::MAX);
         env.push("EMPTY", "");
         let all: Vec<_> = env.iter().collect();
         assert_eq!(
@@ -449,6 +467,8 @@ mod tests {
                 ("A", "1"),
                 ("HTTP_X_FORWARDED_FOR", "v"),
                 ("N", "42"),
+                ("Z", "0"),
+                ("M", "18446744073709551615"),
                 ("EMPTY", "")
             ]
         );
@@ -456,7 +476,7 @@ mod tests {
         env.set("NEW", "x");
         assert_eq!(env.get("N"), Some("7"));
         assert_eq!(env.get("NEW"), Some("x"));
-        assert_eq!(env.len(), 5);
+        assert_eq!(env.len(), 7);
         assert_eq!(env.iter().next(), Some(("A", "1")));
     }
 

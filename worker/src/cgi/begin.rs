@@ -34,6 +34,8 @@ pub struct Begin<'a> {
     pub auth: Option<(&'a str, &'static str)>,
     pub listener: u16,
     pub fd: RawFd,
+    /// The condition blocks found true (mod_cgi's, for the spawner; empty for
+    /// the gateways).
     pub blocks: Vec<u32>,
     /// The connection's TLS facts for the script (tls/env.rs).
     pub tls_env: Vec<(String, String)>,

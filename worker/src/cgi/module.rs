@@ -20,8 +20,10 @@ impl Module for ModCgi {
         let env = &mut *x.env;
         let sel = super::select(env.roots, env.cache, env.clock.mono, x.view, x.req.path)?;
         let path = sel.path.unwrap_or_else(|| gw.path.to_vec());
+        // The blocks the worker found true, for the spawner to compare.
+        let blocks = gw.cond.matched().map(|b| b as u32).collect();
         Some(with_begin(x, gw, &path, sel.script_len, |p, view, b| {
-            super::begin(p, view, b)
+            super::begin(p, view, super::Begin { blocks, ..b })
         }))
     }
 }
@@ -79,7 +81,7 @@ pub(crate) fn with_begin<R>(
         auth: gw.auth,
         listener: base.listener as u16,
         fd: base.fd,
-        blocks: gw.cond.matched().map(|b| b as u32).collect(),
+        blocks: Vec::new(),
         tls_env: crate::tls::env::cgi_env(base.tls),
         internal,
         log,

@@ -40,13 +40,35 @@ pub(crate) fn stdout_data(ctx: &mut Ctx, job: &mut Job, data: &[u8]) -> Option<P
         body_bytes(ctx, job, data);
         return None;
     }
+    // A head that arrives whole (nearly every one) is read where it lies; only
+    // one cut short is gathered in `job.head`.
+    if job.head.is_empty() {
+        return match resp::parse(data) {
+            Parsed::Partial => {
+                job.head.extend_from_slice(data);
+                None
+            }
+            parsed => head_parsed(ctx, job, parsed, data),
+        };
+    }
     job.head.extend_from_slice(data);
-    match resp::parse(&job.head) {
+    let buf = std::mem::take(&mut job.head);
+    match resp::parse(&buf) {
+        Parsed::Partial => {
+            job.head = buf;
+            None
+        }
+        parsed => head_parsed(ctx, job, parsed, &buf),
+    }
+}
+
+/// The script's head read from `buf` (which holds what followed it too).
+fn head_parsed(ctx: &mut Ctx, job: &mut Job, parsed: Parsed, buf: &[u8]) -> Option<Pump> {
+    match parsed {
         Parsed::Partial => None,
         Parsed::NoHeaders => {
-            let body = std::mem::take(&mut job.head);
             start_response(ctx, job, RespHead::default(), 200);
-            body_bytes(ctx, job, &body);
+            body_bytes(ctx, job, buf);
             None
         }
         // A script's bad head is its error (500); a backend server's is a bad
@@ -57,14 +79,12 @@ pub(crate) fn stdout_data(ctx: &mut Ctx, job: &mut Job, data: &[u8]) -> Option<P
         }
         Parsed::BadStatusLine(why) => malformed(ctx, job, &why, 502),
         Parsed::Head(h) => {
+            let rest = &buf[h.len..];
             if h.effective_status() < 200 && h.effective_status() != 101 {
                 // 1xx from a script: dropped; the real head follows.
-                job.head.drain(..h.len);
-                return stdout_data(ctx, job, &[]);
+                job.head.clear();
+                return stdout_data(ctx, job, rest);
             }
-            // The head's buffer holds what followed it: the first body bytes.
-            let buf = std::mem::take(&mut job.head);
-            let rest = &buf[h.len..];
             if job.local_redir && rest.is_empty() {
                 if let Some(loc) = h.local_redirect() {
                     return local_redirect(ctx, job, &h, loc.as_bytes().to_vec());

@@ -528,13 +528,13 @@ impl GatewayJob {
                     if d.is_empty() || self.job.stage == Stage::Done {
                         continue;
                     }
-                    let mut d = d.to_vec();
+                    let mut d = std::borrow::Cow::Borrowed(d);
                     if let Some(a) = self.auth.as_mut() {
                         match a.feed(&d) {
                             Fed::Kept => continue,
                             Fed::Pass => {}
                             // The authorizer's answer is the response.
-                            Fed::Deny(head) => d = head,
+                            Fed::Deny(head) => d = head.into(),
                         }
                     }
                     if cgi::stdout_data(ctx, &mut self.job, &d).is_some() {
@@ -545,8 +545,7 @@ impl GatewayJob {
                     }
                 }
                 Record::Stderr(d) => {
-                    let d = d.to_vec();
-                    self.job.errbuf.extend_from_slice(&d);
+                    self.job.errbuf.extend_from_slice(d);
                     cgi::flush_err(ctx, &mut self.job, false);
                 }
                 Record::End { .. } => {
