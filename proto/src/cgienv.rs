@@ -151,6 +151,34 @@ impl EnvBuf {
         self.push(name, std::str::from_utf8(&digits[i..]).unwrap_or("0"));
     }
 
+    /// A variable whose value is an address: an IPv4 one written without the
+    /// formatter (every request has two).
+    pub fn push_ip(&mut self, name: &str, ip: IpAddr, bracketed: bool) {
+        self.text.push_str(name);
+        self.value(|t| match ip {
+            IpAddr::V4(v4) => {
+                for (i, octet) in v4.octets().into_iter().enumerate() {
+                    if i > 0 {
+                        t.push('.');
+                    }
+                    if octet >= 100 {
+                        t.push((b'0' + octet / 100) as char);
+                    }
+                    if octet >= 10 {
+                        t.push((b'0' + octet / 10 % 10) as char);
+                    }
+                    t.push((b'0' + octet % 10) as char);
+                }
+            }
+            IpAddr::V6(v6) if bracketed => {
+                let _ = write!(t, "[{v6}]");
+            }
+            IpAddr::V6(v6) => {
+                let _ = write!(t, "{v6}");
+            }
+        });
+    }
+
     /// A variable named by lighttpd's encoding of a header or setenv name:
     /// `prefix`, then letters upper-cased, digits kept, everything else '_'.
     pub fn push_encoded(&mut self, prefix: &str, name: &str, value: &str) {
@@ -270,10 +298,10 @@ pub fn build(req: &CgiFacts<'_>, d: &Derived<'_>) -> EnvBuf {
         env.push("HTTPS", "on");
     }
     env.push_u64("SERVER_PORT", d.server.port.into());
-    env.push_fmt("SERVER_ADDR", format_args!("{}", d.server));
+    push_server_addr(&mut env, "SERVER_ADDR", &d.server);
     server_name(&mut env, req, d);
     match req.remote_addr {
-        Some(a) => env.push_fmt("REMOTE_ADDR", format_args!("{a}")),
+        Some(a) => env.push_ip("REMOTE_ADDR", a, false),
         None => env.push("REMOTE_ADDR", ""),
     }
     env.push_u64("REMOTE_PORT", req.remote_port.into());
@@ -366,6 +394,13 @@ pub fn server_addr(cfg: &Config, listener: u32, local_addr: Option<SocketAddr>) 
     }
 }
 
+fn push_server_addr(env: &mut EnvBuf, name: &str, server: &ServerAddr) {
+    match server.ip {
+        Some(ip) => env.push_ip(name, ip, server.bracketed),
+        None => env.push(name, ""),
+    }
+}
+
 /// SERVER_NAME: server.name if set, else the request's host, lower-cased; either
 /// without a port. Empty: the same as SERVER_ADDR.
 fn server_name(env: &mut EnvBuf, req: &CgiFacts<'_>, d: &Derived<'_>) {
@@ -375,7 +410,7 @@ fn server_name(env: &mut EnvBuf, req: &CgiFacts<'_>, d: &Derived<'_>) {
         false => req.host.unwrap_or(""),
     };
     if s.is_empty() {
-        return env.push_fmt("SERVER_NAME", format_args!("{}", d.server));
+        return push_server_addr(env, "SERVER_NAME", &d.server);
     }
     let s = if s.starts_with('[') {
         s.find("]:").map_or(s, |i| &s[..=i])
@@ -477,6 +512,18 @@ mod tests {
         assert_eq!(env.get("N"), Some("7"));
         assert_eq!(env.get("NEW"), Some("x"));
         assert_eq!(env.len(), 7);
+        for ip in [
+            "0.0.0.0",
+            "127.0.0.1",
+            "10.20.100.255",
+            "255.9.99.100",
+            "::1",
+            "fe80::1:2",
+        ] {
+            let mut e = EnvBuf::default();
+            e.push_ip("IP", ip.parse().expect("an address"), false);
+            assert_eq!(e.get("IP"), Some(ip));
+        }
         assert_eq!(env.iter().next(), Some(("A", "1")));
     }
 
