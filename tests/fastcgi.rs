@@ -93,6 +93,29 @@ fn environment_over_tcp_with_check_local() {
     assert!(be.requests.load(std::sync::atomic::Ordering::Relaxed) >= 3);
 }
 
+/// Header fields reach the backend as lighttpd passes them: a repeated field
+/// joined (", ", "; " for Cookie), Content-Type as CONTENT_TYPE, Proxy never,
+/// a value that is not UTF-8 mended rather than dropped.
+#[test]
+fn repeated_and_odd_header_fields() {
+    let be = Responder::tcp();
+    let s = start(&format!("\".php\" => ( {} )", tcp_host(be.port)), "");
+    let raw = s.raw(
+        b"GET /t.php HTTP/1.1\r\nHost: x\r\nX-Rep: a\r\nCookie: c=1\r\nx-rep: b\r\n\
+          Cookie: d=2\r\nContent-Type: text/x\r\nProxy: http://evil\r\nX-Odd: \xe9t\xe9\r\n\
+          Connection: close\r\n\r\n",
+    );
+    let r = common::parse_response(&raw);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let e = env_map(&r.body);
+    assert_eq!(e["HTTP_X_REP"], "a, b");
+    assert_eq!(e["HTTP_COOKIE"], "c=1; d=2");
+    assert_eq!(e["CONTENT_TYPE"], "text/x");
+    assert!(!e.contains_key("HTTP_PROXY"), "{e:?}");
+    assert_eq!(e["HTTP_X_ODD"], "\u{fffd}t\u{fffd}");
+    assert_eq!(e["HTTP_HOST"], "x");
+}
+
 #[test]
 fn unix_socket_prefix_without_check_local() {
     let dir = common::TempDir::new();

@@ -285,15 +285,7 @@ fn headers<'a>(b: &'a Begin) -> Vec<(&'a str, Cow<'a, str>)> {
             .iter_mut()
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
         {
-            Some((k, v)) => {
-                let v = v.to_mut();
-                v.push_str(if k.eq_ignore_ascii_case("cookie") {
-                    "; "
-                } else {
-                    ", "
-                });
-                v.push_str(&value);
-            }
+            Some((k, v)) => join_value(k, v.to_mut(), &value),
             None => headers.push((name, value)),
         }
     }
@@ -390,16 +382,19 @@ pub(crate) fn merge_header(headers: &mut Vec<(String, String)>, name: String, va
         .iter_mut()
         .find(|(k, _)| k.eq_ignore_ascii_case(&name))
     {
-        Some((k, v)) => {
-            v.push_str(if k.eq_ignore_ascii_case("cookie") {
-                "; "
-            } else {
-                ", "
-            });
-            v.push_str(&value);
-        }
+        Some((k, v)) => join_value(k, v, &value),
         None => headers.push((name, value)),
     }
+}
+
+/// A repeated field's value joined to the first one's: ", ", or "; " for Cookie.
+fn join_value(name: &str, into: &mut String, value: &str) {
+    into.push_str(if name.eq_ignore_ascii_case("cookie") {
+        "; "
+    } else {
+        ", "
+    });
+    into.push_str(value);
 }
 
 /// The connection's local address, for SERVER_ADDR on a wildcard listener.
