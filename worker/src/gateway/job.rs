@@ -82,6 +82,9 @@ pub struct GatewayJob {
     /// Hosts whose connect failed for this request.
     tried: Vec<usize>,
     sock: Option<Backend>,
+    /// A released connection, closed once this step has sent what it answered
+    /// (the client hears first; lighttpd also closes after the write).
+    closing: Option<Backend>,
     conn: Conn,
     key: usize,
     /// The environment until the body's length is known (chunked request body).
@@ -130,6 +133,7 @@ impl GatewayJob {
             hkey: s.hkey,
             tried: Vec::new(),
             sock: None,
+            closing: None,
             conn: Conn::None,
             key: s.key,
             env: Some(s.env),
@@ -181,6 +185,7 @@ impl GatewayJob {
             hkey: Vec::new(),
             tried: Vec::new(),
             sock: None,
+            closing: None,
             conn: Conn::Closed,
             key: 0,
             env: None,
@@ -238,7 +243,9 @@ impl GatewayJob {
         if let (Some(pool), Some(p)) = (&self.pool, self.pick.take()) {
             pool.end(p.host);
         }
-        self.sock = None;
+        if let Some(s) = self.sock.take() {
+            self.closing = Some(s);
+        }
         if self.conn != Conn::None {
             self.conn = Conn::Closed;
         }
@@ -719,7 +726,9 @@ impl GatewayJob {
                 self.fail(ctx, 502);
             }
         }
-        match self.job.send_out(ctx, client) {
+        let sent = self.job.send_out(ctx, client);
+        self.closing = None;
+        match sent {
             Ok(p) => progress |= p,
             Err(_) => return Step::Close,
         }
