@@ -444,6 +444,12 @@ impl Conn {
             // Answered and closing: nothing more to read as a request.
             return Some(self.close_now(ctx, rbuf));
         }
+        if self.flags.contains(Flags::DRAINED) && !self.flags.contains(Flags::PEER_FIN) {
+            // Known empty since the last read (a handler's answer came by its own
+            // events): the next request comes with a readable edge.
+            self.tidy();
+            return Some(Next::Keep);
+        }
         let n = match self.io.read(rbuf) {
             Ok(0) => return Some(Next::Close),
             Ok(n) => n,

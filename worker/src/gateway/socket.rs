@@ -94,15 +94,10 @@ impl Backend {
         if !self.connecting {
             return Ok(true);
         }
-        let err = match &self.sock {
-            Sock::Tcp(s) => s.take_error()?,
-            Sock::Unix(s) => s.take_error()?,
-        };
-        if let Some(e) = err {
-            return Err(e);
-        }
-        // A connect under way has no error yet and is not writable: a zero-length
-        // write tells them apart without sending anything.
+        // A zero-length write tells the three apart without sending anything: a
+        // connect under way is not writable yet (EAGAIN, ENOTCONN), a failed one
+        // reports its error (the socket's pending error, as SO_ERROR would give
+        // it: one call instead of two), a complete one takes the nothing.
         match self.write(&[]) {
             Ok(_) => {
                 self.connecting = false;
