@@ -15,7 +15,7 @@ pub mod engine;
 pub mod frame;
 pub mod pipe;
 
-use crate::conn::{Conn, Next, Want};
+use crate::conn::{Conn, Flags, Next, Want};
 use crate::ctx::Ctx;
 use crate::transport::Transport;
 use engine::{Engine, Event, RequestHead};
@@ -285,10 +285,17 @@ impl H2 {
             if !self.input.is_empty() {
                 moved |= self.feed(c, ctx, rbuf);
             }
-            if self.engine.wire.remaining() < WIRE_HIGH && !self.fatal {
+            // Not while the socket is known empty: its next bytes come with a
+            // readable event, which clears DRAINED (a read per turn saved).
+            let drained = c.flags.contains(Flags::DRAINED) && !c.flags.contains(Flags::PEER_FIN);
+            if !drained && self.engine.wire.remaining() < WIRE_HIGH && !self.fatal {
                 match c.io.read(rbuf) {
                     Ok(0) => return Next::Close,
                     Ok(n) => {
+                        // Short: the socket is empty (TLS: unless a close came
+                        // with the data, which the next read returns).
+                        c.flags
+                            .set(Flags::DRAINED, n < rbuf.len() && !c.io.peer_closed);
                         c.since = ctx.clock.mono;
                         ctx.activity = true;
                         // Copied out: the streams served while it is read need
@@ -297,7 +304,7 @@ impl H2 {
                         self.feed(c, ctx, rbuf);
                         moved = true;
                     }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => c.flags |= Flags::DRAINED,
                     Err(e) => {
                         if c.io.tls.is_some() {
                             crate::tls::log_failure(ctx, &e, c.peer);
