@@ -84,6 +84,7 @@ impl Exchange {
 
 /// The `Conn` that serves a stream of connection `c` (a finished stream's,
 /// emptied, when there is one), its pipe empty.
+#[allow(clippy::vec_box)] // the boxes pass between exchanges and `H2::spare`
 fn stream_conn(spare: &mut Vec<Box<Conn>>, c: &Conn, now: u64) -> Box<Conn> {
     let Some(mut vc) = spare.pop() else {
         let p = Box::<Pipe>::default();
@@ -118,6 +119,7 @@ pub struct H2 {
     /// `Conn`s of finished streams with their pipes emptied, for the next
     /// streams (no allocation per stream; the buffers keep their capacity
     /// until the connection is idle at a tick: `settle`).
+    #[allow(clippy::vec_box)] // boxed as the exchanges hold them: moved, not copied
     spare: Vec<Box<Conn>>,
     /// A response head's fields as spans into its pipe (scan_head), reused.
     head_fields: Vec<[u32; 4]>,
@@ -161,9 +163,7 @@ impl H2 {
         h.engine.wire.append(&ours);
         // The request again, without what asked for the upgrade.
         let mut vc = stream_conn(&mut h.spare, c, now);
-        let Some(p) = vc.io.pipe.as_deref_mut() else {
-            return None;
-        };
+        let p = vc.io.pipe.as_deref_mut()?;
         let line_end = memchr::memmem::find(buf, b"\r\n").map_or(0, |i| i + 2);
         p.input.extend_from_slice(&buf[..line_end]);
         for f in fields {
