@@ -121,6 +121,8 @@ pub struct H2 {
     /// until the connection is idle at a tick: `settle`).
     #[allow(clippy::vec_box)] // boxed as the exchanges hold them: moved, not copied
     spare: Vec<Box<Conn>>,
+    /// Monotonic second of the last `settle` at a pause in `drive`.
+    settled_at: u64,
     /// A response head's fields as spans into its pipe (scan_head), reused.
     head_fields: Vec<[u32; 4]>,
 }
@@ -136,6 +138,7 @@ impl H2 {
             peer_gone: false,
             turn: 0,
             spare: Vec::new(),
+            settled_at: u64::MAX,
             head_fields: Vec::new(),
         });
         h.input.extend_from_slice(first);
@@ -323,21 +326,31 @@ impl H2 {
                 return Next::Close;
             }
             if !moved {
+                // The first pause in a second gives the buffers back (an idle
+                // connection holds little, and what it frees the next one
+                // reuses); a connection that pauses again within the second is
+                // busy and keeps them until a tick finds it idle.
+                if self.settled_at != ctx.clock.mono && self.settle() {
+                    self.settled_at = ctx.clock.mono;
+                }
                 return Next::Keep;
             }
         }
         Next::Again
     }
 
-    /// Idle at a tick: give back what only a busy connection needs (not at
-    /// every pause: a busy connection would allocate it all again each turn).
-    fn settle(&mut self) {
-        if self.exchanges.is_empty() && self.input.is_empty() {
-            self.input = Vec::new();
-            self.exchanges = Vec::new();
-            self.spare = Vec::new();
-            self.engine.shrink();
+    /// Idle: give back what only a busy connection needs (at a tick, or at the
+    /// first pause in a second: not at every pause, as a busy connection would
+    /// allocate it all again each turn). True: it was idle.
+    fn settle(&mut self) -> bool {
+        if !self.exchanges.is_empty() || !self.input.is_empty() {
+            return false;
         }
+        self.input = Vec::new();
+        self.exchanges = Vec::new();
+        self.spare = Vec::new();
+        self.engine.shrink();
+        true
     }
 
     /// A finished stream's `Conn` and pipe, kept for the next stream.
