@@ -35,6 +35,28 @@ struct Repeat {
     indexed: u32,
 }
 
+/// A value's hash for [`Repeat`], 8 bytes a step (FNV's multiply per byte, one
+/// waiting on the other, cost more than the rest of the field); never 0, which
+/// means "none". A collision costs compression, never correctness: an index is
+/// sent only for a value found in the table.
+fn value_hash(v: &[u8]) -> u32 {
+    const K: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut h = (v.len() as u64) ^ K;
+    let mut words = v.chunks_exact(8);
+    for w in &mut words {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(w);
+        h = (h ^ u64::from_le_bytes(b)).wrapping_mul(K).rotate_left(29);
+    }
+    let rest = words.remainder();
+    let mut b = [0u8; 8];
+    if let Some(t) = b.get_mut(..rest.len()) {
+        t.copy_from_slice(rest);
+    }
+    h = (h ^ u64::from_le_bytes(b)).wrapping_mul(K);
+    ((h >> 32) as u32 ^ h as u32).max(1)
+}
+
 /// Static indexes of the volatile fields whose repeats are indexed.
 const ETAG: u8 = 34;
 const LAST_MODIFIED: u8 = 44;
@@ -193,13 +215,7 @@ impl Encoder {
 
     /// A volatile field that may repeat (see [`Repeat`]).
     fn repeated(&mut self, name: &[u8], static_index: u8, value: &[u8], out: &mut Vec<u8>) {
-        // FNV-1a; 0 is kept for "none".
-        let hash = value
-            .iter()
-            .fold(0x811c_9dc5u32, |h, &c| {
-                (h ^ u32::from(c)).wrapping_mul(0x0100_0193)
-            })
-            .max(1);
+        let hash = value_hash(value);
         let slot = match self.repeats.iter().position(|r| r.name == static_index) {
             Some(i) => i,
             None => match self.repeats.iter().position(|r| r.name == 0) {

@@ -415,11 +415,20 @@ fn respond(
     }
 }
 
+/// `String::from_utf8_lossy`, by the faster check first (valid UTF-8, the
+/// usual case, is borrowed either way).
+fn lossy(b: &[u8]) -> std::borrow::Cow<'_, str> {
+    match std::str::from_utf8(b) {
+        Ok(s) => std::borrow::Cow::Borrowed(s),
+        Err(_) => String::from_utf8_lossy(b),
+    }
+}
+
 /// The facts conditions test, for `t`.
 fn with_facts<R>(r: &Request, t: &Target, f: impl FnOnce(&Facts) -> R) -> R {
-    let path = String::from_utf8_lossy(t.path);
-    let query = String::from_utf8_lossy(t.query);
-    let host = String::from_utf8_lossy(t.host);
+    let path = lossy(t.path);
+    let query = lossy(t.query);
+    let host = lossy(t.host);
     let lookup = |name: &str| -> Option<&str> {
         request::header(r.buf, r.fields, name.as_bytes()).and_then(|v| std::str::from_utf8(v).ok())
     };

@@ -233,6 +233,22 @@ pub fn leading_crlf(buf: &[u8]) -> usize {
 /// RFC 9110 token character (also used by the chunk-extension parser).
 #[inline]
 pub(crate) fn is_tchar(c: u8) -> bool {
+    TCHAR[usize::from(c)]
+}
+
+/// `tchar` for each byte, made once from its definition (a lookup per byte of
+/// a field name instead of a chain of comparisons).
+static TCHAR: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut c = 0;
+    while c < 256 {
+        t[c] = tchar_by_rule(c as u8);
+        c += 1;
+    }
+    t
+};
+
+const fn tchar_by_rule(c: u8) -> bool {
     matches!(
         c,
         b'!' | b'#'
@@ -252,9 +268,13 @@ pub(crate) fn is_tchar(c: u8) -> bool {
     ) || c.is_ascii_alphanumeric()
 }
 
+/// Are all bytes of a field value allowed (HTAB, SP, VCHAR, obs-text)? No
+/// early exit: the loop has no branch per byte.
 #[inline]
-fn is_field_vchar(c: u8) -> bool {
-    c == b'\t' || (b' '..=b'~').contains(&c) || c >= 0x80
+fn all_field_vchar(v: &[u8]) -> bool {
+    v.iter().fold(true, |ok, &c| {
+        ok & ((c >= b' ' && c != 0x7f) | (c == b'\t'))
+    })
 }
 
 /// Parse the complete head `buf[..len]` (as found by [`find_end`]) into `head`,
@@ -400,7 +420,7 @@ pub fn parse(buf: &[u8], fields: &mut Vec<Field>) -> Result<Head, ParseError> {
         while ve > vs && (line[ve - 1] == b' ' || line[ve - 1] == b'\t') {
             ve -= 1;
         }
-        if !line[vs..ve].iter().all(|&c| is_field_vchar(c)) {
+        if !all_field_vchar(&line[vs..ve]) {
             return Err(e(400, "invalid character in a header value"));
         }
         if fields.len() >= MAX_FIELDS {
@@ -633,6 +653,16 @@ mod tests {
         };
         let mut f = Vec::new();
         parse(&raw[..end], &mut f).map_err(|e| e.status)
+    }
+
+    #[test]
+    fn byte_classes_by_their_rules() {
+        for c in 0..=255u8 {
+            let vchar = c == b'\t' || (b' '..=b'~').contains(&c) || c >= 0x80;
+            assert_eq!(all_field_vchar(&[b'a', c]), vchar, "{c}");
+            let tchar = b"!#$%&'*+-.^_`|~".contains(&c) || c.is_ascii_alphanumeric();
+            assert_eq!(is_tchar(c), tchar, "{c}");
+        }
     }
 
     #[test]

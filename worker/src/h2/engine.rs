@@ -120,7 +120,12 @@ impl RequestHead {
 
     /// One decoded field of a request head (`trailers`: of a trailer section).
     fn take(&mut self, name: &[u8], value: &[u8], trailers: bool) {
-        if value.iter().any(|&c| c == 0 || c == b'\r' || c == b'\n')
+        // (a loop without a branch per byte: valid values, the usual case,
+        // are read whole anyway)
+        let ctl = value.iter().fold(false, |bad, &c| {
+            bad | (c == 0) | (c == b'\r') | (c == b'\n')
+        });
+        if ctl
             || value.first().is_some_and(|c| *c == b' ' || *c == b'\t')
             || value.last().is_some_and(|c| *c == b' ' || *c == b'\t')
         {
@@ -152,7 +157,7 @@ impl RequestHead {
             return;
         }
         self.regular_seen = true;
-        if name.is_empty() || !name.iter().all(|&c| is_lower_tchar(c)) {
+        if name.is_empty() || !name.iter().fold(true, |ok, &c| ok & is_lower_tchar(c)) {
             return self.bad("field name not a lower-case token");
         }
         match name {
@@ -197,9 +202,20 @@ impl RequestHead {
 }
 
 fn is_lower_tchar(c: u8) -> bool {
-    matches!(c, b'a'..=b'z' | b'0'..=b'9' | b'!' | b'#' | b'$' | b'%' | b'&' | b'\'' | b'*'
-        | b'+' | b'-' | b'.' | b'^' | b'_' | b'`' | b'|' | b'~')
+    LOWER_TCHAR[usize::from(c)]
 }
+
+/// `is_lower_tchar` for each byte, made at compile time from its rule.
+static LOWER_TCHAR: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut c = 0;
+    while c < 256 {
+        t[c] = matches!(c as u8, b'a'..=b'z' | b'0'..=b'9' | b'!' | b'#' | b'$' | b'%' | b'&'
+            | b'\'' | b'*' | b'+' | b'-' | b'.' | b'^' | b'_' | b'`' | b'|' | b'~');
+        c += 1;
+    }
+    t
+};
 
 /// One stream's protocol state while its request or response is under way.
 struct Flow {

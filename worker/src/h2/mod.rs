@@ -15,7 +15,7 @@ pub mod engine;
 pub mod frame;
 pub mod pipe;
 
-use crate::conn::{Conn, Next, Want};
+use crate::conn::{Conn, Flags, Next, Want};
 use crate::ctx::Ctx;
 use crate::transport::Transport;
 use engine::{Engine, Event, RequestHead};
@@ -31,10 +31,11 @@ const WRITE_SLICE: u64 = 256 << 10;
 /// One stream's request being served.
 struct Exchange {
     id: u32,
-    /// The HTTP/1.1 side; None once it finished (its pipe is in `done`).
-    conn: Option<Box<Conn>>,
-    /// The pipe of a finished exchange, until its output is framed.
-    done: Option<Box<Pipe>>,
+    /// The HTTP/1.1 side, its pipe in `io.pipe`; kept once it finished, until
+    /// its output is framed (then kept for the next stream: `H2::spare`).
+    conn: Box<Conn>,
+    /// The exchange finished (its `Conn` returned Close and let go).
+    ended: bool,
     /// The response head went out as HEADERS.
     head_sent: bool,
     /// The response has no body whatever its fields say (HEAD, 204, 304).
@@ -53,26 +54,13 @@ struct Exchange {
 }
 
 impl Exchange {
-    /// Stream `id`'s request, in `p`, served by a `Conn` of its own on
-    /// connection `c`.
-    fn new(
-        id: u32,
-        c: &Conn,
-        p: Box<Pipe>,
-        head_request: bool,
-        chunked: bool,
-        now: u64,
-    ) -> Exchange {
-        let vc = Conn::new_stream(
-            Transport::stream(c.io.fd(), p),
-            (c.peer, c.peer_port),
-            c.listener,
-            now,
-        );
+    /// Stream `id`'s request, in `vc`'s pipe, served by `vc` (a `Conn` of its
+    /// own: `stream_conn`).
+    fn new(id: u32, vc: Box<Conn>, head_request: bool, chunked: bool) -> Exchange {
         Exchange {
             id,
-            conn: Some(Box::new(vc)),
-            done: None,
+            conn: vc,
+            ended: false,
             head_sent: false,
             bodiless: false,
             head_request,
@@ -85,8 +73,36 @@ impl Exchange {
     }
 
     fn pipe(&mut self) -> Option<&mut Pipe> {
-        pipe_of(&mut self.conn, &mut self.done)
+        self.conn.io.pipe.as_deref_mut()
     }
+
+    /// The exchange still runs (its `Conn` has not returned Close).
+    fn running(&mut self) -> Option<&mut Conn> {
+        (!self.ended).then_some(&mut *self.conn)
+    }
+}
+
+/// The `Conn` that serves a stream of connection `c` (a finished stream's,
+/// emptied, when there is one), its pipe empty.
+#[allow(clippy::vec_box)] // the boxes pass between exchanges and `H2::spare`
+fn stream_conn(spare: &mut Vec<Box<Conn>>, c: &Conn, now: u64) -> Box<Conn> {
+    let Some(mut vc) = spare.pop() else {
+        let p = Box::<Pipe>::default();
+        return Box::new(Conn::new_stream(
+            Transport::stream(c.io.fd(), p),
+            (c.peer, c.peer_port),
+            c.listener,
+            now,
+        ));
+    };
+    let p = vc.io.pipe.take().unwrap_or_default();
+    *vc = Conn::new_stream(
+        Transport::stream(c.io.fd(), p),
+        (c.peer, c.peer_port),
+        c.listener,
+        now,
+    );
+    vc
 }
 
 pub struct H2 {
@@ -100,9 +116,13 @@ pub struct H2 {
     peer_gone: bool,
     /// Where the next round of DATA starts (streams take turns).
     turn: usize,
-    /// Pipes of finished streams, emptied, for the next ones (their buffers
-    /// keep their capacity while the connection is busy).
-    spare: Vec<Pipe>,
+    /// `Conn`s of finished streams with their pipes emptied, for the next
+    /// streams (no allocation per stream; the buffers keep their capacity
+    /// until the connection is idle at a tick: `settle`).
+    #[allow(clippy::vec_box)] // boxed as the exchanges hold them: moved, not copied
+    spare: Vec<Box<Conn>>,
+    /// Monotonic second of the last `settle` at a pause in `drive`.
+    settled_at: u64,
     /// A response head's fields as spans into its pipe (scan_head), reused.
     head_fields: Vec<[u32; 4]>,
 }
@@ -118,6 +138,7 @@ impl H2 {
             peer_gone: false,
             turn: 0,
             spare: Vec::new(),
+            settled_at: u64::MAX,
             head_fields: Vec::new(),
         });
         h.input.extend_from_slice(first);
@@ -144,7 +165,8 @@ impl H2 {
         );
         h.engine.wire.append(&ours);
         // The request again, without what asked for the upgrade.
-        let mut p = Box::<Pipe>::default();
+        let mut vc = stream_conn(&mut h.spare, c, now);
+        let p = vc.io.pipe.as_deref_mut()?;
         let line_end = memchr::memmem::find(buf, b"\r\n").map_or(0, |i| i + 2);
         p.input.extend_from_slice(&buf[..line_end]);
         for f in fields {
@@ -163,8 +185,7 @@ impl H2 {
         p.input.extend_from_slice(b"\r\n");
         p.input_end = true;
         let head_request = buf.starts_with(b"HEAD ");
-        h.exchanges
-            .push(Exchange::new(1, c, p, head_request, false, now));
+        h.exchanges.push(Exchange::new(1, vc, head_request, false));
         Some(h)
     }
 
@@ -199,7 +220,8 @@ impl H2 {
     pub fn wake_at(&self) -> Option<std::time::Instant> {
         self.exchanges
             .iter()
-            .filter_map(|x| x.conn.as_ref().and_then(|c| c.wake_at()))
+            .filter(|x| !x.ended)
+            .filter_map(|x| x.conn.wake_at())
             .min()
     }
 
@@ -208,7 +230,7 @@ impl H2 {
     pub fn tick(&mut self, ctx: &mut Ctx, now: u64) -> bool {
         let mut due = ctx.draining && !self.engine.going_away();
         for x in &mut self.exchanges {
-            let Some(c) = x.conn.as_mut() else { continue };
+            let Some(c) = x.running() else { continue };
             if c.expired(ctx, now) {
                 c.timed_out(ctx);
                 x.expired = true;
@@ -217,13 +239,14 @@ impl H2 {
                 due = true;
             }
         }
+        self.settle();
         due
     }
 
     /// The connection closes: every stream's handler lets go.
     pub fn abandon(&mut self, ctx: &mut Ctx) {
         for x in &mut self.exchanges {
-            if let Some(c) = x.conn.as_mut() {
+            if let Some(c) = x.running() {
                 c.abandon(ctx);
             }
         }
@@ -234,7 +257,7 @@ impl H2 {
     pub fn cgi_job(&mut self, id: u64) -> Option<&mut crate::cgi::Job> {
         self.exchanges
             .iter_mut()
-            .filter_map(|x| x.conn.as_mut())
+            .filter_map(Exchange::running)
             .find_map(|c| c.cgi_job(id))
     }
 
@@ -265,10 +288,17 @@ impl H2 {
             if !self.input.is_empty() {
                 moved |= self.feed(c, ctx, rbuf);
             }
-            if self.engine.wire.remaining() < WIRE_HIGH && !self.fatal {
+            // Not while the socket is known empty: its next bytes come with a
+            // readable event, which clears DRAINED (a read per turn saved).
+            let drained = c.flags.contains(Flags::DRAINED) && !c.flags.contains(Flags::PEER_FIN);
+            if !drained && self.engine.wire.remaining() < WIRE_HIGH && !self.fatal {
                 match c.io.read(rbuf) {
                     Ok(0) => return Next::Close,
                     Ok(n) => {
+                        // Short: the socket is empty (TLS: unless a close came
+                        // with the data, which the next read returns).
+                        c.flags
+                            .set(Flags::DRAINED, n < rbuf.len() && !c.io.peer_closed);
                         c.since = ctx.clock.mono;
                         ctx.activity = true;
                         // Copied out: the streams served while it is read need
@@ -277,7 +307,7 @@ impl H2 {
                         self.feed(c, ctx, rbuf);
                         moved = true;
                     }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => c.flags |= Flags::DRAINED,
                     Err(e) => {
                         if c.io.tls.is_some() {
                             crate::tls::log_failure(ctx, &e, c.peer);
@@ -296,34 +326,45 @@ impl H2 {
                 return Next::Close;
             }
             if !moved {
-                self.settle();
+                // The first pause in a second gives the buffers back (an idle
+                // connection holds little, and what it frees the next one
+                // reuses); a connection that pauses again within the second is
+                // busy and keeps them until a tick finds it idle.
+                if self.settled_at != ctx.clock.mono && self.settle() {
+                    self.settled_at = ctx.clock.mono;
+                }
                 return Next::Keep;
             }
         }
         Next::Again
     }
 
-    /// Idle: give back what only a busy connection needs.
-    fn settle(&mut self) {
-        if self.exchanges.is_empty() && self.input.is_empty() {
-            self.input = Vec::new();
-            self.exchanges = Vec::new();
-            self.spare = Vec::new();
-            self.engine.shrink();
+    /// Idle: give back what only a busy connection needs (at a tick, or at the
+    /// first pause in a second: not at every pause, as a busy connection would
+    /// allocate it all again each turn). True: it was idle.
+    fn settle(&mut self) -> bool {
+        if !self.exchanges.is_empty() || !self.input.is_empty() {
+            return false;
         }
+        self.input = Vec::new();
+        self.exchanges = Vec::new();
+        self.spare = Vec::new();
+        self.engine.shrink();
+        true
     }
 
-    /// A finished stream's pipe, kept for the next stream.
-    fn recycle(&mut self, x: Exchange) {
-        if let Some(mut p) = x.done {
-            if self.spare.len() < engine::MAX_CONCURRENT {
-                p.input.clear();
-                p.read = 0;
-                p.input_end = false;
-                p.output.clear();
-                self.spare.push(*p);
-            }
+    /// A finished stream's `Conn` and pipe, kept for the next stream.
+    fn recycle(&mut self, mut x: Exchange) {
+        if !x.ended || self.spare.len() >= engine::MAX_CONCURRENT {
+            return;
         }
+        if let Some(p) = x.conn.io.pipe.as_deref_mut() {
+            p.input.clear();
+            p.read = 0;
+            p.input_end = false;
+            p.output.clear();
+        }
+        self.spare.push(x.conn);
     }
 
     /// Write queued frames. Ok(true): some left.
@@ -432,7 +473,7 @@ impl H2 {
                     }
                     p.input_end = true;
                 }
-                if let Some(c) = self.exchanges[i].conn.as_mut() {
+                if let Some(c) = self.exchanges[i].running() {
                     c.input_arrived();
                 }
             }
@@ -454,7 +495,7 @@ impl H2 {
                     p.input.extend_from_slice(b"\r\n");
                 }
                 p.input_end = true;
-                if let Some(c) = self.exchanges[i].conn.as_mut() {
+                if let Some(c) = self.exchanges[i].running() {
                     c.input_arrived();
                 }
             }
@@ -465,7 +506,7 @@ impl H2 {
             Event::Reset { id } => {
                 if let Some(i) = self.find(id) {
                     let mut x = self.exchanges.remove(i);
-                    if let Some(vc) = x.conn.as_mut() {
+                    if let Some(vc) = x.running() {
                         vc.abandon(ctx);
                     }
                 }
@@ -477,14 +518,16 @@ impl H2 {
     /// A new stream: its request becomes an HTTP/1.1 head in a fresh pipe.
     fn open(&mut self, c: &mut Conn, id: u32, end: bool, now: u64) {
         let req = &self.engine.request;
-        let mut p = Box::new(self.spare.pop().unwrap_or_default());
+        let mut vc = stream_conn(&mut self.spare, c, now);
         let chunked = !end && req.content_length.is_none();
-        request_head(req, end, chunked, &mut p.input);
-        p.input_end = end;
+        if let Some(p) = vc.io.pipe.as_deref_mut() {
+            request_head(req, end, chunked, &mut p.input);
+            p.input_end = end;
+        }
         let head_request = req.method == b"HEAD";
         c.requests = c.requests.saturating_add(1);
         self.exchanges
-            .push(Exchange::new(id, c, p, head_request, chunked, now));
+            .push(Exchange::new(id, vc, head_request, chunked));
     }
 
     /// Run each stream's exchange until it waits. True: something moved.
@@ -499,9 +542,10 @@ impl H2 {
     fn serve_one(&mut self, c: &mut Conn, ctx: &mut Ctx, rbuf: &mut [u8], i: usize) -> bool {
         let mut moved = false;
         let x = &mut self.exchanges[i];
-        let Some(vc) = x.conn.as_mut() else {
+        if x.ended {
             return false;
-        };
+        }
+        let vc = &mut *x.conn;
         let next = if x.expired {
             Next::Close
         } else {
@@ -524,10 +568,8 @@ impl H2 {
         }
         match next {
             Next::Close => {
-                if let Some(mut vc) = x.conn.take() {
-                    vc.abandon(ctx);
-                    x.done = vc.io.pipe.take();
-                }
+                vc.abandon(ctx);
+                x.ended = true;
                 moved = true;
             }
             Next::Again => moved = true,
@@ -575,7 +617,7 @@ impl H2 {
         let Exchange {
             id,
             conn,
-            done,
+            ended,
             head_sent,
             bodiless,
             head_request,
@@ -584,8 +626,8 @@ impl H2 {
             ..
         } = &mut self.exchanges[i];
         let id = *id;
-        let ended = conn.is_none();
-        let Some(p) = pipe_of(conn, done) else {
+        let ended = *ended;
+        let Some(p) = conn.io.pipe.as_deref_mut() else {
             return Framed::Nothing;
         };
         let out = &mut p.output;
@@ -688,16 +730,6 @@ impl H2 {
         } else {
             Framed::Nothing
         }
-    }
-}
-
-fn pipe_of<'a>(
-    conn: &'a mut Option<Box<Conn>>,
-    done: &'a mut Option<Box<Pipe>>,
-) -> Option<&'a mut Pipe> {
-    match conn.as_mut() {
-        Some(c) => c.io.pipe.as_deref_mut(),
-        None => done.as_deref_mut(),
     }
 }
 

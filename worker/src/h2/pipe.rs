@@ -55,7 +55,14 @@ impl Pipe {
             return false;
         }
         if self.output.is_empty() {
+            // The usual case (a response taken whole): the buffers change
+            // places, no copy; `out` gets this one's, emptied.
             self.output.clear();
+            std::mem::swap(&mut self.output.buf, &mut out.buf);
+            std::mem::swap(&mut self.output.files, &mut out.files);
+            std::mem::swap(&mut self.output.pos, &mut out.pos);
+            std::mem::swap(&mut self.output.file_idx, &mut out.file_idx);
+            return true;
         }
         self.output.append(out);
         out.pos = out.buf.len();

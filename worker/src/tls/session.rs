@@ -163,56 +163,7 @@ impl Session {
             ));
         };
         let shaking = c.is_handshaking();
-        let mut raw = [0u8; RAW_CHUNK];
-        let mut filled = 0;
-        let mut eof = false;
-        let mut drained = false;
-        loop {
-            match c.reader().read(&mut buf[filled..]) {
-                Ok(0) if filled < buf.len() => eof = true, // close_notify
-                Ok(n) => filled += n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => eof = true,
-                Err(e) => return Err(e),
-            }
-            if filled == buf.len() || eof || drained {
-                break;
-            }
-            let room = (buf.len() - filled).min(RAW_CHUNK);
-            let n = match sys::read(fd, &mut raw[..room]) {
-                Ok(0) => {
-                    eof = true;
-                    0
-                }
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) => return Err(e),
-            };
-            drained = n < room;
-            let mut rest = &raw[..n];
-            while !rest.is_empty() {
-                if c.read_tls(&mut rest)? == 0 {
-                    return Err(io::Error::other("TLS input not taken"));
-                }
-                match c.process_new_packets() {
-                    Ok(st) => eof |= st.peer_has_closed(),
-                    Err(e) => {
-                        if c.is_handshaking() {
-                            count::tls(count::TLS_FAILED);
-                        }
-                        let _ = c.write_tls(&mut FdIo(fd));
-                        return Err(io::Error::new(io::ErrorKind::InvalidData, e));
-                    }
-                }
-                // Room was counted: what these bytes decrypt to fits.
-                match c.reader().read(&mut buf[filled..]) {
-                    Ok(n) => filled += n,
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                    Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => eof = true,
-                    Err(e) => return Err(e),
-                }
-            }
-        }
+        let (filled, eof) = RAW.with_borrow_mut(|raw| read_plain(c, fd, buf, raw))?;
         if shaking && !c.is_handshaking() {
             let resumed = c.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
             count::tls(if resumed {
@@ -300,4 +251,70 @@ impl Session {
             let _ = self.flush(fd);
         }
     }
+}
+
+thread_local! {
+    /// The socket's TLS bytes on their way into rustls: one buffer per worker,
+    /// made once (an array on the stack was zeroed, 17 KiB, at every read).
+    static RAW: std::cell::RefCell<Box<[u8]>> =
+        std::cell::RefCell::new(vec![0u8; RAW_CHUNK].into_boxed_slice());
+}
+
+/// `Session::read`'s work: plaintext into `buf` through `raw`. Ok((n, eof)).
+fn read_plain(
+    c: &mut ServerConnection,
+    fd: RawFd,
+    buf: &mut [u8],
+    raw: &mut [u8],
+) -> io::Result<(usize, bool)> {
+    let mut filled = 0;
+    let mut eof = false;
+    let mut drained = false;
+    loop {
+        match c.reader().read(&mut buf[filled..]) {
+            Ok(0) if filled < buf.len() => eof = true, // close_notify
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => eof = true,
+            Err(e) => return Err(e),
+        }
+        if filled == buf.len() || eof || drained {
+            break;
+        }
+        let room = (buf.len() - filled).min(RAW_CHUNK);
+        let n = match sys::read(fd, &mut raw[..room]) {
+            Ok(0) => {
+                eof = true;
+                0
+            }
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) => return Err(e),
+        };
+        drained = n < room;
+        let mut rest = &raw[..n];
+        while !rest.is_empty() {
+            if c.read_tls(&mut rest)? == 0 {
+                return Err(io::Error::other("TLS input not taken"));
+            }
+            match c.process_new_packets() {
+                Ok(st) => eof |= st.peer_has_closed(),
+                Err(e) => {
+                    if c.is_handshaking() {
+                        count::tls(count::TLS_FAILED);
+                    }
+                    let _ = c.write_tls(&mut FdIo(fd));
+                    return Err(io::Error::new(io::ErrorKind::InvalidData, e));
+                }
+            }
+            // Room was counted: what these bytes decrypt to fits.
+            match c.reader().read(&mut buf[filled..]) {
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => eof = true,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok((filled, eof))
 }
