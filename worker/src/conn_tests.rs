@@ -5,7 +5,7 @@
 //! over several turns (the exact budget is response.rs's unit test), body limits,
 //! a handler that yields many times.
 
-use crate::conn::{Conn, Next, Phase};
+use crate::conn::{Conn, Flags, Next, Phase};
 use crate::ctx::Ctx;
 use crate::site::Site;
 use std::io::{Read, Write};
@@ -66,8 +66,10 @@ impl Rig {
         self.client.write_all(b).expect("client write");
     }
 
-    /// One turn of the event loop for this connection.
+    /// One turn of the event loop for this connection, as after a readable
+    /// event (which, in `Server::serve`, tells it the socket is worth a read).
     fn drive(&mut self) -> Next {
+        self.conn.flags.remove(Flags::DRAINED);
         self.conn.drive(&mut self.ctx, &mut self.rbuf)
     }
 
