@@ -23,6 +23,30 @@ pub enum Value {
     Array(Vec<(Option<String>, Value)>),
 }
 
+/// Values built in code, as the config language writes them (tests of every
+/// key that reads a list or a key => value array build them this way).
+impl Value {
+    /// `"text"`.
+    pub fn text(v: &str) -> Value {
+        Value::Str(v.into())
+    }
+
+    /// `( "key" => value, ... )`.
+    pub fn pairs(items: Vec<(&str, Value)>) -> Value {
+        Value::Array(
+            items
+                .into_iter()
+                .map(|(k, v)| (Some(k.to_string()), v))
+                .collect(),
+        )
+    }
+
+    /// `( value, ... )`.
+    pub fn list(items: Vec<Value>) -> Value {
+        Value::Array(items.into_iter().map(|v| (None, v)).collect())
+    }
+}
+
 /// Index into [`Config::blocks`]; block 0 is the global scope.
 pub type BlockId = usize;
 

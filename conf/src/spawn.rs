@@ -556,20 +556,6 @@ pub fn preflight_notes(cfg: &Config) -> Vec<String> {
 mod tests {
     use super::*;
 
-    fn s(v: &str) -> Value {
-        Value::Str(v.into())
-    }
-    fn kv(items: Vec<(&str, Value)>) -> Value {
-        Value::Array(
-            items
-                .into_iter()
-                .map(|(k, v)| (Some(k.to_string()), v))
-                .collect(),
-        )
-    }
-    fn list(items: Vec<Value>) -> Value {
-        Value::Array(items.into_iter().map(|v| (None, v)).collect())
-    }
     fn cfg_of(key: &str, v: Value, module: &str) -> (Vec<Block>, Vec<String>) {
         let block = Block {
             parent: None,
@@ -597,14 +583,20 @@ mod tests {
 
     #[test]
     fn debian_php_host() {
-        let v = kv(vec![(
+        let v = Value::pairs(vec![(
             ".php",
-            list(vec![kv(vec![
-                ("bin-path", s("/usr/bin/php-cgi")),
-                ("socket", s("/run/lighttpd/php.socket")),
+            Value::list(vec![Value::pairs(vec![
+                ("bin-path", Value::text("/usr/bin/php-cgi")),
+                ("socket", Value::text("/run/lighttpd/php.socket")),
                 ("max-procs", Value::Int(1)),
-                ("bin-environment", kv(vec![("PHP_FCGI_CHILDREN", s("4"))])),
-                ("bin-copy-environment", list(vec![s("PATH"), s("USER")])),
+                (
+                    "bin-environment",
+                    Value::pairs(vec![("PHP_FCGI_CHILDREN", Value::text("4"))]),
+                ),
+                (
+                    "bin-copy-environment",
+                    Value::list(vec![Value::text("PATH"), Value::text("USER")]),
+                ),
             ])]),
         )]);
         let (blocks, m) = cfg_of("fastcgi.server", v, "mod_fastcgi");
@@ -628,7 +620,7 @@ mod tests {
     #[test]
     fn procs_ports_and_defaults() {
         let h = host_opts(vec![
-            ("bin-path", s("/bin/x a  b")),
+            ("bin-path", Value::text("/bin/x a  b")),
             ("port", Value::Int(9000)),
         ]);
         let b = backend(Gateway::FastCgi, &h, "/bin/x a  b".into()).expect("ok");
@@ -645,7 +637,7 @@ mod tests {
                 "127.0.0.1:9003"
             ]
         );
-        let h = host_opts(vec![("bin-path", s("/bin/x"))]);
+        let h = host_opts(vec![("bin-path", Value::text("/bin/x"))]);
         let b = backend(Gateway::FastCgi, &h, "/bin/x".into()).expect("ok");
         assert_eq!(b.listen, Listen::Tcp("127.0.0.1:80".parse().expect("addr")));
         // SCGI with arguments: through the shell, as lighttpd.
@@ -653,10 +645,10 @@ mod tests {
         assert_eq!(b.argv, vec!["/bin/sh", "-c", "exec /bin/x --y"]);
         // min-procs below max-procs: lighttpd's adaptive spawning, warned about.
         let h = host_opts(vec![
-            ("bin-path", s("/bin/x")),
-            ("socket", s("/tmp/s")),
+            ("bin-path", Value::text("/bin/x")),
+            ("socket", Value::text("/tmp/s")),
             ("min-procs", Value::Int(1)),
-            ("max-procs", s("3")),
+            ("max-procs", Value::text("3")),
             ("idle-timeout", Value::Int(20)),
         ]);
         let b = backend(Gateway::FastCgi, &h, "/bin/x".into()).expect("ok");
@@ -667,7 +659,10 @@ mod tests {
             "{note}"
         );
         assert_eq!(procs_of(&h), Ok(3));
-        assert_eq!(procs_of(&host_opts(vec![("socket", s("/x"))])), Ok(0));
+        assert_eq!(
+            procs_of(&host_opts(vec![("socket", Value::text("/x"))])),
+            Ok(0)
+        );
     }
 
     #[test]
@@ -676,31 +671,41 @@ mod tests {
             let h = host_opts(items);
             backend(Gateway::FastCgi, &h, "/bin/x".into()).expect_err("refused")
         };
-        assert!(bad(vec![("socket", s("/a")), ("port", Value::Int(1))]).contains("either"));
+        assert!(
+            bad(vec![("socket", Value::text("/a")), ("port", Value::Int(1))]).contains("either")
+        );
         assert!(bad(vec![("max-procs", Value::Int(0))]).contains("max-procs"));
-        assert!(bad(vec![("max-procs", s("many"))]).contains("max-procs"));
+        assert!(bad(vec![("max-procs", Value::text("many"))]).contains("max-procs"));
         assert!(bad(vec![("kill-signal", Value::Int(99))]).contains("kill-signal"));
-        assert!(bad(vec![("host", s("localhost")), ("port", Value::Int(1))]).contains("IP"));
-        assert!(bad(vec![("socket", s(&format!("/{}", "x".repeat(106))))]).contains("too long"));
+        assert!(bad(vec![
+            ("host", Value::text("localhost")),
+            ("port", Value::Int(1))
+        ])
+        .contains("IP"));
+        assert!(bad(vec![(
+            "socket",
+            Value::text(&format!("/{}", "x".repeat(106)))
+        )])
+        .contains("too long"));
         assert!(bad(vec![
             ("port", Value::Int(65535)),
             ("max-procs", Value::Int(2))
         ])
         .contains("65535"));
         // The same socket with two programs.
-        let two = kv(vec![
+        let two = Value::pairs(vec![
             (
                 ".a",
-                list(vec![kv(vec![
-                    ("bin-path", s("/bin/a")),
-                    ("socket", s("/s")),
+                Value::list(vec![Value::pairs(vec![
+                    ("bin-path", Value::text("/bin/a")),
+                    ("socket", Value::text("/s")),
                 ])]),
             ),
             (
                 ".b",
-                list(vec![kv(vec![
-                    ("bin-path", s("/bin/b")),
-                    ("socket", s("/s")),
+                Value::list(vec![Value::pairs(vec![
+                    ("bin-path", Value::text("/bin/b")),
+                    ("socket", Value::text("/s")),
                 ])]),
             ),
         ]);
@@ -711,30 +716,36 @@ mod tests {
             "{e}"
         );
         // The same socket and program twice: one backend.
-        let same = kv(vec![
+        let same = Value::pairs(vec![
             (
                 ".a",
-                list(vec![kv(vec![
-                    ("bin-path", s("/bin/a")),
-                    ("socket", s("/s")),
+                Value::list(vec![Value::pairs(vec![
+                    ("bin-path", Value::text("/bin/a")),
+                    ("socket", Value::text("/s")),
                 ])]),
             ),
             (
                 ".b",
-                list(vec![kv(vec![
-                    ("bin-path", s("/bin/a")),
-                    ("socket", s("/s")),
+                Value::list(vec![Value::pairs(vec![
+                    ("bin-path", Value::text("/bin/a")),
+                    ("socket", Value::text("/s")),
                 ])]),
             ),
         ]);
         let (blocks, m) = cfg_of("fastcgi.server", same, "mod_fastcgi");
         assert_eq!(backends_in(&blocks, &m).expect("ok").len(), 1);
         // Overlapping port ranges.
-        let overlap = kv(vec![(
+        let overlap = Value::pairs(vec![(
             ".a",
-            list(vec![
-                kv(vec![("bin-path", s("/bin/a")), ("port", Value::Int(9000))]),
-                kv(vec![("bin-path", s("/bin/b")), ("port", Value::Int(9002))]),
+            Value::list(vec![
+                Value::pairs(vec![
+                    ("bin-path", Value::text("/bin/a")),
+                    ("port", Value::Int(9000)),
+                ]),
+                Value::pairs(vec![
+                    ("bin-path", Value::text("/bin/b")),
+                    ("port", Value::Int(9002)),
+                ]),
             ]),
         )]);
         let (blocks, m) = cfg_of("fastcgi.server", overlap, "mod_fastcgi");

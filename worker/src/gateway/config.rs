@@ -332,42 +332,33 @@ fn host(opts: &[(Option<String>, Value)], what: &str, key: &str) -> Result<Host,
 mod tests {
     use super::*;
 
-    fn s(v: &str) -> Value {
-        Value::Str(v.into())
-    }
-    fn kv(items: Vec<(&str, Value)>) -> Value {
-        Value::Array(
-            items
-                .into_iter()
-                .map(|(k, v)| (Some(k.to_string()), v))
-                .collect(),
-        )
-    }
-    fn list(items: Vec<Value>) -> Value {
-        Value::Array(items.into_iter().map(|v| (None, v)).collect())
-    }
-
     #[test]
     fn lighttpd_forms() {
-        let v = kv(vec![
+        let v = Value::pairs(vec![
             (
                 ".php",
-                list(vec![
-                    kv(vec![("host", s("127.0.0.1")), ("port", Value::Int(9000))]),
-                    kv(vec![("host", s("::1")), ("port", s("9001"))]),
+                Value::list(vec![
+                    Value::pairs(vec![
+                        ("host", Value::text("127.0.0.1")),
+                        ("port", Value::Int(9000)),
+                    ]),
+                    Value::pairs(vec![
+                        ("host", Value::text("::1")),
+                        ("port", Value::text("9001")),
+                    ]),
                 ]),
             ),
             (
                 "/app",
-                kv(vec![(
+                Value::pairs(vec![(
                     "name",
-                    kv(vec![
-                        ("socket", s("/run/php.sock")),
-                        ("check-local", s("disable")),
+                    Value::pairs(vec![
+                        ("socket", Value::text("/run/php.sock")),
+                        ("check-local", Value::text("disable")),
                     ]),
                 )]),
             ),
-            ("/direct", kv(vec![("port", Value::Int(9002))])),
+            ("/direct", Value::pairs(vec![("port", Value::Int(9002))])),
         ]);
         let t = parse(&v, "fastcgi.server").expect("ok");
         assert_eq!(t.exts.len(), 3);
@@ -384,16 +375,16 @@ mod tests {
     /// A bin-path host is its processes, each on its own address.
     #[test]
     fn bin_path_hosts_are_their_processes() {
-        let v = kv(vec![(
+        let v = Value::pairs(vec![(
             ".php",
-            list(vec![
-                kv(vec![
-                    ("bin-path", s("/usr/bin/php-cgi")),
-                    ("socket", s("/run/php.socket")),
+            Value::list(vec![
+                Value::pairs(vec![
+                    ("bin-path", Value::text("/usr/bin/php-cgi")),
+                    ("socket", Value::text("/run/php.socket")),
                     ("max-procs", Value::Int(2)),
                 ]),
-                kv(vec![
-                    ("bin-path", s("/bin/b")),
+                Value::pairs(vec![
+                    ("bin-path", Value::text("/bin/b")),
                     ("max-procs", Value::Int(1)),
                 ]),
             ]),
@@ -408,48 +399,60 @@ mod tests {
     /// lighttpd's gw_backend: a socket or a host/port, not both; no port is 80.
     #[test]
     fn socket_or_host_and_port_80() {
-        let one = |opts: Vec<(&str, Value)>| kv(vec![(".php", list(vec![kv(opts)]))]);
-        let both = one(vec![("socket", s("/run/a.sock")), ("host", s("127.0.0.1"))]);
+        let one = |opts: Vec<(&str, Value)>| {
+            Value::pairs(vec![(".php", Value::list(vec![Value::pairs(opts)]))])
+        };
+        let both = one(vec![
+            ("socket", Value::text("/run/a.sock")),
+            ("host", Value::text("127.0.0.1")),
+        ]);
         assert!(parse(&both, "fastcgi.server")
             .expect_err("refused")
             .contains("either host/port or socket"));
-        let t = parse(&one(vec![("host", s("127.0.0.2"))]), "fastcgi.server").expect("ok");
+        let t = parse(
+            &one(vec![("host", Value::text("127.0.0.2"))]),
+            "fastcgi.server",
+        )
+        .expect("ok");
         assert_eq!(t.hosts[0].name, "127.0.0.2:80");
     }
 
     #[test]
     fn errors() {
-        let bad = kv(vec![(
+        let bad = Value::pairs(vec![(
             ".php",
-            list(vec![kv(vec![("host", s("localhost"))])]),
+            Value::list(vec![Value::pairs(vec![("host", Value::text("localhost"))])]),
         )]);
         assert!(parse(&bad, "fastcgi.server").is_err());
-        let bad = kv(vec![(".php", list(vec![kv(vec![("port", s("x"))])]))]);
-        assert!(parse(&bad, "fastcgi.server").is_err());
-        let bad = kv(vec![(
+        let bad = Value::pairs(vec![(
             ".php",
-            list(vec![kv(vec![
-                ("bin-path", s("/usr/bin/php-cgi")),
-                ("max-procs", s("x")),
+            Value::list(vec![Value::pairs(vec![("port", Value::text("x"))])]),
+        )]);
+        assert!(parse(&bad, "fastcgi.server").is_err());
+        let bad = Value::pairs(vec![(
+            ".php",
+            Value::list(vec![Value::pairs(vec![
+                ("bin-path", Value::text("/usr/bin/php-cgi")),
+                ("max-procs", Value::text("x")),
             ])]),
         )]);
         assert!(parse(&bad, "fastcgi.server")
             .expect_err("an error")
             .contains("max-procs"));
-        let bad = kv(vec![(
+        let bad = Value::pairs(vec![(
             ".php",
-            list(vec![kv(vec![
-                ("nonsense", s("1")),
+            Value::list(vec![Value::pairs(vec![
+                ("nonsense", Value::text("1")),
                 ("port", Value::Int(1)),
             ])]),
         )]);
         assert!(parse(&bad, "fastcgi.server").is_err());
         let auth = |mode: &str| {
-            kv(vec![(
+            Value::pairs(vec![(
                 "/private",
-                list(vec![kv(vec![
+                Value::list(vec![Value::pairs(vec![
                     ("port", Value::Int(9000)),
-                    ("mode", s(mode)),
+                    ("mode", Value::text(mode)),
                 ])]),
             )])
         };
@@ -464,12 +467,12 @@ mod tests {
     /// ignores it too); "" is a key.
     #[test]
     fn lenient_for_unknown_options() {
-        let v = kv(vec![(
+        let v = Value::pairs(vec![(
             "",
-            kv(vec![(
+            Value::pairs(vec![(
                 "tomcat",
-                kv(vec![
-                    ("host", s("127.0.0.1")),
+                Value::pairs(vec![
+                    ("host", Value::text("127.0.0.1")),
                     ("port", Value::Int(80)),
                     ("fix-redirects", Value::Int(1)),
                 ]),
@@ -487,12 +490,18 @@ mod tests {
     /// another.
     #[test]
     fn authorizers_apart() {
-        let v = kv(vec![(
+        let v = Value::pairs(vec![(
             "/",
-            list(vec![
-                kv(vec![("port", Value::Int(9000)), ("mode", s("authorizer"))]),
-                kv(vec![("port", Value::Int(9001)), ("mode", s("responder"))]),
-                kv(vec![("port", Value::Int(9002))]),
+            Value::list(vec![
+                Value::pairs(vec![
+                    ("port", Value::Int(9000)),
+                    ("mode", Value::text("authorizer")),
+                ]),
+                Value::pairs(vec![
+                    ("port", Value::Int(9001)),
+                    ("mode", Value::text("responder")),
+                ]),
+                Value::pairs(vec![("port", Value::Int(9002))]),
             ]),
         )]);
         let t = parse(&v, "fastcgi.server").expect("ok");

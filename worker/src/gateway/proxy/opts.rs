@@ -149,42 +149,46 @@ pub fn forwarded(v: &Value) -> Result<u8, String> {
 mod tests {
     use super::*;
 
-    fn s(v: &str) -> Value {
-        Value::Str(v.into())
-    }
-    fn kv(items: Vec<(&str, Value)>) -> Value {
-        Value::Array(
-            items
-                .into_iter()
-                .map(|(k, v)| (Some(k.to_string()), v))
-                .collect(),
-        )
-    }
-
     #[test]
     fn header_lists_and_switches() {
-        let v = kv(vec![
-            ("map-urlpath", kv(vec![("/front", s("/back"))])),
-            ("map-host-request", kv(vec![("-", s("back.example"))])),
-            ("map-host-response", kv(vec![("-", s("-"))])),
-            ("https-remap", s("enable")),
+        let v = Value::pairs(vec![
+            (
+                "map-urlpath",
+                Value::pairs(vec![("/front", Value::text("/back"))]),
+            ),
+            (
+                "map-host-request",
+                Value::pairs(vec![("-", Value::text("back.example"))]),
+            ),
+            (
+                "map-host-response",
+                Value::pairs(vec![("-", Value::text("-"))]),
+            ),
+            ("https-remap", Value::text("enable")),
             ("upgrade", Value::Int(1)),
-            ("force-http10", s("disable")),
+            ("force-http10", Value::text("disable")),
         ]);
         let h = header(&v, true).expect("ok");
         assert_eq!(h.urlpaths, vec![("/front".into(), "/back".into())]);
         assert!(h.https_remap && h.upgrade && !h.force_http10 && !h.connect);
         assert!(h.remaps_request() && h.remaps_response());
-        assert!(header(&kv(vec![]), true).expect("ok").force_http10);
+        assert!(
+            header(&Value::pairs(vec![]), true)
+                .expect("ok")
+                .force_http10
+        );
     }
 
     #[test]
     fn header_refusals() {
         for bad in [
-            kv(vec![("bogus", s("x"))]),
-            kv(vec![("upgrade", s("maybe"))]),
-            kv(vec![("map-urlpath", s("/x"))]),
-            kv(vec![("map-urlpath", kv(vec![("/a", kv(vec![]))]))]),
+            Value::pairs(vec![("bogus", Value::text("x"))]),
+            Value::pairs(vec![("upgrade", Value::text("maybe"))]),
+            Value::pairs(vec![("map-urlpath", Value::text("/x"))]),
+            Value::pairs(vec![(
+                "map-urlpath",
+                Value::pairs(vec![("/a", Value::pairs(vec![]))]),
+            )]),
         ] {
             assert!(header(&bad, false).is_err(), "{bad:?}");
         }
@@ -192,13 +196,13 @@ mod tests {
 
     #[test]
     fn forwarded_params() {
-        let v = kv(vec![
+        let v = Value::pairs(vec![
             ("for", Value::Int(1)),
-            ("proto", s("enable")),
-            ("by", s("disable")),
+            ("proto", Value::text("enable")),
+            ("by", Value::text("disable")),
         ]);
         assert_eq!(forwarded(&v), Ok(fwd::FOR | fwd::PROTO));
-        assert!(forwarded(&kv(vec![("xx", Value::Int(1))])).is_err());
-        assert!(forwarded(&kv(vec![("for", s("maybe"))])).is_err());
+        assert!(forwarded(&Value::pairs(vec![("xx", Value::Int(1))])).is_err());
+        assert!(forwarded(&Value::pairs(vec![("for", Value::text("maybe"))])).is_err());
     }
 }
