@@ -364,16 +364,6 @@ pub struct ServerAddr {
     pub bracketed: bool,
 }
 
-impl fmt::Display for ServerAddr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.ip {
-            Some(ip) if self.bracketed => write!(f, "[{ip}]"),
-            Some(ip) => write!(f, "{ip}"),
-            None => Ok(()),
-        }
-    }
-}
-
 /// SERVER_PORT and SERVER_ADDR of the listener `listener`: its own address, or
 /// the connection's local one (`local_addr`) on a wildcard listener.
 pub fn server_addr(cfg: &Config, listener: u32, local_addr: Option<SocketAddr>) -> ServerAddr {
@@ -534,8 +524,6 @@ mod tests {
             ip: "::1".parse().ok(),
             bracketed: true,
         };
-        assert_eq!(v6.to_string(), "[::1]");
-        assert_eq!(ServerAddr::default().to_string(), "");
         let req = CgiRequest {
             path: "/x".into(),
             script_name_len: 2,
@@ -560,5 +548,13 @@ mod tests {
         // No host: SERVER_ADDR stands in.
         let req = CgiRequest { host: None, ..req };
         assert_eq!(build(&req.facts(), &d).get("SERVER_NAME"), Some("[::1]"));
+        // A unix-socket listener: no address, port 0.
+        let d = Derived {
+            server: ServerAddr::default(),
+            ..d
+        };
+        let env = build(&req.facts(), &d);
+        assert_eq!(env.get("SERVER_ADDR"), Some(""));
+        assert_eq!(env.get("SERVER_PORT"), Some("0"));
     }
 }

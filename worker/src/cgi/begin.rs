@@ -93,7 +93,8 @@ pub fn begin(p: Parts<'_>, view: &View, mut b: Begin<'_>) -> Box<Job> {
         fail(&mut job, p.clock, p.pages, 503);
         return job;
     }
-    let req = Box::new(request(id, path, &b, run_of(&b), p.cfg));
+    let (run, headers) = (run_of(&b), headers(&b));
+    let req = Box::new(request(id, &facts_of(&b, path, &run, &headers), &b, p.cfg));
     if job.whole {
         job.stage = Stage::Collecting;
         job.req = Some(req);
@@ -107,14 +108,15 @@ pub fn begin(p: Parts<'_>, view: &View, mut b: Begin<'_>) -> Box<Job> {
 /// Begin a job for a backend the worker talks to itself (mod_fastcgi, mod_scgi,
 /// mod_proxy): the same job as for a script, without the spawner. `facts` gets
 /// the request's facts borrowed from its buffers (no copy per header or
-/// variable) and the listener's address; None for its answer when the job failed
-/// already (it then holds the error answer).
+/// variable) and the listener's address when it asks (on a wildcard listener
+/// that is a getsockname); None for its answer when the job failed already (it
+/// then holds the error answer).
 pub fn begin_socket<R>(
     p: Parts<'_>,
     view: &View,
     mut b: Begin<'_>,
     module: &'static str,
-    facts: impl FnOnce(&CgiFacts<'_>, ServerAddr) -> R,
+    facts: impl FnOnce(&CgiFacts<'_>, &dyn Fn() -> ServerAddr) -> R,
 ) -> (Box<Job>, Option<R>) {
     let mut out = Out::default();
     if !p.out.is_empty() {
@@ -145,19 +147,12 @@ pub fn begin_socket<R>(
         fail(&mut job, p.clock, p.pages, 400);
         return (job, None);
     };
-    let run = run_of(&b);
-    let headers = headers(&b);
-    let query = String::from_utf8_lossy(b.query);
-    let host = b.head.host.map(|h| String::from_utf8_lossy(h.of(b.buf)));
-    let server = cgienv::server_addr(
-        p.cfg,
-        u32::from(b.listener),
-        local_addr(b.fd, p.cfg, b.listener),
-    );
-    let mut f = facts_of(&b, path, &run, &headers);
-    f.query = &query;
-    f.host = host.as_deref();
-    let r = facts(&f, server);
+    let (run, headers) = (run_of(&b), headers(&b));
+    let server = || {
+        let local = local_addr(b.fd, p.cfg, b.listener);
+        cgienv::server_addr(p.cfg, u32::from(b.listener), local)
+    };
+    let r = facts(&facts_of(&b, path, &run, &headers), &server);
     (job, Some(r))
 }
 
@@ -169,21 +164,28 @@ fn internal_run(b: &Begin) -> (Option<(u16, bool)>, u8) {
 }
 
 fn run_of<'a>(b: &'a Begin) -> Run<'a> {
+    let query = String::from_utf8_lossy(b.query);
+    let host = b.head.host.map(|h| String::from_utf8_lossy(h.of(b.buf)));
     match &b.internal {
         Some(i) => Run {
             target: Cow::Borrowed(&i.orig_target),
             redirect_uri: Some(&i.new_target),
             error: i.error,
+            query,
+            host,
         },
         None => Run {
             target: String::from_utf8_lossy(b.head.target.of(b.buf)),
             redirect_uri: None,
             error: None,
+            query,
+            host,
         },
     }
 }
 
-/// What the request is run as: the client's, or an internal one's.
+/// What the request is run as (the client's, or an internal one's), with the
+/// texts that may need mending to be UTF-8.
 struct Run<'a> {
     /// REQUEST_URI: the client's request-target.
     target: Cow<'a, str>,
@@ -191,6 +193,9 @@ struct Run<'a> {
     redirect_uri: Option<&'a str>,
     /// An error handler's run: the first status, and whether it is kept.
     error: Option<(u16, bool)>,
+    /// QUERY_STRING and the Host as sent.
+    query: Cow<'a, str>,
+    host: Option<Cow<'a, str>>,
 }
 
 /// The job for a request, waiting for the spawner.
@@ -307,24 +312,23 @@ fn version_of(v: Version) -> HttpVersion {
     }
 }
 
-/// The request's facts for its environment, borrowed from its buffers (the
-/// query and host, which may need mending, are the caller's).
+/// The request's facts for its environment, borrowed from its buffers.
 fn facts_of<'a>(
     b: &'a Begin,
     path: &'a str,
     run: &'a Run,
     headers: &'a [(&'a str, Cow<'a, str>)],
 ) -> CgiFacts<'a> {
-    let lossy = |s: &'a [u8]| std::str::from_utf8(s).unwrap_or("");
     CgiFacts {
-        method: lossy(b.head.method_span.of(b.buf)),
+        // (a method is a token: ASCII)
+        method: std::str::from_utf8(b.head.method_span.of(b.buf)).unwrap_or(""),
         version: Some(version_of(b.head.version)),
         target: &run.target,
         redirect_uri: run.redirect_uri,
         path,
         script_name_len: b.script_len,
-        query: "",
-        host: None,
+        query: &run.query,
+        host: run.host.as_deref(),
         remote_addr: Some(b.peer),
         remote_port: b.peer_port,
         tls: !b.tls_env.is_empty(),
@@ -339,37 +343,28 @@ fn facts_of<'a>(
     }
 }
 
-/// The facts the spawner gets: the request, its headers (joined as lighttpd joins
-/// them, mod_setenv's applied), the addresses, the blocks that matched.
-fn request(id: u64, path: &str, b: &Begin, run: Run, cfg: &wick_conf::Config) -> CgiRequest {
+/// The facts the spawner gets: the request's (`f`), the addresses, the blocks
+/// that matched.
+fn request(id: u64, f: &CgiFacts, b: &Begin, cfg: &wick_conf::Config) -> CgiRequest {
     CgiRequest {
         id,
-        method: String::from_utf8_lossy(b.head.method_span.of(b.buf)).into_owned(),
-        version: Some(version_of(b.head.version)),
-        target: run.target.into_owned(),
-        redirect_uri: run.redirect_uri.map(str::to_string),
-        path: path.to_string(),
-        script_name_len: b.script_len as u32,
-        query: String::from_utf8_lossy(b.query).into_owned(),
-        host: b
-            .head
-            .host
-            .map(|h| String::from_utf8_lossy(h.of(b.buf)).into_owned()),
+        method: f.method.to_string(),
+        version: f.version,
+        target: f.target.to_string(),
+        redirect_uri: f.redirect_uri.map(str::to_string),
+        path: f.path.to_string(),
+        script_name_len: f.script_name_len as u32,
+        query: f.query.to_string(),
+        host: f.host.map(str::to_string),
         listener: u32::from(b.listener),
         local_addr: local_addr(b.fd, cfg, b.listener),
-        remote_addr: Some(b.peer),
-        remote_port: b.peer_port,
-        tls: !b.tls_env.is_empty(),
-        headers: headers(b)
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v.into_owned()))
-            .collect(),
-        content_length: match b.head.body {
-            BodyKind::Length(n) => n,
-            _ => 0,
-        },
-        auth: b.auth.map(|(u, t)| (u.to_string(), t.to_string())),
-        error_status: run.error.map(|e| e.0),
+        remote_addr: f.remote_addr,
+        remote_port: f.remote_port,
+        tls: f.tls,
+        headers: f.headers.to_owned_list(),
+        content_length: f.content_length,
+        auth: f.auth.map(|(u, t)| (u.to_string(), t.to_string())),
+        error_status: f.error_status,
         blocks: b.blocks.clone(),
         tls_env: b.tls_env.clone(),
     }

@@ -287,9 +287,6 @@ fn could_select(
         || (path.ends_with(b"/") && view.index_files.iter().any(|i| has_suffix(i.as_bytes())))
 }
 
-/// SCRIPT_NAME's length for a prefix key without check-local (lighttpd: the
-/// prefix and what follows it up to the next '/'; fix-root-scriptname on a "/"
-/// key: empty, all of the path is PATH_INFO). Suffix keys: the whole path.
 /// REQUEST_URI with a host's strip-request-uri prefix taken off (None: kept as
 /// it is), as lighttpd's gw_backend does: only a prefix that ends at a '/', '?'
 /// or the end.
@@ -305,6 +302,22 @@ fn strip_request_uri(strip: &str, target: &str) -> Option<String> {
     }
 }
 
+/// A backend job takes its host's settings: its name for log lines, X-Sendfile
+/// (with the mimetypes for the file it names); no local redirects (lighttpd's
+/// gateways run with opts.local_redir 0).
+fn for_host(job: &mut crate::cgi::Job, host: &super::config::Host, view: &View) {
+    job.backend = host.name.clone();
+    job.xsendfile = host.xsendfile;
+    job.xsendfile_docroot = host.xsendfile_docroot.clone();
+    if host.xsendfile {
+        job.mimetypes = view.mimetypes.clone();
+    }
+    job.local_redir = false;
+}
+
+/// SCRIPT_NAME's length for a prefix key without check-local (lighttpd: the
+/// prefix and what follows it up to the next '/'; fix-root-scriptname on a "/"
+/// key: empty, all of the path is PATH_INFO). Suffix keys: the whole path.
 fn prefix_script_len(key: &str, fix_root: bool, path: &[u8]) -> usize {
     if !key.starts_with('/') {
         return path.len();
@@ -474,6 +487,7 @@ impl GatewayModule {
         crate::cgi::with_begin(x, gw, path, script_len, |p, view, b| {
             let clock_mono = p.clock.mono;
             let (mut job, env) = crate::cgi::begin_socket(p, view, b, module, |req, server| {
+                let server = server();
                 let docroot = match host.docroot.is_empty() {
                     true => view.document_root.trim_end_matches('/'),
                     false => host.docroot.as_str(),
@@ -504,14 +518,7 @@ impl GatewayModule {
                     },
                 )
             });
-            job.backend = host.name.clone();
-            job.xsendfile = host.xsendfile;
-            job.xsendfile_docroot = host.xsendfile_docroot.clone();
-            if host.xsendfile {
-                job.mimetypes = view.mimetypes.clone();
-            }
-            // lighttpd's gateways do not run local redirects (opts.local_redir 0).
-            job.local_redir = false;
+            for_host(&mut job, host, view);
             let Some(env) = env else {
                 return Box::new(GatewayJob::failed(job)) as Box<dyn Handler>;
             };
@@ -602,13 +609,7 @@ impl GatewayModule {
                 };
                 (request, proxy::Remap::new(header, host, tls))
             });
-            job.backend = host.name.clone();
-            job.xsendfile = host.xsendfile;
-            job.xsendfile_docroot = host.xsendfile_docroot.clone();
-            if host.xsendfile {
-                job.mimetypes = view.mimetypes.clone();
-            }
-            job.local_redir = false;
+            for_host(&mut job, host, view);
             let Some((request, remap)) = request else {
                 return Box::new(GatewayJob::failed(job)) as Box<dyn Handler>;
             };
