@@ -122,17 +122,7 @@ fn identity(cfg: &Config, users: &Users, block: usize) -> Result<(Option<Identit
         let gid = users
             .group(g)
             .ok_or_else(|| format!("cgi.group \"{g}\" was not resolved"))?;
-        let base = id.take().unwrap_or_else(|| Identity {
-            name: String::new(),
-            uid: nix::unistd::getuid().as_raw(),
-            gid,
-            groups: Vec::new(),
-        });
-        id = Some(Identity {
-            gid,
-            groups: vec![gid],
-            ..base
-        });
+        id = Some(Identity::with_group(id.take(), gid));
     }
     Ok((id, user.is_some()))
 }

@@ -435,17 +435,7 @@ impl Policy {
                     format!("cgi.group \"{}\" was not resolved at start", view.cgi_group),
                 );
             };
-            let base = id.take().unwrap_or_else(|| Identity {
-                name: String::new(),
-                uid: nix::unistd::getuid().as_raw(),
-                gid,
-                groups: Vec::new(),
-            });
-            id = Some(Identity {
-                gid,
-                groups: vec![gid],
-                ..base
-            });
+            id = Some(Identity::with_group(id.take(), gid));
         }
         Ok(id)
     }

@@ -16,6 +16,24 @@ pub struct Identity {
     pub groups: Vec<u32>,
 }
 
+impl Identity {
+    /// cgi.group over cgi.user's or server.username's identity (none: the
+    /// spawner's own uid): that group as the primary and only one.
+    pub fn with_group(id: Option<Identity>, gid: u32) -> Identity {
+        let base = id.unwrap_or_else(|| Identity {
+            name: String::new(),
+            uid: nix::unistd::getuid().as_raw(),
+            gid,
+            groups: Vec::new(),
+        });
+        Identity {
+            gid,
+            groups: vec![gid],
+            ..base
+        }
+    }
+}
+
 /// Every identity the config allows.
 #[derive(Debug, Default)]
 pub struct Users {
