@@ -31,6 +31,34 @@ pub struct Started {
     pub stderr: OwnedFd,
 }
 
+/// uid, gid and the supplementary groups (the primary one when none) a child
+/// takes, made before the fork.
+type Creds = (libc::uid_t, libc::gid_t, Vec<libc::gid_t>);
+
+fn creds_of(id: &crate::users::Identity) -> Creds {
+    let groups = if id.groups.is_empty() {
+        vec![id.gid]
+    } else {
+        id.groups.clone()
+    };
+    (id.uid, id.gid, groups)
+}
+
+/// In a forked child: take `creds` for good (groups first, then gid, then
+/// uid, while the rights to change them last). False: a call failed.
+///
+/// # Safety
+/// Only in the child between fork and exec: it makes raw system calls and
+/// nothing else (no allocation, no lock).
+unsafe fn switch_to((uid, gid, groups): &Creds) -> bool {
+    // SAFETY: `groups` is a live Vec for the call; the id calls take plain ints.
+    unsafe {
+        libc::setgroups(groups.len(), groups.as_ptr()) == 0
+            && libc::setresgid(*gid, *gid, *gid) == 0
+            && libc::setresuid(*uid, *uid, *uid) == 0
+    }
+}
+
 fn c_string(s: &str) -> io::Result<CString> {
     CString::new(s).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL byte"))
 }
@@ -40,7 +68,7 @@ struct ChildPlan {
     /// stdin, stdout, stderr of the script.
     stdio: [RawFd; 3],
     dir: RawFd,
-    creds: Option<(libc::uid_t, libc::gid_t, Vec<libc::gid_t>)>,
+    creds: Option<Creds>,
     program: CString,
     argv: Vec<*const libc::c_char>,
     envp: Vec<*const libc::c_char>,
@@ -68,14 +96,7 @@ pub fn start(plan: &Plan) -> io::Result<Started> {
     let child = ChildPlan {
         stdio: [in_r.as_raw_fd(), out_w.as_raw_fd(), err_w.as_raw_fd()],
         dir: plan.dir.as_raw_fd(),
-        creds: plan.creds.as_ref().map(|id| {
-            let groups = if id.groups.is_empty() {
-                vec![id.gid]
-            } else {
-                id.groups.clone()
-            };
-            (id.uid, id.gid, groups)
-        }),
+        creds: plan.creds.as_ref().map(creds_of),
         program: c_string(program)?,
         argv: args
             .iter()
@@ -215,13 +236,8 @@ unsafe fn exec_child(c: &ChildPlan) -> ! {
         if libc::setsid() < 0 {
             fail(c);
         }
-        if let Some((uid, gid, groups)) = &c.creds {
-            if libc::setgroups(groups.len(), groups.as_ptr()) != 0
-                || libc::setresgid(*gid, *gid, *gid) != 0
-                || libc::setresuid(*uid, *uid, *uid) != 0
-            {
-                fail(c);
-            }
+        if c.creds.as_ref().is_some_and(|cr| !switch_to(cr)) {
+            fail(c);
         }
         // After the switch, so the directory is entered with the script's rights.
         if libc::fchdir(c.dir) != 0 {
@@ -288,7 +304,7 @@ pub struct BackendExec<'a> {
 struct BackendChild {
     stdio: [RawFd; 3],
     dir: Option<RawFd>,
-    creds: Option<(libc::uid_t, libc::gid_t, Vec<libc::gid_t>)>,
+    creds: Option<Creds>,
     program: *const libc::c_char,
     argv: Vec<*const libc::c_char>,
     envp: Vec<*const libc::c_char>,
@@ -314,14 +330,7 @@ pub fn start_backend(b: &BackendExec<'_>) -> io::Result<i32> {
     let child = BackendChild {
         stdio: [b.listener, b.stdout, b.stderr],
         dir: b.dir,
-        creds: b.creds.map(|id| {
-            let groups = if id.groups.is_empty() {
-                vec![id.gid]
-            } else {
-                id.groups.clone()
-            };
-            (id.uid, id.gid, groups)
-        }),
+        creds: b.creds.map(creds_of),
         program: b.program.as_ptr(),
         argv: b
             .argv
@@ -394,13 +403,8 @@ unsafe fn exec_backend(c: &BackendChild) -> ! {
         if libc::setsid() < 0 {
             fail(c);
         }
-        if let Some((uid, gid, groups)) = &c.creds {
-            if libc::setgroups(groups.len(), groups.as_ptr()) != 0
-                || libc::setresgid(*gid, *gid, *gid) != 0
-                || libc::setresuid(*uid, *uid, *uid) != 0
-            {
-                fail(c);
-            }
+        if c.creds.as_ref().is_some_and(|cr| !switch_to(cr)) {
+            fail(c);
         }
         // After the credential change, which clears it; then make sure the
         // spawner did not die before it took effect.
