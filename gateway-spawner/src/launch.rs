@@ -59,6 +59,23 @@ unsafe fn switch_to((uid, gid, groups): &Creds) -> bool {
     }
 }
 
+/// In a forked child, before exec: a clean start, nothing blocked and the
+/// default dispositions for what wickd changed.
+///
+/// # Safety
+/// Only in the child between fork and exec (raw system calls, nothing else).
+unsafe fn reset_signals() {
+    // SAFETY: `set` is a local sigset_t that sigemptyset initialises before use.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+        for sig in RESET_SIGNALS {
+            libc::signal(sig, libc::SIG_DFL);
+        }
+    }
+}
+
 fn c_string(s: &str) -> io::Result<CString> {
     CString::new(s).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL byte"))
 }
@@ -243,13 +260,7 @@ unsafe fn exec_child(c: &ChildPlan) -> ! {
         if libc::fchdir(c.dir) != 0 {
             fail(c);
         }
-        // A clean start: nothing blocked, default dispositions for what wickd changed.
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
-        for sig in RESET_SIGNALS {
-            libc::signal(sig, libc::SIG_DFL);
-        }
+        reset_signals();
         libc::execve(c.program.as_ptr(), c.argv.as_ptr(), c.envp.as_ptr());
         fail(c)
     }
@@ -426,12 +437,7 @@ unsafe fn exec_backend(c: &BackendChild) -> ! {
                 fail(c);
             }
         }
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
-        for sig in RESET_SIGNALS {
-            libc::signal(sig, libc::SIG_DFL);
-        }
+        reset_signals();
         libc::execve(c.program, c.argv.as_ptr(), c.envp.as_ptr());
         fail(c)
     }

@@ -946,26 +946,19 @@ impl Mods {
         rq: &Rq,
         mut gw: Gateways,
     ) -> Handled {
+        let mut x = HandlerCx {
+            req,
+            view,
+            env: &mut *env,
+            base,
+            rq,
+        };
         for m in self.stage(4) {
-            let mut x = HandlerCx {
-                req,
-                view,
-                env: &mut *env,
-                base,
-                rq,
-            };
             if let Some(h) = m.authorize(&mut x, &mut gw) {
                 return Handled::Claimed(h);
             }
         }
         for m in self.stage(4) {
-            let mut x = HandlerCx {
-                req,
-                view,
-                env: &mut *env,
-                base,
-                rq,
-            };
             if let Some(h) = m.claim(&mut x, &mut gw) {
                 return Handled::Claimed(h);
             }
