@@ -260,6 +260,15 @@ request_options! {
     proxy_replace_http_host: bool = "proxy.replace-http-host", default false;
     proxy_forwarded: Value = "proxy.forwarded", default Value::Array(Vec::new());
     proxy_header: Value = "proxy.header", default Value::Array(Vec::new());
+    // mod_wstunnel, on the same gateway module (wstunnel.server and
+    // wstunnel.balance are checked at start-up by the worker's gateway module)
+    wstunnel_server: Value = "wstunnel.server", default Value::Array(Vec::new());
+    wstunnel_balance: String = "wstunnel.balance", default String::new();
+    wstunnel_map_extensions: Vec<(String, String)> = "wstunnel.map-extensions", default Vec::new();
+    wstunnel_debug: u64 = "wstunnel.debug", default 0;
+    wstunnel_frame_type: String = "wstunnel.frame-type", default String::new();
+    wstunnel_origins: Vec<String> = "wstunnel.origins", default Vec::new();
+    wstunnel_ping_interval: u64 = "wstunnel.ping-interval", default 0;
     // mod_auth, mod_authn_file (auth.require and auth.cache are parsed by the worker's
     // mods::auth, which refuses bad values at start-up with file:line)
     auth_backend: String = "auth.backend", default String::new();

@@ -46,6 +46,7 @@ pub const BUILT: &[&str] = &[
     "mod_staticfile",
     "mod_status",
     "mod_userdir",
+    "mod_wstunnel",
 ];
 
 /// Keys of the core and of built modules that wickd accepts and does not act on.
@@ -79,6 +80,7 @@ const IGNORED: &[&str] = &[
     "fastcgi.debug",
     "scgi.debug",
     "proxy.debug",
+    "wstunnel.debug",
     // mod_openssl: what rustls has no use for (no DHE suites, no SSLv2/SSLv3, no
     // compression, no empty fragments), what is not built yet
     "ssl.dh-file",
@@ -220,6 +222,12 @@ pub fn warnings(blocks: &[Block], effective: &[String], listed: &[String]) -> Ve
         if s.key.eq_ignore_ascii_case("proxy.server") && has_option(&s.value, "bin-path") {
             out.push(format!(
                 "WARNING: {}: proxy.server \"bin-path\" is not acted on: mod_proxy starts no backend (lighttpd's neither); start the program by other means on the \"host\"/\"port\" or \"socket\" given",
+                at(s)
+            ));
+        }
+        if s.key.eq_ignore_ascii_case("wstunnel.server") && has_option(&s.value, "bin-path") {
+            out.push(format!(
+                "WARNING: {}: wstunnel.server \"bin-path\" is not acted on: wickd starts backends for fastcgi.server and scgi.server only; start the program by other means on the \"host\"/\"port\" or \"socket\" given",
                 at(s)
             ));
         }

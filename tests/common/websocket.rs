@@ -284,6 +284,25 @@ pub fn base64(b: &[u8]) -> String {
     s
 }
 
+/// `head` is a 101 to a handshake with `key`: Upgrade, Connection and
+/// Sec-WebSocket-Accept as RFC 6455 4.2.2 wants them.
+pub fn assert_switched(head: &str, key: &str) {
+    assert!(
+        head.starts_with("HTTP/1.1 101 Switching Protocols\r\n"),
+        "{head}"
+    );
+    let lower = head.to_ascii_lowercase();
+    assert!(lower.contains("\r\nupgrade: websocket\r\n"), "{head}");
+    assert!(lower.contains("\r\nconnection: upgrade\r\n"), "{head}");
+    assert!(
+        head.contains(&format!(
+            "\r\nSec-WebSocket-Accept: {}\r\n",
+            accept_key(key)
+        )),
+        "{head}"
+    );
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

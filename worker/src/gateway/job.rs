@@ -13,6 +13,9 @@
 //! with the module and the backend named: 502 for a connection that died before
 //! its response or a malformed head, 504 for read-timeout and write-timeout.
 //!
+//! mod_wstunnel's job answers the WebSocket handshake once connected (wstunnel.rs)
+//! and is a tunnel from then on, with frames on the client's side.
+//!
 //! A proxied 101 makes the job a tunnel: the connection hands it every byte the
 //! client sends (`Handler::tunnel`), both directions move as the other side
 //! takes them, and each side's FIN is passed on once what preceded it was
@@ -28,6 +31,27 @@ use std::io;
 use std::rc::Rc;
 use wick_proto::cgienv::EnvBuf;
 
+/// A 101 whose fields are in `head` (made at `job.out.buf[mark..]`'s start):
+/// the module hooks run on it, it goes out, and the job is a tunnel from then
+/// on (no framing, no compression, the connection closes at its end).
+pub(super) fn send_101(
+    head: &mut crate::resp_head::ResponseHead,
+    clock: &crate::date::Clock,
+    job: &mut Job,
+    mark: usize,
+) {
+    job.hooks.run(head, clock);
+    head.write(&mut job.out);
+    job.status = 101;
+    job.started = true;
+    if let Some(l) = &mut job.log {
+        l.head(101, &job.out.buf[mark..]);
+    }
+    job.hooks.deflate = None;
+    job.framing = Framing::UntilClose;
+    job.keep_alive = false;
+}
+
 /// How the request and its response travel on the backend's socket.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Wire {
@@ -39,6 +63,9 @@ pub enum Wire {
     Uwsgi,
     /// An HTTP/1.1 request (mod_proxy), the response by its own framing.
     Http,
+    /// Nothing but the bytes of the client's WebSocket frames, both ways
+    /// (mod_wstunnel).
+    WebSocket,
 }
 
 /// What the module hands to [`GatewayJob::new`].
@@ -56,6 +83,8 @@ pub(super) struct Start {
     pub now: u64,
     /// mod_proxy's exchange (Wire::Http).
     pub http: Option<Box<super::proxy::Exchange>>,
+    /// mod_wstunnel's WebSocket (Wire::WebSocket).
+    pub ws: Option<Box<super::wstunnel::Ws>>,
     /// Seconds a tunnel may be silent both ways (server.max-read-idle).
     pub idle: u64,
 }
@@ -108,6 +137,8 @@ pub struct GatewayJob {
     since: Option<std::time::Instant>,
     /// mod_proxy's exchange (Wire::Http).
     http: Option<Box<super::proxy::Exchange>>,
+    /// mod_wstunnel's WebSocket (Wire::WebSocket).
+    ws: Option<Box<super::wstunnel::Ws>>,
     /// The client sent its FIN (a tunnel passes it on).
     client_eof: bool,
     /// A tunnel: the backend's write side is shut (the client's FIN passed on).
@@ -155,6 +186,7 @@ impl GatewayJob {
             connect_ts: s.now,
             since: None,
             http: s.http,
+            ws: s.ws,
             client_eof: false,
             up_shut: false,
             down_eof: false,
@@ -199,6 +231,7 @@ impl GatewayJob {
             connect_ts: 0,
             since: None,
             http: None,
+            ws: None,
             client_eof: false,
             up_shut: false,
             down_eof: false,
@@ -222,9 +255,11 @@ impl GatewayJob {
         self
     }
 
-    /// Bytes pass both ways as they are (mod_proxy after a 101).
+    /// Bytes pass both ways as they come (mod_proxy after a 101, mod_wstunnel
+    /// after its own).
     fn tunnelling(&self) -> bool {
         self.http.as_ref().is_some_and(|x| x.tunnel())
+            || self.ws.as_ref().is_some_and(|w| w.switched)
     }
 
     fn chunked(&self) -> bool {
@@ -288,6 +323,12 @@ impl GatewayJob {
                 let host = self.pick.map_or(0, |p| p.host);
                 if let Some(x) = self.http.as_mut() {
                     x.request_head(body, host, &mut self.wbuf);
+                }
+            }
+            Wire::WebSocket => {
+                // Nothing goes before the frames' bytes: the client hears its 101.
+                if let Some(ws) = self.ws.as_mut() {
+                    ws.switch(ctx, &mut self.job);
                 }
             }
             Wire::Uwsgi => {
@@ -392,6 +433,14 @@ impl GatewayJob {
             match self.wire {
                 Wire::FastCgi => record::stream(&mut self.wbuf, record::STDIN, &job.inbuf),
                 Wire::Scgi | Wire::Uwsgi | Wire::Http => self.wbuf.extend_from_slice(&job.inbuf),
+                Wire::WebSocket => {
+                    if let Some(ws) = self.ws.as_mut() {
+                        let mut answers = Vec::new();
+                        // (its end, a close or a broken frame, stays in the decoder)
+                        let _ = ws.decoder.feed(&job.inbuf, &mut self.wbuf, &mut answers);
+                        cgi::body_bytes_raw(job, &answers);
+                    }
+                }
             }
             job.inbuf.clear();
             progress = true;
@@ -470,6 +519,11 @@ impl GatewayJob {
                 return Ok(progress);
             };
             let n = match s.read(rbuf) {
+                Ok(0) if self.ws.is_some() => {
+                    // The client hears a close frame (1001), then the close.
+                    self.backend_eof(ctx);
+                    return Ok(true);
+                }
                 Ok(0) if self.tunnelling() => {
                     // Passed on to the client once what came before is sent.
                     self.down_eof = true;
@@ -502,6 +556,8 @@ impl GatewayJob {
                 if self.http_data(ctx, &rbuf[..n]) {
                     return Ok(true);
                 }
+            } else if let Some(ws) = self.ws.as_ref() {
+                ws.backend_bytes(&mut self.job, &rbuf[..n]);
             } else if self.job.stage != Stage::Done
                 && cgi::stdout_data(ctx, &mut self.job, &rbuf[..n]).is_some()
             {
@@ -611,7 +667,13 @@ impl GatewayJob {
             return;
         }
         if self.tunnelling() {
-            // A tunnel whose backend failed: what came goes out, then the close.
+            // A tunnel whose backend failed: what came goes out, then the close
+            // (a WebSocket's with a close frame, 1001, unless the client's came).
+            if self.ws.as_ref().is_some_and(|w| !w.decoder.ended) {
+                let mut f = Vec::new();
+                super::wstunnel::close_frame(super::wstunnel::GOING_AWAY, &mut f);
+                cgi::body_bytes_raw(&mut self.job, &f);
+            }
             self.job.keep_alive = false;
             self.job.stage = Stage::Done;
             return;
@@ -664,7 +726,8 @@ impl GatewayJob {
         // Steps that lead on to the next within this pump ask for no second round;
         // a failed-over connect (a next host to try) does.
         // (mod_proxy's head is made once connected: it may name the host.)
-        if self.env.is_some() && self.job.stage == Stage::Running && self.wire != Wire::Http {
+        let after_connect = matches!(self.wire, Wire::Http | Wire::WebSocket);
+        if self.env.is_some() && self.job.stage == Stage::Running && !after_connect {
             self.queue_params(ctx);
         }
         if self.conn == Conn::None && self.job.stage == Stage::Running {
@@ -725,6 +788,18 @@ impl GatewayJob {
                 ));
                 self.fail(ctx, 502);
             }
+        }
+        if self.ws.as_ref().is_some_and(|w| w.decoder.ended) && self.job.stage != Stage::Done {
+            // The client's close (answered) or a broken frame: the tunnel ends.
+            if let Some(why) = self.ws.as_ref().and_then(|w| w.decoder.broken) {
+                ctx.log.push(format!(
+                    "{}: {}: closing the WebSocket: the client sent {why}",
+                    self.job.module, self.job.script
+                ));
+            }
+            self.release();
+            self.job.keep_alive = false;
+            self.job.stage = Stage::Done;
         }
         let sent = self.job.send_out(ctx, client);
         self.closing = None;
@@ -866,6 +941,11 @@ impl crate::handler::Handler for GatewayJob {
         let (Some(pool), Some(pick)) = (self.pool.clone(), self.pick) else {
             return false;
         };
+        if let Some(ws) = self.ws.as_mut() {
+            if ws.ping_due(&mut self.job, now) {
+                return true;
+            }
+        }
         if self.tunnelling() {
             // Its idle limit is the connection's (`timeout`).
             return false;

@@ -1,11 +1,13 @@
-//! mod_fastcgi, mod_scgi and mod_proxy as modules of the handler stage: the
+//! mod_fastcgi, mod_scgi, mod_proxy and mod_wstunnel as modules of the handler
+//! stage: the
 //! `*.server` in force for the request decides, as lighttpd's gw_check_extension
 //! does, whether a backend takes it: a URL prefix key, or a suffix key of the URL
 //! path (check-local disabled, as it always is for mod_proxy) or of a file that
 //! exists (check-local, the default; path info split off as for CGI). The claimed
 //! request becomes a [`GatewayJob`] with its CGI environment, in the wire format
 //! of the module (and of scgi.protocol), or, for mod_proxy, with its HTTP
-//! exchange (proxy.header and proxy.forwarded in force).
+//! exchange (proxy.header and proxy.forwarded in force), or, for mod_wstunnel
+//! (only a WebSocket opening handshake), with its WebSocket state.
 
 use super::job::{GatewayJob, Start, Wire};
 use super::proxy;
@@ -23,6 +25,7 @@ pub enum Kind {
     FastCgi,
     Scgi,
     Proxy,
+    WsTunnel,
 }
 
 impl Kind {
@@ -31,6 +34,7 @@ impl Kind {
             Kind::FastCgi => "mod_fastcgi",
             Kind::Scgi => "mod_scgi",
             Kind::Proxy => "mod_proxy",
+            Kind::WsTunnel => "mod_wstunnel",
         }
     }
 
@@ -40,6 +44,7 @@ impl Kind {
             Kind::FastCgi => "fastcgi",
             Kind::Scgi => "scgi",
             Kind::Proxy => "proxy",
+            Kind::WsTunnel => "wstunnel",
         }
     }
 
@@ -78,6 +83,12 @@ impl Kind {
                 balance: view.proxy_balance,
                 map_extensions: view.proxy_map_extensions,
                 wire: Wire::Http,
+            },
+            Kind::WsTunnel => Keys {
+                server: view.wstunnel_server,
+                balance: view.wstunnel_balance,
+                map_extensions: view.wstunnel_map_extensions,
+                wire: Wire::WebSocket,
             },
         }
     }
@@ -133,8 +144,8 @@ impl GatewayModule {
         }
         // (checked at start: a value that does not parse cannot be in force)
         let mut t = self.kind.parse(v).ok()?;
-        if self.kind == Kind::Proxy {
-            // lighttpd's mod_proxy clears check-local on every host.
+        if matches!(self.kind, Kind::Proxy | Kind::WsTunnel) {
+            // lighttpd's mod_proxy and mod_wstunnel clear check-local on every host.
             for h in &mut t.hosts {
                 h.check_local = false;
             }
@@ -189,7 +200,12 @@ pub fn check(cfg: &Config, kind: Kind) -> Result<(), String> {
     for s in cfg.blocks.iter().flat_map(|b| &b.settings) {
         let at = format!("{}:{}", s.loc.file, s.loc.line);
         if s.key.eq_ignore_ascii_case(&server) {
-            kind.parse(&s.value).map_err(|e| format!("{at}: {e}"))?;
+            let t = kind.parse(&s.value).map_err(|e| format!("{at}: {e}"))?;
+            if kind == Kind::WsTunnel && t.exts.iter().any(|e| e.authorizer) {
+                return Err(format!(
+                    "{at}: {server} must not define any hosts with attribute \"mode\" = \"authorizer\""
+                ));
+            }
         } else if s.key.eq_ignore_ascii_case(&balance) {
             if let Value::Str(b) = &s.value {
                 Balance::parse(b).map_err(|e| format!("{at}: {balance}: {e}"))?;
@@ -372,6 +388,10 @@ impl GatewayModule {
         if matches!(v, Value::Array(a) if a.is_empty()) {
             return None;
         }
+        if self.kind == Kind::WsTunnel && (auth || !super::wstunnel::wanted(x.base)) {
+            // Not a WebSocket handshake: not mod_wstunnel's (it has no authorizers).
+            return None;
+        }
         let (pool, names) = self.pool(v)?;
         if auth && !pool.table.exts.iter().any(|e| e.authorizer) {
             return None;
@@ -411,6 +431,9 @@ impl GatewayModule {
                 let path = gw.path.to_vec();
                 if self.kind == Kind::Proxy {
                     return Some(self.start_proxy(x, gw, &pool, &names, pick, balance, hkey));
+                }
+                if self.kind == Kind::WsTunnel {
+                    return Some(self.start_wstunnel(x, gw, &pool, pick, balance, hkey));
                 }
                 let how = (wire, balance);
                 return Some(self.start(x, gw, &pool, pick, how, hkey, &path, len));
@@ -533,6 +556,7 @@ impl GatewayModule {
                 key,
                 now: clock_mono,
                 http: None,
+                ws: None,
                 idle: 0,
             });
             match host.authorizer {
@@ -624,6 +648,56 @@ impl GatewayModule {
                 key,
                 now: clock_mono,
                 http: Some(Box::new(proxy::Exchange::new(request, remap))),
+                ws: None,
+                idle,
+            })) as Box<dyn Handler>
+        })
+    }
+
+    /// mod_wstunnel's request: the handshake checked now (a refusal is answered
+    /// without a backend), answered once a backend is connected.
+    fn start_wstunnel(
+        &self,
+        x: &mut HandlerCx,
+        gw: &mut Gateways,
+        pool: &Rc<Pool>,
+        pick: super::Pick,
+        balance: Balance,
+        hkey: Vec<u8>,
+    ) -> Box<dyn Handler> {
+        let view = x.view;
+        let host = pool.host(pick.host);
+        let key = gw.cgi.current;
+        let handshake = super::wstunnel::handshake(x.base, view, x.env.clock.mono);
+        let idle = *view.max_read_idle;
+        let path = gw.path.to_vec();
+        let module = self.kind.module();
+        crate::cgi::with_begin(x, gw, &path, path.len(), |p, view, b| {
+            let (clock, pages) = (p.clock, p.pages);
+            let (mut job, begun) = crate::cgi::begin_socket(p, view, b, module, |_, _| ());
+            for_host(&mut job, host, view);
+            let ws = match (begun, handshake) {
+                (Some(()), Ok(ws)) => ws,
+                (Some(()), Err(status)) => {
+                    // (the connection closes after it, as lighttpd's does)
+                    job.keep_alive = false;
+                    crate::cgi::fail(&mut job, clock, pages, status);
+                    return Box::new(GatewayJob::failed(job)) as Box<dyn Handler>;
+                }
+                (None, _) => return Box::new(GatewayJob::failed(job)) as Box<dyn Handler>,
+            };
+            Box::new(GatewayJob::new(Start {
+                wire: Wire::WebSocket,
+                job,
+                pool: pool.clone(),
+                pick,
+                balance,
+                hkey,
+                env: Default::default(),
+                key,
+                now: clock.mono,
+                http: None,
+                ws: Some(Box::new(ws)),
                 idle,
             })) as Box<dyn Handler>
         })

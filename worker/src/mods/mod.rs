@@ -652,6 +652,7 @@ fn build(name: &str, cfg: &Config) -> Result<Option<Box<dyn Module>>, String> {
         "mod_fastcgi" => Some(Box::new(GatewayModule::new(cfg, Kind::FastCgi)?)),
         "mod_scgi" => Some(Box::new(GatewayModule::new(cfg, Kind::Scgi)?)),
         "mod_proxy" => Some(Box::new(GatewayModule::new(cfg, Kind::Proxy)?)),
+        "mod_wstunnel" => Some(Box::new(GatewayModule::new(cfg, Kind::WsTunnel)?)),
         "mod_status" => Some(Box::new(status::Status::new(cfg))),
         _ => None,
     })
@@ -829,7 +830,10 @@ impl Mods {
     /// mod_proxy) is
     /// loaded: the worker's handlers then register sockets with its poll.
     pub fn connects_backends(&self) -> bool {
-        self.loaded("mod_fastcgi") || self.loaded("mod_scgi") || self.loaded("mod_proxy")
+        self.loaded("mod_fastcgi")
+            || self.loaded("mod_scgi")
+            || self.loaded("mod_proxy")
+            || self.loaded("mod_wstunnel")
     }
 
     fn stage(&self, s: usize) -> impl Iterator<Item = &dyn Module> {

@@ -206,16 +206,7 @@ impl Exchange {
         if !server {
             head.server(job.tag.as_bytes());
         }
-        job.hooks.run(head, &ctx.clock);
-        head.write(&mut job.out);
-        job.status = 101;
-        job.started = true;
-        if let Some(l) = &mut job.log {
-            l.head(101, &job.out.buf[mark..]);
-        }
-        job.hooks.deflate = None;
-        job.framing = Framing::UntilClose;
-        job.keep_alive = false;
+        super::job::send_101(head, &ctx.clock, job, mark);
     }
 
     /// Body bytes by the backend's framing.
