@@ -156,6 +156,27 @@ impl GatewayModule {
         Some((p, names))
     }
 
+    /// Whether the pool of `v`, parsed already, has no key that could take
+    /// `path`: the answer for every static request (asked twice, for the
+    /// authorizers and the responders), found without the pool's handles,
+    /// the balance or the hash key that a claim needs.
+    fn declines(
+        &self,
+        v: &Value,
+        view: &View,
+        map: &[(String, String)],
+        path: &[u8],
+        auth: bool,
+    ) -> bool {
+        let pools = self.pools.borrow();
+        let Some((_, pool, _)) = pools.iter().find(|(k, _, _)| std::ptr::eq(*k, v)) else {
+            return false;
+        };
+        (auth && !pool.table.exts.iter().any(|e| e.authorizer))
+            || (uri_key(pool, map, path, auth).is_none()
+                && !could_select(pool, view, map, path, auth))
+    }
+
     /// proxy.header in force, parsed once per value.
     fn header(&self, v: &Value) -> Rc<proxy::Header> {
         let mut headers = self.headers.borrow_mut();
@@ -392,11 +413,14 @@ impl GatewayModule {
             // Not a WebSocket handshake: not mod_wstunnel's (it has no authorizers).
             return None;
         }
+        let map = keys.map_extensions;
+        if self.declines(v, view, map, gw.path, auth) {
+            return None;
+        }
         let (pool, names) = self.pool(v)?;
         if auth && !pool.table.exts.iter().any(|e| e.authorizer) {
             return None;
         }
-        let map = keys.map_extensions;
         let wire = keys.wire;
         let now = x.env.clock.mono;
         let balance = Balance::parse(keys.balance).unwrap_or(Balance::LeastConnection);
