@@ -669,10 +669,8 @@ impl GatewayJob {
         if self.tunnelling() {
             // A tunnel whose backend failed: what came goes out, then the close
             // (a WebSocket's with a close frame, 1001, unless the client's came).
-            if self.ws.as_ref().is_some_and(|w| !w.decoder.ended) {
-                let mut f = Vec::new();
-                super::wstunnel::close_frame(super::wstunnel::GOING_AWAY, &mut f);
-                cgi::body_bytes_raw(&mut self.job, &f);
+            if let Some(ws) = self.ws.as_ref().filter(|w| !w.decoder.ended) {
+                ws.close(&mut self.job, super::wstunnel::GOING_AWAY);
             }
             self.job.keep_alive = false;
             self.job.stage = Stage::Done;

@@ -156,10 +156,10 @@ impl GatewayModule {
         Some((p, names))
     }
 
-    /// Whether the pool of `v`, parsed already, has no key that could take
-    /// `path`: the answer for every static request (asked twice, for the
-    /// authorizers and the responders), found without the pool's handles,
-    /// the balance or the hash key that a claim needs.
+    /// Whether the pool of `v` has no key that could take `path` (parsed
+    /// first, once; None: `v` does not parse): the answer for every static
+    /// request (asked twice, for the authorizers and the responders), found
+    /// without the pool's handles, the balance or the hash key a claim needs.
     fn declines(
         &self,
         v: &Value,
@@ -167,14 +167,20 @@ impl GatewayModule {
         map: &[(String, String)],
         path: &[u8],
         auth: bool,
-    ) -> bool {
-        let pools = self.pools.borrow();
-        let Some((_, pool, _)) = pools.iter().find(|(k, _, _)| std::ptr::eq(*k, v)) else {
-            return false;
+    ) -> Option<bool> {
+        let find = |pools: &[(*const Value, Rc<Pool>, HostNames)]| {
+            pools.iter().position(|(k, _, _)| std::ptr::eq(*k, v))
         };
-        (auth && !pool.table.exts.iter().any(|e| e.authorizer))
-            || (uri_key(pool, map, path, auth).is_none()
-                && !could_select(pool, view, map, path, auth))
+        if find(&self.pools.borrow()).is_none() {
+            self.pool(v)?;
+        }
+        let pools = self.pools.borrow();
+        let (_, pool, _) = &pools[find(&pools)?];
+        Some(
+            (auth && !pool.table.exts.iter().any(|e| e.authorizer))
+                || (uri_key(pool, map, path, auth).is_none()
+                    && !could_select(pool, view, map, path, auth)),
+        )
     }
 
     /// proxy.header in force, parsed once per value.
@@ -414,13 +420,10 @@ impl GatewayModule {
             return None;
         }
         let map = keys.map_extensions;
-        if self.declines(v, view, map, gw.path, auth) {
+        if self.declines(v, view, map, gw.path, auth)? {
             return None;
         }
         let (pool, names) = self.pool(v)?;
-        if auth && !pool.table.exts.iter().any(|e| e.authorizer) {
-            return None;
-        }
         let wire = keys.wire;
         let now = x.env.clock.mono;
         let balance = Balance::parse(keys.balance).unwrap_or(Balance::LeastConnection);

@@ -73,19 +73,21 @@ pub struct Ws {
 /// hybi-00 among them: 503, as lighttpd answers an unsupported one) and a
 /// Sec-WebSocket-Key (400). Err: the status to answer with.
 pub fn handshake(base: &Base, view: &View, now: u64) -> Result<Ws, u16> {
-    let version = base.header(b"sec-websocket-version").map_or(0, |v| {
-        let digits = v.trim_ascii_start();
-        let n = digits.iter().take_while(|b| b.is_ascii_digit()).count();
-        std::str::from_utf8(&digits[..n])
-            .ok()
-            .and_then(|d| d.parse::<u64>().ok())
-            .unwrap_or(0)
+    // Read as lighttpd's strtol: leading digits (none: 0); negative or past
+    // INT_MAX: 400.
+    let v = base
+        .header(b"sec-websocket-version")
+        .unwrap_or_default()
+        .trim_ascii_start();
+    let (negative, digits) = match v {
+        [b'-', rest @ ..] => (true, rest),
+        _ => (false, v),
+    };
+    let n = digits.iter().take_while(|b| b.is_ascii_digit()).count();
+    let version = digits[..n].iter().fold(0u64, |a, d| {
+        a.saturating_mul(10).saturating_add(u64::from(d - b'0'))
     });
-    if base.header(b"sec-websocket-version").is_some_and(|v| {
-        let v = v.trim_ascii_start();
-        v.first() == Some(&b'-') && v.get(1).is_some_and(u8::is_ascii_digit)
-    }) || version > i32::MAX as u64
-    {
+    if (negative && version > 0) || version > i32::MAX as u64 {
         return Err(400);
     }
     if base.head.host.is_none_or(|h| h.of(base.buf).is_empty()) {
@@ -165,10 +167,12 @@ impl Ws {
 
     /// Bytes from the backend to the client: one frame.
     pub fn backend_bytes(&self, job: &mut Job, d: &[u8]) {
-        let mut h = [0u8; 10];
-        let n = frame_head(self.op, d.len(), &mut h);
-        cgi::body_bytes_raw(job, &h[..n]);
-        cgi::body_bytes_raw(job, d);
+        send(job, self.op, d);
+    }
+
+    /// A close frame with `code` to the client.
+    pub fn close(&self, job: &mut Job, code: u16) {
+        send(job, CLOSE, &code.to_be_bytes());
     }
 
     /// A ping to the client (wstunnel.ping-interval), if one is due at `now`.
@@ -177,11 +181,17 @@ impl Ws {
             return false;
         }
         self.last_ping = now;
-        let mut f = Vec::with_capacity(6);
-        frame(PING, b"ping", &mut f);
-        cgi::body_bytes_raw(job, &f);
+        send(job, PING, b"ping");
         true
     }
+}
+
+/// One frame (FIN set, unmasked) into the job's output.
+fn send(job: &mut Job, op: u8, payload: &[u8]) {
+    let mut h = [0u8; 10];
+    let n = frame_head(op, payload.len(), &mut h);
+    cgi::body_bytes_raw(job, &h[..n]);
+    cgi::body_bytes_raw(job, payload);
 }
 
 /// A frame's head (no mask: the server's frames are not masked) into `h`;
@@ -203,7 +213,7 @@ fn frame_head(op: u8, len: usize, h: &mut [u8; 10]) -> usize {
 }
 
 /// One whole frame (FIN set, unmasked) onto `out`.
-pub fn frame(op: u8, payload: &[u8], out: &mut Vec<u8>) {
+fn frame(op: u8, payload: &[u8], out: &mut Vec<u8>) {
     let mut h = [0u8; 10];
     let n = frame_head(op, payload.len(), &mut h);
     out.extend_from_slice(&h[..n]);
@@ -211,7 +221,7 @@ pub fn frame(op: u8, payload: &[u8], out: &mut Vec<u8>) {
 }
 
 /// A close frame with `code`.
-pub fn close_frame(code: u16, out: &mut Vec<u8>) {
+fn close_frame(code: u16, out: &mut Vec<u8>) {
     frame(CLOSE, &code.to_be_bytes(), out);
 }
 
