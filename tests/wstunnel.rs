@@ -8,65 +8,18 @@
 //! 503), a request that is not a handshake, and a backend that is down.
 
 mod common;
+#[path = "common/tunnel.rs"]
+mod tunnel;
 #[path = "common/websocket.rs"]
 mod websocket;
 
 use common::{wait_until, Server};
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::sync::{Arc, Mutex};
+use std::net::TcpStream;
 use std::time::{Duration, Instant};
+use tunnel::{at_eof, Backend};
 
 const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
-
-/// A TCP backend: "hi" on connect, then what it reads back in capitals; it
-/// closes when it reads "QUIT". `got`: every byte it read, per connection.
-struct Backend {
-    port: u16,
-    got: Arc<Mutex<Vec<Vec<u8>>>>,
-}
-
-impl Backend {
-    fn start() -> Backend {
-        let l = TcpListener::bind("127.0.0.1:0").expect("bind");
-        let port = l.local_addr().expect("addr").port();
-        let got = Arc::new(Mutex::new(Vec::new()));
-        let g = got.clone();
-        std::thread::spawn(move || {
-            for s in l.incoming() {
-                let Ok(mut s) = s else { return };
-                let g = g.clone();
-                std::thread::spawn(move || {
-                    let i = {
-                        let mut v = g.lock().expect("got");
-                        v.push(Vec::new());
-                        v.len() - 1
-                    };
-                    let _ = s.write_all(b"hi");
-                    let mut b = [0u8; 65536];
-                    loop {
-                        let n = match s.read(&mut b) {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => n,
-                        };
-                        g.lock().expect("got")[i].extend_from_slice(&b[..n]);
-                        if b[..n].windows(4).any(|w| w == b"QUIT") {
-                            return;
-                        }
-                        if s.write_all(&b[..n].to_ascii_uppercase()).is_err() {
-                            return;
-                        }
-                    }
-                });
-            }
-        });
-        Backend { port, got }
-    }
-
-    fn received(&self) -> Vec<u8> {
-        self.got.lock().expect("got").concat()
-    }
-}
 
 fn front(backend_port: u16, keys: &str) -> Server {
     Server::start(&format!(
@@ -90,19 +43,7 @@ fn handshake(extra: &str) -> String {
 
 /// Connect and send `req`; the response head.
 fn open(s: &Server, req: &str) -> (TcpStream, String) {
-    let mut c = TcpStream::connect(("127.0.0.1", s.port)).expect("connect");
-    c.set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("timeout");
-    c.write_all(req.as_bytes()).expect("handshake");
-    let mut head = Vec::new();
-    let mut b = [0u8; 1];
-    while common::find(&head, b"\r\n\r\n").is_none() {
-        if c.read(&mut b).expect("head") == 0 {
-            break;
-        }
-        head.push(b[0]);
-    }
-    (c, String::from_utf8_lossy(&head).to_string())
+    tunnel::open(s.port, req.as_bytes())
 }
 
 fn frame_of(c: &mut TcpStream) -> (u8, Vec<u8>) {
@@ -118,11 +59,6 @@ fn text_until(c: &mut TcpStream, want: usize) -> Vec<u8> {
         all.extend(p);
     }
     all
-}
-
-fn at_eof(c: &mut TcpStream) -> bool {
-    let mut rest = Vec::new();
-    matches!(c.read_to_end(&mut rest), Ok(0))
 }
 
 #[test]

@@ -248,24 +248,6 @@ pub fn warnings(blocks: &[Block], effective: &[String], listed: &[String]) -> Ve
             ));
         }
     }
-    // proxy.header "connect": wickd does not tunnel CONNECT (it answers 400).
-    for s in blocks.iter().flat_map(|b| &b.settings) {
-        if !s.key.eq_ignore_ascii_case("proxy.header") {
-            continue;
-        }
-        let Value::Array(items) = &s.value else {
-            continue;
-        };
-        let connect = items.iter().any(|(k, v)| {
-            k.as_deref().is_some_and(|k| k == "connect") && parse_bool(v).unwrap_or(false)
-        });
-        if connect {
-            out.push(format!(
-                "WARNING: {}: proxy.header \"connect\" is not acted on by wickd: it does not tunnel CONNECT requests (they are answered 400)",
-                at(s)
-            ));
-        }
-    }
     // server.feature-flags: a flag wickd does not act on is said, as a key is.
     for s in blocks.iter().flat_map(|b| &b.settings) {
         if !s.key.eq_ignore_ascii_case("server.feature-flags") {

@@ -329,13 +329,14 @@ pub fn parse(buf: &[u8], fields: &mut Vec<Field>) -> Result<Head, ParseError> {
         m if KNOWN_METHODS.contains(&m) => Method::Other,
         _ => return Err(e(501, "unknown method")),
     };
-    if method_b == b"CONNECT" {
-        // authority-form: wickd is not a proxy.
-        return Err(e(400, "CONNECT (not a proxy)"));
-    }
+    let connect = method_b == b"CONNECT";
     let tstart = sp1 + 1;
     let mut abs_host = None;
-    let path = if target_b == b"*" {
+    let path = if connect && (target_b[0] == b':' || target_b[0].is_ascii_digit()) {
+        // authority-form, only as lighttpd's strict parsing lets it through (an
+        // IP address and port, or a bare port): the path keys and conditions see.
+        Span::new(tstart, sp2)
+    } else if target_b == b"*" {
         if method != Method::Options {
             return Err(e(400, "request-target * with a method other than OPTIONS"));
         }
@@ -534,6 +535,14 @@ pub fn parse(buf: &[u8], fields: &mut Vec<Field>) -> Result<Head, ParseError> {
         // Never parsed from a request line: set after the parse (h2/).
         Version::Http2 => false,
     };
+    if connect {
+        if head.body == BodyKind::Chunked {
+            return Err(e(400, "CONNECT with a chunked body"));
+        }
+        // What follows a CONNECT is the tunnel's, never a next request: a
+        // CONNECT that no tunnel takes (405) closes the connection.
+        head.keep_alive = false;
+    }
     Ok(head)
 }
 
@@ -738,6 +747,29 @@ mod tests {
         assert!(p(raw).expect("ok").keep_alive);
         let raw = b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n";
         assert!(!p(raw).expect("ok").keep_alive);
+    }
+
+    /// CONNECT as lighttpd's strict parsing takes it: an IP address and port
+    /// (or a bare port, or a path) is the path; a name, 400; never kept alive.
+    #[test]
+    fn connect_targets() {
+        let raw = b"CONNECT 127.0.0.1:443 HTTP/1.1\r\nHost: a\r\n\r\n";
+        let h = p(raw).expect("ok");
+        assert_eq!(h.path.of(raw), b"127.0.0.1:443");
+        assert!(!h.keep_alive);
+        for ok in [
+            &b"CONNECT :443 HTTP/1.0\r\n\r\n"[..],
+            b"CONNECT /x HTTP/1.0\r\n\r\n",
+        ] {
+            assert!(p(ok).is_ok_and(|h| !h.keep_alive));
+        }
+        for bad in [
+            &b"CONNECT a:443 HTTP/1.1\r\nHost: a\r\n\r\n"[..],
+            b"CONNECT [::1]:443 HTTP/1.1\r\nHost: a\r\n\r\n",
+            b"CONNECT 1:1 HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n",
+        ] {
+            assert_eq!(p(bad).map(|_| 200), Err(400));
+        }
     }
 
     #[test]

@@ -191,6 +191,11 @@ pub fn handle(req: &Req, view: &View, env: &mut Env) -> u16 {
         env.send_head(req.keep_alive, view.server_tag);
         return 200;
     }
+    if head.method == Method::Other && head.method_span.of(req.buf) == b"CONNECT" {
+        // No tunnel took it (mod_proxy with proxy.header "connect"): 405 whether
+        // or not a file has the name, as lighttpd answers.
+        return error(req, view, env, 405);
+    }
     let Some((dirfd, id)) = env.roots.get(view.document_root, env.clock.mono) else {
         return error(req, view, env, 404);
     };

@@ -16,7 +16,8 @@
 //! mod_wstunnel's job answers the WebSocket handshake once connected (wstunnel.rs)
 //! and is a tunnel from then on, with frames on the client's side.
 //!
-//! A proxied 101 makes the job a tunnel: the connection hands it every byte the
+//! A proxied 101, or the 200 to a CONNECT (proxy.header "connect": the backend
+//! connected is the tunnel's other end, as lighttpd's), makes the job a tunnel: the connection hands it every byte the
 //! client sends (`Handler::tunnel`), both directions move as the other side
 //! takes them, and each side's FIN is passed on once what preceded it was
 //! written; the job ends when both directions have ended.
@@ -31,21 +32,23 @@ use std::io;
 use std::rc::Rc;
 use wick_proto::cgienv::EnvBuf;
 
-/// A 101 whose fields are in `head` (made at `job.out.buf[mark..]`'s start):
-/// the module hooks run on it, it goes out, and the job is a tunnel from then
-/// on (no framing, no compression, the connection closes at its end).
-pub(super) fn send_101(
+/// The head that opens a tunnel (a 101, or the 200 to a CONNECT), its fields
+/// in `head` (made at `job.out.buf[mark..]`'s start): the module hooks run on
+/// it, it goes out, and the job is a tunnel from then on (no framing, no
+/// compression, the connection closes at its end).
+pub(super) fn send_switch(
     head: &mut crate::resp_head::ResponseHead,
     clock: &crate::date::Clock,
     job: &mut Job,
     mark: usize,
+    status: u16,
 ) {
     job.hooks.run(head, clock);
     head.write(&mut job.out);
-    job.status = 101;
+    job.status = status;
     job.started = true;
     if let Some(l) = &mut job.log {
-        l.head(101, &job.out.buf[mark..]);
+        l.head(status, &job.out.buf[mark..]);
     }
     job.hooks.deflate = None;
     job.framing = Framing::UntilClose;
@@ -314,6 +317,12 @@ impl GatewayJob {
                 record::params(&mut self.wbuf, pairs);
             }
             Wire::Scgi => crate::scgi::scgi_head(&mut self.wbuf, pairs),
+            Wire::Http if self.http.as_ref().is_some_and(|x| x.connect()) => {
+                // CONNECT: nothing goes before the client's bytes; it hears 200.
+                if let Some(x) = self.http.as_mut() {
+                    x.open_tunnel(ctx, &mut self.job);
+                }
+            }
             Wire::Http => {
                 let body = match self.job.saved.head.body {
                     crate::request::BodyKind::None => None,

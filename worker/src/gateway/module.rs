@@ -183,6 +183,13 @@ impl GatewayModule {
         )
     }
 
+    /// A CONNECT is mod_proxy's to tunnel: proxy.header "connect" is on, and
+    /// the request is HTTP/1.x (an HTTP/2 stream is no byte stream of its own).
+    fn tunnels(&self, x: &HandlerCx) -> bool {
+        x.base.head.version != crate::request::Version::Http2
+            && self.header(x.view.proxy_header).connect
+    }
+
     /// proxy.header in force, parsed once per value.
     fn header(&self, v: &Value) -> Rc<proxy::Header> {
         let mut headers = self.headers.borrow_mut();
@@ -417,6 +424,10 @@ impl GatewayModule {
         }
         if self.kind == Kind::WsTunnel && (auth || !super::wstunnel::wanted(x.base)) {
             // Not a WebSocket handshake: not mod_wstunnel's (it has no authorizers).
+            return None;
+        }
+        if self.kind == Kind::Proxy && x.base.method() == b"CONNECT" && !self.tunnels(x) {
+            // Not forwarded as a request: left to the core's 405.
             return None;
         }
         let map = keys.map_extensions;

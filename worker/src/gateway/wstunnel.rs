@@ -162,7 +162,7 @@ impl Ws {
         }
         head.date(&ctx.clock);
         head.server(job.tag.as_bytes());
-        super::job::send_101(head, &ctx.clock, job, mark);
+        super::job::send_switch(head, &ctx.clock, job, mark, 101);
     }
 
     /// Bytes from the backend to the client: one frame.

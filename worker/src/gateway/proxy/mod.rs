@@ -6,7 +6,8 @@
 //! job's response path (framing for the client, mod_deflate, the response_start
 //! hooks); its body by its own framing (Content-Length, chunked, or up to the
 //! close), so the exchange ends when the body does; a 101 to a request that
-//! asked to upgrade turns the job into a tunnel (the job moves the bytes).
+//! asked to upgrade turns the job into a tunnel (the job moves the bytes), as
+//! does a CONNECT once its backend is connected (no request is sent).
 
 mod opts;
 mod remap;
@@ -79,6 +80,24 @@ impl Exchange {
 
     pub fn tunnel(&self) -> bool {
         matches!(self.state, State::Tunnel)
+    }
+
+    /// A CONNECT (claimed only with proxy.header "connect"): no request goes
+    /// to the backend; the connection to it is the tunnel.
+    pub fn connect(&self) -> bool {
+        self.req.method == "CONNECT"
+    }
+
+    /// The backend is connected: 200 to the CONNECT, then bytes as they come,
+    /// both ways (lighttpd's head: no length, `Connection: close`).
+    pub fn open_tunnel(&mut self, ctx: &mut Ctx, job: &mut Job) {
+        self.state = State::Tunnel;
+        let mark = job.out.buf.len();
+        let head = ctx.resp.begin(job.version, 200);
+        head.add(b"Connection", b"close");
+        head.date(&ctx.clock);
+        head.server(job.tag.as_bytes());
+        super::job::send_switch(head, &ctx.clock, job, mark, 200);
     }
 
     /// Bytes from the backend.
@@ -206,7 +225,7 @@ impl Exchange {
         if !server {
             head.server(job.tag.as_bytes());
         }
-        super::job::send_101(head, &ctx.clock, job, mark);
+        super::job::send_switch(head, &ctx.clock, job, mark, 101);
     }
 
     /// Body bytes by the backend's framing.

@@ -21,7 +21,7 @@ pub struct Header {
     pub https_remap: bool,
     /// Upgrade (WebSocket and others) is passed on, and a 101 tunnels.
     pub upgrade: bool,
-    /// CONNECT: lighttpd tunnels it; wickd does not (a start-up warning says so).
+    /// CONNECT is tunnelled to the backend (otherwise answered 405).
     pub connect: bool,
     /// HTTP/1.0 to the backend (no chunked, no Upgrade, no TE).
     pub force_http10: bool,
