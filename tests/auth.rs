@@ -846,3 +846,24 @@ fn a_cgi_error_handler_keeps_the_challenge() {
     let r = get(&s, "/no-such-file", None);
     assert_eq!((r.status, r.header("www-authenticate")), (404, None));
 }
+
+/// The key "" prefixes every path (lighttpd's reading): the whole site is
+/// behind the login, not left open.
+#[test]
+fn the_empty_key_covers_every_path() {
+    let conf = format!(
+        "{CONF}auth.backend = \"plain\"\nauth.backend.plain.userfile = \"@DIR@/plain\"\n\
+         auth.require = ( \"\" => ( \"method\" => \"basic\", \"realm\" => \"all\", \"require\" => \"valid-user\" ) )\n"
+    );
+    let s = Server::start_with(&conf, &[], |d| {
+        files(d);
+        put(d, "plain", "alice:wonder land\n", 0o644);
+    });
+    for path in ["/public.txt", "/", "/private/secret.txt"] {
+        assert_eq!(get(&s, path, None).status, 401, "{path}");
+    }
+    assert_eq!(
+        get(&s, "/public.txt", Some("alice:wonder land")).status,
+        200
+    );
+}

@@ -216,3 +216,38 @@ proxy.server = ( "/tunnel" => ( ( "host" => "127.0.0.1", "port" => {} ) ) )
     );
     assert!(be.received().is_empty(), "{:?}", be.received());
 }
+
+/// mod_auth comes first: a CONNECT without credentials is 401 and nothing
+/// reaches the backend; with them it is tunnelled.
+#[test]
+fn auth_before_the_tunnel() {
+    let be = Backend::start();
+    let conf = format!(
+        r#"server.document-root = "@DOCROOT@"
+server.bind = "127.0.0.1"
+server.port = @PORT@
+server.errorlog = "@DIR@/error.log"
+server.modules = ("mod_auth", "mod_proxy")
+auth.backend = "plain"
+auth.backend.plain.userfile = "@DIR@/plain"
+auth.require = ( "" => ( "method" => "basic", "realm" => "tunnel", "require" => "valid-user" ) )
+proxy.server = ( "" => ( ( "host" => "127.0.0.1", "port" => {} ) ) )
+{CONNECT_ON}
+"#,
+        be.port
+    );
+    let s = Server::start_with(&conf, &[], |dir| {
+        std::fs::write(dir.join("plain"), "agent:secret\n").expect("write");
+    });
+    let (mut c, head) = open(&s, b"CONNECT 127.0.0.1:9 HTTP/1.1\r\nHost: x\r\n\r\nsneak");
+    assert!(head.starts_with("HTTP/1.1 401 "), "{head}");
+    let _ = c.read_to_end(&mut Vec::new());
+    // ("agent:secret" in base64)
+    let (mut c, head) = open(
+        &s,
+        b"CONNECT 127.0.0.1:9 HTTP/1.1\r\nHost: x\r\nAuthorization: Basic YWdlbnQ6c2VjcmV0\r\n\r\nok",
+    );
+    assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
+    assert_eq!(read_n(&mut c, 4), b"hiOK");
+    assert_eq!(be.received(), b"ok");
+}

@@ -4,7 +4,7 @@
 //! (Digest: `digest.rs`; not with htpasswd files, as in lighttpd).
 //!
 //! Hooks uri_clean. The first auth.require key (in the order written) that
-//! prefixes the URL path decides (case-insensitively with
+//! prefixes the URL path decides (the key "" every path, as in lighttpd) (case-insensitively with
 //! server.force-lowercase-filenames); a path no key prefixes costs a scan of the
 //! list, no allocation, no file access. The user file is read on first use (inside
 //! the sandbox, as server.username: it must be readable by that user, as lighttpd
@@ -1140,7 +1140,7 @@ impl Module for Auth {
         let nocase = *x.view.force_lowercase_filenames;
         let Some(req) = list
             .iter()
-            .find(|r| !r.prefix.is_empty() && prefixed(&x.rq.path, &r.prefix, nocase))
+            .find(|r| prefixed(&x.rq.path, &r.prefix, nocase))
         else {
             return Flow::Go;
         };
