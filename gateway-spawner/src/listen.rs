@@ -313,12 +313,19 @@ mod tests {
     /// the first is gone it still takes them (the kernel's fallback).
     #[test]
     fn tcp_newest_socket_takes_new_connections() {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
-        let addr = Listen::Tcp(std::net::SocketAddr::from(([127, 0, 0, 1], port)));
-        let old = bind_listen(&addr, 64).expect("bind old");
+        // A port found free can be taken by a parallel test before the bind:
+        // then another one.
+        let (port, addr, old) = (0..20)
+            .find_map(|_| {
+                let port = std::net::TcpListener::bind("127.0.0.1:0")
+                    .and_then(|l| l.local_addr())
+                    .ok()?
+                    .port();
+                let addr = Listen::Tcp(std::net::SocketAddr::from(([127, 0, 0, 1], port)));
+                let old = bind_listen(&addr, 64).ok()?;
+                Some((port, addr, old))
+            })
+            .expect("bind old");
         let early: Vec<_> = (0..3)
             .map(|_| std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect"))
             .collect();
