@@ -446,3 +446,99 @@ fn x_sendfile_and_mapped_extensions() {
     assert_eq!(r.status, 200);
     assert_eq!(env_map(&r.body)["SCRIPT_NAME"], "/old.php3");
 }
+
+/// Responses split at their heads: (status, body) of each, in order.
+fn responses(raw: &[u8]) -> Vec<(u16, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut rest = raw;
+    while let Some(end) = common::find(rest, b"\r\n\r\n") {
+        let head = String::from_utf8_lossy(&rest[..end]).to_ascii_lowercase();
+        let status = head.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
+        let len: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length:"))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0);
+        let body = rest[end + 4..(end + 4 + len).min(rest.len())].to_vec();
+        rest = &rest[(end + 4 + len).min(rest.len())..];
+        out.push((status, body));
+    }
+    out
+}
+
+/// Pipelined requests `reqs` on one connection (the last closes it): what came.
+fn pipelined(s: &Server, reqs: &[String]) -> Vec<(u16, Vec<u8>)> {
+    let mut c = TcpStream::connect(("127.0.0.1", s.port)).expect("connect");
+    c.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    c.write_all(reqs.concat().as_bytes()).expect("write");
+    let mut raw = Vec::new();
+    let _ = c.read_to_end(&mut raw);
+    responses(&raw)
+}
+
+/// FCGI_KEEP_CONN: a request that ends whole leaves its connection for the
+/// next request of the same loop turn (pipelined here, with bodies: nothing of
+/// one request reaches the next), and the connection is closed before the
+/// worker sleeps, so a backend is never held by an idle worker.
+#[test]
+fn kept_connections_carry_pipelined_requests() {
+    let be = Responder::tcp();
+    let s = start(&format!("\".php\" => ( {} )", tcp_host(be.port)), "");
+    let mut reqs: Vec<String> = (0..4)
+        .map(|i| {
+            format!(
+                "POST /t.php?mode=echo HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\n\r\nbody-{i}"
+            )
+        })
+        .collect();
+    reqs.push("GET /t.php HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".into());
+    let got = pipelined(&s, &reqs);
+    assert_eq!(got.len(), 5, "{got:?}");
+    for (i, (status, body)) in got[..4].iter().enumerate() {
+        assert_eq!((*status, &body[..]), (200, format!("body-{i}").as_bytes()));
+    }
+    assert_eq!(env_map(&got[4].1)["REQUEST_METHOD"], "GET");
+    let load = |c: &std::sync::atomic::AtomicUsize| c.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(load(&be.requests), 5);
+    assert_eq!(load(&be.connections), 1, "the connection was not kept");
+    assert!(
+        wait_until(Duration::from_secs(2), || load(&be.idle_closed) == 1),
+        "the kept connection was not closed when the worker went idle"
+    );
+}
+
+/// A backend that closes its connection although asked to keep it: the request
+/// given to the closed connection is written again on a new one, and no
+/// client sees an error.
+#[test]
+fn a_backend_that_closes_kept_connections() {
+    let be = Responder::tcp();
+    let s = start(&format!("\".php\" => ( {} )", tcp_host(be.port)), "");
+    // (POSTs too: the backend closed with them unread, so they run once)
+    let mut reqs: Vec<String> = (0..4)
+        .map(|i| match i % 2 {
+            0 => format!("GET /t.php?close=1&n={i} HTTP/1.1\r\nHost: x\r\n\r\n"),
+            _ => format!(
+                "POST /t.php?close=1&mode=echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nn={i}"
+            ),
+        })
+        .collect();
+    reqs.push("GET /t.php?close=1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".into());
+    let got = pipelined(&s, &reqs);
+    assert_eq!(got.len(), 5, "{got:?}");
+    for (i, (status, body)) in got.iter().enumerate() {
+        assert_eq!(*status, 200, "{i}: {}", String::from_utf8_lossy(body));
+        if i % 2 == 1 && i < 4 {
+            assert_eq!(body, format!("n={i}").as_bytes());
+        }
+    }
+    let load = |c: &std::sync::atomic::AtomicUsize| c.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(load(&be.requests), 5);
+    assert_eq!(load(&be.connections), 5);
+    assert!(
+        !s.error_log().contains("closed the connection"),
+        "{}",
+        s.error_log()
+    );
+}

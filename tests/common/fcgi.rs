@@ -43,6 +43,8 @@ pub struct Responder {
     pub connections: Arc<AtomicUsize>,
     /// Responses written to their end (END_REQUEST sent).
     pub finished: Arc<AtomicUsize>,
+    /// Kept connections (FCGI_KEEP_CONN) that wickd closed between requests.
+    pub idle_closed: Arc<AtomicUsize>,
     /// TCP port (0 for a unix socket).
     pub port: u16,
 }
@@ -86,11 +88,13 @@ impl Responder {
         let requests = Arc::new(AtomicUsize::new(0));
         let connections = Arc::new(AtomicUsize::new(0));
         let finished = Arc::new(AtomicUsize::new(0));
-        let (st, rq, cn, fin) = (
+        let idle_closed = Arc::new(AtomicUsize::new(0));
+        let (st, rq, cn, fin, idle) = (
             stop.clone(),
             requests.clone(),
             connections.clone(),
             finished.clone(),
+            idle_closed.clone(),
         );
         let h = std::thread::spawn(move || {
             // Polled every 5 ms; ends (closing the listener) when stopped.
@@ -98,13 +102,8 @@ impl Responder {
                 match accept() {
                     Ok(s) => {
                         cn.fetch_add(1, Ordering::Relaxed);
-                        let rq = rq.clone();
-                        let fin = fin.clone();
-                        std::thread::spawn(move || {
-                            if serve(s, &rq).is_ok() {
-                                fin.fetch_add(1, Ordering::Relaxed);
-                            }
-                        });
+                        let (rq, fin, idle) = (rq.clone(), fin.clone(), idle.clone());
+                        std::thread::spawn(move || serve(s, &rq, &fin, &idle));
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(5)),
                 }
@@ -116,6 +115,7 @@ impl Responder {
             requests,
             connections,
             finished,
+            idle_closed,
             port,
         }
     }
@@ -256,9 +256,37 @@ fn len(b: &[u8], i: &mut usize) -> usize {
     }
 }
 
-fn serve(mut s: Box<dyn Stream>, requests: &AtomicUsize) -> io::Result<()> {
-    s.set_blocking()?;
-    let s = &mut *s;
+/// Requests on one connection: the next one when the request asked to keep it
+/// (FCGI_KEEP_CONN, as libfcgi and php-cgi do), unless its QUERY_STRING has
+/// `close=1` (a backend that closes anyway) or it was an authorizer's.
+fn serve(
+    mut s: Box<dyn Stream>,
+    requests: &AtomicUsize,
+    finished: &AtomicUsize,
+    idle_closed: &AtomicUsize,
+) {
+    if s.set_blocking().is_err() {
+        return;
+    }
+    loop {
+        match serve_one(&mut *s, requests) {
+            Ok(None) => {
+                idle_closed.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            Ok(Some(keep)) => {
+                finished.fetch_add(1, Ordering::Relaxed);
+                if !keep {
+                    return;
+                }
+            }
+            Err(_) => return,
+        }
+    }
+}
+
+/// One request. Ok(None): the connection ended before one began; Ok(Some(keep)).
+fn serve_one(s: &mut dyn Stream, requests: &AtomicUsize) -> io::Result<Option<bool>> {
     let mut params = Vec::new();
     let mut body = Vec::new();
     let mut id = 0;
@@ -268,8 +296,12 @@ fn serve(mut s: Box<dyn Stream>, requests: &AtomicUsize) -> io::Result<()> {
     let mut params_done = false;
     let (mut begin, mut first, mut n, mut fnv) = (0u128, 0u128, 0u64, 0xcbf2_9ce4_8422_2325u64);
     let mut keep = true;
+    let mut keep_conn = false;
     loop {
-        let (kind, rid, c) = read_record(s)?;
+        let (kind, rid, c) = match read_record(s) {
+            Err(e) if begin == 0 && e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
+            r => r?,
+        };
         if begin == 0 {
             begin = now_ms();
         }
@@ -278,6 +310,7 @@ fn serve(mut s: Box<dyn Stream>, requests: &AtomicUsize) -> io::Result<()> {
                 id = rid;
                 role = c.first().map_or(0, |&h| u16::from(h) << 8)
                     | c.get(1).map_or(0, |&l| u16::from(l));
+                keep_conn = c.get(2).is_some_and(|f| f & 1 == 1);
             }
             4 if c.is_empty() && role == 2 => break,
             4 if c.is_empty() => {
@@ -323,7 +356,8 @@ fn serve(mut s: Box<dyn Stream>, requests: &AtomicUsize) -> io::Result<()> {
         env.insert(k, v);
     }
     if role == 2 {
-        return authorize(s, id, &env);
+        // (it reads on for 100 ms: a next request would be taken for a body)
+        return authorize(s, id, &env).map(|()| Some(false));
     }
     let q = env.get("QUERY_STRING").cloned().unwrap_or_default();
     let arg = |name: &str| {
@@ -360,9 +394,9 @@ fn serve(mut s: Box<dyn Stream>, requests: &AtomicUsize) -> io::Result<()> {
             stdout(s, id, b"Content-Type: text/plain\r\n\r\npart of a body")?;
             s.flush()?;
             std::thread::sleep(Duration::from_millis(200));
-            return Ok(()); // closed without END_REQUEST
+            return Ok(Some(false)); // closed without END_REQUEST
         }
-        "diehead" => return Ok(()),
+        "diehead" => return Ok(Some(false)),
         "malformed" => stdout(s, id, b"Content-Type: text/plain\r\nno colon here\r\n\r\nx")?,
         "stderr" => {
             s.write_all(&record(7, id, b"a warning from the backend\n"))?;
@@ -399,7 +433,8 @@ fn serve(mut s: Box<dyn Stream>, requests: &AtomicUsize) -> io::Result<()> {
     }
     s.write_all(&record(6, id, b""))?;
     s.write_all(&record(3, id, &[0, 0, 0, 0, 0, 0, 0, 0]))?;
-    s.flush()
+    s.flush()?;
+    Ok(Some(keep_conn && arg("close") != "1"))
 }
 
 /// The AUTHORIZER role: see the module's comment.

@@ -48,6 +48,8 @@ pub struct Ctx {
     /// The event loop's registry, for handlers with sockets of their own (a
     /// FastCGI backend's, registered under `cgi::pipe_token(key, cgi::BACKEND)`).
     pub registry: Option<mio::Registry>,
+    /// FastCGI connections kept for the next request of this loop turn.
+    pub idle_backends: crate::gateway::Idle,
     /// server.upload-dirs: where request bodies received whole are spooled.
     pub uploads: crate::spool::Uploads,
 }
@@ -104,6 +106,7 @@ impl Ctx {
             grant: None,
             tls: None,
             registry: None,
+            idle_backends: Default::default(),
             uploads,
         }
     }

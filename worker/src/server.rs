@@ -256,6 +256,10 @@ impl Server {
             } else {
                 Duration::from_millis(1000)
             };
+            if !timeout.is_zero() {
+                // About to sleep: no backend stays held by a kept connection.
+                self.ctx.idle_backends.close_all();
+            }
             if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
                 if e.kind() != io::ErrorKind::Interrupted {
                     self.log(format_args!("poll: {e}"));

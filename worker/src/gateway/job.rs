@@ -153,7 +153,20 @@ pub struct GatewayJob {
     idle: u64,
     /// A FastCGI authorizer's request (authorizer.rs): no body, its 200 held.
     auth: Option<Box<Authorizing>>,
+    /// The socket is a FastCGI connection kept from an earlier request
+    /// (socket.rs `Idle`): closed by the backend before any answer, the request
+    /// is written again on a new one (`replay`).
+    reused: bool,
+    /// `wbuf` still holds the request from its first byte (kept so while
+    /// `reused` and nothing was heard, up to `REPLAY_MAX`).
+    whole: bool,
+    /// Connect anew, not to a kept connection (after a replay).
+    fresh: bool,
 }
+
+/// A request on a kept connection is held for a replay up to this size (a
+/// larger body is sent as usual, and a closed connection is then a 502).
+const REPLAY_MAX: usize = 64 << 10;
 
 impl GatewayJob {
     pub(super) fn new(s: Start) -> GatewayJob {
@@ -196,6 +209,9 @@ impl GatewayJob {
             down_shut: false,
             idle: s.idle,
             auth: None,
+            reused: false,
+            whole: true,
+            fresh: false,
         };
         if let Some(pool) = &j.pool {
             pool.begin(s.pick.host);
@@ -241,6 +257,9 @@ impl GatewayJob {
             down_shut: false,
             idle: 0,
             auth: None,
+            reused: false,
+            whole: true,
+            fresh: false,
         }
     }
 
@@ -313,7 +332,9 @@ impl GatewayJob {
                     Some(_) => record::AUTHORIZER,
                     None => record::RESPONDER,
                 };
-                record::begin(&mut self.wbuf, role, false);
+                // FCGI_KEEP_CONN: the connection may serve the next request of
+                // this loop turn (socket.rs `Idle`).
+                record::begin(&mut self.wbuf, role, true);
                 record::params(&mut self.wbuf, pairs);
             }
             Wire::Scgi => crate::scgi::scgi_head(&mut self.wbuf, pairs),
@@ -363,7 +384,22 @@ impl GatewayJob {
             return;
         };
         let token = cgi::pipe_token(self.key, cgi::BACKEND);
-        match Backend::connect(&pool.host(pick.host).addr, reg, token) {
+        let addr = &pool.host(pick.host).addr;
+        if self.wire == Wire::FastCgi && !self.fresh && self.replay_fits() {
+            // (one closed before this request was written to it is no loss)
+            if let Some(mut s) = ctx.idle_backends.take(addr) {
+                if s.open_and_silent() && s.retoken(reg, token).is_ok() {
+                    self.conn = Conn::Up;
+                    self.sock = Some(s);
+                    self.reused = true;
+                    self.since = crate::mods::status::count::now();
+                    self.job.read_ts = ctx.clock.mono;
+                    self.job.write_ts = ctx.clock.mono;
+                    return;
+                }
+            }
+        }
+        match Backend::connect(addr, reg, token) {
             Ok(s) => {
                 self.conn = if s.connecting {
                     Conn::Connecting
@@ -482,6 +518,10 @@ impl GatewayJob {
                     break;
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) if self.replayable() => {
+                    self.replay();
+                    return true;
+                }
                 Err(e) => {
                     // The backend stopped reading (it may have answered already):
                     // the rest of the body is dropped, its response still read.
@@ -504,11 +544,66 @@ impl GatewayJob {
                 }
             }
         }
-        if self.wpos == self.wbuf.len() {
+        let hold = self.reused && !self.heard && self.wbuf.len() <= REPLAY_MAX;
+        if self.wpos == self.wbuf.len() && !hold {
+            self.whole = false;
             self.wbuf.clear();
             self.wpos = 0;
         }
         progress
+    }
+
+    /// The request can be held whole for a replay: a kept connection may
+    /// carry it (a larger body goes on a new connection).
+    fn replay_fits(&self) -> bool {
+        let body = match self.job.saved.head.body {
+            crate::request::BodyKind::None => 0,
+            crate::request::BodyKind::Length(n) => n,
+            crate::request::BodyKind::Chunked => u64::MAX,
+        };
+        body.saturating_add(self.wbuf.len() as u64) <= REPLAY_MAX as u64 / 2
+    }
+
+    /// A kept connection that the backend closed before answering (it may not
+    /// keep connections, or closed an idle one): the whole request is still here.
+    fn replayable(&self) -> bool {
+        self.reused && !self.heard && self.whole
+    }
+
+    /// GET, HEAD, OPTIONS: a request that may run twice.
+    fn idempotent(&self) -> bool {
+        use crate::request::Method;
+        matches!(
+            self.job.saved.head.method,
+            Method::Get | Method::Head | Method::Options
+        )
+    }
+
+    /// Write the request again, on a new connection.
+    fn replay(&mut self) {
+        self.sock = None;
+        self.reused = false;
+        self.fresh = true;
+        self.conn = Conn::None;
+        self.wpos = 0;
+        self.wrote = false;
+        self.blocked = false;
+    }
+
+    /// The request ended whole (END_REQUEST, all of it written, nothing after
+    /// it): its connection is kept for a next request of this loop turn.
+    fn park(&mut self, ctx: &mut Ctx) {
+        if self.wire != Wire::FastCgi
+            || self.reader.pending() > 0
+            || self.wpos < self.wbuf.len()
+            || !self.stdin_end
+            || self.down_eof
+        {
+            return;
+        }
+        if let (Some(pool), Some(p), Some(s)) = (&self.pool, self.pick, self.sock.take()) {
+            ctx.idle_backends.park(&pool.host(p.host).addr, s);
+        }
     }
 
     /// Records from the backend while the client's output has room.
@@ -533,6 +628,12 @@ impl GatewayJob {
                     self.backend_eof(ctx);
                     return Ok(true);
                 }
+                Ok(0) if self.replayable() && self.idempotent() => {
+                    // (the backend may have read it: only a request that may run
+                    // twice is sent again)
+                    self.replay();
+                    return Ok(true);
+                }
                 Ok(0) if self.tunnelling() => {
                     // Passed on to the client once what came before is sent.
                     self.down_eof = true;
@@ -545,6 +646,14 @@ impl GatewayJob {
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(progress),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                // A reset: the backend closed with the request unread.
+                Err(e)
+                    if self.replayable()
+                        && (e.kind() == io::ErrorKind::ConnectionReset || self.idempotent()) =>
+                {
+                    self.replay();
+                    return Ok(true);
+                }
                 Err(e) => {
                     ctx.log.push(format!(
                         "{}: read from backend {} failed: {e}",
@@ -624,6 +733,7 @@ impl GatewayJob {
                     if let (Some(pool), Some(p)) = (&self.pool, self.pick) {
                         pool.answered(p.host, self.since);
                     }
+                    self.park(ctx);
                     self.release();
                     if let Some(a) = self.auth.as_mut().filter(|a| a.granted()) {
                         // Granted: the request runs again once what is queued
@@ -785,6 +895,8 @@ impl GatewayJob {
                     Err(s) => return s,
                 }
             }
+            // A kept connection found closed: the replay connects next round.
+            progress |= self.conn == Conn::None && self.job.stage == Stage::Running;
         }
         if let (Some(sock), Some(reg)) = (self.sock.as_mut(), ctx.registry.as_ref()) {
             if sock.sync(reg, self.blocked).is_err() {

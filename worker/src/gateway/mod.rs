@@ -22,4 +22,4 @@ pub use config::{parse, parse_lenient, Addr, Ext, Host, Table};
 pub use job::{GatewayJob, Wire};
 pub use module::{GatewayModule, Kind};
 pub use pool::{Balance, Pick, Pool};
-pub use socket::Backend;
+pub use socket::{Backend, Idle};

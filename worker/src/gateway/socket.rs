@@ -5,6 +5,12 @@
 //! readable always, writable only while a connect is under way or bytes wait
 //! that the socket refused (a writable socket would otherwise wake the loop for
 //! nothing). Closing it takes it out of the poll set.
+//!
+//! [`Idle`]: FastCGI connections whose request ended (FCGI_KEEP_CONN), for the
+//! next request of the same loop turn. They are closed before the worker
+//! sleeps: a backend that serves one connection at a time (libfcgi, php-cgi)
+//! is never held by a worker that is not using it, so no other worker's
+//! request waits in the backend's listen queue for it.
 
 use super::config::Addr;
 use mio::net::{TcpStream, UnixStream};
@@ -109,6 +115,29 @@ impl Backend {
         }
     }
 
+    /// Steps another connection's handler from now on (a kept connection
+    /// taken for a new request): its interest is registered again under
+    /// `token`, which also reports what is already readable.
+    pub fn retoken(&mut self, reg: &Registry, token: Token) -> io::Result<()> {
+        if token == self.token && !self.writable {
+            return Ok(());
+        }
+        self.token = token;
+        self.writable = false;
+        let i = self.interest();
+        match &mut self.sock {
+            Sock::Tcp(s) => reg.reregister(s, token, i),
+            Sock::Unix(s) => reg.reregister(s, token, i),
+        }
+    }
+
+    /// A kept connection is still open and silent: the backend has not
+    /// closed it (its FIN, or a reset, would be read now) nor sent anything.
+    pub fn open_and_silent(&self) -> bool {
+        let mut b = [0u8; 1];
+        matches!(self.read(&mut b), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+    }
+
     pub fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
         match &self.sock {
             Sock::Tcp(s) => (&*s).read(buf),
@@ -130,5 +159,38 @@ impl Backend {
             Sock::Tcp(s) => (&*s).write(buf),
             Sock::Unix(s) => (&*s).write(buf),
         }
+    }
+}
+
+/// Kept FastCGI connections, by backend address, until the worker sleeps.
+#[derive(Debug, Default)]
+pub struct Idle {
+    kept: Vec<(Addr, Backend)>,
+}
+
+/// Kept connections at most (more are closed at once).
+const IDLE_MAX: usize = 16;
+
+impl Idle {
+    /// Keep `b`, connected to `addr`, for a next request.
+    pub fn park(&mut self, addr: &Addr, b: Backend) {
+        if self.kept.len() < IDLE_MAX {
+            self.kept.push((addr.clone(), b));
+        }
+    }
+
+    /// A kept connection to `addr`, the last parked first.
+    pub fn take(&mut self, addr: &Addr) -> Option<Backend> {
+        let i = self.kept.iter().rposition(|(a, _)| a == addr)?;
+        Some(self.kept.swap_remove(i).1)
+    }
+
+    /// Before the worker sleeps: every kept connection closes.
+    pub fn close_all(&mut self) {
+        self.kept.clear();
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.kept.is_empty()
     }
 }
