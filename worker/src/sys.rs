@@ -315,3 +315,10 @@ pub fn create_excl_in(dirfd: RawFd, name: &std::ffi::CStr) -> io::Result<OwnedFd
     // SAFETY: openat returned a new fd that nothing else owns.
     Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }
+
+/// Let the other runnable processes on this CPU go first (before a poll that
+/// would otherwise sleep: what they do may be the next events).
+pub fn yield_now() {
+    // SAFETY: sched_yield takes no arguments and touches no memory of ours.
+    unsafe { libc::sched_yield() };
+}

@@ -122,6 +122,7 @@ pub fn rules(plan: &Plan, pid: i32) -> Result<Rules, String> {
         &mut r,
         &[
             libc::SYS_futex,           // std's Once/Mutex (contended path only)
+            libc::SYS_sched_yield,     // before a poll that would sleep (server.rs)
             libc::SYS_clock_gettime,   // timeouts, Date (when the vDSO is unusable)
             libc::SYS_getrandom,       // HashMap seeds; TLS key shares and nonces
             libc::SYS_rt_sigreturn,    // return from a signal handler
