@@ -513,8 +513,18 @@ fn kept_connections_carry_pipelined_requests() {
 /// client sees an error.
 #[test]
 fn a_backend_that_closes_kept_connections() {
-    let be = Responder::tcp();
-    let s = start(&format!("\".php\" => ( {} )", tcp_host(be.port)), "");
+    // Over TCP (a kept connection is read first: a FIN may come before the
+    // reset) and over a unix socket (not read: the write or the read fails).
+    let dir = common::TempDir::new();
+    let sock = dir.path().join("app.sock");
+    let tcp = Responder::tcp();
+    backend_closes_kept(&tcp, &tcp_host(tcp.port));
+    let unix = Responder::unix(&sock);
+    backend_closes_kept(&unix, &format!("( \"socket\" => \"{}\" )", sock.display()));
+}
+
+fn backend_closes_kept(be: &Responder, host: &str) {
+    let s = start(&format!("\".php\" => ( {host} )"), "");
     // (POSTs too: the backend closed with them unread, so they run once)
     let mut reqs: Vec<String> = (0..4)
         .map(|i| match i % 2 {

@@ -388,7 +388,7 @@ impl GatewayJob {
         if self.wire == Wire::FastCgi && !self.fresh && self.replay_fits() {
             // (one closed before this request was written to it is no loss)
             if let Some(mut s) = ctx.idle_backends.take(addr) {
-                if s.open_and_silent() && s.retoken(reg, token).is_ok() {
+                if s.may_carry() && s.retoken(reg, token).is_ok() {
                     self.conn = Conn::Up;
                     self.sock = Some(s);
                     self.reused = true;

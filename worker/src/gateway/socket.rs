@@ -131,9 +131,16 @@ impl Backend {
         }
     }
 
-    /// A kept connection is still open and silent: the backend has not
-    /// closed it (its FIN, or a reset, would be read now) nor sent anything.
-    pub fn open_and_silent(&self) -> bool {
+    /// A kept connection may carry a request: the backend has not closed it
+    /// (its FIN, or a reset, would be read now) nor sent anything. A unix
+    /// socket is not read for it: one the backend closed fails the write
+    /// (EPIPE), and one closed with the request unread fails the read
+    /// (ECONNRESET), both before the backend could have seen the request; a
+    /// TCP connection can read as merely ended (a FIN before the reset).
+    pub fn may_carry(&self) -> bool {
+        if let Sock::Unix(_) = self.sock {
+            return true;
+        }
         let mut b = [0u8; 1];
         matches!(self.read(&mut b), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
     }
