@@ -727,6 +727,24 @@ index-file.names = ( "index.php" )
     let (st, body) = get(s.port, "/");
     assert_eq!(st, 200, "{body}");
     assert!(body.contains("sum=42"), "{body}");
+    // Pipelined, POSTs among them: each request after the first goes on the
+    // connection the one before kept (FCGI_KEEP_CONN), as php-cgi allows.
+    let mut c = std::net::TcpStream::connect(("127.0.0.1", s.port)).expect("connect");
+    c.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let mut reqs = String::new();
+    for i in 0..6 {
+        reqs.push_str(&match i % 2 {
+            0 => "GET /index.php HTTP/1.1\r\nHost: x\r\n\r\n".to_string(),
+            _ => "POST /index.php HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 3\r\n\r\na=1".to_string(),
+        });
+    }
+    reqs.push_str("GET /index.php HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    c.write_all(reqs.as_bytes()).expect("pipelined");
+    let mut raw = String::new();
+    let _ = c.read_to_string(&mut raw);
+    assert_eq!(raw.matches("HTTP/1.1 200 OK").count(), 7, "{raw}");
+    assert_eq!(raw.matches("sum=42").count(), 7, "{raw}");
     // php-cgi with PHP_FCGI_CHILDREN=4: its master and four children, all gone
     // at shutdown.
     let spawner = spawner_of(&s);
