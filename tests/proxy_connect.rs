@@ -3,7 +3,8 @@
 //! names), answers 200 itself and carries bytes both ways. The backend is a TCP
 //! server of the test's own (it greets, then echoes in capitals, and records).
 //! Bytes sent with the head and a Content-Length body go first; dribbled bytes,
-//! half-closes from either side and a client that vanishes; the refusals: no
+//! half-closes from either side, a client that vanishes, an idle tunnel closed
+//! at server.max-read-idle, a CONNECT pipelined behind a GET; the refusals: no
 //! switch or no key (405, the connection closed), a name as the authority and a
 //! chunked CONNECT (400), a backend that is down (503).
 
@@ -250,4 +251,52 @@ proxy.server = ( "" => ( ( "host" => "127.0.0.1", "port" => {} ) ) )
     assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
     assert_eq!(read_n(&mut c, 4), b"hiOK");
     assert_eq!(be.received(), b"ok");
+}
+
+/// server.max-read-idle bounds a silent tunnel: a pause just under it keeps
+/// the tunnel, silence past it closes both sides; a CONNECT pipelined behind
+/// a GET, in a request-method condition, is tunnelled after the GET's answer.
+#[test]
+fn idle_tunnels_close_and_pipelined_connect() {
+    let be = Backend::start();
+    let s = Server::start(&format!(
+        r#"server.document-root = "@DOCROOT@"
+server.bind = "127.0.0.1"
+server.port = @PORT@
+server.errorlog = "@DIR@/error.log"
+server.modules = ("mod_proxy")
+server.max-read-idle = 2
+$HTTP["request-method"] == "CONNECT" {{
+  proxy.server = ( "" => ( ( "host" => "127.0.0.1", "port" => {} ) ) )
+  {CONNECT_ON}
+}}
+"#,
+        be.port
+    ));
+    std::fs::write(s.docroot().join("f.txt"), "file\n").expect("write");
+    let (mut c, head) = open(
+        &s,
+        b"GET /f.txt HTTP/1.1\r\nHost: x\r\n\r\nCONNECT 127.0.0.1:9 HTTP/1.1\r\nHost: x\r\n\r\n",
+    );
+    assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
+    assert_eq!(read_n(&mut c, 5), b"file\n");
+    let mut second = Vec::new();
+    while !second.ends_with(b"\r\n\r\n") {
+        second.extend(read_n(&mut c, 1));
+    }
+    let second = String::from_utf8_lossy(&second).to_string();
+    assert!(second.starts_with("HTTP/1.1 200 OK\r\n"), "{second}");
+    assert!(second.contains("Connection: close"), "{second}");
+    assert_eq!(read_n(&mut c, 2), b"hi");
+    std::thread::sleep(Duration::from_millis(1200));
+    c.write_all(b"still").expect("after a pause");
+    assert_eq!(read_n(&mut c, 5), b"STILL");
+    let t = std::time::Instant::now();
+    assert!(at_eof(&mut c), "the silent tunnel was not closed");
+    assert!(
+        t.elapsed() < Duration::from_secs(6),
+        "closed after {:?}",
+        t.elapsed()
+    );
+    assert!(wait_until(Duration::from_secs(2), || be.fins() == 1));
 }
