@@ -196,8 +196,4 @@ impl Idle {
     pub fn close_all(&mut self) {
         self.kept.clear();
     }
-
-    pub fn is_empty(&self) -> bool {
-        self.kept.is_empty()
-    }
 }
