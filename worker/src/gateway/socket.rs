@@ -197,3 +197,40 @@ impl Idle {
         self.kept.clear();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+
+    /// Kept connections are found by address, the last parked first, and all
+    /// close at once; a TCP one the backend closed is not offered as open.
+    #[test]
+    fn idle_connections_by_address() {
+        let poll = mio::Poll::new().expect("poll");
+        let reg = poll.registry();
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = Addr::Tcp(l.local_addr().expect("addr"));
+        let other = Addr::Tcp("127.0.0.1:9".parse().expect("addr"));
+        let a = Backend::connect(&addr, reg, Token(1)).expect("connect");
+        let b = Backend::connect(&addr, reg, Token(2)).expect("connect");
+        let (peer_a, _) = l.accept().expect("accept");
+        let (_peer_b, _) = l.accept().expect("accept");
+        let mut idle = Idle::default();
+        idle.park(&addr, a);
+        idle.park(&addr, b);
+        assert!(idle.take(&other).is_none());
+        let mut got = idle.take(&addr).expect("kept");
+        assert_eq!(got.token, Token(2), "the last parked first");
+        got.retoken(reg, Token(7)).expect("retoken");
+        assert_eq!(got.token, Token(7));
+        let first = idle.take(&addr).expect("kept");
+        assert!(first.may_carry(), "open and silent");
+        drop(peer_a);
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        assert!(!first.may_carry(), "its backend closed it");
+        idle.park(&addr, first);
+        idle.close_all();
+        assert!(idle.take(&addr).is_none());
+    }
+}
