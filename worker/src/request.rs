@@ -562,6 +562,19 @@ pub fn trim(mut v: &[u8]) -> &[u8] {
     v
 }
 
+/// Is `token` one of the comma-separated items of `v` (any case, parameters
+/// after '=' ignored)? Connection, Upgrade, Cache-Control, Vary and the like.
+pub fn has_token(v: &[u8], token: &[u8]) -> bool {
+    v.split(|&c| c == b',').any(|item| {
+        let item = trim(item);
+        let name = match memchr(b'=', item) {
+            Some(i) => &item[..i],
+            None => item,
+        };
+        trim(name).eq_ignore_ascii_case(token)
+    })
+}
+
 /// 1*DIGIT, no sign, no overflow.
 fn parse_length(v: &[u8]) -> Option<u64> {
     if v.is_empty() || v.len() > 19 {

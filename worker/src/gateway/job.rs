@@ -17,10 +17,11 @@
 //! and is a tunnel from then on, with frames on the client's side.
 //!
 //! A proxied 101, or the 200 to a CONNECT (proxy.header "connect": the backend
-//! connected is the tunnel's other end, as lighttpd's), makes the job a tunnel: the connection hands it every byte the
-//! client sends (`Handler::tunnel`), both directions move as the other side
-//! takes them, and each side's FIN is passed on once what preceded it was
-//! written; the job ends when both directions have ended.
+//! connected is the tunnel's other end, as lighttpd's), makes the job a tunnel:
+//! the connection hands it every byte the client sends (`Handler::tunnel`), both
+//! directions move as the other side takes them, and each side's FIN is passed
+//! on once what preceded it was written; the job ends when both directions have
+//! ended.
 
 use super::authorizer::{Authorizing, Fed};
 use super::{Backend, Balance, Pick, Pool};
@@ -154,19 +155,17 @@ pub struct GatewayJob {
     /// A FastCGI authorizer's request (authorizer.rs): no body, its 200 held.
     auth: Option<Box<Authorizing>>,
     /// The socket is a FastCGI connection kept from an earlier request
-    /// (socket.rs `Idle`): closed by the backend before any answer, the request
-    /// is written again on a new one (`replay`).
+    /// (socket.rs `Idle`): `wbuf` keeps the whole request until something is
+    /// heard, and a connection the backend closed before any answer has it
+    /// written again on a new one (`replay`).
     reused: bool,
-    /// `wbuf` still holds the request from its first byte (kept so while
-    /// `reused` and nothing was heard, up to `REPLAY_MAX`).
-    whole: bool,
     /// Connect anew, not to a kept connection (after a replay).
     fresh: bool,
 }
 
-/// A request on a kept connection is held for a replay up to this size (a
-/// larger body is sent as usual, and a closed connection is then a 502).
-const REPLAY_MAX: usize = 64 << 10;
+/// A kept connection carries only a request that fits this (held whole for a
+/// replay); a larger one connects anew.
+const REPLAY_MAX: usize = 32 << 10;
 
 impl GatewayJob {
     pub(super) fn new(s: Start) -> GatewayJob {
@@ -210,7 +209,6 @@ impl GatewayJob {
             idle: s.idle,
             auth: None,
             reused: false,
-            whole: true,
             fresh: false,
         };
         if let Some(pool) = &j.pool {
@@ -258,7 +256,6 @@ impl GatewayJob {
             idle: 0,
             auth: None,
             reused: false,
-            whole: true,
             fresh: false,
         }
     }
@@ -481,8 +478,9 @@ impl GatewayJob {
                 Wire::WebSocket => {
                     if let Some(ws) = self.ws.as_mut() {
                         let mut answers = Vec::new();
-                        // (its end, a close or a broken frame, stays in the decoder)
-                        let _ = ws.decoder.feed(&job.inbuf, &mut self.wbuf, &mut answers);
+                        // (its end, a close or a broken frame, is the decoder's
+                        // `ended`, acted on in `pump`)
+                        ws.decoder.feed(&job.inbuf, &mut self.wbuf, &mut answers);
                         cgi::body_bytes_raw(job, &answers);
                     }
                 }
@@ -544,9 +542,9 @@ impl GatewayJob {
                 }
             }
         }
-        let hold = self.reused && !self.heard && self.wbuf.len() <= REPLAY_MAX;
-        if self.wpos == self.wbuf.len() && !hold {
-            self.whole = false;
+        // (a request on a kept connection is held for a replay: `replay_fits`
+        // bounds it)
+        if self.wpos == self.wbuf.len() && !self.replayable() {
             self.wbuf.clear();
             self.wpos = 0;
         }
@@ -561,13 +559,13 @@ impl GatewayJob {
             crate::request::BodyKind::Length(n) => n,
             crate::request::BodyKind::Chunked => u64::MAX,
         };
-        body.saturating_add(self.wbuf.len() as u64) <= REPLAY_MAX as u64 / 2
+        body.saturating_add(self.wbuf.len() as u64) <= REPLAY_MAX as u64
     }
 
     /// A kept connection that the backend closed before answering (it may not
     /// keep connections, or closed an idle one): the whole request is still here.
     fn replayable(&self) -> bool {
-        self.reused && !self.heard && self.whole
+        self.reused && !self.heard
     }
 
     /// GET, HEAD, OPTIONS: a request that may run twice.

@@ -11,6 +11,7 @@
 use crate::cgi::{self, Job};
 use crate::ctx::Ctx;
 use crate::mods::Base;
+use crate::request::has_token;
 use base64::Engine as _;
 use sha1::{Digest, Sha1};
 use wick_conf::View;
@@ -42,11 +43,6 @@ pub fn wanted(base: &Base) -> bool {
         && base
             .header(b"connection")
             .is_some_and(|v| has_token(v, b"upgrade"))
-}
-
-fn has_token(list: &[u8], token: &[u8]) -> bool {
-    list.split(|&b| b == b',')
-        .any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
 }
 
 /// One tunnel's WebSocket state.
@@ -225,15 +221,6 @@ fn close_frame(code: u16, out: &mut Vec<u8>) {
     frame(CLOSE, &code.to_be_bytes(), out);
 }
 
-/// How the client's side ended.
-#[derive(Debug, PartialEq, Eq)]
-pub enum End {
-    /// It sent a close frame (answered).
-    Closed,
-    /// It broke the protocol (answered with a close frame, 1002).
-    Broken(&'static str),
-}
-
 /// The client's frames, as they come in any pieces.
 #[derive(Debug, Default)]
 pub struct Decoder {
@@ -250,7 +237,8 @@ pub struct Decoder {
     control: Vec<u8>,
     /// Inside a fragmented data message.
     fragmented: bool,
-    /// The client closed or broke the protocol: nothing more is read.
+    /// The client sent a close frame (answered with one) or broke the
+    /// protocol (answered with a close, 1002): nothing more is read.
     pub ended: bool,
     /// How it broke it.
     pub broken: Option<&'static str>,
@@ -258,21 +246,13 @@ pub struct Decoder {
 
 impl Decoder {
     /// Take `input`: data payloads (unmasked) onto `backend`, answers (pong,
-    /// close) onto `client`. Err once the client closed or broke the protocol.
-    pub fn feed(
-        &mut self,
-        mut input: &[u8],
-        backend: &mut Vec<u8>,
-        client: &mut Vec<u8>,
-    ) -> Result<(), End> {
-        if self.ended {
-            return Ok(());
-        }
-        while !input.is_empty() {
+    /// close) onto `client`, until the client's side ends (`ended`).
+    pub fn feed(&mut self, mut input: &[u8], backend: &mut Vec<u8>, client: &mut Vec<u8>) {
+        while !input.is_empty() && !self.ended {
             if self.left == 0 && !self.in_payload() {
                 let used = match self.take_head(input) {
                     Ok(n) => n,
-                    Err(why) => return Err(self.broken(why, client)),
+                    Err(why) => return self.broken(why, client),
                 };
                 input = &input[used..];
                 if !self.in_payload() {
@@ -281,7 +261,7 @@ impl Decoder {
                 }
                 if self.left == 0 {
                     // An empty payload: the frame is whole.
-                    self.frame_done(client)?;
+                    self.frame_done(client);
                     continue;
                 }
             }
@@ -299,10 +279,9 @@ impl Decoder {
                 unmask(&mut backend[start..], self.mask, &mut self.at);
             }
             if self.left == 0 {
-                self.frame_done(client)?;
+                self.frame_done(client);
             }
         }
-        Ok(())
     }
 
     /// A head has been read and its payload is being read.
@@ -336,9 +315,6 @@ impl Decoder {
         }
         let op = b0 & 0x0f;
         let fin = b0 & 0x80 != 0;
-        if b1 & 0x80 == 0 {
-            return Err("a frame from the client is not masked");
-        }
         let len7 = u64::from(b1 & 0x7f);
         let (len, ext) = match len7 {
             126 => (
@@ -392,25 +368,22 @@ impl Decoder {
     }
 
     /// A frame is whole: answer a control frame.
-    fn frame_done(&mut self, client: &mut Vec<u8>) -> Result<(), End> {
+    fn frame_done(&mut self, client: &mut Vec<u8>) {
         self.have = 0;
         match self.op {
             PING => frame(PONG, &self.control, client),
             CLOSE => {
                 self.ended = true;
                 close_frame(NORMAL, client);
-                return Err(End::Closed);
             }
             _ => {}
         }
-        Ok(())
     }
 
-    fn broken(&mut self, why: &'static str, client: &mut Vec<u8>) -> End {
+    fn broken(&mut self, why: &'static str, client: &mut Vec<u8>) {
         self.ended = true;
         self.broken = Some(why);
         close_frame(PROTOCOL_ERROR, client);
-        End::Broken(why)
     }
 }
 
@@ -468,7 +441,8 @@ mod tests {
             let mut d = Decoder::default();
             let (mut up, mut down) = (Vec::new(), Vec::new());
             for piece in wire.chunks(step) {
-                d.feed(piece, &mut up, &mut down).expect("fine");
+                d.feed(piece, &mut up, &mut down);
+                assert!(!d.ended, "step {step}");
             }
             let mut want = b"hello".to_vec();
             want.extend_from_slice(&big);
@@ -485,12 +459,14 @@ mod tests {
         let (mut up, mut down) = (Vec::new(), Vec::new());
         let mut wire = masked(CLOSE, true, &1000u16.to_be_bytes(), [3, 1, 4, 1]);
         wire.extend(masked(TEXT, true, b"after", [1, 2, 3, 4]));
-        assert_eq!(d.feed(&wire, &mut up, &mut down), Err(End::Closed));
+        d.feed(&wire, &mut up, &mut down);
+        assert!(d.ended && d.broken.is_none());
         assert_eq!(down, [0x88, 2, 0x03, 0xe8]);
         assert!(up.is_empty());
         // Nothing after the close is taken.
-        assert_eq!(d.feed(&wire, &mut up, &mut down), Ok(()));
+        d.feed(&wire, &mut up, &mut down);
         assert!(up.is_empty());
+        assert_eq!(down.len(), 4);
     }
 
     #[test]
@@ -512,8 +488,8 @@ mod tests {
         ] {
             let mut d = Decoder::default();
             let (mut up, mut down) = (Vec::new(), Vec::new());
-            let r = d.feed(&wire, &mut up, &mut down);
-            assert!(matches!(r, Err(End::Broken(_))), "{wire:?}: {r:?}");
+            d.feed(&wire, &mut up, &mut down);
+            assert!(d.ended && d.broken.is_some(), "{wire:?}: {:?}", d.broken);
             assert_eq!(&down[..], &[0x88, 2, 0x03, 0xea], "{wire:?}");
         }
     }

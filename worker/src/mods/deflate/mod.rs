@@ -27,7 +27,7 @@ pub mod encoder;
 pub mod stream;
 
 use super::{hook, Module, RespCx, Trigger};
-use crate::request::Method;
+use crate::request::{has_token, Method};
 use crate::resp_head::ResponseHead;
 use crate::stat_cache::{Body as FileBody, FileInfo};
 use accept::Coding;
@@ -326,19 +326,6 @@ pub fn mime_ok(list: &[String], ctype: Option<&[u8]>) -> bool {
             _ => m,
         };
         ct.starts_with(m) || (m == b"application/javascript" && ct.starts_with(b"text/javascript"))
-    })
-}
-
-/// Is `token` one of the comma-separated items of `v` (any case, parameters
-/// after '=' ignored)?
-pub fn has_token(v: &[u8], token: &[u8]) -> bool {
-    v.split(|&c| c == b',').any(|item| {
-        let item = crate::request::trim(item);
-        let name = match memchr::memchr(b'=', item) {
-            Some(i) => &item[..i],
-            None => item,
-        };
-        crate::request::trim(name).eq_ignore_ascii_case(token)
     })
 }
 

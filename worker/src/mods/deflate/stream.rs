@@ -106,8 +106,8 @@ impl Later {
 fn add_vary(h: &mut RespHead) {
     let named = h.fields.iter().any(|(k, v)| {
         k.eq_ignore_ascii_case("vary")
-            && (super::has_token(v.as_bytes(), b"Accept-Encoding")
-                || super::has_token(v.as_bytes(), b"*"))
+            && (crate::request::has_token(v.as_bytes(), b"Accept-Encoding")
+                || crate::request::has_token(v.as_bytes(), b"*"))
     });
     if !named {
         h.fields.push(("Vary".into(), "Accept-Encoding".into()));
