@@ -508,6 +508,54 @@ fn kept_connections_carry_pipelined_requests() {
     );
 }
 
+/// Kept connections on a unix socket, where wickd leaves each answer on the
+/// socket until its next write there (gateway/socket.rs: taken earlier, the
+/// bytes would wake the backend asleep in read for nothing): every answer is
+/// whole, one connection carries them all, and the close is an end the
+/// backend reads, not a reset from bytes left unread.
+#[test]
+fn kept_unix_connections_carry_pipelined_requests() {
+    let dir = common::TempDir::new();
+    let sock = dir.path().join("app.sock");
+    let be = Responder::unix(&sock);
+    let s = start(
+        &format!("\".php\" => ( ( \"socket\" => \"{}\" ) )", sock.display()),
+        "",
+    );
+    let n = 40;
+    let mut reqs: Vec<String> = (0..n - 1)
+        .map(|i| match i % 3 {
+            0 => format!(
+                "POST /t.php?mode=echo HTTP/1.1\r\nHost: x\r\nContent-Length: 7\r\n\r\nbody-{i:02}"
+            ),
+            1 => format!(
+                "GET /t.php?mode=bytes&n={} HTTP/1.1\r\nHost: x\r\n\r\n",
+                1000 * i
+            ),
+            _ => format!("GET /t.php?i={i} HTTP/1.1\r\nHost: x\r\n\r\n"),
+        })
+        .collect();
+    reqs.push("GET /t.php HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".into());
+    let got = pipelined(&s, &reqs);
+    assert_eq!(got.len(), n, "{got:?}");
+    for (i, (status, body)) in got.iter().enumerate() {
+        assert_eq!(*status, 200, "{i}");
+        match i % 3 {
+            _ if i == n - 1 => assert_eq!(env_map(body)["REQUEST_METHOD"], "GET"),
+            0 => assert_eq!(body, format!("body-{i:02}").as_bytes()),
+            1 => assert_eq!(body.len(), 1000 * i, "{i}"),
+            _ => assert_eq!(env_map(body)["QUERY_STRING"], format!("i={i}")),
+        }
+    }
+    let load = |c: &std::sync::atomic::AtomicUsize| c.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(load(&be.requests), n);
+    assert_eq!(load(&be.connections), 1, "the connection was not kept");
+    assert!(
+        wait_until(Duration::from_secs(2), || load(&be.idle_closed) == 1),
+        "the kept connection ended in a reset, or stayed open"
+    );
+}
+
 /// A backend that closes its connection although asked to keep it: the request
 /// given to the closed connection is written again on a new one, and no
 /// client sees an error.

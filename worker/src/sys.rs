@@ -33,6 +33,40 @@ pub fn write(fd: RawFd, b: &[u8]) -> io::Result<usize> {
     retry(|| unsafe { libc::write(fd, b.as_ptr().cast(), b.len()) })
 }
 
+/// SO_PEEK_OFF 0 on a socket: MSG_PEEK reads go on from where the last ended.
+pub fn set_peek_offset(fd: RawFd) -> bool {
+    let zero: libc::c_int = 0;
+    // SAFETY: setsockopt on the caller's socket, an int option of its size.
+    unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_PEEK_OFF,
+            (&zero as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        ) == 0
+    }
+}
+
+/// What a unix stream socket sent that its peer has not taken yet
+/// (SIOCOUTQ): the tests see what wickd leaves on a backend's socket.
+#[cfg(test)]
+pub fn unix_unread(fd: RawFd) -> io::Result<usize> {
+    let mut n: libc::c_int = 0;
+    // SAFETY: TIOCOUTQ (SIOCOUTQ) writes one int to the pointer given.
+    let r = unsafe { libc::ioctl(fd, libc::TIOCOUTQ, &mut n) };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(n as usize)
+}
+
+/// recv(2) with MSG_PEEK: the bytes stay on the socket.
+pub fn recv_peek(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: buf is valid and writable for its length; fd is the caller's socket.
+    retry(|| unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_PEEK) })
+}
+
 /// send(2) without SIGPIPE; `more`: MSG_MORE (more bytes follow at once, so the
 /// kernel may hold a partial segment).
 pub fn send(fd: RawFd, b: &[u8], more: bool) -> io::Result<usize> {

@@ -397,7 +397,11 @@ impl GatewayJob {
             }
         }
         match Backend::connect(addr, reg, token) {
-            Ok(s) => {
+            Ok(mut s) => {
+                if self.wire == Wire::FastCgi {
+                    // (kept for a next request: see socket.rs)
+                    s.peek_reads();
+                }
                 self.conn = if s.connecting {
                     Conn::Connecting
                 } else {
@@ -499,7 +503,9 @@ impl GatewayJob {
     }
 
     fn write(&mut self, ctx: &mut Ctx) -> bool {
-        let Some(s) = &self.sock else { return false };
+        let Some(s) = &mut self.sock else {
+            return false;
+        };
         let mut progress = false;
         self.blocked = false;
         while self.wpos < self.wbuf.len() {
@@ -617,7 +623,7 @@ impl GatewayJob {
             if full || self.conn != Conn::Up || self.down_eof {
                 return Ok(progress);
             }
-            let Some(s) = &self.sock else {
+            let Some(s) = &mut self.sock else {
                 return Ok(progress);
             };
             let n = match s.read(rbuf) {

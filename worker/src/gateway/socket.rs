@@ -6,6 +6,10 @@
 //! that the socket refused (a writable socket would otherwise wake the loop for
 //! nothing). Closing it takes it out of the poll set.
 //!
+//! A FastCGI connection on a unix socket peeks (`peek_reads`): an answer stays
+//! on the socket until our next write there, so that taking it does not wake
+//! the backend, asleep in read(2) by then, for nothing.
+//!
 //! [`Idle`]: FastCGI connections whose request ended (FCGI_KEEP_CONN), for the
 //! next request of the same loop turn. They are closed before the worker
 //! sleeps: a backend that serves one connection at a time (libfcgi, php-cgi)
@@ -13,9 +17,11 @@
 //! request waits in the backend's listen queue for it.
 
 use super::config::Addr;
+use crate::sys;
 use mio::net::{TcpStream, UnixStream};
 use mio::{Interest, Registry, Token};
 use std::io::{self, Read, Write};
+use std::os::fd::AsRawFd;
 
 #[derive(Debug)]
 enum Sock {
@@ -32,6 +38,10 @@ pub struct Backend {
     writable: bool,
     /// A TCP connect not known to be complete.
     pub connecting: bool,
+    /// Reads peek (a kept FastCGI connection on a unix socket, `peek_reads`).
+    peeking: bool,
+    /// Bytes peeked and not yet taken off the socket.
+    owed: usize,
 }
 
 impl Backend {
@@ -47,6 +57,8 @@ impl Backend {
                     token,
                     writable: true,
                     connecting: true,
+                    peeking: false,
+                    owed: 0,
                 };
                 // A connect that completed at once (loopback, as a rule) is
                 // registered for reading only: no second epoll_ctl to drop the
@@ -61,6 +73,8 @@ impl Backend {
                 token,
                 writable: false,
                 connecting: false,
+                peeking: false,
+                owed: 0,
             },
         };
         let i = b.interest();
@@ -137,7 +151,7 @@ impl Backend {
     /// (EPIPE), and one closed with the request unread fails the read
     /// (ECONNRESET), both before the backend could have seen the request; a
     /// TCP connection can read as merely ended (a FIN before the reset).
-    pub fn may_carry(&self) -> bool {
+    pub fn may_carry(&mut self) -> bool {
         if let Sock::Unix(_) = self.sock {
             return true;
         }
@@ -145,10 +159,58 @@ impl Backend {
         matches!(self.read(&mut b), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
     }
 
-    pub fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
+    /// Reads on a unix socket leave the answer in it until the next write
+    /// (or the close): taking bytes off a unix socket wakes its writer if it
+    /// sleeps on the socket, even in read(2) (unix_write_space wakes every
+    /// sleeper, not only POLLOUT ones), and a FastCGI backend sleeps in read
+    /// on a kept connection as soon as it has answered. Taken after our next
+    /// write, which wakes it anyway, the bytes wake nobody.
+    pub fn peek_reads(&mut self) {
+        if let Sock::Unix(s) = &self.sock {
+            self.peeking = sys::set_peek_offset(s.as_raw_fd());
+        }
+    }
+
+    pub fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match &self.sock {
             Sock::Tcp(s) => (&*s).read(buf),
+            Sock::Unix(s) if self.peeking => match sys::recv_peek(s.as_raw_fd(), buf) {
+                Ok(n) => {
+                    self.owed += n;
+                    Ok(n)
+                }
+                Err(e) => {
+                    // The answer goes on later: the backend may wait for room.
+                    if e.kind() == io::ErrorKind::WouldBlock {
+                        self.settle(buf);
+                    }
+                    Err(e)
+                }
+            },
             Sock::Unix(s) => (&*s).read(buf),
+        }
+    }
+
+    /// Take the peeked bytes off the socket, through `scratch`.
+    fn settle(&mut self, scratch: &mut [u8]) {
+        let Sock::Unix(s) = &self.sock else {
+            return;
+        };
+        while self.owed > 0 && !scratch.is_empty() {
+            let n = self.owed.min(scratch.len());
+            match (&*s).read(&mut scratch[..n]) {
+                Ok(0) | Err(_) => break,
+                Ok(got) => self.owed -= got,
+            }
+        }
+        self.owed = 0;
+    }
+
+    /// `settle` where no buffer is at hand: an answer peeked whole is one
+    /// read for most pages, four at most (a peek is one 64 KiB `rbuf`).
+    fn settle_here(&mut self) {
+        if self.owed > 0 {
+            self.settle(&mut [0u8; 16 * 1024]);
         }
     }
 
@@ -161,11 +223,24 @@ impl Backend {
         };
     }
 
-    pub fn write(&self, buf: &[u8]) -> io::Result<usize> {
-        match &self.sock {
-            Sock::Tcp(s) => (&*s).write(buf),
-            Sock::Unix(s) => (&*s).write(buf),
+    pub fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = match &self.sock {
+            Sock::Tcp(s) => (&*s).write(buf)?,
+            Sock::Unix(s) => (&*s).write(buf)?,
+        };
+        if n > 0 {
+            // The backend is awake for these bytes: no sleeper to wake.
+            self.settle_here();
         }
+        Ok(n)
+    }
+}
+
+impl Drop for Backend {
+    /// A backend reads the end of its connection, not a reset (what a close
+    /// with unread bytes gives it).
+    fn drop(&mut self) {
+        self.settle_here();
     }
 }
 
@@ -224,7 +299,7 @@ mod tests {
         assert_eq!(got.token, Token(2), "the last parked first");
         got.retoken(reg, Token(7)).expect("retoken");
         assert_eq!(got.token, Token(7));
-        let first = idle.take(&addr).expect("kept");
+        let mut first = idle.take(&addr).expect("kept");
         assert!(first.may_carry(), "open and silent");
         drop(peer_a);
         std::thread::sleep(std::time::Duration::from_millis(50));
@@ -232,5 +307,48 @@ mod tests {
         idle.park(&addr, first);
         idle.close_all();
         assert!(idle.take(&addr).is_none());
+    }
+
+    fn unsent(s: &std::os::unix::net::UnixStream) -> usize {
+        sys::unix_unread(s.as_raw_fd()).expect("SIOCOUTQ")
+    }
+
+    /// A peeking connection leaves an answer on the socket until its next
+    /// write; mid-answer (nothing more to read yet) it takes what it read, as
+    /// the backend may wait for room; dropped, it takes the rest before the
+    /// close, so the backend reads an end, not a reset.
+    #[test]
+    fn peeked_bytes_are_taken_after_the_next_write() {
+        use std::io::{Read, Write};
+        let poll = mio::Poll::new().expect("poll");
+        let path = std::env::temp_dir().join(format!("wick-peek-{}.sock", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let l = std::os::unix::net::UnixListener::bind(&path).expect("bind");
+        let addr = Addr::Unix(path.clone());
+        let mut b = Backend::connect(&addr, poll.registry(), Token(1)).expect("connect");
+        b.peek_reads();
+        let (mut peer, _) = l.accept().expect("accept");
+        let _ = std::fs::remove_file(&path);
+        let mut buf = [0u8; 64];
+
+        peer.write_all(b"answer").expect("write");
+        assert_eq!(b.read(&mut buf).expect("read"), 6);
+        assert_eq!(&buf[..6], b"answer");
+        assert!(unsent(&peer) > 0, "taken at once");
+        assert_eq!(b.write(b"next").expect("write"), 4);
+        assert_eq!(unsent(&peer), 0, "not taken after the write");
+
+        peer.write_all(b"more").expect("write");
+        assert_eq!(b.read(&mut buf).expect("read"), 4);
+        assert_eq!(&buf[..4], b"more", "a peek went back");
+        assert!(matches!(b.read(&mut buf), Err(e) if e.kind() == io::ErrorKind::WouldBlock));
+        assert_eq!(unsent(&peer), 0, "mid-answer bytes left on the socket");
+
+        peer.write_all(b"tail").expect("write");
+        assert_eq!(b.read(&mut buf).expect("read"), 4);
+        drop(b);
+        let mut got = Vec::new();
+        peer.read_to_end(&mut got).expect("an end, not a reset");
+        assert_eq!(got, b"next");
     }
 }
