@@ -255,3 +255,69 @@ fn a_binary_replaced_on_disk_does_not_reach_new_children() {
     assert_eq!(s.get("/index.html").text(), "hello from wick\n");
     assert!(!s.error_log().contains("status 99"), "{}", s.error_log());
 }
+
+/// The CPUs in /proc/PID/status's Cpus_allowed_list ("0-3,6").
+fn allowed_cpus(pid: u32) -> Vec<usize> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let list = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .unwrap_or("")
+        .trim()
+        .to_string();
+    let mut cpus = Vec::new();
+    for part in list.split(',').filter(|p| !p.is_empty()) {
+        let (a, b) = part.split_once('-').unwrap_or((part, part));
+        if let (Ok(a), Ok(b)) = (a.parse::<usize>(), b.parse::<usize>()) {
+            cpus.extend(a..=b);
+        }
+    }
+    cpus
+}
+
+/// As many workers as CPUs: each worker is bound to a CPU of its own; one
+/// more worker than CPUs: all of them are left to the scheduler.
+#[test]
+fn workers_bind_to_a_cpu_each_when_there_is_one_each() {
+    let cpus = allowed_cpus(std::process::id());
+    if cpus.len() < 2 || cpus.len() > 16 {
+        eprintln!(
+            "skipped: {} CPUs allowed here; binding needs 2 to 16 (as many workers)",
+            cpus.len()
+        );
+        return;
+    }
+    for (count, bound) in [(cpus.len(), true), (cpus.len() + 1, false)] {
+        let conf = CONF.replace(
+            "server.max-worker = 2",
+            &format!("server.max-worker = {count}"),
+        );
+        let s = Server::start_with(&conf, &[], |d| {
+            std::fs::write(d.join("www/index.html"), "hello\n").expect("index");
+        });
+        let kids = workers(&s, count);
+        // (bound between fork and exec: a child still titled as the master may
+        // not be yet)
+        assert!(
+            wait_until(Duration::from_secs(10), || kids
+                .iter()
+                .all(|&p| cmdline(p).starts_with("wickd: worker "))),
+            "workers did not start"
+        );
+        let sets: Vec<Vec<usize>> = kids.iter().map(|&p| allowed_cpus(p)).collect();
+        if bound {
+            let mut each: Vec<usize> = sets.iter().flatten().copied().collect();
+            each.sort_unstable();
+            assert!(sets.iter().all(|c| c.len() == 1), "{sets:?}");
+            assert_eq!(each, cpus, "not one CPU each: {sets:?}");
+        } else {
+            assert!(sets.iter().all(|c| *c == cpus), "{sets:?}");
+        }
+        assert!(
+            !s.error_log().contains("could not be bound"),
+            "{}",
+            s.error_log()
+        );
+        assert_eq!(s.get("/index.html").status, 200);
+    }
+}

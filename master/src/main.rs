@@ -2,6 +2,7 @@
 //! point of every re-executed role (worker, gateway-spawner).
 
 mod accesslog;
+mod affinity;
 mod cli;
 mod config;
 mod counters;

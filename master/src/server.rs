@@ -154,6 +154,8 @@ pub struct Master {
     counters: Option<crate::counters::Counters>,
     /// Why there is no counter page, for the log once it is open.
     counters_failed: Option<String>,
+    /// The CPUs workers are bound to, one each (affinity.rs).
+    cpus: crate::affinity::Cpus,
 }
 
 /// "exited with status 3", "killed by signal 9 (SIGKILL)", with a word on SIGSYS.
@@ -266,6 +268,7 @@ impl Master {
             accesslog: Default::default(),
             tickets: crate::tls::Tickets::new(),
             stapling: Default::default(),
+            cpus: crate::affinity::Cpus::ours(),
         })
     }
 
@@ -429,8 +432,19 @@ impl Master {
         };
         let g = &self.gens[gi];
         let role = spawner_launch::role_of(&g.config, g.workers, slot);
-        let sp =
-            spawn::spawn(role).map_err(|e| format!("starting {} failed: {e}", role.describe()))?;
+        let cpu = match role {
+            Role::Worker { id } => self.cpus.for_worker(id, g.workers),
+            _ => None,
+        };
+        let sp = spawn::spawn(role, cpu)
+            .map_err(|e| format!("starting {} failed: {e}", role.describe()))?;
+        if let Some(cpu) = cpu.filter(|&c| !crate::affinity::bound(sp.pid, c)) {
+            elog!(
+                self.log,
+                "{} could not be bound to CPU {cpu}: the scheduler places it",
+                role.describe()
+            );
+        }
         let key = self.next_child;
         self.next_child += 1;
         let counter_slot = match (role, self.counters.as_mut()) {

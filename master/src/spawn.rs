@@ -108,7 +108,10 @@ pub struct Spawned {
 /// /dev/null, the master's stderr, SIGINT/SIGHUP/SIGUSR1 ignored (the master alone
 /// decides on shutdown, reload and log reopening: a Ctrl-C on the terminal reaches
 /// the whole process group), and SIGKILL when the master dies.
-pub fn spawn(role: Role) -> io::Result<Spawned> {
+/// `cpu`: the child binds itself to it before exec (affinity.rs); a bind the
+/// kernel refuses is left for the caller to notice.
+pub fn spawn(role: Role, cpu: Option<usize>) -> io::Result<Spawned> {
+    let cpus = cpu.and_then(crate::affinity::only);
     let (ours, theirs) = Channel::pair()?;
     let child_fd = theirs.as_raw_fd();
     let master = nix::unistd::getpid().as_raw();
@@ -120,7 +123,7 @@ pub fn spawn(role: Role) -> io::Result<Spawned> {
         .stderr(Stdio::inherit());
     // SAFETY: the closure runs in the forked child before exec and makes only
     // async-signal-safe raw syscalls (dup2, fcntl, sigaction via signal, prctl,
-    // getppid, _exit); it allocates nothing and takes no locks.
+    // getppid, sched_setaffinity, _exit); it allocates nothing and takes no locks.
     unsafe {
         cmd.pre_exec(move || {
             if child_fd == ROLE_IPC_FD {
@@ -148,6 +151,9 @@ pub fn spawn(role: Role) -> io::Result<Spawned> {
             // The master may have died before prctl took effect.
             if libc::getppid() != master {
                 libc::_exit(1);
+            }
+            if let Some(set) = &cpus {
+                let _ = nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), set);
             }
             Ok(())
         });
