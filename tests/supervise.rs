@@ -37,12 +37,18 @@ fn alive(pid: u32) -> bool {
     state(pid).is_some_and(|c| c != 'Z' && c != 'X')
 }
 
+/// The master's `n` workers, once each is past its exec (a child between fork
+/// and exec still shows the master's title; one bound to a busy CPU stays
+/// there a while).
 fn workers(s: &Server, n: usize) -> Vec<u32> {
     let mut kids = Vec::new();
     assert!(
         wait_until(Duration::from_secs(10), || {
             kids = children_of(s.pid());
             kids.len() == n
+                && kids
+                    .iter()
+                    .all(|&p| cmdline(p).starts_with("wickd: worker "))
         }),
         "expected {n} workers, have {kids:?}"
     );
@@ -295,16 +301,10 @@ fn workers_bind_to_a_cpu_each_when_there_is_one_each() {
         let s = Server::start_with(&conf, &[], |d| {
             std::fs::write(d.join("www/index.html"), "hello\n").expect("index");
         });
-        let kids = workers(&s, count);
-        // (bound between fork and exec: a child still titled as the master may
-        // not be yet)
-        assert!(
-            wait_until(Duration::from_secs(10), || kids
-                .iter()
-                .all(|&p| cmdline(p).starts_with("wickd: worker "))),
-            "workers did not start"
-        );
-        let sets: Vec<Vec<usize>> = kids.iter().map(|&p| allowed_cpus(p)).collect();
+        let sets: Vec<Vec<usize>> = workers(&s, count)
+            .iter()
+            .map(|&p| allowed_cpus(p))
+            .collect();
         if bound {
             let mut each: Vec<usize> = sets.iter().flatten().copied().collect();
             each.sort_unstable();
