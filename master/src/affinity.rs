@@ -3,8 +3,8 @@
 //!
 //! Why: a worker the scheduler moves or stacks on a sibling's CPU pays for it in
 //! context switches. Under g2 (FastCGI, 2 workers on 2 CPUs) two unbound workers
-//! often share one CPU and hand it back and forth; bound, they cost 21% less CPU
-//! per request (DESIGN.md). Any other count is left to the scheduler: which
+//! often share one CPU and hand it back and forth; bound, they cost a fifth less
+//! CPU per request (DESIGN.md). Any other count is left to the scheduler: which
 //! worker should share is not ours to guess.
 
 use nix::sched::{sched_getaffinity, CpuSet};
