@@ -386,12 +386,8 @@ impl GatewayJob {
             // (one closed before this request was written to it is no loss)
             if let Some(mut s) = ctx.idle_backends.take(addr) {
                 if s.may_carry() && s.retoken(reg, token).is_ok() {
-                    self.conn = Conn::Up;
-                    self.sock = Some(s);
                     self.reused = true;
-                    self.since = crate::mods::status::count::now();
-                    self.job.read_ts = ctx.clock.mono;
-                    self.job.write_ts = ctx.clock.mono;
+                    self.attach(ctx, s);
                     return;
                 }
             }
@@ -402,19 +398,25 @@ impl GatewayJob {
                     // (kept for a next request: see socket.rs)
                     s.peek_reads();
                 }
-                self.conn = if s.connecting {
-                    Conn::Connecting
-                } else {
-                    Conn::Up
-                };
-                self.sock = Some(s);
-                self.connect_ts = ctx.clock.mono;
-                self.since = crate::mods::status::count::now();
-                self.job.read_ts = ctx.clock.mono;
-                self.job.write_ts = ctx.clock.mono;
+                self.attach(ctx, s);
             }
             Err(e) => self.connect_failed(ctx, &e.to_string()),
         }
+    }
+
+    /// `s` is the request's connection from now on, new or kept; the
+    /// timeouts count from here.
+    fn attach(&mut self, ctx: &Ctx, s: Backend) {
+        self.conn = if s.connecting {
+            Conn::Connecting
+        } else {
+            Conn::Up
+        };
+        self.sock = Some(s);
+        self.connect_ts = ctx.clock.mono;
+        self.since = crate::mods::status::count::now();
+        self.job.read_ts = ctx.clock.mono;
+        self.job.write_ts = ctx.clock.mono;
     }
 
     /// The connect failed: the host is disabled and the next live one tried;

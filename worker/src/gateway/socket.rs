@@ -206,11 +206,12 @@ impl Backend {
         self.owed = 0;
     }
 
-    /// `settle` where no buffer is at hand: an answer peeked whole is one
-    /// read for most pages, four at most (a peek is one 64 KiB `rbuf`).
+    /// `settle` where no buffer is at hand: one the size of what is owed (an
+    /// answer peeked whole is at most one 64 KiB `rbuf`), so one read, and no
+    /// fixed buffer cleared for a few hundred bytes.
     fn settle_here(&mut self) {
         if self.owed > 0 {
-            self.settle(&mut [0u8; 16 * 1024]);
+            self.settle(&mut vec![0u8; self.owed.min(64 << 10)]);
         }
     }
 

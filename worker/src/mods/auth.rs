@@ -4,8 +4,9 @@
 //! (Digest: `digest.rs`; not with htpasswd files, as in lighttpd).
 //!
 //! Hooks uri_clean. The first auth.require key (in the order written) that
-//! prefixes the URL path decides (the key "" every path, as in lighttpd) (case-insensitively with
-//! server.force-lowercase-filenames); a path no key prefixes costs a scan of the
+//! prefixes the URL path decides (case-insensitively with
+//! server.force-lowercase-filenames; the key "" prefixes every path, as in
+//! lighttpd); a path no key prefixes costs a scan of the
 //! list, no allocation, no file access. The user file is read on first use (inside
 //! the sandbox, as server.username: it must be readable by that user, as lighttpd
 //! requires), looked at again at most once a second, re-read when its inode, size
